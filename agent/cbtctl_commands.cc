@@ -1,0 +1,22 @@
+#include "agent/cbtctl_commands.h"
+
+#include <iostream>
+
+namespace cbtd::agent {
+namespace {
+
+// One line per command; the implementation is in cbtctl_<name>.cc.
+constexpr common::Subcommand kCommands[] = {
+    {"version", "print the version", RunVersionCommand},
+};
+
+}  // namespace
+
+std::span<const common::Subcommand> CbtctlCommands() { return kCommands; }
+
+int RunVersionCommand(std::span<char*>) {
+  std::cout << "cbtctl " << CBTD_VERSION << "\n";
+  return common::kExitOk;
+}
+
+}  // namespace cbtd::agent

@@ -1,0 +1,19 @@
+// cbtctl's subcommands. Each lives in agent/cbtctl_<name>.cc and is listed
+// in cbtctl_commands.cc; each takes the arguments after `cbtctl` (args[0] is
+// the command name) and returns an exit code from common/cli.h.
+#ifndef CBTD_AGENT_CBTCTL_COMMANDS_H_
+#define CBTD_AGENT_CBTCTL_COMMANDS_H_
+
+#include <span>
+
+#include "common/cli.h"
+
+namespace cbtd::agent {
+
+std::span<const common::Subcommand> CbtctlCommands();
+
+int RunVersionCommand(std::span<char*> args);
+
+}  // namespace cbtd::agent
+
+#endif  // CBTD_AGENT_CBTCTL_COMMANDS_H_

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything cbtd needs to build, test and run its VM rig, from
+# Debian 12 packages only. Idempotent; run as root.
+#   scripts/setup.sh            build + test dependencies and the VM kernel
+#   scripts/setup.sh --no-vm    skip the VM kernel cache
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+want_vm=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-vm) want_vm=0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 2
+fi
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libdevmapper-dev libaio-dev libboost-program-options-dev
+  libgtest-dev libgmock-dev libzstd-dev libxxhash-dev libssl-dev
+  libsqlite3-dev libsystemd-dev
+  # runtime: LVM, device-mapper tools, filesystems, certificates
+  lvm2 dmsetup thin-provisioning-tools e2fsprogs xfsprogs util-linux
+  openssl
+  # VM test rig
+  qemu-system-x86 busybox-static kmod cpio
+  # tools the tests and the demo use
+  python3 xxd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup.sh: all packages present"
+fi
+
+if [ "$want_vm" = 1 ]; then
+  "$here/../tests/vm/kernel.sh"
+fi
