@@ -1,0 +1,170 @@
+#include "common/exec.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "common/fs.h"
+
+extern char** environ;
+
+namespace cbtd::common {
+namespace {
+
+struct Pipe {
+  int fds[2] = {-1, -1};
+  ~Pipe() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  void Close(int i) {
+    if (fds[i] >= 0) ::close(fds[i]);
+    fds[i] = -1;
+  }
+};
+
+}  // namespace
+
+std::string CommandLine(const std::vector<std::string>& argv) {
+  return absl::StrJoin(argv, " ");
+}
+
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                         const CommandOptions& options) {
+  if (argv.empty()) return absl::InvalidArgumentError("empty command line");
+  Pipe in, out, err;
+  if (::pipe2(in.fds, O_CLOEXEC) != 0 || ::pipe2(out.fds, O_CLOEXEC) != 0 ||
+      ::pipe2(err.fds, O_CLOEXEC) != 0) {
+    return ErrnoStatus(errno, "pipe");
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in.fds[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out.fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err.fds[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Own process group, so a timeout kills the whole tree; default signals.
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                      POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  for (const std::string& e : options.env) env_strings.push_back(e);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (std::string& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+
+  pid_t pid;
+  const int rc = ::posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(),
+                                envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return ErrnoStatus(rc, absl::StrCat("run ", argv[0]));
+  in.Close(0);
+  out.Close(1);
+  err.Close(1);
+
+  CommandResult result;
+  size_t stdin_written = 0;
+  if (options.stdin_data.empty()) in.Close(1);
+  const auto deadline =
+      options.timeout ? std::chrono::steady_clock::now() + *options.timeout
+                      : std::chrono::steady_clock::time_point::max();
+  while (out.fds[0] >= 0 || err.fds[0] >= 0) {
+    pollfd pfds[3];
+    int n = 0;
+    if (out.fds[0] >= 0) pfds[n++] = {out.fds[0], POLLIN, 0};
+    if (err.fds[0] >= 0) pfds[n++] = {err.fds[0], POLLIN, 0};
+    if (in.fds[1] >= 0) pfds[n++] = {in.fds[1], POLLOUT, 0};
+    int wait_ms = -1;
+    if (options.timeout) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    const int ready = ::poll(pfds, n, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      result.timed_out = true;
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (pfds[i].revents == 0) continue;
+      if (pfds[i].fd == in.fds[1]) {
+        const ssize_t w =
+            ::write(in.fds[1], options.stdin_data.data() + stdin_written,
+                    options.stdin_data.size() - stdin_written);
+        if (w > 0) stdin_written += static_cast<size_t>(w);
+        if (w < 0 || stdin_written == options.stdin_data.size()) in.Close(1);
+        continue;
+      }
+      char buf[65536];
+      const ssize_t r = ::read(pfds[i].fd, buf, sizeof(buf));
+      std::string& sink = pfds[i].fd == out.fds[0] ? result.out : result.err;
+      if (r > 0) {
+        sink.append(buf, static_cast<size_t>(r));
+      } else if (r == 0 || errno != EINTR) {
+        if (pfds[i].fd == out.fds[0]) {
+          out.Close(0);
+        } else {
+          err.Close(0);
+        }
+      }
+    }
+  }
+  in.Close(1);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoStatus(errno, "waitpid");
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
+                                         const CommandOptions& options) {
+  absl::StatusOr<CommandResult> r = RunCommand(argv, options);
+  if (!r.ok()) return r.status();
+  if (r->timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("'", CommandLine(argv), "' timed out after ",
+                     options.timeout->count(), " ms"));
+  }
+  if (r->exit_code != 0) {
+    std::string tail(absl::StripTrailingAsciiWhitespace(r->err));
+    if (tail.size() > 2000) tail = "..." + tail.substr(tail.size() - 2000);
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", CommandLine(argv), "' exited with ", r->exit_code,
+                     tail.empty() ? "" : ": ", tail));
+  }
+  return std::move(r->out);
+}
+
+}  // namespace cbtd::common

@@ -1,0 +1,46 @@
+// Runs a program (lvm2, thin_delta, dmsetup, hooks) and captures its output.
+// The only place in cbtd that forks and execs; everything else calls this.
+#ifndef CBTD_COMMON_EXEC_H_
+#define CBTD_COMMON_EXEC_H_
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace cbtd::common {
+
+struct CommandResult {
+  int exit_code = 0;      // exit status, or 128 + signal if it was killed
+  bool timed_out = false;
+  std::string out;        // stdout
+  std::string err;        // stderr
+};
+
+struct CommandOptions {
+  // Extra environment entries "NAME=value", added to the current one.
+  std::vector<std::string> env;
+  // Kill the process (SIGKILL to its process group) after this long.
+  std::optional<std::chrono::milliseconds> timeout;
+  // Written to the child's stdin, which is then closed.
+  std::string stdin_data;
+};
+
+// Runs argv[0] (looked up in PATH) with the arguments. Returns an error only
+// if it could not be started; a non-zero exit is reported in the result.
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                         const CommandOptions& options = {});
+
+// Like RunCommand, but a non-zero exit or timeout becomes an error whose
+// message holds the command line and the last line(s) of its stderr.
+absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
+                                         const CommandOptions& options = {});
+
+// "lvs --reportformat json ..." for messages.
+std::string CommandLine(const std::vector<std::string>& argv);
+
+}  // namespace cbtd::common
+
+#endif  // CBTD_COMMON_EXEC_H_
