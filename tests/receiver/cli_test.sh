@@ -54,7 +54,7 @@ grep -q truncated "$T/err" || fail "no 'truncated' in: $(cat "$T/err")"
 
 # Verify passes, then detects a damaged chunk (exit 4) naming the version.
 "$B/cbt-receiver" verify --vault "$T/vault" > /dev/null || fail "verify failed on a sound vault"
-victim=$(find "$T/vault/chunks" -type f | head -1)
+victim=$(find "$T/vault/chunks" -type f -print -quit)
 printf 'X' | dd of="$victim" bs=1 seek=40 conv=notrunc status=none
 set +e
 "$B/cbt-receiver" verify --vault "$T/vault" > "$T/verify.out"; rc=$?
