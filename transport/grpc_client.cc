@@ -179,16 +179,31 @@ class ClientImpl final : public RemoteClient {
     svc::GetIndexResponse resp;
     if (auto st = FromGrpc(stub_->GetIndex(&ctx, req, &resp)); !st.ok())
       return st;
+    const VersionSummary v = FromProto(resp.version());
     VersionIndex index;
-    index.summary = FromProto(resp.version());
+    index.host = v.source_host;
+    index.volume = v.volume_id;
+    index.version_id = v.version_id;
+    index.base_version_id = v.base_version_id;
+    index.volume_size_bytes = v.volume_size_bytes;
+    index.chunk_size_bytes = v.chunk_size_bytes;
+    index.created_unix_ms = v.created_unix_ms;
+    index.root_hash = v.root_hash;
     for (const auto& raw : resp.chunk_hashes()) {
-      if (raw.empty()) {
-        index.chunks.push_back(std::nullopt);
-        continue;
-      }
       auto h = ChunkHash::FromBytes(raw);
       if (!h.ok()) return h.status();
-      index.chunks.push_back(*h);
+      index.entries.push_back(*h);
+    }
+    // Only an index whose entries hash to its root is usable as a base or
+    // for a restore.
+    if (index.chunk_size_bytes == 0 ||
+        index.entries.size() !=
+            ChunkCount(index.volume_size_bytes, index.chunk_size_bytes) ||
+        ComputeRootHash(index.volume_size_bytes, index.chunk_size_bytes,
+                        index.entries) != index.root_hash) {
+      return absl::DataLossError(absl::StrCat("index of ", host, "/", volume_id,
+                                              "@", version_id,
+                                              " does not match its root hash"));
     }
     return index;
   }

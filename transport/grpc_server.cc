@@ -17,6 +17,7 @@
 #include "transport/grpc_status.h"
 #include "transport/proto/service.grpc.pb.h"
 #include "transport/record_span.h"
+#include "transport/stream_index.h"
 
 namespace cbtd::transport {
 
@@ -41,7 +42,7 @@ constexpr char kIdentityMetadata[] = "cbtd-identity";
 
 // Names used as vault path components must be plain.
 bool IsPlainName(const std::string& s) {
-  if (s.empty() || s.size() > 128 || s == "." || s == "..") return false;
+  if (s.empty() || s.size() > 128 || s[0] == '.') return false;
   for (char c : s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
           c == '.' || c == '@')) {
@@ -55,6 +56,23 @@ std::string NewSessionId() {
   std::random_device rd;
   return absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
 }
+
+}  // namespace
+
+VersionSummary SummaryOf(const VersionIndex& index) {
+  VersionSummary v;
+  v.source_host = index.host;
+  v.volume_id = index.volume;
+  v.version_id = index.version_id;
+  v.base_version_id = index.base_version_id;
+  v.root_hash = index.root_hash;
+  v.volume_size_bytes = index.volume_size_bytes;
+  v.chunk_size_bytes = index.chunk_size_bytes;
+  v.created_unix_ms = index.created_unix_ms;
+  return v;
+}
+
+namespace {
 
 svc::VersionInfo ToProto(const VersionSummary& v) {
   svc::VersionInfo p;
@@ -85,7 +103,7 @@ struct Session {
 
   // Guards the fields below and serializes calls into `backend_session`.
   std::mutex mu;
-  std::unique_ptr<ReceiveSession> backend_session;
+  std::unique_ptr<UploadSession> backend_session;
   uint64_t next_chunk_index = 0;
   uint64_t records_applied = 0;
   std::optional<CommitResult> committed;
@@ -198,9 +216,10 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
                        h.source_host(), "'"));
     }
     if (!IsPlainName(h.volume_id()) || !IsPlainName(h.new_version_id())) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "volume_id and new_version_id must be plain names "
-                          "([A-Za-z0-9._@-], at most 128)");
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "volume_id and new_version_id must be plain names "
+          "([A-Za-z0-9._-], at most 128, not starting with '.')");
     }
     if (h.chunk_size_bytes() == 0 ||
         h.chunk_size_bytes() > options_.max_message_bytes / 2) {
@@ -343,10 +362,8 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     if (!host.ok()) return ToGrpc(host.status());
     auto index = backend_->GetIndex(*host, req->volume_id(), req->version_id());
     if (!index.ok()) return ToGrpc(index.status());
-    *resp->mutable_version() = ToProto(index->summary);
-    for (const auto& c : index->chunks) {
-      resp->add_chunk_hashes(c ? c->ToBytes() : std::string());
-    }
+    *resp->mutable_version() = ToProto(SummaryOf(*index));
+    for (const auto& c : index->entries) resp->add_chunk_hashes(c.ToBytes());
     return grpc::Status::OK;
   }
 
@@ -365,8 +382,8 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     // A chunk is readable only through a version the caller may read:
     // knowing a hash must not be enough to fetch another host's data.
     std::set<ChunkHash> allowed;
-    for (const auto& c : index->chunks) {
-      if (c) allowed.insert(*c);
+    for (const auto& c : index->entries) {
+      if (!IsZeroEntry(c)) allowed.insert(c);
     }
     for (const auto& raw : req->hashes()) {
       auto h = ChunkHash::FromBytes(raw);

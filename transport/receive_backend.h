@@ -8,13 +8,12 @@
 // Errors: INVALID_ARGUMENT (bad record), FAILED_PRECONDITION (base missing or
 // mismatched, version exists), NOT_FOUND, DATA_LOSS, others pass through.
 // Thread-safety: a ReceiveBackend is called from many threads at once; one
-// ReceiveSession is called by one thread at a time (the service serializes).
+// UploadSession is called by one thread at a time (the service serializes).
 #ifndef CBTD_TRANSPORT_RECEIVE_BACKEND_H_
 #define CBTD_TRANSPORT_RECEIVE_BACKEND_H_
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "transport/chunk_hash.h"
 #include "transport/proto/stream.pb.h"
+#include "transport/stream_index.h"
 
 namespace cbtd::transport {
 
@@ -37,11 +37,7 @@ struct VersionSummary {
   int64_t created_unix_ms = 0;
 };
 
-struct VersionIndex {
-  VersionSummary summary;
-  // One entry per chunk; std::nullopt = a zero chunk.
-  std::vector<std::optional<ChunkHash>> chunks;
-};
+VersionSummary SummaryOf(const VersionIndex& index);
 
 struct CommitResult {
   std::string version_id;
@@ -53,9 +49,9 @@ struct CommitResult {
 //   OpenSession -> Apply* -> Commit   (version published, session done)
 //                        \-> Abort    (nothing of it remains visible)
 // Destroying an uncommitted session aborts it.
-class ReceiveSession {
+class UploadSession {
  public:
-  virtual ~ReceiveSession() = default;
+  virtual ~UploadSession() = default;
   // Which of `hashes` the vault already stores (one bool per hash).
   virtual absl::StatusOr<std::vector<bool>> HaveChunks(
       std::span<const ChunkHash> hashes) = 0;
@@ -75,7 +71,7 @@ class ReceiveBackend {
   // Validates `header` against the vault (base id and root hash, version id
   // not yet used) and starts a session. header.source_host is already
   // authorized by the caller.
-  virtual absl::StatusOr<std::unique_ptr<ReceiveSession>> OpenSession(
+  virtual absl::StatusOr<std::unique_ptr<UploadSession>> OpenSession(
       const stream::Header& header) = 0;
   // Committed versions of a host, oldest first; empty volume_id = all.
   virtual absl::StatusOr<std::vector<VersionSummary>> ListVersions(

@@ -36,14 +36,6 @@ inline std::optional<ChunkSpan> SpanOf(const stream::Record& r) {
   }
 }
 
-// Chunks in a volume of `volume_size_bytes` (the last may be short).
-inline uint64_t ChunkCount(uint64_t volume_size_bytes,
-                           uint32_t chunk_size_bytes) {
-  if (chunk_size_bytes == 0) return 0;
-  return volume_size_bytes / chunk_size_bytes +
-         (volume_size_bytes % chunk_size_bytes != 0 ? 1 : 0);
-}
-
 }  // namespace cbtd::transport
 
 #endif  // CBTD_TRANSPORT_RECORD_SPAN_H_
