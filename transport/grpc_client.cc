@@ -104,6 +104,7 @@ class SinkImpl final : public RemoteSink {
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_report_;
   std::mt19937 rng_{std::random_device{}()};
+  std::string open_token_ = absl::StrCat(rng_(), "-", rng_(), "-", rng_());
 };
 
 class ClientImpl final : public RemoteClient {
@@ -342,6 +343,7 @@ absl::Status SinkImpl::OpenNew() {
     client_->Prepare(ctx);
     svc::OpenSessionRequest req;
     *req.mutable_header() = header_;
+    req.set_open_token(open_token_);
     svc::OpenSessionResponse resp;
     last = FromGrpc(stub_->OpenSession(&ctx, req, &resp));
     if (last.ok()) {

@@ -98,6 +98,7 @@ struct Session {
   std::string id;
   std::string owner;  // identity that opened it
   std::string key;    // "host/volume"
+  std::string open_token;
   stream::Header header;
   uint64_t chunk_count = 0;
 
@@ -198,7 +199,12 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
   int port() const { return port_; }
   int open_sessions() {
     std::lock_guard l(table_mu_);
-    return static_cast<int>(sessions_.size());
+    int n = 0;
+    for (const auto& [id, s] : sessions_) {
+      std::lock_guard sl(s->mu);
+      if (!s->committed) ++n;
+    }
+    return n;
   }
 
   // --- RPCs --------------------------------------------------------------
@@ -251,6 +257,16 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     {
       std::lock_guard l(table_mu_);
       if (auto it = by_key_.find(key); it != by_key_.end()) {
+        auto same = sessions_.find(it->second);
+        if (same != sessions_.end() && !req->open_token().empty() &&
+            same->second->owner == *who &&
+            same->second->open_token == req->open_token() &&
+            same->second->header.SerializeAsString() == h.SerializeAsString()) {
+          std::lock_guard sl(same->second->mu);
+          same->second->last_activity = Clock::now();
+          FillResume(*same->second, resp);
+          return grpc::Status::OK;
+        }
         return grpc::Status(
             grpc::StatusCode::FAILED_PRECONDITION,
             absl::StrCat("volume '", h.volume_id(), "' of host '",
@@ -275,6 +291,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
       s->id = NewSessionId();
       s->owner = *who;
       s->key = key;
+      s->open_token = req->open_token();
       s->header = h;
       s->chunk_count = ChunkCount(h.volume_size_bytes(), h.chunk_size_bytes());
       // Reserve the key before the (slow) backend call so a concurrent open
@@ -528,11 +545,11 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
         }
         s.committed = *done;
         s.backend_session.reset();
-        ReleaseKey(s);
         svc::UploadResponse resp;
         resp.mutable_committed()->set_version_id(done->version_id);
         resp.mutable_committed()->set_root_hash(done->root_hash.ToBytes());
         sl.unlock();
+        ReleaseKey(s);  // id and key are immutable: no Session::mu needed
         rw->Write(resp);
         return grpc::Status::OK;
       }

@@ -75,8 +75,8 @@ class ReceiverServer {
   void Shutdown();
   // Blocks until Shutdown() (from another thread or a signal handler path).
   void Wait();
-  // Sessions currently held (streaming or awaiting resume); for tests and
-  // metrics.
+  // Uncommitted sessions currently held (streaming or awaiting resume);
+  // for tests and metrics.
   int open_sessions() const;
 
   class Impl;
