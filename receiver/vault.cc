@@ -14,7 +14,7 @@ namespace cbtd::receiver {
 namespace {
 
 constexpr char kChunkMagic[4] = {'C', 'B', 'T', 'C'};
-constexpr size_t kChunkHeaderBytes = 24;
+constexpr size_t kChunkHeaderBytes = 20;
 constexpr std::string_view kIndexSuffix = ".idx";
 
 void PutLe(std::string& out, uint64_t v, int bytes) {
