@@ -98,6 +98,11 @@ class SinkImpl final : public RemoteSink {
   size_t pending_chunks_ = 0;
   std::deque<InFlight> inflight_;  // sent, not acknowledged
   std::optional<CommitResult> committed_;
+  struct {
+    uint64_t chunk_records = 0;
+    uint64_t payload_bytes = 0;
+    uint64_t raw_bytes = 0;
+  } converted_;          // Chunk records sent as ChunkRef after HaveChunks
   absl::Status failed_;  // sticky
   TokenBucket bucket_;
   SendProgress progress_;
@@ -302,7 +307,22 @@ absl::Status SinkImpl::PutImpl(const stream::Record& r) {
       if (!have_header_) return absl::FailedPreconditionError("no Header");
       if (auto st = FlushPending(); !st.ok()) return st;
       if (committed_) return absl::OkStatus();
-      if (auto st = SendRecord(r); !st.ok()) return st;
+      // The trailer counts what travels: chunks the handshake turned into
+      // references move from the chunk counts to the reference count.
+      stream::Record t = r;
+      stream::Trailer* tr = t.mutable_trailer();
+      if (tr->chunk_records() < converted_.chunk_records ||
+          tr->payload_bytes() < converted_.payload_bytes ||
+          tr->raw_bytes() < converted_.raw_bytes) {
+        return absl::InvalidArgumentError(
+            "trailer counts fewer chunks than the stream carried");
+      }
+      tr->set_chunk_records(tr->chunk_records() - converted_.chunk_records);
+      tr->set_chunk_ref_records(tr->chunk_ref_records() +
+                                converted_.chunk_records);
+      tr->set_payload_bytes(tr->payload_bytes() - converted_.payload_bytes);
+      tr->set_raw_bytes(tr->raw_bytes() - converted_.raw_bytes);
+      if (auto st = SendRecord(std::move(t)); !st.ok()) return st;
       while (!committed_) {
         if (auto st = ReadOne(); !st.ok()) return st;
       }
@@ -422,6 +442,9 @@ absl::Status SinkImpl::FlushPending() {
         stream::Record ref;
         ref.mutable_chunk_ref()->set_chunk_index(r.chunk().chunk_index());
         ref.mutable_chunk_ref()->set_hash(r.chunk().hash());
+        ++converted_.chunk_records;
+        converted_.payload_bytes += r.chunk().payload().size();
+        converted_.raw_bytes += raw;
         r = std::move(ref);
         progress_.bytes_skipped += raw;
       } else {
