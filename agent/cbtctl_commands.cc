@@ -7,6 +7,8 @@ namespace {
 
 // One line per command; the implementation is in cbtctl_<name>.cc.
 constexpr common::Subcommand kCommands[] = {
+    {"send", "write a backup stream of a snapshot or image to stdout",
+     RunSendCommand},
     {"version", "print the version", RunVersionCommand},
 };
 
