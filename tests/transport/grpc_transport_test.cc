@@ -12,6 +12,7 @@
 #include "transport/proto/service.grpc.pb.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_index.h"
+#include "transport/token_bucket.h"
 
 namespace cbtd::transport {
 namespace {
@@ -486,6 +487,53 @@ TEST_F(GrpcTransportTest, CutConnectionsResumeWithinTheWindow) {
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_TRUE(*restored == data);
   EXPECT_EQ(server_->open_sessions(), 0);
+}
+
+TEST_F(GrpcTransportTest, IdleStreamIsCutButSessionResumes) {
+  options_.idle_timeout = std::chrono::milliseconds(300);
+  Restart();
+  std::string data = VolumeBytes(kVolumeBytes, 8);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "idle";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  auto client = Client("hosta");
+  auto sink = client->NewSink();
+  const size_t half = recs.records.size() / 2;
+  for (size_t i = 0; i < half; ++i)
+    ASSERT_TRUE(sink->Put(recs.records[i]).ok());
+  // The sender stalls longer than the idle deadline: the server cuts the
+  // stream but keeps the session.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(server_->open_sessions(), 1);
+  for (size_t i = half; i < recs.records.size(); ++i) {
+    ASSERT_TRUE(sink->Put(recs.records[i]).ok()) << i;
+  }
+  ASSERT_TRUE(sink->Finish().ok());
+  EXPECT_GE(sink->progress().reconnects, 1u);
+  auto restored = RemoteRestore(*client, "", "idle", "v1");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+}
+
+TEST(TokenBucketTest, BwlimitHoldsTheAverageRate) {
+  TokenBucket bucket(1 << 20);  // 1 MiB/s, 1 s of burst
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) bucket.Acquire(256 << 10);  // 2 MiB
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  // 1 MiB of burst, then 1 MiB at 1 MiB/s.
+  EXPECT_GE(secs, 0.9);
+  EXPECT_LT(secs, 3.0);
+  TokenBucket unlimited(0);
+  const auto t0 = std::chrono::steady_clock::now();
+  unlimited.Acquire(1ull << 40);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
 }
 
 }  // namespace
