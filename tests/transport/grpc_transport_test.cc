@@ -446,46 +446,51 @@ TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
 }
 
 TEST_F(GrpcTransportTest, CutConnectionsResumeWithinTheWindow) {
-  CuttingProxy proxy(server_->port(), 20000, 400000, /*max_cuts=*/25,
-                     /*seed=*/42);
-  auto client = Client("hosta", proxy.port());
   std::string data = VolumeBytes(kVolumeBytes, 7);
-  std::string prev;
-  uint64_t reconnects = 0;
+  std::vector<std::string> versions;  // the source bytes of v1, v2, v3
+  auto direct = Client("hosta");
   for (int round = 1; round <= 3; ++round) {
     if (round > 1) {
       for (size_t i = 0; i < data.size(); i += 3 * testing::kTestChunkBytes) {
-        data[i] ^= 0x5a;
+        data[i] = static_cast<char>(data[i] ^ (0x11 * round));
       }
     }
+    // A fresh proxy per round: every backup meets cuts. Each connection is
+    // dropped after 20-300 KB (TLS records and gRPC frames split anywhere),
+    // up to 12 times; a round moves more than 300 KB, so it is cut.
+    CuttingProxy proxy(server_->port(), 20000, 300000, /*max_cuts=*/12,
+                       /*seed=*/round);
+    auto client = Client("hosta", proxy.port());
     const std::string id = absl::StrCat("v", round);
     SendProgress p;
     absl::StatusOr<ProduceResult> r;
     if (round == 1) {
       r = Backup(*client, data, "hosta", "cut", id, nullptr, Whole(data), &p);
     } else {
-      auto base = client->GetIndex("", "cut", prev);
-      // A read cut mid-call is retried by the caller (the agent does too).
-      for (int i = 0; i < 10 && !base.ok(); ++i) {
-        base = client->GetIndex("", "cut", prev);
-      }
+      auto base =
+          direct->GetIndex("", "cut", versions.size() == 1 ? "v1" : "v2");
       ASSERT_TRUE(base.ok()) << base.status();
       r = Backup(*client, data, "hosta", "cut", id, &*base, Whole(data), &p);
     }
     ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.status();
+    std::cerr << "round " << round << ": " << proxy.cuts() << " cuts, "
+              << p.reconnects << " reconnects, " << p.records_resent
+              << " records re-sent, " << p.payload_bytes_sent
+              << " payload bytes on the wire\n";
+    EXPECT_GT(proxy.cuts(), 0) << "round " << round;
+    EXPECT_GT(p.reconnects, 0u) << "round " << round;
     // Per reconnect, at most one window of records is sent again.
     EXPECT_LE(p.records_resent, p.reconnects * options_.window_records);
-    reconnects += p.reconnects;
-    prev = id;
+    versions.push_back(data);
   }
-  EXPECT_GT(proxy.cuts(), 0);
-  EXPECT_GT(reconnects, 0u);
   // Each version committed exactly once, and complete.
   EXPECT_EQ(vault_.commits(), 3);
-  auto direct = Client("hosta");
-  auto restored = RemoteRestore(*direct, "hosta", "cut", "v3");
-  ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_TRUE(*restored == data);
+  for (int v = 1; v <= 3; ++v) {
+    auto restored =
+        RemoteRestore(*direct, "hosta", "cut", absl::StrCat("v", v));
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_TRUE(*restored == versions[v - 1]) << "v" << v;
+  }
   EXPECT_EQ(server_->open_sessions(), 0);
 }
 
@@ -518,6 +523,34 @@ TEST_F(GrpcTransportTest, IdleStreamIsCutButSessionResumes) {
   auto restored = RemoteRestore(*client, "", "idle", "v1");
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_TRUE(*restored == data);
+}
+
+TEST_F(GrpcTransportTest, ManyHostsConcurrentlyEachOnItsOwnVolume) {
+  constexpr int kSenders = 6;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(kSenders);
+  for (int i = 0; i < kSenders; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string host = i % 2 ? "hostb" : "hosta";
+      auto client = Client(host);
+      const std::string data = VolumeBytes(kVolumeBytes, 100 + i);
+      auto r = Backup(*client, data, host, absl::StrCat("vol", i), "v1",
+                      nullptr, Whole(data));
+      if (!r.ok()) {
+        results[i] = r.status();
+        return;
+      }
+      auto restored = RemoteRestore(*client, "", absl::StrCat("vol", i), "v1");
+      if (!restored.ok()) {
+        results[i] = restored.status();
+      } else if (*restored != data) {
+        results[i] = absl::DataLossError("restored bytes differ");
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kSenders; ++i) EXPECT_TRUE(results[i].ok()) << results[i];
+  EXPECT_EQ(vault_.commits(), kSenders);
 }
 
 TEST(TokenBucketTest, BwlimitHoldsTheAverageRate) {
