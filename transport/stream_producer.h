@@ -37,7 +37,7 @@
 namespace cbtd::transport {
 
 // Default chunk size; docs/vault.md records the measurement behind it.
-inline constexpr uint32_t kDefaultChunkBytes = 1u << 20;
+inline constexpr uint32_t kDefaultChunkBytes = 256u << 10;
 
 struct ProducerOptions {
   std::string host;
