@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/cbtctl_commands.h"
+#include "agent/cbtctl_send_remote.h"
 #include "common/fs.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
@@ -83,6 +84,7 @@ int RunSendCommand(std::span<char*> args) {
       "window", po::value<size_t>()->default_value(16), "chunks in flight")(
       "output,o", po::value<std::string>(), "write here instead of stdout")(
       "help,h", "show help");
+  AddRemoteSendOptions(desc);
   po::positional_options_description pos;
   pos.add("source", 1);
   po::variables_map vm;
@@ -146,6 +148,10 @@ int RunSendCommand(std::span<char*> args) {
   opts.threads = vm["threads"].as<int>();
   opts.window_chunks = vm["window"].as<size_t>();
 
+  if (vm.count("to")) {
+    return RunRemoteSend(vm, **source, *changed, *zeroed,
+                         base ? &*base : nullptr, opts);
+  }
   int fd = 1;
   std::string out_name = "stdout";
   if (vm.count("output")) {

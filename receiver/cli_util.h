@@ -50,6 +50,7 @@ int RunRestore(std::span<char*> args);
 int RunVerify(std::span<char*> args);
 int RunPrune(std::span<char*> args);
 int RunGc(std::span<char*> args);
+int RunServe(std::span<char*> args);  // cli_serve.cc
 
 }  // namespace cbtd::receiver
 
