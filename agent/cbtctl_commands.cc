@@ -8,6 +8,8 @@ namespace {
 // One line per command; the implementation is in cbtctl_<name>.cc.
 constexpr common::Subcommand kCommands[] = {
     {"version", "print the version", RunVersionCommand},
+    {"snapshot", "create, list and remove snapshots directly (no daemon)",
+     RunSnapshotCommand},
 };
 
 }  // namespace

@@ -13,6 +13,7 @@ namespace cbtd::agent {
 std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
+int RunSnapshotCommand(std::span<char*> args);
 
 }  // namespace cbtd::agent
 
