@@ -35,7 +35,8 @@ constexpr char kUsage[] =
     "      --pool-limit PCT         refuse above this thin pool fill (80)\n"
     "      --cow-percent PCT        COW size of thick snapshots (20)\n"
     "      --cow-size BYTES         fixed COW size instead (suffix k/M/G)\n"
-    "      --no-hold                do not suspend devices (unsafe; demo)\n"
+    "      --sequential             one lvcreate per member, no common\n"
+    "                               instant (needed with thick members)\n"
     "  discover VOLUME...           what a volume is and whether it can be\n"
     "                               snapshotted\n"
     "  list [VG]                    cbtd's snapshots\n"
@@ -237,8 +238,8 @@ int RunSnapshotCommand(std::span<char*> args) {
       if (!(v = value()) || !(policy.cow_size_bytes = ParseBytes(*v))) {
         return Usage("bad --cow-size");
       }
-    } else if (a == "--no-hold") {
-      group.hold_io = false;
+    } else if (a == "--sequential") {
+      group.sequential = true;
     } else if (a == "--keep") {
       if (!(v = value())) return Usage("--keep needs VG/NAME");
       keep.insert(*v);

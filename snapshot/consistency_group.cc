@@ -155,9 +155,25 @@ absl::Status RunHooks(Host& host, const std::vector<std::string>& hooks,
   return absl::OkStatus();
 }
 
-// Freeze, hold, frozen-hooks, snapshot all, release. Fills `out`.
-absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
-                       const std::vector<std::string>& names,
+// Points thin snapshot `snap_id` at the current content of thin device
+// `origin_id`. The origin must be suspended (dm-thin's rule for
+// create_snap) and the snapshot inactive. If create_snap fails after the
+// delete, an empty thin device takes the id back so that lvm2's metadata
+// still matches the pool and lvremove works.
+absl::Status RetakeThinSnapshot(DeviceMapper& dm, const std::string& pool,
+                                uint64_t snap_id, uint64_t origin_id) {
+  absl::Status st = dm.Message(pool, absl::StrCat("delete ", snap_id));
+  if (!st.ok()) return st;
+  st = dm.Message(pool, absl::StrCat("create_snap ", snap_id, " ", origin_id));
+  if (!st.ok()) (void)dm.Message(pool, absl::StrCat("create_thin ", snap_id));
+  return st;
+}
+
+// The window for the thin members: freeze, hold, frozen-hooks, re-take
+// every thin snapshot, release. `thin` indexes out.members.
+absl::Status RunWindow(DeviceMapper& dm, Host& host,
+                       const std::vector<size_t>& thin,
+                       const std::vector<uint64_t>& snap_ids,
                        const std::vector<std::string>& env,
                        const GroupOptions& options, GroupSnapshot& out) {
   const Clock::time_point start = Clock::now();
@@ -169,13 +185,14 @@ absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
         "the window exceeded the freeze bound of ",
         options.freeze_bound.count(),
         " ms: the watchdog resumed I/O and thawed the filesystems; no "
-        "snapshot is kept. Find what hung (hooks, lvm2 locks) or raise the "
+        "snapshot is kept. Find what hung (hooks, devices) or raise the "
         "bound"));
   };
 
   absl::Status st;
   std::set<std::string> seen_mounts;
-  for (const VolumeInfo& v : out.members) {
+  for (size_t i : thin) {
+    const VolumeInfo& v = out.members[i];
     absl::StatusOr<std::vector<std::string>> mps =
         host.MountPoints(v.major, v.minor);
     if (!mps.ok()) {
@@ -189,33 +206,24 @@ absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
     }
     if (!st.ok()) break;
   }
-  if (st.ok() && options.hold_io) {
-    for (const VolumeInfo& v : out.members) {
-      st = hold.Suspend(v.dm_name);
-      if (!st.ok()) break;
-    }
+  for (size_t k = 0; st.ok() && k < thin.size(); ++k) {
+    st = hold.Suspend(out.members[thin[k]].dm_name);
   }
   if (st.ok()) {
     st = RunHooks(host, options.frozen_hooks, env, "frozen",
                   options.hook_timeout);
   }
-  for (size_t i = 0; st.ok() && i < out.members.size(); ++i) {
+  for (size_t k = 0; st.ok() && k < thin.size(); ++k) {
     st = expired();
     if (!st.ok()) break;
-    absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
-        snapshotter.Create(out.members[i], names[i]);
-    if (!snap.ok()) {
-      st = snap.status();
-      break;
-    }
-    out.snapshots.push_back(*std::move(snap));
+    const VolumeInfo& v = out.members[thin[k]];
+    st = RetakeThinSnapshot(dm, v.pool_dm_name, snap_ids[k], *v.thin_id);
   }
   absl::Status released = hold.ReleaseAll();
   watchdog.Stop();
   out.window = std::chrono::duration_cast<std::chrono::milliseconds>(
       Clock::now() - start);
-  // The watchdog's verdict wins: whatever else failed, it was caused by or
-  // raced with the forced release.
+  // The watchdog's verdict wins: whatever else failed raced with it.
   if (absl::Status w = expired(); !w.ok()) {
     return st.ok() ? w
                    : absl::Status(w.code(), absl::StrCat(w.message(), " (",
@@ -223,6 +231,62 @@ absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
   }
   if (!st.ok()) return st;
   return released;
+}
+
+// Everything between the pre-hooks and the post-hooks.
+absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
+                             Host& host, const std::vector<std::string>& names,
+                             const std::vector<std::string>& env,
+                             const GroupOptions& options, GroupSnapshot& out) {
+  out.snapshots.resize(out.members.size());
+  if (options.sequential) {
+    for (size_t i = 0; i < out.members.size(); ++i) {
+      absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+          snapshotter.Create(out.members[i], names[i]);
+      if (!snap.ok()) return snap.status();
+      out.snapshots[i] = *std::move(snap);
+    }
+    return absl::OkStatus();
+  }
+  std::vector<size_t> thin;
+  std::vector<uint64_t> snap_ids;
+  for (size_t i = 0; i < out.members.size(); ++i) {
+    if (out.members[i].kind != VolumeKind::kThinLv) continue;
+    absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+        snapshotter.Create(out.members[i], names[i], /*activate=*/false);
+    if (!snap.ok()) return snap.status();
+    out.snapshots[i] = *std::move(snap);
+    absl::StatusOr<SnapshotInfo> info =
+        snapshotter.Get(out.members[i].vg, names[i]);
+    if (!info.ok()) return info.status();
+    if (!info->thin_id.has_value() || !out.members[i].thin_id.has_value()) {
+      return absl::InternalError(absl::StrCat("lvs reported no thin id for ",
+                                              info->FullName(), " or ",
+                                              out.members[i].path));
+    }
+    if (info->active) {  // lvm.conf may disable the activation-skip flag
+      absl::Status st = snapshotter.Deactivate(info->vg, info->name);
+      if (!st.ok()) return st;
+    }
+    thin.push_back(i);
+    snap_ids.push_back(*info->thin_id);
+  }
+  if (!thin.empty()) {
+    absl::Status st = RunWindow(dm, host, thin, snap_ids, env, options, out);
+    if (!st.ok()) return st;
+    for (size_t i : thin) {
+      st = snapshotter.Activate(out.members[i].vg, names[i]);
+      if (!st.ok()) return st;
+    }
+  }
+  for (size_t i = 0; i < out.members.size(); ++i) {
+    if (out.members[i].kind == VolumeKind::kThinLv) continue;
+    absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+        snapshotter.Create(out.members[i], names[i]);
+    if (!snap.ok()) return snap.status();
+    out.snapshots[i] = *std::move(snap);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -247,6 +311,18 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   if (absl::Status st = snapshotter.CheckCanSnapshot(out.members); !st.ok()) {
     return st;
   }
+  if (out.members.size() > 1 && !options.sequential) {
+    for (const VolumeInfo& v : out.members) {
+      if (v.kind == VolumeKind::kThinLv) continue;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "group ", options.group_name, ": ", v.path,
+          " is a thick LV; lvm2 snapshots thick LVs one command at a time, "
+          "so the group cannot be captured at one instant "
+          "(docs/snapshots.md). Use thin LVs, or accept per-volume "
+          "consistency with --sequential (and quiesce writers with a "
+          "pre-hook)"));
+    }
+  }
   const auto when = options.when.value_or(std::chrono::system_clock::now());
   std::vector<std::string> names;
   for (const VolumeInfo& v : out.members) {
@@ -268,7 +344,7 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   absl::Status st =
       RunHooks(host, options.pre_hooks, env, "pre", options.hook_timeout);
   if (st.ok()) {
-    st = RunWindow(snapshotter, dm, host, names, env, options, out);
+    st = SnapshotMembers(snapshotter, dm, host, names, env, options, out);
   }
   std::vector<std::string> post_env = env;
   post_env.push_back(absl::StrCat("CBTD_RESULT=", st.ok() ? "ok" : "failed"));
@@ -281,6 +357,7 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   if (!st.ok()) {
     std::string cleanup;
     for (auto& snap : out.snapshots) {
+      if (snap == nullptr) continue;
       absl::Status r = snap->Remove();
       if (!r.ok()) {
         absl::StrAppend(&cleanup, "; also could not remove ", snap->vg(), "/",

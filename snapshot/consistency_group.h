@@ -1,24 +1,37 @@
 // Consistency group: several volumes captured at one instant.
 //
-//   pre-hooks ─▶ [ freeze filesystems ─▶ hold I/O ─▶ frozen-hooks ─▶
-//                  snapshot every member ─▶ release I/O ─▶ thaw ] ─▶ post-hooks
-//                 └───────────── the window, bounded by a watchdog ─────────┘
+//   discover + safety checks ─▶ create thin snapshots (inactive, lvcreate)
+//   ─▶ pre-hooks ─▶ [ FIFREEZE filesystems ─▶ suspend members ─▶ frozen-hooks
+//   ─▶ re-take every thin snapshot at this instant ─▶ resume ─▶ thaw ]
+//   ─▶ thick members (lvcreate, one at a time) ─▶ activate ─▶ post-hooks
+//                 [ ... ] is the window, bounded by a watchdog
+//
+// Why this shape (docs/snapshots.md has the whole argument):
+// - lvm2 snapshots one LV per command, and skips loading the snapshot
+//   tables if the origin is already suspended, so I/O cannot be held across
+//   several lvcreate calls; and on Linux 6.1 lvcreate's own freeze fails
+//   with EBUSY on a filesystem frozen with FIFREEZE.
+// - For thin members the instant is therefore taken below lvm2, the way the
+//   kernel documents it: with every member suspended (flush, no lockfs),
+//   the pool is sent `delete <id>` + `create_snap <id> <origin id>` for each
+//   snapshot lvm2 has already created (same thin id, so lvm2's metadata
+//   stays right). All members are held at the same time, so the snapshots
+//   are one cut even for raw writers, and no lvm2 command runs in the
+//   window.
+// - Thick (COW) members cannot be re-taken; lvcreate snapshots each one at
+//   its own instant (freezing its filesystem itself). A group with more
+//   than one member and a thick one is refused unless `sequential` accepts
+//   that the members are then consistent only one by one (or through what
+//   the pre-hooks quiesce).
 //
 // - Pre-hooks run before anything is frozen: they quiesce applications
-//   (flush a database, pause a guest). They may write to the members.
-// - The window: FIFREEZE on every filesystem mounted on a member, then each
-//   member's dm device is suspended (flush, no lockfs) so raw writers are
-//   held too; all members are held at the same time, which makes the
-//   snapshots one cut (docs/snapshots.md has the argument and why this does
-//   not deadlock with lvm2). Frozen-hooks run inside the window and must not
-//   write to the members. Each lvcreate snapshots one held member and lvm2
-//   resumes that member; the rest stay held until their turn.
+//   (flush a database, pause a guest) and may write to the members.
+// - Frozen-hooks run inside the window and must not write to the members.
 // - A watchdog thread resumes and thaws everything once `freeze_bound` has
-//   passed since the window opened, even if a hook, an ioctl or lvcreate
-//   hangs; the group then fails and removes every snapshot it created.
-// - Post-hooks always run (after the thaw), with CBTD_RESULT=ok|failed.
-// - Any failure (a hook failing or timing out, a refused member, the
-//   watchdog) aborts the point: nothing stays frozen or suspended and no
+//   passed since the window opened, even if a hook or an ioctl hangs; the
+//   group then fails and removes every snapshot it created.
+// - Post-hooks always run (last), with CBTD_RESULT=ok|failed.
+// - Any failure aborts the point: nothing stays frozen or suspended and no
 //   snapshot is kept.
 //
 // Hooks run with /bin/sh -c and get CBTD_GROUP, CBTD_VOLUMES (the member
@@ -49,10 +62,11 @@ struct GroupOptions {
   std::chrono::milliseconds hook_timeout{std::chrono::seconds(30)};
   // Longest time filesystems stay frozen and I/O held.
   std::chrono::milliseconds freeze_bound{std::chrono::seconds(10)};
-  // Suspend the members' dm devices in the window (needed for members
-  // with raw writers; harmless for frozen filesystems). Turning it off is
-  // only for demonstrating what goes wrong without it.
-  bool hold_io = true;
+  // Snapshot every member with its own lvcreate, one after the other, with
+  // no common window: each member is consistent on its own only. Needed
+  // for groups with thick members; otherwise only for demonstrating what
+  // goes wrong without the window.
+  bool sequential = false;
   // Names the snapshots (naming.h); defaults to now.
   std::optional<std::chrono::system_clock::time_point> when;
 };

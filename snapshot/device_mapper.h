@@ -39,6 +39,11 @@ class DeviceMapper {
 
   // Resumes `name`; a no-op if it is not suspended.
   virtual absl::Status Resume(const std::string& name) = 0;
+
+  // Sends a target message (sector 0), e.g. "create_snap 5 1" to a thin
+  // pool.
+  virtual absl::Status Message(const std::string& name,
+                               const std::string& message) = 0;
 };
 
 }  // namespace cbtd::snapshot

@@ -84,6 +84,20 @@ class LinuxDeviceMapper : public DeviceMapper {
     }
     return absl::OkStatus();
   }
+
+  absl::Status Message(const std::string& name,
+                       const std::string& message) override {
+    Task t(dm_task_create(DM_DEVICE_TARGET_MSG));
+    if (!t || !dm_task_set_name(t.get(), name.c_str()) ||
+        !dm_task_set_sector(t.get(), 0) ||
+        !dm_task_set_message(t.get(), message.c_str()) ||
+        !dm_task_run(t.get())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device-mapper message '", message, "' to ", name,
+                       " failed (see the kernel log: dmesg)"));
+    }
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace

@@ -52,13 +52,21 @@ class LinuxLvm : public Lvm {
     if (r.cow_size_bytes.has_value()) {
       argv.push_back("--size");
       argv.push_back(absl::StrCat(*r.cow_size_bytes, "b"));
-    } else {
+    } else if (r.activate) {
       // Thin snapshots carry the activation-skip flag (so a reboot does not
       // activate them); -K activates this one for reading anyway.
       argv.push_back("--ignoreactivationskip");
     }
     argv.push_back(absl::StrCat(r.vg, "/", r.origin));
     return Run(argv, r.vg).status();
+  }
+
+  absl::Status SetActive(const std::string& vg, const std::string& name,
+                         bool active) override {
+    std::vector<std::string> argv = {"lvchange", active ? "-ay" : "-an"};
+    if (active) argv.push_back("--ignoreactivationskip");
+    argv.push_back(absl::StrCat(vg, "/", name));
+    return Run(argv, vg).status();
   }
 
   absl::Status RemoveLv(const std::string& vg,

@@ -54,6 +54,9 @@ struct SnapshotRequest {
   std::string tag;
   // Thick (COW) snapshots only: the COW size; nullopt for a thin snapshot.
   std::optional<uint64_t> cow_size_bytes;
+  // Thin snapshots: activate it (despite the activation-skip flag). A
+  // thick snapshot is always active.
+  bool activate = true;
 };
 
 class Lvm {
@@ -67,9 +70,14 @@ class Lvm {
 
   virtual absl::StatusOr<VgReport> GetVg(const std::string& vg) = 0;
 
-  // Creates and activates the snapshot (thin ones despite the
-  // activation-skip flag). lvm2 suspends and resumes the origin itself.
+  // Creates the snapshot. lvm2 suspends (and freezes a filesystem on) the
+  // origin itself, then resumes it: the origin must not be suspended by the
+  // caller (lvm2 would skip loading the new tables).
   virtual absl::Status CreateSnapshot(const SnapshotRequest& request) = 0;
+
+  // lvchange -ay -K (activate despite the skip flag) or -an.
+  virtual absl::Status SetActive(const std::string& vg, const std::string& name,
+                                 bool active) = 0;
 
   // lvremove of exactly vg/name. Callers check ownership first.
   virtual absl::Status RemoveLv(const std::string& vg,

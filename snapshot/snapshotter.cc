@@ -112,8 +112,9 @@ absl::Status Snapshotter::CheckCanSnapshot(
 }
 
 absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
-    const VolumeInfo& volume, const std::string& name) {
+    const VolumeInfo& volume, const std::string& name, bool activate) {
   SnapshotRequest req;
+  req.activate = activate;
   req.vg = volume.vg;
   req.origin = volume.lv;
   req.name = name;
@@ -135,6 +136,20 @@ absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
                                                 " failed: ", st.message()));
   }
   return std::make_unique<ScopedSnapshot>(this, volume.vg, name);
+}
+
+absl::Status Snapshotter::Activate(const std::string& vg,
+                                   const std::string& name) {
+  absl::StatusOr<SnapshotInfo> s = Get(vg, name);
+  if (!s.ok()) return s.status();
+  return lvm_.SetActive(vg, name, true);
+}
+
+absl::Status Snapshotter::Deactivate(const std::string& vg,
+                                     const std::string& name) {
+  absl::StatusOr<SnapshotInfo> s = Get(vg, name);
+  if (!s.ok()) return s.status();
+  return lvm_.SetActive(vg, name, false);
 }
 
 absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::List(

@@ -78,11 +78,18 @@ class Snapshotter {
   // The COW size policy applied to `volume`, before extent rounding.
   uint64_t CowSizeBytes(const VolumeInfo& volume) const;
 
-  // Creates snapshot `name` of `volume` (tagged, read-only, active). Does
-  // not repeat CheckCanSnapshot. The result removes the snapshot when
+  // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,
+  // which suspends the origin itself (the caller must not hold it). A
+  // thick snapshot is always active; a thin one only if `activate` (a
+  // consistency group re-takes inactive thin snapshots at its instant).
+  // Does not repeat CheckCanSnapshot. The result removes the snapshot when
   // destroyed unless released.
   absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Create(
-      const VolumeInfo& volume, const std::string& name);
+      const VolumeInfo& volume, const std::string& name, bool activate = true);
+
+  // Activates one of the agent's snapshots for reading.
+  absl::Status Activate(const std::string& vg, const std::string& name);
+  absl::Status Deactivate(const std::string& vg, const std::string& name);
 
   // The agent's snapshots in `vg` (all VGs if empty), oldest first.
   absl::StatusOr<std::vector<SnapshotInfo>> List(const std::string& vg = "");
