@@ -256,12 +256,16 @@ int RunSnapshotCommand(std::span<char*> args) {
     absl::StatusOr<snapshot::GroupSnapshot> g = snapshot::TakeGroupSnapshot(
         engine.snapshotter, *engine.dm, *engine.host, positional, group);
     if (!g.ok()) return Fail(g.status());
+    absl::StatusOr<std::vector<SnapshotInfo>> ours = engine.snapshotter.List();
+    if (!ours.ok()) return Fail(ours.status());  // removes them all
     std::vector<SnapshotInfo> infos;
     for (auto& s : g->snapshots) {
-      absl::StatusOr<SnapshotInfo> info =
-          engine.snapshotter.Get(s->vg(), s->name());
-      if (!info.ok()) return Fail(info.status());  // removes them all
-      infos.push_back(*info);
+      for (const SnapshotInfo& info : *ours) {
+        if (info.vg == s->vg() && info.name == s->name()) infos.push_back(info);
+      }
+    }
+    if (infos.size() != g->snapshots.size()) {
+      return Fail(absl::InternalError("lvs does not list the new snapshots"));
     }
     for (auto& s : g->snapshots) s->Release();
     if (as_json) {

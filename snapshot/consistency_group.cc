@@ -256,26 +256,35 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
         snapshotter.Create(out.members[i], names[i], /*activate=*/false);
     if (!snap.ok()) return snap.status();
     out.snapshots[i] = *std::move(snap);
-    absl::StatusOr<SnapshotInfo> info =
-        snapshotter.Get(out.members[i].vg, names[i]);
-    if (!info.ok()) return info.status();
-    if (!info->thin_id.has_value() || !out.members[i].thin_id.has_value()) {
-      return absl::InternalError(absl::StrCat("lvs reported no thin id for ",
-                                              info->FullName(), " or ",
-                                              out.members[i].path));
-    }
-    if (info->active) {  // lvm.conf may disable the activation-skip flag
-      absl::Status st = snapshotter.Deactivate(info->vg, info->name);
-      if (!st.ok()) return st;
-    }
     thin.push_back(i);
-    snap_ids.push_back(*info->thin_id);
+  }
+  if (!thin.empty()) {
+    // One lvs for all the new snapshots' thin ids.
+    absl::StatusOr<std::vector<SnapshotInfo>> ours = snapshotter.List();
+    if (!ours.ok()) return ours.status();
+    for (size_t i : thin) {
+      const SnapshotInfo* info = nullptr;
+      for (const SnapshotInfo& s : *ours) {
+        if (s.vg == out.members[i].vg && s.name == names[i]) info = &s;
+      }
+      if (info == nullptr || !info->thin_id.has_value() ||
+          !out.members[i].thin_id.has_value()) {
+        return absl::InternalError(
+            absl::StrCat("lvs reported no thin id for the new snapshot ",
+                         names[i], " of ", out.members[i].path));
+      }
+      if (info->active) {  // lvm.conf may disable the activation-skip flag
+        absl::Status st = snapshotter.Deactivate(info->vg, info->name);
+        if (!st.ok()) return st;
+      }
+      snap_ids.push_back(*info->thin_id);
+    }
   }
   if (!thin.empty()) {
     absl::Status st = RunWindow(dm, host, thin, snap_ids, env, options, out);
     if (!st.ok()) return st;
     for (size_t i : thin) {
-      st = snapshotter.Activate(out.members[i].vg, names[i]);
+      st = snapshotter.Activate(*out.snapshots[i]);
       if (!st.ok()) return st;
     }
   }
@@ -325,13 +334,16 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   }
   const auto when = options.when.value_or(std::chrono::system_clock::now());
   std::vector<std::string> names;
+  absl::StatusOr<std::vector<SnapshotInfo>> existing = snapshotter.List();
+  if (!existing.ok()) return existing.status();
   for (const VolumeInfo& v : out.members) {
     names.push_back(SnapshotName(v.lv, when));
-    absl::StatusOr<SnapshotInfo> existing = snapshotter.Get(v.vg, names.back());
-    if (!absl::IsNotFound(existing.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "an LV named ", v.vg, "/", names.back(),
-          " exists already (a snapshot taken in the same second?); retry"));
+    for (const SnapshotInfo& s : *existing) {
+      if (s.vg == v.vg && s.name == names.back()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("snapshot ", s.FullName(),
+                         " exists already (taken in the same second); retry"));
+      }
     }
   }
 

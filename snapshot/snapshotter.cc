@@ -129,20 +129,19 @@ absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
   absl::Status st = lvm_.CreateSnapshot(req);
   if (!st.ok()) {
     // A killed lvcreate may have left the LV behind; remove it if so (it
-    // carries our tag and name, so this touches nothing else).
-    absl::StatusOr<SnapshotInfo> left = Get(volume.vg, name);
-    if (left.ok()) (void)lvm_.RemoveLv(volume.vg, name);
+    // carries our tag and name). Only after a timeout: any other failure
+    // may be "already exists", and that LV is not this call's to remove.
+    if (absl::IsDeadlineExceeded(st) && Get(volume.vg, name).ok()) {
+      (void)lvm_.RemoveLv(volume.vg, name);
+    }
     return absl::Status(st.code(), absl::StrCat("snapshot of ", volume.path,
                                                 " failed: ", st.message()));
   }
   return std::make_unique<ScopedSnapshot>(this, volume.vg, name);
 }
 
-absl::Status Snapshotter::Activate(const std::string& vg,
-                                   const std::string& name) {
-  absl::StatusOr<SnapshotInfo> s = Get(vg, name);
-  if (!s.ok()) return s.status();
-  return lvm_.SetActive(vg, name, true);
+absl::Status Snapshotter::Activate(const ScopedSnapshot& snapshot) {
+  return lvm_.SetActive(snapshot.vg(), snapshot.name(), true);
 }
 
 absl::Status Snapshotter::Deactivate(const std::string& vg,

@@ -87,8 +87,8 @@ class Snapshotter {
   absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Create(
       const VolumeInfo& volume, const std::string& name, bool activate = true);
 
-  // Activates one of the agent's snapshots for reading.
-  absl::Status Activate(const std::string& vg, const std::string& name);
+  // Activates a snapshot this Snapshotter created, for reading.
+  absl::Status Activate(const ScopedSnapshot& snapshot);
   absl::Status Deactivate(const std::string& vg, const std::string& name);
 
   // The agent's snapshots in `vg` (all VGs if empty), oldest first.

@@ -74,6 +74,13 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
         "LVs only");
     return v;
   }
+  if (absl::EndsWith(d.uuid, "-pool")) {
+    v.not_snapshottable_reason =
+        absl::StrCat(v.path,
+                     " is a thin pool; cbtd snapshots the thin LVs in a pool, "
+                     "not the pool itself");
+    return v;
+  }
   if (d.uuid.size() > kLvmUuidLength) {
     v.not_snapshottable_reason =
         absl::StrCat(v.path, " is ", d.name, ", an internal layer of an LV (",

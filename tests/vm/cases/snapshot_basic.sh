@@ -64,7 +64,7 @@ before=$(lvm_state vg)
 expect_refused "does not exist" "$CBTCTL" snapshot create /dev/vg/missing
 expect_refused "plain block device" "$CBTCTL" snapshot create /dev/vdb
 expect_refused "internal layer" "$CBTCTL" snapshot create /dev/mapper/vg-pool-tpool
-expect_refused "thin-pool LV" "$CBTCTL" snapshot create /dev/mapper/vg-pool
+expect_refused "is a thin pool" "$CBTCTL" snapshot create /dev/mapper/vg-pool
 # A COW snapshot bigger than the VG's free space.
 expect_refused "free" "$CBTCTL" snapshot create --cow-size 1G /dev/vg/thick
 # A thin pool over the fill limit: 64M pool, 40 MiB written.

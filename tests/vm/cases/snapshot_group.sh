@@ -13,7 +13,7 @@ snap_dev() {  # snap_dev JSON INDEX
   python3 -c 'import json,sys; print(json.loads(sys.argv[1])["snapshots"][int(sys.argv[2])]["device_path"])' "$1" "$2"
 }
 remove_all() {
-  for n in $("$CBTCTL" snapshot list vg | awk '{print $1}'); do "$CBTCTL" snapshot remove "$n"; done
+  "$CBTCTL" snapshot cleanup >/dev/null
 }
 
 log "raw writer: n to A, then n to B, n = 1, 2, ..."
@@ -31,7 +31,7 @@ PY
 wpid=$!
 sleep 2
 prev=0
-for i in $(seq 1 12); do
+for i in $(seq 1 10); do
   out=$("$CBTCTL" snapshot create --json --group ab /dev/vg/a /dev/vg/b)
   sa=$(first_number "$(snap_dev "$out" 0)")
   sb=$(first_number "$(snap_dev "$out" 1)")
