@@ -332,6 +332,21 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
           "pre-hook)"));
     }
   }
+  if (!options.frozen_hooks.empty()) {
+    bool has_window = !options.sequential;
+    if (has_window) {
+      has_window = false;
+      for (const VolumeInfo& v : out.members) {
+        has_window |= v.kind == VolumeKind::kThinLv;
+      }
+    }
+    if (!has_window) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "group ", options.group_name,
+          ": frozen-hooks run in the window, and only thin members without "
+          "--sequential have one; use a pre-hook"));
+    }
+  }
   const auto when = options.when.value_or(std::chrono::system_clock::now());
   std::vector<std::string> names;
   absl::StatusOr<std::vector<SnapshotInfo>> existing = snapshotter.List();
