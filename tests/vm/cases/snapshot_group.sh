@@ -1,11 +1,11 @@
-# Consistency groups through `cbtctl snapshot create`: raw writers across
-# two thin LVs are captured at one instant (and sequential snapshots are
-# shown not to be), ext4 and xfs members snapshot clean, hooks see the group
-# and run in order, and the watchdog thaws a window that hangs.
+# Consistency groups through `cbtctl snapshot create` with raw writers: a
+# writer across two thin LVs is captured at one instant in every group
+# snapshot, sequential snapshots are shown not to be (so the check can
+# fail), and a group with a thick member is refused.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
 make_vg vg /dev/vda
-lvcreate -q -L 400M -T vg/pool >/dev/null
+lvcreate -q -L 64M -T vg/pool >/dev/null
 lvcreate -q -V 16M -T vg/pool -n a >/dev/null
 lvcreate -q -V 16M -T vg/pool -n b >/dev/null
 
@@ -31,7 +31,7 @@ PY
 wpid=$!
 sleep 2
 prev=0
-for i in $(seq 1 10); do
+for i in $(seq 1 6); do
   out=$("$CBTCTL" snapshot create --json --group ab /dev/vg/a /dev/vg/b)
   sa=$(first_number "$(snap_dev "$out" 0)")
   sb=$(first_number "$(snap_dev "$out" 1)")
@@ -43,7 +43,7 @@ for i in $(seq 1 10); do
   remove_all
 done
 violations=0
-for i in $(seq 1 5); do
+for i in $(seq 1 3); do
   sleep 1.1  # one snapshot name per second
   out=$("$CBTCTL" snapshot create --json --sequential /dev/vg/a /dev/vg/b)
   sa=$(first_number "$(snap_dev "$out" 0)")
@@ -54,7 +54,7 @@ for i in $(seq 1 5); do
 done
 kill $wpid; wait $wpid || true
 [ "$violations" -gt 0 ] || fail "sequential snapshots never broke the invariant: the check cannot fail"
-log "sequential snapshots broke the invariant $violations/5 times; the group never did"
+log "sequential snapshots broke the invariant $violations/3 times; the group never did"
 
 log "a group with a thick member is refused without --sequential"
 lvcreate -q -L 16M -n thick vg >/dev/null
@@ -62,90 +62,4 @@ before=$(lvm_state vg)
 expect_refused "thick LV" "$CBTCTL" snapshot create /dev/vg/a /dev/vg/thick
 assert_eq "$before" "$(lvm_state vg)" "LVs changed by a refused group"
 
-log "ext4 and xfs members with files being written"
-lvcreate -q -V 320M -T vg/pool -n fe >/dev/null
-lvcreate -q -V 320M -T vg/pool -n fx >/dev/null
-mkfs.ext4 -q /dev/vg/fe
-mkfs.xfs -q /dev/vg/fx
-mkdir -p /mnt/e /mnt/x /mnt/se /mnt/sx
-mount /dev/vg/fe /mnt/e
-mount /dev/vg/fx /mnt/x
-(
-  i=0
-  while :; do
-    i=$((i + 1))
-    for d in /mnt/e /mnt/x; do
-      head -c 262144 /dev/urandom > $d/f$i.tmp && mv $d/f$i.tmp $d/f$i
-    done
-  done
-) &
-fpid=$!
-sleep 3
-rm -f /tmp/hooks
-out=$("$CBTCTL" snapshot create --json --group fs \
-  --pre-hook 'echo "$CBTD_PHASE $CBTD_GROUP $CBTD_VOLUMES" >> /tmp/hooks' \
-  --frozen-hook 'echo "$CBTD_PHASE $CBTD_SNAPSHOT_TIME" >> /tmp/hooks' \
-  --post-hook 'echo "$CBTD_PHASE $CBTD_RESULT" >> /tmp/hooks' \
-  /dev/vg/fe /dev/vg/fx)
-echo "$out"
-sleep 2
-kill $fpid; wait $fpid || true
-cat /tmp/hooks
-mapfile -t hooks < /tmp/hooks
-assert_eq "pre fs /dev/vg/fe /dev/vg/fx" "${hooks[0]}" "pre-hook environment"
-assert_contains "${hooks[1]}" "frozen 20" "frozen-hook environment"
-assert_eq "post ok" "${hooks[2]}" "post-hook environment"
-se=$(snap_dev "$out" 0)
-sx=$(snap_dev "$out" 1)
-fsck.ext4 -n -f "$se" || fail "fsck.ext4 -n found problems in the ext4 snapshot"
-xfs_repair -n "$sx" || fail "xfs_repair -n found problems in the xfs snapshot"
-# Plain read-only mounts: they fail if the journal or log needs recovery.
-mount -o ro "$se" /mnt/se
-mount -o ro,nouuid "$sx" /mnt/sx
-for d in /mnt/se /mnt/sx; do
-  n=$(ls $d | grep -c '^f[0-9]*$')
-  [ "$n" -gt 0 ] || fail "no files in the snapshot at $d"
-  for f in $d/f*; do
-    case $f in *.tmp) continue ;; esac
-    assert_eq 262144 "$(stat -c %s "$f")" "size of $f"
-  done
-  log "$d: $n complete files"
-done
-umount /mnt/se /mnt/sx
-echo probe > /mnt/e/after && echo probe > /mnt/x/after || fail "origins not writable after the group"
-remove_all
-
-log "a pre-hook that times out aborts cleanly; post-hooks still run"
-rm -f /tmp/hooks
-rc=0
-out=$("$CBTCTL" snapshot create --hook-timeout 2 --pre-hook 'sleep 30' \
-  --post-hook 'echo "$CBTD_PHASE $CBTD_RESULT" >> /tmp/hooks' /dev/vg/fe 2>&1) || rc=$?
-echo "$out"
-[ "$rc" != 0 ] || fail "a timed-out pre-hook did not fail the group"
-assert_contains "$out" "pre-hook" "error names the hook"
-assert_eq "post failed" "$(cat /tmp/hooks)" "post-hook after a failed pre-hook"
-assert_eq "" "$("$CBTCTL" snapshot list vg)" "snapshots left after a failed pre-hook"
-
-log "watchdog: a frozen-hook that hangs; filesystems thawed within the bound"
-rm -f /tmp/in_window
-"$CBTCTL" snapshot create --freeze-bound 2 --hook-timeout 10 \
-  --frozen-hook 'touch /tmp/in_window; sleep 60' /dev/vg/fe /dev/vg/fx > /tmp/wd.out 2>&1 &
-cpid=$!
-for _ in $(seq 1 600); do [ -e /tmp/in_window ] && break; sleep 0.05; done
-start=$(date +%s.%N)
-[ -e /tmp/in_window ] || fail "the frozen-hook never ran"
-# Frozen now: a write blocks. It must complete once the watchdog thaws.
-timeout 20 sh -c 'echo x > /mnt/e/probe && sync /mnt/e/probe && echo x > /mnt/x/probe && sync /mnt/x/probe'
-thawed=$(python3 -c "import sys,time; print('%.1f' % (time.time() - float(sys.argv[1])))" "$start")
-rc=0
-wait $cpid || rc=$?
-cat /tmp/wd.out
-log "writes went through ${thawed}s after the frozen-hook started; cbtctl exit $rc"
-python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 5.0 else 1)" "$thawed" ||
-  fail "filesystems were thawed after ${thawed}s, the bound is 2s"
-[ "$rc" = 1 ] || fail "the watchdog case should fail with exit 1, got $rc"
-assert_contains "$(cat /tmp/wd.out)" "freeze bound" "watchdog error message"
-assert_eq "" "$("$CBTCTL" snapshot list vg)" "snapshots left after the watchdog fired"
-if dmsetup info | grep -q SUSPENDED; then fail "a device was left suspended"; fi
-lvs -a vg
 log "PASS"
