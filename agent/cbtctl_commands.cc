@@ -10,6 +10,8 @@ constexpr common::Subcommand kCommands[] = {
     {"send", "write a backup stream of a snapshot or image to stdout",
      RunSendCommand},
     {"version", "print the version", RunVersionCommand},
+    {"snapshot", "create, list and remove snapshots directly (no daemon)",
+     RunSnapshotCommand},
 };
 
 }  // namespace

@@ -14,6 +14,7 @@ std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
 int RunSendCommand(std::span<char*> args);
+int RunSnapshotCommand(std::span<char*> args);
 
 }  // namespace cbtd::agent
 
