@@ -293,10 +293,9 @@ INSTANTIATE_TEST_SUITE_P(
                   absl::StatusCode::kDataLoss, "truncated"},
         CowBadRow{"first_area_missing", CowImage({1}).substr(0, 4096),
                   absl::StatusCode::kDataLoss, "truncated"},
-        CowBadRow{
-            "second_area_truncated",
-            CowImage(std::vector<uint64_t>(256, 1)).substr(0, 258 * 4096 + 100),
-            absl::StatusCode::kDataLoss, "truncated"},
+        CowBadRow{"truncated_before_data",
+                  CowImage(std::vector<uint64_t>(300, 1)).substr(0, 100 * 4096),
+                  absl::StatusCode::kDataLoss, "corrupt COW exception"},
         CowBadRow{"exception_beyond_origin", CowImage({5000}),
                   absl::StatusCode::kDataLoss, "corrupt COW exception"}),
     [](const auto& row) { return std::string(row.param.name); });
