@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs one script inside a qemu VM booted with Debian's kernel, against the
+# host's own filesystem (read-only, tmpfs overlay) and fresh sparse disks.
+#
+#   tests/vm/run-vm.sh [--build DIR] [--disk SIZE]... [--timeout SEC]
+#                      [--mem MiB] [--smp N] [--keep] -- SCRIPT [ARGS...]
+#   tests/vm/run-vm.sh [--disk SIZE]... --shell      interactive shell
+#
+# Inside the guest SCRIPT runs as root under bash in the current directory;
+# disks are /dev/vda, /dev/vdb, ... in the order given. Exit status: the
+# script's, or 124 on timeout, 125 if the VM failed to start the script.
+# Environment: CBTD_VM_CACHE, CBTD_VM_SEED (default: random, printed),
+# CBTD_VM_ACCEL (default tcg; kvm hangs on some hosts).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build="$src/build"
+timeout=600
+mem=2048
+smp=2
+keep=0
+shell=0
+disks=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) build=$(cd "$2" && pwd); shift 2 ;;
+    --disk) disks+=("$2"); shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --shell) shell=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run-vm.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+if [ "$shell" = 0 ] && [ $# -eq 0 ]; then
+  echo "run-vm.sh: no script given (or use --shell)" >&2
+  exit 2
+fi
+
+kdir=$("$here/kernel.sh" --print 2>/dev/null || true)
+if [ ! -f "$kdir/initrd.img" ] || [ ! -f "$kdir/.complete" ]; then
+  "$here/kernel.sh" >&2
+  kdir=$("$here/kernel.sh" --print)
+fi
+kver=$(cat "$kdir/kver")
+
+job=$(mktemp -d /tmp/cbtd-vm.XXXXXX)
+cleanup() { [ "$keep" = 1 ] && echo "run-vm.sh: kept $job" >&2 || rm -rf "$job"; }
+trap cleanup EXIT
+
+seed=${CBTD_VM_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+{
+  printf 'export CBTD_SRC=%q CBTD_BUILD=%q CBTD_BIN=%q\n' "$src" "$build" "$build/bin"
+  printf 'export CBTD_VM_SEED=%q CBTD_VM_KROOT=%q CBTD_VM_KVER=%q\n' "$seed" "$kdir/root" "$kver"
+  printf 'export PATH=%q\n' "$build/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  printf 'cd %q\n' "$PWD"
+} > "$job/env"
+if [ "$shell" = 1 ]; then
+  echo 'exec setsid -c bash -i </dev/ttyS0 >/dev/ttyS0 2>&1' > "$job/cmd"
+else
+  printf 'exec bash' > "$job/cmd"
+  printf ' %q' "$@" >> "$job/cmd"
+  printf ' >/vmjob/log 2>&1\n' >> "$job/cmd"
+fi
+cp "$here/guest.sh" "$job/guest.sh"
+
+drive_args=()
+i=0
+for size in "${disks[@]}"; do
+  truncate -s "$size" "$job/disk$i.img"
+  drive_args+=(-drive "file=$job/disk$i.img,if=virtio,format=raw,cache=unsafe,aio=threads")
+  i=$((i + 1))
+done
+
+accel=${CBTD_VM_ACCEL:-tcg}
+qemu=(qemu-system-x86_64 -machine "accel=$accel" -cpu max -smp "$smp" -m "$mem"
+  -no-reboot -nodefaults -display none
+  -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.img"
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off"
+  -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+  -virtfs "local,path=$job,mount_tag=vmjob,security_model=none,multidevs=remap"
+  "${drive_args[@]}")
+
+if [ "$shell" = 1 ]; then
+  exec "${qemu[@]}" -serial mon:stdio
+fi
+
+echo "run-vm.sh: $* (seed $seed, disks: ${disks[*]:-none}, kernel $kver)" >&2
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout" "${qemu[@]}" -serial "file:$job/console.log" </dev/null
+qrc=$?
+set -e
+[ -f "$job/log" ] && cat "$job/log"
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+  echo "run-vm.sh: TIMEOUT after ${timeout}s (seed $seed); console tail:" >&2
+  tail -n 30 "$job/console.log" >&2 || true
+  exit 124
+fi
+if [ ! -f "$job/rc" ]; then
+  echo "run-vm.sh: the VM stopped without a result (qemu exit $qrc); console tail:" >&2
+  tail -n 30 "$job/console.log" >&2 || true
+  exit 125
+fi
+rc=$(cat "$job/rc")
+echo "run-vm.sh: exit $rc after $(( $(date +%s) - start ))s (seed $seed)" >&2
+[ "$rc" = 125 ] && tail -n 30 "$job/console.log" >&2
+exit "$rc"
