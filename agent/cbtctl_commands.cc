@@ -8,6 +8,10 @@ namespace {
 // One line per command; the implementation is in cbtctl_<name>.cc.
 constexpr common::Subcommand kCommands[] = {
     {"version", "print the version", RunVersionCommand},
+    {"changes", "print a volume's changed set against a base (debug)",
+     RunChangesCommand},
+    {"era-stack", "create, assemble or remove a dm-era tracking stack",
+     RunEraStackCommand},
 };
 
 }  // namespace

@@ -13,6 +13,8 @@ namespace cbtd::agent {
 std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
+int RunChangesCommand(std::span<char*> args);   // cbtctl_changes.cc
+int RunEraStackCommand(std::span<char*> args);  // cbtctl_changes.cc
 
 }  // namespace cbtd::agent
 
