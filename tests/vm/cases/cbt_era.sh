@@ -7,7 +7,7 @@
 . "$CBTD_SRC/tests/vm/lib.sh"
 . "$CBTD_SRC/tests/vm/cases/cbt_lib.sh"
 CBTCTL="$CBTD_BIN/cbtctl"
-ROUNDS=${CBT_ROUNDS:-8}
+ROUNDS=${CBT_ROUNDS:-6}
 SEED=${CBTD_VM_SEED}
 log "seed $SEED, $ROUNDS rounds"
 

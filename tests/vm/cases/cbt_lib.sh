@@ -10,17 +10,17 @@ import os, random, subprocess, sys
 dev, seed, ops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 discard = len(sys.argv) > 4 and sys.argv[4] == "discard"
 rng = random.Random(seed)
+drng = random.Random(seed ^ 0x5EED)  # discards: writes stay the same with or without
 fd = os.open(dev, os.O_RDWR)
 size = os.lseek(fd, 0, os.SEEK_END)
 recent = []
 for i in range(ops):
-    kind = rng.random()
-    if discard and kind < 0.15:
-        off = rng.randrange(0, size // 4096) * 4096
-        ln = min(rng.randrange(1, 64) * 4096, size - off)
+    if discard and drng.random() < 0.15:
+        off = drng.randrange(0, size // 4096) * 4096
+        ln = min(drng.randrange(1, 512) * 4096, size - off)
         os.fsync(fd)
         subprocess.run(["blkdiscard", "-o", str(off), "-l", str(ln), dev], check=True)
-        continue
+    kind = rng.random()
     if kind < 0.30 and recent:
         off = rng.choice(recent) + rng.randrange(-3000, 3000)   # overwrite
     elif kind < 0.40:
