@@ -4,10 +4,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 
+#include "cbt/cow_store.h"
 #include "cbt/era_method.h"
+#include "cbt/lvm_query.h"
 #include "cbt/thin_delta_method.h"
 #include "tests/cbt/fake_runner.h"
 
@@ -188,6 +193,85 @@ TEST(EraMethodTest, DroppedWhenInvalidateFails) {
   EXPECT_FALSE(ComputeEra(run, EraReq(5)).ok());
   EXPECT_EQ(run.calls.back(),
             "dmsetup message cbtd-era-x 0 drop_metadata_snap");
+}
+
+}  // namespace
+}  // namespace cbtd::cbt
+
+namespace cbtd::cbt {
+namespace {
+
+// --- LVM facts, auto selection, cow-table through the real reader ---------
+
+TEST(LvmQueryTest, ParsesThinLv) {
+  FakeRunner run;
+  run.On("lvs", std::string(R"({"report": [{"lv": [{"vg_name":"vg",
+      "lv_name":"snap-1", "segtype":"thin", "pool_lv":"pool", "origin":"data",
+      "lv_attr":"Vwi---tz-k", "lv_size":"41943040", "thin_id":"7"}]}]})"));
+  absl::StatusOr<LvInfo> lv = QueryLv(run, "vg/snap-1");
+  ASSERT_TRUE(lv.ok()) << lv.status();
+  EXPECT_EQ(lv->thin_id, 7u);
+  EXPECT_TRUE(lv->has_thin_id);
+  EXPECT_EQ(lv->size_bytes, 41943040u);
+  EXPECT_EQ(lv->pool_lv, "pool");
+}
+
+TEST(LvmQueryTest, MissingLvIsNotFound) {
+  FakeRunner run;
+  run.On("lvs", absl::InternalError(
+                    "lvs exited 5: Failed to find logical volume \"vg/x\""));
+  EXPECT_TRUE(absl::IsNotFound(QueryLv(run, "vg/x").status()));
+  EXPECT_EQ(QueryLv(run, "novg").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LvmQueryTest, DmNamesDoubleDashes) {
+  EXPECT_EQ(LvmDmName("my-vg", "pool", "tpool"), "my--vg-pool-tpool");
+  EXPECT_EQ(LvmDmName("vg", "snap-1", "cow"), "vg-snap--1-cow");
+  EXPECT_EQ(LvmDmName("vg", "pool_tmeta"), "vg-pool_tmeta");
+}
+
+TEST(AutoTest, PicksByVolumeKind) {
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThin, false), Method::kThinDelta);
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThick, false), Method::kCowTable);
+  EXPECT_EQ(SelectMethod(VolumeKind::kEraStack, false), Method::kEra);
+  EXPECT_EQ(SelectMethod(VolumeKind::kOther, false), Method::kHash);
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThin, true), Method::kExternal);
+}
+
+TEST(CowTableMethodTest, MissingCowDeviceIsLost) {
+  absl::StatusOr<ChangedSet> s =
+      ComputeCowTable("/nonexistent/vg-snap-cow", 1 << 20);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("missing"), std::string::npos);
+}
+
+TEST(CowTableMethodTest, FixtureThroughTheLinuxReader) {
+  absl::StatusOr<ChangedSet> s =
+      ComputeCowTable("tests/cbt/fixtures/cow_store.bin", 64 << 20);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->lost) << s->lost_reason;
+  EXPECT_EQ(s->changed, (ExtentSet{{8192, 4096}, {1 << 20, 4096}}));
+  EXPECT_EQ(s->granularity_bytes, 4096u);
+}
+
+TEST(CowTableMethodTest, CorruptStoreIsLostWithReason) {
+  // The fixture with its magic destroyed, through a real file.
+  std::string img;
+  {
+    std::ifstream in("tests/cbt/fixtures/cow_store.bin", std::ios::binary);
+    img.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_FALSE(img.empty());
+  img[0] = 'X';
+  const std::string path = TempLockPath() + ".cow";
+  std::ofstream(path, std::ios::binary) << img;
+  absl::StatusOr<ChangedSet> s = ComputeCowTable(path, 64 << 20);
+  std::remove(path.c_str());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("magic"), std::string::npos) << s->lost_reason;
 }
 
 }  // namespace
