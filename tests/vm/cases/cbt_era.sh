@@ -33,6 +33,7 @@ for r in $(seq 1 "$ROUNDS"); do
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   assert_eq false "$(cbt_field /tmp/j.json lost)" "round $r lost"
   log "round $r (since era $since): $(cbt_check /tmp/prev.img /tmp/new.img /tmp/j.json) ${ms}ms"
+  (( r == 1 )) && cbt_check_catches /tmp/prev.img /tmp/new.img
   since=$(cbt_field /tmp/j.json next_since_era)
   mv /tmp/new.img /tmp/prev.img
   if (( r == ROUNDS / 2 )); then

@@ -102,3 +102,13 @@ PY
 cbt_field() {
   python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(str(v).lower() if isinstance(v,bool) else v)' "$1" "$2"
 }
+
+# cbt_check_catches OLD NEW: the checker itself must fail on an empty set
+# when OLD and NEW differ (a checker that cannot fail proves nothing).
+cbt_check_catches() {
+  echo '{"method":"none","lost":false,"extents":[]}' > /tmp/empty.json
+  if cbt_check "$1" "$2" /tmp/empty.json > /tmp/selfcheck.txt; then
+    fail "checker accepted an empty set for differing snapshots"
+  fi
+  grep -q "NEVER-MISS FAILURE" /tmp/selfcheck.txt || fail "checker self-test"
+}

@@ -29,6 +29,7 @@ for r in $(seq 1 "$ROUNDS"); do
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   assert_eq false "$(cbt_field /tmp/j.json lost)" "round $r lost"
   log "round $r: $(cbt_check "/dev/cbt/s$((r - 1))" "/dev/cbt/s$r" /tmp/j.json) zeroed=$(cbt_field /tmp/j.json zeroed_bytes) ${ms}ms"
+  (( r == 1 )) && cbt_check_catches "/dev/cbt/s$((r - 1))" "/dev/cbt/s$r"
   lvremove -q -y "cbt/s$((r - 1))" >/dev/null
 done
 last=s$ROUNDS
