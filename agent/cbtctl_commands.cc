@@ -12,6 +12,10 @@ constexpr common::Subcommand kCommands[] = {
     {"version", "print the version", RunVersionCommand},
     {"snapshot", "create, list and remove snapshots directly (no daemon)",
      RunSnapshotCommand},
+    {"changes", "print a volume's changed set against a base (debug)",
+     RunChangesCommand},
+    {"era-stack", "create, assemble or remove a dm-era tracking stack",
+     RunEraStackCommand},
 };
 
 }  // namespace

@@ -15,6 +15,8 @@ std::span<const common::Subcommand> CbtctlCommands();
 int RunVersionCommand(std::span<char*> args);
 int RunSendCommand(std::span<char*> args);
 int RunSnapshotCommand(std::span<char*> args);
+int RunChangesCommand(std::span<char*> args);   // cbtctl_changes.cc
+int RunEraStackCommand(std::span<char*> args);  // cbtctl_changes.cc
 
 }  // namespace cbtd::agent
 
