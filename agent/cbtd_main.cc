@@ -16,14 +16,13 @@ int main(int argc, char** argv) {
       "LVM and device-mapper volumes, tracks which blocks changed since the\n"
       "last backup and streams only those to a cbt-receiver.\n\n"
       "Options");
-  opts.add_options()
-      ("help,h", "show this help")
-      ("version,V", "show the version")
-      ("config,c",
-       po::value<std::string>(&config_path)->default_value(
-           "/etc/cbtd/cbtd.conf"),
-       "configuration file (INI)")
-      ("check-config", "validate the configuration and exit");
+  opts.add_options()("help,h", "show this help")("version,V",
+                                                 "show the version")(
+      "config,c",
+      po::value<std::string>(&config_path)
+          ->default_value("/etc/cbtd/cbtd.conf"),
+      "configuration file (INI)")("check-config",
+                                  "validate the configuration and exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
