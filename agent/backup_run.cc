@@ -94,11 +94,18 @@ absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
                                          const std::vector<int64_t>& run_ids,
                                          RunControl& control) {
   const std::vector<VolumeConfig>& members = plan.request.volumes;
-  if (run_ids.size() != members.size()) {
-    return absl::InternalError("Execute: one run id per member expected");
-  }
   const std::string first = members.front().name;
+  const auto notify = [&](const absl::StatusOr<std::vector<SnapshotRef>>& r) {
+    if (plan.on_consistency_point) plan.on_consistency_point(r);
+  };
+  if (run_ids.size() != members.size()) {
+    const absl::Status s =
+        absl::InternalError("Execute: one run id per member expected");
+    notify(s);
+    return s;
+  }
   if (control.cancelled()) {
+    notify(absl::CancelledError("cancelled before it started"));
     for (int64_t id : run_ids) {
       Fail(id, {}, RunResult::kCancelled, kStepQueued,
            absl::CancelledError("cancelled before it started"));
@@ -112,12 +119,14 @@ absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
     const absl::Status s(
         point.status().code(),
         absl::StrCat("consistency point failed: ", StatusText(point.status())));
+    notify(s);
     for (int64_t id : run_ids) {
       Fail(id, {}, RunResult::kFailed, kStepConsistencyPoint, s);
     }
     return s;
   }
   const std::vector<SnapshotRef>& snaps = (*point)->snapshots();
+  notify(snaps);
   absl::Status first_error;
   for (size_t i = 0; i < members.size(); ++i) {
     const SnapshotRef* snap = nullptr;

@@ -35,6 +35,11 @@ struct BackupPlan {
   bool full = false;
   std::string trigger;  // "schedule", "api", "hypervisor"
   uint64_t bandwidth_limit_bytes_per_sec = 0;
+  // If set, called once when the consistency point is taken or has failed
+  // (or the job was cancelled first): the moment a hypervisor may resume
+  // its guest. Runs on the job's thread.
+  std::function<void(const absl::StatusOr<std::vector<SnapshotRef>>&)>
+      on_consistency_point;
 };
 
 // The plan for `target`, a volume or group name in `config`.
