@@ -8,6 +8,11 @@ namespace {
 // One line per command; the implementation is in cbtctl_<name>.cc.
 constexpr common::Subcommand kCommands[] = {
     {"version", "print the version", RunVersionCommand},
+    {"status", "show what cbtd is doing", RunStatusCommand},
+    {"volumes", "list volumes and their tracking state", RunVolumesCommand},
+    {"backup", "back up a volume or group now", RunBackupCommand},
+    {"runs", "show the run history and progress", RunRunsCommand},
+    {"cancel", "cancel a queued or running backup", RunCancelCommand},
 };
 
 }  // namespace

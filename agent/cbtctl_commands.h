@@ -14,6 +14,13 @@ std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
 
+// Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
+int RunStatusCommand(std::span<char*> args);
+int RunVolumesCommand(std::span<char*> args);
+int RunBackupCommand(std::span<char*> args);
+int RunRunsCommand(std::span<char*> args);
+int RunCancelCommand(std::span<char*> args);
+
 }  // namespace cbtd::agent
 
 #endif  // CBTD_AGENT_CBTCTL_COMMANDS_H_

@@ -15,7 +15,9 @@
 #include <filesystem>
 #include <future>
 
+#include "agent/cbtctl_commands.h"
 #include "agent/control_client.h"
+#include "common/cli.h"
 #include "tests/agent/fake_ports.h"
 
 namespace cbtd::agent {
@@ -225,6 +227,61 @@ TEST_F(ControlServiceTest, StatusAnswers) {
   EXPECT_EQ(status->volumes(), 2);
   EXPECT_EQ(status->groups(), 1);
   EXPECT_EQ(status->receiver(), "unix:/run/cbt-receiver.sock");
+}
+
+// Runs a cbtctl command in-process against the test's socket.
+int Cbtctl(int (*command)(std::span<char*>), std::vector<std::string> args,
+           const std::string& socket, std::string* out = nullptr) {
+  args.push_back("--socket=" + socket);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  ::testing::internal::CaptureStdout();
+  const int exit = command(argv);
+  const std::string captured = ::testing::internal::GetCapturedStdout();
+  if (out != nullptr) *out = captured;
+  return exit;
+}
+
+TEST_F(ControlServiceTest, CbtctlBackupWaitsAndExitsByResult) {
+  std::string out;
+  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "a", "--wait", "--json"},
+                   socket_, &out),
+            common::kExitOk);
+  EXPECT_THAT(out, HasSubstr("\"result\":\"succeeded\""));
+
+  sender_.error = absl::UnavailableError("receiver down");
+  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "a", "--wait"}, socket_, &out),
+            common::kExitFailure);
+  EXPECT_THAT(out, HasSubstr("receiver down"));
+
+  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "zz"}, socket_),
+            common::kExitRefused);
+  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup"}, socket_), common::kExitUsage);
+}
+
+TEST_F(ControlServiceTest, CbtctlVolumesRunsStatusCancel) {
+  std::string out;
+  ASSERT_EQ(Cbtctl(RunBackupCommand, {"backup", "b", "--wait"}, socket_),
+            common::kExitOk);
+  EXPECT_EQ(Cbtctl(RunVolumesCommand, {"volumes"}, socket_, &out),
+            common::kExitOk);
+  EXPECT_THAT(out, HasSubstr("b-v1"));
+  EXPECT_EQ(Cbtctl(RunVolumesCommand, {"volumes", "--json"}, socket_, &out),
+            common::kExitOk);
+  EXPECT_THAT(out, HasSubstr("\"base_version\":\"b-v1\""));
+  EXPECT_EQ(Cbtctl(RunRunsCommand, {"runs", "b"}, socket_, &out),
+            common::kExitOk);
+  EXPECT_THAT(out, HasSubstr("succeeded"));
+  EXPECT_EQ(Cbtctl(RunStatusCommand, {"status"}, socket_, &out),
+            common::kExitOk);
+  EXPECT_THAT(out, HasSubstr("0 running, 0 queued"));
+  EXPECT_EQ(Cbtctl(RunCancelCommand, {"cancel", "999"}, socket_),
+            common::kExitRefused);
+}
+
+TEST(ControlClientTest, CbtctlWithoutDaemonSaysUnavailable) {
+  EXPECT_EQ(Cbtctl(RunStatusCommand, {"status"}, "/tmp/cbtd-none/cbtd.sock"),
+            common::kExitUnavailable);
 }
 
 TEST(ControlClientTest, NoDaemonIsUnavailableWithAHint) {
