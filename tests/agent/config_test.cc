@@ -169,6 +169,17 @@ TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
                                 "backup.example.net:7443: connection refused"));
 }
 
+// docs/operations.md points at this file; it must stay a valid config.
+TEST(ConfigTest, DocumentedExampleParses) {
+  absl::StatusOr<Config> c = LoadConfig("docs/cbtd.conf.example");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->volumes.size(), 3u);
+  ASSERT_NE(c->FindGroup("vm1"), nullptr);
+  EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
+            std::vector<std::string>{"virsh domfsfreeze vm1"});
+  EXPECT_EQ(c->FindVolume("vm1-data")->cow_size.percent_of_origin, 20);
+}
+
 TEST(ConfigTest, TlsAddressNeedsCertificates) {
   absl::StatusOr<Config> c = ParseConfig(
       "cbtd.conf", "[receiver]\naddress = [::1]:7443\nca_file = /ca.pem\n");
