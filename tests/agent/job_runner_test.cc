@@ -54,7 +54,11 @@ TEST(JobRunnerTest, LimitsConcurrencyAndRunsQueuedJobsInOrder) {
   // Two start, three wait.
   while (active.load() < 2) std::this_thread::yield();
   EXPECT_EQ(runner.queued(), 3);
-  EXPECT_EQ((std::set<int>(order.begin(), order.end())), (std::set<int>{0, 1}));
+  {
+    std::lock_guard lock(order_mu);
+    EXPECT_EQ((std::set<int>(order.begin(), order.end())),
+              (std::set<int>{0, 1}));
+  }
   gate.Open();
   runner.WaitIdle();
   EXPECT_EQ(peak.load(), 2);
