@@ -91,7 +91,8 @@ ExtentSet ExtentSet::Intersection(const ExtentSet& other) const {
   return out;
 }
 
-ExtentSet ExtentSet::AlignedTo(uint64_t chunk_bytes, uint64_t limit_bytes) const {
+ExtentSet ExtentSet::AlignedTo(uint64_t chunk_bytes,
+                               uint64_t limit_bytes) const {
   ExtentSet out;
   for (const auto& [b, e] : ranges_) {
     if (b >= limit_bytes) break;

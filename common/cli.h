@@ -10,10 +10,10 @@ namespace cbtd::common {
 
 // Exit codes every cbtd program uses (docs/operations.md lists them).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;   // the operation failed
-inline constexpr int kExitUsage = 2;     // bad command line or config
-inline constexpr int kExitRefused = 3;   // input refused; nothing was changed
-inline constexpr int kExitDamaged = 4;   // verify found damaged data
+inline constexpr int kExitFailure = 1;  // the operation failed
+inline constexpr int kExitUsage = 2;    // bad command line or config
+inline constexpr int kExitRefused = 3;  // input refused; nothing was changed
+inline constexpr int kExitDamaged = 4;  // verify found damaged data
 inline constexpr int kExitUnavailable = 5;  // a peer or the daemon is down
 
 struct Subcommand {

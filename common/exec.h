@@ -13,10 +13,10 @@
 namespace cbtd::common {
 
 struct CommandResult {
-  int exit_code = 0;      // exit status, or 128 + signal if it was killed
+  int exit_code = 0;  // exit status, or 128 + signal if it was killed
   bool timed_out = false;
-  std::string out;        // stdout
-  std::string err;        // stderr
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 
 struct CommandOptions {

@@ -27,8 +27,9 @@ absl::StatusOr<ChunkHash> ChunkHash::FromBytes(std::string_view raw) {
 
 absl::StatusOr<ChunkHash> ChunkHash::FromHex(std::string_view hex) {
   if (hex.size() != 2 * kSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk hash must be ", 2 * kSize, " hex digits, got '", std::string(hex), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk hash must be ", 2 * kSize, " hex digits, got '",
+                     std::string(hex), "'"));
   }
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
@@ -41,9 +42,8 @@ absl::StatusOr<ChunkHash> ChunkHash::FromHex(std::string_view hex) {
     const int hi = nibble(hex[2 * i]);
     const int lo = nibble(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("chunk hash has a non-hex digit: '", std::string(hex),
-                       "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chunk hash has a non-hex digit: '", std::string(hex), "'"));
     }
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }

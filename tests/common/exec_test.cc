@@ -35,7 +35,8 @@ TEST(ExecTest, TimeoutKillsTheProcessTree) {
 }
 
 TEST(ExecTest, RunCommandOkNamesTheCommandAndItsError) {
-  auto r = RunCommandOk({"sh", "-c", "echo 'Volume group \"vg0\" not found' >&2; exit 5"});
+  auto r = RunCommandOk(
+      {"sh", "-c", "echo 'Volume group \"vg0\" not found' >&2; exit 5"});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("exited with 5"), std::string::npos);
   EXPECT_NE(r.status().message().find("vg0"), std::string::npos);
