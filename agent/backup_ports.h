@@ -11,6 +11,22 @@
 // Nothing before SendAndCommit returning OK may change what the receiver
 // holds as the volume's latest version, and nothing may touch the old base
 // snapshot before the state commit.
+//
+// Adapting the modules (each a small class in agent/, built in cbtd's main
+// in place of UnwiredPorts):
+//   ConsistencyPointTaker  snapshot/'s group capture (freeze, hooks,
+//                          ScopedSnapshot per member); ConsistencyPoint wraps
+//                          the ScopedSnapshots and Keep() releases one.
+//                          RemoveOrphans = snapshot/'s reconcile by tag.
+//   ChangeTracker          picks the cbt/ method from VolumeConfig::method
+//                          and TrackingRecord::method; state_blob is
+//                          whatever that method needs next time (e.g. the
+//                          era, the thin device id); a broken chain returns
+//                          full = true with fallback_reason.
+//   Sender                 transport/'s sender over the gRPC client, reading
+//                          SnapshotRef::device_path; the version id comes
+//                          back from the receiver's commit.
+//   RetentionApplier       the receiver's prune RPC.
 #ifndef CBTD_AGENT_BACKUP_PORTS_H_
 #define CBTD_AGENT_BACKUP_PORTS_H_
 

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -145,6 +146,32 @@ TEST_F(BackupRunTest, FailureBeforeCommitLeavesTheBaseIntact) {
     // The base survives and the failed run's snapshot is not leaked.
     EXPECT_EQ(snapshots_.Existing(), snaps_before);
   }
+}
+
+TEST_F(BackupRunTest, StateCommitFailureKeepsTheOldBase) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  const TrackingRecord before = *Tracking("a");
+  // After the receiver committed, the local commit fails (as on a full
+  // disk): a trigger makes SQLite abort the tracking write.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER full_disk BEFORE INSERT ON volumes "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is "
+                         "full'); END;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kFailed);
+  EXPECT_EQ(runs[0].step, kStepCommitState);
+  EXPECT_THAT(runs[0].error, HasSubstr("disk is full"));
+  EXPECT_EQ(sender_.sends.load(), 2);  // the receiver did get the version
+  const TrackingRecord after = *Tracking("a");
+  EXPECT_EQ(after.base_snapshot, before.base_snapshot);
+  EXPECT_EQ(after.base_version, before.base_version);
+  // The new snapshot was not kept; the old base was not removed.
+  EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{before.base_snapshot});
 }
 
 TEST_F(BackupRunTest, CancelledSendKeepsTheBase) {
