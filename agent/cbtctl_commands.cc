@@ -16,6 +16,11 @@ constexpr common::Subcommand kCommands[] = {
      RunChangesCommand},
     {"era-stack", "create, assemble or remove a dm-era tracking stack",
      RunEraStackCommand},
+    {"status", "show what cbtd is doing", RunStatusCommand},
+    {"volumes", "list volumes and their tracking state", RunVolumesCommand},
+    {"backup", "back up a volume or group now", RunBackupCommand},
+    {"runs", "show the run history and progress", RunRunsCommand},
+    {"cancel", "cancel a queued or running backup", RunCancelCommand},
 };
 
 }  // namespace
