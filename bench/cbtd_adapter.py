@@ -1,0 +1,125 @@
+"""The cbtd side of the benchmark: one function per step.
+
+Every cbtd command line the benchmark runs is built here, so a change of a
+flag in cbtctl or cbt-receiver is a one-line fix in this file. The harness
+(bench.py) only runs and measures what these functions return.
+
+A step is a `Step`: either one command or a pipeline sender | receiver, or a
+gRPC pair (a receiver that serves while the sender runs) in its own network
+namespace, so the loopback byte counters belong to this step alone.
+"""
+
+import dataclasses
+import os
+import subprocess
+from typing import Optional
+
+
+@dataclasses.dataclass
+class Step:
+    kind: str                      # "single", "pipe" or "grpc"
+    sender: list                   # argv of the sending process
+    receiver: Optional[list] = None  # argv of the receiving process
+    listen: Optional[str] = None   # grpc: address the receiver serves on
+
+
+def _help_ok(argv):
+    try:
+        r = subprocess.run(argv + ["--help"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+class Cbtd:
+    """Command lines for cbtctl / cbt-receiver.
+
+    vault: the receiver's vault directory; certs: directory made by
+    scripts/make-certs.sh (ca.crt, server.crt/key, client.crt/key).
+    """
+
+    HOST = "bench-host"
+
+    def __init__(self, bin_dir, certs_dir=None, compression="zstd",
+                 chunk_bytes=None):
+        self.cbtctl = os.path.join(bin_dir, "cbtctl")
+        self.receiver = os.path.join(bin_dir, "cbt-receiver")
+        self.certs = certs_dir
+        self.compression = compression
+        self.chunk_bytes = chunk_bytes
+
+    # --- what exists in this build -----------------------------------------
+    def has_send(self):
+        return _help_ok([self.cbtctl, "send"])
+
+    def has_receive(self):
+        return _help_ok([self.receiver, "receive"])
+
+    def has_restore(self):
+        return _help_ok([self.receiver, "restore"])
+
+    def has_grpc(self):
+        return self.certs is not None and _help_ok([self.receiver, "serve"])
+
+    def transport(self):
+        """'grpc' when the loopback TLS transport exists, else 'pipe'."""
+        return "grpc" if self.has_grpc() else "pipe"
+
+    # --- the four steps -------------------------------------------------------
+    def _send(self, src, volume, extra, vault, base_index, transport):
+        argv = [self.cbtctl, "send", src, "--host", self.HOST,
+                "--volume", volume] + extra
+        if base_index:
+            argv += ["--base-index", base_index]
+        if self.compression == "none":
+            argv += ["--compression", "none"]
+        if self.chunk_bytes:
+            argv += ["--chunk-bytes", str(self.chunk_bytes)]
+        if transport == "grpc":
+            addr = "127.0.0.1:47211"
+            argv += ["--to", addr, "--tls-cert", f"{self.certs}/client.crt",
+                     "--tls-key", f"{self.certs}/client.key",
+                     "--ca", f"{self.certs}/ca.crt"]
+            serve = [self.receiver, "serve", "--vault", vault,
+                     "--listen", addr,
+                     "--tls-cert", f"{self.certs}/server.crt",
+                     "--tls-key", f"{self.certs}/server.key",
+                     "--client-ca", f"{self.certs}/ca.crt"]
+            return Step("grpc", argv, serve, addr)
+        return Step("pipe", argv, [self.receiver, "receive", "--vault", vault])
+
+    def full_backup(self, src, volume, vault, transport):
+        return self._send(src, volume, ["--full"], vault, None, transport)
+
+    def incremental_external(self, src, volume, vault, extents_file,
+                             transport):
+        """(a) the changed set is given: the hypervisor path."""
+        return self._send(src, volume, ["--changes", extents_file], vault,
+                          self.base_index(vault, volume), transport)
+
+    def incremental_hash(self, src, volume, vault, transport):
+        """(b) tracking lost: read everything, send what differs."""
+        return self._send(src, volume, [], vault,
+                          self.base_index(vault, volume), transport)
+
+    def full_restore(self, vault, volume, dst):
+        return Step("single", [self.receiver, "restore", "--vault", vault,
+                               "--host", self.HOST, "--volume", volume,
+                               "--to", dst])
+
+    # --- vault lookups ----------------------------------------------------------
+    def base_index(self, vault, volume):
+        """Path of the newest version's index object for --base-index."""
+        d = os.path.join(vault, "hosts", self.HOST, "volumes", volume,
+                         "versions")
+        if not os.path.isdir(d):
+            # Fall back to any index under the vault, newest first.
+            found = []
+            for root, _, files in os.walk(vault):
+                for f in files:
+                    if f.endswith(".idx") or f == "index":
+                        p = os.path.join(root, f)
+                        found.append((os.path.getmtime(p), p))
+            return max(found)[1] if found else None
+        files = [os.path.join(d, f) for f in os.listdir(d)]
+        return max(files, key=os.path.getmtime) if files else None
