@@ -622,9 +622,11 @@ class Bench:
                       "changed_bytes": w["changed_bytes"], "source": "file"}
                 if isinstance(t, CbtdTool):
                     kw["extents"] = ext
-                    if self.args.chunk_bytes_assumed:
-                        kw["changed_chunk_bytes"] = self.changed_chunk_bytes(
-                            ext, self.args.chunk_bytes_assumed, size)
+                    chunk = (t.a.chunk_bytes_of(t.vault, t.volume) or
+                             self.args.chunk_bytes_assumed)
+                    kw["chunk_bytes"] = chunk
+                    kw["changed_chunk_bytes"] = self.changed_chunk_bytes(
+                        ext, chunk, size)
                 self.add(t.backup(img, f"incr-{frac}", **kw))
         # Full restores of the newest version, checked byte for byte.
         dst = os.path.join(self.work, "restore", "restored.img")
@@ -768,11 +770,11 @@ def main():
     p.add_argument("--quick", action="store_true",
                    help="small sizes, a few minutes (what a developer runs)")
     p.add_argument("--size", type=size_arg,
-                   help="main volume size (default 8G, quick 1G)")
+                   help="main volume size (default 8G, quick 512M)")
     p.add_argument("--sizes", type=lambda s: [size_arg(x) for x in
                                               s.split(",")],
                    dest="scale_sizes",
-                   help="scaling sizes (default 2G,4G,8G; quick 256M,512M,1G)")
+                   help="scaling sizes (default 2G,4G,8G; quick 128M,256M,512M)")
     p.add_argument("--fractions", type=lambda s: [float(x) for x in
                                                   s.split(",")],
                    default=[0.001, 0.01, 0.1])
@@ -800,12 +802,12 @@ def main():
                    help="keep the work directory")
     a = p.parse_args()
     if a.size is None:
-        a.size = GiB if a.quick else 8 * GiB
+        a.size = 512 * MiB if a.quick else 8 * GiB
     if a.scale_sizes is None:
-        a.scale_sizes = ([256 * MiB, 512 * MiB, GiB] if a.quick
+        a.scale_sizes = ([128 * MiB, 256 * MiB, 512 * MiB] if a.quick
                          else [2 * GiB, 4 * GiB, 8 * GiB])
     if a.chunk_bytes_assumed is None:
-        a.chunk_bytes_assumed = a.chunk_bytes
+        a.chunk_bytes_assumed = a.chunk_bytes or (1 << 20)
     a.bin_dir = os.path.abspath(a.bin_dir)
     if os.path.exists(a.workdir):
         shutil.rmtree(a.workdir)

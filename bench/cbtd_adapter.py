@@ -10,6 +10,7 @@ namespace, so the loopback byte counters belong to this step alone.
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 from typing import Optional
@@ -109,17 +110,30 @@ class Cbtd:
 
     # --- vault lookups ----------------------------------------------------------
     def base_index(self, vault, volume):
-        """Path of the newest version's index object for --base-index."""
-        d = os.path.join(vault, "hosts", self.HOST, "volumes", volume,
-                         "versions")
+        """Newest version's index object (receiver/vault.h layout)."""
+        d = os.path.join(vault, "hosts", self.HOST, volume, "versions")
         if not os.path.isdir(d):
-            # Fall back to any index under the vault, newest first.
-            found = []
-            for root, _, files in os.walk(vault):
-                for f in files:
-                    if f.endswith(".idx") or f == "index":
-                        p = os.path.join(root, f)
-                        found.append((os.path.getmtime(p), p))
-            return max(found)[1] if found else None
-        files = [os.path.join(d, f) for f in os.listdir(d)]
+            return None
+        files = [os.path.join(d, f) for f in os.listdir(d)
+                 if f.endswith(".idx")]
         return max(files, key=os.path.getmtime) if files else None
+
+    def chunk_bytes_of(self, vault, volume):
+        """Chunk size recorded in the newest index ("CBTDIDX1" | u32le
+        json_len | json ...), or None."""
+        p = self.base_index(vault, volume)
+        if not p:
+            return None
+        try:
+            with open(p, "rb") as f:
+                head = f.read(12)
+                if head[:8] != b"CBTDIDX1":
+                    return None
+                n = int.from_bytes(head[8:12], "little")
+                meta = json.loads(f.read(n))
+        except (OSError, ValueError):
+            return None
+        for k in ("chunk_size_bytes", "chunk_size", "chunk_bytes"):
+            if k in meta:
+                return int(meta[k])
+        return None

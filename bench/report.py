@@ -156,6 +156,22 @@ def goals(res):
         w = wall(rr)
         v = (100 * size / w / fio[key]) if w and fio.get(key) else None
         check(f"{phase}, compression off, % of fio", v, "≥80%", "{:.0f}%")
+    if e and e["ok"]:
+        send = e["procs"].get("sender", {}).get("read_bytes")
+        if send is not None and e.get("changed_bytes"):
+            out.append(f"| 1%: cbtd bytes read / changed bytes (chunk "
+                       f"{(e.get('chunk_bytes') or 0) // 1024} KiB grid) | "
+                       f"(context) | {send / e['changed_bytes']:.2f}× | – |")
+    rss = []
+    for s in res.get("scale_sizes", []):
+        for r in res["rows"]:
+            if (r.get("scenario") == "scaling" and r["tool"] == "cbtd-external"
+                    and r["phase"] == "scale-incr" and r["size_bytes"] == s
+                    and r["ok"]):
+                rss.append(f"{s / MiB:,.0f} MiB: {rss_mib(r)}")
+    out.append("| peak RSS sender/receiver MiB, incremental, by volume size | "
+               "bounded, flat | " + ("; ".join(rss) or "not measured") +
+               " | see values |")
     lines = ["| goal | target | measured | |", "|---|---|---:|---|"] + out
     return "\n".join(lines)
 

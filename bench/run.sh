@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cbtd against rsync, a full copy, restic and borg on the same data and the
 # same change, plus the machine's own sequential limits (fio).
-#   bench/run.sh --quick              a few minutes: 1 GiB main, 256M/512M/1G
+#   bench/run.sh --quick              a few minutes: 512 MiB main, 128M/256M/512M
 #   bench/run.sh                      the full run: 8 GiB main, 2G/4G/8G
 #   bench/run.sh --size 16G --sizes 4G,8G,16G   larger
 # Other options: bench/bench.py --help. Run as root (it installs packages,
