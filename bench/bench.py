@@ -484,7 +484,8 @@ class Bench:
         self.args = args
         self.work = args.workdir
         self.bin_dir = args.bin_dir
-        self.image_tool = os.path.join(self.bin_dir, "bench-image")
+        self.image_tool = args.image_tool or os.path.join(self.bin_dir,
+                                                          "bench-image")
         os.makedirs(self.work, exist_ok=True)
         self.r = Runner(self.work, args.drop_caches)
         self.results = {"rows": [], "notes": []}
@@ -782,6 +783,8 @@ def main():
     p.add_argument("--workdir", default="/var/tmp/cbtd-bench")
     p.add_argument("--bin-dir", default=os.path.join(HERE, "..", "build",
                                                      "bin"))
+    p.add_argument("--image-tool", default=None,
+                   help="bench-image binary (default: BIN_DIR/bench-image)")
     p.add_argument("--make-certs", default=os.path.join(
         HERE, "..", "scripts", "make-certs.sh"),
         help="certificate helper for the gRPC transport")

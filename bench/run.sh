@@ -16,11 +16,21 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 "$here/setup.sh"
-build=${CBTD_BENCH_BUILD:-$root/build}
+# CBTD_BENCH_SRC: the cbtd tree whose cbtctl/cbt-receiver are measured
+# (default: this one); CBTD_BENCH_NO_BUILD=1: use the builds as they are.
+src=${CBTD_BENCH_SRC:-$root}
+build=$root/build-bench
+cbtd_build=$src/build-bench
 if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCBTD_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" --target bench-image
+  if [ "$src" != "$root" ]; then
+    cmake -S "$src" -B "$cbtd_build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCBTD_BUILD_TESTS=OFF >/dev/null
+  fi
   # cbtctl / cbt-receiver may lack the paths measured here; the run says so.
-  cmake --build "$build" --target bench-image cbtctl cbt-receiver
+  cmake --build "$cbtd_build" --target cbtctl cbt-receiver
 fi
-exec /usr/bin/python3 "$here/bench.py" --bin-dir "$build/bin" "$@"
+exec /usr/bin/python3 "$here/bench.py" --image-tool "$build/bin/bench-image" \
+  --bin-dir "$cbtd_build/bin" --make-certs "$src/scripts/make-certs.sh" "$@"
