@@ -472,6 +472,34 @@ class CbtdTool:
         return summarize(res, self.name, phase, transport=step.kind,
                          repo_added_bytes=du_bytes(self.vault) - before, **kw)
 
+    def profile(self, src, extents, tag):
+        """perf record of the sender of the next incremental, to /dev/null
+        (same base, same change: the work of the measured run without the
+        receiver). Returns the top of `perf report` or None."""
+        if not shutil.which("perf"):
+            return None
+        if self.method == "external":
+            step = self.a.incremental_external(src, self.volume, self.vault,
+                                               extents, "pipe")
+        else:
+            step = self.a.incremental_hash(src, self.volume, self.vault,
+                                           "pipe")
+        data = os.path.join(self.b.r.logs, f"perf-{self.name}-{tag}.data")
+        self.b.r.settle(self.vault)
+        with open(os.devnull, "wb") as null:
+            r = subprocess.run(["perf", "record", "-q", "-g", "-o", data,
+                                "--"] + step.sender, stdout=null,
+                               stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            return None
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                              "--no-children", "-g", "none", "--percent-limit",
+                              "1.5", "--sort", "comm,dso,sym"],
+                             capture_output=True, text=True)
+        lines = [ln.rstrip() for ln in rep.stdout.splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+        return lines[:20]
+
     def restore(self, dst, **kw):
         res = self._run(self.a.full_restore(self.vault, self.volume, dst),
                         "restore")
@@ -622,6 +650,11 @@ class Bench:
                 kw = {"size_bytes": size, "fraction": frac,
                       "changed_bytes": w["changed_bytes"], "source": "file"}
                 if isinstance(t, CbtdTool):
+                    if frac == 0.01 and self.args.profile:
+                        prof = t.profile(img, ext, f"incr-{frac}")
+                        if prof:
+                            self.results.setdefault("profiles", {})[
+                                f"{t.name} incr-{frac} sender"] = prof
                     kw["extents"] = ext
                     chunk = (t.a.chunk_bytes_of(t.vault, t.volume) or
                              self.args.chunk_bytes_assumed)
@@ -799,6 +832,8 @@ def main():
                    help="drop the whole page cache before every step "
                         "(default: evict only the source and destination)")
     p.add_argument("--no-loop", action="store_true")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="skip the perf profile of cbtd's 1%% senders")
     p.add_argument("--compression-off", action="store_true", default=True,
                    help=argparse.SUPPRESS)
     p.add_argument("--keep", action="store_true",

@@ -226,6 +226,12 @@ def markdown(res, title):
                   "Not measured: " + res["loop"]["unavailable"], ""]
     parts += [f"## Scaling: {res.get('scaling_changed_bytes', 0) / MiB:.1f} "
               "MiB changed on growing volumes", "", scaling_table(res), ""]
+    if res.get("profiles"):
+        parts += ["## Where the time goes (perf, cbtd senders at 1%)", ""]
+        for k, lines in res["profiles"].items():
+            parts += [f"`{k}` (perf record -g; self time by command, "
+                      "object, symbol; ≥1.5%):", "", "```"] + lines + [
+                      "```", ""]
     parts += ["Peak RSS per process: sender/receiver for cbtd, the tool's "
               "main process otherwise (children are reaped into it). Disk "
               "read is read_bytes from /proc/<pid>/io of all processes of a "
