@@ -756,13 +756,19 @@ class Bench:
             "versions": tool_versions(),
         })
         cbtd_ok = self.probe_cbtd()
-        img, tools = self.main_matrix(a.size, cbtd_ok)
-        if not a.no_loop:
-            self.loop_scenario(img, tools)
-        for t in tools:
-            shutil.rmtree(t.repo(), ignore_errors=True)
-        os.remove(img)
-        self.scaling(cbtd_ok)
+        try:
+            img, tools = self.main_matrix(a.size, cbtd_ok)
+            if not a.no_loop:
+                self.loop_scenario(img, tools)
+            for t in tools:
+                shutil.rmtree(t.repo(), ignore_errors=True)
+            os.remove(img)
+        except (subprocess.CalledProcessError, OSError, ValueError) as e:
+            self.note(f"main matrix stopped early: {e!r}")
+        try:
+            self.scaling(cbtd_ok)
+        except (subprocess.CalledProcessError, OSError, ValueError) as e:
+            self.note(f"scaling stopped early: {e!r}")
         self.results["duration_s"] = round(time.monotonic() - t0, 1)
         return self.results
 
