@@ -678,8 +678,7 @@ class Bench:
                     row["ok"] = False
                     row["error"] = "restored image differs from the source"
             self.add(row)
-            if os.path.exists(dst):
-                os.remove(dst)
+            shutil.rmtree(os.path.dirname(dst), ignore_errors=True)
         return img, tools
 
     def loop_scenario(self, img, tools):

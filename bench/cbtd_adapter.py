@@ -87,7 +87,8 @@ class Cbtd:
                      "--tls-key", f"{self.certs}/server.key",
                      "--client-ca", f"{self.certs}/ca.crt"]
             return Step("grpc", argv, serve, addr)
-        return Step("pipe", argv, [self.receiver, "receive", "--vault", vault])
+        return Step("pipe", argv, [self.receiver, "receive", "--vault", vault,
+                                   "--create", "--json"])
 
     def full_backup(self, src, volume, vault, transport):
         return self._send(src, volume, ["--full"], vault, None, transport)
@@ -106,7 +107,8 @@ class Cbtd:
     def full_restore(self, vault, volume, dst):
         return Step("single", [self.receiver, "restore", "--vault", vault,
                                "--host", self.HOST, "--volume", volume,
-                               "--to", dst])
+                               "--version", self.newest_version(vault, volume),
+                               "--target", dst])
 
     # --- vault lookups ----------------------------------------------------------
     def base_index(self, vault, volume):
@@ -117,6 +119,10 @@ class Cbtd:
         files = [os.path.join(d, f) for f in os.listdir(d)
                  if f.endswith(".idx")]
         return max(files, key=os.path.getmtime) if files else None
+
+    def newest_version(self, vault, volume):
+        p = self.base_index(vault, volume)
+        return os.path.basename(p)[:-len(".idx")] if p else "none"
 
     def chunk_bytes_of(self, vault, volume):
         """Chunk size recorded in the newest index ("CBTDIDX1" | u32le
