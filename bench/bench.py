@@ -540,7 +540,8 @@ class Bench:
         make_certs = self.args.make_certs
         if _exists_exec(make_certs) and _help_ok_serve(a):
             self.certs = os.path.join(self.work, "certs")
-            r = subprocess.run([make_certs, self.certs], capture_output=True,
+            r = subprocess.run([make_certs, self.certs, "--host",
+                                cbtd_adapter.Cbtd.HOST], capture_output=True,
                                text=True)
             if r.returncode == 0:
                 avail["serve"] = True

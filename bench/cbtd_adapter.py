@@ -78,8 +78,9 @@ class Cbtd:
             argv += ["--chunk-bytes", str(self.chunk_bytes)]
         if transport == "grpc":
             addr = "127.0.0.1:47211"
-            argv += ["--to", addr, "--tls-cert", f"{self.certs}/client.crt",
-                     "--tls-key", f"{self.certs}/client.key",
+            argv += ["--to", addr,
+                     "--tls-cert", f"{self.certs}/{self.HOST}.crt",
+                     "--tls-key", f"{self.certs}/{self.HOST}.key",
                      "--ca", f"{self.certs}/ca.crt"]
             serve = [self.receiver, "serve", "--vault", vault,
                      "--listen", addr,
