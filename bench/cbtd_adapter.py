@@ -12,6 +12,7 @@ namespace, so the loopback byte counters belong to this step alone.
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from typing import Optional
 
@@ -67,15 +68,15 @@ class Cbtd:
         return "grpc" if self.has_grpc() else "pipe"
 
     # --- the four steps -------------------------------------------------------
-    def _send(self, src, volume, extra, vault, base_index, transport):
+    # `version` names the new version (sends within one second must not
+    # collide with cbtctl's default, the UTC second).
+    def _send(self, src, volume, version, extra, vault, transport):
         argv = [self.cbtctl, "send", src, "--host", self.HOST,
-                "--volume", volume] + extra
-        if base_index:
-            argv += ["--base-index", base_index]
+                "--volume", volume, "--version-id", version] + extra
         if self.compression == "none":
             argv += ["--compression", "none"]
         if self.chunk_bytes:
-            argv += ["--chunk-bytes", str(self.chunk_bytes)]
+            argv += ["--chunk-size", str(self.chunk_bytes)]
         if transport == "grpc":
             addr = "127.0.0.1:47211"
             argv += ["--to", addr,
@@ -91,25 +92,44 @@ class Cbtd:
         return Step("pipe", argv, [self.receiver, "receive", "--vault", vault,
                                    "--create", "--json"])
 
-    def full_backup(self, src, volume, vault, transport):
-        return self._send(src, volume, ["--full"], vault, None, transport)
+    def full_backup(self, src, volume, version, vault, transport):
+        return self._send(src, volume, version, ["--full"], vault, transport)
 
-    def incremental_external(self, src, volume, vault, extents_file,
+    def incremental_external(self, src, volume, version, vault, extents_file,
                              transport):
         """(a) the changed set is given: the hypervisor path."""
-        return self._send(src, volume, ["--changes", extents_file], vault,
-                          self.base_index(vault, volume), transport)
+        return self._send(src, volume, version,
+                          ["--changes", extents_file, "--base-index",
+                           self.base_index(vault, volume)], vault, transport)
 
-    def incremental_hash(self, src, volume, vault, transport):
+    def incremental_hash(self, src, volume, version, vault, transport):
         """(b) tracking lost: read everything, send what differs."""
-        return self._send(src, volume, [], vault,
-                          self.base_index(vault, volume), transport)
+        return self._send(src, volume, version,
+                          ["--full", "--base-index",
+                           self.base_index(vault, volume)], vault, transport)
 
     def full_restore(self, vault, volume, dst):
         return Step("single", [self.receiver, "restore", "--vault", vault,
                                "--host", self.HOST, "--volume", volume,
                                "--version", self.newest_version(vault, volume),
                                "--target", dst])
+
+    def has_compression_flag(self):
+        r = subprocess.run([self.cbtctl, "send", "--help"],
+                           capture_output=True, text=True)
+        return "--compression" in r.stdout
+
+    @staticmethod
+    def sender_counters(stderr_text):
+        """Counters cbtctl send prints: 'N chunks read, N sent, N by
+        reference, N zero; N payload bytes'."""
+        m = re.search(r"(\d+) chunks read, (\d+) sent, (\d+) by reference, "
+                      r"(\d+) zero; (\d+) payload bytes", stderr_text)
+        if not m:
+            return None
+        keys = ("chunks_read", "chunks_sent", "chunk_refs", "zero_chunks",
+                "payload_bytes")
+        return dict(zip(keys, map(int, m.groups())))
 
     # --- vault lookups ----------------------------------------------------------
     def base_index(self, vault, volume):
