@@ -209,10 +209,14 @@ def markdown(res, title):
         "",
         f"Machine limits (fio, 1 MiB direct sequential, same filesystem): "
         f"read {fio.get('read_bytes_per_s', 0) / MiB:,.0f} MiB/s, write "
-        f"{fio.get('write_bytes_per_s', 0) / MiB:,.0f} MiB/s.",
+        f"{fio.get('write_bytes_per_s', 0) / MiB:,.0f} MiB/s (queue depth "
+        f"16); read at queue depth 1: "
+        f"{fio.get('read_qd1_bytes_per_s', 0) / MiB:,.0f} MiB/s.",
         "",
         "cbtd transport: **" + res.get("cbtd_transport", "?") + "**. "
-        "Wall includes a syncfs of the destination afterwards for every tool.",
+        "Wall = the longest `/usr/bin/time` elapsed of the step's "
+        "processes (the sender's with a served receiver) plus a syncfs of "
+        "the destination afterwards, for every tool.",
         "",
     ]
     if res.get("notes"):
@@ -239,7 +243,7 @@ def markdown(res, title):
         parts += ["## Where the time goes (perf, cbtd senders at 1%)", ""]
         for k, lines in res["profiles"].items():
             parts += [f"`{k}` (perf record -g; self time by command, "
-                      "object, symbol; ≥1.5%):", "", "```"] + lines + [
+                      "object, then by object and symbol):", "", "```"] + lines + [
                       "```", ""]
     parts += ["Peak RSS per process: sender/receiver for cbtd, the tool's "
               "main process otherwise (children are reaped into it). Disk "
