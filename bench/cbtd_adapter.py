@@ -70,9 +70,14 @@ class Cbtd:
     # --- the four steps -------------------------------------------------------
     # `version` names the new version (sends within one second must not
     # collide with cbtctl's default, the UTC second).
-    def _send(self, src, volume, version, extra, vault, transport):
+    def _send(self, src, volume, version, extra, vault, transport,
+              base=False):
         argv = [self.cbtctl, "send", src, "--host", self.HOST,
                 "--volume", volume, "--version-id", version] + extra
+        if base and transport == "grpc":  # the receiver hands the index over
+            argv += ["--base-version", self.newest_version(vault, volume)]
+        elif base:
+            argv += ["--base-index", self.base_index(vault, volume)]
         if self.compression == "none":
             argv += ["--compression", "none"]
         if self.chunk_bytes:
@@ -87,7 +92,7 @@ class Cbtd:
                      "--listen", addr,
                      "--tls-cert", f"{self.certs}/server.crt",
                      "--tls-key", f"{self.certs}/server.key",
-                     "--client-ca", f"{self.certs}/ca.crt"]
+                     "--client-ca", f"{self.certs}/ca.crt", "--create"]
             return Step("grpc", argv, serve, addr)
         return Step("pipe", argv, [self.receiver, "receive", "--vault", vault,
                                    "--create", "--json"])
@@ -98,15 +103,13 @@ class Cbtd:
     def incremental_external(self, src, volume, version, vault, extents_file,
                              transport):
         """(a) the changed set is given: the hypervisor path."""
-        return self._send(src, volume, version,
-                          ["--changes", extents_file, "--base-index",
-                           self.base_index(vault, volume)], vault, transport)
+        return self._send(src, volume, version, ["--changes", extents_file],
+                          vault, transport, base=True)
 
     def incremental_hash(self, src, volume, version, vault, transport):
         """(b) tracking lost: read everything, send what differs."""
-        return self._send(src, volume, version,
-                          ["--full", "--base-index",
-                           self.base_index(vault, volume)], vault, transport)
+        return self._send(src, volume, version, ["--full"], vault, transport,
+                          base=True)
 
     def full_restore(self, vault, volume, dst):
         return Step("single", [self.receiver, "restore", "--vault", vault,
@@ -125,11 +128,21 @@ class Cbtd:
         reference, N zero; N payload bytes'."""
         m = re.search(r"(\d+) chunks read, (\d+) sent, (\d+) by reference, "
                       r"(\d+) zero; (\d+) payload bytes", stderr_text)
-        if not m:
-            return None
-        keys = ("chunks_read", "chunks_sent", "chunk_refs", "zero_chunks",
-                "payload_bytes")
-        return dict(zip(keys, map(int, m.groups())))
+        if m:
+            keys = ("chunks_read", "chunks_sent", "chunk_refs", "zero_chunks",
+                    "payload_bytes")
+            return dict(zip(keys, map(int, m.groups())))
+        # Over gRPC: 'read X MiB, sent Y MiB (Z MiB on the wire), skipped W
+        # MiB; N reconnects'.
+        m = re.search(r"read ([\d.]+) MiB, sent ([\d.]+) MiB \(([\d.]+) MiB "
+                      r"on the wire\), skipped ([\d.]+) MiB; (\d+) reconnects",
+                      stderr_text)
+        if m:
+            mb = [int(float(x) * (1 << 20)) for x in m.groups()[:4]]
+            return {"read_bytes": mb[0], "sent_bytes": mb[1],
+                    "payload_bytes": mb[2], "skipped_bytes": mb[3],
+                    "reconnects": int(m.group(5))}
+        return None
 
     # --- vault lookups ----------------------------------------------------------
     def base_index(self, vault, volume):
