@@ -671,6 +671,8 @@ class Bench:
             if isinstance(t, CbtdTool):
                 kw["full"] = True
             self.add(t.backup(img, "full", **kw))
+        if cbtd_ok and self.args.profile:
+            self.profile_full(img, size)
         self.fraction_rows = []
         for i, frac in enumerate(self.args.fractions):
             ext = os.path.join(self.work, f"changes-{frac}.txt")
@@ -713,6 +715,42 @@ class Bench:
             self.add(row)
             shutil.rmtree(os.path.dirname(dst), ignore_errors=True)
         return img, tools
+
+    def profile_full(self, img, size):
+        """Splits a full backup into its halves: the sender alone into a
+        stream file, then the receiver alone from that file under
+        `strace -f -w -c` (wall time per system call)."""
+        if not shutil.which("strace"):
+            return
+        a = cbtd_adapter.Cbtd(self.bin_dir)
+        d = os.path.join(self.work, "profile-full")
+        vault = os.path.join(d, "vault")
+        os.makedirs(d, exist_ok=True)
+        stream = os.path.join(d, "full.stream")
+        step = a.full_backup(img, "profile", "p1", vault, "pipe")
+        with open(stream, "wb") as out:
+            res = self.r.single("profile-full-send", step.sender, d,
+                                stdout=out)
+        prof = {"sender_alone_wall_s": res["procs"]["profile-full-send"].get(
+                    "time_wall_s"), "stream_bytes": os.path.getsize(stream)}
+        self.r.settle(d)
+        trace = os.path.join(d, "strace.txt")
+        t0 = time.monotonic()
+        with open(stream, "rb") as inp:
+            r = subprocess.run(["strace", "-f", "-w", "-c", "-o", trace] +
+                               step.receiver, stdin=inp,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        prof["receiver_alone_wall_s"] = round(time.monotonic() - t0, 3)
+        if r.returncode == 0 and os.path.exists(trace):
+            with open(trace) as f:
+                prof["receiver_strace_wall"] = [ln.rstrip() for ln in
+                                                f.readlines()[:10]]
+        prof["size_bytes"] = size
+        self.results["profile_full"] = prof
+        log(f"profile: full send alone {prof['sender_alone_wall_s']} s, "
+            f"receive alone (under strace) {prof['receiver_alone_wall_s']} s")
+        shutil.rmtree(d, ignore_errors=True)
 
     def loop_scenario(self, img, tools):
         dev, why = self.loop_device(img)

@@ -239,6 +239,16 @@ def markdown(res, title):
                   "Not measured: " + res["loop"]["unavailable"], ""]
     parts += [f"## Scaling: {res.get('scaling_changed_bytes', 0) / MiB:.1f} "
               "MiB changed on growing volumes", "", scaling_table(res), ""]
+    pf = res.get("profile_full")
+    if pf:
+        parts += ["## Where the time goes: full backup split in halves", "",
+                  f"`cbtctl send --full` alone into a file: "
+                  f"{pf.get('sender_alone_wall_s')} s; `cbt-receiver receive` "
+                  f"alone from that file ({pf['stream_bytes'] / MiB:,.1f} MiB "
+                  f"stream), under `strace -f -w -c`: "
+                  f"{pf.get('receiver_alone_wall_s')} s. Wall time per system "
+                  "call of the receiver:", "", "```"] + pf.get(
+                      "receiver_strace_wall", []) + ["```", ""]
     if res.get("profiles"):
         parts += ["## Where the time goes (perf, cbtd senders at 1%)", ""]
         for k, lines in res["profiles"].items():
