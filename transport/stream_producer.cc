@@ -133,11 +133,18 @@ class ReadQueue {
   bool closed_ = false;
 };
 
-// Hashes and compresses one chunk's bytes into `r`.
-void HashAndCompress(std::span<const uint8_t> data, ZSTD_CCtx* cctx,
-                     std::string& zbuf, int level, Result& r) {
+// Hashes one chunk's bytes into `r` and, if the receiver may need them,
+// compresses them into its payload. Chunks whose hash the base holds (at
+// this index or anywhere) travel as nothing or as a ChunkRef, so they are
+// not compressed: on an incremental or a hash-method run that is most of
+// the chunks read.
+void HashAndCompress(
+    std::span<const uint8_t> data, ZSTD_CCtx* cctx, std::string& zbuf,
+    int level,
+    const std::unordered_set<ChunkHash, ChunkHashStdHash>& base_hashes,
+    Result& r) {
   r.entry = EntryOf(data);
-  if (IsZeroEntry(r.entry)) return;
+  if (IsZeroEntry(r.entry) || base_hashes.contains(r.entry)) return;
   const size_t z = ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(),
                                      data.data(), data.size(), level);
   // Compress only when it pays: 1/32 saved is worth the CPU of
@@ -278,7 +285,7 @@ absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
                                    {buf.get(), read_len(r.raw_size)});
           if (r.status.ok()) {
             HashAndCompress({buf.get(), r.raw_size}, cctx, zbuf,
-                            options.zstd_level, r);
+                            options.zstd_level, base_hashes, r);
           }
         }
         win.Done(pos, std::move(r));
@@ -376,7 +383,7 @@ absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
         r.status = d.status;
         if (d.buf != nullptr) {
           HashAndCompress({d.buf, r.raw_size}, cctx, zbuf, options.zstd_level,
-                          r);
+                          base_hashes, r);
           put_free(d.buf);
         }
         win.Done(d.pos, std::move(r));
