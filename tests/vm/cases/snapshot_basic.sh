@@ -82,7 +82,7 @@ lvremove -q -y vg/big >/dev/null
 log "orphan cleanup removes only cbtd's snapshots"
 "$CBTCTL" snapshot create /dev/vg/thin
 sleep 1.1
-"$CBTCTL" snapshot create /dev/vg/thin /dev/vg/thick
+"$CBTCTL" snapshot create --sequential /dev/vg/thin /dev/vg/thick
 lookalike=thin.cbtd-20261121T224005Z
 lvcreate -q -s -n $lookalike vg/thin >/dev/null             # untagged
 lvcreate -q -s -n other --addtag cbtd vg/thin >/dev/null    # tagged, not our name
