@@ -49,9 +49,13 @@ Snapshotter::Snapshotter(Lvm& lvm, DeviceMapper& dm, Host& host,
     : lvm_(lvm), dm_(dm), host_(host), policy_(policy) {}
 
 uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
-  if (policy_.cow_size_bytes.has_value()) return *policy_.cow_size_bytes;
-  return static_cast<uint64_t>(std::ceil(
-      static_cast<double>(volume.size_bytes) * policy_.cow_percent / 100.0));
+  uint64_t bytes = policy_.cow_size_bytes.has_value()
+                       ? *policy_.cow_size_bytes
+                       : static_cast<uint64_t>(
+                             std::ceil(static_cast<double>(volume.size_bytes) *
+                                       policy_.cow_percent / 100.0));
+  // lvcreate --size takes whole 512-byte sectors only.
+  return (bytes + 511) / 512 * 512;
 }
 
 absl::Status Snapshotter::CheckCanSnapshot(

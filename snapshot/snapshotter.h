@@ -75,7 +75,8 @@ class Snapshotter {
   // enough free extents. Messages say how full and what to do.
   absl::Status CheckCanSnapshot(const std::vector<VolumeInfo>& volumes);
 
-  // The COW size policy applied to `volume`, before extent rounding.
+  // The COW size policy applied to `volume`, rounded up to 512-byte
+  // sectors (lvm2 then rounds up to extents).
   uint64_t CowSizeBytes(const VolumeInfo& volume) const;
 
   // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,

@@ -181,6 +181,15 @@ TEST_F(GroupTest, ThickMemberInAGroupIsRefusedUnlessSequential) {
                           "create vg/thick.cbtd-20261121T224005Z cow active"));
 }
 
+TEST_F(GroupTest, FrozenHooksWithoutAWindowAreRefused) {
+  options_.sequential = true;
+  absl::StatusOr<GroupSnapshot> g =
+      TakeGroupSnapshot(snapshotter_, dm_, host_, {"/dev/vg/a"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(g.status().message(), HasSubstr("use a pre-hook"));
+  EXPECT_TRUE(lvm_.calls.empty());
+}
+
 TEST_F(GroupTest, SameVolumeTwiceIsRefused) {
   absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
       snapshotter_, dm_, host_, {"/dev/vg/a", "vg/a"}, options_);

@@ -77,6 +77,8 @@ TEST_F(SnapshotterTest, CowSnapshotsMustFitTheVgTogether) {
   SnapshotPolicy one_gib;
   one_gib.cow_size_bytes = uint64_t{1} << 30;
   Snapshotter fixed = Make(one_gib);
+  // 20% of 32 MiB is 6710886.4 bytes; lvcreate wants whole sectors.
+  EXPECT_EQ(s.CowSizeBytes(Thick("a", 32 << 20)), 6711296u);
   EXPECT_EQ(fixed.CowSizeBytes(Thick("a", 8 << 20)), uint64_t{1} << 30);
   EXPECT_FALSE(fixed.CheckCanSnapshot({Thick("a", 8 << 20)}).ok());
 }

@@ -82,12 +82,12 @@ lvremove -q -y vg/big >/dev/null
 log "orphan cleanup removes only cbtd's snapshots"
 "$CBTCTL" snapshot create /dev/vg/thin
 sleep 1.1
-"$CBTCTL" snapshot create /dev/vg/thin /dev/vg/thick
+"$CBTCTL" snapshot create --sequential /dev/vg/thin /dev/vg/thick
 lookalike=thin.cbtd-20261121T224005Z
 lvcreate -q -s -n $lookalike vg/thin >/dev/null             # untagged
 lvcreate -q -s -n other --addtag cbtd vg/thin >/dev/null    # tagged, not our name
 expect_refused "not a cbtd snapshot" "$CBTCTL" snapshot remove vg/$lookalike
-mapfile -t ours < <("$CBTCTL" snapshot list vg | awk '{print $1}')
+ours=($("$CBTCTL" snapshot list vg | awk '{print $1}'))  # no /dev/fd in the guest
 assert_eq 3 "${#ours[@]}" "cbtd snapshots listed"
 "$CBTCTL" snapshot cleanup --keep "${ours[0]}"
 left=$(lvs --noheadings -o lv_name vg | tr -d ' ' | sort | tr '\n' ' ')
