@@ -14,12 +14,10 @@
 #include "agent/cbtctl_commands.h"
 #include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
-#include "cbt/cow_store.h"
 #include "cbt/era_method.h"
 #include "cbt/external_method.h"
 #include "cbt/hash_method.h"
-#include "cbt/lvm_query.h"
-#include "cbt/thin_delta_method.h"
+#include "cbt/lvm_methods.h"
 #include "cbt/xml_elements.h"
 #include "common/fs.h"
 
@@ -72,56 +70,9 @@ std::string LockPath(const std::string& kind, const std::string& dm_name) {
   return absl::StrCat(kRunDir, "/", kind, "-", dm_name, ".lock");
 }
 
-absl::StatusOr<cbt::ChangedSet> ThinDelta(cbt::CommandRunner& run,
-                                          const Args& a) {
-  absl::StatusOr<cbt::LvInfo> vol = cbt::QueryLv(run, a.volume);
-  if (!vol.ok()) return vol.status();
-  absl::StatusOr<cbt::LvInfo> base = cbt::QueryLv(run, Opt(a, "base"));
-  if (absl::IsNotFound(base.status())) {
-    return cbt::ChangedSet::Lost(
-        cbt::Method::kThinDelta, vol->size_bytes,
-        absl::StrCat("base snapshot ", Opt(a, "base"), " is missing"));
-  }
-  if (!base.ok()) return base.status();
-  absl::StatusOr<cbt::LvInfo> next = cbt::QueryLv(run, Opt(a, "new"));
-  if (!next.ok()) return next.status();
-  if (!base->has_thin_id || !next->has_thin_id ||
-      base->pool_lv != next->pool_lv || base->vg != next->vg) {
-    return cbt::ChangedSet::Lost(
-        cbt::Method::kThinDelta, next->size_bytes,
-        absl::StrCat("base ", Opt(a, "base"), " and new ", Opt(a, "new"),
-                     " are not thin volumes of one pool"));
-  }
-  cbt::ThinDeltaRequest req;
-  req.pool_dm_name = cbt::LvmDmName(next->vg, next->pool_lv, "tpool");
-  req.tmeta_path = absl::StrCat(
-      "/dev/mapper/", cbt::LvmDmName(next->vg, next->pool_lv + "_tmeta"));
-  req.base_thin_id = base->thin_id;
-  req.new_thin_id = next->thin_id;
-  req.volume_size_bytes = next->size_bytes;
-  req.lock_path = LockPath("thin", req.pool_dm_name);
-  return cbt::ComputeThinDelta(run, req);
-}
-
-absl::StatusOr<cbt::ChangedSet> CowTable(cbt::CommandRunner& run,
-                                         const Args& a) {
-  absl::StatusOr<cbt::LvInfo> vol = cbt::QueryLv(run, a.volume);
-  if (!vol.ok()) return vol.status();
-  absl::StatusOr<cbt::LvInfo> base = cbt::QueryLv(run, Opt(a, "base"));
-  if (absl::IsNotFound(base.status())) {
-    return cbt::ChangedSet::Lost(
-        cbt::Method::kCowTable, vol->size_bytes,
-        absl::StrCat("base snapshot ", Opt(a, "base"), " is missing"));
-  }
-  if (!base.ok()) return base.status();
-  if (base->origin != vol->lv) {
-    return cbt::ChangedSet::Lost(
-        cbt::Method::kCowTable, vol->size_bytes,
-        absl::StrCat(Opt(a, "base"), " is not a snapshot of ", a.volume));
-  }
-  return cbt::ComputeCowTable(
-      absl::StrCat("/dev/mapper/", cbt::LvmDmName(base->vg, base->lv, "cow")),
-      vol->size_bytes);
+std::string LockDir() {
+  ::mkdir(kRunDir, 0700);
+  return kRunDir;
 }
 
 absl::StatusOr<std::vector<cbt::ChunkDigest>> ReadDigests(
@@ -159,10 +110,11 @@ int RunChangesCommand(std::span<char*> args) {
   nlohmann::json extra = nlohmann::json::object();
   switch (*method) {
     case cbt::Method::kThinDelta:
-      set = ThinDelta(*run, a);
+      set = cbt::ThinDeltaBetweenLvs(*run, a.volume, Opt(a, "base"),
+                                     Opt(a, "new"), LockDir());
       break;
     case cbt::Method::kCowTable:
-      set = CowTable(*run, a);
+      set = cbt::CowTableOfLv(*run, a.volume, Opt(a, "base"));
       break;
     case cbt::Method::kEra: {
       cbt::EraRequest req;

@@ -30,8 +30,9 @@ namespace cbtd::cbt {
 //   Reserve() --> held --Release()/~--> released
 class ScopedMetadataSnap {
  public:
-  // `message_target` is the dm device taking the messages; `kind` "thin"
-  // (reserve/release_metadata_snap) or "era" (take/drop_metadata_snap).
+  // `dm_name` is the device taking the messages: a thin pool
+  // (reserve/release_metadata_snap) or, with `era`, a dm-era device
+  // (take/drop_metadata_snap).
   static absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> Reserve(
       CommandRunner& runner, std::string dm_name, bool era);
   ~ScopedMetadataSnap();

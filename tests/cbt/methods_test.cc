@@ -12,6 +12,7 @@
 
 #include "cbt/cow_store.h"
 #include "cbt/era_method.h"
+#include "cbt/lvm_methods.h"
 #include "cbt/lvm_query.h"
 #include "cbt/thin_delta_method.h"
 #include "tests/cbt/fake_runner.h"
@@ -272,6 +273,69 @@ TEST(CowTableMethodTest, CorruptStoreIsLostWithReason) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->lost);
   EXPECT_NE(s->lost_reason.find("magic"), std::string::npos) << s->lost_reason;
+}
+
+}  // namespace
+}  // namespace cbtd::cbt
+
+namespace cbtd::cbt {
+namespace {
+
+// --- thin-delta / cow-table by LVM names: loss cases ----------------------
+
+std::string LvsJson(const std::string& lv, const std::string& extra) {
+  return R"({"report": [{"lv": [{"vg_name":"vg", "lv_name":")" + lv +
+         R"(", "lv_size":"1048576", )" + extra + "}]}]}";
+}
+
+TEST(LvmMethodsTest, ThinMissingBaseIsLost) {
+  FakeRunner run;
+  run.On(
+      "lvs --reportformat json --units b --nosuffix -o "
+      "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id vg/data",
+      LvsJson("data", R"("pool_lv":"pool", "thin_id":"1")"));
+  run.On(
+      "lvs --reportformat json --units b --nosuffix -o "
+      "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id vg/old",
+      absl::InternalError("Failed to find logical volume \"vg/old\""));
+  absl::StatusOr<ChangedSet> s =
+      ThinDeltaBetweenLvs(run, "vg/data", "vg/old", "vg/new", "/tmp");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("vg/old is missing"), std::string::npos);
+  EXPECT_EQ(s->changed, (ExtentSet{{0, 1048576}}));
+  for (const std::string& c : run.calls) {
+    EXPECT_EQ(c.find("reserve_metadata_snap"), std::string::npos);
+  }
+}
+
+TEST(LvmMethodsTest, ThinSnapshotsOfDifferentPoolsAreLost) {
+  FakeRunner run;
+  const std::string q =
+      "lvs --reportformat json --units b --nosuffix -o "
+      "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id ";
+  run.On(q + "vg/data", LvsJson("data", R"("pool_lv":"p1", "thin_id":"1")"));
+  run.On(q + "vg/old", LvsJson("old", R"("pool_lv":"p1", "thin_id":"2")"));
+  run.On(q + "vg/new", LvsJson("new", R"("pool_lv":"p2", "thin_id":"3")"));
+  absl::StatusOr<ChangedSet> s =
+      ThinDeltaBetweenLvs(run, "vg/data", "vg/old", "vg/new", "/tmp");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("one pool"), std::string::npos);
+}
+
+TEST(LvmMethodsTest, CowBaseOfAnotherOriginIsLost) {
+  FakeRunner run;
+  const std::string q =
+      "lvs --reportformat json --units b --nosuffix -o "
+      "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id ";
+  run.On(q + "vg/data", LvsJson("data", R"("origin":"")"));
+  run.On(q + "vg/snap", LvsJson("snap", R"("origin":"other")"));
+  absl::StatusOr<ChangedSet> s = CowTableOfLv(run, "vg/data", "vg/snap");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("not a snapshot of vg/data"),
+            std::string::npos);
 }
 
 }  // namespace

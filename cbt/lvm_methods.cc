@@ -1,0 +1,66 @@
+#include "cbt/lvm_methods.h"
+
+#include "absl/strings/str_cat.h"
+#include "cbt/cow_store.h"
+#include "cbt/lvm_query.h"
+#include "cbt/thin_delta_method.h"
+
+namespace cbtd::cbt {
+
+absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
+                                               const std::string& volume,
+                                               const std::string& base,
+                                               const std::string& next,
+                                               const std::string& lock_dir) {
+  absl::StatusOr<LvInfo> vol = QueryLv(runner, volume);
+  if (!vol.ok()) return vol.status();
+  absl::StatusOr<LvInfo> b = QueryLv(runner, base);
+  if (absl::IsNotFound(b.status())) {
+    return ChangedSet::Lost(
+        Method::kThinDelta, vol->size_bytes,
+        absl::StrCat("base snapshot ", base, " is missing"));
+  }
+  if (!b.ok()) return b.status();
+  absl::StatusOr<LvInfo> n = QueryLv(runner, next);
+  if (!n.ok()) return n.status();
+  if (!b->has_thin_id || !n->has_thin_id || b->pool_lv != n->pool_lv ||
+      b->vg != n->vg || b->size_bytes != n->size_bytes) {
+    return ChangedSet::Lost(
+        Method::kThinDelta, n->size_bytes,
+        absl::StrCat("base ", base, " and new ", next,
+                     " are not equally sized thin volumes of one pool"));
+  }
+  ThinDeltaRequest req;
+  req.pool_dm_name = LvmDmName(n->vg, n->pool_lv, "tpool");
+  req.tmeta_path =
+      absl::StrCat("/dev/mapper/", LvmDmName(n->vg, n->pool_lv + "_tmeta"));
+  req.base_thin_id = b->thin_id;
+  req.new_thin_id = n->thin_id;
+  req.volume_size_bytes = n->size_bytes;
+  req.lock_path = absl::StrCat(lock_dir, "/thin-", req.pool_dm_name, ".lock");
+  return ComputeThinDelta(runner, req);
+}
+
+absl::StatusOr<ChangedSet> CowTableOfLv(CommandRunner& runner,
+                                        const std::string& volume,
+                                        const std::string& base) {
+  absl::StatusOr<LvInfo> vol = QueryLv(runner, volume);
+  if (!vol.ok()) return vol.status();
+  absl::StatusOr<LvInfo> b = QueryLv(runner, base);
+  if (absl::IsNotFound(b.status())) {
+    return ChangedSet::Lost(
+        Method::kCowTable, vol->size_bytes,
+        absl::StrCat("base snapshot ", base, " is missing"));
+  }
+  if (!b.ok()) return b.status();
+  if (b->origin != vol->lv || b->vg != vol->vg) {
+    return ChangedSet::Lost(
+        Method::kCowTable, vol->size_bytes,
+        absl::StrCat(base, " is not a snapshot of ", volume));
+  }
+  return ComputeCowTable(
+      absl::StrCat("/dev/mapper/", LvmDmName(b->vg, b->lv, "cow")),
+      vol->size_bytes);
+}
+
+}  // namespace cbtd::cbt
