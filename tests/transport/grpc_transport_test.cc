@@ -209,6 +209,11 @@ TEST(GrpcServerOptionsTest, InsecureOnlyOnLoopback) {
   EXPECT_TRUE(IsLoopbackAddress("localhost:7000"));
   EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:7000"));
   EXPECT_FALSE(IsLoopbackAddress("[::]:7000"));
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_FALSE(IsLoopbackAddress("::"));
+  EXPECT_FALSE(IsLoopbackAddress("backup.example.org:7443"));
+  EXPECT_TRUE(IsLoopbackAddress("unix:/run/cbt-receiver.sock"));
 }
 
 TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
