@@ -14,6 +14,16 @@ std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
 int RunSendCommand(std::span<char*> args);
+int RunSnapshotCommand(std::span<char*> args);
+int RunChangesCommand(std::span<char*> args);   // cbtctl_changes.cc
+int RunEraStackCommand(std::span<char*> args);  // cbtctl_changes.cc
+
+// Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
+int RunStatusCommand(std::span<char*> args);
+int RunVolumesCommand(std::span<char*> args);
+int RunBackupCommand(std::span<char*> args);
+int RunRunsCommand(std::span<char*> args);
+int RunCancelCommand(std::span<char*> args);
 
 }  // namespace cbtd::agent
 

@@ -1,9 +1,15 @@
 // cbtd: the root daemon that snapshots volumes, tracks their changed blocks
 // and streams incremental backups to a cbt-receiver.
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
 
+#include "agent/config.h"
+#include "agent/daemon.h"
+#include "agent/unwired_ports.h"
 #include "common/cli.h"
 
 namespace po = boost::program_options;
@@ -39,7 +45,28 @@ int main(int argc, char** argv) {
     std::cout << "cbtd " << CBTD_VERSION << "\n";
     return cbtd::common::kExitOk;
   }
-  std::cerr << "cbtd: the daemon loop is not part of this build yet; use "
-               "cbtctl's offline commands\n";
-  return cbtd::common::kExitFailure;
+  if (vm.count("check-config")) {
+    return cbtd::agent::CheckConfigCommand(config_path);
+  }
+
+  // Everything cbtd creates (socket, state, temp files) is private.
+  umask(077);
+  // Signals go to the service loop only: block them before any thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<cbtd::agent::Config> config =
+      cbtd::agent::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "cbtd: " << config.status().message() << "\n";
+    return cbtd::common::kExitUsage;
+  }
+  // The lead replaces these with the snapshot/, cbt/ and transport/
+  // adapters (see agent/backup_ports.h).
+  cbtd::agent::UnwiredPorts unwired;
+  return cbtd::agent::RunDaemon(*std::move(config), unwired.ports());
 }

@@ -47,8 +47,8 @@ int RunRestore(std::span<char*> args) {
   opts.threads = vm["threads"].as<int>();
   if (vm.count("state")) {
     opts.state_path = vm["state"].as<std::string>();
-  } else if (struct stat st; ::stat(path.c_str(), &st) == 0 &&
-                                 S_ISREG(st.st_mode)) {
+  } else if (struct stat st;
+             ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
     // A device has no natural place for its state file: --state says.
     opts.state_path = path + ".cbtd-state";
   }

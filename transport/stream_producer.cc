@@ -7,8 +7,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -54,6 +56,16 @@ class Window {
     pos = next_++;
     return true;
   }
+  enum class Try { kGot, kFull, kDone };
+  // Non-blocking Take for the libaio reader, which must keep reaping while
+  // the window is full.
+  Try TryTake(size_t& pos) {
+    std::lock_guard l(mu_);
+    if (stop_ || next_ >= jobs_) return Try::kDone;
+    if (next_ >= emitted_ + slots_.size()) return Try::kFull;
+    pos = next_++;
+    return Try::kGot;
+  }
   void Done(size_t pos, Result r) {
     std::lock_guard l(mu_);
     slots_[pos % slots_.size()] = std::move(r);
@@ -85,6 +97,58 @@ class Window {
   size_t emitted_ = 0;
   bool stop_ = false;
 };
+
+// Chunks read by the libaio reader, waiting for a hash worker.
+struct ReadDone {
+  size_t pos = 0;
+  uint8_t* buf = nullptr;  // nullptr: a zero-only job or a failed read
+  absl::Status status;
+};
+
+class ReadQueue {
+ public:
+  void Push(ReadDone d) {
+    std::lock_guard l(mu_);
+    q_.push_back(std::move(d));
+    cv_.notify_one();
+  }
+  void Close() {
+    std::lock_guard l(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  bool Pop(ReadDone& d) {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return closed_ || !q_.empty(); });
+    if (q_.empty()) return false;
+    d = std::move(q_.front());
+    q_.pop_front();
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ReadDone> q_;
+  bool closed_ = false;
+};
+
+// Hashes and compresses one chunk's bytes into `r`.
+void HashAndCompress(std::span<const uint8_t> data, ZSTD_CCtx* cctx,
+                     std::string& zbuf, int level, Result& r) {
+  r.entry = EntryOf(data);
+  if (IsZeroEntry(r.entry)) return;
+  const size_t z = ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(),
+                                     data.data(), data.size(), level);
+  // Compress only when it pays: 1/32 saved is worth the CPU of
+  // decompressing it at restore.
+  if (!ZSTD_isError(z) && z < data.size() - data.size() / 32) {
+    r.compression = stream::COMPRESSION_ZSTD;
+    r.payload.assign(zbuf.data(), z);
+  } else {
+    r.payload.assign(reinterpret_cast<const char*>(data.data()), data.size());
+  }
+}
 
 }  // namespace
 
@@ -174,47 +238,152 @@ absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
   const size_t align = std::max<size_t>(1, source.Alignment());
   const size_t buf_bytes = (chunk + align - 1) / align * align;
 
-  auto worker = [&] {
-    std::unique_ptr<uint8_t, AlignedFree> buf(static_cast<uint8_t*>(
+  auto read_len = [&](uint32_t raw) {
+    return std::min(buf_bytes, (raw + align - 1) / align * align);
+  };
+  auto alloc = [&] {
+    return std::unique_ptr<uint8_t, AlignedFree>(static_cast<uint8_t*>(
         std::aligned_alloc(std::max<size_t>(align, 64), buf_bytes)));
-    ZSTD_CCtx* cctx = ZSTD_createCCtx();
-    std::string zbuf(ZSTD_compressBound(chunk), '\0');
-    size_t pos;
-    while (win.Take(pos)) {
-      const Job& job = jobs[pos];
-      Result r;
-      r.raw_size = ChunkLength(size, chunk, job.index);
-      if (!job.zero_only) {
-        r.read = true;
-        const size_t len =
-            std::min(buf_bytes, (r.raw_size + align - 1) / align * align);
-        r.status = source.ReadAt(job.index * chunk, {buf.get(), len});
-        if (r.status.ok()) {
-          std::span<const uint8_t> data(buf.get(), r.raw_size);
-          r.entry = EntryOf(data);
-          if (!IsZeroEntry(r.entry)) {
-            const size_t z =
-                ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(), data.data(),
-                                  data.size(), options.zstd_level);
-            // Compress only when it pays: 1/32 saved is worth the CPU of
-            // decompressing it at restore.
-            if (!ZSTD_isError(z) && z < r.raw_size - r.raw_size / 32) {
-              r.compression = stream::COMPRESSION_ZSTD;
-              r.payload.assign(zbuf.data(), z);
-            } else {
-              r.payload.assign(reinterpret_cast<const char*>(data.data()),
-                               data.size());
-            }
+  };
+  const int nthreads = std::max(1, options.threads);
+  std::vector<std::thread> threads;
+  std::unique_ptr<AsyncReader> aio = source.NewAsyncReader(window);
+  // Declared here so they outlive the threads that use them.
+  ReadQueue read_queue;
+  std::vector<std::unique_ptr<uint8_t, AlignedFree>> buffers;
+  std::vector<uint8_t*> free_bufs;
+  std::mutex free_mu;
+  std::condition_variable free_cv;
+  auto put_free = [&](uint8_t* b) {
+    std::lock_guard l(free_mu);
+    free_bufs.push_back(b);
+    free_cv.notify_one();
+  };
+
+  if (!aio) {
+    // No overlapped reads: each worker reads, hashes and compresses; the
+    // window still bounds how far ahead of the emitter they run.
+    auto worker = [&] {
+      auto buf = alloc();
+      ZSTD_CCtx* cctx = ZSTD_createCCtx();
+      std::string zbuf(ZSTD_compressBound(chunk), '\0');
+      size_t pos;
+      while (win.Take(pos)) {
+        const Job& job = jobs[pos];
+        Result r;
+        r.raw_size = ChunkLength(size, chunk, job.index);
+        if (!job.zero_only) {
+          r.read = true;
+          r.status = source.ReadAt(job.index * chunk,
+                                   {buf.get(), read_len(r.raw_size)});
+          if (r.status.ok()) {
+            HashAndCompress({buf.get(), r.raw_size}, cctx, zbuf,
+                            options.zstd_level, r);
           }
         }
+        win.Done(pos, std::move(r));
       }
-      win.Done(pos, std::move(r));
+      ZSTD_freeCCtx(cctx);
+    };
+    for (int t = 0; t < nthreads; ++t) threads.emplace_back(worker);
+  } else {
+    // libaio: one reader thread keeps up to `window` reads in flight; the
+    // workers only hash and compress. Buffers: one per window slot, which
+    // is enough because a position holds its buffer only until hashed.
+    for (size_t i = 0; i < window; ++i) {
+      buffers.push_back(alloc());
+      free_bufs.push_back(buffers.back().get());
     }
-    ZSTD_freeCCtx(cctx);
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < std::max(1, options.threads); ++t) {
-    threads.emplace_back(worker);
+    threads.emplace_back([&] {
+      std::unordered_map<size_t, uint8_t*> in_flight;
+      absl::Status fatal;
+      auto reap = [&](size_t min) {
+        auto done = aio->Reap(min);
+        if (!done.ok()) {
+          fatal = done.status();
+          return;
+        }
+        for (const auto& c : *done) {
+          uint8_t* b = in_flight[c.tag];
+          in_flight.erase(c.tag);
+          if (!c.status.ok()) {
+            put_free(b);
+            b = nullptr;
+          }
+          read_queue.Push({c.tag, b, c.status});
+        }
+      };
+      while (fatal.ok()) {
+        size_t pos;
+        const Window::Try t = win.TryTake(pos);
+        if (t == Window::Try::kDone) break;
+        if (t == Window::Try::kFull) {
+          // Every taken position is in flight or queued: reaping (or, with
+          // nothing in flight, waiting for the emitter) makes progress.
+          if (!in_flight.empty()) {
+            reap(1);
+            continue;
+          }
+          if (!win.Take(pos)) break;
+        }
+        const Job& job = jobs[pos];
+        if (job.zero_only) {
+          read_queue.Push({pos, nullptr, absl::OkStatus()});
+          continue;
+        }
+        uint8_t* b = nullptr;
+        while (b == nullptr && fatal.ok()) {
+          {
+            std::unique_lock l(free_mu);
+            if (in_flight.empty()) {
+              free_cv.wait(l, [&] { return !free_bufs.empty(); });
+            }
+            if (!free_bufs.empty()) {
+              b = free_bufs.back();
+              free_bufs.pop_back();
+              break;
+            }
+          }
+          reap(1);
+        }
+        if (b == nullptr) break;
+        const uint32_t raw = ChunkLength(size, chunk, job.index);
+        absl::Status s =
+            aio->Submit(pos, job.index * chunk, {b, read_len(raw)});
+        if (!s.ok()) {
+          put_free(b);
+          read_queue.Push({pos, nullptr, s});
+          continue;
+        }
+        in_flight[pos] = b;
+        reap(0);
+      }
+      while (fatal.ok() && !in_flight.empty()) reap(1);
+      // A failed io_getevents: fail the reads it left without an answer.
+      for (const auto& [pos, b] : in_flight)
+        read_queue.Push({pos, nullptr, fatal});
+      read_queue.Close();
+    });
+    auto hasher = [&] {
+      ZSTD_CCtx* cctx = ZSTD_createCCtx();
+      std::string zbuf(ZSTD_compressBound(chunk), '\0');
+      ReadDone d;
+      while (read_queue.Pop(d)) {
+        const Job& job = jobs[d.pos];
+        Result r;
+        r.raw_size = ChunkLength(size, chunk, job.index);
+        r.read = !job.zero_only;
+        r.status = d.status;
+        if (d.buf != nullptr) {
+          HashAndCompress({d.buf, r.raw_size}, cctx, zbuf, options.zstd_level,
+                          r);
+          put_free(d.buf);
+        }
+        win.Done(d.pos, std::move(r));
+      }
+      ZSTD_freeCCtx(cctx);
+    };
+    for (int t = 0; t < nthreads; ++t) threads.emplace_back(hasher);
   }
 
   ProduceResult result;

@@ -11,11 +11,32 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cbt/extent_set.h"
 
 namespace cbtd::transport {
+
+// Overlapped reads (libaio on Linux): many reads in flight from one thread.
+// Not thread-safe: one thread submits and reaps. Destroying it waits for
+// the reads still in flight.
+class AsyncReader {
+ public:
+  struct Completion {
+    uint64_t tag = 0;
+    absl::Status status;
+  };
+  virtual ~AsyncReader() = default;
+  // Starts reading [offset, offset + buf.size()) into `buf` (aligned to the
+  // device's Alignment(); may run past the end like ReadAt). At most
+  // `depth` reads may be in flight.
+  virtual absl::Status Submit(uint64_t tag, uint64_t offset_bytes,
+                              std::span<uint8_t> buf) = 0;
+  // Waits until at least `min` reads completed (0: does not wait) and
+  // returns every completion available.
+  virtual absl::StatusOr<std::vector<Completion>> Reap(size_t min) = 0;
+};
 
 class BlockDevice {
  public:
@@ -29,6 +50,11 @@ class BlockDevice {
   // I/O (1 when any will do). Reads of a short last chunk may run past
   // SizeBytes() up to this alignment.
   virtual size_t Alignment() const { return 1; }
+  // Overlapped reads with up to `depth` in flight, or nullptr when the
+  // device has none (the producer then reads with ReadAt from its workers).
+  virtual std::unique_ptr<AsyncReader> NewAsyncReader(size_t depth) {
+    return nullptr;
+  }
 };
 
 // Opens a block device or regular file read-only, with O_DIRECT when the

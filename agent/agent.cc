@@ -1,0 +1,292 @@
+#include "agent/agent.h"
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+
+namespace cbtd::agent {
+
+Agent::Agent(Config config, StateStore& store, BackupPorts ports, Clock clock,
+             absl::TimeZone tz)
+    : store_(store),
+      ports_(ports),
+      orchestrator_(ports, store, clock),
+      clock_(clock),
+      tz_(tz),
+      started_at_(clock()),
+      runner_(config.max_concurrent_runs),
+      config_(std::move(config)) {}
+
+Agent::~Agent() { Shutdown(/*cancel=*/true); }
+
+absl::StatusOr<std::vector<RunRecord>> Agent::Start() {
+  absl::StatusOr<std::vector<RunRecord>> interrupted =
+      store_.RecoverInterruptedRuns(clock_());
+  if (!interrupted.ok()) return interrupted.status();
+  absl::StatusOr<std::vector<TrackingRecord>> tracking = store_.ListTracking();
+  if (!tracking.ok()) return tracking.status();
+  std::vector<std::string> keep;
+  for (const TrackingRecord& t : *tracking) {
+    if (!t.base_snapshot.empty()) keep.push_back(t.base_snapshot);
+  }
+  // Only now: no run of ours is in flight, so every snapshot of ours that
+  // is not a committed base is an orphan of a run that died.
+  if (absl::Status s = ports_.snapshots->RemoveOrphans(keep); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("removing orphaned snapshots: ",
+                                               std::string(s.message())));
+  }
+  std::lock_guard lock(mu_);
+  const auto anchor = [&](const std::string& volume) {
+    absl::StatusOr<std::vector<RunRecord>> last = store_.ListRuns(volume, 1);
+    return last.ok() && !last->empty() ? (*last)[0].started_at : started_at_;
+  };
+  for (const VolumeConfig& v : config_.volumes) {
+    last_scheduled_[v.name] = anchor(v.name);
+  }
+  for (const GroupConfig& g : config_.groups) {
+    last_scheduled_[g.name] = anchor(g.members.front());
+  }
+  return interrupted;
+}
+
+absl::StatusOr<std::vector<int64_t>> Agent::Submit(BackupPlan plan) {
+  // mu_ is held from the busy check to the submission, so no other caller
+  // can take a member in between and the rows Prepare writes always get a
+  // job.
+  std::lock_guard lock(mu_);
+  std::vector<std::string> members;
+  for (const VolumeConfig& v : plan.request.volumes) {
+    members.push_back(v.name);
+    if (runner_.Busy(v.name)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume '", v.name,
+          "' already has a run queued or in progress; wait for it ('cbtctl "
+          "runs --active') or cancel it ('cbtctl cancel RUN')"));
+    }
+  }
+  absl::StatusOr<std::vector<int64_t>> ids = orchestrator_.Prepare(plan);
+  if (!ids.ok()) return ids.status();
+  auto shared_plan = std::make_shared<BackupPlan>(std::move(plan));
+  const std::vector<int64_t> run_ids = *ids;
+  absl::StatusOr<JobRunner::Submitted> job = runner_.Submit(
+      members, [this, shared_plan, run_ids](RunControl& control) {
+        orchestrator_.Execute(*shared_plan, run_ids, control).IgnoreError();
+        std::lock_guard job_lock(mu_);
+        for (int64_t id : run_ids) live_.erase(id);
+      });
+  if (!job.ok()) {
+    RunOutcome refused;
+    refused.result = RunResult::kCancelled;
+    refused.step = kStepQueued;
+    refused.error = std::string(job.status().message());
+    for (int64_t id : run_ids) {
+      store_.FinishRun(id, refused, clock_()).IgnoreError();
+    }
+    return job.status();
+  }
+  for (int64_t id : run_ids) live_[id] = LiveRun{job->id, job->control};
+  return run_ids;
+}
+
+absl::StatusOr<std::vector<int64_t>> Agent::BackupNow(
+    const std::string& target, bool full, const std::string& trigger) {
+  absl::StatusOr<BackupPlan> plan;
+  {
+    std::lock_guard lock(mu_);
+    plan = PlanBackup(config_, target, full, trigger);
+  }
+  if (!plan.ok()) return plan.status();
+  return Submit(std::move(*plan));
+}
+
+absl::StatusOr<ConsistencyPointResult> Agent::TakeConsistencyPoint(
+    const std::string& target, bool backup, bool full) {
+  absl::StatusOr<BackupPlan> plan;
+  {
+    std::lock_guard lock(mu_);
+    plan = PlanBackup(config_, target, full, "hypervisor");
+  }
+  if (!plan.ok()) return plan.status();
+  ConsistencyPointResult result;
+  if (!backup) {
+    // Not a job: it holds no volume for longer than the point itself, but
+    // it must not race a job's snapshot of the same volume either.
+    for (const VolumeConfig& v : plan->request.volumes) {
+      if (runner_.Busy(v.name)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "volume '", v.name, "' has a run in progress; try again after it"));
+      }
+    }
+    absl::StatusOr<std::vector<SnapshotRef>> snaps =
+        orchestrator_.TakeConsistencyPointOnly(plan->request);
+    if (!snaps.ok()) return snaps.status();
+    result.snapshots = *snaps;
+    return result;
+  }
+  auto promise = std::make_shared<
+      std::promise<absl::StatusOr<std::vector<SnapshotRef>>>>();
+  std::future<absl::StatusOr<std::vector<SnapshotRef>>> point =
+      promise->get_future();
+  plan->on_consistency_point =
+      [promise](const absl::StatusOr<std::vector<SnapshotRef>>& r) {
+        promise->set_value(r);
+      };
+  absl::StatusOr<std::vector<int64_t>> ids = Submit(std::move(*plan));
+  if (!ids.ok()) return ids.status();
+  result.run_ids = *ids;
+  // The job may wait for a free slot first; the caller asked for "now", so
+  // it waits too (cbtctl shows the run as queued meanwhile).
+  absl::StatusOr<std::vector<SnapshotRef>> snaps = point.get();
+  if (!snaps.ok()) return snaps.status();
+  result.snapshots = *snaps;
+  return result;
+}
+
+std::optional<absl::Time> Agent::NextRunLocked(
+    const std::string& target) const {
+  const std::optional<Schedule>* schedule = nullptr;
+  if (const VolumeConfig* v = config_.FindVolume(target)) {
+    schedule = &v->schedule;
+  } else if (const GroupConfig* g = config_.FindGroup(target)) {
+    schedule = &g->schedule;
+  }
+  if (schedule == nullptr || !schedule->has_value()) return std::nullopt;
+  auto it = last_scheduled_.find(target);
+  const absl::Time anchor =
+      it == last_scheduled_.end() ? started_at_ : it->second;
+  return (*schedule)->NextRun(anchor, tz_);
+}
+
+std::vector<VolumeStatus> Agent::ListVolumes() {
+  std::lock_guard lock(mu_);
+  std::vector<VolumeStatus> out;
+  for (const VolumeConfig& v : config_.volumes) {
+    VolumeStatus s;
+    s.config = v;
+    for (const GroupConfig& g : config_.groups) {
+      for (const std::string& m : g.members) {
+        if (m == v.name) s.group = g.name;
+      }
+    }
+    s.busy = runner_.Busy(v.name);
+    if (auto t = store_.GetTracking(v.name); t.ok()) s.tracking = *t;
+    if (auto runs = store_.ListRuns(v.name, 1); runs.ok() && !runs->empty()) {
+      s.last_run = (*runs)[0];
+    }
+    s.next_run = NextRunLocked(v.name);
+    if (!s.group.empty()) {
+      std::optional<absl::Time> g = NextRunLocked(s.group);
+      if (g && (!s.next_run || *g < *s.next_run)) s.next_run = g;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RunView>> Agent::ListRuns(const std::string& volume,
+                                                     int limit,
+                                                     bool active_only) {
+  absl::StatusOr<std::vector<RunRecord>> runs =
+      store_.ListRuns(volume, limit > 0 ? limit : 20);
+  if (!runs.ok()) return runs.status();
+  std::lock_guard lock(mu_);
+  std::vector<RunView> out;
+  for (RunRecord& r : *runs) {
+    if (active_only && r.result != RunResult::kRunning) continue;
+    RunView view;
+    if (auto it = live_.find(r.id); it != live_.end()) {
+      RunProgress p = it->second.control->progress();
+      // A group job works on one member at a time; show bytes only on the
+      // member they belong to.
+      if (p.volume != r.volume) p.done_bytes = p.total_bytes = 0;
+      view.progress = p;
+    }
+    view.record = std::move(r);
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+absl::Status Agent::Cancel(int64_t run_id) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(run_id);
+  if (it == live_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "run ", run_id,
+        " is not queued or running; 'cbtctl runs --active' lists those"));
+  }
+  return runner_.Cancel(it->second.job);
+}
+
+AgentStatus Agent::Status() {
+  std::lock_guard lock(mu_);
+  AgentStatus s;
+  s.started_at = started_at_;
+  s.config_path = config_.path;
+  s.receiver = config_.receiver.address;
+  s.running_jobs = runner_.running();
+  s.queued_jobs = runner_.queued();
+  s.volumes = static_cast<int>(config_.volumes.size());
+  s.groups = static_cast<int>(config_.groups.size());
+  return s;
+}
+
+std::string Agent::StatusLine() {
+  std::lock_guard lock(mu_);
+  std::string busy;
+  for (const auto& [id, live] : live_) {
+    const RunProgress p = live.control->progress();
+    if (p.volume.empty() || busy.find(p.volume + " ") != std::string::npos) {
+      continue;
+    }
+    absl::StrAppend(&busy, busy.empty() ? "" : ", ", p.volume, " ", p.step);
+    if (p.total_bytes > 0) {
+      absl::StrAppend(&busy, " ", p.done_bytes * 100 / p.total_bytes, "%");
+    }
+  }
+  const int queued = runner_.queued();
+  if (busy.empty() && queued == 0) {
+    return absl::StrCat("idle; ", config_.volumes.size(), " volume(s)");
+  }
+  return absl::StrCat("backing up: ", busy.empty() ? "starting" : busy,
+                      queued > 0 ? absl::StrCat("; ", queued, " queued") : "");
+}
+
+void Agent::Tick(absl::Time now) {
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> targets;
+    for (const VolumeConfig& v : config_.volumes) targets.push_back(v.name);
+    for (const GroupConfig& g : config_.groups) targets.push_back(g.name);
+    for (const std::string& t : targets) {
+      std::optional<absl::Time> next = NextRunLocked(t);
+      if (next && *next <= now) {
+        // Anchor at the slot, not at `now`, so a late tick does not shift
+        // an interval schedule; but never anchor in the past twice.
+        last_scheduled_[t] = std::max(*next, now - absl::Seconds(1));
+        due.push_back(t);
+      }
+    }
+  }
+  for (const std::string& t : due) {
+    // A busy target skips this slot; the error is in the log, not a run.
+    BackupNow(t, /*full=*/false, "schedule").IgnoreError();
+  }
+}
+
+void Agent::Reload(Config config) {
+  std::lock_guard lock(mu_);
+  runner_.SetMaxConcurrent(config.max_concurrent_runs);
+  for (const VolumeConfig& v : config.volumes) {
+    last_scheduled_.try_emplace(v.name, clock_());
+  }
+  for (const GroupConfig& g : config.groups) {
+    last_scheduled_.try_emplace(g.name, clock_());
+  }
+  config_ = std::move(config);
+}
+
+void Agent::Shutdown(bool cancel) { runner_.Shutdown(cancel); }
+
+}  // namespace cbtd::agent

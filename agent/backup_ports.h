@@ -1,0 +1,164 @@
+// The narrow interfaces a backup run drives. agent/ owns them; the lead's
+// adapters implement them over snapshot/ (ConsistencyPointTaker), cbt/
+// (ChangeTracker) and transport/ (Sender, RetentionApplier). Unit tests use
+// fakes (tests/agent/fake_ports.h).
+//
+// A run calls them in this order, per member volume after the first step:
+//
+//   Take ─► ComputeChanges ─► SendAndCommit ─► [state commit] ─► Keep
+//        ─► RemoveSnapshot(old base) ─► Apply(retention)
+//
+// Nothing before SendAndCommit returning OK may change what the receiver
+// holds as the volume's latest version, and nothing may touch the old base
+// snapshot before the state commit.
+//
+// Adapting the modules (each a small class in agent/, built in cbtd's main
+// in place of UnwiredPorts):
+//   ConsistencyPointTaker  snapshot/'s group capture (freeze, hooks,
+//                          ScopedSnapshot per member); ConsistencyPoint wraps
+//                          the ScopedSnapshots and Keep() releases one.
+//                          RemoveOrphans = snapshot/'s reconcile by tag.
+//   ChangeTracker          picks the cbt/ method from VolumeConfig::method
+//                          and TrackingRecord::method; state_blob is
+//                          whatever that method needs next time (e.g. the
+//                          era, the thin device id); a broken chain returns
+//                          full = true with fallback_reason.
+//   Sender                 transport/'s sender over the gRPC client, reading
+//                          SnapshotRef::device_path; the version id comes
+//                          back from the receiver's commit.
+//   RetentionApplier       the receiver's prune RPC.
+#ifndef CBTD_AGENT_BACKUP_PORTS_H_
+#define CBTD_AGENT_BACKUP_PORTS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/config.h"
+#include "agent/run_control.h"
+#include "agent/state_store.h"
+#include "cbt/extent_set.h"
+
+namespace cbtd::agent {
+
+// What to capture at one instant.
+struct ConsistencyRequest {
+  std::string group;                  // empty for a single volume
+  std::vector<VolumeConfig> volumes;  // at least one
+  bool freeze = true;
+  absl::Duration freeze_timeout = absl::Seconds(10);
+  absl::Duration hook_timeout = absl::Seconds(30);
+  std::vector<std::string> pre_hooks;
+  std::vector<std::string> post_hooks;
+};
+
+// One member's snapshot, readable at device_path while it exists.
+struct SnapshotRef {
+  std::string volume;
+  std::string snapshot_name;  // e.g. the LV name; what TrackingRecord keeps
+  std::string device_path;
+};
+
+// The snapshots of one consistency point. Owns them:
+//
+//   taken ──Keep(v)──► v's snapshot outlives this object (it is the new base)
+//     │
+//     └──destroyed──► every snapshot not kept is removed
+class ConsistencyPoint {
+ public:
+  virtual ~ConsistencyPoint() = default;
+  // One per requested volume, in request order.
+  virtual const std::vector<SnapshotRef>& snapshots() const = 0;
+  virtual void Keep(const std::string& volume) = 0;
+};
+
+class ConsistencyPointTaker {
+ public:
+  virtual ~ConsistencyPointTaker() = default;
+  // Freeze (if asked), pre-hooks, snapshot every member, thaw, post-hooks.
+  // Thaws even on error; on error no snapshot is left behind. Errors say
+  // which member or hook failed.
+  virtual absl::StatusOr<std::unique_ptr<ConsistencyPoint>> Take(
+      const ConsistencyRequest& request) = 0;
+  // Removes a snapshot kept by an earlier run (an old base).
+  virtual absl::Status RemoveSnapshot(const std::string& volume,
+                                      const std::string& snapshot_name) = 0;
+  // Removes every snapshot this agent created that is not in `keep`, and
+  // any other leftovers it owns (e.g. reserved metadata snapshots). Called
+  // once at start, before any run.
+  virtual absl::Status RemoveOrphans(const std::vector<std::string>& keep) = 0;
+};
+
+// What may have changed since the base, for one member.
+struct ChangedSet {
+  cbt::ExtentSet extents;  // bytes to (re)send; over-reporting is fine
+  bool full = false;       // no usable base: read all, send what differs
+  uint64_t volume_bytes = 0;
+  std::string method;           // the method that produced it
+  std::string fallback_reason;  // why `method` is not the configured one
+  std::string next_state_blob;  // stored as tracking state on commit
+};
+
+class ChangeTracker {
+ public:
+  virtual ~ChangeTracker() = default;
+  // `base` is the volume's committed tracking record (nullopt before the
+  // first commit). `full` forces a full read. A broken chain is not an
+  // error: return full = true with a fallback_reason.
+  virtual absl::StatusOr<ChangedSet> ComputeChanges(
+      const VolumeConfig& volume, const std::optional<TrackingRecord>& base,
+      const SnapshotRef& snapshot, bool full) = 0;
+};
+
+struct SendRequest {
+  const VolumeConfig* volume = nullptr;
+  SnapshotRef snapshot;
+  const ChangedSet* changes = nullptr;
+  std::string base_version;                    // empty for a full
+  uint64_t bandwidth_limit_bytes_per_sec = 0;  // 0 = unlimited
+};
+
+struct SendResult {
+  std::string version_id;  // committed at the receiver
+  uint64_t bytes_read = 0;
+  uint64_t bytes_sent = 0;
+};
+
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Reads the changed chunks from the snapshot (never the origin), sends
+  // what the receiver lacks, and returns only after the receiver has
+  // published the new version. Polls control.cancelled() and reports
+  // control.SetBytes(). Errors: CANCELLED when cancelled;
+  // FAILED_PRECONDITION when the receiver does not hold base_version (the
+  // agent then forgets the chain, so the next run reads everything);
+  // UNAVAILABLE when the receiver cannot be reached.
+  virtual absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
+                                                   RunControl& control) = 0;
+};
+
+class RetentionApplier {
+ public:
+  virtual ~RetentionApplier() = default;
+  // Asks the receiver to drop the volume's versions the policy does not
+  // keep. Never called with a policy that keeps everything.
+  virtual absl::Status Apply(const std::string& volume,
+                             const RetentionPolicy& policy) = 0;
+};
+
+// The ports one agent uses; not owned.
+struct BackupPorts {
+  ConsistencyPointTaker* snapshots = nullptr;
+  ChangeTracker* tracker = nullptr;
+  Sender* sender = nullptr;
+  RetentionApplier* retention = nullptr;
+};
+
+}  // namespace cbtd::agent
+
+#endif  // CBTD_AGENT_BACKUP_PORTS_H_

@@ -1,0 +1,91 @@
+// One backup job: a consistency point over one volume or a group, then per
+// member: changed set → send → receiver commits → advance tracking state →
+// keep the new snapshot as base and remove the old one → retention.
+//
+// The invariant: until the receiver has committed AND the state store has
+// recorded the new base in one transaction, the previous base snapshot and
+// tracking record stay exactly as they were. Any failure before that point
+// leaves them intact and ends the member's run 'failed' (or 'cancelled')
+// with `step` naming the step that failed. Failures after it (removing the
+// old base, retention) do not undo the backup: the run is 'succeeded' with
+// `step` and `error` naming the cleanup that failed.
+//
+// Members of a group are independent after the consistency point: one
+// member failing does not stop the others.
+//
+// Thread-safety: Prepare and Execute may run concurrently for plans over
+// disjoint volumes (JobRunner guarantees that); the ports and the store
+// must be thread-safe.
+#ifndef CBTD_AGENT_BACKUP_RUN_H_
+#define CBTD_AGENT_BACKUP_RUN_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/backup_ports.h"
+#include "agent/config.h"
+#include "agent/state_store.h"
+
+namespace cbtd::agent {
+
+struct BackupPlan {
+  ConsistencyRequest request;  // group (or none) and its members
+  bool full = false;
+  std::string trigger;  // "schedule", "api", "hypervisor"
+  uint64_t bandwidth_limit_bytes_per_sec = 0;
+  // If set, called once when the consistency point is taken or has failed
+  // (or the job was cancelled first): the moment a hypervisor may resume
+  // its guest. Runs on the job's thread.
+  std::function<void(const absl::StatusOr<std::vector<SnapshotRef>>&)>
+      on_consistency_point;
+};
+
+// The plan for `target`, a volume or group name in `config`.
+// NOT_FOUND names the target and says where targets are defined.
+absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
+                                      const std::string& target, bool full,
+                                      const std::string& trigger);
+
+class BackupOrchestrator {
+ public:
+  using Clock = std::function<absl::Time()>;
+  BackupOrchestrator(BackupPorts ports, StateStore& store, Clock clock)
+      : ports_(ports), store_(store), clock_(std::move(clock)) {}
+
+  // Records one 'running' row (step 'queued') per member, in member order,
+  // so callers can show and cancel the run before it starts.
+  absl::StatusOr<std::vector<int64_t>> Prepare(const BackupPlan& plan);
+
+  // Runs the plan; every outcome is recorded in the store under run_ids
+  // (from Prepare). OK when every member committed; otherwise the first
+  // member's error.
+  absl::Status Execute(const BackupPlan& plan,
+                       const std::vector<int64_t>& run_ids,
+                       RunControl& control);
+
+  // The hypervisor's "consistency point only": takes one, keeps every
+  // snapshot (the caller owns them from now on) and returns their refs.
+  // Tracking state is not touched.
+  absl::StatusOr<std::vector<SnapshotRef>> TakeConsistencyPointOnly(
+      const ConsistencyRequest& request);
+
+ private:
+  // Runs one member after the consistency point; records its outcome.
+  absl::Status RunMember(const BackupPlan& plan, const VolumeConfig& volume,
+                         const SnapshotRef& snapshot, int64_t run_id,
+                         ConsistencyPoint& point, RunControl& control);
+  void Fail(int64_t run_id, RunOutcome outcome, RunResult result,
+            const std::string& step, const absl::Status& status);
+  void Step(int64_t run_id, RunControl& control, const std::string& volume,
+            const std::string& step);
+
+  BackupPorts ports_;
+  StateStore& store_;
+  Clock clock_;
+};
+
+}  // namespace cbtd::agent
+
+#endif  // CBTD_AGENT_BACKUP_RUN_H_

@@ -1,0 +1,142 @@
+// cbtd's configuration: /etc/cbtd/cbtd.conf, an INI file read with
+// Boost.Program_options. Sections:
+//
+//   [agent]          state_dir, socket, metrics_file, max_concurrent_runs,
+//                    bandwidth_limit (bytes/s, e.g. 100M; 0 = unlimited)
+//   [receiver]       address (host:port, [v6]:port or unix:/path),
+//                    ca_file, cert_file, key_file
+//   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
+//                    chunk_size, cow_size (e.g. 20% or 10G), schedule,
+//                    keep_last, keep_hourly, keep_daily, keep_weekly,
+//                    keep_monthly
+//   [group.NAME]     members (volume names, space or comma separated),
+//                    freeze (yes|no), freeze_timeout, hook_timeout,
+//                    pre_hook / post_hook (repeatable; run in file order),
+//                    schedule
+//
+// docs/operations.md has a full example. Names are [A-Za-z0-9_-]+.
+// Values run to the end of the line; '#' starts a comment anywhere.
+//
+// Thread-safety: Config is a value; LoadConfig/CheckConfig are reentrant.
+#ifndef CBTD_AGENT_CONFIG_H_
+#define CBTD_AGENT_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/schedule.h"
+
+namespace cbtd::agent {
+
+enum class TrackingMethod { kAuto, kThinDelta, kCowTable, kEra, kHash };
+std::string_view TrackingMethodName(TrackingMethod m);  // "thin-delta", ...
+
+// How many versions the receiver keeps (0 = that rule keeps none). A version
+// survives when any rule keeps it; all zero means "keep everything".
+struct RetentionPolicy {
+  int keep_last = 0;
+  int keep_hourly = 0;
+  int keep_daily = 0;
+  int keep_weekly = 0;
+  int keep_monthly = 0;
+  bool KeepsEverything() const {
+    return keep_last + keep_hourly + keep_daily + keep_weekly + keep_monthly ==
+           0;
+  }
+};
+
+// COW (thick) snapshot size: a percentage of the origin or fixed bytes.
+struct CowSizePolicy {
+  int percent_of_origin = 20;  // used when bytes == 0
+  uint64_t bytes = 0;
+};
+
+struct VolumeConfig {
+  std::string name;
+  std::string path;  // the origin block device, e.g. /dev/vg0/db
+  TrackingMethod method = TrackingMethod::kAuto;
+  uint64_t chunk_bytes = 64 * 1024;  // power of two, 4K..16M
+  CowSizePolicy cow_size;
+  std::optional<Schedule> schedule;
+  RetentionPolicy retention;
+};
+
+struct GroupConfig {
+  std::string name;
+  std::vector<std::string> members;  // volume names, at least one
+  bool freeze = true;                // FIFREEZE mounted filesystems
+  absl::Duration freeze_timeout = absl::Seconds(10);
+  absl::Duration hook_timeout = absl::Seconds(30);
+  std::vector<std::string> pre_hooks;   // shell command lines, in order
+  std::vector<std::string> post_hooks;  // run after thaw, in order
+  std::optional<Schedule> schedule;
+};
+
+struct ReceiverConfig {
+  std::string address;  // empty: no receiver configured
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Config {
+  std::string path;  // the file it was read from
+  std::string state_dir = "/var/lib/cbtd";
+  std::string socket_path = "/run/cbtd/cbtd.sock";
+  std::string metrics_file;  // empty: no metrics file
+  int max_concurrent_runs = 2;
+  uint64_t bandwidth_limit_bytes_per_sec = 0;  // 0 = unlimited
+  ReceiverConfig receiver;
+  std::vector<VolumeConfig> volumes;  // in file order
+  std::vector<GroupConfig> groups;
+  // "volume.db.path" -> line number, for problems found after parsing.
+  std::map<std::string, int> key_lines;
+
+  const VolumeConfig* FindVolume(std::string_view name) const;
+  const GroupConfig* FindGroup(std::string_view name) const;
+  // The line a key was written on, or 0 when it was defaulted.
+  int LineOf(const std::string& key) const;
+};
+
+// One thing wrong with a config, where it is.
+struct ConfigProblem {
+  int line = 0;  // 0: not tied to a line
+  std::string message;
+};
+// "cbtd.conf:12: message" lines, one per problem.
+std::string FormatProblems(const std::string& file,
+                           const std::vector<ConfigProblem>& problems);
+
+// Parses and validates the syntax and values of `text` (as read from
+// `path`). INVALID_ARGUMENT lists every problem found, each with its line.
+absl::StatusOr<Config> ParseConfig(const std::string& path,
+                                   const std::string& text);
+// ParseConfig on the file's contents; NOT_FOUND etc. when it can't be read.
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// What --check-config asks of the host; LinuxConfigProbe is the real one.
+class ConfigProbe {
+ public:
+  virtual ~ConfigProbe() = default;
+  // OK when `path` exists and is a block device (or a regular file).
+  virtual absl::Status CheckVolumePath(const std::string& path) = 0;
+  // OK when the file can be opened for reading.
+  virtual absl::Status CheckReadable(const std::string& path) = 0;
+  // OK when the receiver answers; may be a no-op returning OK.
+  virtual absl::Status CheckReachable(const std::string& address) = 0;
+};
+
+// Checks the host against a parsed config: volume paths, TLS files, the
+// receiver. Returns every problem (empty when all is well).
+std::vector<ConfigProblem> CheckConfig(const Config& config,
+                                       ConfigProbe& probe);
+
+}  // namespace cbtd::agent
+
+#endif  // CBTD_AGENT_CONFIG_H_

@@ -1,0 +1,49 @@
+// cbtctl's side of the control API: one call per RPC, errors as
+// absl::Status. The gRPC stub stays in the .cc so cbtctl's command files
+// compile without gRPC headers.
+//
+// Errors: UNAVAILABLE when cbtd is not running or the socket is missing,
+// PERMISSION_DENIED when the caller may not use the socket (not root);
+// otherwise whatever cbtd answered. Messages say what to do.
+//
+// Thread-safety: calls may be made from several threads.
+#ifndef CBTD_AGENT_CONTROL_CLIENT_H_
+#define CBTD_AGENT_CONTROL_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/proto/control.pb.h"
+
+namespace cbtd::agent {
+
+inline constexpr char kDefaultSocketPath[] = "/run/cbtd/cbtd.sock";
+
+class ControlClient {
+ public:
+  // Does not connect yet; the first call does.
+  explicit ControlClient(const std::string& socket_path);
+  ~ControlClient();
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+
+  absl::StatusOr<control::GetStatusResponse> GetStatus();
+  absl::StatusOr<control::BackupNowResponse> BackupNow(
+      const control::BackupNowRequest& request);
+  absl::StatusOr<control::ConsistencyPointResponse> ConsistencyPoint(
+      const control::ConsistencyPointRequest& request);
+  absl::StatusOr<control::ListVolumesResponse> ListVolumes();
+  absl::StatusOr<control::ListRunsResponse> ListRuns(
+      const control::ListRunsRequest& request);
+  absl::Status Cancel(int64_t run_id);
+
+ private:
+  class Stub;
+  std::string socket_path_;
+  std::unique_ptr<Stub> stub_;
+};
+
+}  // namespace cbtd::agent
+
+#endif  // CBTD_AGENT_CONTROL_CLIENT_H_

@@ -1,0 +1,186 @@
+#include "agent/control_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "agent/proto/control.grpc.pb.h"
+#include "common/fs.h"
+
+namespace cbtd::agent {
+namespace {
+
+namespace pb = ::cbtd::control;
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
+}
+
+int64_t Unix(absl::Time t) { return absl::ToUnixSeconds(t); }
+
+void FillRun(const RunRecord& r, const std::optional<RunProgress>& progress,
+             pb::Run* out) {
+  out->set_id(r.id);
+  out->set_volume(r.volume);
+  out->set_group(r.group);
+  out->set_full(r.full);
+  out->set_trigger(r.trigger);
+  out->set_started_unix(Unix(r.started_at));
+  if (r.ended_at) out->set_ended_unix(Unix(*r.ended_at));
+  out->set_result(std::string(RunResultName(r.result)));
+  out->set_step(progress && !progress->step.empty() ? progress->step : r.step);
+  out->set_method(r.method);
+  out->set_fallback_reason(r.fallback_reason);
+  out->set_bytes_read(r.bytes_read);
+  out->set_bytes_sent(r.bytes_sent);
+  out->set_volume_bytes(r.volume_bytes);
+  out->set_base_version(r.base_version);
+  out->set_version_id(r.version_id);
+  out->set_error(r.error);
+  if (progress) {
+    out->set_progress_done_bytes(progress->done_bytes);
+    out->set_progress_total_bytes(progress->total_bytes);
+  }
+}
+
+}  // namespace
+
+class ControlService final : public pb::Control::Service {
+ public:
+  explicit ControlService(Agent& agent) : agent_(agent) {}
+
+  grpc::Status GetStatus(grpc::ServerContext*, const pb::GetStatusRequest*,
+                         pb::GetStatusResponse* out) override {
+    const AgentStatus s = agent_.Status();
+    out->set_version(CBTD_VERSION);
+    out->set_started_unix(Unix(s.started_at));
+    out->set_config_path(s.config_path);
+    out->set_receiver(s.receiver);
+    out->set_running_jobs(s.running_jobs);
+    out->set_queued_jobs(s.queued_jobs);
+    out->set_volumes(s.volumes);
+    out->set_groups(s.groups);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status BackupNow(grpc::ServerContext*, const pb::BackupNowRequest* in,
+                         pb::BackupNowResponse* out) override {
+    absl::StatusOr<std::vector<int64_t>> ids =
+        agent_.BackupNow(in->target(), in->full(), "api");
+    if (!ids.ok()) return ToGrpc(ids.status());
+    for (int64_t id : *ids) out->add_run_ids(id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ConsistencyPoint(grpc::ServerContext*,
+                                const pb::ConsistencyPointRequest* in,
+                                pb::ConsistencyPointResponse* out) override {
+    absl::StatusOr<ConsistencyPointResult> r =
+        agent_.TakeConsistencyPoint(in->target(), in->backup(), in->full());
+    if (!r.ok()) return ToGrpc(r.status());
+    for (const SnapshotRef& s : r->snapshots) {
+      pb::Snapshot* snap = out->add_snapshots();
+      snap->set_volume(s.volume);
+      snap->set_name(s.snapshot_name);
+      snap->set_device_path(s.device_path);
+    }
+    for (int64_t id : r->run_ids) out->add_run_ids(id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListVolumes(grpc::ServerContext*, const pb::ListVolumesRequest*,
+                           pb::ListVolumesResponse* out) override {
+    for (const VolumeStatus& v : agent_.ListVolumes()) {
+      pb::Volume* p = out->add_volumes();
+      p->set_name(v.config.name);
+      p->set_path(v.config.path);
+      p->set_method(std::string(TrackingMethodName(v.config.method)));
+      p->set_group(v.group);
+      if (v.config.schedule) p->set_schedule(v.config.schedule->spec());
+      p->set_busy(v.busy);
+      if (v.tracking) {
+        p->set_tracking_method(v.tracking->method);
+        p->set_base_snapshot(v.tracking->base_snapshot);
+        p->set_base_version(v.tracking->base_version);
+        p->set_tracking_updated_unix(Unix(v.tracking->updated_at));
+      }
+      if (v.last_run) FillRun(*v.last_run, std::nullopt, p->mutable_last_run());
+      if (v.next_run) p->set_next_run_unix(Unix(*v.next_run));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListRuns(grpc::ServerContext*, const pb::ListRunsRequest* in,
+                        pb::ListRunsResponse* out) override {
+    absl::StatusOr<std::vector<RunView>> runs =
+        agent_.ListRuns(in->volume(), in->limit(), in->active_only());
+    if (!runs.ok()) return ToGrpc(runs.status());
+    for (const RunView& r : *runs)
+      FillRun(r.record, r.progress, out->add_runs());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Cancel(grpc::ServerContext*, const pb::CancelRequest* in,
+                      pb::CancelResponse*) override {
+    return ToGrpc(agent_.Cancel(in->run_id()));
+  }
+
+ private:
+  Agent& agent_;
+};
+
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
+    const std::string& socket_path, Agent& agent) {
+  // A socket file left by a killed cbtd would make bind fail; anything
+  // else at that path is not ours to remove.
+  struct stat st {};
+  if (::lstat(socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(socket_path,
+                       " exists and is not a socket; remove it or "
+                       "set [agent] socket elsewhere"));
+    }
+    if (::unlink(socket_path.c_str()) != 0) {
+      return common::ErrnoStatus(errno,
+                                 absl::StrCat("unlink stale ", socket_path));
+    }
+  }
+  std::unique_ptr<ControlServer> server(new ControlServer());
+  server->socket_path_ = socket_path;
+  server->service_ = std::make_unique<ControlService>(agent);
+  grpc::ServerBuilder builder;
+  int bound = 0;
+  builder.AddListeningPort("unix:" + socket_path,
+                           grpc::InsecureServerCredentials(), &bound);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", socket_path,
+        "; check that its directory exists (systemd-tmpfiles creates "
+        "/run/cbtd) and that no other cbtd is running"));
+  }
+  if (::chmod(socket_path.c_str(), 0600) != 0) {
+    const int err = errno;
+    server->Stop();
+    return common::ErrnoStatus(err, absl::StrCat("chmod 0600 ", socket_path));
+  }
+  return server;
+}
+
+ControlServer::~ControlServer() { Stop(); }
+
+void ControlServer::Stop() {
+  if (server_ == nullptr) return;
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_->Wait();
+  server_.reset();
+  ::unlink(socket_path_.c_str());
+}
+
+}  // namespace cbtd::agent

@@ -1,0 +1,276 @@
+#include "agent/backup_run.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "tests/agent/fake_ports.h"
+
+namespace cbtd::agent {
+namespace {
+
+using testing::FakeRetention;
+using testing::FakeSender;
+using testing::FakeSnapshots;
+using testing::FakeTracker;
+using ::testing::HasSubstr;
+
+constexpr char kConfig[] = R"(
+[receiver]
+address = unix:/run/cbt-receiver.sock
+[volume.a]
+path = /dev/vg/a
+keep_last = 3
+[volume.b]
+path = /dev/vg/b
+[group.g]
+members = a b
+pre_hook = true
+)";
+
+class BackupRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cbtd-run-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = StateStore::Open(dir_ + "/state.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    auto config = ParseConfig("cbtd.conf", kConfig);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    orchestrator_ = std::make_unique<BackupOrchestrator>(
+        BackupPorts{&snapshots_, &tracker_, &sender_, &retention_}, *store_,
+        [this] { return now_ += absl::Seconds(1); });
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs a backup of `target`; returns the member runs as recorded.
+  std::vector<RunRecord> Backup(const std::string& target, bool full = false) {
+    absl::StatusOr<BackupPlan> plan = PlanBackup(config_, target, full, "api");
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    absl::StatusOr<std::vector<int64_t>> ids = orchestrator_->Prepare(*plan);
+    EXPECT_TRUE(ids.ok()) << ids.status();
+    RunControl control;
+    orchestrator_->Execute(*plan, *ids, control).IgnoreError();
+    std::vector<RunRecord> runs;
+    for (int64_t id : *ids) runs.push_back(*store_->GetRun(id));
+    return runs;
+  }
+
+  std::optional<TrackingRecord> Tracking(const std::string& volume) {
+    return *store_->GetTracking(volume);
+  }
+
+  // Public so failure rows can reach the fakes.
+ public:
+  std::string dir_;
+  absl::Time now_ = absl::FromUnixSeconds(1000000);
+  std::unique_ptr<StateStore> store_;
+  Config config_;
+  FakeSnapshots snapshots_;
+  FakeTracker tracker_;
+  FakeSender sender_;
+  FakeRetention retention_;
+  std::unique_ptr<BackupOrchestrator> orchestrator_;
+};
+
+TEST_F(BackupRunTest, FirstThenIncrementalRotatesTheBase) {
+  std::vector<RunRecord> first = Backup("a");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].result, RunResult::kSucceeded) << first[0].error;
+  EXPECT_EQ(first[0].step, kStepDone);
+  EXPECT_EQ(first[0].version_id, "a-v1");
+  EXPECT_EQ(first[0].base_version, "");  // a full
+  ASSERT_TRUE(Tracking("a").has_value());
+  const std::string base1 = Tracking("a")->base_snapshot;
+  EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{base1});
+
+  std::vector<RunRecord> second = Backup("a");
+  EXPECT_EQ(second[0].result, RunResult::kSucceeded) << second[0].error;
+  EXPECT_EQ(second[0].base_version, "a-v1");
+  EXPECT_EQ(second[0].bytes_read, 8192u);
+  const std::string base2 = Tracking("a")->base_snapshot;
+  EXPECT_NE(base1, base2);
+  EXPECT_EQ(Tracking("a")->state_blob, "state-after-" + base2);
+  // The old base is gone, only the new one is left.
+  EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{base2});
+  EXPECT_EQ(retention_.applied, (std::vector<std::string>{"a", "a"}));
+}
+
+// A failure at each step before the commit leaves the base and the state
+// exactly as they were, and the history names the step.
+struct FailureRow {
+  const char* step;
+  std::function<void(BackupRunTest&)> inject;
+};
+
+TEST_F(BackupRunTest, FailureBeforeCommitLeavesTheBaseIntact) {
+  const FailureRow rows[] = {
+      {kStepConsistencyPoint,
+       [](BackupRunTest& t) {
+         t.snapshots_.take_error = absl::UnavailableError("freeze timed out");
+       }},
+      {kStepChangedSet,
+       [](BackupRunTest& t) {
+         t.tracker_.error = absl::DataLossError("thin_delta failed");
+       }},
+      {kStepSend,
+       [](BackupRunTest& t) {
+         t.sender_.error = absl::UnavailableError("receiver unreachable");
+       }},
+  };
+  for (const FailureRow& row : rows) {
+    SCOPED_TRACE(row.step);
+    snapshots_.take_error = absl::OkStatus();
+    tracker_.error = absl::OkStatus();
+    sender_.error = absl::OkStatus();
+    ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+    const TrackingRecord before = *Tracking("a");
+    const std::set<std::string> snaps_before = snapshots_.Existing();
+
+    row.inject(*this);
+    std::vector<RunRecord> runs = Backup("a");
+    EXPECT_EQ(runs[0].result, RunResult::kFailed);
+    EXPECT_EQ(runs[0].step, row.step);
+    EXPECT_FALSE(runs[0].error.empty());
+    EXPECT_TRUE(runs[0].ended_at.has_value());
+    const TrackingRecord after = *Tracking("a");
+    EXPECT_EQ(after.base_snapshot, before.base_snapshot);
+    EXPECT_EQ(after.base_version, before.base_version);
+    EXPECT_EQ(after.state_blob, before.state_blob);
+    // The base survives and the failed run's snapshot is not leaked.
+    EXPECT_EQ(snapshots_.Existing(), snaps_before);
+  }
+}
+
+TEST_F(BackupRunTest, StateCommitFailureKeepsTheOldBase) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  const TrackingRecord before = *Tracking("a");
+  // After the receiver committed, the local commit fails (as on a full
+  // disk): a trigger makes SQLite abort the tracking write.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER full_disk BEFORE INSERT ON volumes "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is "
+                         "full'); END;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kFailed);
+  EXPECT_EQ(runs[0].step, kStepCommitState);
+  EXPECT_THAT(runs[0].error, HasSubstr("disk is full"));
+  EXPECT_EQ(sender_.sends.load(), 2);  // the receiver did get the version
+  const TrackingRecord after = *Tracking("a");
+  EXPECT_EQ(after.base_snapshot, before.base_snapshot);
+  EXPECT_EQ(after.base_version, before.base_version);
+  // The new snapshot was not kept; the old base was not removed.
+  EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{before.base_snapshot});
+}
+
+TEST_F(BackupRunTest, CancelledSendKeepsTheBase) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  const TrackingRecord before = *Tracking("a");
+  sender_.during_send = [](RunControl& c) { c.Cancel(); };
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kCancelled);
+  EXPECT_EQ(runs[0].step, kStepSend);
+  EXPECT_EQ(Tracking("a")->base_version, before.base_version);
+  EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{before.base_snapshot});
+}
+
+TEST_F(BackupRunTest, ReceiverWithoutTheBaseResetsTheChain) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  sender_.error = absl::FailedPreconditionError("receiver has no version a-v1");
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kFailed);
+  EXPECT_THAT(runs[0].error, HasSubstr("next run reads the whole volume"));
+  EXPECT_FALSE(Tracking("a").has_value());
+  EXPECT_TRUE(snapshots_.Existing().empty());
+  // The next run is a full, based on nothing.
+  sender_.error = absl::OkStatus();
+  runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(sender_.base_versions.back(), "");
+}
+
+TEST_F(BackupRunTest, CleanupFailuresAfterCommitDoNotUndoTheBackup) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  retention_.error = absl::UnavailableError("receiver busy");
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[0].step, kStepRetention);
+  EXPECT_THAT(runs[0].error, HasSubstr("retention not applied"));
+  EXPECT_EQ(Tracking("a")->base_version, "a-v2");
+}
+
+TEST_F(BackupRunTest, FallbackReasonIsRecorded) {
+  tracker_.fallback_reason = "base snapshot a_cbtd_7 is missing";
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[0].method, "hash");
+  EXPECT_EQ(runs[0].fallback_reason, "base snapshot a_cbtd_7 is missing");
+}
+
+TEST_F(BackupRunTest, GroupTakesOneConsistencyPointAndMembersFailAlone) {
+  std::vector<RunRecord> runs = Backup("g");
+  ASSERT_EQ(runs.size(), 2u);
+  ASSERT_EQ(snapshots_.requests.size(), 1u);
+  EXPECT_EQ(snapshots_.requests[0].group, "g");
+  EXPECT_EQ(snapshots_.requests[0].volumes.size(), 2u);
+  EXPECT_EQ(snapshots_.requests[0].pre_hooks, std::vector<std::string>{"true"});
+  EXPECT_EQ(runs[0].group, "g");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[1].result, RunResult::kSucceeded);
+
+  // b's send fails; a still commits.
+  const std::string b_base = Tracking("b")->base_snapshot;
+  int n = 0;
+  FakeSender* sender = &sender_;
+  sender_.during_send = [&n, sender](RunControl&) {
+    if (++n == 2) sender->error = absl::UnavailableError("cut");
+  };
+  runs = Backup("g");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[1].result, RunResult::kFailed);
+  EXPECT_EQ(runs[1].step, kStepSend);
+  EXPECT_EQ(Tracking("b")->base_snapshot, b_base);
+  EXPECT_TRUE(snapshots_.Existing().contains(b_base));
+  EXPECT_EQ(snapshots_.Existing().size(), 2u);  // a's new base, b's old
+}
+
+TEST_F(BackupRunTest, FullIgnoresTheBase) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  std::vector<RunRecord> runs = Backup("a", /*full=*/true);
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[0].base_version, "");
+  EXPECT_EQ(runs[0].bytes_read, 1u << 20);
+}
+
+TEST_F(BackupRunTest, UnknownTargetIsNotFound) {
+  absl::StatusOr<BackupPlan> plan = PlanBackup(config_, "zz", false, "api");
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(plan.status().message()),
+              HasSubstr("cbtctl volumes"));
+}
+
+TEST_F(BackupRunTest, ConsistencyPointOnlyKeepsSnapshotsAndState) {
+  absl::StatusOr<BackupPlan> plan = PlanBackup(config_, "g", false, "api");
+  ASSERT_TRUE(plan.ok());
+  absl::StatusOr<std::vector<SnapshotRef>> refs =
+      orchestrator_->TakeConsistencyPointOnly(plan->request);
+  ASSERT_TRUE(refs.ok());
+  ASSERT_EQ(refs->size(), 2u);
+  EXPECT_TRUE(snapshots_.Existing().contains((*refs)[0].snapshot_name));
+  EXPECT_TRUE(snapshots_.Existing().contains((*refs)[1].snapshot_name));
+  EXPECT_FALSE(Tracking("a").has_value());
+}
+
+}  // namespace
+}  // namespace cbtd::agent

@@ -1,0 +1,195 @@
+#include "agent/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace cbtd::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kGood[] = R"(# cbtd test config
+[agent]
+max_concurrent_runs = 3
+bandwidth_limit = 100M
+metrics_file = /var/lib/prometheus/node-exporter/cbtd.prom
+
+[receiver]
+address = backup.example.net:7443
+ca_file = /etc/cbtd/ca.pem
+cert_file = /etc/cbtd/host.pem
+key_file = /etc/cbtd/host.key
+
+[volume.root]
+path = /dev/vg0/root
+method = thin-delta
+chunk_size = 256K
+schedule = daily 02:30
+keep_last = 3
+keep_daily = 7
+
+[volume.data]
+path = /dev/vg0/data   # a thick LV
+method = cow-table
+cow_size = 10G
+
+[group.vm1]
+members = root, data
+freeze = no
+freeze_timeout = 5s
+pre_hook = virsh domfsfreeze vm1
+pre_hook = logger frozen
+post_hook = virsh domfsthaw vm1
+schedule = every 6h
+)";
+
+TEST(ConfigTest, ParsesAFullConfig) {
+  absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", kGood);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_concurrent_runs, 3);
+  EXPECT_EQ(c->bandwidth_limit_bytes_per_sec, 100u << 20);
+  EXPECT_EQ(c->receiver.address, "backup.example.net:7443");
+  EXPECT_EQ(c->receiver.key_file, "/etc/cbtd/host.key");
+  ASSERT_EQ(c->volumes.size(), 2u);
+  const VolumeConfig* root = c->FindVolume("root");
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(root->path, "/dev/vg0/root");
+  EXPECT_EQ(root->method, TrackingMethod::kThinDelta);
+  EXPECT_EQ(root->chunk_bytes, 256u << 10);
+  ASSERT_TRUE(root->schedule.has_value());
+  EXPECT_EQ(root->schedule->kind(), Schedule::Kind::kDaily);
+  EXPECT_EQ(root->retention.keep_last, 3);
+  EXPECT_EQ(root->retention.keep_daily, 7);
+  const VolumeConfig* data = c->FindVolume("data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(data->path, "/dev/vg0/data");
+  EXPECT_EQ(data->cow_size.bytes, 10ULL << 30);
+  EXPECT_TRUE(data->retention.KeepsEverything());
+  const GroupConfig* g = c->FindGroup("vm1");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->members, (std::vector<std::string>{"root", "data"}));
+  EXPECT_FALSE(g->freeze);
+  EXPECT_EQ(g->freeze_timeout, absl::Seconds(5));
+  EXPECT_EQ(g->pre_hooks, (std::vector<std::string>{"virsh domfsfreeze vm1",
+                                                    "logger frozen"}));
+  EXPECT_EQ(g->post_hooks, (std::vector<std::string>{"virsh domfsthaw vm1"}));
+  EXPECT_EQ(c->LineOf("volume.data.path"), 22);
+  EXPECT_EQ(c->LineOf("agent.socket"), 0);
+  EXPECT_EQ(c->socket_path, "/run/cbtd/cbtd.sock");
+}
+
+struct BadRow {
+  const char* text;
+  const char* expected;  // "file:line: ..." substring
+};
+
+TEST(ConfigTest, EveryProblemNamesItsLine) {
+  const BadRow rows[] = {
+      {"[volume.a]\npath = /dev/x\nmethod = magic\n",
+       "cbtd.conf:3: method 'magic'"},
+      {"[volume.a]\npath = /dev/x\nchunk_size = 3000\n",
+       "cbtd.conf:3: chunk_size 3000 must be a power of two"},
+      {"[volume.a]\npath = /dev/x\ncolour = blue\n",
+       "cbtd.conf:3: unknown key 'colour' in [volume.a]"},
+      {"[volume.a]\npath = /dev/x\npath = /dev/y\n",
+       "cbtd.conf:3: 'volume.a.path' is set twice (first on line 2)"},
+      {"[volume.a]\nmethod = hash\n", "cbtd.conf:2: volume 'a' has no 'path'"},
+      {"\n[receiver]\naddress = nohostport\n",
+       "cbtd.conf:3: receiver address 'nohostport'"},
+      {"[receiver]\naddress = host:99999\n", "cbtd.conf:2: receiver address"},
+      {"[volume.a]\npath = /dev/x\n[group.g]\nmembers = a b\n",
+       "cbtd.conf:4: group 'g' names volume 'b'"},
+      {"[volume.a]\npath = /dev/x\nschedule = weekly\n",
+       "cbtd.conf:3: schedule 'weekly'"},
+      {"[agent]\nmax_concurrent_runs = 0\n",
+       "cbtd.conf:2: 'agent.max_concurrent_runs' must be a whole number"},
+      {"[volume.a]\npath = /dev/x\njust some words\n",
+       "cbtd.conf:3: expected 'key = value'"},
+      {"[volume.a b]\npath = /dev/x\n", "cbtd.conf:2: 'a b' is not a valid"},
+      {"stray = 1\n", "cbtd.conf:1: 'stray' is outside any section"},
+      {"[group.g]\nfreeze = maybe\nmembers = \n",
+       "cbtd.conf:2: 'freeze' must be yes or no"},
+      {"[volume.a]\npath = /dev/x\n[volume.b]\npath = /dev/y\n"
+       "[group.g]\nmembers = a\n[group.h]\nmembers = a b\n",
+       "cbtd.conf:8: volume 'a' is in groups 'g' and 'h'"},
+  };
+  for (const BadRow& row : rows) {
+    absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", row.text);
+    ASSERT_FALSE(c.ok()) << row.text;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr(row.expected))
+        << row.text;
+  }
+}
+
+TEST(ConfigTest, ReportsAllProblemsAtOnce) {
+  absl::StatusOr<Config> c = ParseConfig(
+      "cbtd.conf", "[volume.a]\npath = rel\nmethod = x\nkeep_last = -1\n");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("cbtd.conf:2:"));
+  EXPECT_THAT(m, HasSubstr("cbtd.conf:3:"));
+  EXPECT_THAT(m, HasSubstr("cbtd.conf:4:"));
+}
+
+class FakeProbe : public ConfigProbe {
+ public:
+  std::set<std::string> missing;
+  absl::Status CheckVolumePath(const std::string& path) override {
+    return missing.contains(path) ? absl::NotFoundError("stat " + path)
+                                  : absl::OkStatus();
+  }
+  absl::Status CheckReadable(const std::string& path) override {
+    return missing.contains(path) ? absl::PermissionDeniedError("open " + path)
+                                  : absl::OkStatus();
+  }
+  absl::Status CheckReachable(const std::string& address) override {
+    return unreachable ? absl::UnavailableError("connection refused")
+                       : absl::OkStatus();
+  }
+  bool unreachable = false;
+};
+
+TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
+  absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", kGood);
+  ASSERT_TRUE(c.ok());
+  FakeProbe probe;
+  EXPECT_TRUE(CheckConfig(*c, probe).empty());
+  probe.missing = {"/dev/vg0/data", "/etc/cbtd/host.key"};
+  probe.unreachable = true;
+  const std::string report =
+      FormatProblems("cbtd.conf", CheckConfig(*c, probe));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:22: volume 'data': stat "
+                                "/dev/vg0/data"));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:11: receiver key_file: open "
+                                "/etc/cbtd/host.key"));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:8: receiver "
+                                "backup.example.net:7443: connection refused"));
+}
+
+// docs/operations.md points at this file; it must stay a valid config.
+TEST(ConfigTest, DocumentedExampleParses) {
+  absl::StatusOr<Config> c = LoadConfig("docs/cbtd.conf.example");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->volumes.size(), 3u);
+  ASSERT_NE(c->FindGroup("vm1"), nullptr);
+  EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
+            std::vector<std::string>{"virsh domfsfreeze vm1"});
+  EXPECT_EQ(c->FindVolume("vm1-data")->cow_size.percent_of_origin, 20);
+}
+
+TEST(ConfigTest, TlsAddressNeedsCertificates) {
+  absl::StatusOr<Config> c = ParseConfig(
+      "cbtd.conf", "[receiver]\naddress = [::1]:7443\nca_file = /ca.pem\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  FakeProbe probe;
+  const std::string report =
+      FormatProblems("cbtd.conf", CheckConfig(*c, probe));
+  EXPECT_THAT(report, HasSubstr("needs 'cert_file'"));
+  EXPECT_THAT(report, HasSubstr("needs 'key_file'"));
+}
+
+}  // namespace
+}  // namespace cbtd::agent
