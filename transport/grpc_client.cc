@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -139,7 +140,8 @@ class ClientImpl final : public RemoteClient {
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect (TCP +
+    // TLS handshake) timeout, which must stay generous for slow links.
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     // Channels must not be shared between sinks through gRPC's subchannel
     // pool, or a reconnect would reuse the broken connection.
@@ -158,16 +160,35 @@ class ClientImpl final : public RemoteClient {
       ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
   }
 
+  // Reads are idempotent: transport failures are retried with backoff
+  // within the retry budget.
+  absl::Status Retrying(const std::function<absl::Status()>& call) {
+    auto delay = options_.backoff_initial;
+    const auto give_up = Clock::now() + options_.retry_budget;
+    for (;;) {
+      absl::Status st = call();
+      if (st.code() != absl::StatusCode::kUnavailable &&
+          st.code() != absl::StatusCode::kDeadlineExceeded) {
+        return st;
+      }
+      if (Clock::now() + delay > give_up) return st;
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, options_.backoff_max);
+    }
+  }
+
   absl::StatusOr<std::vector<VersionSummary>> ListVersions(
       const std::string& host, const std::string& volume_id) override {
-    grpc::ClientContext ctx;
-    Prepare(ctx);
     svc::ListVersionsRequest req;
     req.set_source_host(host);
     req.set_volume_id(volume_id);
     svc::ListVersionsResponse resp;
-    if (auto st = FromGrpc(stub_->ListVersions(&ctx, req, &resp)); !st.ok())
-      return st;
+    absl::Status st = Retrying([&] {
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      return FromGrpc(stub_->ListVersions(&ctx, req, &resp));
+    });
+    if (!st.ok()) return st;
     std::vector<VersionSummary> out;
     for (const auto& v : resp.versions()) out.push_back(FromProto(v));
     return out;
@@ -176,15 +197,17 @@ class ClientImpl final : public RemoteClient {
   absl::StatusOr<VersionIndex> GetIndex(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) override {
-    grpc::ClientContext ctx;
-    Prepare(ctx);
     svc::GetIndexRequest req;
     req.set_source_host(host);
     req.set_volume_id(volume_id);
     req.set_version_id(version_id);
     svc::GetIndexResponse resp;
-    if (auto st = FromGrpc(stub_->GetIndex(&ctx, req, &resp)); !st.ok())
-      return st;
+    absl::Status st = Retrying([&] {
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      return FromGrpc(stub_->GetIndex(&ctx, req, &resp));
+    });
+    if (!st.ok()) return st;
     const VersionSummary v = FromProto(resp.version());
     VersionIndex index;
     index.host = v.source_host;
@@ -221,34 +244,44 @@ class ClientImpl final : public RemoteClient {
     std::vector<std::string> out;
     out.reserve(hashes.size());
     for (size_t start = 0; start < hashes.size(); start += kMaxHashesPerCall) {
-      grpc::ClientContext ctx;
-      Prepare(ctx);
+      const size_t end = std::min(hashes.size(), start + kMaxHashesPerCall);
       svc::GetChunksRequest req;
       req.set_source_host(host);
       req.set_volume_id(volume_id);
       req.set_version_id(version_id);
-      const size_t end = std::min(hashes.size(), start + kMaxHashesPerCall);
       for (size_t i = start; i < end; ++i) req.add_hashes(hashes[i].ToBytes());
-      auto reader = stub_->GetChunks(&ctx, req);
-      svc::GetChunksResponse resp;
-      size_t i = start;
-      while (reader->Read(&resp)) {
-        if (i >= end) {
-          return absl::DataLossError("receiver sent more chunks than asked");
+      std::vector<std::string> batch;
+      absl::Status st = Retrying([&]() -> absl::Status {
+        batch.clear();
+        grpc::ClientContext ctx;
+        Prepare(ctx);
+        auto reader = stub_->GetChunks(&ctx, req);
+        svc::GetChunksResponse resp;
+        while (reader->Read(&resp)) {
+          const size_t i = start + batch.size();
+          if (i >= end) {
+            ctx.TryCancel();
+            reader->Finish();
+            return absl::DataLossError("receiver sent more chunks than asked");
+          }
+          const auto* p = reinterpret_cast<const uint8_t*>(resp.data().data());
+          // Never trust bytes for a restore without checking their address.
+          if (ChunkHash::Sha256({p, resp.data().size()}) != hashes[i]) {
+            ctx.TryCancel();
+            reader->Finish();
+            return absl::DataLossError(absl::StrCat(
+                "chunk ", hashes[i].ToHex(), " arrived with other content"));
+          }
+          batch.push_back(std::move(*resp.mutable_data()));
         }
-        const auto* p = reinterpret_cast<const uint8_t*>(resp.data().data());
-        // Never trust bytes for a restore without checking their address.
-        if (ChunkHash::Sha256({p, resp.data().size()}) != hashes[i]) {
-          return absl::DataLossError(absl::StrCat(
-              "chunk ", hashes[i].ToHex(), " arrived with other content"));
+        if (auto fst = FromGrpc(reader->Finish()); !fst.ok()) return fst;
+        if (start + batch.size() != end) {
+          return absl::DataLossError("receiver sent fewer chunks than asked");
         }
-        out.push_back(std::move(*resp.mutable_data()));
-        ++i;
-      }
-      if (auto st = FromGrpc(reader->Finish()); !st.ok()) return st;
-      if (i != end) {
-        return absl::DataLossError("receiver sent fewer chunks than asked");
-      }
+        return absl::OkStatus();
+      });
+      if (!st.ok()) return st;
+      for (auto& b : batch) out.push_back(std::move(b));
     }
     return out;
   }

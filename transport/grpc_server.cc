@@ -4,6 +4,8 @@
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <map>
@@ -25,13 +27,14 @@ namespace svc = ::cbtd::service;
 using Clock = std::chrono::steady_clock;
 
 bool IsLoopbackAddress(const std::string& addr) {
+  // A unix socket never leaves the machine.
+  if (addr.rfind("unix:", 0) == 0) return true;
   std::string host = addr;
-  if (auto colon = addr.rfind(':'); colon != std::string::npos) {
-    host = addr.substr(0, colon);
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  if (!addr.empty() && addr.front() == '[') {
+    host = addr.substr(1, addr.find(']') - 1);  // "[v6]:port"
+  } else if (std::count(addr.begin(), addr.end(), ':') == 1) {
+    host = addr.substr(0, addr.find(':'));  // "v4:port", "name:port"
+  }                                         // else a bare IPv6 address
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
@@ -108,6 +111,8 @@ struct Session {
   uint64_t next_chunk_index = 0;
   uint64_t records_applied = 0;
   std::optional<CommitResult> committed;
+  // Mirrors `committed` for counting without taking `mu`.
+  std::atomic<bool> is_committed{false};
   bool dead = false;  // aborted or refused: gone from the table
   grpc::ServerContext* stream = nullptr;  // attached Upload, if any
   Clock::time_point last_activity = Clock::now();
@@ -201,8 +206,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     std::lock_guard l(table_mu_);
     int n = 0;
     for (const auto& [id, s] : sessions_) {
-      std::lock_guard sl(s->mu);
-      if (!s->committed) ++n;
+      if (!s->is_committed.load()) ++n;
     }
     return n;
   }
@@ -278,8 +282,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
       }
       int open = 0;
       for (const auto& [id, other] : sessions_) {
-        std::lock_guard ol(other->mu);
-        if (!other->committed) ++open;
+        if (!other->is_committed.load()) ++open;
       }
       if (open >= options_.max_sessions) {
         return grpc::Status(
@@ -544,6 +547,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
           return ToGrpc(done.status());
         }
         s.committed = *done;
+        s.is_committed = true;
         s.backend_session.reset();
         svc::UploadResponse resp;
         resp.mutable_committed()->set_version_id(done->version_id);
@@ -637,7 +641,13 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
         std::lock_guard l(table_mu_);
         for (auto it = sessions_.begin(); it != sessions_.end();) {
           Session& s = *it->second;
-          std::lock_guard sl(s.mu);
+          // A session busy in the vault is not idle; never wait for it while
+          // holding the table.
+          std::unique_lock sl(s.mu, std::try_to_lock);
+          if (!sl.owns_lock()) {
+            ++it;
+            continue;
+          }
           const auto idle = now - s.last_activity;
           if (s.stream != nullptr) {
             if (idle > options_.idle_timeout) s.stream->TryCancel();

@@ -61,6 +61,20 @@ grep -q "committed web1/disk.img@v1" send.log || fail "no commit: $(cat send.log
   --version v1 --target restored.img >/dev/null
 cmp disk.img restored.img || fail "restored bytes differ"
 
+# An incremental over the network on the remote base: only changed chunks
+# travel, and the restore of v2 equals the changed source.
+printf 'changed bytes' | dd of=disk.img bs=1 seek=100000 conv=notrunc 2>/dev/null
+echo "65536 65536" >changes.txt
+"$bin/cbtctl" send disk.img --to "localhost:$port" --tls-cert certs/web1.crt \
+  --tls-key certs/web1.key --ca certs/ca.crt --version-id v2 \
+  --base-version v1 --changes changes.txt --no-progress >send2.log 2>&1 \
+  || fail "incremental send failed: $(cat send2.log)"
+grep -q "based on v1" send2.log || fail "not an incremental: $(cat send2.log)"
+grep -q "sent 0.1 MiB" send2.log || fail "more than the changed chunk travelled: $(cat send2.log)"
+"$bin/cbt-receiver" restore --vault vault --host web1 --volume disk.img \
+  --version v2 --target restored2.img >/dev/null
+cmp disk.img restored2.img || fail "restored v2 differs"
+
 # Plaintext only on loopback.
 if "$bin/cbt-receiver" serve --vault vault --listen "0.0.0.0:$port" --insecure 2>err.log; then
   fail "insecure serve on 0.0.0.0 was accepted"

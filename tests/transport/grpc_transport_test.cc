@@ -209,6 +209,11 @@ TEST(GrpcServerOptionsTest, InsecureOnlyOnLoopback) {
   EXPECT_TRUE(IsLoopbackAddress("localhost:7000"));
   EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:7000"));
   EXPECT_FALSE(IsLoopbackAddress("[::]:7000"));
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_FALSE(IsLoopbackAddress("::"));
+  EXPECT_FALSE(IsLoopbackAddress("backup.example.org:7443"));
+  EXPECT_TRUE(IsLoopbackAddress("unix:/run/cbt-receiver.sock"));
 }
 
 TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
@@ -256,6 +261,50 @@ class RawClient {
     args.SetMaxSendMessageSize(64 << 20);
     stub_ = service::Receiver::NewStub(grpc::CreateCustomChannel(
         absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(ssl), args));
+  }
+
+  // Opens a session; returns its id or the refusal.
+  absl::StatusOr<std::string> Open(const stream::Header& header) {
+    grpc::ClientContext ctx;
+    service::OpenSessionRequest req;
+    *req.mutable_header() = header;
+    service::OpenSessionResponse resp;
+    grpc::Status st = stub_->OpenSession(&ctx, req, &resp);
+    if (!st.ok())
+      return absl::Status(absl::StatusCode(st.error_code()),
+                          st.error_message());
+    return resp.session_id();
+  }
+
+  grpc::Status HaveChunks(const std::string& session_id) {
+    grpc::ClientContext ctx;
+    service::HaveChunksRequest req;
+    req.set_session_id(session_id);
+    req.add_hashes(std::string(32, 'a'));
+    service::HaveChunksResponse resp;
+    return stub_->HaveChunks(&ctx, req, &resp);
+  }
+
+  // Attaches an Upload to `session_id` and sends `records`.
+  grpc::Status Upload(const std::string& session_id,
+                      const std::vector<stream::Record>& records) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
+    auto rw = stub_->Upload(&ctx);
+    service::UploadRequest first;
+    first.set_session_id(session_id);
+    rw->Write(first);
+    for (const auto& r : records) {
+      service::UploadRequest req;
+      *req.mutable_record() = r;
+      if (!rw->Write(req)) break;
+    }
+    rw->WritesDone();
+    service::UploadResponse resp;
+    while (rw->Read(&resp)) {
+    }
+    return rw->Finish();
   }
 
   // Opens a session for `header` and sends `records`; returns the status
@@ -381,6 +430,35 @@ TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   auto restored = RemoteRestore(*client, "", "evil", "v1");
   EXPECT_TRUE(restored.ok() && *restored == data);
+}
+
+TEST_F(GrpcTransportTest, HostCannotUseAnotherHostsSession) {
+  std::string data = VolumeBytes(kVolumeBytes, 9);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hostb";
+  po.volume = "db";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  RawClient b(*certs_, "hostb", server_->port());
+  auto id = b.Open(recs.records[0].header());
+  ASSERT_TRUE(id.ok()) << id.status();
+  const auto before = vault_.Objects();
+
+  // hosta learned b's session id somehow: it can neither probe nor write.
+  RawClient a(*certs_, "hosta", server_->port());
+  EXPECT_EQ(a.HaveChunks(*id).error_code(), grpc::StatusCode::NOT_FOUND);
+  std::vector<stream::Record> body(recs.records.begin() + 1,
+                                   recs.records.end());
+  EXPECT_EQ(a.Upload(*id, body).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(vault_.Objects(), before);
+  // b's own session is intact and completes.
+  EXPECT_TRUE(b.Upload(*id, body).ok());
+  auto restored = RemoteRestore(*Client("hostb"), "", "db", "v1");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
 }
 
 TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
