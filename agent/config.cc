@@ -433,13 +433,21 @@ int Config::LineOf(const std::string& key) const {
   return it == key_lines.end() ? 0 : it->second;
 }
 
+bool HasErrors(const std::vector<ConfigProblem>& problems) {
+  for (const ConfigProblem& p : problems) {
+    if (!p.warning) return true;
+  }
+  return false;
+}
+
 std::string FormatProblems(const std::string& file,
                            const std::vector<ConfigProblem>& problems) {
   std::string out;
   for (const ConfigProblem& p : problems) {
     if (!out.empty()) out += "\n";
-    out += p.line > 0 ? absl::StrCat(file, ":", p.line, ": ", p.message)
-                      : absl::StrCat(file, ": ", p.message);
+    const std::string where =
+        p.line > 0 ? absl::StrCat(file, ":", p.line, ": ") : file + ": ";
+    out += absl::StrCat(where, p.warning ? "warning: " : "", p.message);
   }
   return out;
 }
@@ -525,9 +533,10 @@ std::vector<ConfigProblem> CheckConfig(const Config& config,
   }
   if (!r.address.empty()) {
     if (absl::Status s = probe.CheckReachable(r.address); !s.ok()) {
-      problems.push_back({config.LineOf("receiver.address"),
-                          absl::StrCat("receiver ", r.address, ": ",
-                                       std::string(s.message()))});
+      problems.push_back(
+          {config.LineOf("receiver.address"),
+           absl::StrCat("receiver ", r.address, ": ", std::string(s.message())),
+           /*warning=*/true});
     }
   }
   return problems;

@@ -108,8 +108,13 @@ struct Config {
 struct ConfigProblem {
   int line = 0;  // 0: not tied to a line
   std::string message;
+  // A warning does not make the config invalid (e.g. the receiver is down
+  // right now: cbtd must still start, and its runs say why they fail).
+  bool warning = false;
 };
-// "cbtd.conf:12: message" lines, one per problem.
+bool HasErrors(const std::vector<ConfigProblem>& problems);
+// "cbtd.conf:12: message" lines ("cbtd.conf:12: warning: ..."), one per
+// problem.
 std::string FormatProblems(const std::string& file,
                            const std::vector<ConfigProblem>& problems);
 
@@ -128,7 +133,7 @@ class ConfigProbe {
   virtual absl::Status CheckVolumePath(const std::string& path) = 0;
   // OK when the file can be opened for reading.
   virtual absl::Status CheckReadable(const std::string& path) = 0;
-  // OK when the receiver answers; may be a no-op returning OK.
+  // OK when the receiver accepts a connection (a warning otherwise).
   virtual absl::Status CheckReachable(const std::string& address) = 0;
 };
 

@@ -165,8 +165,14 @@ TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
                                 "/dev/vg0/data"));
   EXPECT_THAT(report, HasSubstr("cbtd.conf:11: receiver key_file: open "
                                 "/etc/cbtd/host.key"));
-  EXPECT_THAT(report, HasSubstr("cbtd.conf:8: receiver "
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:8: warning: receiver "
                                 "backup.example.net:7443: connection refused"));
+  EXPECT_TRUE(HasErrors(CheckConfig(*c, probe)));
+  // An unreachable receiver alone is a warning: cbtd must still start.
+  probe.missing.clear();
+  const std::vector<ConfigProblem> only_unreachable = CheckConfig(*c, probe);
+  ASSERT_EQ(only_unreachable.size(), 1u);
+  EXPECT_FALSE(HasErrors(only_unreachable));
 }
 
 // docs/operations.md points at this file; it must stay a valid config.
