@@ -7,7 +7,15 @@ namespace {
 
 // One line per command; the implementation is in cbtctl_<name>.cc.
 constexpr common::Subcommand kCommands[] = {
+    {"send", "write a backup stream of a snapshot or image to stdout",
+     RunSendCommand},
     {"version", "print the version", RunVersionCommand},
+    {"snapshot", "create, list and remove snapshots directly (no daemon)",
+     RunSnapshotCommand},
+    {"changes", "print a volume's changed set against a base (debug)",
+     RunChangesCommand},
+    {"era-stack", "create, assemble or remove a dm-era tracking stack",
+     RunEraStackCommand},
     {"status", "show what cbtd is doing", RunStatusCommand},
     {"volumes", "list volumes and their tracking state", RunVolumesCommand},
     {"backup", "back up a volume or group now", RunBackupCommand},

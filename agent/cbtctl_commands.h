@@ -13,6 +13,10 @@ namespace cbtd::agent {
 std::span<const common::Subcommand> CbtctlCommands();
 
 int RunVersionCommand(std::span<char*> args);
+int RunSendCommand(std::span<char*> args);
+int RunSnapshotCommand(std::span<char*> args);
+int RunChangesCommand(std::span<char*> args);   // cbtctl_changes.cc
+int RunEraStackCommand(std::span<char*> args);  // cbtctl_changes.cc
 
 // Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
 int RunStatusCommand(std::span<char*> args);

@@ -26,7 +26,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libdevmapper-dev libaio-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libzstd-dev libxxhash-dev libssl-dev
-  libsqlite3-dev libsystemd-dev nlohmann-json3-dev
+  libsqlite3-dev libsystemd-dev nlohmann-json3-dev libexpat1-dev
   # runtime: LVM, device-mapper tools, filesystems, certificates
   lvm2 dmsetup thin-provisioning-tools e2fsprogs xfsprogs util-linux
   openssl

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# cbtd against rsync, a full copy, restic and borg on the same data and the
+# same change, plus the machine's own sequential limits (fio).
+#   bench/run.sh --quick              a few minutes: 512 MiB main, 128M/256M/512M
+#   bench/run.sh                      the full run: 8 GiB main, 2G/4G/8G
+#   bench/run.sh --size 16G --sizes 4G,8G,16G   larger
+# Other options: bench/bench.py --help. Run as root (it installs packages,
+# drops the page cache between steps and attaches a loop device).
+# Writes bench/results/<UTC stamp>[-quick].{json,md} and -*.png.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/run.sh: run as root" >&2
+  exit 2
+fi
+"$here/setup.sh"
+# CBTD_BENCH_SRC: the cbtd tree whose cbtctl/cbt-receiver are measured
+# (default: this one); CBTD_BENCH_NO_BUILD=1: use the builds as they are.
+src=${CBTD_BENCH_SRC:-$root}
+build=$root/build-bench
+cbtd_build=$src/build-bench
+if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCBTD_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" --target bench-image
+  if [ "$src" != "$root" ]; then
+    cmake -S "$src" -B "$cbtd_build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCBTD_BUILD_TESTS=OFF >/dev/null
+  fi
+  # cbtctl / cbt-receiver may lack the paths measured here; the run says so.
+  cmake --build "$cbtd_build" --target cbtctl cbt-receiver
+fi
+exec /usr/bin/python3 "$here/bench.py" --image-tool "$build/bin/bench-image" \
+  --bin-dir "$cbtd_build/bin" --make-certs "$src/scripts/make-certs.sh" "$@"

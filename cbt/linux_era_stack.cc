@@ -1,0 +1,26 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "cbt/era_method.h"
+#include "common/fs.h"
+
+namespace cbtd::cbt {
+
+absl::Status ZeroSuperblock(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return common::ErrnoStatus(errno, absl::StrCat("open ", path));
+  // dm-era formats fresh metadata only when the superblock is all zeros.
+  char zeros[4096] = {};
+  const bool ok = ::pwrite(fd, zeros, sizeof(zeros), 0) ==
+                      static_cast<ssize_t>(sizeof(zeros)) &&
+                  ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return common::ErrnoStatus(err, absl::StrCat("zero ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace cbtd::cbt

@@ -1,0 +1,81 @@
+// thin-delta: the changed set between two thin snapshots of one pool, from
+// the pool's metadata only (cost follows metadata size, not volume size).
+//
+//   lock <lock_path>                       (one cbtd run per pool)
+//   dmsetup status <pool>: a held metadata root here is stale (a killed
+//     run; nobody else holds the lock) -> release_metadata_snap
+//   dmsetup message <pool> 0 reserve_metadata_snap   [ScopedMetadataSnap]
+//   thin_delta --metadata-snap --snap1 <base> --snap2 <new> <tmeta>
+//   dmsetup message <pool> 0 release_metadata_snap   (every path)
+//   unlock
+//
+// Contract: cbtd owns metadata-snapshot reservations of the pools it
+// tracks; another tool holding one would be released as stale.
+#ifndef CBTD_CBT_THIN_DELTA_METHOD_H_
+#define CBTD_CBT_THIN_DELTA_METHOD_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cbt/changed_set.h"
+#include "cbt/system.h"
+
+namespace cbtd::cbt {
+
+// Holds a reserved pool metadata snapshot; releases it when destroyed
+// unless Release() already did. Not copyable.
+//
+//   Reserve() --> held --Release()/~--> released
+class ScopedMetadataSnap {
+ public:
+  // `message_target` is the dm device taking the messages; `kind` "thin"
+  // (reserve/release_metadata_snap) or "era" (take/drop_metadata_snap).
+  static absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> Reserve(
+      CommandRunner& runner, std::string dm_name, bool era);
+  ~ScopedMetadataSnap();
+  ScopedMetadataSnap(const ScopedMetadataSnap&) = delete;
+  ScopedMetadataSnap& operator=(const ScopedMetadataSnap&) = delete;
+
+  absl::Status Release();
+
+ private:
+  ScopedMetadataSnap(CommandRunner& runner, std::string dm_name, bool era)
+      : runner_(runner), dm_name_(std::move(dm_name)), era_(era) {}
+  CommandRunner& runner_;
+  std::string dm_name_;
+  bool era_;
+  bool held_ = true;
+};
+
+// Field `index` (0-based, whitespace separated) of `dmsetup status` output
+// for a single-target device; INVALID_ARGUMENT naming the device if absent.
+absl::StatusOr<std::string> DmStatusField(const std::string& status,
+                                          size_t index,
+                                          const std::string& dm_name);
+
+// Releases a metadata snapshot left held by a killed run. Call with the
+// lock held. Returns whether one was released.
+absl::StatusOr<bool> ReleaseStaleMetadataSnap(CommandRunner& runner,
+                                              const std::string& dm_name,
+                                              bool era);
+
+struct ThinDeltaRequest {
+  std::string pool_dm_name;  // device with the thin-pool target (...-tpool)
+  std::string tmeta_path;  // pool metadata device, e.g. /dev/mapper/vg-p_tmeta
+  uint64_t base_thin_id = 0;
+  uint64_t new_thin_id = 0;
+  uint64_t volume_size_bytes = 0;
+  std::string lock_path;
+};
+
+// Errors are from the tools (UNAVAILABLE-worthy: the pool, not the chain);
+// a base thin id unknown to the pool should be checked by the caller
+// (missing base snapshot = lost).
+absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
+                                            const ThinDeltaRequest& req);
+
+}  // namespace cbtd::cbt
+
+#endif  // CBTD_CBT_THIN_DELTA_METHOD_H_

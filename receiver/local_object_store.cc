@@ -1,0 +1,251 @@
+#include "receiver/local_object_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/fs.h"
+
+namespace cbtd::receiver {
+namespace {
+
+using common::ErrnoStatus;
+
+std::string DirOf(const std::string& path) {
+  return path.substr(0, path.rfind('/'));
+}
+
+bool IsTempName(std::string_view name) {
+  return name.find(".tmp.") != std::string_view::npos;
+}
+
+// mkdir -p for the directories of a key below root (root exists).
+absl::Status MakeDirs(const std::string& root, const std::string& key) {
+  size_t pos = 0;
+  while ((pos = key.find('/', pos)) != std::string::npos) {
+    const std::string dir = root + "/" + key.substr(0, pos);
+    if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
+    }
+    ++pos;
+  }
+  return absl::OkStatus();
+}
+
+class FlockLock : public StoreLock {
+ public:
+  explicit FlockLock(int fd) : fd_(fd) {}
+  ~FlockLock() override { ::close(fd_); }  // closing releases the flock
+  FlockLock(const FlockLock&) = delete;
+  FlockLock& operator=(const FlockLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+absl::Status ValidateKey(std::string_view key) {
+  bool ok = !key.empty();
+  size_t start = 0;
+  while (ok && start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    std::string_view comp = key.substr(start, end - start);
+    ok = !comp.empty() && comp[0] != '.' &&
+         std::all_of(comp.begin(), comp.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+         });
+    start = end + 1;
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid object key '", std::string(key),
+        "': components must be [A-Za-z0-9._-] and not start with '.'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LocalObjectStore>> LocalObjectStore::Open(
+    const std::string& root, bool create) {
+  if (root.empty()) return absl::InvalidArgumentError("empty vault path");
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  struct stat st;
+  if (::stat(r.c_str(), &st) != 0) {
+    if (errno != ENOENT || !create) {
+      return ErrnoStatus(errno, absl::StrCat("vault directory ", r,
+                                             " (create it with `cbt-receiver "
+                                             "receive --create`)"));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(r, ec);
+    if (ec) {
+      return ErrnoStatus(ec.value(),
+                         absl::StrCat("create vault directory ", r));
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("vault path ", r, " is not a directory"));
+  }
+  return std::unique_ptr<LocalObjectStore>(new LocalObjectStore(r));
+}
+
+absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
+                                                        std::string_view data) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return ErrnoStatus(err, absl::StrCat("write ", tmp));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, 0640) != 0 || ::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat("fsync ", tmp));
+  }
+  ::close(fd);
+  return tmp;
+}
+
+absl::Status LocalObjectStore::Put(const std::string& key,
+                                   std::string_view data) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (auto s = MakeDirs(root_, key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  auto tmp = WriteTemp(path, data);
+  if (!tmp.ok()) return tmp.status();
+  if (::rename(tmp->c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp->c_str());
+    return ErrnoStatus(err, absl::StrCat("rename ", *tmp, " to ", path));
+  }
+  return common::FsyncDirectory(DirOf(path));
+}
+
+absl::Status LocalObjectStore::Publish(const std::string& key,
+                                       std::string_view data) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (auto s = MakeDirs(root_, key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  auto tmp = WriteTemp(path, data);
+  if (!tmp.ok()) return tmp.status();
+  // link(2) fails with EEXIST instead of replacing: publish never clobbers.
+  const int rc = ::link(tmp->c_str(), path.c_str());
+  const int err = errno;
+  ::unlink(tmp->c_str());
+  if (rc != 0) {
+    if (err == EEXIST) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("object ", path, " already exists"));
+    }
+    return ErrnoStatus(err, absl::StrCat("link ", *tmp, " to ", path));
+  }
+  return common::FsyncDirectory(DirOf(path));
+}
+
+absl::StatusOr<std::string> LocalObjectStore::Get(const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  return common::ReadFile(PathOf(key));
+}
+
+absl::StatusOr<bool> LocalObjectStore::Exists(const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  struct stat st;
+  if (::stat(PathOf(key).c_str(), &st) == 0) return true;
+  if (errno == ENOENT) return false;
+  return ErrnoStatus(errno, absl::StrCat("stat ", PathOf(key)));
+}
+
+absl::Status LocalObjectStore::Touch(const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (::utimensat(AT_FDCWD, PathOf(key).c_str(), nullptr, 0) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("touch ", PathOf(key)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> LocalObjectStore::ModifiedUnixMs(
+    const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  struct stat st;
+  if (::stat(PathOf(key).c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", PathOf(key)));
+  }
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+         st.st_mtim.tv_nsec / 1000000;
+}
+
+absl::StatusOr<std::vector<std::string>> LocalObjectStore::List(
+    const std::string& prefix) {
+  std::vector<std::string> keys;
+  std::string dir = root_;
+  if (!prefix.empty()) {
+    if (auto s = ValidateKey(prefix); !s.ok()) return s;
+    dir = PathOf(prefix);
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return keys;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const std::string name = it->path().filename().string();
+    if (IsTempName(name) || name[0] == '.') continue;
+    std::string rel = it->path().string().substr(root_.size() + 1);
+    if (rel.rfind("locks/", 0) == 0) continue;
+    keys.push_back(std::move(rel));
+  }
+  if (ec) return ErrnoStatus(ec.value(), absl::StrCat("list ", dir));
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+absl::Status LocalObjectStore::Delete(const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (::unlink(PathOf(key).c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("delete ", PathOf(key)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<StoreLock>> LocalObjectStore::Lock(
+    const std::string& name, LockMode mode, bool wait) {
+  const std::string key = "locks/" + name + ".lock";
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (auto s = MakeDirs(root_, key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  int op =
+      (mode == LockMode::kShared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB);
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return absl::UnavailableError(
+          absl::StrCat("vault lock ", path, " is held by another process"));
+    }
+    return ErrnoStatus(err, absl::StrCat("flock ", path));
+  }
+  return std::unique_ptr<StoreLock>(new FlockLock(fd));
+}
+
+}  // namespace cbtd::receiver

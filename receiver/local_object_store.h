@@ -1,0 +1,51 @@
+// LocalObjectStore: an ObjectStore in a local directory. Key "a/b/c" is the
+// file ROOT/a/b/c. Writes go to a temporary file in the same directory
+// ("<name>.tmp.XXXXXX", never listed), are fsynced, then renamed (Put) or
+// hard-linked (Publish, which must not replace), and the directory fsynced.
+// Locks are flock(2) on ROOT/locks/<name>.lock.
+#ifndef CBTD_RECEIVER_LOCAL_OBJECT_STORE_H_
+#define CBTD_RECEIVER_LOCAL_OBJECT_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "receiver/object_store.h"
+
+namespace cbtd::receiver {
+
+class LocalObjectStore : public ObjectStore {
+ public:
+  // Opens (creating it if `create`) the directory `root`. NOT_FOUND naming
+  // the directory if it does not exist and create is false.
+  static absl::StatusOr<std::unique_ptr<LocalObjectStore>> Open(
+      const std::string& root, bool create);
+
+  absl::Status Put(const std::string& key, std::string_view data) override;
+  absl::Status Publish(const std::string& key, std::string_view data) override;
+  absl::StatusOr<std::string> Get(const std::string& key) override;
+  absl::StatusOr<bool> Exists(const std::string& key) override;
+  absl::Status Touch(const std::string& key) override;
+  absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;
+  absl::StatusOr<std::vector<std::string>> List(
+      const std::string& prefix) override;
+  absl::Status Delete(const std::string& key) override;
+  absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& name,
+                                                  LockMode mode,
+                                                  bool wait) override;
+
+  const std::string& root() const { return root_; }
+
+ private:
+  explicit LocalObjectStore(std::string root) : root_(std::move(root)) {}
+  std::string PathOf(const std::string& key) const { return root_ + "/" + key; }
+  // Writes a fsynced temporary file next to `path`; returns its name.
+  absl::StatusOr<std::string> WriteTemp(const std::string& path,
+                                        std::string_view data);
+
+  std::string root_;
+};
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_LOCAL_OBJECT_STORE_H_

@@ -1,0 +1,74 @@
+// ObjectStore: the storage under the vault. A flat namespace of immutable
+// objects named by '/'-separated keys ("chunks/ab/ab12...", "hosts/h/v/
+// versions/x.idx"), small enough to map onto a local directory (first
+// backend, local_object_store.h) or an S3 / Ceph RGW bucket later.
+//
+// Keys: components of [A-Za-z0-9._-], not starting with '.', no empty
+// component. Every call that writes is durable when it returns OK.
+//
+// Thread-safety: implementations are safe for concurrent use from several
+// threads and processes (a receive, a GC and a restore may share a vault).
+#ifndef CBTD_RECEIVER_OBJECT_STORE_H_
+#define CBTD_RECEIVER_OBJECT_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace cbtd::receiver {
+
+// Held while alive; released on destruction.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+};
+
+enum class LockMode { kShared, kExclusive };
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Writes `data` under `key`, replacing an existing object atomically:
+  // readers see the old or the new object, never a part.
+  virtual absl::Status Put(const std::string& key, std::string_view data) = 0;
+
+  // Atomic publish: the object appears complete and durable, or not at all.
+  // ALREADY_EXISTS (nothing written) if `key` exists.
+  virtual absl::Status Publish(const std::string& key,
+                               std::string_view data) = 0;
+
+  // NOT_FOUND if absent.
+  virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
+  virtual absl::StatusOr<bool> Exists(const std::string& key) = 0;
+
+  // Marks an existing object as recently used (see ModifiedUnixMs), so a
+  // GC running with a grace period spares it. NOT_FOUND if absent.
+  virtual absl::Status Touch(const std::string& key) = 0;
+  virtual absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) = 0;
+
+  // Every key that starts with `prefix` (a whole number of components, or
+  // "" for all), sorted.
+  virtual absl::StatusOr<std::vector<std::string>> List(
+      const std::string& prefix) = 0;
+
+  // Removes the object; OK if it did not exist.
+  virtual absl::Status Delete(const std::string& key) = 0;
+
+  // A named advisory lock shared by every user of the store. With
+  // wait=false a lock held by someone else returns UNAVAILABLE.
+  virtual absl::StatusOr<std::unique_ptr<StoreLock>> Lock(
+      const std::string& name, LockMode mode, bool wait) = 0;
+};
+
+// INVALID_ARGUMENT naming `what` unless `key` is a valid key (see above).
+absl::Status ValidateKey(std::string_view key);
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_OBJECT_STORE_H_

@@ -1,0 +1,397 @@
+#include "receiver/receive_session.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace cbtd::receiver {
+namespace {
+
+std::string Describe(const stream::Header& h, std::string_view version) {
+  return absl::StrCat(h.source_host(), "/", h.volume_id(), "@",
+                      std::string(version));
+}
+
+absl::StatusOr<ChunkHash> HashField(const std::string& raw, uint64_t index) {
+  auto h = ChunkHash::FromBytes(raw);
+  if (!h.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", index, ": ", std::string(h.status().message())));
+  }
+  return *h;
+}
+
+absl::Status ValidateHeader(const stream::Header& h) {
+  if (h.format_version() != transport::kStreamFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream format version ", h.format_version(),
+                     " is not supported; this cbt-receiver reads version ",
+                     transport::kStreamFormatVersion));
+  }
+  if (h.hash_algorithm() != stream::HASH_SHA256) {
+    return absl::InvalidArgumentError(
+        "stream header: hash_algorithm must be HASH_SHA256");
+  }
+  if (auto s = ValidateName("source host", h.source_host()); !s.ok()) return s;
+  if (auto s = ValidateName("volume id", h.volume_id()); !s.ok()) return s;
+  if (auto s = ValidateName("new version id", h.new_version_id()); !s.ok()) {
+    return s;
+  }
+  if (!h.base_version_id().empty()) {
+    if (auto s = ValidateName("base version id", h.base_version_id());
+        !s.ok()) {
+      return s;
+    }
+  } else if (!h.base_root_hash().empty()) {
+    return absl::InvalidArgumentError(
+        "stream header: a base root hash without a base version id");
+  }
+  if (h.volume_size_bytes() == 0) {
+    return absl::InvalidArgumentError("stream header: volume size is 0");
+  }
+  if (h.chunk_size_bytes() < 4096 ||
+      h.chunk_size_bytes() > transport::kMaxChunkBytes ||
+      h.chunk_size_bytes() % 4096 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream header: chunk size ", h.chunk_size_bytes(),
+                     " must be a multiple of 4096 between 4096 and ",
+                     transport::kMaxChunkBytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
+    Vault& vault, const stream::Header& header) {
+  if (auto s = ValidateHeader(header); !s.ok()) return s;
+  const VolumeName vol{header.source_host(), header.volume_id()};
+  // Shared GC lock first, so the base and its chunks cannot be swept
+  // between the checks below and the commit.
+  auto lock = vault.store().Lock(kGcLockName, LockMode::kShared, true);
+  if (!lock.ok()) return lock.status();
+
+  auto exists =
+      vault.store().Exists(Vault::IndexKey(vol, header.new_version_id()));
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "version ", Describe(header, header.new_version_id()),
+        " already exists in the vault; the stream must carry a new version "
+        "id"));
+  }
+
+  auto session = std::unique_ptr<ReceiveSession>(
+      new ReceiveSession(vault, header, *std::move(lock)));
+  VersionIndex& idx = session->index_;
+  const uint64_t n = transport::ChunkCount(header.volume_size_bytes(),
+                                           header.chunk_size_bytes());
+  session->chunk_count_ = n;
+  session->must_cover_from_ = n;
+  if (header.base_version_id().empty()) {
+    // A full: every chunk not in the stream is zero.
+    // A full: every chunk the stream does not carry is zero, so a full
+    // stream need not list zero chunks.
+    idx.entries.assign(n, transport::kZeroEntry);
+  } else {
+    auto base = vault.ReadIndex(vol, header.base_version_id());
+    if (!base.ok()) {
+      if (absl::IsNotFound(base.status())) {
+        auto versions = vault.ListVersions(vol);
+        std::string held =
+            versions.ok() && !versions->empty()
+                ? absl::StrCat("the newest it holds is ", versions->back())
+                : "it holds no version of this volume";
+        return absl::FailedPreconditionError(absl::StrCat(
+            "stream's base version ",
+            Describe(header, header.base_version_id()),
+            " does not exist in the vault (", held,
+            "); send a full stream or one based on a version the vault "
+            "holds"));
+      }
+      return base.status();
+    }
+    if (base->root_hash.ToBytes() != header.base_root_hash()) {
+      std::string stream_root =
+          header.base_root_hash().size() == ChunkHash::kSize
+              ? ChunkHash::FromBytes(header.base_root_hash())->ToHex()
+              : absl::StrCat("<", header.base_root_hash().size(), " bytes>");
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream's base ", Describe(header, header.base_version_id()),
+          " has root hash ", stream_root, " but the vault's has ",
+          base->root_hash.ToHex(),
+          ": the sender's base is not the vault's; send a full stream"));
+    }
+    if (base->chunk_size_bytes != header.chunk_size_bytes()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stream chunk size ", header.chunk_size_bytes(),
+                       " differs from ", base->chunk_size_bytes, " of base ",
+                       Describe(header, header.base_version_id()),
+                       "; a new chunk size needs a full stream"));
+    }
+    if (base->volume_size_bytes != header.volume_size_bytes()) {
+      if (!header.allow_resize()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "stream volume size ", header.volume_size_bytes(),
+            " bytes differs from ", base->volume_size_bytes, " bytes of base ",
+            Describe(header, header.base_version_id()),
+            "; resend with allow_resize if the volume was resized"));
+      }
+      // Chunks from the shorter size's last whole chunk on are not known
+      // from the base: the stream must carry every one of them.
+      session->must_cover_from_ =
+          std::min(base->volume_size_bytes, header.volume_size_bytes()) /
+          header.chunk_size_bytes();
+    }
+    idx.entries = std::move(base->entries);
+    idx.entries.resize(n, transport::kZeroEntry);
+  }
+  idx.host = header.source_host();
+  idx.volume = header.volume_id();
+  idx.version_id = header.new_version_id();
+  idx.base_version_id = header.base_version_id();
+  idx.volume_size_bytes = header.volume_size_bytes();
+  idx.chunk_size_bytes = header.chunk_size_bytes();
+  idx.created_unix_ms =
+      header.created_unix_ms() != 0
+          ? header.created_unix_ms()
+          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return session;
+}
+
+ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
+                               std::unique_ptr<StoreLock> lock)
+    : vault_(vault), header_(header), gc_lock_(std::move(lock)) {}
+
+// Nothing to undo on abort: stored chunks are valid, content-addressed and
+// reused by a retry; GC removes them if no version ever references them.
+ReceiveSession::~ReceiveSession() = default;
+
+absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
+    std::span<const ChunkHash> hashes) {
+  std::vector<bool> out;
+  out.reserve(hashes.size());
+  for (const ChunkHash& h : hashes) {
+    if (transport::IsZeroEntry(h)) {
+      out.push_back(true);
+      continue;
+    }
+    auto has = vault_.HasChunk(h);
+    if (!has.ok()) return has.status();
+    out.push_back(*has);
+  }
+  return out;
+}
+
+absl::Status ReceiveSession::Apply(const stream::Record& record) {
+  if (state_ == State::kFailed) {
+    return absl::FailedPreconditionError(
+        "receive session already failed; start a new one");
+  }
+  if (state_ == State::kCommitted) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream continues after its trailer (version ",
+        Describe(header_, header_.new_version_id()), " is already committed)"));
+  }
+  absl::Status s = ApplyInner(record);
+  if (!s.ok()) state_ = State::kFailed;
+  return s;
+}
+
+absl::Status ReceiveSession::ApplyInner(const stream::Record& record) {
+  switch (record.body_case()) {
+    case stream::Record::kHeader:
+      return absl::InvalidArgumentError("stream holds a second header");
+    case stream::Record::kChunk:
+      return ApplyChunk(record.chunk());
+    case stream::Record::kChunkRef:
+      return ApplyChunkRef(record.chunk_ref());
+    case stream::Record::kZeroRun: {
+      const stream::ZeroRun& z = record.zero_run();
+      if (z.chunk_count() == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "zero run at chunk ", z.first_chunk_index(), " is empty"));
+      }
+      if (auto s =
+              CheckIndex(z.first_chunk_index(), z.chunk_count(), "zero run");
+          !s.ok()) {
+        return s;
+      }
+      for (uint64_t i = 0; i < z.chunk_count(); ++i) {
+        index_.entries[z.first_chunk_index() + i] = transport::kZeroEntry;
+      }
+      counted_.zero_chunks += z.chunk_count();
+      return absl::OkStatus();
+    }
+    case stream::Record::kTrailer:
+      return ApplyTrailer(record.trailer());
+    case stream::Record::BODY_NOT_SET:
+      return absl::OkStatus();  // unknown optional record (reader skips it)
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::CheckIndex(uint64_t first, uint64_t count,
+                                        std::string_view what) {
+  if (first >= chunk_count_ || count > chunk_count_ - first) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(what), " at chunk index ", first, " (", count,
+                     " chunks) is past the end of the volume (", chunk_count_,
+                     " chunks of ", header_.chunk_size_bytes(), " bytes)"));
+  }
+  if (first < next_index_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(what), " at chunk index ", first,
+        " is a duplicate or out of order: records must be strictly "
+        "ascending and the previous one ended before chunk ",
+        next_index_));
+  }
+  const uint64_t end = first + count;
+  if (end > must_cover_from_) {
+    covered_past_must_ += end - std::max(first, must_cover_from_);
+  }
+  next_index_ = end;
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
+  const uint64_t i = c.chunk_index();
+  // Check everything before storing anything.
+  if (i >= chunk_count_) return CheckIndex(i, 1, "chunk");
+  const uint32_t expected_size = transport::ChunkLength(
+      header_.volume_size_bytes(), header_.chunk_size_bytes(), i);
+  if (c.raw_size_bytes() != expected_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", i, ": raw size ", c.raw_size_bytes(),
+                     " bytes, expected ", expected_size));
+  }
+  if (XXH3_64bits(c.payload().data(), c.payload().size()) != c.payload_xxh3()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", i,
+                     ": payload checksum (XXH3) mismatch; the stream was "
+                     "damaged in transit"));
+  }
+  auto hash = HashField(c.hash(), i);
+  if (!hash.ok()) return hash.status();
+  auto raw = DecodePayload(c.compression(), c.raw_size_bytes(), c.payload(),
+                           *hash, absl::StrCat("chunk ", i),
+                           absl::StatusCode::kInvalidArgument);
+  if (!raw.ok()) return raw.status();
+  if (auto s = CheckIndex(i, 1, "chunk"); !s.ok()) return s;
+
+  const ChunkHash entry = transport::EntryOf(
+      {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
+  if (!transport::IsZeroEntry(entry)) {
+    auto has = vault_.HasChunk(entry);
+    if (!has.ok()) return has.status();
+    if (!*has) {
+      auto stored = vault_.PutChunk(entry, c.compression(), c.raw_size_bytes(),
+                                    c.payload());
+      if (!stored.ok()) return stored.status();
+      ++index_.stats.new_objects;
+      index_.stats.stored_bytes += *stored;
+    }
+  }
+  index_.entries[i] = entry;
+  ++counted_.chunk_records;
+  counted_.payload_bytes += c.payload().size();
+  counted_.raw_bytes += c.raw_size_bytes();
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
+  const uint64_t i = c.chunk_index();
+  if (i >= chunk_count_) return CheckIndex(i, 1, "chunk ref");
+  auto hash = HashField(c.hash(), i);
+  if (!hash.ok()) return hash.status();
+  if (!transport::IsZeroEntry(*hash)) {
+    auto has = vault_.HasChunk(*hash);
+    if (!has.ok()) return has.status();
+    if (!*has) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "chunk ref at index ", i, " names chunk ", hash->ToHex(),
+          " which the vault does not hold; the sender must send its bytes"));
+    }
+  }
+  if (auto s = CheckIndex(i, 1, "chunk ref"); !s.ok()) return s;
+  index_.entries[i] = *hash;
+  ++counted_.chunk_ref_records;
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
+  if (t.chunk_records() != counted_.chunk_records ||
+      t.chunk_ref_records() != counted_.chunk_ref_records ||
+      t.zero_chunks() != counted_.zero_chunks ||
+      t.payload_bytes() != counted_.payload_bytes ||
+      t.raw_bytes() != counted_.raw_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream trailer counts (", t.chunk_records(), " chunks, ",
+        t.chunk_ref_records(), " refs, ", t.zero_chunks(), " zero, ",
+        t.payload_bytes(), " payload bytes) differ from what arrived (",
+        counted_.chunk_records, ", ", counted_.chunk_ref_records, ", ",
+        counted_.zero_chunks, ", ", counted_.payload_bytes,
+        "): records were lost"));
+  }
+  const uint64_t must = chunk_count_ - std::min(chunk_count_, must_cover_from_);
+  if (covered_past_must_ != must) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resized stream carries ", covered_past_must_, " of the ", must,
+        " chunks from chunk ", must_cover_from_,
+        " on, which the base cannot supply; the sender must send them all"));
+  }
+  index_.root_hash = transport::ComputeRootHash(
+      index_.volume_size_bytes, index_.chunk_size_bytes, index_.entries);
+  if (t.root_hash() != index_.root_hash.ToBytes()) {
+    std::string sent = t.root_hash().size() == ChunkHash::kSize
+                           ? ChunkHash::FromBytes(t.root_hash())->ToHex()
+                           : absl::StrCat("<", t.root_hash().size(), " bytes>");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "root hash mismatch for ", Describe(header_, header_.new_version_id()),
+        ": the sender computed ", sent, ", the base plus the stream give ",
+        index_.root_hash.ToHex(), "; nothing was committed"));
+  }
+  const uint64_t new_objects = index_.stats.new_objects;
+  const uint64_t stored_bytes = index_.stats.stored_bytes;
+  index_.stats = counted_;
+  index_.stats.new_objects = new_objects;
+  index_.stats.stored_bytes = stored_bytes;
+  if (auto s = vault_.PublishIndex(index_); !s.ok()) return s;
+  state_ = State::kCommitted;
+  gc_lock_.reset();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
+                                            transport::StreamReader& reader) {
+  auto first = reader.Next();
+  if (!first.ok()) return first.status();
+  if (!first->has_value() || !(*first)->has_header()) {
+    return absl::InvalidArgumentError(
+        "stream does not start with a header (empty or not a cbtd stream)");
+  }
+  auto session = ReceiveSession::Open(vault, (*first)->header());
+  if (!session.ok()) return session.status();
+  for (;;) {
+    auto rec = reader.Next();
+    if (!rec.ok()) return rec.status();
+    if (!rec->has_value()) break;
+    if (auto s = (*session)->Apply(**rec); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("at byte ", reader.offset(),
+                                                 ": ", s.message()));
+    }
+  }
+  if (!(*session)->committed()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream truncated: it ends at byte ", reader.offset(),
+        " without a trailer; no version was created (retry the send: chunks "
+        "already stored are reused)"));
+  }
+  return ReceiveResult{(*session)->index()};
+}
+
+}  // namespace cbtd::receiver

@@ -1,0 +1,116 @@
+// ReceiveSession: applies one stream to the vault. Shared by the offline
+// path (`cbt-receiver receive < file`, ReceiveStream below) and the gRPC
+// server, which translates its messages into these calls.
+//
+// Lifecycle:
+//
+//   Open(header) ──refused──> error, nothing written
+//        │ ok
+//        v
+//   [receiving] ──Apply(Chunk|ChunkRef|ZeroRun)──> [receiving]
+//        │  └──any error──> [failed]: every later call FAILED_PRECONDITION
+//        │ Apply(Trailer): counts + root hash check, publish index
+//        v
+//   [committed]      (destroying the session in any other state = abort)
+//
+// Guarantees:
+//  * Open refuses, naming both sides and writing nothing: a malformed
+//    header, a version id that already exists (ALREADY_EXISTS), an unknown
+//    base or a base root hash that differs from the vault's, a chunk size
+//    different from the base's, a volume size different from the base's
+//    without header.allow_resize (FAILED_PRECONDITION / INVALID_ARGUMENT).
+//  * Apply checks every record before storing anything from it: chunk index
+//    in range and strictly ascending over all records (no duplicates),
+//    raw size, payload XXH3, decompression, SHA-256 of the bytes; a
+//    ChunkRef must name a chunk the vault holds. Errors: INVALID_ARGUMENT
+//    (bad input), FAILED_PRECONDITION (ChunkRef to a missing chunk),
+//    storage errors as they come.
+//  * Chunks are stored as they arrive (idempotent, content-addressed), so a
+//    stream cut anywhere leaves no version but reusable chunks; the index
+//    is built from the base index plus the stream and published atomically
+//    last, only if the Trailer's counts and root hash match.
+//  * While a session lives it holds the vault's GC lock shared: a GC waits
+//    for (or refuses during) a receive, so no chunk a session relies on is
+//    swept under it.
+//
+// Thread-safety: one session is used by one thread at a time; several
+// sessions (different versions) may run concurrently on one vault.
+#ifndef CBTD_RECEIVER_RECEIVE_SESSION_H_
+#define CBTD_RECEIVER_RECEIVE_SESSION_H_
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "receiver/vault.h"
+#include "transport/proto/stream.pb.h"
+#include "transport/stream_codec.h"
+
+namespace cbtd::receiver {
+
+class ReceiveSession {
+ public:
+  // Validates `header` against `vault` (which must outlive the session).
+  static absl::StatusOr<std::unique_ptr<ReceiveSession>> Open(
+      Vault& vault, const stream::Header& header);
+
+  ReceiveSession(const ReceiveSession&) = delete;
+  ReceiveSession& operator=(const ReceiveSession&) = delete;
+  ~ReceiveSession();
+
+  // Dedup handshake: result[i] is true when the vault holds hashes[i] (the
+  // sender may then send a ChunkRef instead of the bytes).
+  absl::StatusOr<std::vector<bool>> HaveChunks(
+      std::span<const ChunkHash> hashes);
+
+  // Applies one record that follows the header. A Trailer commits.
+  // A Header, or any record after the Trailer, is INVALID_ARGUMENT.
+  absl::Status Apply(const stream::Record& record);
+
+  bool committed() const { return state_ == State::kCommitted; }
+  // The lowest chunk index the next record may carry: where a resumed
+  // sender continues.
+  uint64_t next_chunk_index() const { return next_index_; }
+  const stream::Header& header() const { return header_; }
+  // The new version's index (complete once committed).
+  const VersionIndex& index() const { return index_; }
+
+ private:
+  enum class State { kReceiving, kFailed, kCommitted };
+  ReceiveSession(Vault& vault, const stream::Header& header,
+                 std::unique_ptr<StoreLock> lock);
+  absl::Status ApplyInner(const stream::Record& record);
+  absl::Status CheckIndex(uint64_t first, uint64_t count,
+                          std::string_view what);
+  absl::Status ApplyChunk(const stream::Chunk& c);
+  absl::Status ApplyChunkRef(const stream::ChunkRef& c);
+  absl::Status ApplyTrailer(const stream::Trailer& t);
+
+  Vault& vault_;
+  stream::Header header_;
+  std::unique_ptr<StoreLock> gc_lock_;
+  State state_ = State::kReceiving;
+  VersionIndex index_;
+  uint64_t chunk_count_ = 0;
+  uint64_t next_index_ = 0;
+  // With a resize, chunks from here on are not known from the base and
+  // must all be carried by the stream.
+  uint64_t must_cover_from_ = 0;
+  uint64_t covered_past_must_ = 0;
+  transport::IndexStats counted_;
+};
+
+struct ReceiveResult {
+  VersionIndex index;  // the committed version
+};
+
+// Reads a whole stream from `reader` and applies it: Header, records,
+// Trailer, then end of stream. A stream that ends before its Trailer is
+// INVALID_ARGUMENT ("truncated") and leaves no version.
+absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
+                                            transport::StreamReader& reader);
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_RECEIVE_SESSION_H_

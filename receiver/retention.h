@@ -1,0 +1,74 @@
+// Retention and garbage collection.
+//
+// Prune decides, per volume, which versions to keep and deletes the index
+// of every other one (a version is gone once its index is). The rule, like
+// restic's / borg's: versions sorted newest first; keep the newest
+// `keep_last`; for each of hourly / daily / weekly / monthly with count N,
+// keep the newest version of each of the N most recent periods (UTC) that
+// hold a version; always keep protected versions. A policy that keeps
+// nothing is refused, so a typo cannot empty a volume.
+//
+// GC deletes chunk objects no index references. It holds the vault's GC
+// lock exclusively (a receive holds it shared for its whole session), so a
+// chunk a running receive relies on is never swept; in addition it spares
+// chunks modified within `grace_ms` (defence against writers that do not
+// take the lock). If any index cannot be read, GC stops without deleting.
+#ifndef CBTD_RECEIVER_RETENTION_H_
+#define CBTD_RECEIVER_RETENTION_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "receiver/vault.h"
+
+namespace cbtd::receiver {
+
+struct RetentionPolicy {
+  int keep_last = 0;
+  int hourly = 0;
+  int daily = 0;
+  int weekly = 0;
+  int monthly = 0;
+  bool empty() const {
+    return keep_last + hourly + daily + weekly + monthly == 0;
+  }
+};
+
+struct VersionStamp {
+  std::string id;
+  int64_t created_unix_ms = 0;
+  bool is_protected = false;
+};
+
+// The ids to keep (pure; table-tested).
+std::set<std::string> VersionsToKeep(const std::vector<VersionStamp>& versions,
+                                     const RetentionPolicy& policy);
+
+struct PruneResult {
+  std::vector<std::pair<VolumeName, std::string>> kept;
+  std::vector<std::pair<VolumeName, std::string>> removed;
+};
+
+// Applies `policy` to `volume` (or every volume). dry_run lists only.
+absl::StatusOr<PruneResult> Prune(Vault& vault,
+                                  const std::vector<VolumeName>& volumes,
+                                  const RetentionPolicy& policy, bool dry_run);
+
+struct GcResult {
+  uint64_t indexes = 0;      // indexes marked from
+  uint64_t referenced = 0;   // distinct chunks referenced
+  uint64_t chunks_seen = 0;  // chunk objects in the vault
+  uint64_t chunks_deleted = 0;
+  uint64_t chunks_in_grace = 0;  // unreferenced but too recent
+};
+
+// wait=false: UNAVAILABLE while a receive holds the lock.
+absl::StatusOr<GcResult> CollectGarbage(Vault& vault, int64_t grace_ms,
+                                        bool wait, bool dry_run);
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_RETENTION_H_

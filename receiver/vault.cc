@@ -1,0 +1,258 @@
+#include "receiver/vault.h"
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace cbtd::receiver {
+namespace {
+
+constexpr char kChunkMagic[4] = {'C', 'B', 'T', 'C'};
+constexpr size_t kChunkHeaderBytes = 20;
+constexpr std::string_view kIndexSuffix = ".idx";
+
+void PutLe(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t GetLe(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+std::string VolumePrefix(const VolumeName& v) {
+  return absl::StrCat("hosts/", v.host, "/", v.volume);
+}
+
+std::string Describe(const VolumeName& v, std::string_view version) {
+  return absl::StrCat(v.host, "/", v.volume, "@", std::string(version));
+}
+
+}  // namespace
+
+absl::Status ValidateName(std::string_view what, std::string_view name) {
+  const bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                           c == '-';
+                  });
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid ", std::string(what), " '", std::string(name),
+        "': use 1-128 characters of [A-Za-z0-9._-], not starting with '.'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> DecodePayload(stream::Compression compression,
+                                          uint32_t raw_size,
+                                          std::string_view payload,
+                                          const ChunkHash& expected,
+                                          std::string_view what,
+                                          absl::StatusCode damage_code) {
+  auto fail = [&](std::string_view why) {
+    return absl::Status(
+        damage_code, absl::StrCat(std::string(what), ": ", std::string(why)));
+  };
+  std::string raw;
+  switch (compression) {
+    case stream::COMPRESSION_NONE:
+      if (payload.size() != raw_size) {
+        return fail(absl::StrCat("payload is ", payload.size(),
+                                 " bytes, expected ", raw_size));
+      }
+      raw.assign(payload);
+      break;
+    case stream::COMPRESSION_ZSTD: {
+      // Never trust the frame's own size field: decompress into exactly
+      // raw_size bytes, so a hostile payload cannot make us allocate more.
+      const unsigned long long frame =
+          ZSTD_getFrameContentSize(payload.data(), payload.size());
+      if (frame != raw_size) {
+        return fail(absl::StrCat("zstd frame holds ", frame,
+                                 " bytes, expected ", raw_size));
+      }
+      raw.resize(raw_size);
+      const size_t n = ZSTD_decompress(raw.data(), raw.size(), payload.data(),
+                                       payload.size());
+      if (ZSTD_isError(n) || n != raw_size) {
+        return fail(absl::StrCat(
+            "zstd payload does not decompress: ",
+            ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short output"));
+      }
+      break;
+    }
+    default:
+      return fail(
+          absl::StrCat("unknown compression ", static_cast<int>(compression)));
+  }
+  const ChunkHash actual = ChunkHash::Sha256(
+      {reinterpret_cast<const uint8_t*>(raw.data()), raw.size()});
+  if (actual != expected) {
+    return fail(absl::StrCat("content hash is ", actual.ToHex(), ", expected ",
+                             expected.ToHex()));
+  }
+  return raw;
+}
+
+std::string Vault::ChunkKey(const ChunkHash& hash) {
+  const std::string hex = hash.ToHex();
+  return absl::StrCat("chunks/", hex.substr(0, 2), "/", hex);
+}
+
+std::string Vault::IndexKey(const VolumeName& v, std::string_view version) {
+  return absl::StrCat(VolumePrefix(v), "/versions/", std::string(version),
+                      std::string(kIndexSuffix));
+}
+
+std::string Vault::ProtectedKey(const VolumeName& v, std::string_view version) {
+  return absl::StrCat(VolumePrefix(v), "/protected/", std::string(version));
+}
+
+absl::StatusOr<bool> Vault::HasChunk(const ChunkHash& hash) {
+  return store_.Exists(ChunkKey(hash));
+}
+
+absl::StatusOr<uint64_t> Vault::PutChunk(const ChunkHash& hash,
+                                         stream::Compression compression,
+                                         uint32_t raw_size,
+                                         std::string_view payload) {
+  std::string obj(kChunkMagic, sizeof(kChunkMagic));
+  obj.push_back(1);  // format
+  obj.push_back(static_cast<char>(compression));
+  PutLe(obj, 0, 2);
+  PutLe(obj, raw_size, 4);
+  PutLe(obj, XXH3_64bits(payload.data(), payload.size()), 8);
+  obj.append(payload);
+  if (auto s = store_.Put(ChunkKey(hash), obj); !s.ok()) return s;
+  return obj.size();
+}
+
+absl::StatusOr<std::string> Vault::ReadChunk(const ChunkHash& hash) {
+  const std::string key = ChunkKey(hash);
+  auto obj = store_.Get(key);
+  if (!obj.ok()) {
+    if (absl::IsNotFound(obj.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("chunk ", hash.ToHex(), " is missing from the vault"));
+    }
+    return obj.status();
+  }
+  const std::string what = absl::StrCat("chunk object ", key);
+  if (obj->size() < kChunkHeaderBytes ||
+      std::memcmp(obj->data(), kChunkMagic, sizeof(kChunkMagic)) != 0 ||
+      (*obj)[4] != 1) {
+    return absl::DataLossError(absl::StrCat(what, " is damaged: bad header"));
+  }
+  const auto compression = static_cast<stream::Compression>((*obj)[5]);
+  const auto raw_size = static_cast<uint32_t>(GetLe(obj->data() + 8, 4));
+  const uint64_t sum = GetLe(obj->data() + 12, 8);
+  std::string_view payload(obj->data() + kChunkHeaderBytes,
+                           obj->size() - kChunkHeaderBytes);
+  if (XXH3_64bits(payload.data(), payload.size()) != sum) {
+    return absl::DataLossError(
+        absl::StrCat(what, " is damaged: checksum of the stored bytes"));
+  }
+  return DecodePayload(compression, raw_size, payload, hash,
+                       absl::StrCat(what, " is damaged"),
+                       absl::StatusCode::kDataLoss);
+}
+
+absl::StatusOr<VersionIndex> Vault::ReadIndex(const VolumeName& v,
+                                              std::string_view version) {
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  const std::string key = IndexKey(v, version);
+  auto data = store_.Get(key);
+  if (!data.ok()) {
+    if (absl::IsNotFound(data.status())) {
+      return absl::NotFoundError(absl::StrCat("version ", Describe(v, version),
+                                              " does not exist in the vault"));
+    }
+    return data.status();
+  }
+  return transport::DecodeIndex(*data, key);
+}
+
+absl::Status Vault::PublishIndex(const VersionIndex& index) {
+  const VolumeName v{index.host, index.volume};
+  absl::Status s =
+      store_.Publish(IndexKey(v, index.version_id), EncodeIndex(index));
+  if (absl::IsAlreadyExists(s)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "version ", Describe(v, index.version_id), " already exists"));
+  }
+  return s;
+}
+
+absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
+  if (auto s = store_.Delete(ProtectedKey(v, version)); !s.ok()) return s;
+  return store_.Delete(IndexKey(v, version));
+}
+
+absl::StatusOr<std::vector<std::string>> Vault::ListVersions(
+    const VolumeName& v) {
+  const std::string prefix = VolumePrefix(v) + "/versions";
+  auto keys = store_.List(prefix);
+  if (!keys.ok()) return keys.status();
+  std::vector<std::string> out;
+  for (const std::string& k : *keys) {
+    if (k.size() <= prefix.size() + 1 + kIndexSuffix.size() ||
+        k.compare(k.size() - kIndexSuffix.size(), kIndexSuffix.size(),
+                  kIndexSuffix) != 0) {
+      continue;
+    }
+    out.push_back(k.substr(prefix.size() + 1,
+                           k.size() - prefix.size() - 1 - kIndexSuffix.size()));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<std::vector<VolumeName>> Vault::ListVolumes() {
+  auto keys = store_.List("hosts");
+  if (!keys.ok()) return keys.status();
+  std::set<VolumeName> vols;
+  for (const std::string& k : *keys) {
+    // hosts/<host>/<volume>/versions/<id>.idx
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (size_t end; (end = k.find('/', start)) != std::string::npos;
+         start = end + 1) {
+      parts.push_back(k.substr(start, end - start));
+    }
+    if (parts.size() == 4 && parts[3] == "versions") {
+      vols.insert(VolumeName{parts[1], parts[2]});
+    }
+  }
+  return std::vector<VolumeName>(vols.begin(), vols.end());
+}
+
+absl::Status Vault::SetProtected(const VolumeName& v, std::string_view version,
+                                 bool on) {
+  if (!on) return store_.Delete(ProtectedKey(v, version));
+  auto exists = store_.Exists(IndexKey(v, version));
+  if (!exists.ok()) return exists.status();
+  if (!*exists) {
+    return absl::NotFoundError(absl::StrCat("version ", Describe(v, version),
+                                            " does not exist in the vault"));
+  }
+  return store_.Put(ProtectedKey(v, version), "protected\n");
+}
+
+absl::StatusOr<bool> Vault::IsProtected(const VolumeName& v,
+                                        std::string_view version) {
+  return store_.Exists(ProtectedKey(v, version));
+}
+
+}  // namespace cbtd::receiver

@@ -1,0 +1,39 @@
+// VaultServiceBackend: the vault behind the gRPC receiver service. It adapts
+// receiver::Vault and receiver::ReceiveSession to transport::ReceiveBackend;
+// authorization and framing are the service's job, data rules the
+// session's.
+//
+// Thread-safety: as the Vault (the local store is fully thread-safe).
+#ifndef CBTD_RECEIVER_VAULT_SERVICE_BACKEND_H_
+#define CBTD_RECEIVER_VAULT_SERVICE_BACKEND_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "receiver/vault.h"
+#include "transport/receive_backend.h"
+
+namespace cbtd::receiver {
+
+class VaultServiceBackend : public transport::ReceiveBackend {
+ public:
+  // `vault` must outlive the backend.
+  explicit VaultServiceBackend(Vault& vault) : vault_(vault) {}
+
+  absl::StatusOr<std::unique_ptr<transport::UploadSession>> OpenSession(
+      const stream::Header& header) override;
+  absl::StatusOr<std::vector<transport::VersionSummary>> ListVersions(
+      const std::string& source_host, const std::string& volume_id) override;
+  absl::StatusOr<VersionIndex> GetIndex(const std::string& source_host,
+                                        const std::string& volume_id,
+                                        const std::string& version_id) override;
+  absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) override;
+
+ private:
+  Vault& vault_;
+};
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_VAULT_SERVICE_BACKEND_H_

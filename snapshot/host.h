@@ -1,0 +1,54 @@
+// The parts of the running system snapshot/ reads or changes that are not
+// lvm2 or device-mapper: block device identity, mounts, filesystem freeze,
+// hooks. The real implementation is linux_host.cc; tests use fakes/mocks.
+//
+// Thread-safety: implementations are safe to call from several threads
+// (the consistency group's watchdog thaws from its own thread).
+#ifndef CBTD_SNAPSHOT_HOST_H_
+#define CBTD_SNAPSHOT_HOST_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace cbtd::snapshot {
+
+struct BlockDeviceId {
+  uint32_t major = 0;
+  uint32_t minor = 0;
+  uint64_t size_bytes = 0;
+};
+
+class Host {
+ public:
+  virtual ~Host() = default;
+
+  // stat + BLKGETSIZE64 of `path`. NOT_FOUND if it does not exist,
+  // INVALID_ARGUMENT if it is not a block device.
+  virtual absl::StatusOr<BlockDeviceId> StatBlockDevice(
+      const std::string& path) = 0;
+
+  // Mount points of filesystems mounted directly on major:minor (from
+  // /proc/self/mountinfo), bind mounts collapsed to one.
+  virtual absl::StatusOr<std::vector<std::string>> MountPoints(
+      uint32_t major, uint32_t minor) = 0;
+
+  // FIFREEZE / FITHAW on the filesystem mounted at `mount_point`.
+  virtual absl::Status Freeze(const std::string& mount_point) = 0;
+  virtual absl::Status Thaw(const std::string& mount_point) = 0;
+
+  // Runs `command` with /bin/sh -c, `env` ("NAME=value") added, killed
+  // after `timeout`. Error if it exits non-zero or times out; the message
+  // names the command and its last stderr line.
+  virtual absl::Status RunHook(const std::string& command,
+                               const std::vector<std::string>& env,
+                               std::chrono::milliseconds timeout) = 0;
+};
+
+}  // namespace cbtd::snapshot
+
+#endif  // CBTD_SNAPSHOT_HOST_H_

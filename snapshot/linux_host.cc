@@ -1,0 +1,141 @@
+// Host over Linux system calls: stat/ioctl for block devices and
+// freezing, /proc/self/mountinfo for mounts, common::RunCommand for hooks.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/exec.h"
+#include "common/fs.h"
+#include "snapshot/host.h"
+#include "snapshot/linux.h"
+
+namespace cbtd::snapshot {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// mountinfo escapes spaces etc. as \ooo.
+std::string Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      int v = (s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0');
+      out += static_cast<char>(v);
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+class LinuxHost : public Host {
+ public:
+  absl::StatusOr<BlockDeviceId> StatBlockDevice(
+      const std::string& path) override {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+      return common::ErrnoStatus(errno, absl::StrCat("volume ", path));
+    }
+    if (!S_ISBLK(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       " is not a block device; give an LV path such as "
+                       "/dev/VG/LV or /dev/mapper/NAME"));
+    }
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return common::ErrnoStatus(errno, "open " + path);
+    uint64_t size = 0;
+    if (ioctl(fd.get(), BLKGETSIZE64, &size) != 0) {
+      return common::ErrnoStatus(errno, "BLKGETSIZE64 " + path);
+    }
+    return BlockDeviceId{major(st.st_rdev), minor(st.st_rdev), size};
+  }
+
+  absl::StatusOr<std::vector<std::string>> MountPoints(uint32_t maj,
+                                                       uint32_t min) override {
+    absl::StatusOr<std::string> text = common::ReadFile("/proc/self/mountinfo");
+    if (!text.ok()) return text.status();
+    const std::string dev = absl::StrCat(maj, ":", min);
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+      // id parent major:minor root mount-point ...
+      if (f.size() < 5 || f[2] != dev) continue;
+      // A bind mount of a subtree is the same filesystem; freezing one
+      // mount point freezes it, so keep the mount of the root if any.
+      if (f[3] != "/" && !out.empty()) continue;
+      const std::string mp =
+          Unescape(std::string_view(f[4].data(), f[4].size()));
+      if (f[3] == "/") {
+        out.assign(1, mp);
+        break;
+      }
+      out.assign(1, mp);
+    }
+    return out;
+  }
+
+  absl::Status Freeze(const std::string& mount_point) override {
+    return Ioctl(mount_point, FIFREEZE, "FIFREEZE");
+  }
+  absl::Status Thaw(const std::string& mount_point) override {
+    return Ioctl(mount_point, FITHAW, "FITHAW");
+  }
+
+  absl::Status RunHook(const std::string& command,
+                       const std::vector<std::string>& env,
+                       std::chrono::milliseconds timeout) override {
+    common::CommandOptions opts;
+    opts.env = env;
+    opts.timeout = timeout;
+    absl::StatusOr<std::string> r =
+        common::RunCommandOk({"/bin/sh", "-c", command}, opts);
+    if (!r.ok()) {
+      return absl::Status(r.status().code(),
+                          absl::StrCat("hook failed: ", r.status().message()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static absl::Status Ioctl(const std::string& mount_point,
+                            unsigned long request, const char* name) {
+    Fd fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      return common::ErrnoStatus(errno, "open mount point " + mount_point);
+    }
+    if (ioctl(fd.get(), request, 0) != 0) {
+      return common::ErrnoStatus(
+          errno, absl::StrCat(name, " on the filesystem at ", mount_point));
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Host> NewLinuxHost() { return std::make_unique<LinuxHost>(); }
+
+}  // namespace cbtd::snapshot

@@ -1,0 +1,226 @@
+#include "snapshot/snapshotter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "snapshot/naming.h"
+
+namespace cbtd::snapshot {
+namespace {
+
+bool IsOurs(const LvReport& lv) {
+  return lv.HasTag(kSnapshotTag) && ParseSnapshotName(lv.name).has_value();
+}
+
+SnapshotInfo ToInfo(const LvReport& lv) {
+  SnapshotInfo s;
+  s.vg = lv.vg;
+  s.name = lv.name;
+  s.origin = lv.origin;
+  s.timestamp = ParseSnapshotName(lv.name)->timestamp;
+  s.kind = lv.segtype == "thin" ? VolumeKind::kThinLv : VolumeKind::kThickLv;
+  s.uuid = lv.uuid;
+  s.size_bytes = lv.size_bytes;
+  s.active = lv.active;
+  s.device_path = "/dev/mapper/" + DmName(lv.vg, lv.name);
+  if (s.kind == VolumeKind::kThickLv) {
+    s.cow_dm_path = s.device_path + "-cow";
+    s.cow_fill_percent = lv.data_percent;
+    s.invalid = lv.snapshot_invalid;
+  } else {
+    s.thin_id = lv.thin_id;
+    s.pool_lv = lv.pool_lv;
+  }
+  return s;
+}
+
+std::string Mib(uint64_t bytes) {
+  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+}  // namespace
+
+Snapshotter::Snapshotter(Lvm& lvm, DeviceMapper& dm, Host& host,
+                         SnapshotPolicy policy)
+    : lvm_(lvm), dm_(dm), host_(host), policy_(policy) {}
+
+uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
+  if (policy_.cow_size_bytes.has_value()) return *policy_.cow_size_bytes;
+  return static_cast<uint64_t>(std::ceil(
+      static_cast<double>(volume.size_bytes) * policy_.cow_percent / 100.0));
+}
+
+absl::Status Snapshotter::CheckCanSnapshot(
+    const std::vector<VolumeInfo>& volumes) {
+  std::map<std::string, uint64_t> cow_bytes_by_vg;
+  for (const VolumeInfo& v : volumes) {
+    if (v.kind != VolumeKind::kThinLv && v.kind != VolumeKind::kThickLv) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot snapshot ", v.path, ": ", v.not_snapshottable_reason));
+    }
+    if (v.kind == VolumeKind::kThinLv) {
+      const double limit = policy_.pool_fill_limit_percent;
+      struct {
+        const char* what;
+        std::optional<double> percent;
+        const char* fix;
+      } checks[] = {
+          {"data", v.pool_data_percent, "lvextend -L+SIZE"},
+          {"metadata", v.pool_metadata_percent,
+           "lvextend --poolmetadatasize +SIZE"},
+      };
+      for (const auto& c : checks) {
+        if (c.percent.has_value() && *c.percent > limit) {
+          return absl::FailedPreconditionError(absl::StrFormat(
+              "refusing to snapshot %s: thin pool %s/%s %s is %.1f%% full, "
+              "over the %.0f%% limit for snapshots (a full pool stops every "
+              "thin LV in it). Grow the pool (%s %s/%s), remove old "
+              "snapshots, or raise the limit",
+              v.path, v.vg, v.pool_lv, c.what, *c.percent, limit, c.fix, v.vg,
+              v.pool_lv));
+        }
+      }
+    } else {
+      cow_bytes_by_vg[v.vg] += CowSizeBytes(v);
+    }
+  }
+  for (const auto& [vg_name, wanted] : cow_bytes_by_vg) {
+    absl::StatusOr<VgReport> vg = lvm_.GetVg(vg_name);
+    if (!vg.ok()) return vg.status();
+    const uint64_t extent = std::max<uint64_t>(vg->extent_size_bytes, 1);
+    // Each snapshot is rounded up to whole extents; summing rounded-up
+    // sizes per volume would be exact, the sum plus one extent per volume
+    // is a safe upper bound.
+    uint64_t need_extents = (wanted + extent - 1) / extent;
+    for (const VolumeInfo& v : volumes) {
+      if (v.vg == vg_name && v.kind == VolumeKind::kThickLv) ++need_extents;
+    }
+    if (need_extents > vg->free_extents) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "refusing to snapshot: VG ", vg_name, " has ",
+          Mib(vg->free_extents * extent), " free, the COW snapshot(s) need ",
+          Mib(need_extents * extent),
+          ". Add space (vgextend), remove old snapshots, or set a smaller "
+          "COW size (--cow-size / --cow-percent)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
+    const VolumeInfo& volume, const std::string& name, bool activate) {
+  SnapshotRequest req;
+  req.activate = activate;
+  req.vg = volume.vg;
+  req.origin = volume.lv;
+  req.name = name;
+  req.tag = std::string(kSnapshotTag);
+  if (volume.kind == VolumeKind::kThickLv) {
+    req.cow_size_bytes = CowSizeBytes(volume);
+  } else if (volume.kind != VolumeKind::kThinLv) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot snapshot ", volume.path, ": ",
+                     volume.not_snapshottable_reason));
+  }
+  absl::Status st = lvm_.CreateSnapshot(req);
+  if (!st.ok()) {
+    // A killed lvcreate may have left the LV behind; remove it if so (it
+    // carries our tag and name). Only after a timeout: any other failure
+    // may be "already exists", and that LV is not this call's to remove.
+    if (absl::IsDeadlineExceeded(st) && Get(volume.vg, name).ok()) {
+      (void)lvm_.RemoveLv(volume.vg, name);
+    }
+    return absl::Status(st.code(), absl::StrCat("snapshot of ", volume.path,
+                                                " failed: ", st.message()));
+  }
+  return std::make_unique<ScopedSnapshot>(this, volume.vg, name);
+}
+
+absl::Status Snapshotter::Activate(const ScopedSnapshot& snapshot) {
+  return lvm_.SetActive(snapshot.vg(), snapshot.name(), true);
+}
+
+absl::Status Snapshotter::Deactivate(const std::string& vg,
+                                     const std::string& name) {
+  absl::StatusOr<SnapshotInfo> s = Get(vg, name);
+  if (!s.ok()) return s.status();
+  return lvm_.SetActive(vg, name, false);
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::List(
+    const std::string& vg) {
+  absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs(vg);
+  if (!lvs.ok()) return lvs.status();
+  std::vector<SnapshotInfo> out;
+  for (const LvReport& lv : *lvs) {
+    if (IsOurs(lv)) out.push_back(ToInfo(lv));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SnapshotInfo& a, const SnapshotInfo& b) {
+              return std::tie(a.timestamp, a.vg, a.name) <
+                     std::tie(b.timestamp, b.vg, b.name);
+            });
+  return out;
+}
+
+absl::StatusOr<SnapshotInfo> Snapshotter::Get(const std::string& vg,
+                                              const std::string& name) {
+  absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs(vg);
+  if (!lvs.ok()) return lvs.status();
+  for (const LvReport& lv : *lvs) {
+    if (lv.name != name) continue;
+    if (!IsOurs(lv)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          vg, "/", name, " is not a cbtd snapshot (it lacks the '",
+          std::string(kSnapshotTag),
+          "' tag or a cbtd snapshot name); cbtd never changes LVs it did "
+          "not create"));
+    }
+    return ToInfo(lv);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no snapshot ", vg, "/", name, " (see `lvs ", vg, "`)"));
+}
+
+absl::Status Snapshotter::Remove(const std::string& vg,
+                                 const std::string& name) {
+  absl::StatusOr<SnapshotInfo> s = Get(vg, name);
+  if (!s.ok()) return s.status();
+  return lvm_.RemoveLv(vg, name);
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::RemoveOrphans(
+    const std::set<std::string>& keep) {
+  absl::StatusOr<std::vector<SnapshotInfo>> all = List();
+  if (!all.ok()) return all.status();
+  std::vector<SnapshotInfo> removed;
+  for (const SnapshotInfo& s : *all) {
+    if (keep.count(s.FullName())) continue;
+    absl::Status st = Remove(s.vg, s.name);
+    if (!st.ok()) return st;
+    removed.push_back(s);
+  }
+  return removed;
+}
+
+ScopedSnapshot::~ScopedSnapshot() {
+  absl::Status st = Remove();
+  if (!st.ok()) {
+    // Nowhere to return it; orphan cleanup removes it later.
+    std::cerr << "cbtd: could not remove snapshot " << vg_ << "/" << name_
+              << ": " << st << "\n";
+  }
+}
+
+absl::Status ScopedSnapshot::Remove() {
+  if (snapshotter_ == nullptr) return absl::OkStatus();
+  Snapshotter* s = snapshotter_;
+  snapshotter_ = nullptr;
+  return s->Remove(vg_, name_);
+}
+
+}  // namespace cbtd::snapshot

@@ -1,0 +1,149 @@
+// Snapshots of single LVs: safety checks, create, list, remove and orphan
+// cleanup of the agent's own snapshots (named by naming.h and tagged
+// kSnapshotTag). Consistency groups (consistency_group.h) build on this.
+//
+// Ownership rule: Remove and RemoveOrphans touch only LVs that carry the
+// `cbtd` tag AND a name ParseSnapshotName accepts; anything else is refused.
+//
+// Thread-safety: a Snapshotter has no mutable state; it is as thread-safe
+// as the Lvm, DeviceMapper and Host it was given (all of them are).
+#ifndef CBTD_SNAPSHOT_SNAPSHOTTER_H_
+#define CBTD_SNAPSHOT_SNAPSHOTTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "snapshot/device_mapper.h"
+#include "snapshot/host.h"
+#include "snapshot/lvm.h"
+#include "snapshot/volume.h"
+
+namespace cbtd::snapshot {
+
+struct SnapshotPolicy {
+  // Refuse a thin snapshot when the pool's data or metadata is fuller.
+  double pool_fill_limit_percent = 80.0;
+  // COW size of a thick snapshot: a fixed size if set, else this percentage
+  // of the origin (rounded up to whole extents, at least one extent).
+  std::optional<uint64_t> cow_size_bytes;
+  double cow_percent = 20.0;
+};
+
+// One of the agent's snapshots as lvm2 reports it.
+struct SnapshotInfo {
+  std::string vg;
+  std::string name;
+  std::string origin;     // empty if the (thin) origin has been removed
+  std::string timestamp;  // from the name, e.g. 20261121T224005Z
+  VolumeKind kind = VolumeKind::kThinLv;  // kThinLv or kThickLv
+  std::string uuid;
+  uint64_t size_bytes = 0;
+  bool active = false;
+  std::string device_path;  // /dev/mapper/<dm name>, readable when active
+  // Thick: the exception store changed-block tracking reads, and how full
+  // it is; an overflowed (invalid) snapshot is unusable.
+  std::string cow_dm_path;
+  std::optional<double> cow_fill_percent;
+  bool invalid = false;
+  // Thin: the snapshot's thin device id in its pool.
+  std::optional<uint64_t> thin_id;
+  std::string pool_lv;
+
+  std::string FullName() const { return vg + "/" + name; }
+};
+
+class ScopedSnapshot;
+
+class Snapshotter {
+ public:
+  Snapshotter(Lvm& lvm, DeviceMapper& dm, Host& host, SnapshotPolicy policy);
+
+  absl::StatusOr<VolumeInfo> Discover(const std::string& path) {
+    return DiscoverVolume(path, lvm_, dm_, host_);
+  }
+
+  // The checks made before anything is frozen or created, for all the
+  // volumes that are to be snapshotted together (COW space is summed per
+  // VG). FAILED_PRECONDITION for a volume that cannot be snapshotted or a
+  // thin pool over the fill limit, RESOURCE_EXHAUSTED for a VG without
+  // enough free extents. Messages say how full and what to do.
+  absl::Status CheckCanSnapshot(const std::vector<VolumeInfo>& volumes);
+
+  // The COW size policy applied to `volume`, before extent rounding.
+  uint64_t CowSizeBytes(const VolumeInfo& volume) const;
+
+  // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,
+  // which suspends the origin itself (the caller must not hold it). A
+  // thick snapshot is always active; a thin one only if `activate` (a
+  // consistency group re-takes inactive thin snapshots at its instant).
+  // Does not repeat CheckCanSnapshot. The result removes the snapshot when
+  // destroyed unless released.
+  absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Create(
+      const VolumeInfo& volume, const std::string& name, bool activate = true);
+
+  // Activates a snapshot this Snapshotter created, for reading.
+  absl::Status Activate(const ScopedSnapshot& snapshot);
+  absl::Status Deactivate(const std::string& vg, const std::string& name);
+
+  // The agent's snapshots in `vg` (all VGs if empty), oldest first.
+  absl::StatusOr<std::vector<SnapshotInfo>> List(const std::string& vg = "");
+
+  // One of the agent's snapshots. NOT_FOUND if absent, FAILED_PRECONDITION
+  // if vg/name exists but is not the agent's.
+  absl::StatusOr<SnapshotInfo> Get(const std::string& vg,
+                                   const std::string& name);
+
+  // Removes one of the agent's snapshots; same errors as Get.
+  absl::Status Remove(const std::string& vg, const std::string& name);
+
+  // Removes every agent snapshot whose "vg/name" is not in `keep`; returns
+  // what it removed. Stops at the first failure.
+  absl::StatusOr<std::vector<SnapshotInfo>> RemoveOrphans(
+      const std::set<std::string>& keep);
+
+  const SnapshotPolicy& policy() const { return policy_; }
+
+ private:
+  Lvm& lvm_;
+  DeviceMapper& dm_;
+  Host& host_;
+  SnapshotPolicy policy_;
+};
+
+// Owns one snapshot the agent created.
+//
+//   created ──Release()──▶ released (kept; the caller owns it now)
+//      └──── destructor / Remove() ──▶ removed
+//
+// Not copyable. Not thread-safe.
+class ScopedSnapshot {
+ public:
+  ScopedSnapshot(Snapshotter* snapshotter, std::string vg, std::string name)
+      : snapshotter_(snapshotter), vg_(std::move(vg)), name_(std::move(name)) {}
+  ~ScopedSnapshot();
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+
+  const std::string& vg() const { return vg_; }
+  const std::string& name() const { return name_; }
+
+  // Keeps the snapshot; the destructor then does nothing.
+  void Release() { snapshotter_ = nullptr; }
+  // Removes it now and reports the outcome; afterwards like Release().
+  absl::Status Remove();
+
+ private:
+  Snapshotter* snapshotter_;
+  std::string vg_;
+  std::string name_;
+};
+
+}  // namespace cbtd::snapshot
+
+#endif  // CBTD_SNAPSHOT_SNAPSHOTTER_H_

@@ -1,0 +1,64 @@
+// Volume discovery: what a path is (thin LV, thick LV, other dm device,
+// plain block device), its size and identity, and for LVs the pool and
+// device-mapper names that snapshotting and changed-block tracking need.
+#ifndef CBTD_SNAPSHOT_VOLUME_H_
+#define CBTD_SNAPSHOT_VOLUME_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "snapshot/device_mapper.h"
+#include "snapshot/host.h"
+#include "snapshot/lvm.h"
+
+namespace cbtd::snapshot {
+
+enum class VolumeKind {
+  kThinLv,       // thin LV: thin snapshot
+  kThickLv,      // linear/striped/raid LV: COW snapshot
+  kOtherDm,      // a dm device lvm2 does not manage (or an LV's layer)
+  kBlockDevice,  // a plain disk or partition
+};
+std::string_view VolumeKindName(VolumeKind kind);  // "thin", "thick", ...
+
+struct VolumeInfo {
+  std::string path;  // as given (vg/lv is expanded to /dev/vg/lv)
+  VolumeKind kind = VolumeKind::kBlockDevice;
+  uint64_t size_bytes = 0;
+  uint32_t major = 0;
+  uint32_t minor = 0;
+  // LV UUID for LVs, dm UUID for other dm devices, empty otherwise.
+  std::string uuid;
+  std::string dm_name;  // empty for plain block devices
+
+  // LVs only.
+  std::string vg;
+  std::string lv;
+  std::vector<std::string> tags;
+  std::string origin;  // set if this LV is itself a snapshot
+
+  // Thin LVs only: what changed-block tracking (thin_delta) needs.
+  std::string pool_lv;
+  std::optional<uint64_t> thin_id;
+  std::string pool_dm_name;           // "vg-pool-tpool": takes messages
+  std::string pool_metadata_dm_path;  // "/dev/mapper/vg-pool_tmeta"
+  std::optional<double> pool_data_percent;
+  std::optional<double> pool_metadata_percent;
+
+  // Why this volume cannot be snapshotted; empty if it can.
+  std::string not_snapshottable_reason;
+};
+
+// Works out what `path` is. `path` is a device path or "VG/LV".
+// Errors: NOT_FOUND if it does not exist (e.g. a missing LV),
+// INVALID_ARGUMENT if it is not a block device. A device that exists but
+// cannot be snapshotted is not an error here: see not_snapshottable_reason.
+absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path, Lvm& lvm,
+                                          DeviceMapper& dm, Host& host);
+
+}  // namespace cbtd::snapshot
+
+#endif  // CBTD_SNAPSHOT_VOLUME_H_

@@ -1,0 +1,278 @@
+// Protocol tests of the thin-delta and era methods against a scripted
+// runner: order of reserve / tool / release, release on every path, stale
+// reservations, loss cases.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "cbt/cow_store.h"
+#include "cbt/era_method.h"
+#include "cbt/lvm_query.h"
+#include "cbt/thin_delta_method.h"
+#include "tests/cbt/fake_runner.h"
+
+namespace cbtd::cbt {
+namespace {
+
+std::string TempLockPath() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/cbt-methods-test-" +
+         std::to_string(::getpid()) + ".lock";
+}
+
+constexpr char kPool[] = "vg-pool-tpool";
+constexpr char kPoolStatusFree[] =
+    "0 409600 thin-pool 3 20/1024 30/3200 - rw discard_passdown "
+    "queue_if_no_space - 1024\n";
+constexpr char kPoolStatusHeld[] =
+    "0 409600 thin-pool 3 20/1024 30/3200 17 rw discard_passdown "
+    "queue_if_no_space - 1024\n";
+constexpr char kDelta[] =
+    "<superblock uuid=\"\" time=\"1\" transaction=\"2\" "
+    "data_block_size=\"128\" "
+    "nr_data_blocks=\"3200\">\n<diff left=\"1\" right=\"2\">\n"
+    "<right_only begin=\"0\" length=\"1\"/>\n"
+    "<left_only begin=\"2\" length=\"1\"/>\n"
+    "<different begin=\"15\" length=\"5\"/>\n</diff>\n</superblock>\n";
+
+ThinDeltaRequest Request() {
+  ThinDeltaRequest r;
+  r.pool_dm_name = kPool;
+  r.tmeta_path = "/dev/mapper/vg-pool_tmeta";
+  r.base_thin_id = 1;
+  r.new_thin_id = 2;
+  r.volume_size_bytes = 16 * 65536 + 4096;  // last block partial
+  r.lock_path = TempLockPath();
+  return r;
+}
+
+TEST(ThinDeltaMethodTest, ReserveDeltaReleaseInOrder) {
+  FakeRunner run;
+  run.On("dmsetup status", std::string(kPoolStatusFree));
+  run.On("dmsetup message", std::string());
+  run.On("thin_delta", std::string(kDelta));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(run.calls,
+            (std::vector<std::string>{
+                "dmsetup status vg-pool-tpool",
+                "dmsetup message vg-pool-tpool 0 reserve_metadata_snap",
+                "thin_delta --metadata-snap --snap1 1 --snap2 2 "
+                "/dev/mapper/vg-pool_tmeta",
+                "dmsetup message vg-pool-tpool 0 release_metadata_snap"}));
+  // Clipped at the volume's end: block 15 is only partly inside.
+  EXPECT_EQ(s->changed, (ExtentSet{{0, 65536}, {15 * 65536, 65536 + 4096}}));
+  EXPECT_EQ(s->zeroed, (ExtentSet{{2 * 65536, 65536}}));
+  EXPECT_EQ(s->granularity_bytes, 65536u);
+  EXPECT_FALSE(s->lost);
+}
+
+TEST(ThinDeltaMethodTest, ReleasedWhenThinDeltaFails) {
+  FakeRunner run;
+  run.On("dmsetup status", std::string(kPoolStatusFree));
+  run.On("dmsetup message", std::string());
+  run.On("thin_delta", absl::InternalError("thin_delta: bad snap"));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  EXPECT_FALSE(s.ok());
+  ASSERT_FALSE(run.calls.empty());
+  EXPECT_EQ(run.calls.back(),
+            "dmsetup message vg-pool-tpool 0 release_metadata_snap");
+}
+
+TEST(ThinDeltaMethodTest, ReleasedWhenOutputIsGarbage) {
+  FakeRunner run;
+  run.On("dmsetup status", std::string(kPoolStatusFree));
+  run.On("dmsetup message", std::string());
+  run.On("thin_delta", std::string("<superblock"));
+  EXPECT_FALSE(ComputeThinDelta(run, Request()).ok());
+  EXPECT_EQ(run.calls.back(),
+            "dmsetup message vg-pool-tpool 0 release_metadata_snap");
+}
+
+TEST(ThinDeltaMethodTest, StaleReservationReleasedFirst) {
+  FakeRunner run;
+  run.On("dmsetup status", std::string(kPoolStatusHeld));
+  run.On("dmsetup message", std::string());
+  run.On("thin_delta", std::string(kDelta));
+  ASSERT_TRUE(ComputeThinDelta(run, Request()).ok());
+  ASSERT_GE(run.calls.size(), 3u);
+  EXPECT_EQ(run.calls[1],
+            "dmsetup message vg-pool-tpool 0 release_metadata_snap");
+  EXPECT_EQ(run.calls[2],
+            "dmsetup message vg-pool-tpool 0 reserve_metadata_snap");
+}
+
+TEST(ThinDeltaMethodTest, RefusesANonPoolDevice) {
+  FakeRunner run;
+  run.On("dmsetup status", std::string("0 409600 linear\n"));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(run.calls.size(), 1u);  // nothing reserved
+}
+
+TEST(ThinDeltaMethodTest, ScopedSnapReleasesOnDestruction) {
+  FakeRunner run;
+  run.On("dmsetup message", std::string());
+  {
+    auto snap = ScopedMetadataSnap::Reserve(run, kPool, /*era=*/false);
+    ASSERT_TRUE(snap.ok());
+  }
+  EXPECT_EQ(run.calls,
+            (std::vector<std::string>{
+                "dmsetup message vg-pool-tpool 0 reserve_metadata_snap",
+                "dmsetup message vg-pool-tpool 0 release_metadata_snap"}));
+}
+
+// --- era -------------------------------------------------------------------
+
+EraRequest EraReq(uint64_t since) {
+  EraRequest r;
+  r.era_dm_name = "cbtd-era-x";
+  r.metadata_path = "/dev/vdb";
+  r.since_era = since;
+  r.lock_path = TempLockPath();
+  return r;
+}
+
+constexpr char kEraTable[] = "0 204800 era 252:1 252:0 128\n";
+
+TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
+  run.On("dmsetup message", std::string());
+  run.On("era_invalidate",
+         std::string("<blocks><range begin=\"2\" end=\"4\"/></blocks>"));
+  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(5));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->set.lost);
+  EXPECT_EQ(r->next_since_era, 6u);
+  EXPECT_EQ(r->set.changed, (ExtentSet{{2 * 65536, 2 * 65536}}));
+  EXPECT_EQ(r->set.volume_size_bytes, 204800u * 512);
+  EXPECT_EQ(run.calls,
+            (std::vector<std::string>{
+                "dmsetup table cbtd-era-x", "dmsetup status cbtd-era-x",
+                "dmsetup message cbtd-era-x 0 checkpoint",
+                "dmsetup status cbtd-era-x",
+                "dmsetup message cbtd-era-x 0 take_metadata_snap",
+                "era_invalidate --metadata-snapshot --written-since 5 /dev/vdb",
+                "dmsetup message cbtd-era-x 0 drop_metadata_snap"}));
+}
+
+TEST(EraMethodTest, EraWentBackwardsIsLost) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 2 -\n"));
+  run.On("dmsetup message", std::string());
+  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(9));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->set.lost);
+  EXPECT_NE(r->set.lost_reason.find("rebuilt"), std::string::npos);
+  EXPECT_EQ(r->set.changed, (ExtentSet{{0, 204800u * 512}}));
+}
+
+TEST(EraMethodTest, NotAnEraDevice) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string("0 204800 linear 252:0 0\n"));
+  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(EraMethodTest, DroppedWhenInvalidateFails) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
+  run.On("dmsetup message", std::string());
+  run.On("era_invalidate", absl::InternalError("boom"));
+  EXPECT_FALSE(ComputeEra(run, EraReq(5)).ok());
+  EXPECT_EQ(run.calls.back(),
+            "dmsetup message cbtd-era-x 0 drop_metadata_snap");
+}
+
+}  // namespace
+}  // namespace cbtd::cbt
+
+namespace cbtd::cbt {
+namespace {
+
+// --- LVM facts, auto selection, cow-table through the real reader ---------
+
+TEST(LvmQueryTest, ParsesThinLv) {
+  FakeRunner run;
+  run.On("lvs", std::string(R"({"report": [{"lv": [{"vg_name":"vg",
+      "lv_name":"snap-1", "segtype":"thin", "pool_lv":"pool", "origin":"data",
+      "lv_attr":"Vwi---tz-k", "lv_size":"41943040", "thin_id":"7"}]}]})"));
+  absl::StatusOr<LvInfo> lv = QueryLv(run, "vg/snap-1");
+  ASSERT_TRUE(lv.ok()) << lv.status();
+  EXPECT_EQ(lv->thin_id, 7u);
+  EXPECT_TRUE(lv->has_thin_id);
+  EXPECT_EQ(lv->size_bytes, 41943040u);
+  EXPECT_EQ(lv->pool_lv, "pool");
+}
+
+TEST(LvmQueryTest, MissingLvIsNotFound) {
+  FakeRunner run;
+  run.On("lvs", absl::InternalError(
+                    "lvs exited 5: Failed to find logical volume \"vg/x\""));
+  EXPECT_TRUE(absl::IsNotFound(QueryLv(run, "vg/x").status()));
+  EXPECT_EQ(QueryLv(run, "novg").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LvmQueryTest, DmNamesDoubleDashes) {
+  EXPECT_EQ(LvmDmName("my-vg", "pool", "tpool"), "my--vg-pool-tpool");
+  EXPECT_EQ(LvmDmName("vg", "snap-1", "cow"), "vg-snap--1-cow");
+  EXPECT_EQ(LvmDmName("vg", "pool_tmeta"), "vg-pool_tmeta");
+}
+
+TEST(AutoTest, PicksByVolumeKind) {
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThin, false), Method::kThinDelta);
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThick, false), Method::kCowTable);
+  EXPECT_EQ(SelectMethod(VolumeKind::kEraStack, false), Method::kEra);
+  EXPECT_EQ(SelectMethod(VolumeKind::kOther, false), Method::kHash);
+  EXPECT_EQ(SelectMethod(VolumeKind::kLvmThin, true), Method::kExternal);
+}
+
+TEST(CowTableMethodTest, MissingCowDeviceIsLost) {
+  absl::StatusOr<ChangedSet> s =
+      ComputeCowTable("/nonexistent/vg-snap-cow", 1 << 20);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("missing"), std::string::npos);
+}
+
+TEST(CowTableMethodTest, FixtureThroughTheLinuxReader) {
+  absl::StatusOr<ChangedSet> s =
+      ComputeCowTable("tests/cbt/fixtures/cow_store.bin", 64 << 20);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->lost) << s->lost_reason;
+  EXPECT_EQ(s->changed, (ExtentSet{{8192, 4096}, {1 << 20, 4096}}));
+  EXPECT_EQ(s->granularity_bytes, 4096u);
+}
+
+TEST(CowTableMethodTest, CorruptStoreIsLostWithReason) {
+  // The fixture with its magic destroyed, through a real file.
+  std::string img;
+  {
+    std::ifstream in("tests/cbt/fixtures/cow_store.bin", std::ios::binary);
+    img.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_FALSE(img.empty());
+  img[0] = 'X';
+  const std::string path = TempLockPath() + ".cow";
+  std::ofstream(path, std::ios::binary) << img;
+  absl::StatusOr<ChangedSet> s = ComputeCowTable(path, 64 << 20);
+  std::remove(path.c_str());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->lost);
+  EXPECT_NE(s->lost_reason.find("magic"), std::string::npos) << s->lost_reason;
+}
+
+}  // namespace
+}  // namespace cbtd::cbt

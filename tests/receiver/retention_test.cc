@@ -1,0 +1,235 @@
+#include "receiver/retention.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "receiver/restore.h"
+#include "receiver/verify.h"
+#include "tests/receiver/vault_fixture.h"
+
+namespace cbtd::receiver {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::VaultFixture;
+
+constexpr int64_t kHour = 3600000;
+constexpr int64_t kDay = 24 * kHour;
+// 2023-11-14 22:13:20 UTC, a Tuesday.
+constexpr int64_t kT0 = 1700000000000;
+
+struct RetentionRow {
+  std::string name;
+  std::vector<VersionStamp> versions;
+  RetentionPolicy policy;
+  std::set<std::string> keep;
+};
+
+class VersionsToKeepTest : public ::testing::TestWithParam<RetentionRow> {};
+
+TEST_P(VersionsToKeepTest, KeepsExactlyTheExpectedVersions) {
+  EXPECT_EQ(VersionsToKeep(GetParam().versions, GetParam().policy),
+            GetParam().keep);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, VersionsToKeepTest,
+    ::testing::Values(
+        RetentionRow{"KeepLastTwo",
+                     {{"a", kT0}, {"b", kT0 + 1}, {"c", kT0 + 2}},
+                     {.keep_last = 2},
+                     {"b", "c"}},
+        RetentionRow{"ProtectedAlwaysKept",
+                     {{"a", kT0, true}, {"b", kT0 + 1}, {"c", kT0 + 2}},
+                     {.keep_last = 1},
+                     {"a", "c"}},
+        RetentionRow{"HourlyKeepsNewestPerHour",
+                     {{"a", kT0},
+                      {"b", kT0 + 10},
+                      {"c", kT0 + kHour},
+                      {"d", kT0 + kHour + 5},
+                      {"e", kT0 + 2 * kHour}},
+                     {.hourly = 2},
+                     {"e", "d"}},
+        RetentionRow{"DailyOverThreeDays",
+                     {{"a", kT0},
+                      {"b", kT0 + kDay},
+                      {"c", kT0 + kDay + kHour},
+                      {"d", kT0 + 2 * kDay}},
+                     {.daily = 3},
+                     {"a", "c", "d"}},
+        RetentionRow{"WeeklyAndMonthly",
+                     // kT0 is a Tuesday: +6 days is next Monday (new week).
+                     {{"a", kT0},
+                      {"b", kT0 + 5 * kDay},
+                      {"c", kT0 + 6 * kDay},
+                      {"d", kT0 + 40 * kDay}},
+                     {.weekly = 2, .monthly = 1},
+                     {"c", "d"}},
+        RetentionRow{"CombinedRulesUnion",
+                     {{"a", kT0}, {"b", kT0 + kDay}, {"c", kT0 + 2 * kDay}},
+                     {.keep_last = 1, .daily = 2},
+                     {"b", "c"}}),
+    [](const auto& param_info) { return param_info.param.name; });
+
+class RetentionVaultTest : public VaultFixture {
+ protected:
+  // v1 .. v{count}, one day apart, each a small incremental.
+  void MakeVersions(int count) {
+    std::string vol = RandomVolume(24 * kChunk, 3);
+    const VersionIndex* base = nullptr;
+    VersionIndex prev;
+    for (int v = 1; v <= count; ++v) {
+      cbt::ExtentSet changed;
+      if (v > 1) Scribble(vol, changed, 3, 50 + v);
+      transport::ProducerOptions opts;
+      opts.created_unix_ms = kT0 + v * kDay;
+      auto r = Receive(Produce(vol, base, changed, absl::StrCat("v", v), opts));
+      ASSERT_TRUE(r.ok()) << r.status();
+      prev = r->index;
+      base = &prev;
+      states_.push_back(vol);
+    }
+  }
+  bool Restores(int v) {
+    const std::string path = absl::StrCat(dir_, "/r", v, "-", ++restores_);
+    auto target = OpenRestoreTarget(path);
+    if (!target.ok()) return false;
+    RestoreOptions opts;
+    opts.verify = true;
+    auto s =
+        RestoreVersion(*vault_, kVol, absl::StrCat("v", v), **target, opts);
+    if (!s.ok()) {
+      ADD_FAILURE() << s.status();
+      return false;
+    }
+    return ReadWholeFile(path) == states_[v - 1];
+  }
+  std::vector<std::string> states_;
+  int restores_ = 0;
+};
+
+TEST_F(RetentionVaultTest, PruneAndGcKeepRetainedVersionsRestorable) {
+  MakeVersions(6);
+  ASSERT_TRUE(vault_->SetProtected(kVol, "v2", true).ok());
+  const size_t chunks_before = Keys("chunks").size();
+  auto pruned = Prune(*vault_, {kVol}, {.keep_last = 2}, false);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"v2", "v5", "v6"}));
+  auto gc = CollectGarbage(*vault_, 0, false, false);
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_GT(gc->chunks_deleted, 0u) << "nothing was collected";
+  EXPECT_EQ(Keys("chunks").size(), chunks_before - gc->chunks_deleted);
+  for (int v : {2, 5, 6}) EXPECT_TRUE(Restores(v)) << "v" << v;
+  auto report = VerifyVault(*vault_, {});
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok());
+}
+
+TEST_F(RetentionVaultTest, PruneRefusesPolicyThatKeepsNothing) {
+  MakeVersions(2);
+  auto pruned = Prune(*vault_, {kVol}, {}, false);
+  ASSERT_FALSE(pruned.ok());
+  EXPECT_THAT(std::string(pruned.status().message()),
+              HasSubstr("keeps nothing"));
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"v1", "v2"}));
+}
+
+TEST_F(RetentionVaultTest, GcGraceSparesRecentUnreferencedChunks) {
+  MakeVersions(3);
+  ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
+  auto gc = CollectGarbage(*vault_, 3600 * 1000, false, false);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->chunks_deleted, 0u);
+  EXPECT_GT(gc->chunks_in_grace, 0u);
+}
+
+TEST_F(RetentionVaultTest, GcRefusesWhileAReceiveIsOpen) {
+  MakeVersions(1);
+  ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
+  // A receive of v2 that references v1's chunks is in flight.
+  std::string vol = states_[0];
+  cbt::ExtentSet changed;
+  Scribble(vol, changed, 2, 77);
+  VersionIndex v1 = Index("v1");
+  Produce(vol, &v1, changed, "v2");
+  auto session = ReceiveSession::Open(*vault_, records_[0].header());
+  ASSERT_TRUE(session.ok());
+  // Meanwhile v1 is pruned: its chunks are referenced only by the session.
+  ASSERT_TRUE(vault_->DeleteIndex(kVol, "v1").ok());
+  auto gc = CollectGarbage(*vault_, 0, /*wait=*/false, false);
+  ASSERT_FALSE(gc.ok());
+  EXPECT_TRUE(absl::IsUnavailable(gc.status())) << gc.status();
+  for (size_t i = 1; i < records_.size(); ++i) {
+    ASSERT_TRUE((*session)->Apply(records_[i]).ok());
+  }
+  ASSERT_TRUE((*session)->committed());
+  session->reset();
+  gc = CollectGarbage(*vault_, 0, false, false);
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  states_.push_back(vol);
+  EXPECT_TRUE(Restores(2));
+}
+
+TEST_F(RetentionVaultTest, ConcurrentGcNeverLosesAChunkAReceiveReferences) {
+  MakeVersions(1);
+  std::atomic<bool> stop{false};
+  std::atomic<int> gcs{0};
+  // GC (waiting for the lock) in a loop while incrementals arrive, each
+  // followed by pruning all but the newest version.
+  std::thread gc_thread([&] {
+    while (!stop) {
+      auto gc = CollectGarbage(*vault_, 0, /*wait=*/true, false);
+      ASSERT_TRUE(gc.ok()) << gc.status();
+      ++gcs;
+    }
+  });
+  std::string vol = states_[0];
+  for (int v = 2; v <= 6; ++v) {
+    cbt::ExtentSet changed;
+    Scribble(vol, changed, 3, 90 + v);
+    VersionIndex base = Index(absl::StrCat("v", v - 1));
+    transport::ProducerOptions opts;
+    opts.created_unix_ms = kT0 + v * kDay;
+    auto r = Receive(Produce(vol, &base, changed, absl::StrCat("v", v), opts));
+    ASSERT_TRUE(r.ok()) << r.status();
+    states_.push_back(vol);
+    ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
+  }
+  stop = true;
+  gc_thread.join();
+  EXPECT_GT(gcs.load(), 0);
+  EXPECT_TRUE(Restores(6));
+}
+
+TEST_F(RetentionVaultTest, VerifyReportsDamagedAndMissingChunksByVersion) {
+  MakeVersions(3);
+  // Damage a chunk only v3 has, and remove one every version has.
+  const VersionIndex v2 = Index("v2"), v3 = Index("v3");
+  std::optional<ChunkHash> only_v3, shared;
+  for (size_t i = 0; i < v3.entries.size(); ++i) {
+    if (transport::IsZeroEntry(v3.entries[i])) continue;
+    if (v3.entries[i] != v2.entries[i] && !only_v3) only_v3 = v3.entries[i];
+    if (v3.entries[i] == v2.entries[i] && !shared) shared = v3.entries[i];
+  }
+  ASSERT_TRUE(only_v3 && shared);
+  std::string obj = *store_->Get(Vault::ChunkKey(*only_v3));
+  obj[obj.size() / 2] ^= 0x01;
+  ASSERT_TRUE(store_->Put(Vault::ChunkKey(*only_v3), obj).ok());
+  auto report = VerifyVault(*vault_, {});
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->damaged.size(), 1u);
+  EXPECT_EQ(report->damaged[0].version, "v3");
+  EXPECT_THAT(report->damaged[0].reason, HasSubstr(only_v3->ToHex()));
+  ASSERT_TRUE(store_->Delete(Vault::ChunkKey(*shared)).ok());
+  report = VerifyVault(*vault_, {});
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->damaged.size(), 3u);
+  // Verify never repairs: the damaged object is still there, unchanged.
+  EXPECT_TRUE(*store_->Get(Vault::ChunkKey(*only_v3)) == obj);
+}
+
+}  // namespace
+}  // namespace cbtd::receiver

@@ -1,0 +1,191 @@
+#include "snapshot/consistency_group.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/snapshot/fakes.h"
+
+namespace cbtd::snapshot {
+namespace {
+
+using ::testing::_;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::InSequence;
+using ::testing::Invoke;
+using ::testing::Return;
+using ::testing::StrictMock;
+
+constexpr char kPool[] = "vg-pool-tpool";
+
+// Two thin LVs in one pool: a (253:4, thin id 1, ext4 at /mnt/a) and
+// b (253:5, thin id 2, raw).
+class GroupTest : public ::testing::Test {
+ protected:
+  GroupTest() : snapshotter_(lvm_, dm_, host_, SnapshotPolicy{}) {
+    LvReport& pool = lvm_.Add("pool", "thin-pool");
+    pool.data_percent = 10;
+    pool.metadata_percent = 5;
+    AddThin("a", 4, 1);
+    AddThin("b", 5, 2);
+    options_.group_name = "db";
+    options_.pre_hooks = {"pre"};
+    options_.frozen_hooks = {"frozen"};
+    options_.post_hooks = {"post"};
+    options_.when = std::chrono::system_clock::from_time_t(1795300805);
+  }
+
+  void AddThin(const std::string& name, int minor, uint64_t thin_id) {
+    LvReport& lv = lvm_.Add(name, "thin");
+    lv.pool_lv = "pool";
+    lv.thin_id = thin_id;
+    lv.kernel_major = 253;
+    lv.kernel_minor = minor;
+    lv.active = true;
+    EXPECT_CALL(host_, StatBlockDevice("/dev/vg/" + name))
+        .WillRepeatedly(Return(BlockDeviceId{253, uint32_t(minor), 64 << 20}));
+    DmInfo info;
+    info.name = "vg-" + name;
+    info.uuid = "LVM-" + std::string(64, 'x');
+    EXPECT_CALL(dm_, InfoByDevice(253, uint32_t(minor)))
+        .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  }
+
+  FakeLvm lvm_;
+  StrictMock<MockDeviceMapper> dm_;
+  StrictMock<MockHost> host_;
+  Snapshotter snapshotter_;
+  GroupOptions options_;
+};
+
+TEST_F(GroupTest, HoldsEveryMemberWhileTheThinSnapshotsAreRetaken) {
+  {
+    InSequence seq;
+    EXPECT_CALL(host_, RunHook("pre", Contains("CBTD_GROUP=db"), _))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 4))
+        .WillOnce(Return(std::vector<std::string>{"/mnt/a"}));
+    EXPECT_CALL(host_, Freeze("/mnt/a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 5))
+        .WillOnce(Return(std::vector<std::string>{}));
+    EXPECT_CALL(dm_, Suspend("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Suspend("vg-b")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("frozen", Contains("CBTD_PHASE=frozen"), _))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "delete 10"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "create_snap 10 1"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "delete 11"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "create_snap 11 2"))
+        .WillOnce(Return(absl::OkStatus()));
+    // Devices before filesystems: thawing writes to the device.
+    EXPECT_CALL(dm_, Resume("vg-b")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Resume("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, Thaw("/mnt/a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("post", Contains("CBTD_RESULT=ok"), _))
+        .WillOnce(Return(absl::OkStatus()));
+  }
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "vg/b"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->snapshots.size(), 2u);
+  EXPECT_EQ(g->snapshots[1]->name(), "b.cbtd-20261121T224005Z");
+  for (auto& s : g->snapshots) s->Release();
+  // Created inactive before the window, activated after it.
+  EXPECT_THAT(lvm_.calls,
+              ElementsAre("create vg/a.cbtd-20261121T224005Z thin inactive",
+                          "create vg/b.cbtd-20261121T224005Z thin inactive",
+                          "activate vg/a.cbtd-20261121T224005Z",
+                          "activate vg/b.cbtd-20261121T224005Z"));
+}
+
+TEST_F(GroupTest, FailedPreHookFreezesNothingAndStillRunsPostHooks) {
+  EXPECT_CALL(host_, RunHook("pre", _, _))
+      .WillOnce(Return(absl::DeadlineExceededError("timed out")));
+  EXPECT_CALL(host_, RunHook("post", Contains("CBTD_RESULT=failed"), _))
+      .WillOnce(Return(absl::OkStatus()));
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/b"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(g.status().message(), HasSubstr("pre-hook 'pre'"));
+  EXPECT_TRUE(lvm_.calls.empty());
+}
+
+TEST_F(GroupTest, WatchdogReleasesAHungWindowAndNothingIsKept) {
+  options_.freeze_bound = std::chrono::milliseconds(50);
+  std::atomic<bool> released_during_hook{false};
+  EXPECT_CALL(host_, RunHook("pre", _, _)).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(host_, MountPoints(253, 4))
+      .WillOnce(Return(std::vector<std::string>{"/mnt/a"}));
+  EXPECT_CALL(host_, MountPoints(253, 5))
+      .WillOnce(Return(std::vector<std::string>{}));
+  EXPECT_CALL(host_, Freeze("/mnt/a")).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Suspend(_))
+      .Times(2)
+      .WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Resume(_)).Times(2).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(host_, Thaw("/mnt/a")).WillOnce(Invoke([&](const std::string&) {
+    released_during_hook = true;
+    return absl::OkStatus();
+  }));
+  // The frozen-hook hangs far past the bound.
+  EXPECT_CALL(host_, RunHook("frozen", _, _)).WillOnce(Invoke([&](auto&&...) {
+    for (int i = 0; i < 200 && !released_during_hook; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return absl::OkStatus();
+  }));
+  EXPECT_CALL(host_, RunHook("post", Contains("CBTD_RESULT=failed"), _))
+      .WillOnce(Return(absl::OkStatus()));
+  // No Message: the snapshots are never re-taken.
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/b"}, options_);
+  EXPECT_TRUE(released_during_hook);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(g.status().message(), HasSubstr("freeze bound of 50 ms"));
+  for (const LvReport& lv : lvm_.lvs) {
+    EXPECT_FALSE(lv.HasTag("cbtd")) << lv.name << " was left behind";
+  }
+}
+
+TEST_F(GroupTest, ThickMemberInAGroupIsRefusedUnlessSequential) {
+  LvReport& thick = lvm_.Add("thick", "linear");
+  thick.kernel_major = 253;
+  thick.kernel_minor = 6;
+  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
+      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
+  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
+  EXPECT_CALL(dm_, InfoByDevice(253, 6))
+      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/thick"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(g.status().message(), HasSubstr("--sequential"));
+  EXPECT_TRUE(lvm_.calls.empty());
+
+  options_.sequential = true;
+  options_.frozen_hooks.clear();
+  EXPECT_CALL(host_, RunHook(_, _, _))
+      .Times(2)
+      .WillRepeatedly(Return(absl::OkStatus()));
+  g = TakeGroupSnapshot(snapshotter_, dm_, host_,
+                        {"/dev/vg/a", "/dev/vg/thick"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_THAT(lvm_.calls,
+              ElementsAre("create vg/a.cbtd-20261121T224005Z thin active",
+                          "create vg/thick.cbtd-20261121T224005Z cow active"));
+}
+
+TEST_F(GroupTest, SameVolumeTwiceIsRefused) {
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "vg/a"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cbtd::snapshot

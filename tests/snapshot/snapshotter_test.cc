@@ -1,0 +1,151 @@
+#include "snapshot/snapshotter.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/snapshot/fakes.h"
+
+namespace cbtd::snapshot {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::NiceMock;
+
+VolumeInfo Thin(double data_percent, double metadata_percent) {
+  VolumeInfo v;
+  v.path = "/dev/vg/thin";
+  v.kind = VolumeKind::kThinLv;
+  v.vg = "vg";
+  v.lv = "thin";
+  v.pool_lv = "pool";
+  v.thin_id = 1;
+  v.size_bytes = 64 << 20;
+  v.pool_data_percent = data_percent;
+  v.pool_metadata_percent = metadata_percent;
+  return v;
+}
+
+VolumeInfo Thick(const std::string& lv, uint64_t size_bytes) {
+  VolumeInfo v;
+  v.path = "/dev/vg/" + lv;
+  v.kind = VolumeKind::kThickLv;
+  v.vg = "vg";
+  v.lv = lv;
+  v.size_bytes = size_bytes;
+  return v;
+}
+
+class SnapshotterTest : public ::testing::Test {
+ protected:
+  Snapshotter Make(SnapshotPolicy policy = {}) {
+    return Snapshotter(lvm_, dm_, host_, policy);
+  }
+  FakeLvm lvm_;
+  NiceMock<MockDeviceMapper> dm_;
+  NiceMock<MockHost> host_;
+};
+
+TEST_F(SnapshotterTest, ThinPoolOverTheLimitIsRefusedWithHowFull) {
+  Snapshotter s = Make();
+  absl::Status st = s.CheckCanSnapshot({Thin(85.5, 10)});
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr("vg/pool data is 85.5% full"));
+  EXPECT_THAT(st.message(), HasSubstr("80% limit"));
+  EXPECT_THAT(st.message(), HasSubstr("lvextend"));
+
+  st = s.CheckCanSnapshot({Thin(10, 92)});
+  EXPECT_THAT(st.message(), HasSubstr("metadata is 92.0% full"));
+  EXPECT_TRUE(s.CheckCanSnapshot({Thin(80, 80)}).ok());
+  SnapshotPolicy strict;
+  strict.pool_fill_limit_percent = 50;
+  EXPECT_FALSE(Make(strict).CheckCanSnapshot({Thin(60, 1)}).ok());
+  EXPECT_TRUE(lvm_.calls.empty());
+}
+
+TEST_F(SnapshotterTest, CowSnapshotsMustFitTheVgTogether) {
+  // 100 free extents of 4 MiB. Each 20% COW of 800 MiB is 160 MiB = 40
+  // extents (+1 for rounding): two fit, three do not.
+  Snapshotter s = Make();
+  EXPECT_TRUE(
+      s.CheckCanSnapshot({Thick("a", 800 << 20), Thick("b", 800 << 20)}).ok());
+  absl::Status st = s.CheckCanSnapshot(
+      {Thick("a", 800 << 20), Thick("b", 800 << 20), Thick("c", 800 << 20)});
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(st.message(), HasSubstr("VG vg has 400.0 MiB free"));
+  EXPECT_THAT(st.message(), HasSubstr("vgextend"));
+
+  SnapshotPolicy one_gib;
+  one_gib.cow_size_bytes = uint64_t{1} << 30;
+  Snapshotter fixed = Make(one_gib);
+  EXPECT_EQ(fixed.CowSizeBytes(Thick("a", 8 << 20)), uint64_t{1} << 30);
+  EXPECT_FALSE(fixed.CheckCanSnapshot({Thick("a", 8 << 20)}).ok());
+}
+
+TEST_F(SnapshotterTest, UnsnapshottableVolumeIsRefusedWithItsReason) {
+  VolumeInfo v;
+  v.path = "/dev/vdb";
+  v.kind = VolumeKind::kBlockDevice;
+  v.not_snapshottable_reason = "a plain block device";
+  absl::Status st = Make().CheckCanSnapshot({Thin(1, 1), v});
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr("/dev/vdb: a plain block device"));
+}
+
+TEST_F(SnapshotterTest, ScopedSnapshotRemovesUnlessReleased) {
+  Snapshotter s = Make();
+  {
+    auto snap = s.Create(Thick("data", 64 << 20), "data.cbtd-20261121T224005Z");
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    EXPECT_EQ(lvm_.lvs.size(), 1u);
+  }
+  EXPECT_TRUE(lvm_.lvs.empty());
+  {
+    auto snap = s.Create(Thin(1, 1), "thin.cbtd-20261121T224005Z");
+    ASSERT_TRUE(snap.ok());
+    (*snap)->Release();
+  }
+  ASSERT_EQ(lvm_.lvs.size(), 1u);
+  EXPECT_THAT(lvm_.calls,
+              ::testing::ElementsAre(
+                  "create vg/data.cbtd-20261121T224005Z cow active",
+                  "remove vg/data.cbtd-20261121T224005Z",
+                  "create vg/thin.cbtd-20261121T224005Z thin active"));
+}
+
+TEST_F(SnapshotterTest, RemoveAndCleanupTouchOnlyTaggedSnapshotsWithOurNames) {
+  lvm_.Add("data", "linear");
+  lvm_.Add("data.cbtd-20261121T224005Z", "linear").origin = "data";  // no tag
+  lvm_.Add("other", "linear").tags = {"cbtd"};  // tag, foreign name
+  LvReport& old = lvm_.Add("data.cbtd-20261120T010000Z", "linear");
+  old.tags = {"cbtd"};
+  old.origin = "data";
+  LvReport& keep = lvm_.Add("data.cbtd-20261121T010000Z", "thin");
+  keep.tags = {"x", "cbtd"};
+  Snapshotter s = Make();
+
+  absl::StatusOr<std::vector<SnapshotInfo>> listed = s.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, "data.cbtd-20261120T010000Z");  // oldest first
+  EXPECT_EQ((*listed)[0].cow_dm_path,
+            "/dev/mapper/vg-data.cbtd--20261120T010000Z-cow");
+
+  absl::Status st = s.Remove("vg", "data.cbtd-20261121T224005Z");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr("not a cbtd snapshot"));
+  EXPECT_EQ(s.Remove("vg", "other").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.Remove("vg", "gone").code(), absl::StatusCode::kNotFound);
+
+  absl::StatusOr<std::vector<SnapshotInfo>> removed =
+      s.RemoveOrphans({"vg/data.cbtd-20261121T010000Z"});
+  ASSERT_TRUE(removed.ok());
+  ASSERT_EQ(removed->size(), 1u);
+  EXPECT_EQ((*removed)[0].name, "data.cbtd-20261120T010000Z");
+  EXPECT_THAT(lvm_.calls,
+              ::testing::ElementsAre("remove vg/data.cbtd-20261120T010000Z"));
+  EXPECT_EQ(lvm_.lvs.size(), 4u);
+}
+
+}  // namespace
+}  // namespace cbtd::snapshot

@@ -1,0 +1,573 @@
+// Loopback tests of the receiver service with mutual TLS and the real vault:
+// end-to-end bytes, authorization, refused certificates, dedup, busy
+// volumes, hostile messages, cut connections, session expiry.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/transport/grpc_test_util.h"
+#include "transport/proto/service.grpc.pb.h"
+#include "transport/stream_codec.h"
+#include "transport/stream_index.h"
+#include "transport/token_bucket.h"
+
+namespace cbtd::transport {
+namespace {
+
+using testing::Backup;
+using testing::CuttingProxy;
+using testing::RemoteRestore;
+using testing::TestVault;
+using testing::TlsClient;
+using testing::VolumeBytes;
+
+constexpr size_t kVolumeBytes = 2 * 1024 * 1024 + 4096;  // short last chunk
+
+class GrpcTransportTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    certs_ = new std::string(testing::MakeTempDir());
+    testing::MakeTestCerts(*certs_);
+  }
+  static void TearDownTestSuite() { delete certs_; }
+
+  void SetUp() override {
+    ServerOptions o;
+    o.listen_address = "127.0.0.1:0";
+    o.tls_cert_pem = testing::ReadOrDie(*certs_ + "/server.crt");
+    o.tls_key_pem = testing::ReadOrDie(*certs_ + "/server.key");
+    o.client_ca_pem = testing::ReadOrDie(*certs_ + "/ca.crt");
+    o.window_records = 8;
+    o.max_message_bytes = 1 << 20;
+    options_ = o;
+    Restart();
+  }
+
+  void Restart() {
+    server_.reset();
+    auto s = ReceiverServer::Start(&vault_, options_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+
+  std::unique_ptr<RemoteClient> Client(const std::string& name, int port = 0) {
+    auto c = RemoteClient::Create(
+        TlsClient(*certs_, name, port ? port : server_->port()));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return std::move(*c);
+  }
+
+  static std::string* certs_;
+  TestVault vault_;
+  ServerOptions options_;
+  std::unique_ptr<ReceiverServer> server_;
+};
+std::string* GrpcTransportTest::certs_ = nullptr;
+
+cbt::ExtentSet Whole(const std::string& data) {
+  return cbt::ExtentSet{{0, data.size()}};
+}
+
+TEST_F(GrpcTransportTest, FullAndIncrementalsRestoreRemotelyBytesEqual) {
+  auto client = Client("hosta");
+  std::string data = VolumeBytes(kVolumeBytes, 1);
+  auto full =
+      Backup(*client, data, "hosta", "root", "v1", nullptr, Whole(data));
+  ASSERT_TRUE(full.ok()) << full.status();
+
+  std::string prev = "v1";
+  for (int round = 2; round <= 4; ++round) {
+    // Change a few ranges, including the short last chunk.
+    cbt::ExtentSet changed;
+    for (size_t off : {size_t{100}, size_t{700000} * round % kVolumeBytes,
+                       kVolumeBytes - 10}) {
+      const size_t len = std::min<size_t>(5000, kVolumeBytes - off);
+      for (size_t i = 0; i < len; ++i) data[off + i] = char(round * 31 + i);
+      changed.Add(off, len);
+    }
+    auto base = client->GetIndex("", "root", prev);
+    ASSERT_TRUE(base.ok()) << base.status();
+    const std::string id = absl::StrCat("v", round);
+    SendProgress progress;
+    auto inc =
+        Backup(*client, data, "hosta", "root", id, &*base, changed, &progress);
+    ASSERT_TRUE(inc.ok()) << inc.status();
+    // Only the touched chunks travelled.
+    EXPECT_LE(progress.bytes_sent, 4 * testing::kTestChunkBytes);
+    prev = id;
+  }
+  for (const char* id : {"v1", "v4"}) {
+    auto restored = RemoteRestore(*client, "hosta", "root", id);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    if (std::string(id) == "v4") {
+      EXPECT_TRUE(*restored == data);
+    }
+  }
+  auto v1 = RemoteRestore(*client, "hosta", "root", "v1");
+  EXPECT_TRUE(*v1 == VolumeBytes(kVolumeBytes, 1));
+  auto list = client->ListVersions("", "root");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 4u);
+  EXPECT_EQ(vault_.commits(), 4);
+}
+
+TEST_F(GrpcTransportTest, HostCannotListReadOrWriteAnotherHostsVolumes) {
+  auto b = Client("hostb");
+  std::string data = VolumeBytes(kVolumeBytes, 2);
+  ASSERT_TRUE(Backup(*b, data, "hostb", "db", "v1", nullptr, Whole(data)).ok());
+  auto b_index = b->GetIndex("", "db", "v1");
+  ASSERT_TRUE(b_index.ok());
+  const auto before = vault_.Objects();
+
+  auto a = Client("hosta");
+  EXPECT_EQ(a->ListVersions("hostb", "").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(a->GetIndex("hostb", "db", "v1").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      a->GetChunks("hostb", "db", "v1", {b_index->entries[0]}).status().code(),
+      absl::StatusCode::kPermissionDenied);
+  // Reading b's chunk through a's own (empty) namespace is refused too.
+  EXPECT_FALSE(
+      a->GetChunks("", "db", "v1", {b_index->entries[0]}).status().ok());
+  // Writing into b's namespace (a new version, which is also how a host
+  // would overwrite or shadow b's data) is refused before any byte lands.
+  auto w = Backup(*a, data, "hostb", "db", "v2", nullptr, Whole(data));
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kPermissionDenied)
+      << w.status();
+  // The service has no delete RPC: there is no remote path to delete.
+  EXPECT_EQ(vault_.Objects(), before);
+
+  // The admin identity reads every host.
+  auto admin = Client("admin");
+  auto restored = RemoteRestore(*admin, "hostb", "db", "v1");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+}
+
+TEST_F(GrpcTransportTest, RefusesNoCertificateWrongCaAndExpiredCertificate) {
+  const int port = server_->port();
+  auto expect_refused = [&](ClientOptions o, const char* what) {
+    o.retry_budget = std::chrono::milliseconds(300);
+    auto c = RemoteClient::Create(o);
+    if (!c.ok()) return;  // refused locally is fine too
+    auto r = (*c)->ListVersions("", "");
+    EXPECT_FALSE(r.ok()) << what;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable)
+        << what << ": " << r.status();
+  };
+  ClientOptions no_cert = TlsClient(*certs_, "hosta", port);
+  no_cert.cert_pem.clear();
+  no_cert.key_pem.clear();
+  EXPECT_FALSE(RemoteClient::Create(no_cert).ok());
+  // Bypass the client-side check: TLS without a client certificate.
+  {
+    auto creds =
+        grpc::SslCredentials({testing::ReadOrDie(*certs_ + "/ca.crt"), "", ""});
+    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), creds);
+    auto stub = service::Receiver::NewStub(ch);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    service::ListVersionsRequest req;
+    service::ListVersionsResponse resp;
+    EXPECT_EQ(stub->ListVersions(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  ClientOptions wrong_ca = TlsClient(*certs_ + "/other", "hosta", port);
+  wrong_ca.ca_pem = testing::ReadOrDie(*certs_ + "/ca.crt");
+  expect_refused(wrong_ca, "client cert from another CA");
+  expect_refused(TlsClient(*certs_, "expired", port), "expired client cert");
+  // And the client refuses a server its CA did not sign.
+  ClientOptions bad_server = TlsClient(*certs_, "hosta", port);
+  bad_server.ca_pem = testing::ReadOrDie(*certs_ + "/other/ca.crt");
+  expect_refused(bad_server, "server cert from another CA");
+  // The good certificate works against the same server.
+  EXPECT_TRUE(Client("hosta")->ListVersions("", "").ok());
+}
+
+TEST(GrpcServerOptionsTest, InsecureOnlyOnLoopback) {
+  TestVault vault;
+  ServerOptions o;
+  o.insecure = true;
+  o.listen_address = "0.0.0.0:0";
+  auto s = ReceiverServer::Start(&vault, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("loopback"), absl::string_view::npos);
+  o.tls_cert_pem.clear();
+  o.insecure = false;
+  o.listen_address = "127.0.0.1:0";
+  EXPECT_EQ(ReceiverServer::Start(&vault, o).status().code(),
+            absl::StatusCode::kInvalidArgument);  // no TLS material
+  o.insecure = true;
+  EXPECT_TRUE(ReceiverServer::Start(&vault, o).ok());
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:7000"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost:7000"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:7000"));
+  EXPECT_FALSE(IsLoopbackAddress("[::]:7000"));
+}
+
+TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
+  auto a = Client("hosta");
+  std::string data = VolumeBytes(kVolumeBytes, 3);
+  SendProgress first;
+  ASSERT_TRUE(
+      Backup(*a, data, "hosta", "vol1", "v1", nullptr, Whole(data), &first)
+          .ok());
+  EXPECT_GT(first.payload_bytes_sent, 0u);
+  const size_t chunks_after_first = vault_.Objects().size();
+
+  // The same content again as a new full version: nothing travels.
+  SendProgress again;
+  ASSERT_TRUE(
+      Backup(*a, data, "hosta", "vol1", "v2", nullptr, Whole(data), &again)
+          .ok());
+  EXPECT_EQ(again.payload_bytes_sent, 0u);
+  EXPECT_EQ(again.bytes_sent, 0u);
+  EXPECT_GT(again.bytes_skipped, 0u);
+
+  // Another host's volume with the same content: stored once.
+  auto b = Client("hostb");
+  SendProgress other;
+  ASSERT_TRUE(
+      Backup(*b, data, "hostb", "copy", "v1", nullptr, Whole(data), &other)
+          .ok());
+  EXPECT_EQ(other.payload_bytes_sent, 0u);
+  // Only two new index objects, no chunk objects.
+  EXPECT_EQ(vault_.Objects().size(), chunks_after_first + 2);
+  auto restored = RemoteRestore(*b, "", "copy", "v1");
+  ASSERT_TRUE(restored.ok());
+  EXPECT_TRUE(*restored == data);
+}
+
+// A raw stub, to send what a well-behaved client never would.
+class RawClient {
+ public:
+  RawClient(const std::string& certs, const std::string& name, int port) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = testing::ReadOrDie(certs + "/ca.crt");
+    ssl.pem_cert_chain = testing::ReadOrDie(certs + "/" + name + ".crt");
+    ssl.pem_private_key = testing::ReadOrDie(certs + "/" + name + ".key");
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(64 << 20);
+    stub_ = service::Receiver::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(ssl), args));
+  }
+
+  // Opens a session for `header` and sends `records`; returns the status
+  // the server ends the Upload with.
+  grpc::Status Send(const stream::Header& header,
+                    const std::vector<stream::Record>& records) {
+    grpc::ClientContext octx;
+    service::OpenSessionRequest oreq;
+    *oreq.mutable_header() = header;
+    service::OpenSessionResponse oresp;
+    grpc::Status st = stub_->OpenSession(&octx, oreq, &oresp);
+    if (!st.ok()) return st;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
+    auto rw = stub_->Upload(&ctx);
+    service::UploadRequest first;
+    first.set_session_id(oresp.session_id());
+    rw->Write(first);
+    for (const auto& r : records) {
+      service::UploadRequest req;
+      *req.mutable_record() = r;
+      if (!rw->Write(req)) break;
+    }
+    rw->WritesDone();
+    service::UploadResponse resp;
+    while (rw->Read(&resp)) {
+    }
+    return rw->Finish();
+  }
+
+ private:
+  std::unique_ptr<service::Receiver::Stub> stub_;
+};
+
+class VectorSink : public RecordSink {
+ public:
+  absl::Status Put(const stream::Record& r) override {
+    records.push_back(r);
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  std::vector<stream::Record> records;
+};
+
+TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
+  std::string data = VolumeBytes(kVolumeBytes, 4);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "evil";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink good;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, good).ok());
+  const stream::Header header = good.records.front().header();
+  std::vector<stream::Record> body(good.records.begin() + 1,
+                                   good.records.end());
+  ASSERT_TRUE(body[0].has_chunk() && body[1].has_chunk());
+  const auto before = vault_.Objects();
+  RawClient raw(*certs_, "hosta", server_->port());
+
+  struct Case {
+    const char* name;
+    std::vector<stream::Record> records;
+    grpc::StatusCode want;
+  };
+  std::vector<Case> cases;
+  {
+    auto r = body;
+    std::swap(r[0], r[1]);
+    r.resize(2);
+    cases.push_back({"out of order", r, grpc::StatusCode::INVALID_ARGUMENT});
+  }
+  {
+    std::vector<stream::Record> r = {body[0]};
+    r[0].mutable_chunk()->set_chunk_index(1u << 30);
+    cases.push_back(
+        {"chunk past the end", r, grpc::StatusCode::INVALID_ARGUMENT});
+  }
+  {
+    std::vector<stream::Record> r = {body[0]};
+    r[0].mutable_chunk()->set_hash(body[1].chunk().hash());  // lies
+    cases.push_back({"lying hash", r, grpc::StatusCode::INVALID_ARGUMENT});
+  }
+  {
+    std::vector<stream::Record> r = {body[0]};
+    r[0].mutable_chunk()->set_payload(std::string(2 << 20, 'x'));
+    cases.push_back(
+        {"oversize message", r, grpc::StatusCode::RESOURCE_EXHAUSTED});
+  }
+  {
+    std::vector<stream::Record> r = {body[0], good.records.front()};
+    cases.push_back(
+        {"header inside upload", r, grpc::StatusCode::INVALID_ARGUMENT});
+  }
+  int n = 0;
+  for (const Case& c : cases) {
+    // Each case on its own volume: a session cut by gRPC itself (the
+    // oversize message never reaches the service) stays resumable.
+    stream::Header h = header;
+    h.set_volume_id(absl::StrCat("evil", n++));
+    grpc::Status st = raw.Send(h, c.records);
+    EXPECT_EQ(st.error_code(), c.want) << c.name << ": " << st.error_message();
+    EXPECT_FALSE(st.error_message().empty()) << c.name;
+  }
+  // Refused sessions are gone at once; only the oversize one waits for its
+  // resume ttl.
+  EXPECT_LE(server_->open_sessions(), 1);
+  // No version, and no chunk beyond what the valid first record may add.
+  for (int i = 0; i < n; ++i) {
+    auto v = vault_.vault().ListVersions({"hosta", absl::StrCat("evil", i)});
+    EXPECT_TRUE(!v.ok() || v->empty());
+  }
+  for (const auto& key : vault_.Objects()) {
+    if (std::find(before.begin(), before.end(), key) == before.end()) {
+      EXPECT_EQ(key.rfind("chunks/", 0), 0u) << key;
+    }
+  }
+  // The server keeps serving: the honest stream still goes through.
+  auto client = Client("hosta");
+  auto ok = Backup(*client, data, "hosta", "evil", "v1", nullptr, Whole(data));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  auto restored = RemoteRestore(*client, "", "evil", "v1");
+  EXPECT_TRUE(restored.ok() && *restored == data);
+}
+
+TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
+  std::string data = VolumeBytes(kVolumeBytes, 5);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "busy";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+
+  auto client = Client("hosta");
+  auto first = client->NewSink();
+  ASSERT_TRUE(first->Put(recs.records[0]).ok());
+  ASSERT_TRUE(first->Put(recs.records[1]).ok());
+  auto second = client->NewSink();
+  absl::Status st = second->Put(recs.records[0]);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("already has an open session"),
+            absl::string_view::npos)
+      << st;
+  // Another volume of the same host is not blocked.
+  stream::Record other = recs.records[0];
+  other.mutable_header()->set_volume_id("other");
+  EXPECT_TRUE(client->NewSink()->Put(other).ok());
+  // The first one completes.
+  for (size_t i = 2; i < recs.records.size(); ++i) {
+    ASSERT_TRUE(first->Put(recs.records[i]).ok());
+  }
+  ASSERT_TRUE(first->Finish().ok());
+  EXPECT_EQ(first->committed()->version_id, "v1");
+}
+
+TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
+  options_.resume_ttl = std::chrono::milliseconds(300);
+  Restart();
+  std::string data = VolumeBytes(kVolumeBytes, 6);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "gone";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  {
+    auto client = Client("hosta");
+    auto sink = client->NewSink();
+    for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(sink->Put(recs.records[i]).ok());
+    EXPECT_EQ(server_->open_sessions(), 1);
+  }  // the sender vanishes mid-stream
+  for (int i = 0; i < 100 && server_->open_sessions() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(server_->open_sessions(), 0);
+  EXPECT_TRUE(vault_.vault().ListVersions({"hosta", "gone"})->empty());
+  // The volume is free again.
+  auto client = Client("hosta");
+  EXPECT_TRUE(
+      Backup(*client, data, "hosta", "gone", "v1", nullptr, Whole(data)).ok());
+}
+
+TEST_F(GrpcTransportTest, CutConnectionsResumeWithinTheWindow) {
+  std::string data = VolumeBytes(kVolumeBytes, 7);
+  std::vector<std::string> versions;  // the source bytes of v1, v2, v3
+  auto direct = Client("hosta");
+  for (int round = 1; round <= 3; ++round) {
+    if (round > 1) {
+      for (size_t i = 0; i < data.size(); i += 3 * testing::kTestChunkBytes) {
+        data[i] = static_cast<char>(data[i] ^ (0x11 * round));
+      }
+    }
+    // A fresh proxy per round: every backup meets cuts. Each connection is
+    // dropped after 20-300 KB (TLS records and gRPC frames split anywhere),
+    // up to 12 times; a round moves more than 300 KB, so it is cut.
+    CuttingProxy proxy(server_->port(), 20000, 300000, /*max_cuts=*/12,
+                       /*seed=*/round);
+    auto client = Client("hosta", proxy.port());
+    const std::string id = absl::StrCat("v", round);
+    SendProgress p;
+    absl::StatusOr<ProduceResult> r;
+    if (round == 1) {
+      r = Backup(*client, data, "hosta", "cut", id, nullptr, Whole(data), &p);
+    } else {
+      auto base =
+          direct->GetIndex("", "cut", versions.size() == 1 ? "v1" : "v2");
+      ASSERT_TRUE(base.ok()) << base.status();
+      r = Backup(*client, data, "hosta", "cut", id, &*base, Whole(data), &p);
+    }
+    ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.status();
+    std::cerr << "round " << round << ": " << proxy.cuts() << " cuts, "
+              << p.reconnects << " reconnects, " << p.records_resent
+              << " records re-sent, " << p.payload_bytes_sent
+              << " payload bytes on the wire\n";
+    EXPECT_GT(proxy.cuts(), 0) << "round " << round;
+    EXPECT_GT(p.reconnects, 0u) << "round " << round;
+    // Per reconnect, at most one window of records is sent again.
+    EXPECT_LE(p.records_resent, p.reconnects * options_.window_records);
+    versions.push_back(data);
+  }
+  // Each version committed exactly once, and complete.
+  EXPECT_EQ(vault_.commits(), 3);
+  for (int v = 1; v <= 3; ++v) {
+    auto restored =
+        RemoteRestore(*direct, "hosta", "cut", absl::StrCat("v", v));
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_TRUE(*restored == versions[v - 1]) << "v" << v;
+  }
+  EXPECT_EQ(server_->open_sessions(), 0);
+}
+
+TEST_F(GrpcTransportTest, IdleStreamIsCutButSessionResumes) {
+  options_.idle_timeout = std::chrono::milliseconds(300);
+  Restart();
+  std::string data = VolumeBytes(kVolumeBytes, 8);
+  MemoryBlockDevice dev(data);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "idle";
+  po.version_id = "v1";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  auto client = Client("hosta");
+  auto sink = client->NewSink();
+  const size_t half = recs.records.size() / 2;
+  for (size_t i = 0; i < half; ++i)
+    ASSERT_TRUE(sink->Put(recs.records[i]).ok());
+  // The sender stalls longer than the idle deadline: the server cuts the
+  // stream but keeps the session.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(server_->open_sessions(), 1);
+  for (size_t i = half; i < recs.records.size(); ++i) {
+    ASSERT_TRUE(sink->Put(recs.records[i]).ok()) << i;
+  }
+  ASSERT_TRUE(sink->Finish().ok());
+  EXPECT_GE(sink->progress().reconnects, 1u);
+  auto restored = RemoteRestore(*client, "", "idle", "v1");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+}
+
+TEST_F(GrpcTransportTest, ManyHostsConcurrentlyEachOnItsOwnVolume) {
+  constexpr int kSenders = 6;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(kSenders);
+  for (int i = 0; i < kSenders; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string host = i % 2 ? "hostb" : "hosta";
+      auto client = Client(host);
+      const std::string data = VolumeBytes(kVolumeBytes, 100 + i);
+      auto r = Backup(*client, data, host, absl::StrCat("vol", i), "v1",
+                      nullptr, Whole(data));
+      if (!r.ok()) {
+        results[i] = r.status();
+        return;
+      }
+      auto restored = RemoteRestore(*client, "", absl::StrCat("vol", i), "v1");
+      if (!restored.ok()) {
+        results[i] = restored.status();
+      } else if (*restored != data) {
+        results[i] = absl::DataLossError("restored bytes differ");
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kSenders; ++i) EXPECT_TRUE(results[i].ok()) << results[i];
+  EXPECT_EQ(vault_.commits(), kSenders);
+}
+
+TEST(TokenBucketTest, BwlimitHoldsTheAverageRate) {
+  TokenBucket bucket(1 << 20);  // 1 MiB/s, 1 s of burst
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) bucket.Acquire(256 << 10);  // 2 MiB
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  // 1 MiB of burst, then 1 MiB at 1 MiB/s.
+  EXPECT_GE(secs, 0.9);
+  EXPECT_LT(secs, 3.0);
+  TokenBucket unlimited(0);
+  const auto t0 = std::chrono::steady_clock::now();
+  unlimited.Acquire(1ull << 40);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+}
+
+}  // namespace
+}  // namespace cbtd::transport

@@ -1,0 +1,88 @@
+// ReceiveBackend: the narrow interface the gRPC receiver service calls to
+// reach the vault. The service authenticates and authorizes, validates the
+// framing (order, bounds) and translates proto <-> these calls; the backend
+// owns the data rules (base must match, hashes must match payloads, atomic
+// commit). receiver/ adapts the real vault to it; tests use an in-memory
+// fake.
+//
+// Errors: INVALID_ARGUMENT (bad record), FAILED_PRECONDITION (base missing or
+// mismatched, version exists), NOT_FOUND, DATA_LOSS, others pass through.
+// Thread-safety: a ReceiveBackend is called from many threads at once; one
+// UploadSession is called by one thread at a time (the service serializes).
+#ifndef CBTD_TRANSPORT_RECEIVE_BACKEND_H_
+#define CBTD_TRANSPORT_RECEIVE_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "transport/chunk_hash.h"
+#include "transport/proto/stream.pb.h"
+#include "transport/stream_index.h"
+
+namespace cbtd::transport {
+
+struct VersionSummary {
+  std::string source_host;
+  std::string volume_id;
+  std::string version_id;
+  std::string base_version_id;
+  ChunkHash root_hash;
+  uint64_t volume_size_bytes = 0;
+  uint32_t chunk_size_bytes = 0;
+  int64_t created_unix_ms = 0;
+};
+
+VersionSummary SummaryOf(const VersionIndex& index);
+
+struct CommitResult {
+  std::string version_id;
+  ChunkHash root_hash;
+};
+
+// One uncommitted version being received.
+//
+//   OpenSession -> Apply* -> Commit   (version published, session done)
+//                        \-> Abort    (nothing of it remains visible)
+// Destroying an uncommitted session aborts it.
+class UploadSession {
+ public:
+  virtual ~UploadSession() = default;
+  // Which of `hashes` the vault already stores (one bool per hash).
+  virtual absl::StatusOr<std::vector<bool>> HaveChunks(
+      std::span<const ChunkHash> hashes) = 0;
+  // Applies one Chunk / ChunkRef / ZeroRun record. Records come in
+  // ascending chunk order; a failed Apply leaves the session unchanged.
+  virtual absl::Status Apply(const stream::Record& record) = 0;
+  // Checks the trailer against what was applied and publishes the version.
+  virtual absl::StatusOr<CommitResult> Commit(
+      const stream::Trailer& trailer) = 0;
+  // Discards the session; idempotent.
+  virtual void Abort() = 0;
+};
+
+class ReceiveBackend {
+ public:
+  virtual ~ReceiveBackend() = default;
+  // Validates `header` against the vault (base id and root hash, version id
+  // not yet used) and starts a session. header.source_host is already
+  // authorized by the caller.
+  virtual absl::StatusOr<std::unique_ptr<UploadSession>> OpenSession(
+      const stream::Header& header) = 0;
+  // Committed versions of a host, oldest first; empty volume_id = all.
+  virtual absl::StatusOr<std::vector<VersionSummary>> ListVersions(
+      const std::string& source_host, const std::string& volume_id) = 0;
+  virtual absl::StatusOr<VersionIndex> GetIndex(
+      const std::string& source_host, const std::string& volume_id,
+      const std::string& version_id) = 0;
+  // The uncompressed bytes of a stored chunk (verified against its hash).
+  virtual absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) = 0;
+};
+
+}  // namespace cbtd::transport
+
+#endif  // CBTD_TRANSPORT_RECEIVE_BACKEND_H_

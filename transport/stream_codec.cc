@@ -1,0 +1,173 @@
+#include "transport/stream_codec.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/fs.h"
+
+namespace cbtd::transport {
+namespace {
+
+class FdSource : public ByteSource {
+ public:
+  FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  absl::StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    for (;;) {
+      ssize_t n = ::read(fd_, buf.data(), buf.size());
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) {
+        return common::ErrnoStatus(errno, absl::StrCat("read ", name_));
+      }
+    }
+  }
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
+class StringSource : public ByteSource {
+ public:
+  explicit StringSource(std::string data) : data_(std::move(data)) {}
+  absl::StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    const size_t n = std::min(buf.size(), data_.size() - pos_);
+    std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t pos_ = 0;
+};
+
+class FdSink : public RecordSink {
+ public:
+  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  absl::Status Put(const stream::Record& record) override {
+    AppendFramed(record, buf_);
+    if (buf_.size() >= (1u << 20)) return Flush();
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override {
+    if (auto s = Flush(); !s.ok()) return s;
+    struct stat st;
+    if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ::fsync(fd_) != 0) {
+      return common::ErrnoStatus(errno, absl::StrCat("fsync ", name_));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Flush() {
+    size_t done = 0;
+    while (done < buf_.size()) {
+      ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        return common::ErrnoStatus(errno, absl::StrCat("write ", name_));
+      done += static_cast<size_t>(n);
+    }
+    buf_.clear();
+    return absl::OkStatus();
+  }
+
+  int fd_;
+  std::string name_;
+  std::string buf_;
+};
+
+}  // namespace
+
+std::unique_ptr<ByteSource> FdByteSource(int fd, std::string name) {
+  return std::make_unique<FdSource>(fd, std::move(name));
+}
+
+std::unique_ptr<ByteSource> StringByteSource(std::string data) {
+  return std::make_unique<StringSource>(std::move(data));
+}
+
+std::unique_ptr<RecordSink> FdRecordSink(int fd, std::string name) {
+  return std::make_unique<FdSink>(fd, std::move(name));
+}
+
+void AppendFramed(const stream::Record& record, std::string& out) {
+  uint64_t len = record.ByteSizeLong();
+  while (len >= 0x80) {
+    out.push_back(static_cast<char>((len & 0x7f) | 0x80));
+    len >>= 7;
+  }
+  out.push_back(static_cast<char>(len));
+  record.AppendToString(&out);
+}
+
+std::string FrameRecords(std::span<const stream::Record> records) {
+  std::string out;
+  for (const stream::Record& r : records) AppendFramed(r, out);
+  return out;
+}
+
+absl::StatusOr<bool> StreamReader::ReadFull(std::span<uint8_t> buf,
+                                            bool eof_ok) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    auto n = source_->Read(buf.subspan(done));
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      if (done == 0 && eof_ok) return false;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream truncated at byte ", offset_,
+          ": it ends inside a record (the sender stopped or the file is "
+          "incomplete); no version was created"));
+    }
+    done += *n;
+    offset_ += *n;
+  }
+  return true;
+}
+
+absl::StatusOr<std::optional<stream::Record>> StreamReader::Next() {
+  for (;;) {
+    const uint64_t record_start = offset_;
+    uint64_t len = 0;
+    for (int shift = 0;; shift += 7) {
+      if (shift > 63) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "stream corrupt at byte ", record_start, ": bad record length"));
+      }
+      uint8_t b;
+      auto got = ReadFull({&b, 1}, /*eof_ok=*/shift == 0);
+      if (!got.ok()) return got.status();
+      if (!*got) return std::nullopt;  // clean end at a record boundary
+      len |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    if (len > kMaxRecordBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream corrupt at byte ", record_start, ": record length ", len,
+          " exceeds the limit of ", kMaxRecordBytes, " bytes"));
+    }
+    buf_.resize(len);
+    if (auto got = ReadFull(buf_, false); !got.ok()) return got.status();
+    stream::Record record;
+    if (!record.ParseFromArray(buf_.data(), static_cast<int>(len))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream corrupt at byte ", record_start,
+                       ": record does not parse as a cbtd.stream.Record"));
+    }
+    if (record.body_case() != stream::Record::BODY_NOT_SET) return record;
+    if (record.required()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream at byte ", record_start,
+          " holds a required record type this cbt-receiver does not know; "
+          "upgrade cbt-receiver to read it"));
+    }
+    ++skipped_;  // unknown optional record: skip, as the format promises
+  }
+}
+
+}  // namespace cbtd::transport

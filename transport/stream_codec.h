@@ -1,0 +1,98 @@
+// The offline stream framing: every Record is written as a varint length
+// followed by the serialized Record (protobuf's delimited format). Used by
+// `cbtctl send > file` and `cbt-receiver receive < file`.
+//
+// Reader rules:
+//  * end of input exactly at a record boundary is the end of the stream;
+//    anywhere else it is INVALID_ARGUMENT "stream truncated ...";
+//  * a length above kMaxRecordBytes is refused before allocating;
+//  * a record whose body this build does not know is skipped, unless its
+//    `required` flag is set, which refuses the stream.
+//
+// Thread-safety: none; one reader or writer per thread.
+#ifndef CBTD_TRANSPORT_STREAM_CODEC_H_
+#define CBTD_TRANSPORT_STREAM_CODEC_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "transport/proto/stream.pb.h"
+#include "transport/record_sink.h"
+
+namespace cbtd::transport {
+
+// Format version this build writes and reads (Header.format_version).
+inline constexpr uint32_t kStreamFormatVersion = 1;
+// Largest record accepted: a 16 MiB chunk plus headroom.
+inline constexpr uint64_t kMaxRecordBytes = 17u << 20;
+// Largest chunk size a stream may use.
+inline constexpr uint32_t kMaxChunkBytes = 16u << 20;
+
+// Where the reader's bytes come from.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads up to buf.size() bytes; 0 only at end of input.
+  virtual absl::StatusOr<size_t> Read(std::span<uint8_t> buf) = 0;
+};
+
+// Reads from a file descriptor it does not own (e.g. stdin); `name` is used
+// in messages.
+std::unique_ptr<ByteSource> FdByteSource(int fd, std::string name);
+// Reads from a string (tests, in-memory streams).
+std::unique_ptr<ByteSource> StringByteSource(std::string data);
+
+class StreamReader {
+ public:
+  explicit StreamReader(std::unique_ptr<ByteSource> source)
+      : source_(std::move(source)) {}
+  // The next known record; std::nullopt at a clean end of stream.
+  absl::StatusOr<std::optional<stream::Record>> Next();
+  // Bytes consumed so far (for messages: "at byte N").
+  uint64_t offset() const { return offset_; }
+  uint64_t skipped_records() const { return skipped_; }
+
+ private:
+  // Fills buf completely; false at EOF before the first byte when
+  // `eof_ok`, error on a partial read.
+  absl::StatusOr<bool> ReadFull(std::span<uint8_t> buf, bool eof_ok);
+
+  std::unique_ptr<ByteSource> source_;
+  uint64_t offset_ = 0;
+  uint64_t skipped_ = 0;
+  std::vector<uint8_t> buf_;
+};
+
+// Appends the framing of `record` to `out`.
+void AppendFramed(const stream::Record& record, std::string& out);
+
+// RecordSink writing the framing to a file descriptor it does not own.
+// Buffers up to ~1 MiB; Finish() flushes and, for a regular file, fsyncs.
+std::unique_ptr<RecordSink> FdRecordSink(int fd, std::string name);
+
+// RecordSink collecting records in memory (tests, tools).
+class VectorRecordSink : public RecordSink {
+ public:
+  absl::Status Put(const stream::Record& r) override {
+    records.push_back(r);
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override {
+    finished = true;
+    return absl::OkStatus();
+  }
+  std::vector<stream::Record> records;
+  bool finished = false;
+};
+
+// Frames a list of records into one string.
+std::string FrameRecords(std::span<const stream::Record> records);
+
+}  // namespace cbtd::transport
+
+#endif  // CBTD_TRANSPORT_STREAM_CODEC_H_

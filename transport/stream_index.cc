@@ -1,0 +1,190 @@
+#include "transport/stream_index.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace cbtd::transport {
+namespace {
+
+constexpr char kIndexMagic[8] = {'C', 'B', 'T', 'D', 'I', 'D', 'X', '1'};
+constexpr char kRootDomain[] = "cbtd-root-v1";  // followed by its NUL
+
+void PutLe(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t GetLe(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+absl::Status Damaged(std::string_view what, std::string_view why) {
+  return absl::DataLossError(absl::StrCat("index ", std::string(what),
+                                          " is damaged: ", std::string(why)));
+}
+
+}  // namespace
+
+uint64_t ChunkCount(uint64_t volume_size_bytes, uint32_t chunk_size_bytes) {
+  return (volume_size_bytes + chunk_size_bytes - 1) / chunk_size_bytes;
+}
+
+uint32_t ChunkLength(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
+                     uint64_t index) {
+  const uint64_t begin = index * chunk_size_bytes;
+  if (begin >= volume_size_bytes) return 0;
+  return static_cast<uint32_t>(
+      std::min<uint64_t>(chunk_size_bytes, volume_size_bytes - begin));
+}
+
+bool IsAllZero(std::span<const uint8_t> data) {
+  // Word-at-a-time is plenty: hashing the chunk costs far more.
+  size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, data.data() + i, 8);
+    if (w != 0) return false;
+  }
+  for (; i < data.size(); ++i) {
+    if (data[i] != 0) return false;
+  }
+  return true;
+}
+
+ChunkHash EntryOf(std::span<const uint8_t> data) {
+  return IsAllZero(data) ? kZeroEntry : ChunkHash::Sha256(data);
+}
+
+ChunkHash ComputeRootHash(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
+                          std::span<const ChunkHash> entries) {
+  // Streamed through EVP so a 1 TiB volume's entries are never copied.
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, kRootDomain, sizeof(kRootDomain));  // with the NUL
+  std::string sizes;
+  PutLe(sizes, volume_size_bytes, 8);
+  PutLe(sizes, chunk_size_bytes, 4);
+  EVP_DigestUpdate(ctx, sizes.data(), sizes.size());
+  for (const ChunkHash& e : entries) {
+    EVP_DigestUpdate(ctx, e.bytes().data(), ChunkHash::kSize);
+  }
+  std::array<uint8_t, ChunkHash::kSize> out;
+  EVP_DigestFinal_ex(ctx, out.data(), nullptr);
+  EVP_MD_CTX_free(ctx);
+  return ChunkHash(out);
+}
+
+std::string EncodeIndex(const VersionIndex& index) {
+  nlohmann::json meta = {
+      {"format", 1},
+      {"host", index.host},
+      {"volume", index.volume},
+      {"version", index.version_id},
+      {"base_version", index.base_version_id},
+      {"volume_size_bytes", index.volume_size_bytes},
+      {"chunk_size_bytes", index.chunk_size_bytes},
+      {"chunk_count", index.entries.size()},
+      {"created_unix_ms", index.created_unix_ms},
+      {"root_hash", index.root_hash.ToHex()},
+      {"hash_algorithm", "sha256"},
+      {"stats",
+       {{"chunk_records", index.stats.chunk_records},
+        {"chunk_ref_records", index.stats.chunk_ref_records},
+        {"zero_chunks", index.stats.zero_chunks},
+        {"payload_bytes", index.stats.payload_bytes},
+        {"raw_bytes", index.stats.raw_bytes},
+        {"new_objects", index.stats.new_objects},
+        {"stored_bytes", index.stats.stored_bytes}}},
+  };
+  const std::string json = meta.dump();
+  std::string out(kIndexMagic, sizeof(kIndexMagic));
+  PutLe(out, json.size(), 4);
+  out += json;
+  out.reserve(out.size() + (index.entries.size() + 1) * ChunkHash::kSize);
+  for (const ChunkHash& e : index.entries) {
+    out.append(reinterpret_cast<const char*>(e.bytes().data()),
+               ChunkHash::kSize);
+  }
+  std::array<uint8_t, ChunkHash::kSize> sum;
+  SHA256(reinterpret_cast<const uint8_t*>(out.data()), out.size(), sum.data());
+  out.append(reinterpret_cast<const char*>(sum.data()), sum.size());
+  return out;
+}
+
+absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
+                                         std::string_view what) {
+  const size_t fixed = sizeof(kIndexMagic) + 4;
+  if (data.size() < fixed + ChunkHash::kSize ||
+      std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
+    return Damaged(what, "not a cbtd index (bad magic or too short)");
+  }
+  std::array<uint8_t, ChunkHash::kSize> sum;
+  const size_t body = data.size() - ChunkHash::kSize;
+  SHA256(reinterpret_cast<const uint8_t*>(data.data()), body, sum.data());
+  if (std::memcmp(sum.data(), data.data() + body, sum.size()) != 0) {
+    return Damaged(what, "checksum mismatch");
+  }
+  const uint64_t json_len = GetLe(data.data() + sizeof(kIndexMagic), 4);
+  if (json_len > body - fixed) return Damaged(what, "metadata length");
+  VersionIndex index;
+  try {
+    const nlohmann::json meta =
+        nlohmann::json::parse(data.substr(fixed, json_len));
+    if (meta.at("format").get<int>() != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "index ", std::string(what), " has format ",
+          meta.at("format").get<int>(), "; this build reads format 1"));
+    }
+    index.host = meta.at("host").get<std::string>();
+    index.volume = meta.at("volume").get<std::string>();
+    index.version_id = meta.at("version").get<std::string>();
+    index.base_version_id = meta.at("base_version").get<std::string>();
+    index.volume_size_bytes = meta.at("volume_size_bytes").get<uint64_t>();
+    index.chunk_size_bytes = meta.at("chunk_size_bytes").get<uint32_t>();
+    index.created_unix_ms = meta.at("created_unix_ms").get<int64_t>();
+    auto root = ChunkHash::FromHex(meta.at("root_hash").get<std::string>());
+    if (!root.ok()) return Damaged(what, std::string(root.status().message()));
+    index.root_hash = *root;
+    const nlohmann::json& st = meta.at("stats");
+    index.stats.chunk_records = st.value("chunk_records", uint64_t{0});
+    index.stats.chunk_ref_records = st.value("chunk_ref_records", uint64_t{0});
+    index.stats.zero_chunks = st.value("zero_chunks", uint64_t{0});
+    index.stats.payload_bytes = st.value("payload_bytes", uint64_t{0});
+    index.stats.raw_bytes = st.value("raw_bytes", uint64_t{0});
+    index.stats.new_objects = st.value("new_objects", uint64_t{0});
+    index.stats.stored_bytes = st.value("stored_bytes", uint64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    return Damaged(what, absl::StrCat("metadata: ", e.what()));
+  }
+  if (index.chunk_size_bytes == 0) return Damaged(what, "chunk size 0");
+  const uint64_t n =
+      ChunkCount(index.volume_size_bytes, index.chunk_size_bytes);
+  if (body - fixed - json_len != n * ChunkHash::kSize) {
+    return Damaged(what, absl::StrCat("expected ", n, " entries"));
+  }
+  index.entries.resize(n);
+  const char* p = data.data() + fixed + json_len;
+  for (uint64_t i = 0; i < n; ++i, p += ChunkHash::kSize) {
+    std::array<uint8_t, ChunkHash::kSize> b;
+    std::memcpy(b.data(), p, b.size());
+    index.entries[i] = ChunkHash(b);
+  }
+  if (ComputeRootHash(index.volume_size_bytes, index.chunk_size_bytes,
+                      index.entries) != index.root_hash) {
+    return Damaged(what, "root hash does not match its entries");
+  }
+  return index;
+}
+
+}  // namespace cbtd::transport

@@ -1,0 +1,91 @@
+// VersionIndex: the index of one version of a volume, as the vault stores
+// it and as the sender reads it (`cbtctl send --base-index FILE`) to compute
+// the new version's root hash.
+//
+// A version is the ordered list of its chunks' content hashes on a grid of
+// `chunk_size_bytes` (the last chunk may be short). An all-zero chunk is
+// recorded as the zero entry (32 zero bytes, kZeroEntry), never as the
+// SHA-256 of zeros, so every producer agrees on one representation.
+//
+// Root hash (format 1), the identity of a version's content:
+//   SHA-256( "cbtd-root-v1" 0x00
+//            || u64le volume_size_bytes || u32le chunk_size_bytes
+//            || entry[0] || entry[1] || ... || entry[n-1] )
+//   with n = ceil(volume_size_bytes / chunk_size_bytes) and entry[i] the 32
+//   raw bytes of chunk i's hash, or 32 zero bytes for a zero chunk.
+//
+// Encoded index object (docs/vault.md):
+//   "CBTDIDX1" | u32le json_len | json metadata | n * 32 bytes entries |
+//   32 bytes SHA-256 of everything before it.
+//
+// Thread-safety: value types and pure functions.
+#ifndef CBTD_TRANSPORT_STREAM_INDEX_H_
+#define CBTD_TRANSPORT_STREAM_INDEX_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "transport/chunk_hash.h"
+
+namespace cbtd::transport {
+
+// The entry of an all-zero (or discarded) chunk.
+inline const ChunkHash kZeroEntry{};
+
+inline bool IsZeroEntry(const ChunkHash& h) { return h == kZeroEntry; }
+
+// Number of chunks of a volume: ceil(volume / chunk). chunk_size_bytes > 0.
+uint64_t ChunkCount(uint64_t volume_size_bytes, uint32_t chunk_size_bytes);
+// Length of chunk `index` (chunk_size_bytes except a short last chunk).
+uint32_t ChunkLength(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
+                     uint64_t index);
+
+// True when every byte is zero.
+bool IsAllZero(std::span<const uint8_t> data);
+
+// The index entry of a chunk's bytes: kZeroEntry if all zero, else SHA-256.
+ChunkHash EntryOf(std::span<const uint8_t> data);
+
+// See the file comment. entries.size() must equal ChunkCount(...).
+ChunkHash ComputeRootHash(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
+                          std::span<const ChunkHash> entries);
+
+struct IndexStats {
+  uint64_t chunk_records = 0;      // chunks whose bytes travelled
+  uint64_t chunk_ref_records = 0;  // chunks sent by hash only
+  uint64_t zero_chunks = 0;        // zero chunks in the stream
+  uint64_t payload_bytes = 0;      // payload bytes as sent
+  uint64_t raw_bytes = 0;          // uncompressed bytes of the chunks sent
+  uint64_t new_objects = 0;        // chunk objects the receive stored
+  uint64_t stored_bytes = 0;       // bytes of those objects
+};
+
+struct VersionIndex {
+  std::string host;
+  std::string volume;
+  std::string version_id;
+  std::string base_version_id;  // empty for a full
+  uint64_t volume_size_bytes = 0;
+  uint32_t chunk_size_bytes = 0;
+  int64_t created_unix_ms = 0;
+  std::vector<ChunkHash> entries;  // one per chunk; kZeroEntry for zeros
+  ChunkHash root_hash;             // ComputeRootHash over the above
+  IndexStats stats;
+};
+
+// Serializes `index` (its root_hash must already be set).
+std::string EncodeIndex(const VersionIndex& index);
+
+// Parses an encoded index; checks the magic, the trailing checksum, the
+// entry count and that the root hash matches the entries. `what` names the
+// object in error messages. Errors: DATA_LOSS for a damaged object.
+absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
+                                         std::string_view what);
+
+}  // namespace cbtd::transport
+
+#endif  // CBTD_TRANSPORT_STREAM_INDEX_H_

@@ -1,0 +1,74 @@
+// ProduceStream: computes the stream of one new version and hands its
+// records, in order, to a RecordSink (the offline file, the gRPC client, a
+// test's vector). See docs/vault.md for the format.
+//
+// What is sent, on the chunk grid of the base (or options.chunk_size_bytes
+// for a full):
+//  * a full (no base, or options.full): every chunk;
+//  * an incremental: every chunk `changed` touches, plus every chunk
+//    `zeroed` touches (discarded ranges; a chunk wholly inside `zeroed` and
+//    untouched by `changed` becomes zeros without being read), plus, if the
+//    volume was resized (options.allow_resize), every chunk past the
+//    shorter size's last whole chunk.
+// For each chunk read: all zero -> ZeroRun; same hash as the base at that
+// index -> nothing; a hash the base holds elsewhere -> ChunkRef; otherwise
+// a Chunk, zstd-compressed when that saves at least 1/32.
+// `changed` must over-report rather than under-report: a byte it misses is
+// a byte the new version gets wrong.
+//
+// Pipeline: `threads` workers read, hash and compress chunks; at most
+// `window_chunks` chunks are in flight, so memory stays bounded at about
+// 2 * window_chunks * chunk_size_bytes whatever the volume size. Records
+// are emitted by the calling thread in ascending chunk order.
+//
+// Thread-safety: one call per sink; `source` must allow concurrent ReadAt.
+#ifndef CBTD_TRANSPORT_STREAM_PRODUCER_H_
+#define CBTD_TRANSPORT_STREAM_PRODUCER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cbt/extent_set.h"
+#include "transport/record_sink.h"
+#include "transport/stream_index.h"
+#include "transport/stream_source.h"
+
+namespace cbtd::transport {
+
+// Default chunk size; docs/vault.md records the measurement behind it.
+inline constexpr uint32_t kDefaultChunkBytes = 256u << 10;
+
+struct ProducerOptions {
+  std::string host;
+  std::string volume;
+  std::string version_id;
+  uint32_t chunk_size_bytes = kDefaultChunkBytes;  // ignored with a base
+  bool full = false;
+  bool allow_resize = false;
+  int threads = 2;
+  size_t window_chunks = 16;
+  int zstd_level = 3;
+  int64_t created_unix_ms = 0;  // 0: now
+};
+
+struct ProduceResult {
+  stream::Trailer trailer;
+  ChunkHash root_hash;
+  uint64_t chunks_read = 0;
+};
+
+// `base` is the index of the version the receiver holds (nullptr: a full
+// stream). Errors: INVALID_ARGUMENT for options that contradict the base
+// (size change without allow_resize, names), read errors naming the
+// device, and whatever the sink returns. Calls sink.Finish() on success.
+absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
+                                            const cbt::ExtentSet& changed,
+                                            const cbt::ExtentSet& zeroed,
+                                            const VersionIndex* base,
+                                            const ProducerOptions& options,
+                                            RecordSink& sink);
+
+}  // namespace cbtd::transport
+
+#endif  // CBTD_TRANSPORT_STREAM_PRODUCER_H_
