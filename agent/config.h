@@ -11,8 +11,8 @@
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
 //                    freeze (yes|no), freeze_timeout, hook_timeout,
-//                    pre_hook / post_hook (repeatable; run in file order),
-//                    schedule
+//                    pre_hook / frozen_hook / post_hook (repeatable; run
+//                    in file order), sequential (yes|no), schedule
 //
 // docs/operations.md has a full example. Names are [A-Za-z0-9_-]+.
 // Values run to the end of the line; '#' starts a comment anywhere.
@@ -73,8 +73,13 @@ struct GroupConfig {
   bool freeze = true;                // FIFREEZE mounted filesystems
   absl::Duration freeze_timeout = absl::Seconds(10);
   absl::Duration hook_timeout = absl::Seconds(30);
-  std::vector<std::string> pre_hooks;   // shell command lines, in order
+  std::vector<std::string> pre_hooks;  // shell command lines, in order
+  // Run inside the freeze window; must not write to the members.
+  std::vector<std::string> frozen_hooks;
   std::vector<std::string> post_hooks;  // run after thaw, in order
+  // Snapshot members one after another with no common window (needed for
+  // groups with thick members); each is then consistent only on its own.
+  bool sequential = false;
   std::optional<Schedule> schedule;
 };
 
