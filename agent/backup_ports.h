@@ -53,7 +53,9 @@ struct ConsistencyRequest {
   absl::Duration freeze_timeout = absl::Seconds(10);
   absl::Duration hook_timeout = absl::Seconds(30);
   std::vector<std::string> pre_hooks;
+  std::vector<std::string> frozen_hooks;  // inside the freeze window
   std::vector<std::string> post_hooks;
+  bool sequential = false;  // no common window (thick members)
 };
 
 // One member's snapshot, readable at device_path while it exists.

@@ -17,7 +17,9 @@ ConsistencyRequest RequestFor(const Config& config, const GroupConfig* group,
     r.freeze_timeout = group->freeze_timeout;
     r.hook_timeout = group->hook_timeout;
     r.pre_hooks = group->pre_hooks;
+    r.frozen_hooks = group->frozen_hooks;
     r.post_hooks = group->post_hooks;
+    r.sequential = group->sequential;
   } else {
     r.volumes.push_back(*single);
   }

@@ -124,8 +124,10 @@ class Builder {
 
   void Add(const RawEntry& e) {
     const std::vector<std::string> parts = absl::StrSplit(e.key, '.');
-    const bool repeatable = parts.size() == 3 && parts[0] == "group" &&
-                            (parts[2] == "pre_hook" || parts[2] == "post_hook");
+    const bool repeatable =
+        parts.size() == 3 && parts[0] == "group" &&
+        (parts[2] == "pre_hook" || parts[2] == "frozen_hook" ||
+         parts[2] == "post_hook");
     if (!repeatable && !seen_.insert(e.key).second) {
       Problem(e, absl::StrCat("'", e.key, "' is set twice (first on line ",
                               config_.key_lines[e.key], ")"));
@@ -374,9 +376,17 @@ class Builder {
       Duration(e, g.freeze_timeout);
     } else if (key == "hook_timeout") {
       Duration(e, g.hook_timeout);
-    } else if (key == "pre_hook" || key == "post_hook") {
+    } else if (key == "pre_hook" || key == "frozen_hook" ||
+               key == "post_hook") {
       if (e.value.empty()) return Problem(e, absl::StrCat("empty ", key));
-      (key == "pre_hook" ? g.pre_hooks : g.post_hooks).push_back(e.value);
+      (key == "pre_hook"      ? g.pre_hooks
+       : key == "frozen_hook" ? g.frozen_hooks
+                              : g.post_hooks)
+          .push_back(e.value);
+    } else if (key == "sequential") {
+      std::optional<bool> b = ParseYesNo(e.value);
+      if (!b) return Problem(e, "'sequential' must be yes or no");
+      g.sequential = *b;
     } else if (key == "schedule") {
       ScheduleValue(e, g.schedule);
     } else {
@@ -433,13 +443,21 @@ int Config::LineOf(const std::string& key) const {
   return it == key_lines.end() ? 0 : it->second;
 }
 
+bool HasErrors(const std::vector<ConfigProblem>& problems) {
+  for (const ConfigProblem& p : problems) {
+    if (!p.warning) return true;
+  }
+  return false;
+}
+
 std::string FormatProblems(const std::string& file,
                            const std::vector<ConfigProblem>& problems) {
   std::string out;
   for (const ConfigProblem& p : problems) {
     if (!out.empty()) out += "\n";
-    out += p.line > 0 ? absl::StrCat(file, ":", p.line, ": ", p.message)
-                      : absl::StrCat(file, ": ", p.message);
+    const std::string where =
+        p.line > 0 ? absl::StrCat(file, ":", p.line, ": ") : file + ": ";
+    out += absl::StrCat(where, p.warning ? "warning: " : "", p.message);
   }
   return out;
 }
@@ -525,9 +543,10 @@ std::vector<ConfigProblem> CheckConfig(const Config& config,
   }
   if (!r.address.empty()) {
     if (absl::Status s = probe.CheckReachable(r.address); !s.ok()) {
-      problems.push_back({config.LineOf("receiver.address"),
-                          absl::StrCat("receiver ", r.address, ": ",
-                                       std::string(s.message()))});
+      problems.push_back(
+          {config.LineOf("receiver.address"),
+           absl::StrCat("receiver ", r.address, ": ", std::string(s.message())),
+           /*warning=*/true});
     }
   }
   return problems;

@@ -11,8 +11,8 @@
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
 //                    freeze (yes|no), freeze_timeout, hook_timeout,
-//                    pre_hook / post_hook (repeatable; run in file order),
-//                    schedule
+//                    pre_hook / frozen_hook / post_hook (repeatable; run
+//                    in file order), sequential (yes|no), schedule
 //
 // docs/operations.md has a full example. Names are [A-Za-z0-9_-]+.
 // Values run to the end of the line; '#' starts a comment anywhere.
@@ -73,8 +73,13 @@ struct GroupConfig {
   bool freeze = true;                // FIFREEZE mounted filesystems
   absl::Duration freeze_timeout = absl::Seconds(10);
   absl::Duration hook_timeout = absl::Seconds(30);
-  std::vector<std::string> pre_hooks;   // shell command lines, in order
+  std::vector<std::string> pre_hooks;  // shell command lines, in order
+  // Run inside the freeze window; must not write to the members.
+  std::vector<std::string> frozen_hooks;
   std::vector<std::string> post_hooks;  // run after thaw, in order
+  // Snapshot members one after another with no common window (needed for
+  // groups with thick members); each is then consistent only on its own.
+  bool sequential = false;
   std::optional<Schedule> schedule;
 };
 
@@ -108,8 +113,13 @@ struct Config {
 struct ConfigProblem {
   int line = 0;  // 0: not tied to a line
   std::string message;
+  // A warning does not make the config invalid (e.g. the receiver is down
+  // right now: cbtd must still start, and its runs say why they fail).
+  bool warning = false;
 };
-// "cbtd.conf:12: message" lines, one per problem.
+bool HasErrors(const std::vector<ConfigProblem>& problems);
+// "cbtd.conf:12: message" lines ("cbtd.conf:12: warning: ..."), one per
+// problem.
 std::string FormatProblems(const std::string& file,
                            const std::vector<ConfigProblem>& problems);
 
@@ -128,7 +138,7 @@ class ConfigProbe {
   virtual absl::Status CheckVolumePath(const std::string& path) = 0;
   // OK when the file can be opened for reading.
   virtual absl::Status CheckReadable(const std::string& path) = 0;
-  // OK when the receiver answers; may be a no-op returning OK.
+  // OK when the receiver accepts a connection (a warning otherwise).
   virtual absl::Status CheckReachable(const std::string& address) = 0;
 };
 

@@ -42,10 +42,8 @@ int CheckConfigCommand(const std::string& path) {
   }
   LinuxConfigProbe probe;
   const std::vector<ConfigProblem> problems = CheckConfig(*config, probe);
-  if (!problems.empty()) {
-    std::cerr << FormatProblems(path, problems) << "\n";
-    return common::kExitUsage;
-  }
+  if (!problems.empty()) std::cerr << FormatProblems(path, problems) << "\n";
+  if (HasErrors(problems)) return common::kExitUsage;
   std::cout << path << ": OK (" << config->volumes.size() << " volume(s), "
             << config->groups.size() << " group(s))\n";
   return common::kExitOk;

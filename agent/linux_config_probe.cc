@@ -1,10 +1,15 @@
 #include "agent/linux_config_probe.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
@@ -30,8 +35,74 @@ absl::Status LinuxConfigProbe::CheckReadable(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status LinuxConfigProbe::CheckReachable(const std::string&) {
+namespace {
+
+// A connected socket or the connect error; the fd is closed either way.
+absl::Status ConnectOnce(int family, const sockaddr* addr, socklen_t len,
+                         const std::string& what) {
+  const int fd =
+      ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return common::ErrnoStatus(errno, absl::StrCat("socket for ", what));
+  int err = 0;
+  if (::connect(fd, addr, len) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      const int n = ::poll(&p, 1, 3000);
+      if (n == 0) {
+        ::close(fd);
+        return absl::UnavailableError(
+            absl::StrCat("connect ", what, ": no answer within 3 s"));
+      }
+      socklen_t elen = sizeof(err);
+      if (n < 0) {
+        err = errno;
+      } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) {
+        err = errno;
+      }
+    }
+  }
+  ::close(fd);
+  if (err != 0) return common::ErrnoStatus(err, absl::StrCat("connect ", what));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LinuxConfigProbe::CheckReachable(const std::string& address) {
+  if (address.starts_with("unix:")) {
+    const std::string path = address.substr(5);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(sun.sun_path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unix socket path too long: ", path));
+    }
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    return ConnectOnce(AF_UNIX, reinterpret_cast<const sockaddr*>(&sun),
+                       sizeof(sun), path);
+  }
+  // The config parser accepted host:port or [v6]:port.
+  const size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (host.starts_with("[")) host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+      rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("resolve ", host, ": ", ::gai_strerror(rc)));
+  }
+  absl::Status last = absl::UnavailableError("no addresses");
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    last = ConnectOnce(ai->ai_family, ai->ai_addr, ai->ai_addrlen, address);
+    if (last.ok()) break;
+  }
+  ::freeaddrinfo(res);
+  return last;
 }
 
 }  // namespace cbtd::agent

@@ -1,6 +1,7 @@
-// The real ConfigProbe: stat(2) and open(2) on the host. Reachability of the
-// receiver is not probed here (that needs transport/'s client); it returns
-// OK so --check-config stays offline.
+// The real ConfigProbe: stat(2) and open(2) on the host, and a plain
+// connect(2) to the receiver (TCP with a 3 s timeout, or its unix socket).
+// Reachability is only a connection: TLS and the receiver's answer are
+// checked by the first backup.
 #ifndef CBTD_AGENT_LINUX_CONFIG_PROBE_H_
 #define CBTD_AGENT_LINUX_CONFIG_PROBE_H_
 

@@ -29,6 +29,8 @@ path = /dev/vg/b
 [group.g]
 members = a b
 pre_hook = true
+frozen_hook = sync
+sequential = yes
 )";
 
 class BackupRunTest : public ::testing::Test {
@@ -225,6 +227,9 @@ TEST_F(BackupRunTest, GroupTakesOneConsistencyPointAndMembersFailAlone) {
   EXPECT_EQ(snapshots_.requests[0].group, "g");
   EXPECT_EQ(snapshots_.requests[0].volumes.size(), 2u);
   EXPECT_EQ(snapshots_.requests[0].pre_hooks, std::vector<std::string>{"true"});
+  EXPECT_EQ(snapshots_.requests[0].frozen_hooks,
+            std::vector<std::string>{"sync"});
+  EXPECT_TRUE(snapshots_.requests[0].sequential);
   EXPECT_EQ(runs[0].group, "g");
   EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
   EXPECT_EQ(runs[1].result, RunResult::kSucceeded);

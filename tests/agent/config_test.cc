@@ -41,7 +41,9 @@ freeze = no
 freeze_timeout = 5s
 pre_hook = virsh domfsfreeze vm1
 pre_hook = logger frozen
+frozen_hook = logger in-window
 post_hook = virsh domfsthaw vm1
+sequential = yes
 schedule = every 6h
 )";
 
@@ -75,6 +77,8 @@ TEST(ConfigTest, ParsesAFullConfig) {
   EXPECT_EQ(g->pre_hooks, (std::vector<std::string>{"virsh domfsfreeze vm1",
                                                     "logger frozen"}));
   EXPECT_EQ(g->post_hooks, (std::vector<std::string>{"virsh domfsthaw vm1"}));
+  EXPECT_EQ(g->frozen_hooks, (std::vector<std::string>{"logger in-window"}));
+  EXPECT_TRUE(g->sequential);
   EXPECT_EQ(c->LineOf("volume.data.path"), 22);
   EXPECT_EQ(c->LineOf("agent.socket"), 0);
   EXPECT_EQ(c->socket_path, "/run/cbtd/cbtd.sock");
@@ -165,8 +169,14 @@ TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
                                 "/dev/vg0/data"));
   EXPECT_THAT(report, HasSubstr("cbtd.conf:11: receiver key_file: open "
                                 "/etc/cbtd/host.key"));
-  EXPECT_THAT(report, HasSubstr("cbtd.conf:8: receiver "
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:8: warning: receiver "
                                 "backup.example.net:7443: connection refused"));
+  EXPECT_TRUE(HasErrors(CheckConfig(*c, probe)));
+  // An unreachable receiver alone is a warning: cbtd must still start.
+  probe.missing.clear();
+  const std::vector<ConfigProblem> only_unreachable = CheckConfig(*c, probe);
+  ASSERT_EQ(only_unreachable.size(), 1u);
+  EXPECT_FALSE(HasErrors(only_unreachable));
 }
 
 // docs/operations.md points at this file; it must stay a valid config.
@@ -178,6 +188,7 @@ TEST(ConfigTest, DocumentedExampleParses) {
   EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
             std::vector<std::string>{"virsh domfsfreeze vm1"});
   EXPECT_EQ(c->FindVolume("vm1-data")->cow_size.percent_of_origin, 20);
+  EXPECT_TRUE(c->FindGroup("vm1")->sequential);
 }
 
 TEST(ConfigTest, TlsAddressNeedsCertificates) {
