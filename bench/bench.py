@@ -870,6 +870,11 @@ class Bench:
             "write_bytes": 65536, "drop_caches": a.drop_caches,
             "versions": tool_versions(),
         })
+        for n in a.note:
+            self.note(n)
+        self.results["cbtd_binaries"] = {
+            b: _sha256(os.path.join(self.bin_dir, b))
+            for b in ("cbtctl", "cbt-receiver")}
         cbtd_ok = self.probe_cbtd()
         try:
             img, tools = self.main_matrix(a.size, cbtd_ok)
@@ -894,6 +899,15 @@ def _sender_err(res):
         with open(lp, errors="replace") as f:
             return f.read()
     return ""
+
+
+def _sha256(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def _exists_exec(p):
@@ -963,6 +977,8 @@ def main():
     p.add_argument("--no-loop", action="store_true")
     p.add_argument("--no-profile", dest="profile", action="store_false",
                    help="skip the perf profile of cbtd's 1%% senders")
+    p.add_argument("--note", action="append", default=[],
+                   help="a line for the report (e.g. which cbtd build)")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory")
     a = p.parse_args()
