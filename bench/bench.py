@@ -100,7 +100,8 @@ class Runner:
         self.cold = []  # files whose pages are evicted before every step
         self.n = 0
 
-    def _spawn(self, name, cmd, stdin=None, stdout=None, env=None, cwd=None):
+    def _spawn(self, name, cmd, stdin=None, stdout=None, env=None, cwd=None,
+               session=False):
         self.n += 1
         base = os.path.join(self.logs, f"{self.n:03d}-{name}")
         err = open(base + ".err", "w")
@@ -108,7 +109,7 @@ class Runner:
             [sys.executable, os.path.abspath(__file__), "_measure",
              base + ".json", "--"] + cmd,
             stdin=stdin, stdout=stdout if stdout is not None else err,
-            stderr=err, env=env, cwd=cwd)
+            stderr=err, env=env, cwd=cwd, start_new_session=session)
         return p, base
 
     @staticmethod
@@ -224,7 +225,7 @@ def grpc_main(argv):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     r = Runner.__new__(Runner)
     r.logs, r.n, r.drop, r.cold = logs, 0, False, []
-    pr, br = r._spawn(name + "-serve", receiver)
+    pr, br = r._spawn(name + "-serve", receiver, session=True)
     host, port = listen.rsplit(":", 1)
     import socket
     deadline = time.monotonic() + 20
@@ -248,7 +249,7 @@ def grpc_main(argv):
         try:
             pr.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            pr.kill()
+            os.killpg(pr.pid, signal.SIGKILL)  # wrapper, time and receiver
             pr.wait()
     ms, mr = Runner._result(ps, bs), Runner._result(pr, br)
     # Loopback counts each packet once as tx and once as rx.
