@@ -100,7 +100,8 @@ class Runner:
         self.cold = []  # files whose pages are evicted before every step
         self.n = 0
 
-    def _spawn(self, name, cmd, stdin=None, stdout=None, env=None, cwd=None):
+    def _spawn(self, name, cmd, stdin=None, stdout=None, env=None, cwd=None,
+               session=False):
         self.n += 1
         base = os.path.join(self.logs, f"{self.n:03d}-{name}")
         err = open(base + ".err", "w")
@@ -108,7 +109,7 @@ class Runner:
             [sys.executable, os.path.abspath(__file__), "_measure",
              base + ".json", "--"] + cmd,
             stdin=stdin, stdout=stdout if stdout is not None else err,
-            stderr=err, env=env, cwd=cwd)
+            stderr=err, env=env, cwd=cwd, start_new_session=session)
         return p, base
 
     @staticmethod
@@ -224,13 +225,14 @@ def grpc_main(argv):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     r = Runner.__new__(Runner)
     r.logs, r.n, r.drop, r.cold = logs, 0, False, []
-    pr, br = r._spawn(name + "-serve", receiver)
+    pr, br = r._spawn(name + "-serve", receiver, session=True)
     host, port = listen.rsplit(":", 1)
     import socket
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # wait until the receiver listens
         try:
             socket.create_connection((host, int(port)), timeout=0.2).close()
+            time.sleep(0.2)  # listening is not yet serving
             break
         except OSError:
             if pr.poll() is not None:
@@ -247,7 +249,7 @@ def grpc_main(argv):
         try:
             pr.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            pr.kill()
+            os.killpg(pr.pid, signal.SIGKILL)  # wrapper, time and receiver
             pr.wait()
     ms, mr = Runner._result(ps, bs), Runner._result(pr, br)
     # Loopback counts each packet once as tx and once as rx.
@@ -454,6 +456,8 @@ class CbtdTool:
         self.a = cbtd_adapter.Cbtd(bench.bin_dir, bench.certs, compression,
                                    bench.args.chunk_bytes)
         self.seq = 0
+        self.pending = []     # change lists not yet in a committed version
+        self.in_sync = False  # newest version == the source now
 
     def next_version(self):
         self.seq += 1
@@ -471,9 +475,28 @@ class CbtdTool:
             return self.b.r.pipe(name, step.sender, step.receiver, self.vault)
         return self.b.r.single(name, step.sender, self.vault)
 
+    def clone_from(self, other):
+        """Start this chain from a copy of `other`'s vault (same full), so a
+        full is not sent twice."""
+        shutil.rmtree(self.vault, ignore_errors=True)
+        shutil.copytree(other.vault, self.vault)
+        self.seq = other.seq
+        self.in_sync = other.in_sync
+
     def backup(self, src, phase, extents=None, full=False, **kw):
         os.makedirs(self.vault, exist_ok=True)
         t = self.b.transport
+        if extents:
+            # Changes since the last committed version: after a failed step
+            # the lists of every change since then, so nothing is missed.
+            self.pending.append(extents)
+            if len(self.pending) > 1:
+                merged = extents + ".pending"
+                with open(merged, "w") as out:
+                    for pth in self.pending:
+                        with open(pth) as f:
+                            out.write(f.read())
+                extents = merged
         v = self.next_version()
         if full:
             step = self.a.full_backup(src, self.volume, v, self.vault, t)
@@ -484,11 +507,23 @@ class CbtdTool:
             step = self.a.incremental_hash(src, self.volume, v, self.vault, t)
         before = du_bytes(self.vault)
         res = self._run(step, phase)
+        if (step.kind == "grpc" and not res["ok"] and
+                "failed to connect" in _sender_err(res)):
+            # Noted, then retried once: a refused connection is a finding
+            # for the transport, not a measurement of the backup.
+            first = _sender_err(res)[-300:]
+            self.b.note(f"{self.name} {phase}: sender could not connect "
+                        f"({first.strip()}); retried once")
+            res = self._run(step, phase + "-retry")
+            res["retried_after"] = first
         counters = None
         log_path = res.get("procs", {}).get("sender", {}).get("log")
         if log_path and os.path.exists(log_path):
             with open(log_path, errors="replace") as f:
                 counters = self.a.sender_counters(f.read())
+        self.in_sync = res["ok"]
+        if res["ok"]:
+            self.pending = []
         return summarize(res, self.name, phase, transport=step.kind,
                          sender_counters=counters,
                          repo_added_bytes=du_bytes(self.vault) - before, **kw)
@@ -668,6 +703,9 @@ class Bench:
                           "that saves at least 1/32)")
         for t in tools:
             kw = {"size_bytes": size, "source": "file"}
+            if isinstance(t, CbtdTool) and t.method == "hash":
+                t.clone_from(tools[tools.index(t) - 1])
+                continue
             if isinstance(t, CbtdTool):
                 kw["full"] = True
             self.add(t.backup(img, "full", **kw))
@@ -706,7 +744,12 @@ class Bench:
                 continue  # same vault format as external; one restore suffices
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             row = t.restore(dst, size_bytes=size)
-            if isinstance(t, (CbtdTool, FullCopy)) and row["ok"]:
+            if isinstance(t, CbtdTool) and not t.in_sync:
+                row["verified_identical"] = None
+                row["note"] = ("not compared: the chain's last backup "
+                               "failed, its newest version is older than "
+                               "the image")
+            elif isinstance(t, (CbtdTool, FullCopy)) and row["ok"]:
                 same = subprocess.run(["cmp", "-s", img, dst]).returncode == 0
                 row["verified_identical"] = same
                 if not same:
@@ -793,6 +836,9 @@ class Bench:
                 tools += [CbtdTool(self, "external", tag),
                           CbtdTool(self, "hash", tag)]
             for t in tools:
+                if isinstance(t, CbtdTool) and t.method == "hash":
+                    t.clone_from(tools[tools.index(t) - 1])
+                    continue
                 kw = {"full": True} if isinstance(t, CbtdTool) else {}
                 self.add(t.backup(img, "scale-full", size_bytes=s,
                                   scenario="scaling", **kw))
@@ -825,6 +871,11 @@ class Bench:
             "write_bytes": 65536, "drop_caches": a.drop_caches,
             "versions": tool_versions(),
         })
+        for n in a.note:
+            self.note(n)
+        self.results["cbtd_binaries"] = {
+            b: _sha256(os.path.join(self.bin_dir, b))
+            for b in ("cbtctl", "cbt-receiver")}
         cbtd_ok = self.probe_cbtd()
         try:
             img, tools = self.main_matrix(a.size, cbtd_ok)
@@ -841,6 +892,23 @@ class Bench:
             self.note(f"scaling stopped early: {e!r}")
         self.results["duration_s"] = round(time.monotonic() - t0, 1)
         return self.results
+
+
+def _sender_err(res):
+    lp = res.get("procs", {}).get("sender", {}).get("log")
+    if lp and os.path.exists(lp):
+        with open(lp, errors="replace") as f:
+            return f.read()
+    return ""
+
+
+def _sha256(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def _exists_exec(p):
@@ -910,6 +978,8 @@ def main():
     p.add_argument("--no-loop", action="store_true")
     p.add_argument("--no-profile", dest="profile", action="store_false",
                    help="skip the perf profile of cbtd's 1%% senders")
+    p.add_argument("--note", action="append", default=[],
+                   help="a line for the report (e.g. which cbtd build)")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory")
     a = p.parse_args()

@@ -94,6 +94,8 @@ def throughput_table(res):
                 continue
             bps = size / w
             pct = f"{100 * bps / limit:.0f}%" if limit else "–"
+            if r.get("verified_identical"):
+                name += " (cmp: identical)"
             lines.append(f"| {phase} | {name} | {w:.2f} | {bps / MiB:.0f} | "
                          f"{(limit or 0) / MiB:.0f} | {pct} | {rss_mib(r)} |")
     return "\n".join(lines)
