@@ -80,9 +80,12 @@ enum class Kind { kRandom, kText, kZero };
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kRandom: return "incompressible";
-    case Kind::kText: return "compressible";
-    case Kind::kZero: return "zero";
+    case Kind::kRandom:
+      return "incompressible";
+    case Kind::kText:
+      return "compressible";
+    case Kind::kZero:
+      return "zero";
   }
   return "?";
 }
@@ -107,12 +110,11 @@ void FillRandom(Rng& rng, std::span<char> out) {
 // and never repeats exactly, so dedup tools cannot collapse it.
 void FillText(Rng& rng, std::span<char> out) {
   static constexpr std::string_view kWords[] = {
-      "the",     "volume",  "block",   "snapshot", "backup",  "error",
-      "info",    "kernel",  "device",  "mapper",   "thin",    "pool",
-      "write",   "read",    "extent",  "chunk",    "server",  "client",
-      "request", "timeout", "retry",   "session",  "commit",  "index",
-      "user",    "admin",   "config",  "value",    "table",   "record",
-      "network", "latency"};
+      "the",     "volume", "block",   "snapshot", "backup",  "error",   "info",
+      "kernel",  "device", "mapper",  "thin",     "pool",    "write",   "read",
+      "extent",  "chunk",  "server",  "client",   "request", "timeout", "retry",
+      "session", "commit", "index",   "user",     "admin",   "config",  "value",
+      "table",   "record", "network", "latency"};
   size_t i = 0;
   while (i < out.size()) {
     uint64_t v = rng.Next();
@@ -135,9 +137,15 @@ void FillText(Rng& rng, std::span<char> out) {
 void Fill(Kind kind, uint64_t seed, std::span<char> out) {
   Rng rng(seed);
   switch (kind) {
-    case Kind::kRandom: FillRandom(rng, out); break;
-    case Kind::kText: FillText(rng, out); break;
-    case Kind::kZero: std::memset(out.data(), 0, out.size()); break;
+    case Kind::kRandom:
+      FillRandom(rng, out);
+      break;
+    case Kind::kText:
+      FillText(rng, out);
+      break;
+    case Kind::kZero:
+      std::memset(out.data(), 0, out.size());
+      break;
   }
 }
 
@@ -159,7 +167,8 @@ bool WriteAll(int fd, const char* data, size_t size, uint64_t offset,
 }
 
 // --key value options; returns false on an unknown or valueless option.
-bool ParseOptions(std::span<char*> args, std::map<std::string, std::string>& opts) {
+bool ParseOptions(std::span<char*> args,
+                  std::map<std::string, std::string>& opts) {
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string key = args[i];
     if (key.rfind("--", 0) != 0 || i + 1 >= args.size() ||
@@ -172,19 +181,25 @@ bool ParseOptions(std::span<char*> args, std::map<std::string, std::string>& opt
   return true;
 }
 
-uint64_t ToU64(const std::string& s) { return std::stoull(s.empty() ? "0" : s); }
+uint64_t ToU64(const std::string& s) {
+  return std::stoull(s.empty() ? "0" : s);
+}
 
 int RunCreate(std::span<char*> args) {
-  std::map<std::string, std::string> o{{"out", ""}, {"size-bytes", ""}, {"seed", "1"}};
+  std::map<std::string, std::string> o{
+      {"out", ""}, {"size-bytes", ""}, {"seed", "1"}};
   if (!ParseOptions(args, o) || o["out"].empty() || o["size-bytes"].empty()) {
-    std::cerr << "usage: bench-image create --out PATH --size-bytes N --seed S\n";
+    std::cerr
+        << "usage: bench-image create --out PATH --size-bytes N --seed S\n";
     return common::kExitUsage;
   }
   const uint64_t size = ToU64(o["size-bytes"]);
   const uint64_t seed = ToU64(o["seed"]);
-  const int fd = ::open(o["out"].c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd =
+      ::open(o["out"].c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    std::cerr << "bench-image: open " << o["out"] << ": " << std::strerror(errno) << "\n";
+    std::cerr << "bench-image: open " << o["out"] << ": "
+              << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
   // Write 8 regions per call: large sequential writes.
@@ -196,20 +211,24 @@ int RunCreate(std::span<char*> args) {
       const uint64_t region = off / kRegionBytes + r;
       const uint64_t rlen = std::min(kRegionBytes, len - r * kRegionBytes);
       const Kind kind = RegionKind(seed, region);
-      Fill(kind, SplitMix(seed + region), std::span(buf.data() + r * kRegionBytes, rlen));
+      Fill(kind, SplitMix(seed + region),
+           std::span(buf.data() + r * kRegionBytes, rlen));
       by_kind[static_cast<int>(kind)] += rlen;
     }
-    if (!WriteAll(fd, buf.data(), len, off, o["out"])) return common::kExitFailure;
+    if (!WriteAll(fd, buf.data(), len, off, o["out"]))
+      return common::kExitFailure;
     off += len;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::cerr << "bench-image: fsync " << o["out"] << ": " << std::strerror(errno) << "\n";
+    std::cerr << "bench-image: fsync " << o["out"] << ": "
+              << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
   std::cout << "{\"size_bytes\": " << size << ", \"seed\": " << seed
             << ", \"region_bytes\": " << kRegionBytes << ", \"mix_bytes\": {";
   for (int k = 0; k < 3; ++k) {
-    std::cout << (k ? ", " : "") << "\"" << KindName(static_cast<Kind>(k)) << "\": " << by_kind[k];
+    std::cout << (k ? ", " : "") << "\"" << KindName(static_cast<Kind>(k))
+              << "\": " << by_kind[k];
   }
   std::cout << "}}\n";
   return common::kExitOk;
@@ -217,10 +236,11 @@ int RunCreate(std::span<char*> args) {
 
 int RunMutate(std::span<char*> args) {
   std::map<std::string, std::string> o{
-      {"target", ""},        {"fraction", ""},        {"changed-bytes", ""},
-      {"seed", "1"},         {"write-bytes", "65536"}, {"align-bytes", "4096"},
+      {"target", ""},     {"fraction", ""},         {"changed-bytes", ""},
+      {"seed", "1"},      {"write-bytes", "65536"}, {"align-bytes", "4096"},
       {"extents-out", ""}};
-  if (!ParseOptions(args, o) || o["target"].empty() || o["extents-out"].empty() ||
+  if (!ParseOptions(args, o) || o["target"].empty() ||
+      o["extents-out"].empty() ||
       o["fraction"].empty() == o["changed-bytes"].empty()) {
     std::cerr << "usage: bench-image mutate --target PATH (--fraction F | "
                  "--changed-bytes N) --seed S --extents-out FILE "
@@ -229,7 +249,8 @@ int RunMutate(std::span<char*> args) {
   }
   const int fd = ::open(o["target"].c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
-    std::cerr << "bench-image: open " << o["target"] << ": " << std::strerror(errno) << "\n";
+    std::cerr << "bench-image: open " << o["target"] << ": "
+              << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
   const off_t end = ::lseek(fd, 0, SEEK_END);  // works for block devices too
@@ -237,14 +258,17 @@ int RunMutate(std::span<char*> args) {
   const uint64_t write_bytes = ToU64(o["write-bytes"]);
   const uint64_t align = ToU64(o["align-bytes"]);
   const uint64_t seed = ToU64(o["seed"]);
-  const uint64_t want = o["fraction"].empty()
-                            ? ToU64(o["changed-bytes"])
-                            : static_cast<uint64_t>(std::stod(o["fraction"]) * size);
-  const uint64_t writes = std::max<uint64_t>(1, (want + write_bytes / 2) / write_bytes);
+  const uint64_t want =
+      o["fraction"].empty()
+          ? ToU64(o["changed-bytes"])
+          : static_cast<uint64_t>(std::stod(o["fraction"]) * size);
+  const uint64_t writes =
+      std::max<uint64_t>(1, (want + write_bytes / 2) / write_bytes);
   if (write_bytes == 0 || align == 0 || size < write_bytes ||
       writes * write_bytes > size / 2) {
-    std::cerr << "bench-image: cannot place " << writes << " writes of " << write_bytes
-              << " bytes in " << size << " bytes (at most half the volume)\n";
+    std::cerr << "bench-image: cannot place " << writes << " writes of "
+              << write_bytes << " bytes in " << size
+              << " bytes (at most half the volume)\n";
     return common::kExitUsage;
   }
   // Non-overlapping random slots: rejection sampling against the neighbours.
@@ -263,15 +287,18 @@ int RunMutate(std::span<char*> args) {
   for (uint64_t s : starts) {  // ascending order of offsets, seeded content
     const uint64_t wseed = SplitMix(seed * 1000003 + i++);
     Fill((wseed & 1) ? Kind::kRandom : Kind::kText, wseed, buf);
-    if (!WriteAll(fd, buf.data(), buf.size(), s, o["target"])) return common::kExitFailure;
+    if (!WriteAll(fd, buf.data(), buf.size(), s, o["target"]))
+      return common::kExitFailure;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::cerr << "bench-image: fsync " << o["target"] << ": " << std::strerror(errno) << "\n";
+    std::cerr << "bench-image: fsync " << o["target"] << ": "
+              << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
   FILE* out = std::fopen(o["extents-out"].c_str(), "w");
   if (out == nullptr) {
-    std::cerr << "bench-image: open " << o["extents-out"] << ": " << std::strerror(errno) << "\n";
+    std::cerr << "bench-image: open " << o["extents-out"] << ": "
+              << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
   uint64_t extents = 0;
@@ -285,7 +312,8 @@ int RunMutate(std::span<char*> args) {
   }
   if (std::fclose(out) != 0) return common::kExitFailure;
   std::cout << "{\"size_bytes\": " << size << ", \"seed\": " << seed
-            << ", \"writes\": " << writes << ", \"write_bytes\": " << write_bytes
+            << ", \"writes\": " << writes
+            << ", \"write_bytes\": " << write_bytes
             << ", \"align_bytes\": " << align
             << ", \"changed_bytes\": " << writes * write_bytes
             << ", \"extents\": " << extents << "}\n";

@@ -22,8 +22,7 @@ constexpr common::Subcommand kCommands[] = {
     {"verify", "re-read chunks and report damaged versions", RunVerify},
     {"prune", "remove versions outside the retention policy", RunPrune},
     {"gc", "delete chunks no version references", RunGc},
-    {"serve", "serve the vault to senders over gRPC with mutual TLS",
-     RunServe},
+    {"serve", "serve the vault to senders over gRPC with mutual TLS", RunServe},
     {"version", "print the version and the stream format it speaks",
      RunVersion},
 };
