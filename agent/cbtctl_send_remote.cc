@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/units.h"
 #include "common/cli.h"
 #include "common/fs.h"
 #include "transport/grpc_client.h"
@@ -17,36 +18,6 @@ namespace cbtd::agent {
 namespace {
 
 namespace po = boost::program_options;
-
-// "10M" -> 10485760 bytes/s; K, M, G suffixes are powers of 1024.
-absl::StatusOr<uint64_t> ParseRate(const std::string& s) {
-  if (s.empty()) return absl::InvalidArgumentError("empty --bwlimit");
-  uint64_t mult = 1;
-  std::string digits = s;
-  switch (s.back()) {
-    case 'k':
-    case 'K':
-      mult = 1ull << 10;
-      break;
-    case 'm':
-    case 'M':
-      mult = 1ull << 20;
-      break;
-    case 'g':
-    case 'G':
-      mult = 1ull << 30;
-      break;
-    default:
-      break;
-  }
-  if (mult != 1) digits.pop_back();
-  if (digits.empty() ||
-      digits.find_first_not_of("0123456789") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--bwlimit ", s, ": want BYTES[K|M|G] per second"));
-  }
-  return std::stoull(digits) * mult;
-}
 
 int ExitFor(const absl::Status& s) {
   switch (s.code()) {
@@ -131,8 +102,12 @@ int RunRemoteSend(const po::variables_map& vm, transport::BlockDevice& source,
     co.server_name_override = vm["server-name"].as<std::string>();
   }
   if (vm.count("bwlimit")) {
-    auto rate = ParseRate(vm["bwlimit"].as<std::string>());
-    if (!rate.ok()) return Fail(rate.status());
+    // Bytes per second: "10M" is 10 MiB/s (binary multiples, units.h).
+    auto rate = ParseBytes(vm["bwlimit"].as<std::string>());
+    if (!rate.ok()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--bwlimit: ", std::string(rate.status().message()))));
+    }
     co.bwlimit_bytes_per_sec = *rate;
   }
   const bool bar = !vm.count("no-progress") && ::isatty(2);

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cbtctl_commands.h"
+#include "agent/units.h"
 #include "nlohmann/json.hpp"
 #include "snapshot/consistency_group.h"
 #include "snapshot/linux.h"
@@ -68,32 +69,6 @@ int Fail(const absl::Status& st) {
 int Usage(const std::string& why) {
   std::cerr << "cbtctl snapshot: " << why << "\n" << kUsage;
   return common::kExitUsage;
-}
-
-std::optional<uint64_t> ParseBytes(std::string s) {
-  uint64_t mult = 1;
-  if (!s.empty()) {
-    switch (s.back()) {
-      case 'k':
-      case 'K':
-        mult = 1ull << 10;
-        break;
-      case 'm':
-      case 'M':
-        mult = 1ull << 20;
-        break;
-      case 'g':
-      case 'G':
-        mult = 1ull << 30;
-        break;
-      default:
-        break;
-    }
-    if (mult != 1) s.pop_back();
-  }
-  uint64_t v;
-  if (!absl::SimpleAtoi(s, &v)) return std::nullopt;
-  return v * mult;
 }
 
 json ToJson(const SnapshotInfo& s) {
@@ -235,9 +210,10 @@ int RunSnapshotCommand(std::span<char*> args) {
     } else if (a == "--cow-percent") {
       if (!percent(policy.cow_percent)) return Usage("bad --cow-percent");
     } else if (a == "--cow-size") {
-      if (!(v = value()) || !(policy.cow_size_bytes = ParseBytes(*v))) {
-        return Usage("bad --cow-size");
-      }
+      if (!(v = value())) return Usage("--cow-size needs a size");
+      absl::StatusOr<uint64_t> bytes = ParseBytes(*v);
+      if (!bytes.ok()) return Usage(std::string(bytes.status().message()));
+      policy.cow_size_bytes = *bytes;
     } else if (a == "--sequential") {
       group.sequential = true;
     } else if (a == "--keep") {
