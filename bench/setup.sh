@@ -16,17 +16,5 @@ packages=(
   jq openssl util-linux iproute2 coreutils
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "bench/setup.sh: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "bench/setup.sh: all packages present"
-fi
+. "$(cd "$(dirname "$0")/.." && pwd)/scripts/apt-install.sh"
+apt_install bench/setup.sh "${packages[@]}"

@@ -36,20 +36,8 @@ packages=(
   python3 xxd
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup.sh: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "setup.sh: all packages present"
-fi
+. "$here/apt-install.sh"
+apt_install setup.sh "${packages[@]}"
 
 if [ "$want_vm" = 1 ]; then
   "$here/../tests/vm/kernel.sh"
