@@ -136,6 +136,10 @@ absl::StatusOr<GcResult> CollectGarbage(Vault& vault, int64_t grace_ms,
     if (!ids.ok()) return ids.status();
     for (const std::string& id : *ids) {
       auto idx = vault.ReadIndex(vol, id);
+      // Pruned between the listing and the read (prune does not take the GC
+      // lock): a deleted index protects nothing. Receives cannot publish
+      // while we hold the lock, so no new index can appear unseen.
+      if (absl::IsNotFound(idx.status())) continue;
       if (!idx.ok()) {
         return absl::Status(
             idx.status().code(),
