@@ -191,7 +191,10 @@ absl::Status RunWindow(DeviceMapper& dm, Host& host,
 
   absl::Status st;
   std::set<std::string> seen_mounts;
+  // freeze=false: the members are only suspended (flush, no lockfs), so the
+  // snapshots are crash-consistent, as if the power had been cut.
   for (size_t i : thin) {
+    if (!options.freeze) break;
     const VolumeInfo& v = out.members[i];
     absl::StatusOr<std::vector<std::string>> mps =
         host.MountPoints(v.major, v.minor);

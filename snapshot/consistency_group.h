@@ -62,6 +62,10 @@ struct GroupOptions {
   std::chrono::milliseconds hook_timeout{std::chrono::seconds(30)};
   // Longest time filesystems stay frozen and I/O held.
   std::chrono::milliseconds freeze_bound{std::chrono::seconds(10)};
+  // FIFREEZE the filesystems mounted on thin members inside the window.
+  // Off: crash-consistent only (I/O is still held at the block layer).
+  // Thick members are frozen by lvcreate itself either way.
+  bool freeze = true;
   // Snapshot every member with its own lvcreate, one after the other, with
   // no common window: each member is consistent on its own only. Needed
   // for groups with thick members; otherwise only for demonstrating what

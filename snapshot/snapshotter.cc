@@ -49,11 +49,21 @@ Snapshotter::Snapshotter(Lvm& lvm, DeviceMapper& dm, Host& host,
     : lvm_(lvm), dm_(dm), host_(host), policy_(policy) {}
 
 uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
-  uint64_t bytes = policy_.cow_size_bytes.has_value()
-                       ? *policy_.cow_size_bytes
-                       : static_cast<uint64_t>(
-                             std::ceil(static_cast<double>(volume.size_bytes) *
-                                       policy_.cow_percent / 100.0));
+  std::optional<uint64_t> fixed = policy_.cow_size_bytes;
+  double percent = policy_.cow_percent;
+  if (auto it = policy_.cow_size_bytes_for.find(volume.path);
+      it != policy_.cow_size_bytes_for.end()) {
+    fixed = it->second;
+  } else if (auto pt = policy_.cow_percent_for.find(volume.path);
+             pt != policy_.cow_percent_for.end()) {
+    fixed.reset();
+    percent = pt->second;
+  }
+  uint64_t bytes =
+      fixed.has_value()
+          ? *fixed
+          : static_cast<uint64_t>(std::ceil(
+                static_cast<double>(volume.size_bytes) * percent / 100.0));
   // lvcreate --size takes whole 512-byte sectors only.
   return (bytes + 511) / 512 * 512;
 }

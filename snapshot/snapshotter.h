@@ -11,6 +11,7 @@
 #define CBTD_SNAPSHOT_SNAPSHOTTER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -33,6 +34,10 @@ struct SnapshotPolicy {
   // of the origin (rounded up to whole extents, at least one extent).
   std::optional<uint64_t> cow_size_bytes;
   double cow_percent = 20.0;
+  // Per-volume overrides of the two above, keyed by VolumeInfo::path; a
+  // fixed size wins over a percentage.
+  std::map<std::string, uint64_t> cow_size_bytes_for;
+  std::map<std::string, double> cow_percent_for;
 };
 
 // One of the agent's snapshots as lvm2 reports it.

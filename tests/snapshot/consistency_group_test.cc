@@ -104,6 +104,22 @@ TEST_F(GroupTest, HoldsEveryMemberWhileTheThinSnapshotsAreRetaken) {
                           "activate vg/b.cbtd-20261121T224005Z"));
 }
 
+TEST_F(GroupTest, WithoutFreezeMembersAreOnlySuspended) {
+  options_.freeze = false;
+  // StrictMock host: any MountPoints/Freeze/Thaw call fails the test.
+  EXPECT_CALL(host_, RunHook(_, _, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Suspend(_))
+      .Times(2)
+      .WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Message(kPool, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Resume(_)).Times(2).WillRepeatedly(Return(absl::OkStatus()));
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "vg/b"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->snapshots.size(), 2u);
+  for (auto& s : g->snapshots) s->Release();
+}
+
 TEST_F(GroupTest, FailedPreHookFreezesNothingAndStillRunsPostHooks) {
   EXPECT_CALL(host_, RunHook("pre", _, _))
       .WillOnce(Return(absl::DeadlineExceededError("timed out")));

@@ -83,6 +83,17 @@ TEST_F(SnapshotterTest, CowSnapshotsMustFitTheVgTogether) {
   EXPECT_FALSE(fixed.CheckCanSnapshot({Thick("a", 8 << 20)}).ok());
 }
 
+TEST_F(SnapshotterTest, PerVolumeCowSizeOverridesThePolicy) {
+  SnapshotPolicy policy;
+  policy.cow_percent = 10;
+  policy.cow_size_bytes_for["/dev/vg/fixed"] = 4 << 20;
+  policy.cow_percent_for["/dev/vg/half"] = 50;
+  Snapshotter s = Make(policy);
+  EXPECT_EQ(s.CowSizeBytes(Thick("fixed", 64 << 20)), 4u << 20);
+  EXPECT_EQ(s.CowSizeBytes(Thick("half", 64 << 20)), 32u << 20);
+  EXPECT_EQ(s.CowSizeBytes(Thick("other", 64 << 20)), 6711296u);
+}
+
 TEST_F(SnapshotterTest, UnsnapshottableVolumeIsRefusedWithItsReason) {
   VolumeInfo v;
   v.path = "/dev/vdb";
