@@ -98,6 +98,7 @@ class ConsistencyPointTaker {
 // What may have changed since the base, for one member.
 struct ChangedSet {
   cbt::ExtentSet extents;  // bytes to (re)send; over-reporting is fine
+  cbt::ExtentSet zeroed;   // bytes that read as zeros now (thin discards)
   bool full = false;       // no usable base: read all, send what differs
   uint64_t volume_bytes = 0;
   std::string method;           // the method that produced it

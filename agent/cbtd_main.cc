@@ -7,10 +7,15 @@
 #include <iostream>
 #include <string>
 
+#include "agent/cbt_change_tracker.h"
 #include "agent/config.h"
 #include "agent/daemon.h"
+#include "agent/lvm_snapshot_port.h"
+#include "agent/remote_sender.h"
 #include "agent/unwired_ports.h"
+#include "cbt/system.h"
 #include "common/cli.h"
+#include "snapshot/linux.h"
 
 namespace po = boost::program_options;
 
@@ -65,8 +70,42 @@ int main(int argc, char** argv) {
     std::cerr << "cbtd: " << config.status().message() << "\n";
     return cbtd::common::kExitUsage;
   }
-  // The lead replaces these with the snapshot/, cbt/ and transport/
-  // adapters (see agent/backup_ports.h).
-  cbtd::agent::UnwiredPorts unwired;
-  return cbtd::agent::RunDaemon(*std::move(config), unwired.ports());
+  // The ports a backup run drives (agent/backup_ports.h), over the real
+  // snapshot/, cbt/ and transport/ modules.
+  absl::StatusOr<cbtd::agent::ReceiverEndpoint> receiver =
+      cbtd::agent::ResolveReceiver(config->receiver);
+  if (!receiver.ok()) {
+    std::cerr << "cbtd: backups will fail until the config is fixed: "
+              << receiver.status().message() << "\n";
+  }
+  // Per-pool and per-era lock files live next to the control socket.
+  const size_t slash = config->socket_path.rfind('/');
+  const std::string lock_dir = slash == std::string::npos || slash == 0
+                                   ? std::string("/run/cbtd")
+                                   : config->socket_path.substr(0, slash);
+  auto lvm = cbtd::snapshot::NewLinuxLvm();
+  auto dm = cbtd::snapshot::NewLinuxDeviceMapper();
+  auto host = cbtd::snapshot::NewLinuxHost();
+  auto runner = cbtd::cbt::NewLinuxCommandRunner();
+  ::mkdir(lock_dir.c_str(), 0700);
+  cbtd::agent::LvmSnapshotPort snapshots(*lvm, *dm, *host);
+  cbtd::agent::CbtChangeTracker tracker(*runner, *lvm, *dm, *host, lock_dir);
+  {
+    std::vector<std::string> paths;
+    for (const auto& v : config->volumes) paths.push_back(v.path);
+    auto released = snapshots.ReleaseStaleHolds(paths);
+    if (!released.ok()) {
+      std::cerr << "cbtd: releasing what a previous cbtd held: "
+                << released.status().message() << "\n";
+    } else {
+      for (const std::string& line : *released) {
+        std::cerr << "cbtd: a previous cbtd died in a consistency point: "
+                  << line << "\n";
+      }
+    }
+  }
+  cbtd::agent::RemoteSender sender(std::move(receiver));
+  cbtd::agent::UnwiredPorts unwired;  // retention: see RemoteRetention
+  cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &unwired};
+  return cbtd::agent::RunDaemon(*std::move(config), ports);
 }

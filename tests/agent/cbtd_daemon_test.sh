@@ -1,7 +1,7 @@
 #!/bin/bash
 # The real cbtd and cbtctl binaries on a temp config: --check-config, start,
-# the control socket's mode, a run that fails cleanly (no module adapters
-# yet), SIGHUP with a broken config, SIGTERM, metrics. Usage: BIN_DIR.
+# the control socket's mode, a run that fails cleanly (a file cannot be
+# snapshotted), SIGHUP with a broken config, SIGTERM, metrics. Usage: BIN_DIR.
 set -u
 bin=$1
 tmp=$(mktemp -d /tmp/cbtd-daemon-XXXXXX)
@@ -49,9 +49,10 @@ for _ in $(seq 100); do [[ -S $tmp/run/cbtd.sock ]] && break; sleep 0.05; done
 
 expect_exit 0 "${ctl[@]}" status "${sock[@]}"
 grep -q "1 in 0 group" "$tmp/out" || fail "status: $(cat "$tmp/out")"
-# Until snapshot/ is wired in, a run fails at its first step and says why.
+# A file cannot be snapshotted: the run fails at its first step, saying why.
 expect_exit 1 "${ctl[@]}" backup disk --wait "${sock[@]}"
-grep -q "no snapshot/ adapter" "$tmp/out" || fail "backup: $(cat "$tmp/out")"
+grep -q "consistency point failed: $tmp/disk is not a block device" "$tmp/out" ||
+  fail "backup: $(cat "$tmp/out")"
 expect_exit 3 "${ctl[@]}" backup nope "${sock[@]}"
 expect_exit 0 "${ctl[@]}" runs --json "${sock[@]}"
 grep -q '"step":"consistency-point"' "$tmp/out" || fail "runs: $(cat "$tmp/out")"

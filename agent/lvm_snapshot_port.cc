@@ -1,0 +1,162 @@
+#include "agent/lvm_snapshot_port.h"
+
+#include <chrono>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "snapshot/consistency_group.h"
+#include "snapshot/volume.h"
+
+namespace cbtd::agent {
+namespace {
+
+std::chrono::milliseconds Millis(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+// The snapshots of one TakeGroupSnapshot. Members are destroyed in reverse
+// order: the group (whose ScopedSnapshots remove what was not kept) before
+// the Snapshotter they point to.
+class LvmConsistencyPoint : public ConsistencyPoint {
+ public:
+  LvmConsistencyPoint(std::unique_ptr<snapshot::Snapshotter> snapshotter,
+                      snapshot::GroupSnapshot group,
+                      std::vector<SnapshotRef> refs)
+      : snapshotter_(std::move(snapshotter)),
+        group_(std::move(group)),
+        refs_(std::move(refs)) {}
+
+  const std::vector<SnapshotRef>& snapshots() const override { return refs_; }
+
+  void Keep(const std::string& volume) override {
+    for (size_t i = 0; i < refs_.size(); ++i) {
+      if (refs_[i].volume == volume) group_.snapshots[i]->Release();
+    }
+  }
+
+ private:
+  std::unique_ptr<snapshot::Snapshotter> snapshotter_;
+  snapshot::GroupSnapshot group_;
+  std::vector<SnapshotRef> refs_;
+};
+
+bool SplitVgName(const std::string& full, std::string* vg, std::string* name) {
+  const size_t slash = full.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
+    return false;
+  }
+  *vg = full.substr(0, slash);
+  *name = full.substr(slash + 1);
+  return true;
+}
+
+}  // namespace
+
+snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
+    const ConsistencyRequest& request) const {
+  snapshot::SnapshotPolicy policy = defaults_;
+  for (const VolumeConfig& v : request.volumes) {
+    if (v.cow_size.bytes > 0) {
+      policy.cow_size_bytes_for[v.path] = v.cow_size.bytes;
+    } else {
+      policy.cow_percent_for[v.path] = v.cow_size.percent_of_origin;
+    }
+  }
+  return policy;
+}
+
+absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
+    const ConsistencyRequest& request) {
+  if (request.volumes.empty()) {
+    return absl::InvalidArgumentError("a consistency point needs a volume");
+  }
+  auto snapshotter = std::make_unique<snapshot::Snapshotter>(
+      lvm_, dm_, host_, PolicyFor(request));
+  snapshot::GroupOptions options;
+  options.group_name =
+      request.group.empty() ? request.volumes.front().name : request.group;
+  options.pre_hooks = request.pre_hooks;
+  options.frozen_hooks = request.frozen_hooks;
+  options.post_hooks = request.post_hooks;
+  options.hook_timeout = Millis(request.hook_timeout);
+  options.freeze_bound = Millis(request.freeze_timeout);
+  options.freeze = request.freeze;
+  options.sequential = request.sequential;
+  std::vector<std::string> paths;
+  for (const VolumeConfig& v : request.volumes) paths.push_back(v.path);
+
+  absl::StatusOr<snapshot::GroupSnapshot> group =
+      snapshot::TakeGroupSnapshot(*snapshotter, dm_, host_, paths, options);
+  if (!group.ok()) return group.status();
+  // Where each snapshot can be read: lvs knows the dm path once active.
+  std::vector<SnapshotRef> refs;
+  for (size_t i = 0; i < group->snapshots.size(); ++i) {
+    const snapshot::ScopedSnapshot& s = *group->snapshots[i];
+    absl::StatusOr<snapshot::SnapshotInfo> info =
+        snapshotter->Get(s.vg(), s.name());
+    if (!info.ok()) return info.status();  // `group` removes them all
+    if (!info->active || info->device_path.empty()) {
+      return absl::InternalError(absl::StrCat(
+          "snapshot ", info->FullName(), " of ", paths[i],
+          " is not active after the consistency point; nothing is kept"));
+    }
+    refs.push_back(SnapshotRef{request.volumes[i].name, info->FullName(),
+                               info->device_path});
+  }
+  return std::unique_ptr<ConsistencyPoint>(new LvmConsistencyPoint(
+      std::move(snapshotter), *std::move(group), std::move(refs)));
+}
+
+absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
+                                             const std::string& snapshot_name) {
+  std::string vg, name;
+  if (!SplitVgName(snapshot_name, &vg, &name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("base snapshot '", snapshot_name, "' of ", volume,
+                     " is not VG/LV; remove it with lvremove if it exists"));
+  }
+  snapshot::Snapshotter snapshotter(lvm_, dm_, host_, defaults_);
+  absl::Status s = snapshotter.Remove(vg, name);
+  if (absl::IsNotFound(s)) return absl::OkStatus();
+  return s;
+}
+
+absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
+    const std::vector<std::string>& paths) {
+  std::vector<std::string> done;
+  for (const std::string& path : paths) {
+    absl::StatusOr<snapshot::VolumeInfo> v =
+        snapshot::DiscoverVolume(path, lvm_, dm_, host_);
+    // Missing, or not a device cbtd could have held (a file): nothing to do.
+    if (absl::IsNotFound(v.status()) || absl::IsInvalidArgument(v.status())) {
+      continue;
+    }
+    if (!v.ok()) return v.status();
+    if (!v->dm_name.empty()) {
+      absl::StatusOr<std::optional<snapshot::DmInfo>> info =
+          dm_.InfoByDevice(v->major, v->minor);
+      if (!info.ok()) return info.status();
+      if (info->has_value() && (*info)->suspended) {
+        if (absl::Status s = dm_.Resume(v->dm_name); !s.ok()) return s;
+        done.push_back(absl::StrCat("resumed ", v->dm_name, " (", path, ")"));
+      }
+    }
+    absl::StatusOr<std::vector<std::string>> mounts =
+        host_.MountPoints(v->major, v->minor);
+    if (!mounts.ok()) return mounts.status();
+    for (const std::string& mp : *mounts) {
+      if (host_.Thaw(mp).ok()) done.push_back(absl::StrCat("thawed ", mp));
+    }
+  }
+  return done;
+}
+
+absl::Status LvmSnapshotPort::RemoveOrphans(
+    const std::vector<std::string>& keep) {
+  snapshot::Snapshotter snapshotter(lvm_, dm_, host_, defaults_);
+  const std::set<std::string> keep_set(keep.begin(), keep.end());
+  return snapshotter.RemoveOrphans(keep_set).status();
+}
+
+}  // namespace cbtd::agent

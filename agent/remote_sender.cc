@@ -1,0 +1,170 @@
+#include "agent/remote_sender.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/fs.h"
+#include "transport/stream_producer.h"
+#include "transport/stream_source.h"
+#include "transport/tls_identity.h"
+
+namespace cbtd::agent {
+namespace {
+
+std::string ShortHostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  std::string h = buf;
+  return h.substr(0, h.find('.'));
+}
+
+std::string NewVersionId() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      now.time_since_epoch())
+                      .count() %
+                  1000;
+  std::tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms));
+  return out;
+}
+
+// Passes records on, failing with CANCELLED once the run is cancelled.
+class CancellableSink : public transport::RecordSink {
+ public:
+  CancellableSink(transport::RecordSink& inner, const RunControl& control)
+      : inner_(inner), control_(control) {}
+  absl::Status Put(const stream::Record& record) override {
+    if (control_.cancelled()) {
+      return absl::CancelledError("cancelled while sending");
+    }
+    return inner_.Put(record);
+  }
+  absl::Status Finish() override {
+    if (control_.cancelled()) {
+      return absl::CancelledError("cancelled before the commit");
+    }
+    return inner_.Finish();
+  }
+
+ private:
+  transport::RecordSink& inner_;
+  const RunControl& control_;
+};
+
+}  // namespace
+
+absl::StatusOr<ReceiverEndpoint> ResolveReceiver(const ReceiverConfig& r) {
+  if (r.address.empty()) {
+    return absl::FailedPreconditionError(
+        "no [receiver] address in the config; backups have nowhere to go");
+  }
+  ReceiverEndpoint e;
+  e.options.target = r.address;
+  if (r.address.starts_with("unix:")) {
+    e.options.insecure = true;
+    e.identity = ShortHostName();
+    e.options.insecure_identity = e.identity;
+    return e;
+  }
+  for (auto [key, file, pem] :
+       {std::tuple{"ca_file", &r.ca_file, &e.options.ca_pem},
+        std::tuple{"cert_file", &r.cert_file, &e.options.cert_pem},
+        std::tuple{"key_file", &r.key_file, &e.options.key_pem}}) {
+    if (file->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "[receiver] ", key, " is needed for a TLS receiver at ", r.address));
+    }
+    absl::StatusOr<std::string> bytes = common::ReadFile(*file);
+    if (!bytes.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "[receiver] ", key, ": ", std::string(bytes.status().message())));
+    }
+    *pem = *std::move(bytes);
+  }
+  absl::StatusOr<std::string> cn =
+      transport::CertificateCommonName(e.options.cert_pem);
+  if (!cn.ok()) return cn.status();
+  e.identity = *cn;
+  return e;
+}
+
+absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
+    const SendRequest& request, RunControl& control) {
+  if (!endpoint_.ok()) return endpoint_.status();
+  const VolumeConfig& volume = *request.volume;
+  const ChangedSet& changes = *request.changes;
+  transport::ClientOptions co = endpoint_->options;
+  co.bwlimit_bytes_per_sec = request.bandwidth_limit_bytes_per_sec;
+  const uint64_t total =
+      changes.full ? changes.volume_bytes : changes.extents.TotalBytes();
+  co.on_progress = [&control, total](const transport::SendProgress& p) {
+    control.SetBytes(p.bytes_read, total);
+  };
+  absl::StatusOr<std::unique_ptr<transport::RemoteClient>> client =
+      transport::RemoteClient::Create(co);
+  if (!client.ok()) return client.status();
+
+  std::optional<transport::VersionIndex> base;
+  if (!changes.full && !request.base_version.empty()) {
+    absl::StatusOr<transport::VersionIndex> idx = (*client)->GetIndex(
+        endpoint_->identity, volume.name, request.base_version);
+    if (absl::IsNotFound(idx.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the receiver no longer holds base version ", request.base_version,
+          " of ", volume.name, " (", std::string(idx.status().message()), ")"));
+    }
+    if (!idx.ok()) return idx.status();
+    base = *std::move(idx);
+  }
+  absl::StatusOr<std::unique_ptr<transport::BlockDevice>> device =
+      transport::OpenBlockDevice(request.snapshot.device_path);
+  if (!device.ok()) return device.status();
+
+  transport::ProducerOptions opts;
+  opts.host = endpoint_->identity;
+  opts.volume = volume.name;
+  opts.chunk_size_bytes = static_cast<uint32_t>(volume.chunk_bytes);
+  opts.full = changes.full;
+  opts.allow_resize = true;  // a grown LV sends its new tail
+  cbt::ExtentSet everything;
+  everything.Add(0, (*device)->SizeBytes());
+  const cbt::ExtentSet& changed = changes.full ? everything : changes.extents;
+
+  auto delay = std::chrono::seconds(1);
+  for (int attempt = 0;; ++attempt) {
+    opts.version_id = NewVersionId();
+    std::unique_ptr<transport::RemoteSink> sink = (*client)->NewSink();
+    CancellableSink guarded(*sink, control);
+    absl::StatusOr<transport::ProduceResult> produced =
+        transport::ProduceStream(**device, changed, changes.zeroed,
+                                 base ? &*base : nullptr, opts, guarded);
+    if (produced.ok() && sink->committed().has_value()) {
+      const transport::SendProgress p = sink->progress();
+      return SendResult{sink->committed()->version_id, p.bytes_read,
+                        p.bytes_sent};
+    }
+    absl::Status s = produced.ok()
+                         ? absl::InternalError("the receiver did not commit")
+                         : produced.status();
+    if (control.cancelled()) {
+      return absl::CancelledError("cancelled while sending");
+    }
+    // A lost session (receiver restarted) is worth a new attempt: chunks
+    // already stored are skipped by the dedup handshake.
+    if (!absl::IsUnavailable(s) || attempt >= max_restarts_) return s;
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::seconds(30));
+  }
+}
+
+}  // namespace cbtd::agent

@@ -1,0 +1,180 @@
+// CbtChangeTracker's decisions: which method, when the chain holds, and the
+// whole-volume hash fallback (never a partial set) whenever it does not.
+// The thin-delta and cow-table answers themselves are tested in tests/cbt
+// and, on real LVM, by tests/vm/cases/agent_daemon.sh.
+#include "agent/cbt_change_tracker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/cbt/fake_runner.h"
+#include "tests/snapshot/fakes.h"
+
+namespace cbtd::agent {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::NiceMock;
+using ::testing::Return;
+
+constexpr uint64_t kSize = 64 << 20;
+constexpr char kLvs[] =
+    "lvs --reportformat json --units b --nosuffix -o "
+    "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id ";
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  TrackerTest() : tracker_(run_, lvm_, dm_, host_, "/tmp") {
+    snapshot::LvReport& pool = lvm_.Add("pool", "thin-pool");
+    pool.data_percent = 10;
+    AddLv("data", "thin", 4);
+    AddLv("raw", "linear", 5);
+    volume_.name = "data";
+    volume_.path = "/dev/vg/data";
+    snap_ = {"data", "vg/data.cbtd-2", "/dev/mapper/vg-data.cbtd--2"};
+  }
+
+  void AddLv(const std::string& name, const std::string& segtype, int minor) {
+    snapshot::LvReport& lv = lvm_.Add(name, segtype);
+    lv.uuid = "uuid-" + name;
+    if (segtype == "thin") {
+      lv.pool_lv = "pool";
+      lv.thin_id = 1;
+    }
+    lv.size_bytes = kSize;
+    lv.kernel_major = 253;
+    lv.kernel_minor = minor;
+    lv.active = true;
+    ON_CALL(host_, StatBlockDevice("/dev/vg/" + name))
+        .WillByDefault(
+            Return(snapshot::BlockDeviceId{253, uint32_t(minor), kSize}));
+    snapshot::DmInfo info;
+    info.name = "vg-" + name;
+    info.uuid = "LVM-" + std::string(64, 'x');
+    ON_CALL(dm_, InfoByDevice(253, uint32_t(minor)))
+        .WillByDefault(Return(std::optional<snapshot::DmInfo>(info)));
+  }
+
+  // A committed record of `data` as the tracker itself would have left it.
+  TrackingRecord Base(const std::string& tracks,
+                      const std::string& uuid = "uuid-data") {
+    TrackingRecord r;
+    r.volume = "data";
+    r.method = tracks;
+    r.base_snapshot = "vg/data.cbtd-1";
+    r.base_version = "v1";
+    r.state_blob = R"({"uuid":")" + uuid + R"(","size":67108864,"tracks":")" +
+                   tracks + R"("})";
+    return r;
+  }
+
+  absl::StatusOr<ChangedSet> Compute(const std::optional<TrackingRecord>& base,
+                                     bool full = false) {
+    return tracker_.ComputeChanges(volume_, base, snap_, full);
+  }
+
+  static void ExpectWholeVolume(const ChangedSet& c) {
+    EXPECT_EQ(c.extents, (cbt::ExtentSet{{0, kSize}}));
+    EXPECT_EQ(c.volume_bytes, kSize);
+  }
+
+  cbt::FakeRunner run_;
+  snapshot::FakeLvm lvm_;
+  NiceMock<snapshot::MockDeviceMapper> dm_;
+  NiceMock<snapshot::MockHost> host_;
+  CbtChangeTracker tracker_;
+  VolumeConfig volume_;
+  SnapshotRef snap_;
+};
+
+TEST_F(TrackerTest, FirstRunIsAFullReadThatAnchorsTheKindsMethod) {
+  absl::StatusOr<ChangedSet> c = Compute(std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->full);
+  EXPECT_EQ(c->method, "thin-delta");
+  EXPECT_EQ(c->fallback_reason, "");
+  ExpectWholeVolume(*c);
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("tracks":"thin-delta")"));
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("uuid":"uuid-data")"));
+  EXPECT_TRUE(run_.calls.empty());
+}
+
+TEST_F(TrackerTest, FullIsAFullReadEvenWithABase) {
+  absl::StatusOr<ChangedSet> c = Compute(Base("thin-delta"), /*full=*/true);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->full);
+  ExpectWholeVolume(*c);
+}
+
+TEST_F(TrackerTest, MissingBaseSnapshotFallsBackToHashOverTheWholeVolume) {
+  run_.On(std::string(kLvs) + "vg/data",
+          R"({"report":[{"lv":[{"vg_name":"vg","lv_name":"data",)"
+          R"("lv_size":"67108864","pool_lv":"pool","thin_id":"1"}]}]})");
+  run_.On(std::string(kLvs) + "vg/data.cbtd-1",
+          absl::InternalError("Failed to find logical volume"));
+  absl::StatusOr<ChangedSet> c = Compute(Base("thin-delta"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->full) << "the base version still anchors a hash compare";
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("thin-delta tracking lost"));
+  EXPECT_THAT(c->fallback_reason, HasSubstr("vg/data.cbtd-1 is missing"));
+  ExpectWholeVolume(*c);
+  // The new snapshot anchors thin-delta again next time.
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("tracks":"thin-delta")"));
+}
+
+TEST_F(TrackerTest, RecreatedVolumeLosesItsChain) {
+  absl::StatusOr<ChangedSet> c = Compute(Base("thin-delta", "uuid-old"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("re-created"));
+  ExpectWholeVolume(*c);
+  EXPECT_TRUE(run_.calls.empty());
+}
+
+TEST_F(TrackerTest, ChangedMethodLosesTheChain) {
+  absl::StatusOr<ChangedSet> c = Compute(Base("cow-table"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason,
+              HasSubstr("method changed from cow-table to thin-delta"));
+  ExpectWholeVolume(*c);
+}
+
+TEST_F(TrackerTest, UnreadableStateLosesTheChain) {
+  TrackingRecord base = Base("thin-delta");
+  base.state_blob = "{torn";
+  absl::StatusOr<ChangedSet> c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("no volume identity"));
+  ExpectWholeVolume(*c);
+}
+
+TEST_F(TrackerTest, MethodThatDoesNotFitTheVolumeSaysSoAndHashes) {
+  volume_.method = TrackingMethod::kCowTable;
+  absl::StatusOr<ChangedSet> c = Compute(Base("hash"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason,
+              HasSubstr("cow-table needs a thick LV; /dev/vg/data is thin"));
+  ExpectWholeVolume(*c);
+}
+
+TEST_F(TrackerTest, AutoPicksCowTableForAThickLv) {
+  volume_.name = "raw";
+  volume_.path = "/dev/vg/raw";
+  absl::StatusOr<ChangedSet> c = Compute(std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "cow-table");
+}
+
+TEST_F(TrackerTest, MissingVolumeIsAnError) {
+  volume_.path = "/dev/vg/gone";
+  ON_CALL(host_, StatBlockDevice("/dev/vg/gone"))
+      .WillByDefault(Return(absl::NotFoundError("stat /dev/vg/gone")));
+  EXPECT_FALSE(Compute(std::nullopt).ok());
+}
+
+}  // namespace
+}  // namespace cbtd::agent
