@@ -287,6 +287,53 @@ void Agent::Reload(Config config) {
   config_ = std::move(config);
 }
 
+absl::Status Agent::CheckVaultVolume(const std::string& volume) {
+  {
+    std::lock_guard lock(mu_);
+    if (config_.FindVolume(volume) == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no [volume.", volume, "] in ",
+                                              config_.path,
+                                              "; 'cbtctl volumes' lists them"));
+    }
+  }
+  if (ports_.vault == nullptr) {
+    return absl::UnavailableError(
+        "this cbtd has no receiver to read versions from; set [receiver]");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<VersionView>> Agent::ListVersions(
+    const std::string& volume) {
+  if (absl::Status s = CheckVaultVolume(volume); !s.ok()) return s;
+  return ports_.vault->ListVersions(volume);
+}
+
+absl::StatusOr<RestoreOutcome> Agent::Restore(const RestoreRequest& request) {
+  if (absl::Status s = CheckVaultVolume(request.volume); !s.ok()) return s;
+  if (request.target_path.empty() || request.version.empty()) {
+    return absl::InvalidArgumentError("restore needs a version and a target");
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const VolumeConfig& v : config_.volumes) {
+      if (v.path == request.target_path) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            request.target_path, " is volume '", v.name,
+            "' that cbtd backs up; restore to a new LV (lvcreate) and swap "
+            "it in, or remove the volume from the config first"));
+      }
+    }
+  }
+  return ports_.vault->Restore(request);
+}
+
+absl::StatusOr<VerifyOutcome> Agent::Verify(const std::string& volume,
+                                            const std::string& version) {
+  if (absl::Status s = CheckVaultVolume(volume); !s.ok()) return s;
+  return ports_.vault->Verify(volume, version);
+}
+
 void Agent::Shutdown(bool cancel) { runner_.Shutdown(cancel); }
 
 }  // namespace cbtd::agent

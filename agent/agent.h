@@ -98,6 +98,15 @@ class Agent {
                                                 int limit, bool active_only);
   // NOT_FOUND when the run is not queued or running.
   absl::Status Cancel(int64_t run_id);
+
+  // A configured volume's versions at the receiver, restore, verify
+  // (ports.vault). NOT_FOUND for an unknown volume; a restore onto a
+  // configured volume's own device is refused (FAILED_PRECONDITION).
+  absl::StatusOr<std::vector<VersionView>> ListVersions(
+      const std::string& volume);
+  absl::StatusOr<RestoreOutcome> Restore(const RestoreRequest& request);
+  absl::StatusOr<VerifyOutcome> Verify(const std::string& volume,
+                                       const std::string& version);
   AgentStatus Status();
   // One line for sd_notify STATUS=.
   std::string StatusLine();
@@ -117,6 +126,8 @@ class Agent {
 
  private:
   absl::StatusOr<std::vector<int64_t>> Submit(BackupPlan plan);
+  // OK when `volume` is configured and a VaultBrowser is wired in.
+  absl::Status CheckVaultVolume(const std::string& volume);
   std::optional<absl::Time> NextRunLocked(const std::string& target) const;
 
   StateStore& store_;

@@ -1,5 +1,5 @@
-// The narrow interfaces a backup run drives. agent/ owns them; the lead's
-// adapters implement them over snapshot/ (ConsistencyPointTaker), cbt/
+// The narrow interfaces a backup run drives. agent/ owns them; adapters
+// implement them over snapshot/ (ConsistencyPointTaker), cbt/
 // (ChangeTracker) and transport/ (Sender, RetentionApplier). Unit tests use
 // fakes (tests/agent/fake_ports.h).
 //
@@ -12,21 +12,15 @@
 // holds as the volume's latest version, and nothing may touch the old base
 // snapshot before the state commit.
 //
-// Adapting the modules (each a small class in agent/, built in cbtd's main
-// in place of UnwiredPorts):
-//   ConsistencyPointTaker  snapshot/'s group capture (freeze, hooks,
-//                          ScopedSnapshot per member); ConsistencyPoint wraps
-//                          the ScopedSnapshots and Keep() releases one.
-//                          RemoveOrphans = snapshot/'s reconcile by tag.
-//   ChangeTracker          picks the cbt/ method from VolumeConfig::method
-//                          and TrackingRecord::method; state_blob is
-//                          whatever that method needs next time (e.g. the
-//                          era, the thin device id); a broken chain returns
-//                          full = true with fallback_reason.
-//   Sender                 transport/'s sender over the gRPC client, reading
-//                          SnapshotRef::device_path; the version id comes
-//                          back from the receiver's commit.
-//   RetentionApplier       the receiver's prune RPC.
+// The adapters cbtd's main wires in:
+//   ConsistencyPointTaker  LvmSnapshotPort (lvm_snapshot_port.h): snapshot/'s
+//                          group capture; SnapshotRef names are "VG/LV".
+//   ChangeTracker          CbtChangeTracker (cbt_change_tracker.h): cbt/'s
+//                          methods, whole-volume hash fallback with reason.
+//   Sender                 RemoteSender (remote_sender.h): transport/'s
+//                          producer and gRPC client.
+//   RetentionApplier,      RemoteVault (remote_vault.h): the receiver's
+//   VaultBrowser           Prune RPC, remote restore and verify.
 #ifndef CBTD_AGENT_BACKUP_PORTS_H_
 #define CBTD_AGENT_BACKUP_PORTS_H_
 
@@ -154,12 +148,62 @@ class RetentionApplier {
                              const RetentionPolicy& policy) = 0;
 };
 
+// One version of a volume at the receiver.
+struct VersionView {
+  std::string volume;
+  std::string version_id;
+  std::string base_version_id;  // empty for a full
+  int64_t created_unix_ms = 0;
+  uint64_t volume_bytes = 0;
+  std::string root_hash;  // hex
+};
+
+struct RestoreRequest {
+  std::string volume;
+  std::string version;
+  std::string target_path;   // a block device or a file (created)
+  std::string from_version;  // incremental: the target holds this version
+  std::string state_path;    // the target's state file (incremental)
+  bool verify = false;       // re-read what was written
+};
+
+struct RestoreOutcome {
+  uint64_t chunks_written = 0;
+  uint64_t chunks_zeroed = 0;
+  uint64_t chunks_skipped = 0;
+  uint64_t bytes_written = 0;
+  uint64_t chunks_verified = 0;
+};
+
+struct VerifyOutcome {
+  uint64_t chunks_checked = 0;
+  std::vector<std::string> problems;  // empty: the version is intact
+};
+
+// The volume's versions at the receiver, as the operator sees them through
+// cbtd (the receiver's own CLI serves the backup server's side).
+class VaultBrowser {
+ public:
+  virtual ~VaultBrowser() = default;
+  // Oldest first.
+  virtual absl::StatusOr<std::vector<VersionView>> ListVersions(
+      const std::string& volume) = 0;
+  // Fetches the version's chunks from the receiver (each checked against
+  // its hash) and writes them to the target.
+  virtual absl::StatusOr<RestoreOutcome> Restore(
+      const RestoreRequest& request) = 0;
+  // Reads every chunk of the version back from the receiver and checks it.
+  virtual absl::StatusOr<VerifyOutcome> Verify(const std::string& volume,
+                                               const std::string& version) = 0;
+};
+
 // The ports one agent uses; not owned.
 struct BackupPorts {
   ConsistencyPointTaker* snapshots = nullptr;
   ChangeTracker* tracker = nullptr;
   Sender* sender = nullptr;
   RetentionApplier* retention = nullptr;
+  VaultBrowser* vault = nullptr;  // null: versions/restore/verify unavailable
 };
 
 }  // namespace cbtd::agent

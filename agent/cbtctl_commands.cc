@@ -21,6 +21,12 @@ constexpr common::Subcommand kCommands[] = {
     {"backup", "back up a volume or group now", RunBackupCommand},
     {"runs", "show the run history and progress", RunRunsCommand},
     {"cancel", "cancel a queued or running backup", RunCancelCommand},
+    {"versions", "list a volume's versions at the receiver",
+     RunVersionsCommand},
+    {"restore", "restore a version from the receiver to a device or file",
+     RunRestoreCommand},
+    {"verify", "read a version back from the receiver and check it",
+     RunVerifyCommand},
 };
 
 }  // namespace

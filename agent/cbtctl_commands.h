@@ -24,6 +24,9 @@ int RunVolumesCommand(std::span<char*> args);
 int RunBackupCommand(std::span<char*> args);
 int RunRunsCommand(std::span<char*> args);
 int RunCancelCommand(std::span<char*> args);
+int RunVersionsCommand(std::span<char*> args);
+int RunRestoreCommand(std::span<char*> args);
+int RunVerifyCommand(std::span<char*> args);
 
 }  // namespace cbtd::agent
 

@@ -12,7 +12,7 @@
 #include "agent/daemon.h"
 #include "agent/lvm_snapshot_port.h"
 #include "agent/remote_sender.h"
-#include "agent/unwired_ports.h"
+#include "agent/remote_vault.h"
 #include "cbt/system.h"
 #include "common/cli.h"
 #include "snapshot/linux.h"
@@ -104,8 +104,9 @@ int main(int argc, char** argv) {
       }
     }
   }
-  cbtd::agent::RemoteSender sender(std::move(receiver));
-  cbtd::agent::UnwiredPorts unwired;  // retention: see RemoteRetention
-  cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &unwired};
+  cbtd::agent::RemoteSender sender(receiver);
+  cbtd::agent::RemoteVault vault(std::move(receiver));
+  cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &vault,
+                                 &vault};
   return cbtd::agent::RunDaemon(*std::move(config), ports);
 }

@@ -125,4 +125,37 @@ absl::Status ControlClient::Cancel(int64_t run_id) {
   return FromGrpc(stub_->stub->Cancel(&ctx, request, &out), socket_path_);
 }
 
+absl::StatusOr<control::ListVersionsResponse> ControlClient::ListVersions(
+    const std::string& volume) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, kCallTimeout);
+  control::ListVersionsRequest request;
+  request.set_volume(volume);
+  control::ListVersionsResponse out;
+  absl::Status s =
+      FromGrpc(stub_->stub->ListVersions(&ctx, request, &out), socket_path_);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<control::RestoreResponse> ControlClient::Restore(
+    const control::RestoreRequest& request) {
+  grpc::ClientContext ctx;
+  control::RestoreResponse out;
+  absl::Status s =
+      FromGrpc(stub_->stub->Restore(&ctx, request, &out), socket_path_);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<control::VerifyResponse> ControlClient::Verify(
+    const control::VerifyRequest& request) {
+  grpc::ClientContext ctx;
+  control::VerifyResponse out;
+  absl::Status s =
+      FromGrpc(stub_->stub->Verify(&ctx, request, &out), socket_path_);
+  if (!s.ok()) return s;
+  return out;
+}
+
 }  // namespace cbtd::agent

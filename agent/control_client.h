@@ -37,6 +37,13 @@ class ControlClient {
   absl::StatusOr<control::ListRunsResponse> ListRuns(
       const control::ListRunsRequest& request);
   absl::Status Cancel(int64_t run_id);
+  absl::StatusOr<control::ListVersionsResponse> ListVersions(
+      const std::string& volume);
+  // No deadline: a restore takes as long as the volume needs.
+  absl::StatusOr<control::RestoreResponse> Restore(
+      const control::RestoreRequest& request);
+  absl::StatusOr<control::VerifyResponse> Verify(
+      const control::VerifyRequest& request);
 
  private:
   class Stub;

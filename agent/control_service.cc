@@ -129,6 +129,53 @@ class ControlService final : public pb::Control::Service {
     return ToGrpc(agent_.Cancel(in->run_id()));
   }
 
+  grpc::Status ListVersions(grpc::ServerContext*,
+                            const pb::ListVersionsRequest* in,
+                            pb::ListVersionsResponse* out) override {
+    absl::StatusOr<std::vector<VersionView>> versions =
+        agent_.ListVersions(in->volume());
+    if (!versions.ok()) return ToGrpc(versions.status());
+    for (const VersionView& v : *versions) {
+      pb::VersionInfo* p = out->add_versions();
+      p->set_volume(v.volume);
+      p->set_version_id(v.version_id);
+      p->set_base_version_id(v.base_version_id);
+      p->set_created_unix(v.created_unix_ms / 1000);
+      p->set_volume_bytes(v.volume_bytes);
+      p->set_root_hash(v.root_hash);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Restore(grpc::ServerContext*, const pb::RestoreRequest* in,
+                       pb::RestoreResponse* out) override {
+    RestoreRequest r;
+    r.volume = in->volume();
+    r.version = in->version();
+    r.target_path = in->target();
+    r.from_version = in->from_version();
+    r.state_path = in->state_file();
+    r.verify = in->verify();
+    absl::StatusOr<RestoreOutcome> done = agent_.Restore(r);
+    if (!done.ok()) return ToGrpc(done.status());
+    out->set_chunks_written(done->chunks_written);
+    out->set_chunks_zeroed(done->chunks_zeroed);
+    out->set_chunks_skipped(done->chunks_skipped);
+    out->set_bytes_written(done->bytes_written);
+    out->set_chunks_verified(done->chunks_verified);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Verify(grpc::ServerContext*, const pb::VerifyRequest* in,
+                      pb::VerifyResponse* out) override {
+    absl::StatusOr<VerifyOutcome> done =
+        agent_.Verify(in->volume(), in->version());
+    if (!done.ok()) return ToGrpc(done.status());
+    out->set_chunks_checked(done->chunks_checked);
+    for (const std::string& p : done->problems) out->add_problems(p);
+    return grpc::Status::OK;
+  }
+
  private:
   Agent& agent_;
 };

@@ -1,0 +1,78 @@
+#include "agent/remote_vault.h"
+
+#include "absl/strings/str_cat.h"
+#include "receiver/remote_restore.h"
+#include "receiver/restore.h"
+
+namespace cbtd::agent {
+
+absl::StatusOr<std::unique_ptr<transport::RemoteClient>> RemoteVault::Client() {
+  if (!endpoint_.ok()) return endpoint_.status();
+  return transport::RemoteClient::Create(endpoint_->options);
+}
+
+absl::StatusOr<std::vector<VersionView>> RemoteVault::ListVersions(
+    const std::string& volume) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  auto versions = (*client)->ListVersions(endpoint_->identity, volume);
+  if (!versions.ok()) return versions.status();
+  std::vector<VersionView> out;
+  for (const transport::VersionSummary& v : *versions) {
+    out.push_back(VersionView{v.volume_id, v.version_id, v.base_version_id,
+                              v.created_unix_ms, v.volume_size_bytes,
+                              v.root_hash.ToHex()});
+  }
+  return out;
+}
+
+absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
+    const RestoreRequest& request) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  auto target = receiver::OpenRestoreTarget(request.target_path);
+  if (!target.ok()) return target.status();
+  receiver::RestoreOptions options;
+  options.from_version = request.from_version;
+  options.state_path = request.state_path;
+  options.verify = request.verify;
+  auto stats = receiver::RestoreRemoteVersion(
+      **client, endpoint_->identity, request.volume, request.version,
+      **target, options);
+  if (!stats.ok()) return stats.status();
+  return RestoreOutcome{stats->chunks_written, stats->chunks_zeroed,
+                        stats->chunks_skipped, stats->bytes_written,
+                        stats->chunks_verified};
+}
+
+absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
+                                                  const std::string& version) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  auto report = receiver::VerifyRemoteVersion(**client, endpoint_->identity,
+                                               volume, version);
+  if (!report.ok()) return report.status();
+  VerifyOutcome out;
+  out.chunks_checked = report->chunks_checked;
+  for (const receiver::DamagedChunk& d : report->damaged) {
+    out.problems.push_back(absl::StrCat(
+        "chunk ", d.chunk_index, " (", d.hash.ToHex(), ") ",
+        d.missing ? "missing" : "damaged", ": ", d.reason));
+  }
+  return out;
+}
+
+absl::Status RemoteVault::Apply(const std::string& volume,
+                                const RetentionPolicy& policy) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  transport::PruneRule rule;
+  rule.keep_last = policy.keep_last;
+  rule.keep_hourly = policy.keep_hourly;
+  rule.keep_daily = policy.keep_daily;
+  rule.keep_weekly = policy.keep_weekly;
+  rule.keep_monthly = policy.keep_monthly;
+  return (*client)->Prune(volume, rule, /*dry_run=*/false).status();
+}
+
+}  // namespace cbtd::agent
