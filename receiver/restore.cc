@@ -211,8 +211,11 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                               " chunks, got ", data->size()));
     }
     if (!data.ok()) {
-      const uint64_t first = batch.chunks.front().front();
-      const uint64_t last = batch.chunks.back().back();
+      uint64_t first = batch.chunks.front().front(), last = first;
+      for (const auto& at : batch.chunks) {
+        first = std::min(first, at.front());
+        last = std::max(last, at.back());
+      }
       return absl::Status(
           data.status().code(),
           absl::StrCat(first == last
