@@ -15,9 +15,13 @@
 //  * options.verify re-reads what was written and checks it against the
 //    version's entries (DATA_LOSS naming the chunk on a mismatch).
 //
-// Every chunk read from the vault is checked (object checksum, content
-// hash) before it is written. Chunks are fetched and written by
-// options.threads workers with positional writes.
+// The restore reads through a VersionSource: the local vault
+// (RestoreVersion) or a receiver over the network (receiver/remote_restore.h)
+// run the same logic. Every chunk is checked against its content hash (and,
+// from the vault, its object checksum) before it is written. Chunks are
+// fetched and written by options.threads workers with positional writes,
+// in batches of at most source.max_batch_chunks() distinct chunks and
+// kRestoreBatchBytes.
 #ifndef CBTD_RECEIVER_RESTORE_H_
 #define CBTD_RECEIVER_RESTORE_H_
 
@@ -26,10 +30,51 @@
 #include <span>
 #include <string>
 
+#include <string_view>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "receiver/vault.h"
 
 namespace cbtd::receiver {
+
+// Where a restore reads one volume's versions from. Narrow on purpose: an
+// index and chunk contents, nothing else.
+// Thread-safety: ReadChunks is called from several threads at once.
+class VersionSource {
+ public:
+  virtual ~VersionSource() = default;
+  // The version's index, its entries matching its root hash. NOT_FOUND
+  // naming the version if it does not exist.
+  virtual absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) = 0;
+  // The uncompressed bytes of each of `hashes` (non-zero entries of
+  // `version`), in order, each checked against its hash: DATA_LOSS naming
+  // the chunk if damaged, NOT_FOUND if missing.
+  virtual absl::StatusOr<std::vector<std::string>> ReadChunks(
+      std::string_view version, std::span<const ChunkHash> hashes) = 0;
+  // The most hashes worth asking for in one ReadChunks call: 1 for a local
+  // store (parallel per chunk), more where every call is a round trip.
+  virtual size_t max_batch_chunks() const = 0;
+};
+
+// A restore holds at most this many chunk bytes per worker in flight.
+inline constexpr uint64_t kRestoreBatchBytes = 32u << 20;
+
+// A VersionSource over a local vault: one volume's versions.
+class VaultVersionSource : public VersionSource {
+ public:
+  // `vault` must outlive the source.
+  VaultVersionSource(Vault& vault, VolumeName volume)
+      : vault_(vault), volume_(std::move(volume)) {}
+  absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) override;
+  absl::StatusOr<std::vector<std::string>> ReadChunks(
+      std::string_view version, std::span<const ChunkHash> hashes) override;
+  size_t max_batch_chunks() const override { return 1; }
+
+ private:
+  Vault& vault_;
+  const VolumeName volume_;
+};
 
 // Where a restore writes. Thread-safety: WriteAt/Zero/ReadAt may be called
 // from several threads on disjoint ranges.
@@ -70,6 +115,16 @@ struct RestoreStats {
   uint64_t chunks_verified = 0;
 };
 
+// Restores `version` of the source's volume onto `target` (see the top of
+// this file). Errors: NOT_FOUND (no such version), FAILED_PRECONDITION
+// (incremental refused; nothing written), DATA_LOSS (damaged chunk or
+// verify mismatch), the target's and the source's errors.
+absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
+                                               std::string_view version,
+                                               RestoreTarget& target,
+                                               const RestoreOptions& options);
+
+// RestoreFromSource over VaultVersionSource(vault, vol).
 absl::StatusOr<RestoreStats> RestoreVersion(Vault& vault, const VolumeName& vol,
                                             std::string_view version,
                                             RestoreTarget& target,

@@ -1,6 +1,8 @@
 #include "receiver/vault_service_backend.h"
 
+#include "absl/strings/str_cat.h"
 #include "receiver/receive_session.h"
+#include "receiver/retention.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -93,6 +95,40 @@ absl::StatusOr<VersionIndex> VaultServiceBackend::GetIndex(
 absl::StatusOr<std::string> VaultServiceBackend::GetChunk(
     const ChunkHash& hash) {
   return vault_.ReadChunk(hash);
+}
+
+absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(
+    const std::string& source_host, const std::string& volume_id,
+    const transport::PruneRule& rule, bool dry_run) {
+  if (auto s = ValidateName("host", source_host); !s.ok()) return s;
+  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
+  if (rule.keep_last < 0 || rule.keep_hourly < 0 || rule.keep_daily < 0 ||
+      rule.keep_weekly < 0 || rule.keep_monthly < 0) {
+    return absl::InvalidArgumentError(
+        "prune: keep counts must not be negative");
+  }
+  const VolumeName vol{source_host, volume_id};
+  auto ids = vault_.ListVersions(vol);
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) {
+    return absl::NotFoundError(absl::StrCat("no versions of volume '",
+                                            volume_id, "' of host '",
+                                            source_host, "' to prune"));
+  }
+  RetentionPolicy policy;
+  policy.keep_last = rule.keep_last;
+  policy.hourly = rule.keep_hourly;
+  policy.daily = rule.keep_daily;
+  policy.weekly = rule.keep_weekly;
+  policy.monthly = rule.keep_monthly;
+  // receiver::Prune refuses an empty policy itself, before touching the
+  // vault.
+  auto result = receiver::Prune(vault_, {vol}, policy, dry_run);
+  if (!result.ok()) return result.status();
+  transport::PruneOutcome out;
+  for (auto& [v, id] : result->kept) out.kept.push_back(std::move(id));
+  for (auto& [v, id] : result->removed) out.removed.push_back(std::move(id));
+  return out;
 }
 
 }  // namespace cbtd::receiver

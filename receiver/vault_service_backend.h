@@ -29,6 +29,10 @@ class VaultServiceBackend : public transport::ReceiveBackend {
                                         const std::string& volume_id,
                                         const std::string& version_id) override;
   absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) override;
+  // receiver::Prune on one volume; indexes only, chunks wait for GC.
+  absl::StatusOr<transport::PruneOutcome> Prune(
+      const std::string& source_host, const std::string& volume_id,
+      const transport::PruneRule& rule, bool dry_run) override;
 
  private:
   Vault& vault_;

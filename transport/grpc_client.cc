@@ -286,6 +286,33 @@ class ClientImpl final : public RemoteClient {
     return out;
   }
 
+  absl::StatusOr<PruneOutcome> Prune(const std::string& volume_id,
+                                     const PruneRule& rule,
+                                     bool dry_run) override {
+    svc::PruneRequest req;
+    req.set_volume_id(volume_id);
+    req.set_keep_last(rule.keep_last);
+    req.set_keep_hourly(rule.keep_hourly);
+    req.set_keep_daily(rule.keep_daily);
+    req.set_keep_weekly(rule.keep_weekly);
+    req.set_keep_monthly(rule.keep_monthly);
+    req.set_dry_run(dry_run);
+    svc::PruneResponse resp;
+    auto call = [&] {
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      return FromGrpc(stub_->Prune(&ctx, req, &resp));
+    };
+    // A dry run changes nothing and may be repeated; a real one is sent
+    // once so its answer is the whole truth about what it removed.
+    absl::Status st = dry_run ? Retrying(call) : call();
+    if (!st.ok()) return st;
+    PruneOutcome out;
+    out.kept.assign(resp.kept().begin(), resp.kept().end());
+    out.removed.assign(resp.removed().begin(), resp.removed().end());
+    return out;
+  }
+
   std::unique_ptr<RemoteSink> NewSink() override {
     return std::make_unique<SinkImpl>(this);
   }

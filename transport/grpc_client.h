@@ -1,6 +1,7 @@
 // The sender's side of the receiver service (service.proto):
 //   - RemoteClient: list versions, fetch an index, fetch chunks (remote
-//     restore, hash fallback), and make a RemoteSink.
+//     restore, hash fallback), prune the caller's own versions, and make a
+//     RemoteSink.
 //   - RemoteSink: a RecordSink that streams one backup to the receiver with
 //     the dedup handshake, a bounded in-flight window, a bandwidth limit,
 //     progress callbacks and resume after a cut.
@@ -103,6 +104,16 @@ class RemoteClient {
   virtual absl::StatusOr<std::vector<std::string>> GetChunks(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id, const std::vector<ChunkHash>& hashes) = 0;
+
+  // Applies `rule` to the caller's own volume (the server never prunes
+  // another host's versions) and returns the version ids kept and removed.
+  // INVALID_ARGUMENT for a rule that keeps nothing, NOT_FOUND for an
+  // unknown volume. Chunks are freed later by `cbt-receiver gc`. A real
+  // prune is sent once (no retry): a retry after a lost answer would
+  // report an incomplete `removed`.
+  virtual absl::StatusOr<PruneOutcome> Prune(const std::string& volume_id,
+                                             const PruneRule& rule,
+                                             bool dry_run) = 0;
 
   virtual std::unique_ptr<RemoteSink> NewSink() = 0;
 };

@@ -427,6 +427,43 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     return grpc::Status::OK;
   }
 
+  // Only ever the caller's own namespace: the request has no host field, and
+  // admin identities get no exception (reading everything is not a licence
+  // to delete).
+  grpc::Status Prune(grpc::ServerContext* ctx, const svc::PruneRequest* req,
+                     svc::PruneResponse* resp) override {
+    auto who = Identify(ctx);
+    if (!who.ok()) return ToGrpc(who.status());
+    if (!IsPlainName(req->volume_id())) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "prune: volume_id must be a plain name "
+                          "([A-Za-z0-9._-], at most 128, not starting with "
+                          "'.')");
+    }
+    PruneRule rule;
+    rule.keep_last = req->keep_last();
+    rule.keep_hourly = req->keep_hourly();
+    rule.keep_daily = req->keep_daily();
+    rule.keep_weekly = req->keep_weekly();
+    rule.keep_monthly = req->keep_monthly();
+    if (rule.keep_last < 0 || rule.keep_hourly < 0 || rule.keep_daily < 0 ||
+        rule.keep_weekly < 0 || rule.keep_monthly < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "prune: keep_* counts must not be negative");
+    }
+    if (rule.empty()) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "prune: the rule keeps nothing; set at least one of keep_last, "
+          "keep_hourly, keep_daily, keep_weekly, keep_monthly");
+    }
+    auto out = backend_->Prune(*who, req->volume_id(), rule, req->dry_run());
+    if (!out.ok()) return ToGrpc(out.status());
+    for (const auto& id : out->kept) resp->add_kept(id);
+    for (const auto& id : out->removed) resp->add_removed(id);
+    return grpc::Status::OK;
+  }
+
  private:
   absl::StatusOr<std::string> Identify(grpc::ServerContext* ctx) {
     std::string id;

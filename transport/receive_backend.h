@@ -39,6 +39,28 @@ struct VersionSummary {
 
 VersionSummary SummaryOf(const VersionIndex& index);
 
+// Retention counts (receiver/retention.h): keep the newest `keep_last`
+// versions and the newest of each of the N most recent hours / days / ISO
+// weeks / months (UTC) that hold a version. Protected versions are always
+// kept. All zero = keeps nothing, which is refused.
+struct PruneRule {
+  int keep_last = 0;
+  int keep_hourly = 0;
+  int keep_daily = 0;
+  int keep_weekly = 0;
+  int keep_monthly = 0;
+  bool empty() const {
+    return keep_last == 0 && keep_hourly == 0 && keep_daily == 0 &&
+           keep_weekly == 0 && keep_monthly == 0;
+  }
+};
+
+// Version ids of one volume, each list in the vault's listing order.
+struct PruneOutcome {
+  std::vector<std::string> kept;
+  std::vector<std::string> removed;
+};
+
 struct CommitResult {
   std::string version_id;
   ChunkHash root_hash;
@@ -81,6 +103,14 @@ class ReceiveBackend {
       const std::string& version_id) = 0;
   // The uncompressed bytes of a stored chunk (verified against its hash).
   virtual absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) = 0;
+  // Applies `rule` to source_host/volume_id: removes the index of every
+  // version the rule does not keep (none if `dry_run`); chunks stay until
+  // GC. source_host is the authenticated caller. INVALID_ARGUMENT for an
+  // empty or negative rule, NOT_FOUND when the volume has no versions.
+  virtual absl::StatusOr<PruneOutcome> Prune(const std::string& source_host,
+                                             const std::string& volume_id,
+                                             const PruneRule& rule,
+                                             bool dry_run) = 0;
 };
 
 }  // namespace cbtd::transport

@@ -52,6 +52,11 @@ class TestVault : public ReceiveBackend {
   absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) override {
     return backend_->GetChunk(hash);
   }
+  absl::StatusOr<PruneOutcome> Prune(const std::string& h, const std::string& v,
+                                     const PruneRule& rule,
+                                     bool dry_run) override {
+    return backend_->Prune(h, v, rule, dry_run);
+  }
 
   receiver::Vault& vault() { return *vault_; }
   // Every object key in the store, sorted (to show "vault unchanged").

@@ -138,12 +138,85 @@ TEST_F(GrpcTransportTest, HostCannotListReadOrWriteAnotherHostsVolumes) {
   auto w = Backup(*a, data, "hostb", "db", "v2", nullptr, Whole(data));
   EXPECT_EQ(w.status().code(), absl::StatusCode::kPermissionDenied)
       << w.status();
-  // The service has no delete RPC: there is no remote path to delete.
+  // The only remote delete, Prune, has no host field: a's prune of "db"
+  // names a's own (missing) volume and never reaches b's.
+  PruneRule keep1;
+  keep1.keep_last = 1;
+  EXPECT_EQ(a->Prune("db", keep1, false).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(vault_.Objects(), before);
 
   // The admin identity reads every host.
   auto admin = Client("admin");
   auto restored = RemoteRestore(*admin, "hostb", "db", "v1");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+}
+
+TEST_F(GrpcTransportTest, PruneKeepsTheRuleOnlyInTheCallersOwnNamespace) {
+  using Ids = std::vector<std::string>;
+  auto a = Client("hosta");
+  auto b = Client("hostb");
+  const std::string data = VolumeBytes(kVolumeBytes, 7);
+  // Same volume name on both hosts: only the namespace tells them apart.
+  for (const char* id : {"v1", "v2", "v3", "v4"}) {
+    ASSERT_TRUE(
+        Backup(*a, data, "hosta", "root", id, nullptr, Whole(data)).ok());
+  }
+  for (const char* id : {"v1", "v2"}) {
+    ASSERT_TRUE(
+        Backup(*b, data, "hostb", "root", id, nullptr, Whole(data)).ok());
+  }
+  auto versions = [&](const std::string& host) {
+    auto v = vault_.vault().ListVersions({host, "root"});
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : Ids{};
+  };
+  const auto before = vault_.Objects();
+
+  // A rule that keeps nothing is refused, naming the fields to set.
+  auto empty = a->Prune("root", PruneRule{}, /*dry_run=*/false);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("keep_last"), std::string::npos)
+      << empty.status();
+  PruneRule negative;
+  negative.keep_last = -1;
+  EXPECT_EQ(a->Prune("root", negative, false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(vault_.Objects(), before);
+
+  PruneRule keep2;
+  keep2.keep_last = 2;
+  EXPECT_EQ(a->Prune("nosuch", keep2, false).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // A dry run reports and removes nothing.
+  auto dry = a->Prune("root", keep2, /*dry_run=*/true);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_EQ(dry->kept, (Ids{"v3", "v4"}));
+  EXPECT_EQ(dry->removed, (Ids{"v1", "v2"}));
+  EXPECT_EQ(vault_.Objects(), before);
+
+  auto pruned = a->Prune("root", keep2, /*dry_run=*/false);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(pruned->kept, (Ids{"v3", "v4"}));
+  EXPECT_EQ(pruned->removed, (Ids{"v1", "v2"}));
+  EXPECT_EQ(versions("hosta"), (Ids{"v3", "v4"}));
+  EXPECT_EQ(versions("hostb"), (Ids{"v1", "v2"}));
+
+  // The admin reads every host but prunes only its own (empty) namespace.
+  PruneRule keep1;
+  keep1.keep_last = 1;
+  auto admin = Client("admin");
+  EXPECT_EQ(admin->Prune("root", keep1, false).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(versions("hostb"), (Ids{"v1", "v2"}));
+
+  // Chunks stay until GC: what is kept still restores.
+  auto restored = RemoteRestore(*a, "hosta", "root", "v3");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+  restored = RemoteRestore(*b, "hostb", "root", "v1");
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_TRUE(*restored == data);
 }
