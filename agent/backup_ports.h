@@ -133,7 +133,8 @@ class Sender {
   // published the new version. Polls control.cancelled() and reports
   // control.SetBytes(). Errors: CANCELLED when cancelled;
   // FAILED_PRECONDITION when the receiver does not hold base_version (the
-  // agent then forgets the chain, so the next run reads everything);
+  // run then sends again, a full against nothing, so only the chunks the
+  // receiver lacks travel);
   // UNAVAILABLE when the receiver cannot be reached.
   virtual absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                                    RunControl& control) = 0;

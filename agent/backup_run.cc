@@ -199,25 +199,28 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
   request.bandwidth_limit_bytes_per_sec = plan.bandwidth_limit_bytes_per_sec;
   absl::StatusOr<SendResult> sent =
       ports_.sender->SendAndCommit(request, control);
-  if (!sent.ok()) {
-    if (sent.status().code() == absl::StatusCode::kFailedPrecondition &&
-        base->has_value()) {
-      // The receiver no longer holds our base: the chain is broken for
-      // good. Forget it (and its snapshot) so the next run reads
-      // everything instead of failing the same way forever.
-      if (store_.ClearTracking(volume.name).ok() &&
-          !(*base)->base_snapshot.empty()) {
-        ports_.snapshots->RemoveSnapshot(volume.name, (*base)->base_snapshot)
-            .IgnoreError();
-      }
-      return failed(kStepSend,
-                    absl::FailedPreconditionError(absl::StrCat(
-                        StatusText(sent.status()),
-                        "; the tracking chain was reset, the next run "
-                        "reads the whole volume")));
-    }
-    return failed(kStepSend, sent.status());
+  ChangedSet everything;
+  if (!sent.ok() &&
+      sent.status().code() == absl::StatusCode::kFailedPrecondition &&
+      !request.base_version.empty()) {
+    // The receiver no longer holds our base (pruned, vault replaced): the
+    // chain is broken. Send against nothing, now: the whole snapshot is
+    // read and only the chunks the receiver lacks travel.
+    everything.full = true;
+    everything.volume_bytes = changes->volume_bytes;
+    everything.extents.Add(0, changes->volume_bytes);
+    everything.method = changes->method;
+    everything.next_state_blob = changes->next_state_blob;
+    outcome.method = "hash";
+    outcome.fallback_reason =
+        absl::StrCat("the receiver does not hold base version ",
+                     request.base_version, ": ", StatusText(sent.status()));
+    outcome.base_version.clear();
+    request.changes = &everything;
+    request.base_version.clear();
+    sent = ports_.sender->SendAndCommit(request, control);
   }
+  if (!sent.ok()) return failed(kStepSend, sent.status());
   outcome.bytes_read = sent->bytes_read;
   outcome.bytes_sent = sent->bytes_sent;
   outcome.version_id = sent->version_id;

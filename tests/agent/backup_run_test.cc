@@ -16,6 +16,7 @@ using testing::FakeRetention;
 using testing::FakeSender;
 using testing::FakeSnapshots;
 using testing::FakeTracker;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kConfig[] = R"(
@@ -187,19 +188,23 @@ TEST_F(BackupRunTest, CancelledSendKeepsTheBase) {
   EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{before.base_snapshot});
 }
 
-TEST_F(BackupRunTest, ReceiverWithoutTheBaseResetsTheChain) {
+TEST_F(BackupRunTest, ReceiverWithoutTheBaseGetsAFullInTheSameRun) {
   ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
-  sender_.error = absl::FailedPreconditionError("receiver has no version a-v1");
+  const std::string old_base = Tracking("a")->base_snapshot;
+  sender_.error_with_base =
+      absl::FailedPreconditionError("receiver has no version a-v1");
   std::vector<RunRecord> runs = Backup("a");
-  EXPECT_EQ(runs[0].result, RunResult::kFailed);
-  EXPECT_THAT(runs[0].error, HasSubstr("next run reads the whole volume"));
-  EXPECT_FALSE(Tracking("a").has_value());
-  EXPECT_TRUE(snapshots_.Existing().empty());
-  // The next run is a full, based on nothing.
-  sender_.error = absl::OkStatus();
-  runs = Backup("a");
-  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
-  EXPECT_EQ(sender_.base_versions.back(), "");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded) << runs[0].error;
+  EXPECT_EQ(runs[0].method, "hash");
+  EXPECT_THAT(runs[0].fallback_reason,
+              HasSubstr("the receiver does not hold base version a-v1"));
+  EXPECT_EQ(runs[0].base_version, "");
+  // Tried on the base, then sent against nothing.
+  EXPECT_THAT(sender_.base_versions, ElementsAre("", "a-v1", ""));
+  // The chain restarts from this run's snapshot and version.
+  EXPECT_EQ(Tracking("a")->base_version, runs[0].version_id);
+  EXPECT_NE(Tracking("a")->base_snapshot, old_base);
+  EXPECT_EQ(snapshots_.Existing().size(), 1u);
 }
 
 TEST_F(BackupRunTest, CleanupFailuresAfterCommitDoNotUndoTheBackup) {

@@ -108,6 +108,8 @@ class FakeSender : public Sender {
   absl::Status error;
   std::atomic<int> sends{0};
   std::vector<std::string> base_versions;  // what each send was based on
+  // Returned instead of a commit when the request has a base version.
+  absl::Status error_with_base;
   // When set, called inside SendAndCommit (e.g. to block or cancel).
   std::function<void(RunControl&)> during_send;
 
@@ -120,6 +122,9 @@ class FakeSender : public Sender {
       base_versions.push_back(request.base_version);
     }
     if (!error.ok()) return error;
+    if (!request.base_version.empty() && !error_with_base.ok()) {
+      return error_with_base;
+    }
     const int n = ++sends;
     control.SetBytes(request.changes->extents.TotalBytes(),
                      request.changes->extents.TotalBytes());

@@ -9,6 +9,7 @@
 #  - cbtd SIGKILLed in the middle of runs: nothing stays frozen or
 #    suspended, no snapshot leaks beyond the bases, the next run succeeds;
 #  - the schedule fires on its own;
+#  - a receiver that lost the base gets a full in the same run;
 #  - hooks run in order, and a failing hook fails the run and keeps nothing.
 . "$CBTD_SRC/tests/vm/lib.sh"
 
@@ -212,13 +213,30 @@ done
 cbtctl runs --json | grep -q '"trigger": *"schedule"' || fail "no scheduled run within 150 s"
 log "a scheduled run started"
 
-# --- a failing hook fails the run and keeps nothing.
-sed -i -e 's|^pre_hook = .*|pre_hook = echo failing-pre >> /tmp/hooks.log; exit 7|' \
-  -e '/^schedule = /d' "$CONF"
+# --- the receiver lost the base (its vault was replaced): the run notices
+# and sends against nothing at once, saying why.
+kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null || true
+mv "$VAULT" "$VAULT.old"
+cbt-receiver serve --vault "$VAULT" --create --listen 127.0.0.1:7443 \
+  --tls-cert /tmp/certs/server.crt --tls-key /tmp/certs/server.key \
+  --client-ca /tmp/certs/ca.crt >> /tmp/receiver.log 2>&1 &
+RECEIVER=$!
+sed -i '/^schedule = /d' "$CONF"
+kill -HUP "$CBTD_PID"
 for _ in $(seq 1 150); do
   cbtctl runs --json | grep -q '"result": *"running"' || break
   sleep 2
 done
+backup_group
+assert_eq succeeded "$(run_field raw result)" "run on a replaced vault"
+assert_contains "$(run_field raw fallback_reason)" "does not hold base version" "fallback names the missing base"
+assert_eq 1 "$(echo $(versions raw) | wc -w)" "the new vault holds the new full"
+record_versions
+cbtctl restore raw --version "$(versions raw)" --target /dev/ag/scratch > /dev/null
+check_restore raw "$(versions raw)"
+
+# --- a failing hook fails the run and keeps nothing.
+sed -i 's|^pre_hook = .*|pre_hook = echo failing-pre >> /tmp/hooks.log; exit 7|' "$CONF"
 kill -HUP "$CBTD_PID"; sleep 2
 before=$(cbtd_snapshots)
 if cbtctl backup g --wait --json > /tmp/runs.json; then fail "backup with a failing pre-hook succeeded"; fi
