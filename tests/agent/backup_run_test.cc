@@ -12,11 +12,11 @@
 namespace cbtd::agent {
 namespace {
 
+using ::testing::ElementsAre;
 using testing::FakeRetention;
 using testing::FakeSender;
 using testing::FakeSnapshots;
 using testing::FakeTracker;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kConfig[] = R"(

@@ -1,0 +1,133 @@
+# Issue 7, the hypervisor trigger through the real cbtd: a VM's two raw
+# disks (thin LVs, no filesystem on the host) form a group whose hooks stand
+# in for `virsh domfsfreeze/domfsthaw`; the receiver is on a unix socket.
+#  - `cbtctl backup vm1 --point` returns once the snapshots exist, printing
+#    them, and the backup finishes in the background;
+#  - hooks run pre -> frozen -> post with the group, volumes and phase;
+#  - `--snapshot-only` under a raw writer across both disks is one instant;
+#  - a frozen hook that outlives freeze_timeout: the watchdog ends the
+#    window within the bound, the point fails, nothing is kept;
+#  - a failing pre-hook fails the point, post-hooks still run.
+. "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
+
+make_vg hv /dev/vda
+lvcreate -q -L 96M -T hv/pool >/dev/null
+lvcreate -q -V 16M -T hv/pool -n vm1-root >/dev/null
+lvcreate -q -V 16M -T hv/pool -n vm1-data >/dev/null
+rand_bytes root $((16 << 20)) | dd of=/dev/hv/vm1-root bs=1M oflag=direct status=none
+
+cbt-receiver serve --vault /tmp/vault --create --insecure \
+  --listen unix:/run/cbt-receiver.sock > /tmp/receiver.log 2>&1 &
+RECEIVER=$!
+mkdir -p /run/cbtd /tmp/cbtd-state && chmod 700 /run/cbtd
+CONF=/tmp/cbtd.conf
+cat > "$CONF" <<'EOF'
+[agent]
+state_dir = /tmp/cbtd-state
+
+[receiver]
+address = unix:/run/cbt-receiver.sock
+
+[volume.vm1-root]
+path = /dev/hv/vm1-root
+
+[volume.vm1-data]
+path = /dev/hv/vm1-data
+
+[group.vm1]
+members = vm1-root vm1-data
+freeze = no
+freeze_timeout = 3s
+hook_timeout = 30s
+pre_hook = echo "pre $CBTD_GROUP" >> /tmp/hooks.log
+frozen_hook = echo "frozen $CBTD_PHASE $CBTD_VOLUMES" >> /tmp/hooks.log
+post_hook = echo "post $CBTD_RESULT" >> /tmp/hooks.log
+EOF
+cbtd --config "$CONF" > /tmp/cbtd.log 2>&1 &
+CBTD=$!
+trap 'kill $CBTD $RECEIVER ${WRITER:-} 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do cbtctl status >/dev/null 2>&1 && break; sleep 0.2; done
+
+wait_idle() {
+  for _ in $(seq 1 150); do
+    cbtctl runs --json | grep -q '"result": *"running"' || return 0
+    sleep 1
+  done
+  fail "runs did not finish"
+}
+cbtd_snapshots() { lvs --noheadings -o lv_name --select 'lv_tags=cbtd' hv | tr -d ' ' | sort; }
+
+# --- the trigger: returns at the point, the backup follows.
+out=$(cbtctl backup vm1 --point)
+echo "$out"
+assert_eq 2 "$(echo "$out" | wc -l)" "one line per member"
+assert_contains "$out" "vm1-root" "the point names its snapshots"
+wait_idle
+cbtctl runs --json > /tmp/runs.json
+py_runs() { python3 -c "import json; rs=json.load(open('/tmp/runs.json'))['runs']; $1"; }
+assert_eq "succeeded succeeded" "$(py_runs "print(' '.join(r['result'] for r in rs[:2]))")" "both members backed up"
+assert_eq "hypervisor hypervisor" "$(py_runs "print(' '.join(r['trigger'] for r in rs[:2]))")" "the runs say who asked"
+assert_eq "pre vm1
+frozen frozen /dev/hv/vm1-root /dev/hv/vm1-data
+post ok" "$(cat /tmp/hooks.log)" "hooks in order, with group, phase and volumes"
+
+# --- --snapshot-only under a raw writer spanning both disks: one instant.
+python3 - /dev/hv/vm1-root /dev/hv/vm1-data <<'PY' &
+import os, sys
+a = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
+b = os.open(sys.argv[2], os.O_WRONLY | os.O_DSYNC)
+n = 0
+while True:
+    n += 1
+    buf = (b"%d\n" % n).ljust(4096, b"\0")
+    os.pwrite(a, buf, 0)
+    os.pwrite(b, buf, 0)
+PY
+WRITER=$!
+sleep 2
+before=$(cbtd_snapshots)
+for i in 1 2 3; do
+  out=$(cbtctl backup vm1 --snapshot-only)
+  a=$(first_number "$(echo "$out" | awk '$1 == "vm1-root" {print $3}')")
+  b=$(first_number "$(echo "$out" | awk '$1 == "vm1-data" {print $3}')")
+  log "point $i: root=$a data=$b"
+  [ "$a" -ge "$b" ] && [ $((a - b)) -le 1 ] || fail "point $i is not one instant: root=$a data=$b"
+  for s in $(echo "$out" | awk '{print $2}'); do lvremove -qy "$s" >/dev/null; done
+done
+kill "$WRITER"; wait "$WRITER" 2>/dev/null || true
+assert_eq "$before" "$(cbtd_snapshots)" "snapshot-only points leave the bases alone"
+
+# --- a frozen hook that hangs: the watchdog resumes I/O at the bound while
+# the hook still runs; the point then fails and keeps nothing.
+sed -i 's|^frozen_hook = .*|frozen_hook = touch /tmp/in-window; sleep 15|' "$CONF"
+kill -HUP "$CBTD"; sleep 1
+: > /tmp/hooks.log
+cbtctl backup vm1 --point > /tmp/point.out 2>&1 &
+POINT=$!
+for _ in $(seq 1 120); do [ -e /tmp/in-window ] && break; sleep 0.5; done
+[ -e /tmp/in-window ] || fail "the frozen hook never ran"
+sleep 4  # past freeze_timeout (3s); the hook sleeps on
+timeout 5 dd if=/dev/zero of=/dev/hv/vm1-data bs=4k count=1 oflag=direct status=none ||
+  fail "vm1-data still held after the freeze bound"
+if dmsetup info -c --noheadings --separator ' ' -o name,suspended | awk '$2 == "Suspended"' | grep .; then
+  fail "a member stayed suspended past the bound"
+fi
+if wait "$POINT"; then fail "a hung frozen hook did not fail the point"; fi
+out=$(cat /tmp/point.out)
+log "hung hook: $out"
+assert_contains "$out" "freeze bound" "the error names the bound"
+assert_eq "$before" "$(cbtd_snapshots)" "nothing kept by the failed point"
+assert_eq "post failed" "$(tail -1 /tmp/hooks.log)" "post-hook ran with the failure"
+
+# --- a failing pre-hook fails the point; post-hooks still run.
+sed -i -e 's|^frozen_hook = .*|frozen_hook = true|' \
+  -e 's|^pre_hook = .*|pre_hook = echo pre-failing >> /tmp/hooks.log; exit 3|' "$CONF"
+kill -HUP "$CBTD"; sleep 1
+: > /tmp/hooks.log
+if out=$(cbtctl backup vm1 --point 2>&1); then fail "a failing pre-hook did not fail the point"; fi
+assert_contains "$out" "hook" "the error names the hook"
+assert_eq "pre-failing
+post failed" "$(cat /tmp/hooks.log)" "pre failed, post still ran"
+assert_eq "$before" "$(cbtd_snapshots)" "nothing kept"
+
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure"
