@@ -87,12 +87,15 @@ int RunGc(std::span<char*> args) {
                {"referenced", r->referenced},
                {"chunks_seen", r->chunks_seen},
                {"chunks_deleted", r->chunks_deleted},
-               {"chunks_in_grace", r->chunks_in_grace}});
+               {"chunks_in_grace", r->chunks_in_grace},
+               {"temp_files_removed", r->temp_files_removed}});
   } else {
     std::cout << r->chunks_deleted << " of " << r->chunks_seen
               << " chunks deleted (" << r->referenced << " referenced by "
               << r->indexes << " versions, " << r->chunks_in_grace
-              << " unreferenced but within the grace period)\n";
+              << " unreferenced but within the grace period); "
+              << r->temp_files_removed
+              << " temporary files of interrupted receives removed\n";
   }
   return common::kExitOk;
 }

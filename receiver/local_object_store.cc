@@ -99,7 +99,8 @@ absl::StatusOr<std::unique_ptr<LocalObjectStore>> LocalObjectStore::Open(
 }
 
 absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
-                                                        std::string_view data) {
+                                                        std::string_view data,
+                                                        bool fsync) {
   std::string tmp = path + ".tmp.XXXXXX";
   int fd = ::mkstemp(tmp.data());
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
@@ -115,7 +116,7 @@ absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
     }
     done += static_cast<size_t>(n);
   }
-  if (::fchmod(fd, 0640) != 0 || ::fsync(fd) != 0) {
+  if (::fchmod(fd, 0640) != 0 || (fsync && ::fsync(fd) != 0)) {
     int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -138,6 +139,63 @@ absl::Status LocalObjectStore::Put(const std::string& key,
     return ErrnoStatus(err, absl::StrCat("rename ", *tmp, " to ", path));
   }
   return common::FsyncDirectory(DirOf(path));
+}
+
+absl::Status LocalObjectStore::PutMany(
+    const std::vector<std::pair<std::string, std::string>>& objects) {
+  if (objects.empty()) return absl::OkStatus();
+  // 1. Every object's bytes into a temp file, no fsync yet.
+  std::vector<std::pair<std::string, std::string>> renames;  // tmp -> path
+  auto cleanup = [&renames] {
+    for (const auto& [tmp, path] : renames) ::unlink(tmp.c_str());
+  };
+  for (const auto& [key, data] : objects) {
+    absl::Status s = ValidateKey(key);
+    if (s.ok()) s = MakeDirs(root_, key);
+    if (!s.ok()) {
+      cleanup();
+      return s;
+    }
+    const std::string path = PathOf(key);
+    auto tmp = WriteTemp(path, data, /*fsync=*/false);
+    if (!tmp.ok()) {
+      cleanup();
+      return tmp.status();
+    }
+    renames.emplace_back(*tmp, path);
+  }
+  // 2. One sync of the filesystem makes all of those bytes durable...
+  const int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    const int err = errno;
+    cleanup();
+    return ErrnoStatus(err, absl::StrCat("open ", root_));
+  }
+  auto sync = [&](const char* what) -> absl::Status {
+    if (::syncfs(root_fd) == 0) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("syncfs ", root_, " (", what, ")"));
+  };
+  absl::Status s = sync("object data");
+  if (!s.ok()) {
+    ::close(root_fd);
+    cleanup();
+    return s;
+  }
+  // 3. ...before any becomes visible; a second sync makes the names durable.
+  for (size_t i = 0; i < renames.size(); ++i) {
+    const auto& [tmp, path] = renames[i];
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      for (size_t j = i; j < renames.size(); ++j) {
+        ::unlink(renames[j].first.c_str());
+      }
+      ::close(root_fd);
+      return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", path));
+    }
+  }
+  s = sync("object names");
+  ::close(root_fd);
+  return s;
 }
 
 absl::Status LocalObjectStore::Publish(const std::string& key,
@@ -215,6 +273,29 @@ absl::StatusOr<std::vector<std::string>> LocalObjectStore::List(
   if (ec) return ErrnoStatus(ec.value(), absl::StrCat("list ", dir));
   std::sort(keys.begin(), keys.end());
   return keys;
+}
+
+absl::StatusOr<uint64_t> LocalObjectStore::RemoveTempFiles(
+    const std::string& prefix, int64_t older_than_unix_ms) {
+  if (auto s = ValidateKey(prefix); !s.ok()) return s;
+  const std::string dir = PathOf(prefix);
+  uint64_t removed = 0;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return removed;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file() || !IsTempName(it->path().filename().string())) {
+      continue;
+    }
+    struct stat st;
+    if (::stat(it->path().c_str(), &st) != 0) continue;  // gone meanwhile
+    const int64_t mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                             st.st_mtim.tv_nsec / 1000000;
+    if (mtime_ms > older_than_unix_ms) continue;
+    if (::unlink(it->path().c_str()) == 0) ++removed;
+  }
+  if (ec) return ErrnoStatus(ec.value(), absl::StrCat("list ", dir));
+  return removed;
 }
 
 absl::Status LocalObjectStore::Delete(const std::string& key) {

@@ -22,6 +22,8 @@ class LocalObjectStore : public ObjectStore {
       const std::string& root, bool create);
 
   absl::Status Put(const std::string& key, std::string_view data) override;
+  absl::Status PutMany(
+      const std::vector<std::pair<std::string, std::string>>& objects) override;
   absl::Status Publish(const std::string& key, std::string_view data) override;
   absl::StatusOr<std::string> Get(const std::string& key) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;
@@ -29,6 +31,8 @@ class LocalObjectStore : public ObjectStore {
   absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;
   absl::StatusOr<std::vector<std::string>> List(
       const std::string& prefix) override;
+  absl::StatusOr<uint64_t> RemoveTempFiles(const std::string& prefix,
+                                           int64_t older_than_unix_ms) override;
   absl::Status Delete(const std::string& key) override;
   absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& name,
                                                   LockMode mode,
@@ -39,9 +43,11 @@ class LocalObjectStore : public ObjectStore {
  private:
   explicit LocalObjectStore(std::string root) : root_(std::move(root)) {}
   std::string PathOf(const std::string& key) const { return root_ + "/" + key; }
-  // Writes a fsynced temporary file next to `path`; returns its name.
+  // Writes a temporary file next to `path` (fsynced unless `fsync` is
+  // false); returns its name.
   absl::StatusOr<std::string> WriteTemp(const std::string& path,
-                                        std::string_view data);
+                                        std::string_view data,
+                                        bool fsync = true);
 
   std::string root_;
 };

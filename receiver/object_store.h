@@ -38,6 +38,13 @@ class ObjectStore {
   // readers see the old or the new object, never a part.
   virtual absl::Status Put(const std::string& key, std::string_view data) = 0;
 
+  // Put for many objects with two filesystem syncs in all instead of two
+  // fsyncs each: every object's bytes are made durable before any of them
+  // becomes visible, so an object that exists is always complete and
+  // durable. On error some objects may exist (each complete), others not.
+  virtual absl::Status PutMany(
+      const std::vector<std::pair<std::string, std::string>>& objects) = 0;
+
   // Atomic publish: the object appears complete and durable, or not at all.
   // ALREADY_EXISTS (nothing written) if `key` exists.
   virtual absl::Status Publish(const std::string& key,
@@ -56,6 +63,12 @@ class ObjectStore {
   // "" for all), sorted.
   virtual absl::StatusOr<std::vector<std::string>> List(
       const std::string& prefix) = 0;
+
+  // Removes what interrupted writes left behind (temporary files) under
+  // `prefix` that are older than `older_than_unix_ms`; returns how many.
+  // Call only while no writer can be running (GC's exclusive lock).
+  virtual absl::StatusOr<uint64_t> RemoveTempFiles(
+      const std::string& prefix, int64_t older_than_unix_ms) = 0;
 
   // Removes the object; OK if it did not exist.
   virtual absl::Status Delete(const std::string& key) = 0;

@@ -169,7 +169,9 @@ ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
 
 // Nothing to undo on abort: stored chunks are valid, content-addressed and
 // reused by a retry; GC removes them if no version ever references them.
-ReceiveSession::~ReceiveSession() = default;
+// So the staged ones are stored too (best effort, still under the GC lock):
+// a sender that starts again does not send them a second time.
+ReceiveSession::~ReceiveSession() { FlushStaged().IgnoreError(); }
 
 absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
     std::span<const ChunkHash> hashes) {
@@ -180,11 +182,37 @@ absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
       out.push_back(true);
       continue;
     }
+    if (staged_set_.contains(h)) {
+      out.push_back(true);  // stored before the commit
+      continue;
+    }
     auto has = vault_.HasChunk(h);
     if (!has.ok()) return has.status();
     out.push_back(*has);
   }
   return out;
+}
+
+namespace {
+constexpr size_t kStagedChunks = 256;
+constexpr size_t kStagedBytes = 32u << 20;
+}  // namespace
+
+bool ReceiveSession::Holds(const ChunkHash& hash) {
+  return staged_set_.contains(hash);
+}
+
+absl::Status ReceiveSession::FlushStaged() {
+  if (staged_.empty()) return absl::OkStatus();
+  // Kept staged on failure: a retried Apply or the commit tries again.
+  if (absl::Status s = vault_.StoreChunks(staged_); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("storing ", staged_.size(),
+                                               " new chunks: ", s.message()));
+  }
+  staged_.clear();
+  staged_set_.clear();
+  staged_bytes_ = 0;
+  return absl::OkStatus();
 }
 
 absl::Status ReceiveSession::Apply(const stream::Record& record) {
@@ -285,15 +313,20 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
 
   const ChunkHash entry = transport::EntryOf(
       {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
-  if (!transport::IsZeroEntry(entry)) {
+  if (!transport::IsZeroEntry(entry) && !Holds(entry)) {
     auto has = vault_.HasChunk(entry);
     if (!has.ok()) return has.status();
     if (!*has) {
-      auto stored = vault_.PutChunk(entry, c.compression(), c.raw_size_bytes(),
-                                    c.payload());
-      if (!stored.ok()) return stored.status();
+      if (staged_.size() >= kStagedChunks || staged_bytes_ >= kStagedBytes) {
+        if (absl::Status s = FlushStaged(); !s.ok()) return s;
+      }
+      std::string obj =
+          Vault::EncodeChunk(c.compression(), c.raw_size_bytes(), c.payload());
       ++index_.stats.new_objects;
-      index_.stats.stored_bytes += *stored;
+      index_.stats.stored_bytes += obj.size();
+      staged_bytes_ += obj.size();
+      staged_set_.insert(entry);
+      staged_.emplace_back(entry, std::move(obj));
     }
   }
   index_.entries[i] = entry;
@@ -308,7 +341,7 @@ absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
   if (i >= chunk_count_) return CheckIndex(i, 1, "chunk ref");
   auto hash = HashField(c.hash(), i);
   if (!hash.ok()) return hash.status();
-  if (!transport::IsZeroEntry(*hash)) {
+  if (!transport::IsZeroEntry(*hash) && !Holds(*hash)) {
     auto has = vault_.HasChunk(*hash);
     if (!has.ok()) return has.status();
     if (!*has) {
@@ -360,6 +393,8 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
   index_.stats = counted_;
   index_.stats.new_objects = new_objects;
   index_.stats.stored_bytes = stored_bytes;
+  // Every chunk the index names is durable before the index appears.
+  if (auto s = FlushStaged(); !s.ok()) return s;
   if (auto s = vault_.PublishIndex(index_); !s.ok()) return s;
   state_ = State::kCommitted;
   gc_lock_.reset();

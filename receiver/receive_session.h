@@ -40,6 +40,7 @@
 
 #include <memory>
 #include <span>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -86,6 +87,9 @@ class ReceiveSession {
   absl::Status ApplyChunk(const stream::Chunk& c);
   absl::Status ApplyChunkRef(const stream::ChunkRef& c);
   absl::Status ApplyTrailer(const stream::Trailer& t);
+  // Makes the staged chunks durable and visible (Vault::StoreChunks).
+  absl::Status FlushStaged();
+  bool Holds(const ChunkHash& hash);
 
   Vault& vault_;
   stream::Header header_;
@@ -99,6 +103,12 @@ class ReceiveSession {
   uint64_t must_cover_from_ = 0;
   uint64_t covered_past_must_ = 0;
   transport::IndexStats counted_;
+  // New chunks not yet in the vault: stored in batches (one filesystem
+  // sync per batch, not two fsyncs per chunk), all before the index is
+  // published. Bounded by kStagedChunks / kStagedBytes.
+  std::vector<std::pair<ChunkHash, std::string>> staged_;
+  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> staged_set_;
+  size_t staged_bytes_ = 0;
 };
 
 struct ReceiveResult {

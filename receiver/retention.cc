@@ -174,6 +174,13 @@ absl::StatusOr<GcResult> CollectGarbage(Vault& vault, int64_t grace_ms,
     }
     ++result.chunks_deleted;
   }
+  // Temporary files of receives that died before renaming them: no
+  // receive runs while we hold the lock, so none of them is in use.
+  if (!dry_run) {
+    auto temps = vault.store().RemoveTempFiles("chunks", cutoff);
+    if (!temps.ok()) return temps.status();
+    result.temp_files_removed = *temps;
+  }
   return result;
 }
 

@@ -62,7 +62,8 @@ struct GcResult {
   uint64_t referenced = 0;   // distinct chunks referenced
   uint64_t chunks_seen = 0;  // chunk objects in the vault
   uint64_t chunks_deleted = 0;
-  uint64_t chunks_in_grace = 0;  // unreferenced but too recent
+  uint64_t chunks_in_grace = 0;     // unreferenced but too recent
+  uint64_t temp_files_removed = 0;  // left by interrupted receives
 };
 
 // wait=false: UNAVAILABLE while a receive holds the lock.

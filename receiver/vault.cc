@@ -124,10 +124,8 @@ absl::StatusOr<bool> Vault::HasChunk(const ChunkHash& hash) {
   return store_.Exists(ChunkKey(hash));
 }
 
-absl::StatusOr<uint64_t> Vault::PutChunk(const ChunkHash& hash,
-                                         stream::Compression compression,
-                                         uint32_t raw_size,
-                                         std::string_view payload) {
+std::string Vault::EncodeChunk(stream::Compression compression,
+                               uint32_t raw_size, std::string_view payload) {
   std::string obj(kChunkMagic, sizeof(kChunkMagic));
   obj.push_back(1);  // format
   obj.push_back(static_cast<char>(compression));
@@ -135,8 +133,26 @@ absl::StatusOr<uint64_t> Vault::PutChunk(const ChunkHash& hash,
   PutLe(obj, raw_size, 4);
   PutLe(obj, XXH3_64bits(payload.data(), payload.size()), 8);
   obj.append(payload);
+  return obj;
+}
+
+absl::StatusOr<uint64_t> Vault::PutChunk(const ChunkHash& hash,
+                                         stream::Compression compression,
+                                         uint32_t raw_size,
+                                         std::string_view payload) {
+  const std::string obj = EncodeChunk(compression, raw_size, payload);
   if (auto s = store_.Put(ChunkKey(hash), obj); !s.ok()) return s;
   return obj.size();
+}
+
+absl::Status Vault::StoreChunks(
+    const std::vector<std::pair<ChunkHash, std::string>>& encoded) {
+  std::vector<std::pair<std::string, std::string>> objects;
+  objects.reserve(encoded.size());
+  for (const auto& [hash, obj] : encoded) {
+    objects.emplace_back(ChunkKey(hash), obj);
+  }
+  return store_.PutMany(objects);
 }
 
 absl::StatusOr<std::string> Vault::ReadChunk(const ChunkHash& hash) {

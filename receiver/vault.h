@@ -63,6 +63,14 @@ class Vault {
                                     uint32_t raw_size,
                                     std::string_view payload);
 
+  // The object PutChunk would store, for StoreChunks.
+  static std::string EncodeChunk(stream::Compression compression,
+                                 uint32_t raw_size, std::string_view payload);
+  // Stores many encoded chunks at once (ObjectStore::PutMany: two
+  // filesystem syncs for the batch). Idempotent.
+  absl::Status StoreChunks(
+      const std::vector<std::pair<ChunkHash, std::string>>& encoded);
+
   // Reads a chunk and checks the object checksum and the content hash:
   // DATA_LOSS naming the chunk if damaged, NOT_FOUND if missing.
   absl::StatusOr<std::string> ReadChunk(const ChunkHash& hash);

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
@@ -40,6 +42,51 @@ TEST_F(LocalObjectStoreTest, PutGetExistsListDelete) {
   ASSERT_TRUE(store_->Delete("a/d").ok());
   ASSERT_TRUE(store_->Delete("a/d").ok());  // absent is fine
   EXPECT_EQ(*store_->List(""), (std::vector<std::string>{"a/b/c"}));
+}
+
+TEST_F(LocalObjectStoreTest, PutManyStoresEveryObjectAndLeavesNoTempFile) {
+  ASSERT_TRUE(store_->Put("c/bb/2", "old").ok());
+  std::vector<std::pair<std::string, std::string>> batch;
+  for (int i = 0; i < 20; ++i) {
+    batch.emplace_back(
+        "c/" + std::string(i % 2 ? "aa/" : "bb/") + std::to_string(i),
+        std::string(1000 + i, static_cast<char>('a' + i)));
+  }
+  ASSERT_TRUE(store_->PutMany(batch).ok());
+  for (const auto& [key, data] : batch) {
+    EXPECT_EQ(*store_->Get(key), data) << key;
+  }
+  EXPECT_EQ(store_->List("c")->size(), 20u);  // "c/bb/2" replaced, not added
+  auto temps = store_->RemoveTempFiles("c", INT64_MAX);
+  ASSERT_TRUE(temps.ok());
+  EXPECT_EQ(*temps, 0u);
+  // A bad key fails the batch before anything becomes visible.
+  batch.emplace_back("../escape", "x");
+  batch[0].second = "changed";
+  EXPECT_FALSE(store_->PutMany(batch).ok());
+  EXPECT_NE(*store_->Get(batch[0].first), "changed");
+  EXPECT_EQ(*store_->RemoveTempFiles("c", INT64_MAX), 0u);
+}
+
+TEST_F(LocalObjectStoreTest, RemoveTempFilesSparesRecentOnesAndObjects) {
+  ASSERT_TRUE(store_->Put("c/aa/obj", "keep").ok());
+  std::ofstream(dir_ + "/v/c/aa/x.tmp.OLD111") << "partial";
+  std::ofstream(dir_ + "/v/c/aa/y.tmp.NEW222") << "partial";
+  const std::string old_path = dir_ + "/v/c/aa/x.tmp.OLD111";
+  std::filesystem::last_write_time(
+      old_path,
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  const int64_t hour_ago =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count() -
+      3600 * 1000;
+  auto removed = store_->RemoveTempFiles("c", hour_ago);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_FALSE(std::filesystem::exists(old_path));
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/v/c/aa/y.tmp.NEW222"));
+  EXPECT_EQ(*store_->Get("c/aa/obj"), "keep");
 }
 
 TEST_F(LocalObjectStoreTest, PublishNeverReplaces) {
