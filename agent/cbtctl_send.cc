@@ -81,6 +81,9 @@ int RunSendCommand(std::span<char*> args) {
       "chunk size in bytes for a stream without base")(
       "allow-resize", "the volume size may differ from the base's")(
       "threads", po::value<int>()->default_value(2), "hash/compress threads")(
+      "compression", po::value<std::string>()->default_value("zstd"),
+      "zstd (chunks that shrink by 1/32 or more) or none")(
+      "zstd-level", po::value<int>()->default_value(3), "zstd level, 1-19")(
       "window", po::value<size_t>()->default_value(16), "chunks in flight")(
       "output,o", po::value<std::string>(), "write here instead of stdout")(
       "help,h", "show help");
@@ -147,6 +150,15 @@ int RunSendCommand(std::span<char*> args) {
   opts.allow_resize = vm.count("allow-resize") > 0;
   opts.threads = vm["threads"].as<int>();
   opts.window_chunks = vm["window"].as<size_t>();
+  const std::string compression = vm["compression"].as<std::string>();
+  opts.zstd_level = vm["zstd-level"].as<int>();
+  if ((compression != "zstd" && compression != "none") ||
+      opts.zstd_level < 1 || opts.zstd_level > 19) {
+    std::cerr << "cbtctl send: --compression is zstd or none, --zstd-level "
+                 "1 to 19\n";
+    return common::kExitUsage;
+  }
+  if (compression == "none") opts.zstd_level = 0;
 
   if (vm.count("to")) {
     return RunRemoteSend(vm, **source, *changed, *zeroed,

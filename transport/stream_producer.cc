@@ -145,6 +145,10 @@ void HashAndCompress(
     Result& r) {
   r.entry = EntryOf(data);
   if (IsZeroEntry(r.entry) || base_hashes.contains(r.entry)) return;
+  if (level <= 0) {  // compression off
+    r.payload.assign(reinterpret_cast<const char*>(data.data()), data.size());
+    return;
+  }
   const size_t z = ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(),
                                      data.data(), data.size(), level);
   // Compress only when it pays: 1/32 saved is worth the CPU of

@@ -67,6 +67,34 @@ TEST_F(ReceiveSessionTest, FullThenIncrementalsRestoreEveryVersion) {
   }
 }
 
+TEST_F(ReceiveSessionTest, CompressionOffSendsRawPayloadsThatRestoreEqual) {
+  // Half text (compressible), half random: both kinds of chunk.
+  const std::string vol = RandomVolume(24 * kChunk, 21);
+  transport::ProducerOptions off;
+  off.zstd_level = 0;
+  auto r = Receive(Produce(vol, nullptr, {}, "v1", off));
+  ASSERT_TRUE(r.ok()) << r.status();
+  int chunks = 0;
+  for (const stream::Record& rec : records_) {
+    if (!rec.has_chunk()) continue;
+    ++chunks;
+    EXPECT_EQ(rec.chunk().compression(), stream::COMPRESSION_NONE);
+    EXPECT_EQ(rec.chunk().payload().size(), rec.chunk().raw_size_bytes());
+  }
+  EXPECT_GT(chunks, 20);
+  RestoreOptions opts;
+  opts.verify = true;
+  EXPECT_TRUE(RestoreToFile("v1", "r1", opts) == vol);
+  // The default level does compress the same volume's text chunks.
+  Produce(vol, nullptr, {}, "v1-again");
+  bool compressed = false;
+  for (const stream::Record& rec : records_) {
+    compressed |= rec.has_chunk() &&
+                  rec.chunk().compression() == stream::COMPRESSION_ZSTD;
+  }
+  EXPECT_TRUE(compressed);
+}
+
 TEST_F(ReceiveSessionTest, IncrementalRestoreWritesOnlyDifferingChunks) {
   ReceiveFirstFull();
   std::string vol = vol1_;
