@@ -215,18 +215,18 @@ log "a scheduled run started"
 
 # --- the receiver lost the base (its vault was replaced): the run notices
 # and sends against nothing at once, saying why.
+sed -i '/^schedule = /d' "$CONF"
+kill -HUP "$CBTD_PID"
+for _ in $(seq 1 150); do  # let the scheduled run finish first
+  cbtctl runs --json | grep -q '"result": *"running"' || break
+  sleep 2
+done
 kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null || true
 mv "$VAULT" "$VAULT.old"
 cbt-receiver serve --vault "$VAULT" --create --listen 127.0.0.1:7443 \
   --tls-cert /tmp/certs/server.crt --tls-key /tmp/certs/server.key \
   --client-ca /tmp/certs/ca.crt >> /tmp/receiver.log 2>&1 &
 RECEIVER=$!
-sed -i '/^schedule = /d' "$CONF"
-kill -HUP "$CBTD_PID"
-for _ in $(seq 1 150); do
-  cbtctl runs --json | grep -q '"result": *"running"' || break
-  sleep 2
-done
 backup_group
 assert_eq succeeded "$(run_field raw result)" "run on a replaced vault"
 assert_contains "$(run_field raw fallback_reason)" "does not hold base version" "fallback names the missing base"
