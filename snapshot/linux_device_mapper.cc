@@ -121,14 +121,16 @@ class LinuxDeviceMapper : public DeviceMapper {
 
   absl::StatusOr<std::optional<DmInfo>> InfoByName(
       const std::string& name) override {
-    Task t(dm_task_create(DM_DEVICE_TABLE));
+    // A status task, because libdevmapper reports a missing device for it
+    // quietly (exists = 0) where a table task logs an error.
+    Task t(dm_task_create(DM_DEVICE_STATUS));
     if (!t || !dm_task_set_name(t.get(), name.c_str())) {
-      return DmError("table of " + name);
+      return DmError("status of " + name);
     }
     if (!dm_task_run(t.get())) {
       const int err = dm_task_get_errno(t.get());
       if (err == ENXIO || err == ENODEV) return std::optional<DmInfo>();
-      return RunError(t.get(), "table of " + name);
+      return RunError(t.get(), "status of " + name);
     }
     return ToInfo(t.get());
   }

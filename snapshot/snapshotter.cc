@@ -278,12 +278,11 @@ absl::StatusOr<SnapshotInfo> Snapshotter::Get(const std::string& vg,
     dm_status = dm.status();  // "dm/NAME": maybe an LV in a VG named dm
   }
   absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs(vg);
-  if (!lvs.ok()) return lvs.status();
-  if (!dm_status.ok() && !absl::IsNotFound(dm_status)) {
-    bool lv_exists = false;
-    for (const LvReport& lv : *lvs) lv_exists |= lv.name == name;
-    if (!lv_exists) return dm_status;
-  }
+  // "dm/NAME" and no VG called dm: the dm answer stands.
+  if (!lvs.ok()) return dm_status.ok() ? lvs.status() : dm_status;
+  bool lv_exists = false;
+  for (const LvReport& lv : *lvs) lv_exists |= lv.name == name;
+  if (!dm_status.ok() && !lv_exists) return dm_status;
   for (const LvReport& lv : *lvs) {
     if (lv.name != name) continue;
     if (!IsOurs(lv)) {
