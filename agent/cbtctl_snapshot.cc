@@ -36,11 +36,15 @@ constexpr char kUsage[] =
     "      --pool-limit PCT         refuse above this thin pool fill (80)\n"
     "      --cow-percent PCT        COW size of thick snapshots (20)\n"
     "      --cow-size BYTES         fixed COW size instead (suffix k/M/G)\n"
+    "      --cow-device [VOLUME=]DEV  COW store of a device-mapper volume\n"
+    "                               that is not an LV (its start is zeroed,\n"
+    "                               all of it is used; repeatable, VOLUME=\n"
+    "                               needed with several volumes)\n"
     "      --sequential             one lvcreate per member, no common\n"
     "                               instant (needed with thick members)\n"
     "  discover VOLUME...           what a volume is and whether it can be\n"
     "                               snapshotted\n"
-    "  list [VG]                    cbtd's snapshots\n"
+    "  list [VG]                    cbtd's snapshots (dm ones as dm/NAME)\n"
     "  remove VG/NAME...            remove cbtd snapshots (only cbtd's)\n"
     "  cleanup [--keep VG/NAME]...  remove every other cbtd snapshot\n"
     "\n"
@@ -81,7 +85,7 @@ json ToJson(const SnapshotInfo& s) {
             {"size_bytes", s.size_bytes},
             {"active", s.active},
             {"device_path", s.device_path}};
-  if (s.kind == snapshot::VolumeKind::kThickLv) {
+  if (s.kind != snapshot::VolumeKind::kThinLv) {
     j["cow_dm_path"] = s.cow_dm_path;
     j["cow_fill_percent"] = s.cow_fill_percent.value_or(-1);
     j["invalid"] = s.invalid;
@@ -169,6 +173,7 @@ int RunSnapshotCommand(std::span<char*> args) {
   snapshot::GroupOptions group;
   std::set<std::string> keep;
   std::vector<std::string> positional;
+  std::vector<std::string> cow_devices;  // [VOLUME=]DEV, as given
   for (size_t i = 2; i < args.size(); ++i) {
     const std::string a = args[i];
     auto value = [&]() -> std::optional<std::string> {
@@ -214,6 +219,11 @@ int RunSnapshotCommand(std::span<char*> args) {
       absl::StatusOr<uint64_t> bytes = ParseBytes(*v);
       if (!bytes.ok()) return Usage(std::string(bytes.status().message()));
       policy.cow_size_bytes = *bytes;
+    } else if (a == "--cow-device") {
+      if (!(v = value()) || v->empty()) {
+        return Usage("--cow-device needs [VOLUME=]DEV");
+      }
+      cow_devices.push_back(*v);
     } else if (a == "--sequential") {
       group.sequential = true;
     } else if (a == "--keep") {
@@ -224,6 +234,22 @@ int RunSnapshotCommand(std::span<char*> args) {
     } else {
       positional.push_back(a);
     }
+  }
+
+  for (const std::string& c : cow_devices) {
+    const size_t eq = c.find('=');
+    std::string volume, device = c;
+    if (eq != std::string::npos) {
+      volume = c.substr(0, eq);
+      device = c.substr(eq + 1);
+    } else if (positional.size() == 1) {
+      volume = positional[0];
+    } else {
+      return Usage("with several volumes, say which: --cow-device VOLUME=DEV");
+    }
+    // Keyed like VolumeInfo::path: VG/LV means /dev/VG/LV.
+    if (!volume.empty() && volume[0] != '/') volume = "/dev/" + volume;
+    policy.dm_cow_device_for[volume] = device;
   }
 
   Engine engine(policy);

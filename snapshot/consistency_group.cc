@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -169,11 +170,19 @@ absl::Status RetakeThinSnapshot(DeviceMapper& dm, const std::string& pool,
   return st;
 }
 
-// The window for the thin members: freeze, hold, frozen-hooks, re-take
-// every thin snapshot, release. `thin` indexes out.members.
-absl::Status RunWindow(DeviceMapper& dm, Host& host,
-                       const std::vector<size_t>& thin,
-                       const std::vector<uint64_t>& snap_ids,
+// A member held in the window and what is done to it there: a thin
+// member's snapshot is re-taken with the same thin id; a dm member gets
+// its snapshot device and snapshot-origin table (live at the resume).
+struct WindowMember {
+  size_t index;                          // into out.members
+  std::optional<uint64_t> thin_snap_id;  // thin members
+};
+
+// The window: freeze, hold, frozen-hooks, take every member's snapshot,
+// release.
+absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
+                       const std::vector<WindowMember>& members,
+                       const std::vector<std::string>& names,
                        const std::vector<std::string>& env,
                        const GroupOptions& options, GroupSnapshot& out) {
   const Clock::time_point start = Clock::now();
@@ -193,9 +202,9 @@ absl::Status RunWindow(DeviceMapper& dm, Host& host,
   std::set<std::string> seen_mounts;
   // freeze=false: the members are only suspended (flush, no lockfs), so the
   // snapshots are crash-consistent, as if the power had been cut.
-  for (size_t i : thin) {
+  for (const WindowMember& m : members) {
     if (!options.freeze) break;
-    const VolumeInfo& v = out.members[i];
+    const VolumeInfo& v = out.members[m.index];
     absl::StatusOr<std::vector<std::string>> mps =
         host.MountPoints(v.major, v.minor);
     if (!mps.ok()) {
@@ -209,18 +218,23 @@ absl::Status RunWindow(DeviceMapper& dm, Host& host,
     }
     if (!st.ok()) break;
   }
-  for (size_t k = 0; st.ok() && k < thin.size(); ++k) {
-    st = hold.Suspend(out.members[thin[k]].dm_name);
+  for (size_t k = 0; st.ok() && k < members.size(); ++k) {
+    st = hold.Suspend(out.members[members[k].index].dm_name);
   }
   if (st.ok()) {
     st = RunHooks(host, options.frozen_hooks, env, "frozen",
                   options.hook_timeout);
   }
-  for (size_t k = 0; st.ok() && k < thin.size(); ++k) {
+  for (size_t k = 0; st.ok() && k < members.size(); ++k) {
     st = expired();
     if (!st.ok()) break;
-    const VolumeInfo& v = out.members[thin[k]];
-    st = RetakeThinSnapshot(dm, v.pool_dm_name, snap_ids[k], *v.thin_id);
+    const VolumeInfo& v = out.members[members[k].index];
+    if (members[k].thin_snap_id.has_value()) {
+      st = RetakeThinSnapshot(dm, v.pool_dm_name, *members[k].thin_snap_id,
+                              *v.thin_id);
+    } else {
+      st = snapshotter.TakeDm(v, names[members[k].index]);
+    }
   }
   absl::Status released = hold.ReleaseAll();
   watchdog.Stop();
@@ -236,6 +250,10 @@ absl::Status RunWindow(DeviceMapper& dm, Host& host,
   return released;
 }
 
+bool IsDmMember(const VolumeInfo& v) {
+  return v.kind == VolumeKind::kOtherDm && v.not_snapshottable_reason.empty();
+}
+
 // Everything between the pre-hooks and the post-hooks.
 absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
                              Host& host, const std::vector<std::string>& names,
@@ -244,6 +262,18 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
   out.snapshots.resize(out.members.size());
   if (options.sequential) {
     for (size_t i = 0; i < out.members.size(); ++i) {
+      if (IsDmMember(out.members[i])) {
+        // A window of its own: its filesystem is frozen, like lvcreate
+        // freezes an LV's.
+        absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+            snapshotter.PrepareDm(out.members[i], names[i]);
+        if (!snap.ok()) return snap.status();
+        out.snapshots[i] = *std::move(snap);
+        absl::Status st = RunWindow(snapshotter, dm, host, {{i, std::nullopt}},
+                                    names, env, options, out);
+        if (!st.ok()) return st;
+        continue;
+      }
       absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
           snapshotter.Create(out.members[i], names[i]);
       if (!snap.ok()) return snap.status();
@@ -252,7 +282,7 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     return absl::OkStatus();
   }
   std::vector<size_t> thin;
-  std::vector<uint64_t> snap_ids;
+  std::vector<WindowMember> window;
   for (size_t i = 0; i < out.members.size(); ++i) {
     if (out.members[i].kind != VolumeKind::kThinLv) continue;
     absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
@@ -280,11 +310,21 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
         absl::Status st = snapshotter.Deactivate(info->vg, info->name);
         if (!st.ok()) return st;
       }
-      snap_ids.push_back(*info->thin_id);
+      window.push_back({i, *info->thin_id});
     }
   }
-  if (!thin.empty()) {
-    absl::Status st = RunWindow(dm, host, thin, snap_ids, env, options, out);
+  // dm members: helper devices now, the snapshot itself in the window.
+  for (size_t i = 0; i < out.members.size(); ++i) {
+    if (!IsDmMember(out.members[i])) continue;
+    absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+        snapshotter.PrepareDm(out.members[i], names[i]);
+    if (!snap.ok()) return snap.status();
+    out.snapshots[i] = *std::move(snap);
+    window.push_back({i, std::nullopt});
+  }
+  if (!window.empty()) {
+    absl::Status st =
+        RunWindow(snapshotter, dm, host, window, names, env, options, out);
     if (!st.ok()) return st;
     for (size_t i : thin) {
       st = snapshotter.Activate(*out.snapshots[i]);
@@ -292,7 +332,7 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     }
   }
   for (size_t i = 0; i < out.members.size(); ++i) {
-    if (out.members[i].kind == VolumeKind::kThinLv) continue;
+    if (out.snapshots[i] != nullptr) continue;
     absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
         snapshotter.Create(out.members[i], names[i]);
     if (!snap.ok()) return snap.status();
@@ -325,12 +365,13 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   }
   if (out.members.size() > 1 && !options.sequential) {
     for (const VolumeInfo& v : out.members) {
-      if (v.kind == VolumeKind::kThinLv) continue;
+      if (v.kind != VolumeKind::kThickLv) continue;
       return absl::FailedPreconditionError(absl::StrCat(
           "group ", options.group_name, ": ", v.path,
           " is a thick LV; lvm2 snapshots thick LVs one command at a time, "
           "so the group cannot be captured at one instant "
-          "(docs/snapshots.md). Use thin LVs, or accept per-volume "
+          "(docs/snapshots.md). Use thin LVs (or plain dm devices), or "
+          "accept per-volume "
           "consistency with --sequential (and quiesce writers with a "
           "pre-hook)"));
     }
@@ -340,14 +381,14 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
     if (has_window) {
       has_window = false;
       for (const VolumeInfo& v : out.members) {
-        has_window |= v.kind == VolumeKind::kThinLv;
+        has_window |= v.kind == VolumeKind::kThinLv || IsDmMember(v);
       }
     }
     if (!has_window) {
       return absl::InvalidArgumentError(absl::StrCat(
           "group ", options.group_name,
-          ": frozen-hooks run in the window, and only thin members without "
-          "--sequential have one; use a pre-hook"));
+          ": frozen-hooks run in the window, and only thin and dm members "
+          "without --sequential have one; use a pre-hook"));
     }
   }
   const auto when = options.when.value_or(std::chrono::system_clock::now());
@@ -355,7 +396,8 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   absl::StatusOr<std::vector<SnapshotInfo>> existing = snapshotter.List();
   if (!existing.ok()) return existing.status();
   for (const VolumeInfo& v : out.members) {
-    names.push_back(SnapshotName(v.lv, when));
+    names.push_back(IsDmMember(v) ? DmSnapshotName(v.dm_name, when)
+                                  : SnapshotName(v.lv, when));
     for (const SnapshotInfo& s : *existing) {
       if (s.vg == v.vg && s.name == names.back()) {
         return absl::FailedPreconditionError(
@@ -368,8 +410,7 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   std::vector<std::string> env = {
       absl::StrCat("CBTD_GROUP=", options.group_name),
       absl::StrCat("CBTD_VOLUMES=", absl::StrJoin(paths, " ")),
-      absl::StrCat("CBTD_SNAPSHOT_TIME=",
-                   ParseSnapshotName(names[0])->timestamp)};
+      absl::StrCat("CBTD_SNAPSHOT_TIME=", SnapshotTimestamp(when))};
 
   absl::Status st =
       RunHooks(host, options.pre_hooks, env, "pre", options.hook_timeout);
@@ -390,7 +431,8 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
       if (snap == nullptr) continue;
       absl::Status r = snap->Remove();
       if (!r.ok()) {
-        absl::StrAppend(&cleanup, "; also could not remove ", snap->vg(), "/",
+        absl::StrAppend(&cleanup, "; also could not remove ",
+                        snap->vg().empty() ? "dm" : snap->vg(), "/",
                         snap->name(), ": ", r.message());
       }
     }

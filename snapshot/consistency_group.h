@@ -18,6 +18,11 @@
 //   stays right). All members are held at the same time, so the snapshots
 //   are one cut even for raw writers, and no lvm2 command runs in the
 //   window.
+// - Device-mapper members that are not LVs (dm_snapshotter.h) need no lvm2
+//   command: their helper devices are made before the window, and in it,
+//   with every member held, each gets its snapshot device and its
+//   snapshot-origin table (live at the resume). With `sequential` each
+//   gets a window of its own.
 // - Thick (COW) members cannot be re-taken; lvcreate snapshots each one at
 //   its own instant (freezing its filesystem itself). A group with more
 //   than one member and a thick one is refused unless `sequential` accepts
@@ -66,10 +71,10 @@ struct GroupOptions {
   // Off: crash-consistent only (I/O is still held at the block layer).
   // Thick members are frozen by lvcreate itself either way.
   bool freeze = true;
-  // Snapshot every member with its own lvcreate, one after the other, with
-  // no common window: each member is consistent on its own only. Needed
-  // for groups with thick members; otherwise only for demonstrating what
-  // goes wrong without the window.
+  // Snapshot every member on its own (lvcreate, or a one-member window for
+  // dm members), one after the other, with no common window: each member is
+  // consistent on its own only. Needed for groups with thick members; otherwise
+  // only for demonstrating what goes wrong without the window.
   bool sequential = false;
   // Names the snapshots (naming.h); defaults to now.
   std::optional<std::chrono::system_clock::time_point> when;

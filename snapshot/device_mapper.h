@@ -1,6 +1,10 @@
 // The device-mapper operations snapshot/ needs, behind an interface so the
-// suspend/resume protocol can be tested with mocks. The real one
+// suspend/resume protocol can be tested with mocks and fakes. The real one
 // (linux_device_mapper.cc) uses libdevmapper.
+//
+// Units: every table position and length is in 512-byte sectors.
+// Devices in tables are given as "major:minor" (the kernel prints them that
+// way too), so a table read back from one device can be loaded into another.
 //
 // Thread-safety: implementations are safe to call from several threads.
 #ifndef CBTD_SNAPSHOT_DEVICE_MAPPER_H_
@@ -21,7 +25,25 @@ struct DmInfo {
   std::string uuid;  // e.g. "LVM-<vg uuid><lv uuid>", may be empty
   bool suspended = false;
   std::vector<std::string> target_types;  // live table, e.g. {"thin"}
+  uint32_t major = 0;
+  uint32_t minor = 0;
 };
+
+// One line of a table (what `dmsetup table` prints) or of a status (what
+// `dmsetup status` prints; then `params` is the target's status).
+struct DmTarget {
+  uint64_t start_sector = 0;
+  uint64_t length_sectors = 0;
+  std::string type;    // "linear", "snapshot", ...
+  std::string params;  // "254:0 0", "254:3 254:4 P 8", ...
+  bool operator==(const DmTarget&) const = default;
+};
+using DmTable = std::vector<DmTarget>;
+
+// "0 2048 linear 254:0 0; 2048 ..." for messages and tests.
+std::string FormatDmTable(const DmTable& table);
+// Sum of the targets' lengths.
+uint64_t DmTableSectors(const DmTable& table);
 
 class DeviceMapper {
  public:
@@ -32,12 +54,38 @@ class DeviceMapper {
   virtual absl::StatusOr<std::optional<DmInfo>> InfoByDevice(
       uint32_t major, uint32_t minor) = 0;
 
+  // nullopt if no dm device is called `name`.
+  virtual absl::StatusOr<std::optional<DmInfo>> InfoByName(
+      const std::string& name) = 0;
+
+  // Every dm device (name, uuid, major:minor; target_types may be empty).
+  virtual absl::StatusOr<std::vector<DmInfo>> List() = 0;
+
+  // The live table / status of `name`. NOT_FOUND if there is no such
+  // device.
+  virtual absl::StatusOr<DmTable> Table(const std::string& name) = 0;
+  virtual absl::StatusOr<DmTable> Status(const std::string& name) = 0;
+
+  // Creates device `name` with `uuid` and `table`, live (resumed), read-only
+  // if `read_only`; its /dev/mapper node exists on return. ALREADY_EXISTS if
+  // the name or uuid is taken.
+  virtual absl::Status Create(const std::string& name, const std::string& uuid,
+                              const DmTable& table, bool read_only) = 0;
+
+  // Loads `table` into the inactive slot of existing device `name`; it goes
+  // live at the next suspend + resume.
+  virtual absl::Status Load(const std::string& name, const DmTable& table) = 0;
+
+  // Removes device `name` (fails, changing nothing, if it is open).
+  virtual absl::Status Remove(const std::string& name) = 0;
+
   // Suspends `name` with a flush (in-flight I/O completes, new I/O waits)
   // and without freezing a filesystem on it (the caller freezes with
   // FIFREEZE). Suspending a suspended device succeeds and does nothing.
   virtual absl::Status Suspend(const std::string& name) = 0;
 
-  // Resumes `name`; a no-op if it is not suspended.
+  // Resumes `name` (making a loaded table live); a no-op if it is not
+  // suspended.
   virtual absl::Status Resume(const std::string& name) = 0;
 
   // Sends a target message (sector 0), e.g. "create_snap 5 1" to a thin

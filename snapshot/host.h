@@ -32,6 +32,12 @@ class Host {
   virtual absl::StatusOr<BlockDeviceId> StatBlockDevice(
       const std::string& path) = 0;
 
+  // Writes zeros over the first `bytes` (a multiple of 4096) of block
+  // device `path`, durably (O_DIRECT, then fsync). Opens it exclusively:
+  // FAILED_PRECONDITION if the device is in use (mounted, or held by a
+  // device-mapper device), changing nothing.
+  virtual absl::Status ZeroStart(const std::string& path, uint64_t bytes) = 0;
+
   // Mount points of filesystems mounted directly on major:minor (from
   // /proc/self/mountinfo), bind mounts collapsed to one.
   virtual absl::StatusOr<std::vector<std::string>> MountPoints(

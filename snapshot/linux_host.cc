@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -71,6 +74,37 @@ class LinuxHost : public Host {
       return common::ErrnoStatus(errno, "BLKGETSIZE64 " + path);
     }
     return BlockDeviceId{major(st.st_rdev), minor(st.st_rdev), size};
+  }
+
+  absl::Status ZeroStart(const std::string& path, uint64_t bytes) override {
+    // O_EXCL on a block device: EBUSY if anything holds it (a mounted
+    // filesystem, a dm table), so a store in use is never overwritten.
+    Fd fd(open(path.c_str(), O_WRONLY | O_DIRECT | O_EXCL | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == EBUSY) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            path,
+            " is in use (mounted, or held by a device-mapper device "
+            "such as another snapshot's COW device); not touching it"));
+      }
+      return common::ErrnoStatus(errno, "open " + path);
+    }
+    constexpr size_t kBlock = 4096;
+    void* buf = nullptr;
+    if (posix_memalign(&buf, kBlock, kBlock) != 0) {
+      return absl::ResourceExhaustedError("posix_memalign");
+    }
+    std::unique_ptr<void, decltype(&free)> owned(buf, &free);
+    std::memset(buf, 0, kBlock);
+    for (uint64_t off = 0; off < bytes; off += kBlock) {
+      if (pwrite(fd.get(), buf, kBlock, static_cast<off_t>(off)) !=
+          static_cast<ssize_t>(kBlock)) {
+        return common::ErrnoStatus(errno, "zero the start of " + path);
+      }
+    }
+    if (fsync(fd.get()) != 0)
+      return common::ErrnoStatus(errno, "fsync " + path);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::vector<std::string>> MountPoints(uint32_t maj,

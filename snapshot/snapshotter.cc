@@ -7,10 +7,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "snapshot/dm_snapshotter.h"
 #include "snapshot/naming.h"
 
 namespace cbtd::snapshot {
 namespace {
+
+constexpr char kDmVg[] = "dm";  // FullName() of dm snapshots: dm/NAME
+
+bool IsDmVolume(const VolumeInfo& v) {
+  return v.kind == VolumeKind::kOtherDm && v.not_snapshottable_reason.empty();
+}
 
 bool IsOurs(const LvReport& lv) {
   return lv.HasTag(kSnapshotTag) && ParseSnapshotName(lv.name).has_value();
@@ -71,7 +78,30 @@ uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
 absl::Status Snapshotter::CheckCanSnapshot(
     const std::vector<VolumeInfo>& volumes) {
   std::map<std::string, uint64_t> cow_bytes_by_vg;
+  // COW stores of dm members by device, and the members' own devices.
+  std::map<std::pair<uint32_t, uint32_t>, std::string> store_users;
   for (const VolumeInfo& v : volumes) {
+    store_users[{v.major, v.minor}] = v.path;
+  }
+  for (const VolumeInfo& v : volumes) {
+    if (IsDmVolume(v)) {
+      auto it = policy_.dm_cow_device_for.find(v.path);
+      const std::string store =
+          it == policy_.dm_cow_device_for.end() ? "" : it->second;
+      absl::StatusOr<BlockDeviceId> id =
+          DmSnapshotter(dm_, host_).Check(v, store, CowSizeBytes(v));
+      if (!id.ok()) return id.status();
+      auto [user, fresh] =
+          store_users.emplace(std::make_pair(id->major, id->minor), v.path);
+      if (!fresh) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "cannot snapshot ", v.path, ": its COW store ", store, " is also ",
+            user->second,
+            user->second == v.path ? "'s store" : " (or its COW store)",
+            "; every dm volume needs a COW store of its own"));
+      }
+      continue;
+    }
     if (v.kind != VolumeKind::kThinLv && v.kind != VolumeKind::kThickLv) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot snapshot ", v.path, ": ", v.not_snapshottable_reason));
@@ -127,6 +157,22 @@ absl::Status Snapshotter::CheckCanSnapshot(
 
 absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
     const VolumeInfo& volume, const std::string& name, bool activate) {
+  if (IsDmVolume(volume)) {
+    absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+        PrepareDm(volume, name);
+    if (!snap.ok()) return snap.status();
+    absl::Status st = dm_.Suspend(volume.dm_name);
+    if (st.ok()) st = TakeDm(volume, name);
+    st.Update(dm_.Resume(volume.dm_name));
+    if (!st.ok()) {
+      absl::Status undo = (*snap)->Remove();
+      return absl::Status(
+          st.code(),
+          absl::StrCat("snapshot of ", volume.path, " failed: ", st.message(),
+                       undo.ok() ? "" : "; undoing: ", undo.message()));
+    }
+    return snap;
+  }
   SnapshotRequest req;
   req.activate = activate;
   req.vg = volume.vg;
@@ -154,6 +200,38 @@ absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::Create(
   return std::make_unique<ScopedSnapshot>(this, volume.vg, name);
 }
 
+absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Snapshotter::PrepareDm(
+    const VolumeInfo& volume, const std::string& name) {
+  std::optional<ParsedSnapshotName> parsed = ParseDmSnapshotName(name);
+  if (!parsed.has_value() || parsed->origin != volume.dm_name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is not a dm snapshot name for ", volume.dm_name));
+  }
+  auto it = policy_.dm_cow_device_for.find(volume.path);
+  const std::string store =
+      it == policy_.dm_cow_device_for.end() ? "" : it->second;
+  DmSnapshotter dm_snapshotter(dm_, host_);
+  absl::StatusOr<BlockDeviceId> checked =
+      dm_snapshotter.Check(volume, store, CowSizeBytes(volume));
+  if (!checked.ok()) return checked.status();
+  absl::Status st = dm_snapshotter.Prepare(volume, store, parsed->timestamp);
+  if (!st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("snapshot of ", volume.path,
+                                                " failed: ", st.message()));
+  }
+  return std::make_unique<ScopedSnapshot>(this, "", name);
+}
+
+absl::Status Snapshotter::TakeDm(const VolumeInfo& volume,
+                                 const std::string& name) {
+  std::optional<ParsedSnapshotName> parsed = ParseDmSnapshotName(name);
+  if (!parsed.has_value() || parsed->origin != volume.dm_name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is not a dm snapshot name for ", volume.dm_name));
+  }
+  return DmSnapshotter(dm_, host_).TakeSuspended(volume, parsed->timestamp);
+}
+
 absl::Status Snapshotter::Activate(const ScopedSnapshot& snapshot) {
   return lvm_.SetActive(snapshot.vg(), snapshot.name(), true);
 }
@@ -162,6 +240,10 @@ absl::Status Snapshotter::Deactivate(const std::string& vg,
                                      const std::string& name) {
   absl::StatusOr<SnapshotInfo> s = Get(vg, name);
   if (!s.ok()) return s.status();
+  if (s->kind == VolumeKind::kOtherDm) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(s->FullName(), " is a dm snapshot; it is always active"));
+  }
   return lvm_.SetActive(vg, name, false);
 }
 
@@ -173,6 +255,12 @@ absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::List(
   for (const LvReport& lv : *lvs) {
     if (IsOurs(lv)) out.push_back(ToInfo(lv));
   }
+  if (vg.empty()) {
+    absl::StatusOr<std::vector<SnapshotInfo>> dm =
+        DmSnapshotter(dm_, host_).List();
+    if (!dm.ok()) return dm.status();
+    out.insert(out.end(), dm->begin(), dm->end());
+  }
   std::sort(out.begin(), out.end(),
             [](const SnapshotInfo& a, const SnapshotInfo& b) {
               return std::tie(a.timestamp, a.vg, a.name) <
@@ -183,8 +271,18 @@ absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::List(
 
 absl::StatusOr<SnapshotInfo> Snapshotter::Get(const std::string& vg,
                                               const std::string& name) {
+  absl::Status dm_status;
+  if (vg.empty() || vg == kDmVg) {
+    absl::StatusOr<SnapshotInfo> dm = DmSnapshotter(dm_, host_).Get(name);
+    if (vg.empty() || dm.ok()) return dm;
+    dm_status = dm.status();  // "dm/NAME": maybe an LV in a VG named dm
+  }
   absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs(vg);
-  if (!lvs.ok()) return lvs.status();
+  // "dm/NAME" and no VG called dm: the dm answer stands.
+  if (!lvs.ok()) return dm_status.ok() ? lvs.status() : dm_status;
+  bool lv_exists = false;
+  for (const LvReport& lv : *lvs) lv_exists |= lv.name == name;
+  if (!dm_status.ok() && !lv_exists) return dm_status;
   for (const LvReport& lv : *lvs) {
     if (lv.name != name) continue;
     if (!IsOurs(lv)) {
@@ -204,6 +302,9 @@ absl::Status Snapshotter::Remove(const std::string& vg,
                                  const std::string& name) {
   absl::StatusOr<SnapshotInfo> s = Get(vg, name);
   if (!s.ok()) return s.status();
+  if (s->kind == VolumeKind::kOtherDm) {
+    return DmSnapshotter(dm_, host_).Remove(name);
+  }
   return lvm_.RemoveLv(vg, name);
 }
 
@@ -218,6 +319,9 @@ absl::StatusOr<std::vector<SnapshotInfo>> Snapshotter::RemoveOrphans(
     if (!st.ok()) return st;
     removed.push_back(s);
   }
+  absl::StatusOr<std::vector<std::string>> reals =
+      DmSnapshotter(dm_, host_).RemoveUnusedReal();
+  if (!reals.ok()) return reals.status();
   return removed;
 }
 
@@ -225,8 +329,9 @@ ScopedSnapshot::~ScopedSnapshot() {
   absl::Status st = Remove();
   if (!st.ok()) {
     // Nowhere to return it; orphan cleanup removes it later.
-    std::cerr << "cbtd: could not remove snapshot " << vg_ << "/" << name_
-              << ": " << st << "\n";
+    std::cerr << "cbtd: could not remove snapshot "
+              << (vg_.empty() ? kDmVg : vg_) << "/" << name_ << ": " << st
+              << "\n";
   }
 }
 

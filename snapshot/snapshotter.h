@@ -1,9 +1,18 @@
-// Snapshots of single LVs: safety checks, create, list, remove and orphan
-// cleanup of the agent's own snapshots (named by naming.h and tagged
-// kSnapshotTag). Consistency groups (consistency_group.h) build on this.
+// Snapshots of single volumes: safety checks, create, list, remove and
+// orphan cleanup of the agent's own snapshots. Consistency groups
+// (consistency_group.h) build on this.
+//
+// Backends: LVM thin and thick LVs through lvm2 (named by naming.h and
+// tagged kSnapshotTag), and device-mapper volumes lvm2 does not manage
+// (kOtherDm) through dm-snapshot, delegated to DmSnapshotter
+// (dm_snapshotter.h). A dm snapshot has vg "" and name = its dm name
+// (cbtd-NAME-TS); its FullName() is "dm/cbtd-NAME-TS", and Get/Remove
+// accept vg "" or "dm" for it ("dm" falls back to an LVM VG of that name
+// when no such dm snapshot exists).
 //
 // Ownership rule: Remove and RemoveOrphans touch only LVs that carry the
-// `cbtd` tag AND a name ParseSnapshotName accepts; anything else is refused.
+// `cbtd` tag AND a name ParseSnapshotName accepts, and dm devices whose
+// name and `CBTD-` uuid match naming.h; anything else is refused.
 //
 // Thread-safety: a Snapshotter has no mutable state; it is as thread-safe
 // as the Lvm, DeviceMapper and Host it was given (all of them are).
@@ -38,21 +47,27 @@ struct SnapshotPolicy {
   // fixed size wins over a percentage.
   std::map<std::string, uint64_t> cow_size_bytes_for;
   std::map<std::string, double> cow_percent_for;
+  // Device-mapper volumes (kOtherDm): the COW store block device of each,
+  // keyed by VolumeInfo::path. Its first 4 KiB are zeroed and the whole
+  // device is used; it must hold at least the COW size above. A dm volume
+  // without one is refused.
+  std::map<std::string, std::string> dm_cow_device_for;
 };
 
-// One of the agent's snapshots as lvm2 reports it.
+// One of the agent's snapshots as lvm2 (or device-mapper) reports it.
 struct SnapshotInfo {
-  std::string vg;
-  std::string name;
-  std::string origin;     // empty if the (thin) origin has been removed
+  std::string vg;    // "" for dm snapshots
+  std::string name;  // LV name, or dm name for dm snapshots
+  // Origin LV, or origin dm name; empty if the (thin) origin was removed.
+  std::string origin;
   std::string timestamp;  // from the name, e.g. 20261121T224005Z
-  VolumeKind kind = VolumeKind::kThinLv;  // kThinLv or kThickLv
+  VolumeKind kind = VolumeKind::kThinLv;  // kThinLv, kThickLv or kOtherDm
   std::string uuid;
   uint64_t size_bytes = 0;
   bool active = false;
   std::string device_path;  // /dev/mapper/<dm name>, readable when active
-  // Thick: the exception store changed-block tracking reads, and how full
-  // it is; an overflowed (invalid) snapshot is unusable.
+  // Thick and dm: the exception store changed-block tracking reads, and how
+  // full it is; an overflowed (invalid) snapshot is unusable.
   std::string cow_dm_path;
   std::optional<double> cow_fill_percent;
   bool invalid = false;
@@ -60,7 +75,8 @@ struct SnapshotInfo {
   std::optional<uint64_t> thin_id;
   std::string pool_lv;
 
-  std::string FullName() const { return vg + "/" + name; }
+  // "VG/LV", or "dm/NAME" for dm snapshots.
+  std::string FullName() const { return (vg.empty() ? "dm" : vg) + "/" + name; }
 };
 
 class ScopedSnapshot;
@@ -75,9 +91,11 @@ class Snapshotter {
 
   // The checks made before anything is frozen or created, for all the
   // volumes that are to be snapshotted together (COW space is summed per
-  // VG). FAILED_PRECONDITION for a volume that cannot be snapshotted or a
-  // thin pool over the fill limit, RESOURCE_EXHAUSTED for a VG without
-  // enough free extents. Messages say how full and what to do.
+  // VG). FAILED_PRECONDITION for a volume that cannot be snapshotted, a
+  // thin pool over the fill limit, or a dm volume without a usable COW
+  // store (none configured, missing, too small, shared by two members, a
+  // member itself), RESOURCE_EXHAUSTED for a VG without enough free
+  // extents. Messages say how full and what to do.
   absl::Status CheckCanSnapshot(const std::vector<VolumeInfo>& volumes);
 
   // The COW size policy applied to `volume`, rounded up to 512-byte
@@ -88,16 +106,28 @@ class Snapshotter {
   // which suspends the origin itself (the caller must not hold it). A
   // thick snapshot is always active; a thin one only if `activate` (a
   // consistency group re-takes inactive thin snapshots at its instant).
-  // Does not repeat CheckCanSnapshot. The result removes the snapshot when
-  // destroyed unless released.
+  // A dm volume: PrepareDm, suspend, TakeDm, resume (no filesystem freeze:
+  // crash-consistent; the group code freezes). `name` is then
+  // DmSnapshotName(volume.dm_name, ...). Does not repeat CheckCanSnapshot.
+  // The result removes the snapshot when destroyed unless released.
   absl::StatusOr<std::unique_ptr<ScopedSnapshot>> Create(
       const VolumeInfo& volume, const std::string& name, bool activate = true);
+
+  // The two halves of a dm snapshot (dm_snapshotter.h), for a consistency
+  // group's window. PrepareDm, outside the window: the helper devices; the
+  // result removes them (and the snapshot, once taken) unless released.
+  // TakeDm, with the volume suspended by the caller: the snapshot at this
+  // instant; it goes live when the caller resumes the volume.
+  absl::StatusOr<std::unique_ptr<ScopedSnapshot>> PrepareDm(
+      const VolumeInfo& volume, const std::string& name);
+  absl::Status TakeDm(const VolumeInfo& volume, const std::string& name);
 
   // Activates a snapshot this Snapshotter created, for reading.
   absl::Status Activate(const ScopedSnapshot& snapshot);
   absl::Status Deactivate(const std::string& vg, const std::string& name);
 
-  // The agent's snapshots in `vg` (all VGs if empty), oldest first.
+  // The agent's snapshots in `vg` (all VGs and the dm snapshots if empty),
+  // oldest first.
   absl::StatusOr<std::vector<SnapshotInfo>> List(const std::string& vg = "");
 
   // One of the agent's snapshots. NOT_FOUND if absent, FAILED_PRECONDITION
@@ -108,8 +138,9 @@ class Snapshotter {
   // Removes one of the agent's snapshots; same errors as Get.
   absl::Status Remove(const std::string& vg, const std::string& name);
 
-  // Removes every agent snapshot whose "vg/name" is not in `keep`; returns
-  // what it removed. Stops at the first failure.
+  // Removes every agent snapshot whose FullName() is not in `keep`; returns
+  // what it removed. Then restores dm origins left with no snapshot (an
+  // interrupted create). Stops at the first failure.
   absl::StatusOr<std::vector<SnapshotInfo>> RemoveOrphans(
       const std::set<std::string>& keep);
 

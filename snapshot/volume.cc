@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "snapshot/naming.h"
 
 namespace cbtd::snapshot {
 namespace {
@@ -14,6 +15,45 @@ constexpr size_t kLvmUuidLength = 4 + 32 + 32;
 bool IsThickSegtype(const std::string& s) {
   return s == "linear" || s == "striped" || absl::StartsWith(s, "raid") ||
          s == "mirror";
+}
+
+// Why a dm device lvm2 does not manage cannot get a dm-snapshot (empty if
+// it can). Its table is duplicated into cbtd-NAME-real, which is safe only
+// for targets that hold no state of their own: a second thin, era, cache
+// or crypt table over the same devices would corrupt them.
+std::string ForeignDmReason(const VolumeInfo& v, const DmInfo& d,
+                            DeviceMapper& dm) {
+  const std::string types = absl::StrJoin(d.target_types, ",");
+  if (d.uuid.starts_with(kDmUuidPrefix)) {
+    return absl::StrCat(v.path, " is ", d.name,
+                        ", one of cbtd's own snapshot devices (uuid ", d.uuid,
+                        "); snapshot its origin instead");
+  }
+  if (d.name.size() > kMaxDmOriginNameLength) {
+    return absl::StrCat(v.path, ": the dm name ", d.name, " is longer than ",
+                        kMaxDmOriginNameLength,
+                        " characters, too long for the snapshot's helper "
+                        "device names");
+  }
+  bool plain = !d.target_types.empty();
+  for (const std::string& t : d.target_types) {
+    plain &= t == "linear" || t == "striped";
+  }
+  if (plain) return "";
+  if (d.target_types == std::vector<std::string>{"snapshot-origin"}) {
+    // Already the origin of cbtd's snapshots: another one can be added.
+    const DmDeviceName real = DmHelperName(DmRole::kReal, d.name, "");
+    absl::StatusOr<std::optional<DmInfo>> r = dm.InfoByName(real.name);
+    if (r.ok() && r->has_value() && (*r)->uuid == real.uuid) return "";
+    return absl::StrCat(v.path, " is device-mapper device ", d.name,
+                        ", the origin of a dm snapshot cbtd did not make; "
+                        "cbtd never changes it");
+  }
+  return absl::StrCat(
+      v.path, " is device-mapper device ", d.name, " (targets: ", types,
+      ") that lvm2 does not manage; cbtd snapshots such devices (with "
+      "dm-snapshot) only when their table is linear or striped, and LVM "
+      "thin and thick LVs");
 }
 
 }  // namespace
@@ -67,11 +107,7 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
   v.uuid = d.uuid;
   v.kind = VolumeKind::kOtherDm;
   if (!absl::StartsWith(d.uuid, "LVM-")) {
-    v.not_snapshottable_reason = absl::StrCat(
-        v.path, " is device-mapper device ", d.name,
-        " (targets: ", absl::StrJoin(d.target_types, ","),
-        ") that lvm2 does not manage; cbtd snapshots LVM thin and thick "
-        "LVs only");
+    v.not_snapshottable_reason = ForeignDmReason(v, d, dm);
     return v;
   }
   if (absl::EndsWith(d.uuid, "-pool")) {

@@ -19,7 +19,9 @@ namespace cbtd::snapshot {
 enum class VolumeKind {
   kThinLv,       // thin LV: thin snapshot
   kThickLv,      // linear/striped/raid LV: COW snapshot
-  kOtherDm,      // a dm device lvm2 does not manage (or an LV's layer)
+  kOtherDm,      // a dm device lvm2 does not manage: dm-snapshot if its
+                 // table is linear/striped (dm_snapshotter.h); an LV's
+                 // layer, a pool, a COW snapshot: refused
   kBlockDevice,  // a plain disk or partition
 };
 std::string_view VolumeKindName(VolumeKind kind);  // "thin", "thick", ...

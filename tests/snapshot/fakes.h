@@ -1,13 +1,19 @@
-// In-memory Lvm and Host/DeviceMapper mocks for snapshot/ unit tests.
+// In-memory Lvm and DeviceMapper fakes, Host/DeviceMapper mocks for
+// snapshot/ unit tests.
 #ifndef CBTD_TESTS_SNAPSHOT_FAKES_H_
 #define CBTD_TESTS_SNAPSHOT_FAKES_H_
 
 #include <gmock/gmock.h>
 
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snapshot/device_mapper.h"
 #include "snapshot/host.h"
@@ -89,20 +95,195 @@ class FakeLvm : public Lvm {
   std::mutex mu_;
 };
 
+// Defaults (for NiceMock): no dm devices at all.
 class MockDeviceMapper : public DeviceMapper {
  public:
+  MockDeviceMapper() {
+    ON_CALL(*this, List())
+        .WillByDefault(::testing::Return(
+            absl::StatusOr<std::vector<DmInfo>>(std::vector<DmInfo>{})));
+    ON_CALL(*this, InfoByName(::testing::_))
+        .WillByDefault(::testing::Return(
+            absl::StatusOr<std::optional<DmInfo>>(std::optional<DmInfo>())));
+  }
   MOCK_METHOD(absl::StatusOr<std::optional<DmInfo>>, InfoByDevice,
               (uint32_t, uint32_t), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<DmInfo>>, InfoByName,
+              (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<DmInfo>>, List, (), (override));
+  MOCK_METHOD(absl::StatusOr<DmTable>, Table, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<DmTable>, Status, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::Status, Create,
+              (const std::string&, const std::string&, const DmTable&, bool),
+              (override));
+  MOCK_METHOD(absl::Status, Load, (const std::string&, const DmTable&),
+              (override));
+  MOCK_METHOD(absl::Status, Remove, (const std::string&), (override));
   MOCK_METHOD(absl::Status, Suspend, (const std::string&), (override));
   MOCK_METHOD(absl::Status, Resume, (const std::string&), (override));
   MOCK_METHOD(absl::Status, Message, (const std::string&, const std::string&),
               (override));
 };
 
+// Device-mapper in memory, with the kernel's rules that matter here: a
+// loaded table goes live at resume, a device used by another's table
+// cannot be removed. Mutating calls are logged in `calls` ("create NAME",
+// "load NAME TYPE", "suspend NAME", "resume NAME", "remove NAME"); a call
+// whose log line is in `fail_once` fails, changing nothing, the first time.
+class FakeDeviceMapper : public DeviceMapper {
+ public:
+  struct Device {
+    std::string uuid;
+    uint32_t minor = 0;
+    DmTable live;
+    std::optional<DmTable> inactive;
+    bool suspended = false;
+    bool read_only = false;
+  };
+  std::map<std::string, Device> devices;
+  std::vector<std::string> calls;
+  std::set<std::string> fail_once;
+  // Status of "snapshot" targets.
+  std::string snapshot_status = "16/131072 16";
+
+  void Add(const std::string& name, const std::string& uuid, uint32_t minor,
+           DmTable table) {
+    devices[name] =
+        Device{uuid, minor, std::move(table), std::nullopt, false, false};
+  }
+  std::string DevOf(const std::string& name) {
+    return absl::StrCat("253:", devices.at(name).minor);
+  }
+
+  absl::StatusOr<std::optional<DmInfo>> InfoByDevice(uint32_t major,
+                                                     uint32_t minor) override {
+    std::lock_guard lock(mu_);
+    if (major != 253) return std::optional<DmInfo>();
+    for (const auto& [name, d] : devices) {
+      if (d.minor == minor) return std::optional<DmInfo>(Info(name, d));
+    }
+    return absl::NotFoundError("no dm device");
+  }
+  absl::StatusOr<std::optional<DmInfo>> InfoByName(
+      const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = devices.find(name);
+    if (it == devices.end()) return std::optional<DmInfo>();
+    return std::optional<DmInfo>(Info(name, it->second));
+  }
+  absl::StatusOr<std::vector<DmInfo>> List() override {
+    std::lock_guard lock(mu_);
+    std::vector<DmInfo> out;
+    for (const auto& [name, d] : devices) out.push_back(Info(name, d));
+    return out;
+  }
+  absl::StatusOr<DmTable> Table(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = devices.find(name);
+    if (it == devices.end()) return absl::NotFoundError("no " + name);
+    return it->second.live;
+  }
+  absl::StatusOr<DmTable> Status(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = devices.find(name);
+    if (it == devices.end()) return absl::NotFoundError("no " + name);
+    DmTable out = it->second.live;
+    for (DmTarget& t : out) {
+      t.params = t.type == "snapshot" ? snapshot_status : "";
+    }
+    return out;
+  }
+  absl::Status Create(const std::string& name, const std::string& uuid,
+                      const DmTable& table, bool read_only) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status st = Log("create " + name); !st.ok()) return st;
+    if (devices.count(name)) return absl::AlreadyExistsError(name);
+    devices[name] =
+        Device{uuid, next_minor_++, table, std::nullopt, false, read_only};
+    return absl::OkStatus();
+  }
+  absl::Status Load(const std::string& name, const DmTable& table) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status st = Log(absl::StrCat("load ", name, " ",
+                                           table.empty() ? "" : table[0].type));
+        !st.ok()) {
+      return st;
+    }
+    auto it = devices.find(name);
+    if (it == devices.end()) return absl::NotFoundError("no " + name);
+    it->second.inactive = table;
+    return absl::OkStatus();
+  }
+  absl::Status Remove(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status st = Log("remove " + name); !st.ok()) return st;
+    auto it = devices.find(name);
+    if (it == devices.end()) return absl::NotFoundError("no " + name);
+    const std::string dev = absl::StrCat("253:", it->second.minor);
+    for (const auto& [other, d] : devices) {
+      for (const DmTable* t : {&d.live, d.inactive ? &*d.inactive : nullptr}) {
+        if (t == nullptr) continue;
+        for (const DmTarget& target : *t) {
+          if (absl::StrContains(target.params, dev)) {
+            return absl::FailedPreconditionError(
+                absl::StrCat(name, " is in use by ", other));
+          }
+        }
+      }
+    }
+    devices.erase(it);
+    return absl::OkStatus();
+  }
+  absl::Status Suspend(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status st = Log("suspend " + name); !st.ok()) return st;
+    devices.at(name).suspended = true;
+    return absl::OkStatus();
+  }
+  absl::Status Resume(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status st = Log("resume " + name); !st.ok()) return st;
+    Device& d = devices.at(name);
+    if (!d.suspended) return absl::OkStatus();
+    if (d.inactive) d.live = *std::exchange(d.inactive, std::nullopt);
+    d.suspended = false;
+    return absl::OkStatus();
+  }
+  absl::Status Message(const std::string& name,
+                       const std::string& message) override {
+    return absl::UnimplementedError("no messages");
+  }
+
+ private:
+  absl::Status Log(const std::string& call) {
+    calls.push_back(call);
+    if (fail_once.erase(call)) {
+      return absl::UnavailableError("injected failure: " + call);
+    }
+    return absl::OkStatus();
+  }
+  static DmInfo Info(const std::string& name, const Device& d) {
+    DmInfo info;
+    info.name = name;
+    info.uuid = d.uuid;
+    info.suspended = d.suspended;
+    info.major = 253;
+    info.minor = d.minor;
+    for (const DmTarget& t : d.live) info.target_types.push_back(t.type);
+    return info;
+  }
+
+  std::mutex mu_;
+  uint32_t next_minor_ = 100;
+};
+
 class MockHost : public Host {
  public:
   MOCK_METHOD(absl::StatusOr<BlockDeviceId>, StatBlockDevice,
               (const std::string&), (override));
+  MOCK_METHOD(absl::Status, ZeroStart, (const std::string&, uint64_t),
+              (override));
   MOCK_METHOD(absl::StatusOr<std::vector<std::string>>, MountPoints,
               (uint32_t, uint32_t), (override));
   MOCK_METHOD(absl::Status, Freeze, (const std::string&), (override));
