@@ -31,9 +31,13 @@ absl::StatusOr<std::vector<RunRecord>> Agent::Start() {
   }
   // Only now: no run of ours is in flight, so every snapshot of ours that
   // is not a committed base is an orphan of a run that died.
+  // A failure here (e.g. no device-mapper on this host) must not keep the
+  // control API down: it is reported, and tried again at the next start.
   if (absl::Status s = ports_.snapshots->RemoveOrphans(keep); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("removing orphaned snapshots: ",
-                                               std::string(s.message())));
+    start_warnings_.push_back(
+        absl::StrCat("orphaned snapshots were not removed (cbtd tries again "
+                     "at its next start): ",
+                     std::string(s.message())));
   }
   std::lock_guard lock(mu_);
   const auto anchor = [&](const std::string& volume) {

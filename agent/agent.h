@@ -77,6 +77,11 @@ class Agent {
   // agent's orphaned snapshots (keeping every committed base). Returns the
   // interrupted runs, for the log.
   absl::StatusOr<std::vector<RunRecord>> Start();
+  // What Start could not do but did not stop for, one line each, for the
+  // log (e.g. orphan cleanup failed).
+  const std::vector<std::string>& start_warnings() const {
+    return start_warnings_;
+  }
 
   // Queues a backup of a volume or group; returns one run id per member.
   // NOT_FOUND for an unknown target, FAILED_PRECONDITION when a member is
@@ -132,6 +137,7 @@ class Agent {
 
   StateStore& store_;
   BackupPorts ports_;
+  std::vector<std::string> start_warnings_;
   BackupOrchestrator orchestrator_;
   Clock clock_;
   absl::TimeZone tz_;

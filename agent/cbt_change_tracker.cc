@@ -1,8 +1,12 @@
 #include "agent/cbt_change_tracker.h"
 
+#include <sys/stat.h>
+
 #include "absl/strings/str_cat.h"
+#include "cbt/cow_store.h"
 #include "cbt/lvm_methods.h"
 #include "nlohmann/json.hpp"
+#include "snapshot/naming.h"
 #include "snapshot/volume.h"
 
 namespace cbtd::agent {
@@ -14,7 +18,10 @@ std::string ResolveMethod(const VolumeConfig& volume,
                           const snapshot::VolumeInfo& info,
                           std::string* why_not) {
   const bool thin = info.kind == snapshot::VolumeKind::kThinLv;
-  const bool thick = info.kind == snapshot::VolumeKind::kThickLv;
+  // A dm volume's snapshot is a dm-snapshot too (snapshot/dm_snapshotter.h):
+  // its exception store answers exactly like a thick LV's.
+  const bool thick = info.kind == snapshot::VolumeKind::kThickLv ||
+                     info.kind == snapshot::VolumeKind::kOtherDm;
   switch (volume.method) {
     case TrackingMethod::kAuto:
       return thin ? "thin-delta" : thick ? "cow-table" : "hash";
@@ -26,9 +33,11 @@ std::string ResolveMethod(const VolumeConfig& volume,
       return "hash";
     case TrackingMethod::kCowTable:
       if (thick) return "cow-table";
-      *why_not = absl::StrCat("method cow-table needs a thick LV; ",
-                              volume.path, " is ",
-                              std::string(snapshot::VolumeKindName(info.kind)));
+      *why_not = absl::StrCat(
+          "method cow-table needs a thick LV or a dm "
+          "volume; ",
+          volume.path, " is ",
+          std::string(snapshot::VolumeKindName(info.kind)));
       return "hash";
     case TrackingMethod::kEra:
       *why_not =
@@ -73,6 +82,33 @@ std::string ChainProblem(const TrackingRecord& base, const std::string& method,
   return "";
 }
 
+// cow-table for a dm volume: the exception store of the base snapshot
+// ("dm/cbtd-<origin>-<ts>") is its cbtd-<origin>-cow-<ts> device.
+absl::StatusOr<cbt::ChangedSet> DmCowTable(const snapshot::VolumeInfo& info,
+                                           const std::string& base) {
+  const std::string prefix = "dm/";
+  std::optional<snapshot::ParsedSnapshotName> parsed;
+  if (base.starts_with(prefix)) {
+    parsed = snapshot::ParseDmSnapshotName(base.substr(prefix.size()));
+  }
+  if (!parsed || parsed->origin != info.dm_name) {
+    return cbt::ChangedSet::Lost(
+        cbt::Method::kCowTable, info.size_bytes,
+        absl::StrCat(base, " is not a cbtd snapshot of ", info.dm_name));
+  }
+  const std::string cow = absl::StrCat(
+      "/dev/mapper/", snapshot::DmHelperName(snapshot::DmRole::kCow,
+                                             parsed->origin, parsed->timestamp)
+                          .name);
+  struct stat st;
+  if (::stat(cow.c_str(), &st) != 0) {
+    return cbt::ChangedSet::Lost(
+        cbt::Method::kCowTable, info.size_bytes,
+        absl::StrCat("base snapshot ", base, " is missing (no ", cow, ")"));
+  }
+  return cbt::ComputeCowTable(cow, info.size_bytes);
+}
+
 }  // namespace
 
 absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
@@ -103,6 +139,9 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   if (out.method == "thin-delta") {
     set = cbt::ThinDeltaBetweenLvs(runner_, lv, base->base_snapshot,
                                    snapshot.snapshot_name, lock_dir_);
+  } else if (out.method == "cow-table" &&
+             info->kind == snapshot::VolumeKind::kOtherDm) {
+    set = DmCowTable(*info, base->base_snapshot);
   } else if (out.method == "cow-table") {
     set = cbt::CowTableOfLv(runner_, lv, base->base_snapshot);
   } else {

@@ -152,8 +152,8 @@ int RunSendCommand(std::span<char*> args) {
   opts.window_chunks = vm["window"].as<size_t>();
   const std::string compression = vm["compression"].as<std::string>();
   opts.zstd_level = vm["zstd-level"].as<int>();
-  if ((compression != "zstd" && compression != "none") ||
-      opts.zstd_level < 1 || opts.zstd_level > 19) {
+  if ((compression != "zstd" && compression != "none") || opts.zstd_level < 1 ||
+      opts.zstd_level > 19) {
     std::cerr << "cbtctl send: --compression is zstd or none, --zstd-level "
                  "1 to 19\n";
     return common::kExitUsage;

@@ -106,7 +106,6 @@ int main(int argc, char** argv) {
   }
   cbtd::agent::RemoteSender sender(receiver);
   cbtd::agent::RemoteVault vault(std::move(receiver));
-  cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &vault,
-                                 &vault};
+  cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &vault, &vault};
   return cbtd::agent::RunDaemon(*std::move(config), ports);
 }

@@ -344,6 +344,11 @@ class Builder {
         }
         v.cow_size = CowSizePolicy{.percent_of_origin = 0, .bytes = *b};
       }
+    } else if (key == "cow_device") {
+      if (!e.value.starts_with("/")) {
+        return Problem(e, "'cow_device' must be an absolute device path");
+      }
+      v.cow_device = e.value;
     } else if (key == "schedule") {
       ScheduleValue(e, v.schedule);
     } else if (key == "keep_last") {
@@ -515,6 +520,13 @@ std::vector<ConfigProblem> CheckConfig(const Config& config,
       problems.push_back(
           {config.LineOf(absl::StrCat("volume.", v.name, ".path")),
            absl::StrCat("volume '", v.name, "': ", std::string(s.message()))});
+    }
+    if (v.cow_device.empty()) continue;
+    if (absl::Status s = probe.CheckVolumePath(v.cow_device); !s.ok()) {
+      problems.push_back(
+          {config.LineOf(absl::StrCat("volume.", v.name, ".cow_device")),
+           absl::StrCat("volume '", v.name,
+                        "' cow_device: ", std::string(s.message()))});
     }
   }
   const ReceiverConfig& r = config.receiver;

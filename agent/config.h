@@ -6,7 +6,8 @@
 //   [receiver]       address (host:port, [v6]:port or unix:/path),
 //                    ca_file, cert_file, key_file
 //   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
-//                    chunk_size, cow_size (e.g. 20% or 10G), schedule,
+//                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
+//                    (dm volumes that are not LVs), schedule,
 //                    keep_last, keep_hourly, keep_daily, keep_weekly,
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
@@ -63,6 +64,9 @@ struct VolumeConfig {
   TrackingMethod method = TrackingMethod::kAuto;
   uint64_t chunk_bytes = 64 * 1024;  // power of two, 4K..16M
   CowSizePolicy cow_size;
+  // A device-mapper volume lvm2 does not manage: the block device that
+  // holds its snapshot's COW store (overwritten at every backup).
+  std::string cow_device;
   std::optional<Schedule> schedule;
   RetentionPolicy retention;
 };

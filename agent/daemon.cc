@@ -67,6 +67,7 @@ int RunDaemon(Config config, BackupPorts ports) {
     Log(SD_ERR, absl::StrCat("start: ", interrupted.status().message()));
     return common::kExitFailure;
   }
+  for (const std::string& w : agent.start_warnings()) Log(SD_WARNING, w);
   for (const RunRecord& r : *interrupted) {
     Log(SD_WARNING, absl::StrCat("run ", r.id, " of ", r.volume,
                                  " was interrupted at step ", r.step,

@@ -57,6 +57,7 @@ snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
     const ConsistencyRequest& request) const {
   snapshot::SnapshotPolicy policy = defaults_;
   for (const VolumeConfig& v : request.volumes) {
+    if (!v.cow_device.empty()) policy.dm_cow_device_for[v.path] = v.cow_device;
     if (v.cow_size.bytes > 0) {
       policy.cow_size_bytes_for[v.path] = v.cow_size.bytes;
     } else {

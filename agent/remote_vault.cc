@@ -36,9 +36,9 @@ absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
   options.from_version = request.from_version;
   options.state_path = request.state_path;
   options.verify = request.verify;
-  auto stats = receiver::RestoreRemoteVersion(
-      **client, endpoint_->identity, request.volume, request.version,
-      **target, options);
+  auto stats = receiver::RestoreRemoteVersion(**client, endpoint_->identity,
+                                              request.volume, request.version,
+                                              **target, options);
   if (!stats.ok()) return stats.status();
   return RestoreOutcome{stats->chunks_written, stats->chunks_zeroed,
                         stats->chunks_skipped, stats->bytes_written,
@@ -50,14 +50,14 @@ absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
   auto client = Client();
   if (!client.ok()) return client.status();
   auto report = receiver::VerifyRemoteVersion(**client, endpoint_->identity,
-                                               volume, version);
+                                              volume, version);
   if (!report.ok()) return report.status();
   VerifyOutcome out;
   out.chunks_checked = report->chunks_checked;
   for (const receiver::DamagedChunk& d : report->damaged) {
-    out.problems.push_back(absl::StrCat(
-        "chunk ", d.chunk_index, " (", d.hash.ToHex(), ") ",
-        d.missing ? "missing" : "damaged", ": ", d.reason));
+    out.problems.push_back(
+        absl::StrCat("chunk ", d.chunk_index, " (", d.hash.ToHex(), ") ",
+                     d.missing ? "missing" : "damaged", ": ", d.reason));
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // reconciliation, the scheduler and reload.
 #include "agent/agent.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -105,6 +106,18 @@ TEST_F(AgentTest, StartRecoversInterruptedRunsAndRemovesOnlyOrphans) {
   EXPECT_EQ(store_->GetRun(dead)->result, RunResult::kInterrupted);
   EXPECT_EQ(snapshots_.Existing(), std::set<std::string>{"a_cbtd_base"});
   EXPECT_EQ((*store_->GetTracking("a"))->base_version, "v1");
+}
+
+TEST_F(AgentTest, FailedOrphanCleanupIsAWarningNotAFailedStart) {
+  snapshots_.orphans_error =
+      absl::UnavailableError("device-mapper: list devices failed");
+  MakeAgent();
+  ASSERT_TRUE(agent_->Start().ok());
+  ASSERT_EQ(agent_->start_warnings().size(), 1u);
+  EXPECT_THAT(agent_->start_warnings()[0],
+              ::testing::HasSubstr("orphaned snapshots were not removed"));
+  EXPECT_THAT(agent_->start_warnings()[0],
+              ::testing::HasSubstr("device-mapper: list devices failed"));
 }
 
 TEST_F(AgentTest, TickStartsOnlyDueSchedules) {

@@ -156,8 +156,10 @@ TEST_F(TrackerTest, MethodThatDoesNotFitTheVolumeSaysSoAndHashes) {
   absl::StatusOr<ChangedSet> c = Compute(Base("hash"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->method, "hash");
-  EXPECT_THAT(c->fallback_reason,
-              HasSubstr("cow-table needs a thick LV; /dev/vg/data is thin"));
+  EXPECT_THAT(
+      c->fallback_reason,
+      HasSubstr(
+          "cow-table needs a thick LV or a dm volume; /dev/vg/data is thin"));
   ExpectWholeVolume(*c);
 }
 
@@ -167,6 +169,37 @@ TEST_F(TrackerTest, AutoPicksCowTableForAThickLv) {
   absl::StatusOr<ChangedSet> c = Compute(std::nullopt);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->method, "cow-table");
+}
+
+TEST_F(TrackerTest, DmVolumeIsTrackedByItsCowStoreAndLosesAForeignBase) {
+  ON_CALL(host_, StatBlockDevice("/dev/mapper/mydisk"))
+      .WillByDefault(Return(snapshot::BlockDeviceId{253, 9, kSize}));
+  snapshot::DmInfo info;
+  info.name = "mydisk";
+  info.uuid = "my-own-uuid";
+  info.target_types = {"linear"};
+  ON_CALL(dm_, InfoByDevice(253, 9u))
+      .WillByDefault(Return(std::optional<snapshot::DmInfo>(info)));
+  volume_.name = "mydisk";
+  volume_.path = "/dev/mapper/mydisk";
+  absl::StatusOr<ChangedSet> first = Compute(std::nullopt);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->method, "cow-table");
+
+  TrackingRecord base = Base("cow-table", "my-own-uuid");
+  base.base_snapshot = "dm/cbtd-otherdisk-20261122T000000Z";
+  absl::StatusOr<ChangedSet> c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("not a cbtd snapshot of mydisk"));
+  ExpectWholeVolume(*c);
+
+  base.base_snapshot = "dm/cbtd-mydisk-20261122T000000Z";  // long gone
+  c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("is missing"));
+  ExpectWholeVolume(*c);
 }
 
 TEST_F(TrackerTest, MissingVolumeIsAnError) {

@@ -183,12 +183,34 @@ TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
 TEST(ConfigTest, DocumentedExampleParses) {
   absl::StatusOr<Config> c = LoadConfig("docs/cbtd.conf.example");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->volumes.size(), 3u);
+  EXPECT_EQ(c->volumes.size(), 4u);
+  ASSERT_NE(c->FindVolume("archive"), nullptr);
+  EXPECT_EQ(c->FindVolume("archive")->cow_device,
+            "/dev/disk/by-id/ata-SPARE-part1");
   ASSERT_NE(c->FindGroup("vm1"), nullptr);
   EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
             std::vector<std::string>{"virsh domfsfreeze vm1"});
   EXPECT_EQ(c->FindVolume("vm1-data")->cow_size.percent_of_origin, 20);
   EXPECT_TRUE(c->FindGroup("vm1")->sequential);
+}
+
+TEST(ConfigTest, CowDeviceIsCheckedWithItsLine) {
+  absl::StatusOr<Config> c =
+      ParseConfig("cbtd.conf",
+                  "[receiver]\naddress = unix:/run/r.sock\n"
+                  "[volume.d]\npath = /dev/mapper/d\n"
+                  "cow_device = /dev/sdz\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->FindVolume("d")->cow_device, "/dev/sdz");
+  FakeProbe probe;
+  probe.missing = {"/dev/sdz"};
+  EXPECT_THAT(FormatProblems("cbtd.conf", CheckConfig(*c, probe)),
+              HasSubstr("cbtd.conf:5: volume 'd' cow_device: stat /dev/sdz"));
+  absl::StatusOr<Config> bad = ParseConfig(
+      "cbtd.conf", "[volume.d]\npath = /dev/mapper/d\ncow_device = sdz\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("cbtd.conf:3: 'cow_device' must be an absolute"));
 }
 
 TEST(ConfigTest, TlsAddressNeedsCertificates) {

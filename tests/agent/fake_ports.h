@@ -41,8 +41,10 @@ class FakeSnapshots : public ConsistencyPointTaker {
     existing.erase(name);
     return absl::OkStatus();
   }
+  absl::Status orphans_error;
   absl::Status RemoveOrphans(const std::vector<std::string>& keep) override {
     std::lock_guard lock(mu_);
+    if (!orphans_error.ok()) return orphans_error;
     std::set<std::string> k(keep.begin(), keep.end());
     std::erase_if(existing,
                   [&](const std::string& n) { return !k.contains(n); });

@@ -80,7 +80,7 @@ accel=${CBTD_VM_ACCEL:-tcg}
 qemu=(qemu-system-x86_64 -machine "accel=$accel" -cpu max -smp "$smp" -m "$mem"
   -no-reboot -nodefaults -display none
   -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.img"
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off"
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off cryptomgr.notests=1"
   -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
   -virtfs "local,path=$job,mount_tag=vmjob,security_model=none,multidevs=remap"
   "${drive_args[@]}")

@@ -72,17 +72,7 @@ frozen frozen /dev/hv/vm1-root /dev/hv/vm1-data
 post ok" "$(cat /tmp/hooks.log)" "hooks in order, with group, phase and volumes"
 
 # --- --snapshot-only under a raw writer spanning both disks: one instant.
-python3 - /dev/hv/vm1-root /dev/hv/vm1-data <<'PY' &
-import os, sys
-a = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
-b = os.open(sys.argv[2], os.O_WRONLY | os.O_DSYNC)
-n = 0
-while True:
-    n += 1
-    buf = (b"%d\n" % n).ljust(4096, b"\0")
-    os.pwrite(a, buf, 0)
-    os.pwrite(b, buf, 0)
-PY
+pair_writer /dev/hv/vm1-root /dev/hv/vm1-data &
 WRITER=$!
 sleep 2
 before=$(cbtd_snapshots)

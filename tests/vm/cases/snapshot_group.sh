@@ -17,17 +17,7 @@ remove_all() {
 }
 
 log "raw writer: n to A, then n to B, n = 1, 2, ..."
-python3 - /dev/vg/a /dev/vg/b <<'PY' &
-import os, sys
-a = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
-b = os.open(sys.argv[2], os.O_WRONLY | os.O_DSYNC)
-n = 0
-while True:
-    n += 1
-    buf = (b"%d\n" % n).ljust(4096, b"\0")
-    os.pwrite(a, buf, 0)
-    os.pwrite(b, buf, 0)
-PY
+pair_writer /dev/vg/a /dev/vg/b &
 wpid=$!
 sleep 2
 prev=0

@@ -18,6 +18,23 @@ while True:
 PY
 }
 
+# pair_writer A B: forever, n = 1, 2, ...: write n into the first block of
+# A, then into the first block of B (O_DSYNC). Any one instant of both
+# devices has A >= B >= A - 1. Run in the background (`&`: $! is python).
+pair_writer() {
+  exec python3 - "$@" <<'PY'
+import os, sys
+a = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
+b = os.open(sys.argv[2], os.O_WRONLY | os.O_DSYNC)
+n = 0
+while True:
+    n += 1
+    buf = (b"%d\n" % n).ljust(4096, b"\0")
+    os.pwrite(a, buf, 0)
+    os.pwrite(b, buf, 0)
+PY
+}
+
 # check_seq DEV BLOCKS: DEV holds the state seq_writer left at one instant:
 # with M the largest number found, block i holds the largest k <= M with
 # k = i (mod BLOCKS) (or nothing, if no such k > 0). Prints M.
