@@ -7,7 +7,9 @@
 #  - `--snapshot-only` under a raw writer across both disks is one instant;
 #  - a frozen hook that outlives freeze_timeout: the watchdog ends the
 #    window within the bound, the point fails, nothing is kept;
-#  - a failing pre-hook fails the point, post-hooks still run.
+#  - a failing pre-hook fails the point, post-hooks still run;
+#  - a plain dm volume (dm-linear, not an LV) with a cow_device: full, then
+#    a cow-table incremental, restored byte-equal to its snapshot.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
 make_vg hv /dev/vda
@@ -15,6 +17,9 @@ lvcreate -q -L 96M -T hv/pool >/dev/null
 lvcreate -q -V 16M -T hv/pool -n vm1-root >/dev/null
 lvcreate -q -V 16M -T hv/pool -n vm1-data >/dev/null
 rand_bytes root $((16 << 20)) | dd of=/dev/hv/vm1-root bs=1M oflag=direct status=none
+# A dm volume lvm2 knows nothing about, and a spare device for its COW.
+dmsetup create archive --table "0 $((32 << 11)) linear /dev/vdb 0"
+rand_bytes archive $((32 << 20)) | dd of=/dev/mapper/archive bs=1M oflag=direct status=none
 
 cbt-receiver serve --vault /tmp/vault --create --insecure \
   --listen unix:/run/cbt-receiver.sock > /tmp/receiver.log 2>&1 &
@@ -33,6 +38,10 @@ path = /dev/hv/vm1-root
 
 [volume.vm1-data]
 path = /dev/hv/vm1-data
+
+[volume.archive]
+path = /dev/mapper/archive
+cow_device = /dev/vdc
 
 [group.vm1]
 members = vm1-root vm1-data
@@ -120,4 +129,18 @@ assert_eq "pre-failing
 post failed" "$(cat /tmp/hooks.log)" "pre failed, post still ran"
 assert_eq "$before" "$(cbtd_snapshots)" "nothing kept"
 
-log "PASS: hypervisor trigger, hook order, freeze bound, hook failure"
+# --- a plain dm volume through cbtd: full, change, cow-table incremental.
+cbtctl backup archive --wait > /dev/null
+rand_bytes archive2 $((1 << 20)) | dd of=/dev/mapper/archive bs=1M seek=7 oflag=direct status=none
+cbtctl backup archive --wait --json > /tmp/runs.json
+py_runs "r=rs[0]; print(r['method'], r['bytes_read'], r['fallback_reason'] or '-')" > /tmp/archive.txt
+log "archive incremental: $(cat /tmp/archive.txt)"
+assert_eq "cow-table 1048576 -" "$(cat /tmp/archive.txt)" "the dm volume's incremental reads the 1 MiB written"
+snap=$(cbtctl volumes --json | python3 -c "import json,sys; print([v for v in json.load(sys.stdin)['volumes'] if v['name']=='archive'][0]['base_snapshot'])")
+dev=/dev/mapper/${snap#dm/}
+version=$(cbtctl versions archive --json | python3 -c "import json,sys; print(json.load(sys.stdin)['versions'][-1]['version_id'])")
+lvcreate -q -L 32M -n restored hv >/dev/null
+cbtctl restore archive --version "$version" --target /dev/hv/restored > /dev/null
+assert_eq "$(hash_of "$dev")" "$(hash_of /dev/hv/restored)" "restored archive equals its dm snapshot"
+
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume"
