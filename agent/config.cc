@@ -345,10 +345,16 @@ class Builder {
         v.cow_size = CowSizePolicy{.percent_of_origin = 0, .bytes = *b};
       }
     } else if (key == "cow_device") {
-      if (!e.value.starts_with("/")) {
-        return Problem(e, "'cow_device' must be an absolute device path");
+      std::vector<std::string> devices =
+          absl::StrSplit(e.value, absl::ByAnyChar(" ,\t"), absl::SkipEmpty());
+      if (devices.size() != 2 || !devices[0].starts_with("/") ||
+          !devices[1].starts_with("/") || devices[0] == devices[1]) {
+        return Problem(e,
+                       "'cow_device' must name two different absolute device "
+                       "paths, used in turn (the base snapshot keeps one "
+                       "while the next is taken on the other)");
       }
-      v.cow_device = e.value;
+      v.cow_devices = std::move(devices);
     } else if (key == "schedule") {
       ScheduleValue(e, v.schedule);
     } else if (key == "keep_last") {
@@ -521,12 +527,13 @@ std::vector<ConfigProblem> CheckConfig(const Config& config,
           {config.LineOf(absl::StrCat("volume.", v.name, ".path")),
            absl::StrCat("volume '", v.name, "': ", std::string(s.message()))});
     }
-    if (v.cow_device.empty()) continue;
-    if (absl::Status s = probe.CheckVolumePath(v.cow_device); !s.ok()) {
-      problems.push_back(
-          {config.LineOf(absl::StrCat("volume.", v.name, ".cow_device")),
-           absl::StrCat("volume '", v.name,
-                        "' cow_device: ", std::string(s.message()))});
+    for (const std::string& cow : v.cow_devices) {
+      if (absl::Status s = probe.CheckVolumePath(cow); !s.ok()) {
+        problems.push_back(
+            {config.LineOf(absl::StrCat("volume.", v.name, ".cow_device")),
+             absl::StrCat("volume '", v.name,
+                          "' cow_device: ", std::string(s.message()))});
+      }
     }
   }
   const ReceiverConfig& r = config.receiver;

@@ -7,7 +7,7 @@
 //                    ca_file, cert_file, key_file
 //   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
 //                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
-//                    (dm volumes that are not LVs), schedule,
+//                    (two devices; dm volumes that are not LVs), schedule,
 //                    keep_last, keep_hourly, keep_daily, keep_weekly,
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
@@ -64,9 +64,10 @@ struct VolumeConfig {
   TrackingMethod method = TrackingMethod::kAuto;
   uint64_t chunk_bytes = 64 * 1024;  // power of two, 4K..16M
   CowSizePolicy cow_size;
-  // A device-mapper volume lvm2 does not manage: the block device that
-  // holds its snapshot's COW store (overwritten at every backup).
-  std::string cow_device;
+  // A device-mapper volume lvm2 does not manage: two block devices for its
+  // snapshots' COW stores, used in turn (the base snapshot keeps one while
+  // the next snapshot is taken on the other); overwritten by backups.
+  std::vector<std::string> cow_devices;
   std::optional<Schedule> schedule;
   RetentionPolicy retention;
 };

@@ -1,6 +1,10 @@
 #include "agent/lvm_snapshot_port.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <utility>
 
@@ -41,6 +45,22 @@ class LvmConsistencyPoint : public ConsistencyPoint {
   std::vector<SnapshotRef> refs_;
 };
 
+// The first of `devices` no device-mapper device holds (the base
+// snapshot's COW store holds the other); the first one if both look free
+// or neither does (the snapshot engine then refuses it, naming it).
+std::string FreeCowDevice(const std::vector<std::string>& devices) {
+  for (const std::string& d : devices) {
+    struct stat st;
+    if (::stat(d.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) continue;
+    const std::string holders =
+        absl::StrCat("/sys/dev/block/", major(st.st_rdev), ":",
+                     minor(st.st_rdev), "/holders");
+    std::error_code ec;
+    if (std::filesystem::is_empty(holders, ec) && !ec) return d;
+  }
+  return devices.front();
+}
+
 bool SplitVgName(const std::string& full, std::string* vg, std::string* name) {
   const size_t slash = full.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
@@ -57,7 +77,9 @@ snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
     const ConsistencyRequest& request) const {
   snapshot::SnapshotPolicy policy = defaults_;
   for (const VolumeConfig& v : request.volumes) {
-    if (!v.cow_device.empty()) policy.dm_cow_device_for[v.path] = v.cow_device;
+    if (!v.cow_devices.empty()) {
+      policy.dm_cow_device_for[v.path] = FreeCowDevice(v.cow_devices);
+    }
     if (v.cow_size.bytes > 0) {
       policy.cow_size_bytes_for[v.path] = v.cow_size.bytes;
     } else {

@@ -185,8 +185,9 @@ TEST(ConfigTest, DocumentedExampleParses) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->volumes.size(), 4u);
   ASSERT_NE(c->FindVolume("archive"), nullptr);
-  EXPECT_EQ(c->FindVolume("archive")->cow_device,
-            "/dev/disk/by-id/ata-SPARE-part1");
+  EXPECT_EQ(c->FindVolume("archive")->cow_devices,
+            (std::vector<std::string>{"/dev/disk/by-id/ata-SPARE-part1",
+                                      "/dev/disk/by-id/ata-SPARE-part2"}));
   ASSERT_NE(c->FindGroup("vm1"), nullptr);
   EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
             std::vector<std::string>{"virsh domfsfreeze vm1"});
@@ -199,18 +200,19 @@ TEST(ConfigTest, CowDeviceIsCheckedWithItsLine) {
       ParseConfig("cbtd.conf",
                   "[receiver]\naddress = unix:/run/r.sock\n"
                   "[volume.d]\npath = /dev/mapper/d\n"
-                  "cow_device = /dev/sdz\n");
+                  "cow_device = /dev/sdy /dev/sdz\n");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->FindVolume("d")->cow_device, "/dev/sdz");
+  EXPECT_EQ(c->FindVolume("d")->cow_devices,
+            (std::vector<std::string>{"/dev/sdy", "/dev/sdz"}));
   FakeProbe probe;
   probe.missing = {"/dev/sdz"};
   EXPECT_THAT(FormatProblems("cbtd.conf", CheckConfig(*c, probe)),
               HasSubstr("cbtd.conf:5: volume 'd' cow_device: stat /dev/sdz"));
   absl::StatusOr<Config> bad = ParseConfig(
-      "cbtd.conf", "[volume.d]\npath = /dev/mapper/d\ncow_device = sdz\n");
+      "cbtd.conf", "[volume.d]\npath = /dev/mapper/d\ncow_device = /dev/sdz\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(),
-              HasSubstr("cbtd.conf:3: 'cow_device' must be an absolute"));
+              HasSubstr("cbtd.conf:3: 'cow_device' must name two different"));
 }
 
 TEST(ConfigTest, TlsAddressNeedsCertificates) {
