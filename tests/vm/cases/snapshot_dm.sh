@@ -85,17 +85,7 @@ final=$(check_seq /dev/mapper/dma 256)
 [ "$final" -ge "$live" ] || fail "origin lost writes: $final < $live"
 
 log "group of two dm devices: raw writer n to A, then n to B"
-python3 - /dev/mapper/dma /dev/mapper/dmb <<'PY' &
-import os, sys
-a = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
-b = os.open(sys.argv[2], os.O_WRONLY | os.O_DSYNC)
-n = 0
-while True:
-    n += 1
-    buf = (b"%d\n" % n).ljust(4096, b"\0")
-    os.pwrite(a, buf, 0)
-    os.pwrite(b, buf, 0)
-PY
+pair_writer /dev/mapper/dma /dev/mapper/dmb &
 wpid=$!
 sleep 2
 prev=0
