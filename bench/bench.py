@@ -681,6 +681,29 @@ class Bench:
         return sum(min(chunk, size - c * chunk) for c in chunks)
 
     # --- scenarios ----------------------------------------------------------
+    def restore_and_check(self, t, img, size):
+        """Restores `t`'s newest version and compares it with `img`."""
+        dst = os.path.join(self.work, "restore", "restored.img")
+        if not hasattr(t, "restore") or isinstance(t, Rsync):
+            return
+        if isinstance(t, CbtdTool) and t.method == "hash":
+            return  # same vault format as external; one restore suffices
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        row = t.restore(dst, size_bytes=size)
+        if isinstance(t, CbtdTool) and not t.in_sync:
+            row["verified_identical"] = None
+            row["note"] = ("not compared: the chain's last backup "
+                           "failed, its newest version is older than "
+                           "the image")
+        elif isinstance(t, (CbtdTool, FullCopy)) and row["ok"]:
+            same = subprocess.run(["cmp", "-s", img, dst]).returncode == 0
+            row["verified_identical"] = same
+            if not same:
+                row["ok"] = False
+                row["error"] = "restored image differs from the source"
+        self.add(row)
+        shutil.rmtree(os.path.dirname(dst), ignore_errors=True)
+
     def main_matrix(self, size, cbtd_ok):
         log(f"== main matrix on {human(size)}: full, incrementals, restore")
         img = os.path.join(self.work, "main.img")
@@ -709,6 +732,11 @@ class Bench:
             if isinstance(t, CbtdTool):
                 kw["full"] = True
             self.add(t.backup(img, "full", **kw))
+        # The raw chain holds only the full: restore it while the image
+        # still equals that version.
+        for t in tools:
+            if getattr(t, "name", "").endswith("-none"):
+                self.restore_and_check(t, img, size)
         if cbtd_ok and self.args.profile:
             self.profile_full(img, size)
         self.fraction_rows = []
@@ -735,28 +763,11 @@ class Bench:
                     kw["changed_chunk_bytes"] = self.changed_chunk_bytes(
                         ext, chunk, size)
                 self.add(t.backup(img, f"incr-{frac}", **kw))
-        # Full restores of the newest version, checked byte for byte.
-        dst = os.path.join(self.work, "restore", "restored.img")
+        # Full restores of the newest version, checked byte for byte (the
+        # raw chain was restored right after its full, above).
         for t in tools:
-            if not hasattr(t, "restore") or isinstance(t, Rsync):
-                continue
-            if isinstance(t, CbtdTool) and t.method == "hash":
-                continue  # same vault format as external; one restore suffices
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            row = t.restore(dst, size_bytes=size)
-            if isinstance(t, CbtdTool) and not t.in_sync:
-                row["verified_identical"] = None
-                row["note"] = ("not compared: the chain's last backup "
-                               "failed, its newest version is older than "
-                               "the image")
-            elif isinstance(t, (CbtdTool, FullCopy)) and row["ok"]:
-                same = subprocess.run(["cmp", "-s", img, dst]).returncode == 0
-                row["verified_identical"] = same
-                if not same:
-                    row["ok"] = False
-                    row["error"] = "restored image differs from the source"
-            self.add(row)
-            shutil.rmtree(os.path.dirname(dst), ignore_errors=True)
+            if not getattr(t, "name", "").endswith("-none"):
+                self.restore_and_check(t, img, size)
         return img, tools
 
     def profile_full(self, img, size):
