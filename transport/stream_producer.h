@@ -48,7 +48,7 @@ struct ProducerOptions {
   bool allow_resize = false;
   int threads = 2;
   size_t window_chunks = 16;
-  int zstd_level = 3;  // 0: no compression (payloads travel raw)
+  int zstd_level = 3;           // 0: no compression (payloads travel raw)
   int64_t created_unix_ms = 0;  // 0: now
 };
 
