@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/cbtctl_commands.h"
 #include "agent/cbtctl_send_remote.h"
+#include "agent/remote_sender.h"
 #include "common/fs.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
@@ -27,13 +28,6 @@ std::string DefaultVersionId() {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
   return buf;
-}
-
-std::string DefaultHost() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
-  std::string h = buf;
-  return h.substr(0, h.find('.'));
 }
 
 absl::StatusOr<cbt::ExtentSet> LoadExtents(const po::variables_map& vm,
@@ -138,7 +132,7 @@ int RunSendCommand(std::span<char*> args) {
   }
   transport::ProducerOptions opts;
   opts.host = vm.count("host") ? vm["host"].as<std::string>()
-                               : (base ? base->host : DefaultHost());
+                               : (base ? base->host : ShortHostName());
   opts.volume = vm.count("volume")
                     ? vm["volume"].as<std::string>()
                     : (base ? base->volume

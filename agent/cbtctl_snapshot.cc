@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "snapshot/consistency_group.h"
 #include "snapshot/linux.h"
+#include "snapshot/naming.h"
 #include "snapshot/snapshotter.h"
 
 namespace cbtd::agent {
@@ -137,17 +138,6 @@ void PrintSnapshots(const std::vector<SnapshotInfo>& snaps, bool as_json) {
     if (s.invalid) std::cout << "  INVALID";
     std::cout << "\n";
   }
-}
-
-bool SplitFullName(const std::string& full, std::string& vg,
-                   std::string& name) {
-  const size_t slash = full.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
-    return false;
-  }
-  vg = full.substr(0, slash);
-  name = full.substr(slash + 1);
-  return true;
 }
 
 struct Engine {
@@ -315,7 +305,8 @@ int RunSnapshotCommand(std::span<char*> args) {
     if (positional.empty()) return Usage("remove needs VG/NAME");
     for (const std::string& full : positional) {
       std::string vg, name;
-      if (!SplitFullName(full, vg, name)) return Usage("not VG/NAME: " + full);
+      if (!snapshot::SplitFullName(full, &vg, &name))
+        return Usage("not VG/NAME: " + full);
       absl::Status st = engine.snapshotter.Remove(vg, name);
       if (!st.ok()) return Fail(st);
     }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "snapshot/consistency_group.h"
+#include "snapshot/naming.h"
 #include "snapshot/volume.h"
 
 namespace cbtd::agent {
@@ -59,16 +60,6 @@ std::string FreeCowDevice(const std::vector<std::string>& devices) {
     if (std::filesystem::is_empty(holders, ec) && !ec) return d;
   }
   return devices.front();
-}
-
-bool SplitVgName(const std::string& full, std::string* vg, std::string* name) {
-  const size_t slash = full.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
-    return false;
-  }
-  *vg = full.substr(0, slash);
-  *name = full.substr(slash + 1);
-  return true;
 }
 
 }  // namespace
@@ -134,7 +125,7 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
 absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
                                              const std::string& snapshot_name) {
   std::string vg, name;
-  if (!SplitVgName(snapshot_name, &vg, &name)) {
+  if (!snapshot::SplitFullName(snapshot_name, &vg, &name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("base snapshot '", snapshot_name, "' of ", volume,
                      " is not VG/LV; remove it with lvremove if it exists"));

@@ -15,13 +15,6 @@
 namespace cbtd::agent {
 namespace {
 
-std::string ShortHostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
-  std::string h = buf;
-  return h.substr(0, h.find('.'));
-}
-
 std::string NewVersionId() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t secs = std::chrono::system_clock::to_time_t(now);
@@ -62,6 +55,13 @@ class CancellableSink : public transport::RecordSink {
 };
 
 }  // namespace
+
+std::string ShortHostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  std::string h = buf;
+  return h.substr(0, h.find('.'));
+}
 
 absl::StatusOr<ReceiverEndpoint> ResolveReceiver(const ReceiverConfig& r) {
   if (r.address.empty()) {

@@ -75,6 +75,17 @@ std::string DmSnapshotName(std::string_view origin,
   return DmHelperName(DmRole::kSnapshot, origin, SnapshotTimestamp(when)).name;
 }
 
+bool SplitFullName(const std::string& full, std::string* vg,
+                   std::string* name) {
+  const size_t slash = full.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
+    return false;
+  }
+  *vg = full.substr(0, slash);
+  *name = full.substr(slash + 1);
+  return true;
+}
+
 std::optional<ParsedSnapshotName> ParseDmSnapshotName(std::string_view name) {
   if (!name.starts_with(kDmNamePrefix) ||
       name.size() < kDmNamePrefix.size() + 2 + kTimestampLength) {

@@ -63,6 +63,10 @@ DmDeviceName DmHelperName(DmRole role, std::string_view origin,
 std::string DmSnapshotName(std::string_view origin,
                            std::chrono::system_clock::time_point when);
 
+// Splits a snapshot's full name "VG/NAME" (SnapshotInfo::FullName; "dm" for
+// dm snapshots); false unless both parts are non-empty.
+bool SplitFullName(const std::string& full, std::string* vg, std::string* name);
+
 // Inverse of DmSnapshotName (by name alone; ownership needs the uuid too).
 std::optional<ParsedSnapshotName> ParseDmSnapshotName(std::string_view name);
 
