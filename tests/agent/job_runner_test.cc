@@ -51,8 +51,13 @@ TEST(JobRunnerTest, LimitsConcurrencyAndRunsQueuedJobsInOrder) {
     });
     ASSERT_TRUE(s.ok()) << s.status();
   }
-  // Two start, three wait.
-  while (active.load() < 2) std::this_thread::yield();
+  // Two start, three wait. (Wait for both to record themselves: `active`
+  // counts a job before it appends to `order`.)
+  const auto recorded = [&] {
+    std::lock_guard lock(order_mu);
+    return order.size();
+  };
+  while (recorded() < 2) std::this_thread::yield();
   EXPECT_EQ(runner.queued(), 3);
   {
     std::lock_guard lock(order_mu);
