@@ -3,6 +3,7 @@
 // backup run uses. `cbtctl era-stack`: put a device under a dm-era stack,
 // re-assemble it at boot, or remove it.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <iostream>
@@ -10,11 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cbtctl_commands.h"
 #include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
 #include "cbt/era_method.h"
+#include "cbt/era_stack.h"
 #include "cbt/external_method.h"
 #include "cbt/hash_method.h"
 #include "cbt/lvm_methods.h"
@@ -28,7 +31,8 @@ constexpr char kChangesUsage[] =
     "Usage: cbtctl changes VOLUME --method METHOD [options] [--json]\n"
     "  thin-delta  VOLUME=VG/LV --base VG/OLD_SNAP --new VG/NEW_SNAP\n"
     "  cow-table   VOLUME=VG/ORIGIN --base VG/COW_SNAP\n"
-    "  era         VOLUME=ERA_DM_NAME --metadata DEV --since ERA\n"
+    "  era         VOLUME=ERA_DM_NAME --since ERA [--era-generation G]\n"
+    "              [--metadata DEV (default: the recorded stack's)]\n"
     "  hash        VOLUME=PATH [--chunk-bytes N] [--previous-hashes FILE]\n"
     "              [--save-hashes FILE]\n"
     "  external    VOLUME=PATH --extents FILE --generation ID\n"
@@ -120,6 +124,20 @@ int RunChangesCommand(std::span<char*> args) {
       cbt::EraRequest req;
       req.era_dm_name = a.volume;
       req.metadata_path = Opt(a, "metadata");
+      req.expected_generation = Opt(a, "era-generation");
+      if (req.metadata_path.empty()) {
+        const cbt::EraStackRegistry reg(Opt(a, "registry").empty()
+                                            ? cbt::kDefaultEraRegistryDir
+                                            : Opt(a, "registry"));
+        auto spec = reg.Find(a.volume);
+        if (!spec.ok()) return Fail(spec.status());
+        if (!spec->has_value()) {
+          std::cerr << "cbtctl changes: " << a.volume
+                    << " is not a recorded era stack; give --metadata DEV\n";
+          return common::kExitUsage;
+        }
+        req.metadata_path = (*spec)->metadata_path;
+      }
       if (!cbt::ParseDecimalUint64(Opt(a, "since"), &req.since_era)) {
         std::cerr << "cbtctl changes: --since ERA is required for era\n";
         return common::kExitUsage;
@@ -128,6 +146,7 @@ int RunChangesCommand(std::span<char*> args) {
       absl::StatusOr<cbt::EraResult> r = cbt::ComputeEra(*run, req);
       if (!r.ok()) return Fail(r.status());
       extra["next_since_era"] = r->next_since_era;
+      extra["era_generation"] = r->generation;
       set = std::move(r->set);
       break;
     }
@@ -188,42 +207,166 @@ int RunChangesCommand(std::span<char*> args) {
   return common::kExitOk;
 }
 
+namespace {
+
+constexpr char kEraStackUsage[] =
+    "Usage: cbtctl era-stack create NAME --origin DEV --metadata DEV\n"
+    "                         [--block-sectors N] [--force]\n"
+    "       cbtctl era-stack assemble NAME | --all [--wait-seconds N]\n"
+    "       cbtctl era-stack remove NAME [--forget]\n"
+    "       cbtctl era-stack list\n"
+    "  every form takes [--registry DIR] (default /etc/cbtd/era-stacks)\n"
+    "create formats fresh metadata under a new generation and records the\n"
+    "stack (--force: again over a recorded one; its tracking is lost).\n"
+    "assemble loads recorded stacks over their metadata, at boot before the\n"
+    "origin is used (cbtd-era-stacks.service runs `assemble --all`).\n"
+    "remove unloads the stack (the origin is then written untracked: the\n"
+    "next run compares hashes); --forget also drops its record.\n";
+
+struct EraStackArgs {
+  std::string action, name;
+  std::map<std::string, std::string> opts;
+  bool force = false, all = false, forget = false;
+};
+
+bool ParseEraStackArgs(std::span<char*> args, EraStackArgs* out) {
+  if (args.size() < 2) return false;
+  out->action = args[1];
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string a = args[i];
+    if (a == "--force") {
+      out->force = true;
+    } else if (a == "--all") {
+      out->all = true;
+    } else if (a == "--forget") {
+      out->forget = true;
+    } else if (a.rfind("--", 0) == 0 && i + 1 < args.size()) {
+      out->opts[a.substr(2)] = args[++i];
+    } else if (a.rfind("--", 0) != 0 && out->name.empty()) {
+      out->name = a;
+    } else {
+      return false;
+    }
+  }
+  const auto& act = out->action;
+  if (act == "list") return out->name.empty();
+  if (act == "assemble") return out->all != !out->name.empty();
+  return (act == "create" || act == "remove") && !out->name.empty();
+}
+
+int EraStackFail(const std::string& action, const absl::Status& st) {
+  std::cerr << "cbtctl era-stack " << action << ": " << st.message() << "\n";
+  return common::kExitFailure;
+}
+
+bool WaitForPath(const std::string& path, int seconds) {
+  struct stat st;
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (::stat(path.c_str(), &st) == 0) return true;
+    ::usleep(100 * 1000);
+  }
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+int AssembleAll(cbt::CommandRunner& run, const cbt::EraStackRegistry& reg,
+                int wait_seconds) {
+  absl::StatusOr<std::vector<cbt::EraStackSpec>> specs = reg.List();
+  if (!specs.ok()) return EraStackFail("assemble", specs.status());
+  int failed = 0;
+  for (const cbt::EraStackSpec& spec : *specs) {
+    // Origins on LVs appear when lvm2 activates them; wait a little.
+    for (const std::string& dev : {spec.origin_path, spec.metadata_path}) {
+      if (!WaitForPath(dev, wait_seconds)) {
+        std::cerr << "cbtctl era-stack assemble: " << spec.name << ": " << dev
+                  << " did not appear within " << wait_seconds << " s\n";
+      }
+    }
+    absl::Status st = cbt::AssembleEraStack(run, spec);
+    if (absl::IsAlreadyExists(st)) {
+      std::cout << spec.name << ": already assembled\n";
+    } else if (!st.ok()) {
+      std::cerr << "cbtctl era-stack assemble: " << spec.name << ": "
+                << st.message() << "\n";
+      ++failed;
+    } else {
+      std::cout << spec.name << ": assembled (generation " << spec.generation
+                << ")\n";
+    }
+  }
+  return failed == 0 ? common::kExitOk : common::kExitFailure;
+}
+
+}  // namespace
+
 int RunEraStackCommand(std::span<char*> args) {
-  Args a;
-  const bool ok = args.size() >= 3 && ParseArgs(args.subspan(1), &a);
-  const std::string action = args.size() >= 2 ? args[1] : "";
-  if (!ok ||
-      (action != "create" && action != "assemble" && action != "remove")) {
-    std::cerr
-        << "Usage: cbtctl era-stack create|assemble NAME --origin DEV "
-           "--metadata DEV [--block-sectors N]\n"
-           "       cbtctl era-stack remove NAME\n"
-           "create formats fresh era metadata; assemble re-loads a stack\n"
-           "over existing metadata (at boot, before the origin is used).\n";
+  EraStackArgs a;
+  if (!ParseEraStackArgs(args, &a)) {
+    std::cerr << kEraStackUsage;
     return common::kExitUsage;
   }
+  const cbt::EraStackRegistry reg(a.opts.contains("registry")
+                                      ? a.opts["registry"]
+                                      : cbt::kDefaultEraRegistryDir);
   std::unique_ptr<cbt::CommandRunner> run = cbt::NewLinuxCommandRunner();
-  absl::Status st;
-  if (action == "remove") {
-    st = cbt::RemoveEraStack(*run, a.volume);
-  } else {
-    cbt::EraStackSpec spec;
-    spec.name = a.volume;
-    spec.origin_path = Opt(a, "origin");
-    spec.metadata_path = Opt(a, "metadata");
-    if (!Opt(a, "block-sectors").empty() &&
-        !cbt::ParseDecimalUint64(Opt(a, "block-sectors"),
-                                 &spec.block_sectors)) {
-      std::cerr << "cbtctl era-stack: bad --block-sectors\n";
+  if (a.action == "list") {
+    absl::StatusOr<std::vector<cbt::EraStackSpec>> specs = reg.List();
+    if (!specs.ok()) return EraStackFail(a.action, specs.status());
+    for (const cbt::EraStackSpec& s : *specs) {
+      absl::StatusOr<std::string> live = cbt::LiveEraGeneration(*run, s.name);
+      const char* state = !live.ok() ? "not assembled"
+                          : *live == s.generation
+                              ? "assembled"
+                              : "LIVE UNDER ANOTHER GENERATION";
+      std::cout << s.name << " origin " << s.origin_path << " metadata "
+                << s.metadata_path << " block_sectors " << s.block_sectors
+                << " generation " << s.generation << ": " << state << "\n";
+    }
+    return common::kExitOk;
+  }
+  if (a.action == "remove") {
+    absl::Status st = cbt::RemoveEraStack(*run, a.name);
+    if (st.ok() && a.forget) st = reg.Forget(a.name);
+    return st.ok() ? common::kExitOk : EraStackFail(a.action, st);
+  }
+  if (a.action == "assemble" && a.all) {
+    int wait = 0;
+    if (a.opts.contains("wait-seconds") &&
+        !absl::SimpleAtoi(a.opts["wait-seconds"], &wait)) {
+      std::cerr << kEraStackUsage;
       return common::kExitUsage;
     }
-    st = action == "create" ? cbt::CreateEraStack(*run, spec)
-                            : cbt::AssembleEraStack(*run, spec);
+    return AssembleAll(*run, reg, wait);
   }
-  if (!st.ok()) {
-    std::cerr << "cbtctl era-stack " << action << ": " << st << "\n";
-    return common::kExitFailure;
+  if (a.action == "assemble") {
+    absl::StatusOr<std::optional<cbt::EraStackSpec>> spec = reg.Find(a.name);
+    if (!spec.ok()) return EraStackFail(a.action, spec.status());
+    if (!spec->has_value()) {
+      return EraStackFail(
+          a.action, absl::NotFoundError(absl::StrCat(
+                        a.name, " is not a recorded era stack (in ", reg.dir(),
+                        "); create it with `cbtctl era-stack create`")));
+    }
+    absl::Status st = cbt::AssembleEraStack(*run, **spec);
+    if (absl::IsAlreadyExists(st)) {
+      std::cout << a.name << ": already assembled\n";
+      return common::kExitOk;
+    }
+    return st.ok() ? common::kExitOk : EraStackFail(a.action, st);
   }
+  cbt::EraStackSpec spec;
+  spec.name = a.name;
+  spec.origin_path = a.opts["origin"];
+  spec.metadata_path = a.opts["metadata"];
+  if (a.opts.contains("block-sectors") &&
+      !cbt::ParseDecimalUint64(a.opts["block-sectors"], &spec.block_sectors)) {
+    std::cerr << "cbtctl era-stack: bad --block-sectors\n";
+    return common::kExitUsage;
+  }
+  absl::StatusOr<cbt::EraStackSpec> made =
+      cbt::CreateEraStack(*run, reg, spec, a.force);
+  if (!made.ok()) return EraStackFail(a.action, made.status());
+  std::cout << made->name << ": created over " << made->origin_path
+            << " (generation " << made->generation << ")\n";
   return common::kExitOk;
 }
 

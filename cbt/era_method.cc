@@ -2,7 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "cbt/block_reader.h"
+#include "cbt/era_stack.h"
 #include "cbt/era_xml.h"
 #include "cbt/thin_delta_method.h"
 #include "cbt/xml_elements.h"
@@ -50,17 +50,6 @@ absl::StatusOr<uint64_t> CurrentEra(CommandRunner& runner,
   return era;
 }
 
-absl::Status LoadEraTable(CommandRunner& runner, const EraStackSpec& spec) {
-  absl::StatusOr<std::unique_ptr<BlockReader>> origin =
-      OpenBlockReader(spec.origin_path);
-  if (!origin.ok()) return origin.status();
-  const std::string table = absl::StrCat(
-      "0 ", (*origin)->SizeBytes() / 512, " era ", spec.metadata_path, " ",
-      spec.origin_path, " ", spec.block_sectors);
-  return runner.Run({"dmsetup", "create", spec.name, "--table", table})
-      .status();
-}
-
 }  // namespace
 
 absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
@@ -69,6 +58,9 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
   if (!lock.ok()) return lock.status();
   absl::StatusOr<EraTable> table = ReadEraTable(runner, req.era_dm_name);
   if (!table.ok()) return table.status();
+  absl::StatusOr<std::string> generation =
+      LiveEraGeneration(runner, req.era_dm_name);
+  if (!generation.ok()) return generation.status();
   absl::StatusOr<bool> stale =
       ReleaseStaleMetadataSnap(runner, req.era_dm_name, /*era=*/true);
   if (!stale.ok()) return stale.status();
@@ -79,6 +71,21 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
   absl::StatusOr<uint64_t> era = CurrentEra(runner, req.era_dm_name);
   if (!era.ok()) return era.status();
   EraResult result;
+  result.generation = *generation;
+  if (!req.expected_generation.empty() &&
+      *generation != req.expected_generation) {
+    result.set = ChangedSet::Lost(
+        Method::kEra, table->size_bytes,
+        generation->empty()
+            ? absl::StrCat("era device ", req.era_dm_name,
+                           " carries no cbtd generation (not assembled by "
+                           "`cbtctl era-stack`), so a rebuild cannot be "
+                           "ruled out")
+            : absl::StrCat("era stack ", req.era_dm_name,
+                           " was rebuilt: its generation is ", *generation,
+                           ", the last run's was ", req.expected_generation));
+    return result;
+  }
   if (*era < 1 || *era - 1 < req.since_era) {
     result.set = ChangedSet::Lost(
         Method::kEra, table->size_bytes,
@@ -109,20 +116,6 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
   result.set.granularity_bytes = table->block_sectors * 512;
   result.set.changed = blocks->Intersection(ExtentSet{{0, table->size_bytes}});
   return result;
-}
-
-absl::Status CreateEraStack(CommandRunner& runner, const EraStackSpec& spec) {
-  absl::Status st = ZeroSuperblock(spec.metadata_path);
-  if (!st.ok()) return st;
-  return LoadEraTable(runner, spec);
-}
-
-absl::Status AssembleEraStack(CommandRunner& runner, const EraStackSpec& spec) {
-  return LoadEraTable(runner, spec);
-}
-
-absl::Status RemoveEraStack(CommandRunner& runner, const std::string& name) {
-  return runner.Run({"dmsetup", "remove", name}).status();
 }
 
 }  // namespace cbtd::cbt

@@ -10,11 +10,9 @@
 // The result covers every block written in era >= since; the caller
 // stores next_since_era = E-1 once the receiver has committed.
 //
-// The stack itself: CreateEraStack formats fresh metadata (zeroes its
-// superblock) and loads `era <meta> <origin> <block_sectors>`;
-// AssembleEraStack loads the same table over existing metadata (at boot,
-// before anything writes to the origin); RemoveEraStack removes the
-// mapping (the origin is then written untracked: the next run is lost).
+// The stack itself (create, assemble at boot, remove) is cbt/era_stack.h.
+// A request that names the generation the last run saw is lost when the
+// live stack carries another one (rebuilt), or none.
 #ifndef CBTD_CBT_ERA_METHOD_H_
 #define CBTD_CBT_ERA_METHOD_H_
 
@@ -31,33 +29,22 @@ struct EraRequest {
   std::string era_dm_name;
   std::string metadata_path;
   uint64_t since_era = 0;  // from the tracking state of the last run
+  // The stack's generation at the last run (era_stack.h); empty: unchecked.
+  std::string expected_generation;
   std::string lock_path;
 };
 
 struct EraResult {
   ChangedSet set;
   uint64_t next_since_era = 0;
+  std::string generation;  // the live stack's; store it with next_since_era
 };
 
-// Lost (in the result) when the era went backwards (stack rebuilt with new
-// metadata). Errors: the device is missing or not an era target, tool
-// failures.
+// Lost (in the result) when the stack's generation is not the expected one
+// or the era went backwards (stack rebuilt with new metadata). Errors: the
+// device is missing or not an era target, tool failures.
 absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
                                      const EraRequest& req);
-
-struct EraStackSpec {
-  std::string name;           // dm name, e.g. "cbtd-era-data"
-  std::string origin_path;    // the tracked block device
-  std::string metadata_path;  // small device for era metadata
-  uint64_t block_sectors = 128;
-};
-
-absl::Status CreateEraStack(CommandRunner& runner, const EraStackSpec& spec);
-absl::Status AssembleEraStack(CommandRunner& runner, const EraStackSpec& spec);
-absl::Status RemoveEraStack(CommandRunner& runner, const std::string& name);
-
-// Zeroes the first 4 KiB of `path` (linux_era_stack.cc).
-absl::Status ZeroSuperblock(const std::string& path);
 
 }  // namespace cbtd::cbt
 

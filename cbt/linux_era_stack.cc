@@ -4,7 +4,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
-#include "cbt/era_method.h"
+#include "cbt/era_stack.h"
 #include "common/fs.h"
 
 namespace cbtd::cbt {
@@ -21,6 +21,24 @@ absl::Status ZeroSuperblock(const std::string& path) {
   ::close(fd);
   if (!ok) return common::ErrnoStatus(err, absl::StrCat("zero ", path));
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SuperblockIsBlank(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return common::ErrnoStatus(errno, absl::StrCat("open ", path));
+  char block[4096];
+  const ssize_t n = ::pread(fd, block, sizeof(block), 0);
+  const int err = errno;
+  ::close(fd);
+  if (n < 0) return common::ErrnoStatus(err, absl::StrCat("read ", path));
+  if (n != static_cast<ssize_t>(sizeof(block))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is smaller than one metadata block"));
+  }
+  for (char c : block) {
+    if (c != 0) return false;
+  }
+  return true;
 }
 
 }  // namespace cbtd::cbt

@@ -145,6 +145,7 @@ constexpr char kEraTable[] = "0 204800 era 252:1 252:0 128\n";
 TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
   FakeRunner run;
   run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
   run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
   run.On("dmsetup message", std::string());
   run.On("era_invalidate",
@@ -155,9 +156,12 @@ TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
   EXPECT_EQ(r->next_since_era, 6u);
   EXPECT_EQ(r->set.changed, (ExtentSet{{2 * 65536, 2 * 65536}}));
   EXPECT_EQ(r->set.volume_size_bytes, 204800u * 512);
+  EXPECT_EQ(r->generation, "00aa11bb22cc33dd");
   EXPECT_EQ(run.calls,
             (std::vector<std::string>{
-                "dmsetup table cbtd-era-x", "dmsetup status cbtd-era-x",
+                "dmsetup table cbtd-era-x",
+                "dmsetup info -c --noheadings -o uuid cbtd-era-x",
+                "dmsetup status cbtd-era-x",
                 "dmsetup message cbtd-era-x 0 checkpoint",
                 "dmsetup status cbtd-era-x",
                 "dmsetup message cbtd-era-x 0 take_metadata_snap",
@@ -168,6 +172,7 @@ TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
 TEST(EraMethodTest, EraWentBackwardsIsLost) {
   FakeRunner run;
   run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
   run.On("dmsetup status", std::string("0 204800 era 8 30/4096 2 -\n"));
   run.On("dmsetup message", std::string());
   absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(9));
@@ -175,6 +180,61 @@ TEST(EraMethodTest, EraWentBackwardsIsLost) {
   EXPECT_TRUE(r->set.lost);
   EXPECT_NE(r->set.lost_reason.find("rebuilt"), std::string::npos);
   EXPECT_EQ(r->set.changed, (ExtentSet{{0, 204800u * 512}}));
+}
+
+// A stack rebuilt with fresh metadata that has already counted past the
+// stored era: only the generation tells.
+TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("CBTD-ERA-ffff000011112222\n"));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 40 -\n"));
+  run.On("dmsetup message", std::string());
+  EraRequest req = EraReq(9);
+  req.expected_generation = "00aa11bb22cc33dd";
+  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->set.lost);
+  EXPECT_NE(r->set.lost_reason.find("was rebuilt: its generation is "
+                                    "ffff000011112222, the last run's was "
+                                    "00aa11bb22cc33dd"),
+            std::string::npos)
+      << r->set.lost_reason;
+  EXPECT_EQ(r->set.changed, (ExtentSet{{0, 204800u * 512}}));
+  for (const std::string& c : run.calls) {
+    EXPECT_EQ(c.find("era_invalidate"), std::string::npos) << c;
+  }
+}
+
+TEST(EraMethodTest, StackWithoutGenerationIsLostWhenOneIsExpected) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("\n"));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 40 -\n"));
+  run.On("dmsetup message", std::string());
+  EraRequest req = EraReq(9);
+  req.expected_generation = "00aa11bb22cc33dd";
+  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->set.lost);
+  EXPECT_NE(r->set.lost_reason.find("carries no cbtd generation"),
+            std::string::npos)
+      << r->set.lost_reason;
+}
+
+TEST(EraMethodTest, SameGenerationTracks) {
+  FakeRunner run;
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
+  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
+  run.On("dmsetup message", std::string());
+  run.On("era_invalidate", std::string("<blocks></blocks>"));
+  EraRequest req = EraReq(5);
+  req.expected_generation = "00aa11bb22cc33dd";
+  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->set.lost) << r->set.lost_reason;
+  EXPECT_TRUE(r->set.changed.empty());
 }
 
 TEST(EraMethodTest, NotAnEraDevice) {
@@ -188,6 +248,7 @@ TEST(EraMethodTest, NotAnEraDevice) {
 TEST(EraMethodTest, DroppedWhenInvalidateFails) {
   FakeRunner run;
   run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
   run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
   run.On("dmsetup message", std::string());
   run.On("era_invalidate", absl::InternalError("boom"));

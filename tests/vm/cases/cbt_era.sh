@@ -3,7 +3,10 @@
 # device taken while nothing writes; writes after the copy and before the
 # changed set is computed belong to the next interval and must be caught
 # there. Mid-way the stack is removed and re-assembled over its metadata
-# (as at boot). Loss: the stack rebuilt with fresh metadata.
+# (as at boot, with the command of systemd/cbtd-era-stacks.service), and
+# must keep its generation. Loss: the stack rebuilt with fresh metadata,
+# also when that metadata has already counted past the stored era (only
+# the generation tells); blank metadata is never assembled.
 . "$CBTD_SRC/tests/vm/lib.sh"
 . "$CBTD_SRC/tests/vm/cases/cbt_lib.sh"
 CBTCTL="$CBTD_BIN/cbtctl"
@@ -15,13 +18,29 @@ log "seed $SEED, $ROUNDS rounds"
 dmsetup create cbt-origin --table "0 81927 linear /dev/vda 0"
 dmsetup create cbt-meta --table "0 16384 linear /dev/vda 100000"
 ERA=cbt-era
-stack() { "$CBTCTL" era-stack "$1" $ERA --origin /dev/mapper/cbt-origin \
-  --metadata /dev/mapper/cbt-meta --block-sectors 128; }
-stack create
-changes() { "$CBTCTL" changes $ERA --method era --metadata /dev/mapper/cbt-meta --since "$1" --json; }
+REG=/tmp/era-stacks
+create() { "$CBTCTL" era-stack create $ERA --origin /dev/mapper/cbt-origin \
+  --metadata /dev/mapper/cbt-meta --block-sectors 128 --registry $REG "$@"; }
+# What cbtd-era-stacks.service runs at boot, on this test's registry.
+boot_assemble() {
+  local cmd
+  cmd=$(sed -n 's/^ExecStart=@CMAKE_INSTALL_FULL_BINDIR@\///p' \
+    "$CBTD_SRC/systemd/cbtd-era-stacks.service.in")
+  # shellcheck disable=SC2086
+  "$CBTD_BIN"/$cmd --registry $REG
+}
+live_uuid() { dmsetup info -c --noheadings -o uuid $ERA; }
+create
+gen=$("$CBTCTL" era-stack list --registry $REG | sed -n 's/.* generation \([0-9a-f]*\): assembled$/\1/p')
+assert_eq 16 "${#gen}" "generation of the new stack"
+assert_eq "CBTD-ERA-$gen" "$(live_uuid)" "dm uuid carries the generation"
+# --metadata comes from the stack's record.
+changes() { "$CBTCTL" changes $ERA --method era --registry $REG --since "$1" \
+  --era-generation "$gen" --json; }
 cbt_workload /dev/mapper/$ERA "$SEED" 60
 cp /dev/mapper/$ERA /tmp/prev.img
 changes 0 > /tmp/j.json
+assert_eq "$gen" "$(cbt_field /tmp/j.json era_generation)" "generation reported"
 since=$(cbt_field /tmp/j.json next_since_era)
 for r in $(seq 1 "$ROUNDS"); do
   cbt_workload /dev/mapper/$ERA "$((SEED * 100 + r))" 40
@@ -37,9 +56,11 @@ for r in $(seq 1 "$ROUNDS"); do
   since=$(cbt_field /tmp/j.json next_since_era)
   mv /tmp/new.img /tmp/prev.img
   if (( r == ROUNDS / 2 )); then
-    log "re-assembling the stack over its metadata"
-    stack remove
-    stack assemble
+    log "re-assembling the stack over its metadata, as at boot"
+    "$CBTCTL" era-stack remove $ERA
+    boot_assemble
+    assert_eq "CBTD-ERA-$gen" "$(live_uuid)" "assembly kept the generation"
+    assert_contains "$(boot_assemble)" "already assembled" "second boot run"
   fi
 done
 
@@ -50,11 +71,27 @@ assert_contains "$(cat /tmp/err.txt)" "stale metadata snapshot" "stale drop logg
 assert_eq "-" "$(dmsetup status $ERA | awk '{print $7}')" "era metadata snap left held"
 since=$(cbt_field /tmp/j.json next_since_era)
 
-log "loss: era stack rebuilt with fresh metadata"
-stack remove
-stack create
+log "loss: era stack rebuilt with fresh metadata that counted past era $since"
+"$CBTCTL" era-stack remove $ERA
+if create 2> /tmp/err.txt; then fail "create over a recorded stack was not refused"; fi
+assert_contains "$(cat /tmp/err.txt)" "--force" "refusal names the way out"
+create --force
+assert_eq 0 "$(live_uuid | grep -c "$gen" || true)" "rebuilt stack kept the old generation"
+for _ in $(seq 0 $((since + 3))); do dmsetup message $ERA 0 checkpoint; done
+era=$(dmsetup status $ERA | awk '{print $6}')
+(( era - 1 > since )) || fail "rebuilt stack's era $era did not pass $since"
 changes "$since" > /tmp/j.json
-assert_eq true "$(cbt_field /tmp/j.json lost)" "rebuilt stack not lost"
-assert_contains "$(cbt_field /tmp/j.json lost_reason)" "rebuilt" "reason"
-stack remove
+assert_eq true "$(cbt_field /tmp/j.json lost)" "rebuilt stack (era $era) not lost"
+assert_contains "$(cbt_field /tmp/j.json lost_reason)" "was rebuilt: its generation is" "reason"
+
+log "blank metadata is never assembled"
+"$CBTCTL" era-stack remove $ERA
+dd if=/dev/zero of=/dev/mapper/cbt-meta bs=4096 count=1 oflag=direct status=none
+if boot_assemble 2> /tmp/err.txt; then fail "assembled over blank metadata"; fi
+assert_contains "$(cat /tmp/err.txt)" "is blank" "blank metadata refusal"
+if dmsetup info $ERA >/dev/null 2>&1; then fail "stack loaded over blank metadata"; fi
+"$CBTCTL" era-stack create $ERA --origin /dev/mapper/cbt-origin \
+  --metadata /dev/mapper/cbt-meta --registry $REG --force >/dev/null
+"$CBTCTL" era-stack remove $ERA --forget --registry $REG
+assert_eq "" "$("$CBTCTL" era-stack list --registry $REG)" "forgotten stack listed"
 log "PASS: era never missed a byte in $ROUNDS rounds (seed $SEED)"

@@ -1,0 +1,194 @@
+// The era stack registry and the create / assemble rules, against a
+// scripted dmsetup and files standing in for the origin and metadata.
+// The real stack (and its generation surviving remove + assemble) is
+// vm.cbt_era.
+#include "cbt/era_stack.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "tests/cbt/fake_runner.h"
+
+namespace cbtd::cbt {
+namespace {
+
+class EraStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl =
+        std::filesystem::temp_directory_path() / "cbt-era-stack.XXXXXX";
+    dir_ = ::mkdtemp(tmpl.data());
+    origin_ = dir_ + "/origin";
+    meta_ = dir_ + "/meta";
+    Fill(origin_, 1 << 20, 'o');
+    Fill(meta_, 64 << 10, 'm');  // an earlier stack's metadata
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static void Fill(const std::string& path, size_t n, char c) {
+    std::ofstream(path) << std::string(n, c);
+  }
+  EraStackSpec Spec() const {
+    EraStackSpec s;
+    s.name = "cbtd-era-x";
+    s.origin_path = origin_;
+    s.metadata_path = meta_;
+    return s;
+  }
+  EraStackRegistry Registry() const { return EraStackRegistry(dir_ + "/reg"); }
+  // dmsetup as on a host where cbtd-era-x does not exist yet.
+  static void NoDevice(FakeRunner& run) {
+    run.On("dmsetup info cbtd-era-x", absl::NotFoundError("no such device"));
+    run.On("dmsetup create", std::string());
+  }
+  std::string dir_, origin_, meta_;
+};
+
+TEST_F(EraStackTest, CreateFormatsLoadsWithGenerationAndRecords) {
+  FakeRunner run;
+  NoDevice(run);
+  absl::StatusOr<EraStackSpec> made =
+      CreateEraStack(run, Registry(), Spec(), /*replace=*/false);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->generation.size(), 16u);
+  EXPECT_EQ(run.calls.back(), "dmsetup create cbtd-era-x --uuid CBTD-ERA-" +
+                                  made->generation + " --table 0 2048 era " +
+                                  meta_ + " " + origin_ + " 128");
+  absl::StatusOr<bool> blank = SuperblockIsBlank(meta_);
+  ASSERT_TRUE(blank.ok());
+  EXPECT_TRUE(*blank) << "create must hand dm-era blank metadata";
+  auto found = Registry().Find("cbtd-era-x");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ(**found, *made);
+}
+
+TEST_F(EraStackTest, CreateRefusesARecordedStackUnlessReplacing) {
+  FakeRunner run;
+  NoDevice(run);
+  auto first = CreateEraStack(run, Registry(), Spec(), false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  Fill(meta_, 64 << 10, 'm');  // dm-era wrote its metadata
+  auto again = CreateEraStack(run, Registry(), Spec(), false);
+  ASSERT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(again.status().message().find("--force"), std::string::npos);
+  EXPECT_FALSE(*SuperblockIsBlank(meta_)) << "a refused create zeroed metadata";
+  EXPECT_EQ(**Registry().Find("cbtd-era-x"), *first);
+
+  auto replaced = CreateEraStack(run, Registry(), Spec(), true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_NE(replaced->generation, first->generation);
+  EXPECT_EQ((*Registry().Find("cbtd-era-x"))->generation, replaced->generation);
+}
+
+TEST_F(EraStackTest, CreateRefusesALiveDeviceAndForgetsAFailedLoad) {
+  FakeRunner live;
+  live.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  auto refused = CreateEraStack(live, Registry(), Spec(), true);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(*SuperblockIsBlank(meta_));
+
+  FakeRunner failing;
+  failing.On("dmsetup info cbtd-era-x", absl::NotFoundError("no device"));
+  failing.On("dmsetup create", absl::InternalError("ioctl failed"));
+  auto failed = CreateEraStack(failing, Registry(), Spec(), false);
+  EXPECT_FALSE(failed.ok());
+  auto found = Registry().Find("cbtd-era-x");
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value()) << "a stack that never loaded is recorded";
+}
+
+TEST_F(EraStackTest, AssembleKeepsTheRecordedGeneration) {
+  EraStackSpec s = Spec();
+  s.generation = "0123456789abcdef";
+  FakeRunner run;
+  NoDevice(run);
+  ASSERT_TRUE(AssembleEraStack(run, s).ok());
+  EXPECT_EQ(run.calls.back(),
+            "dmsetup create cbtd-era-x --uuid CBTD-ERA-0123456789abcdef "
+            "--table 0 2048 era " +
+                meta_ + " " + origin_ + " 128");
+}
+
+TEST_F(EraStackTest, AssembleRefusesBlankMetadata) {
+  Fill(meta_, 64 << 10, '\0');
+  EraStackSpec s = Spec();
+  s.generation = "0123456789abcdef";
+  FakeRunner run;
+  NoDevice(run);
+  absl::Status st = AssembleEraStack(run, s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("is blank"), std::string::npos) << st;
+  for (const std::string& c : run.calls) {
+    EXPECT_EQ(c.find("dmsetup create"), std::string::npos) << c;
+  }
+}
+
+TEST_F(EraStackTest, AssembleOverALiveStack) {
+  EraStackSpec s = Spec();
+  s.generation = "0123456789abcdef";
+  FakeRunner same;
+  same.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  same.On("dmsetup info -c", std::string("CBTD-ERA-0123456789abcdef\n"));
+  EXPECT_EQ(AssembleEraStack(same, s).code(), absl::StatusCode::kAlreadyExists);
+
+  FakeRunner other;
+  other.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  other.On("dmsetup info -c", std::string("\n"));
+  absl::Status st = AssembleEraStack(other, s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("remove it first"), std::string::npos) << st;
+}
+
+TEST_F(EraStackTest, RegistryListsRecordsAndNamesADamagedOne) {
+  EraStackRegistry reg = Registry();
+  auto none = reg.List();
+  ASSERT_TRUE(none.ok()) << none.status();  // no directory yet
+  EXPECT_TRUE(none->empty());
+  EraStackSpec b = Spec();
+  b.name = "b";
+  b.generation = "1111111111111111";
+  EraStackSpec a = b;
+  a.name = "a";
+  a.generation = "2222222222222222";
+  ASSERT_TRUE(reg.Save(b).ok());
+  ASSERT_TRUE(reg.Save(a).ok());
+  auto both = reg.List();
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(*both, (std::vector<EraStackSpec>{a, b}));
+
+  ASSERT_TRUE(reg.Forget("b").ok());
+  EXPECT_FALSE(reg.Find("b")->has_value());
+  EXPECT_TRUE(reg.Forget("b").ok()) << "forgetting twice is not an error";
+  EXPECT_TRUE(EraStackRegistry(dir_ + "/none").Forget("b").ok())
+      << "forgetting in a registry that was never written";
+
+  std::ofstream(reg.dir() + "/a.json") << "{\"format\": 1, \"name\": \"a\"";
+  auto damaged = reg.List();
+  ASSERT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(damaged.status().message().find("a.json is damaged"),
+            std::string::npos)
+      << damaged.status();
+}
+
+TEST_F(EraStackTest, UnsafeNamesAreRefused) {
+  EraStackSpec s = Spec();
+  s.name = "../etc/passwd";
+  s.generation = "1111111111111111";
+  EXPECT_EQ(Registry().Save(s).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Registry().Find(".hidden").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EraGenerationTest, UuidRoundTrip) {
+  EXPECT_EQ(EraGenerationOfUuid(EraStackUuid("abc") + "\n"), "abc");
+  EXPECT_EQ(EraGenerationOfUuid("LVM-xyz"), "");
+  EXPECT_EQ(EraGenerationOfUuid(""), "");
+  EXPECT_NE(NewEraGeneration(), NewEraGeneration());
+}
+
+}  // namespace
+}  // namespace cbtd::cbt
