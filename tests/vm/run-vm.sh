@@ -101,12 +101,16 @@ if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
   tail -n 30 "$job/console.log" >&2 || true
   exit 124
 fi
-if [ ! -f "$job/rc" ]; then
+rc=$(cat "$job/rc" 2>/dev/null || true)
+if ! [[ "$rc" =~ ^[0-9]+$ ]]; then
+  # init also prints the status on the console.
+  rc=$(sed -n 's/^init: job exit status \([0-9]*\).*/\1/p' "$job/console.log" 2>/dev/null | tail -n 1)
+fi
+if ! [[ "$rc" =~ ^[0-9]+$ ]]; then
   echo "run-vm.sh: the VM stopped without a result (qemu exit $qrc); console tail:" >&2
   tail -n 30 "$job/console.log" >&2 || true
   exit 125
 fi
-rc=$(cat "$job/rc")
 echo "run-vm.sh: exit $rc after $(( $(date +%s) - start ))s (seed $seed)" >&2
 [ "$rc" = 125 ] && tail -n 30 "$job/console.log" >&2
 exit "$rc"
