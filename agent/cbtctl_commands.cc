@@ -14,7 +14,7 @@ constexpr common::Subcommand kCommands[] = {
      RunSnapshotCommand},
     {"changes", "print a volume's changed set against a base (debug)",
      RunChangesCommand},
-    {"era-stack", "create, assemble or remove a dm-era tracking stack",
+    {"era-stack", "create, assemble, remove or list dm-era tracking stacks",
      RunEraStackCommand},
     {"status", "show what cbtd is doing", RunStatusCommand},
     {"volumes", "list volumes and their tracking state", RunVolumesCommand},
