@@ -4,6 +4,9 @@
 #   bench/run.sh --quick              a few minutes: 512 MiB main, 128M/256M/512M
 #   bench/run.sh                      the full run: 8 GiB main, 2G/4G/8G
 #   bench/run.sh --size 16G --sizes 4G,8G,16G   larger
+#   bench/run.sh --vm                 in the VM rig (real dm-thin, dm-snapshot,
+#                                     dm-era): thin-delta vs hash time, and the
+#                                     write cost of COW snapshots / era stacks
 # Other options: bench/bench.py --help. Run as root (it installs packages,
 # drops the page cache between steps and attaches a loop device).
 # Writes bench/results/<UTC stamp>[-quick].{json,md} and -*.png.
@@ -31,6 +34,16 @@ if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
   fi
   # cbtctl / cbt-receiver may lack the paths measured here; the run says so.
   cmake --build "$cbtd_build" --target cbtctl cbt-receiver
+fi
+if [ "${1:-}" = "--vm" ]; then
+  shift  # the rest: BENCH_VM_*=VALUE knobs of bench/vm/cbt_costs.sh
+  stamp=$(date -u +%Y-%m-%dT%H%MZ)
+  log=$(mktemp /tmp/cbtd-bench-vm.XXXXXX)
+  start=$(date +%s)
+  "$root/tests/vm/run-vm.sh" --build "$cbtd_build" --disk 3G --timeout 3600 \
+    -- "$root/bench/vm/cbt_costs.sh" "$@" 2>&1 | tee "$log"
+  exec /usr/bin/python3 "$here/vm_report.py" "$log" \
+    "$here/results/$stamp-vm" "$(( $(date +%s) - start ))"
 fi
 exec /usr/bin/python3 "$here/bench.py" --image-tool "$build/bin/bench-image" \
   --bin-dir "$cbtd_build/bin" --make-certs "$src/scripts/make-certs.sh" "$@"
