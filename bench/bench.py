@@ -718,7 +718,9 @@ class Bench:
             tools += [CbtdTool(self, "external", "main"),
                       CbtdTool(self, "hash", "main")]
             if cbtd_adapter.Cbtd(self.bin_dir).has_compression_flag():
-                tools.append(CbtdTool(self, "external", "raw", "none"))
+                # First: its full is restored and its vault freed before
+                # the other tools fill the disk.
+                tools.insert(0, CbtdTool(self, "external", "raw", "none"))
             else:
                 self.note("cbtctl send has no --compression switch: the "
                           "compression-off full backup/restore is not "
@@ -732,11 +734,11 @@ class Bench:
             if isinstance(t, CbtdTool):
                 kw["full"] = True
             self.add(t.backup(img, "full", **kw))
-        # The raw chain holds only the full: restore it while the image
-        # still equals that version.
-        for t in tools:
             if getattr(t, "name", "").endswith("-none"):
+                # The raw chain holds only the full: restore it now, then
+                # free its vault (it is not used again).
                 self.restore_and_check(t, img, size)
+                self.free(t)
         if cbtd_ok and self.args.profile:
             self.profile_full(img, size)
         self.fraction_rows = []
@@ -765,10 +767,22 @@ class Bench:
                 self.add(t.backup(img, f"incr-{frac}", **kw))
         # Full restores of the newest version, checked byte for byte (the
         # raw chain was restored right after its full, above).
+        # Repositories are freed as soon as no later step needs them (the
+        # loop scenario uses only cbtd and the full copy): an 8 GiB run
+        # otherwise needs room for every tool's copy plus the restore.
+        for t in tools:
+            if isinstance(t, Rsync):
+                self.free(t)
         for t in tools:
             if not getattr(t, "name", "").endswith("-none"):
                 self.restore_and_check(t, img, size)
+                if isinstance(t, (Restic, Borg)):
+                    self.free(t)
         return img, tools
+
+    @staticmethod
+    def free(t):
+        shutil.rmtree(t.repo(), ignore_errors=True)
 
     def profile_full(self, img, size):
         """Splits a full backup into its halves: the sender alone into a
@@ -776,7 +790,7 @@ class Bench:
         `strace -f -w -c` (wall time per system call)."""
         if not shutil.which("strace"):
             return
-        a = cbtd_adapter.Cbtd(self.bin_dir)
+        a = cbtd_adapter.Cbtd(self.bin_dir, chunk_bytes=self.args.chunk_bytes)
         d = os.path.join(self.work, "profile-full")
         vault = os.path.join(d, "vault")
         os.makedirs(d, exist_ok=True)
@@ -832,6 +846,9 @@ class Bench:
 
     def scaling(self, cbtd_ok):
         sizes = self.args.scale_sizes
+        if not sizes:
+            self.note("scaling not run (--sizes none)")
+            return
         changed = int(min(sizes) * 0.01)
         changed -= changed % (64 * 1024)
         log(f"== scaling: {human(changed)} changed on "
@@ -960,10 +977,11 @@ def main():
                    help="small sizes, a few minutes (what a developer runs)")
     p.add_argument("--size", type=size_arg,
                    help="main volume size (default 8G, quick 512M)")
-    p.add_argument("--sizes", type=lambda s: [size_arg(x) for x in
-                                              s.split(",")],
+    p.add_argument("--sizes", type=lambda s: [] if s == "none" else
+                   [size_arg(x) for x in s.split(",")],
                    dest="scale_sizes",
-                   help="scaling sizes (default 2G,4G,8G; quick 128M,256M,512M)")
+                   help="scaling sizes (default 2G,4G,8G; quick "
+                        "128M,256M,512M; none: skip the scaling)")
     p.add_argument("--fractions", type=lambda s: [float(x) for x in
                                                   s.split(",")],
                    default=[0.001, 0.01, 0.1])

@@ -239,8 +239,9 @@ def markdown(res, title):
     elif res.get("loop", {}).get("unavailable"):
         parts += ["## Loop device", "",
                   "Not measured: " + res["loop"]["unavailable"], ""]
-    parts += [f"## Scaling: {res.get('scaling_changed_bytes', 0) / MiB:.1f} "
-              "MiB changed on growing volumes", "", scaling_table(res), ""]
+    if res.get("scale_sizes"):
+        parts += [f"## Scaling: {res.get('scaling_changed_bytes', 0) / MiB:.1f}"
+                  " MiB changed on growing volumes", "", scaling_table(res), ""]
     pf = res.get("profile_full")
     if pf:
         parts += ["## Where the time goes: full backup split in halves", "",
@@ -297,7 +298,9 @@ def plots(res, base):
     fig.tight_layout()
     fig.savefig(base + "-incremental.png", dpi=110)
     plt.close(fig)
-    # Time vs volume size, same changed bytes.
+    # Time vs volume size, same changed bytes (not with --sizes none).
+    if not res.get("scale_sizes"):
+        return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for tool in ["cbtd-external", "cbtd-hash", "rsync"]:
         xs, ys = [], []
