@@ -98,6 +98,11 @@ struct ChangedSet {
   std::string method;           // the method that produced it
   std::string fallback_reason;  // why `method` is not the configured one
   std::string next_state_blob;  // stored as tracking state on commit
+  // Whether the next run needs this run's snapshot as its base. False for
+  // a volume tracked by hash (it compares with the receiver's index): the
+  // snapshot is then removed after the run instead of kept, so no COW
+  // store or shared thin blocks slow the volume's writes until next time.
+  bool keep_snapshot = true;
 };
 
 class ChangeTracker {

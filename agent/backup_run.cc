@@ -211,6 +211,7 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
     everything.extents.Add(0, changes->volume_bytes);
     everything.method = changes->method;
     everything.next_state_blob = changes->next_state_blob;
+    everything.keep_snapshot = changes->keep_snapshot;
     outcome.method = "hash";
     outcome.fallback_reason =
         absl::StrCat("the receiver does not hold base version ",
@@ -231,7 +232,7 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
   next.volume = volume.name;
   next.method = changes->method;
   next.state_blob = changes->next_state_blob;
-  next.base_snapshot = snapshot.snapshot_name;
+  if (changes->keep_snapshot) next.base_snapshot = snapshot.snapshot_name;
   next.base_version = sent->version_id;
   next.updated_at = clock_();
   if (absl::Status s = store_.CommitRun(run_id, outcome, next); !s.ok()) {
@@ -240,12 +241,26 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
     // incremental from the old base (the receiver still has that too).
     return failed(kStepCommitState, s);
   }
+  // Released from the point either way: a snapshot the next run does not
+  // need is removed below, inside the run, so a finished run has left
+  // nothing behind.
   point.Keep(volume.name);
 
   // --- after the commit nothing undoes the backup; failures are notes
   std::vector<std::string> notes;
   std::string note_step = kStepDone;
   control.SetStep(volume.name, kStepRotateBase);
+  if (!changes->keep_snapshot) {
+    if (absl::Status s = ports_.snapshots->RemoveSnapshot(
+            volume.name, snapshot.snapshot_name);
+        !s.ok()) {
+      note_step = kStepRotateBase;
+      notes.push_back(absl::StrCat("snapshot ", snapshot.snapshot_name,
+                                   " not removed (cbtd removes it at its "
+                                   "next start): ",
+                                   StatusText(s)));
+    }
+  }
   if (base->has_value() && !(*base)->base_snapshot.empty() &&
       (*base)->base_snapshot != snapshot.snapshot_name) {
     if (absl::Status s = ports_.snapshots->RemoveSnapshot(

@@ -121,6 +121,7 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   out.volume_bytes = info->size_bytes;
   out.method = ResolveMethod(volume, *info, &out.fallback_reason);
   out.next_state_blob = StateBlob(*info, out.method);
+  out.keep_snapshot = out.method != "hash";  // hash needs no base snapshot
   out.extents.Add(0, info->size_bytes);
   if (full || !base.has_value() || base->base_version.empty()) {
     out.full = true;  // nothing to compare with: every chunk is new

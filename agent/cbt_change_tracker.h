@@ -10,6 +10,9 @@
 // fallback_reason). `full` is set only when there is no base version to
 // compare with.
 //
+// A volume tracked by hash keeps no base snapshot (keep_snapshot = false):
+// its next run compares with the receiver's index.
+//
 // The state blob is JSON: {"uuid": volume UUID, "size": bytes}; a volume
 // re-created under the same name (new UUID) loses its chain.
 #ifndef CBTD_AGENT_CBT_CHANGE_TRACKER_H_

@@ -105,6 +105,38 @@ TEST_F(BackupRunTest, FirstThenIncrementalRotatesTheBase) {
   EXPECT_EQ(retention_.applied, (std::vector<std::string>{"a", "a"}));
 }
 
+// A volume whose next run needs no base snapshot (hash) keeps none: the
+// run's snapshot is removed once it is done, and so is a base an earlier
+// method kept.
+TEST_F(BackupRunTest, NoBaseKeptWhenTheTrackerNeedsNone) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  ASSERT_EQ(snapshots_.Existing().size(), 1u);  // thin-delta keeps its base
+
+  tracker_.keep_snapshot = false;
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded) << runs[0].error;
+  EXPECT_EQ(runs[0].version_id, "a-v2");
+  EXPECT_EQ(Tracking("a")->base_version, "a-v2");
+  EXPECT_EQ(Tracking("a")->base_snapshot, "");
+  EXPECT_TRUE(snapshots_.Existing().empty());
+
+  runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded) << runs[0].error;
+  EXPECT_EQ(runs[0].base_version, "a-v2") << "still an incremental";
+  EXPECT_EQ(runs[0].step, kStepDone);
+  EXPECT_TRUE(snapshots_.Existing().empty());
+
+  // The removal is part of the run: a failure is a note, not a lost backup.
+  snapshots_.remove_error = absl::UnavailableError("device busy");
+  runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[0].step, kStepRotateBase);
+  EXPECT_THAT(runs[0].error, HasSubstr("not removed"));
+  EXPECT_THAT(runs[0].error, HasSubstr("device busy"));
+  EXPECT_EQ(snapshots_.Existing().size(), 1u) << "left for the next start";
+  EXPECT_EQ(Tracking("a")->base_snapshot, "");
+}
+
 // A failure at each step before the commit leaves the base and the state
 // exactly as they were, and the history names the step.
 struct FailureRow {

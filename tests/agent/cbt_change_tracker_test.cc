@@ -96,6 +96,7 @@ TEST_F(TrackerTest, FirstRunIsAFullReadThatAnchorsTheKindsMethod) {
   ExpectWholeVolume(*c);
   EXPECT_THAT(c->next_state_blob, HasSubstr(R"("tracks":"thin-delta")"));
   EXPECT_THAT(c->next_state_blob, HasSubstr(R"("uuid":"uuid-data")"));
+  EXPECT_TRUE(c->keep_snapshot) << "thin-delta's next run needs this base";
   EXPECT_TRUE(run_.calls.empty());
 }
 
@@ -121,6 +122,29 @@ TEST_F(TrackerTest, MissingBaseSnapshotFallsBackToHashOverTheWholeVolume) {
   ExpectWholeVolume(*c);
   // The new snapshot anchors thin-delta again next time.
   EXPECT_THAT(c->next_state_blob, HasSubstr(R"("tracks":"thin-delta")"));
+  EXPECT_TRUE(c->keep_snapshot);
+}
+
+// hash compares with the receiver's index: no base snapshot to keep, so
+// none slows the volume's writes between runs. Also when era (not driven
+// by cbtd yet) falls back to hash.
+TEST_F(TrackerTest, HashKeepsNoBaseSnapshot) {
+  for (TrackingMethod m : {TrackingMethod::kHash, TrackingMethod::kEra}) {
+    volume_.method = m;
+    absl::StatusOr<ChangedSet> first = Compute(std::nullopt);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->method, "hash");
+    EXPECT_FALSE(first->keep_snapshot);
+    TrackingRecord base = Base("hash");
+    base.base_snapshot.clear();  // as such a run commits it
+    absl::StatusOr<ChangedSet> next = Compute(base);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_FALSE(next->full) << "the base version anchors the compare";
+    EXPECT_EQ(next->fallback_reason.find("base snapshot"), std::string::npos)
+        << next->fallback_reason;
+    EXPECT_FALSE(next->keep_snapshot);
+    ExpectWholeVolume(*next);
+  }
 }
 
 TEST_F(TrackerTest, RecreatedVolumeLosesItsChain) {

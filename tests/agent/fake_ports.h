@@ -85,6 +85,7 @@ class FakeTracker : public ChangeTracker {
  public:
   absl::Status error;
   std::string fallback_reason;
+  bool keep_snapshot = true;
 
   absl::StatusOr<ChangedSet> ComputeChanges(
       const VolumeConfig& volume, const std::optional<TrackingRecord>& base,
@@ -101,6 +102,7 @@ class FakeTracker : public ChangeTracker {
       c.extents.Add(4096, 8192);
     }
     c.next_state_blob = "state-after-" + snapshot.snapshot_name;
+    c.keep_snapshot = keep_snapshot;
     return c;
   }
 };
