@@ -10,6 +10,7 @@
 #include <iterator>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "cbt/cow_store.h"
 #include "cbt/era_method.h"
 #include "cbt/lvm_methods.h"
@@ -141,13 +142,21 @@ EraRequest EraReq(uint64_t since) {
 }
 
 constexpr char kEraTable[] = "0 204800 era 252:1 252:0 128\n";
+constexpr char kGeneration[] = "00aa11bb22cc33dd";
+
+// A live era stack: its table, its dm UUID ("" = no generation) and the
+// era `dmsetup status` reports; messages succeed.
+void ScriptEraStack(FakeRunner& run, const std::string& uuid, int era) {
+  run.On("dmsetup table", std::string(kEraTable));
+  run.On("dmsetup info -c", uuid + "\n");
+  run.On("dmsetup status",
+         absl::StrCat("0 204800 era 8 30/4096 ", era, " -\n"));
+  run.On("dmsetup message", std::string());
+}
 
 TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate",
          std::string("<blocks><range begin=\"2\" end=\"4\"/></blocks>"));
   absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(5));
@@ -156,7 +165,7 @@ TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
   EXPECT_EQ(r->next_since_era, 6u);
   EXPECT_EQ(r->set.changed, (ExtentSet{{2 * 65536, 2 * 65536}}));
   EXPECT_EQ(r->set.volume_size_bytes, 204800u * 512);
-  EXPECT_EQ(r->generation, "00aa11bb22cc33dd");
+  EXPECT_EQ(r->generation, kGeneration);
   EXPECT_EQ(run.calls,
             (std::vector<std::string>{
                 "dmsetup table cbtd-era-x",
@@ -171,10 +180,7 @@ TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
 
 TEST(EraMethodTest, EraWentBackwardsIsLost) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 2 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 2);
   absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(9));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
@@ -186,12 +192,9 @@ TEST(EraMethodTest, EraWentBackwardsIsLost) {
 // stored era: only the generation tells.
 TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("CBTD-ERA-ffff000011112222\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 40 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, "CBTD-ERA-ffff000011112222", 40);
   EraRequest req = EraReq(9);
-  req.expected_generation = "00aa11bb22cc33dd";
+  req.expected_generation = kGeneration;
   absl::StatusOr<EraResult> r = ComputeEra(run, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
@@ -208,12 +211,9 @@ TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
 
 TEST(EraMethodTest, StackWithoutGenerationIsLostWhenOneIsExpected) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 40 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, "", 40);
   EraRequest req = EraReq(9);
-  req.expected_generation = "00aa11bb22cc33dd";
+  req.expected_generation = kGeneration;
   absl::StatusOr<EraResult> r = ComputeEra(run, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
@@ -224,13 +224,10 @@ TEST(EraMethodTest, StackWithoutGenerationIsLostWhenOneIsExpected) {
 
 TEST(EraMethodTest, SameGenerationTracks) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate", std::string("<blocks></blocks>"));
   EraRequest req = EraReq(5);
-  req.expected_generation = "00aa11bb22cc33dd";
+  req.expected_generation = kGeneration;
   absl::StatusOr<EraResult> r = ComputeEra(run, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->set.lost) << r->set.lost_reason;
@@ -247,10 +244,7 @@ TEST(EraMethodTest, NotAnEraDevice) {
 
 TEST(EraMethodTest, DroppedWhenInvalidateFails) {
   FakeRunner run;
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", std::string("CBTD-ERA-00aa11bb22cc33dd\n"));
-  run.On("dmsetup status", std::string("0 204800 era 8 30/4096 7 -\n"));
-  run.On("dmsetup message", std::string());
+  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate", absl::InternalError("boom"));
   EXPECT_FALSE(ComputeEra(run, EraReq(5)).ok());
   EXPECT_EQ(run.calls.back(),
