@@ -274,7 +274,8 @@ void Agent::Tick(absl::Time now) {
     }
   }
   for (const std::string& t : due) {
-    // A busy target skips this slot; the error is in the log, not a run.
+    // A busy target skips this slot silently: no run is recorded and
+    // nothing is logged (the next slot tries again).
     BackupNow(t, /*full=*/false, "schedule").IgnoreError();
   }
 }

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/units.h"
+#include "common/units.h"
 #include "common/fs.h"
 
 namespace cbtd::agent {
@@ -38,14 +38,14 @@ std::vector<RawEntry> LocateEntries(const std::string& text,
     if (size_t hash = s.find('#'); hash != std::string_view::npos) {
       s = s.substr(0, hash);
     }
-    s = TrimSpace(s);
+    s = common::TrimSpace(s);
     if (s.empty()) continue;
     if (s.front() == '[') {
       if (s.back() != ']' || s.size() < 3) {
         problems.push_back({line, "a section header must be [name]"});
         continue;
       }
-      section = std::string(TrimSpace(s.substr(1, s.size() - 2)));
+      section = std::string(common::TrimSpace(s.substr(1, s.size() - 2)));
       continue;
     }
     const size_t eq = s.find('=');
@@ -54,14 +54,14 @@ std::vector<RawEntry> LocateEntries(const std::string& text,
                                              std::string(s), "'")});
       continue;
     }
-    std::string key(TrimSpace(s.substr(0, eq)));
+    std::string key(common::TrimSpace(s.substr(0, eq)));
     if (key.empty()) {
       problems.push_back({line, "a key is missing before '='"});
       continue;
     }
     entries.push_back(
         RawEntry{.key = section.empty() ? key : absl::StrCat(section, ".", key),
-                 .value = std::string(TrimSpace(s.substr(eq + 1))),
+                 .value = std::string(common::TrimSpace(s.substr(eq + 1))),
                  .line = line});
   }
   return entries;
@@ -113,7 +113,7 @@ bool WellFormedAddress(std::string_view a) {
     if (std::isspace(static_cast<unsigned char>(c))) return false;
   }
   long long p = 0;
-  return ParseInt(port, p) && p > 0 && p < 65536;
+  return common::ParseInt(port, p) && p > 0 && p < 65536;
 }
 
 // Turns the flat entries into a Config, one problem per bad entry.
@@ -210,7 +210,7 @@ class Builder {
   template <typename T>
   bool Number(const RawEntry& e, T& out, long long min, long long max) {
     long long v = 0;
-    if (!ParseInt(e.value, v) || v < min || v > max) {
+    if (!common::ParseInt(e.value, v) || v < min || v > max) {
       Problem(e, absl::StrCat("'", e.key, "' must be a whole number from ", min,
                               " to ", max, ", got '", e.value, "'"));
       return false;
@@ -220,7 +220,7 @@ class Builder {
   }
 
   void Duration(const RawEntry& e, absl::Duration& out) {
-    absl::StatusOr<absl::Duration> d = ParseDurationSpec(e.value);
+    absl::StatusOr<absl::Duration> d = common::ParseDurationSpec(e.value);
     if (!d.ok()) return Problem(e, std::string(d.status().message()));
     out = *d;
   }
@@ -250,7 +250,7 @@ class Builder {
     } else if (key == "max_concurrent_runs") {
       Number(e, config_.max_concurrent_runs, 1, 64);
     } else if (key == "bandwidth_limit") {
-      absl::StatusOr<uint64_t> b = ParseBytes(e.value);
+      absl::StatusOr<uint64_t> b = common::ParseBytes(e.value);
       if (!b.ok()) return Problem(e, std::string(b.status().message()));
       config_.bandwidth_limit_bytes_per_sec = *b;
     } else {
@@ -317,7 +317,7 @@ class Builder {
       }
       v.method = *m;
     } else if (key == "chunk_size") {
-      absl::StatusOr<uint64_t> b = ParseBytes(e.value);
+      absl::StatusOr<uint64_t> b = common::ParseBytes(e.value);
       if (!b.ok()) return Problem(e, std::string(b.status().message()));
       if (*b < 4096 || *b > (16u << 20) || (*b & (*b - 1)) != 0) {
         return Problem(e, absl::StrCat("chunk_size ", e.value,
@@ -328,7 +328,7 @@ class Builder {
     } else if (key == "cow_size") {
       if (e.value.ends_with("%")) {
         long long pct = 0;
-        if (!ParseInt(std::string_view(e.value).substr(0, e.value.size() - 1),
+        if (!common::ParseInt(std::string_view(e.value).substr(0, e.value.size() - 1),
                       pct) ||
             pct < 1 || pct > 100) {
           return Problem(e, "cow_size as a percentage must be 1% to 100%");
@@ -336,7 +336,7 @@ class Builder {
         v.cow_size = CowSizePolicy{.percent_of_origin = static_cast<int>(pct),
                                    .bytes = 0};
       } else {
-        absl::StatusOr<uint64_t> b = ParseBytes(e.value);
+        absl::StatusOr<uint64_t> b = common::ParseBytes(e.value);
         if (!b.ok() || *b == 0) {
           return Problem(e,
                          "cow_size must be a percentage (20%) or a size "

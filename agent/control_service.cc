@@ -7,7 +7,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
-#include "agent/proto/control.grpc.pb.h"
+#include "control/proto/control.grpc.pb.h"
 #include "common/fs.h"
 
 namespace cbtd::agent {

@@ -1,6 +1,5 @@
 #include "agent/remote_sender.h"
 
-#include <unistd.h>
 
 #include <chrono>
 #include <ctime>
@@ -8,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "common/host_name.h"
 #include "transport/stream_producer.h"
 #include "transport/stream_source.h"
 #include "transport/tls_identity.h"
@@ -56,13 +56,6 @@ class CancellableSink : public transport::RecordSink {
 
 }  // namespace
 
-std::string ShortHostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
-  std::string h = buf;
-  return h.substr(0, h.find('.'));
-}
-
 absl::StatusOr<ReceiverEndpoint> ResolveReceiver(const ReceiverConfig& r) {
   if (r.address.empty()) {
     return absl::FailedPreconditionError(
@@ -72,7 +65,7 @@ absl::StatusOr<ReceiverEndpoint> ResolveReceiver(const ReceiverConfig& r) {
   e.options.target = r.address;
   if (r.address.starts_with("unix:")) {
     e.options.insecure = true;
-    e.identity = ShortHostName();
+    e.identity = common::ShortHostName();
     e.options.insecure_identity = e.identity;
     return e;
   }

@@ -21,10 +21,6 @@
 
 namespace cbtd::agent {
 
-// This host's name up to the first dot: the identity a plaintext receiver
-// files backups under (and cbtctl send's default --host).
-std::string ShortHostName();
-
 // The client options for `receiver` (TLS material read from its files) and
 // the identity backups are filed under. Errors name the file or setting.
 struct ReceiverEndpoint {

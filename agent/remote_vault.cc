@@ -1,8 +1,8 @@
 #include "agent/remote_vault.h"
 
 #include "absl/strings/str_cat.h"
-#include "receiver/remote_restore.h"
-#include "receiver/restore.h"
+#include "restore/remote_restore.h"
+#include "restore/restore.h"
 
 namespace cbtd::agent {
 
@@ -30,13 +30,13 @@ absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
     const RestoreRequest& request) {
   auto client = Client();
   if (!client.ok()) return client.status();
-  auto target = receiver::OpenRestoreTarget(request.target_path);
+  auto target = restore::OpenRestoreTarget(request.target_path);
   if (!target.ok()) return target.status();
-  receiver::RestoreOptions options;
+  restore::RestoreOptions options;
   options.from_version = request.from_version;
   options.state_path = request.state_path;
   options.verify = request.verify;
-  auto stats = receiver::RestoreRemoteVersion(**client, endpoint_->identity,
+  auto stats = restore::RestoreRemoteVersion(**client, endpoint_->identity,
                                               request.volume, request.version,
                                               **target, options);
   if (!stats.ok()) return stats.status();
@@ -49,12 +49,12 @@ absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
                                                   const std::string& version) {
   auto client = Client();
   if (!client.ok()) return client.status();
-  auto report = receiver::VerifyRemoteVersion(**client, endpoint_->identity,
+  auto report = restore::VerifyRemoteVersion(**client, endpoint_->identity,
                                               volume, version);
   if (!report.ok()) return report.status();
   VerifyOutcome out;
   out.chunks_checked = report->chunks_checked;
-  for (const receiver::DamagedChunk& d : report->damaged) {
+  for (const restore::DamagedChunk& d : report->damaged) {
     out.problems.push_back(
         absl::StrCat("chunk ", d.chunk_index, " (", d.hash.ToHex(), ") ",
                      d.missing ? "missing" : "damaged", ": ", d.reason));

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
-#include "agent/units.h"
+#include "common/units.h"
 
 namespace cbtd::agent {
 namespace {
@@ -13,7 +13,7 @@ namespace {
 bool ParseTwoDigits(std::string_view text, int max, int& out) {
   if (text.size() != 2) return false;
   long long v = 0;
-  if (!ParseInt(text, v) || v < 0 || v > max) return false;
+  if (!common::ParseInt(text, v) || v < 0 || v > max) return false;
   out = static_cast<int>(v);
   return true;
 }
@@ -21,7 +21,7 @@ bool ParseTwoDigits(std::string_view text, int max, int& out) {
 }  // namespace
 
 absl::StatusOr<Schedule> Schedule::Parse(std::string_view spec) {
-  const std::string original(TrimSpace(spec));
+  const std::string original(common::TrimSpace(spec));
   const auto bad = [&](const std::string& why) {
     return absl::InvalidArgumentError(
         absl::StrCat("schedule '", original, "': ", why,
@@ -33,7 +33,7 @@ absl::StatusOr<Schedule> Schedule::Parse(std::string_view spec) {
   Schedule s;
   s.spec_ = original;
   if (words[0] == "every") {
-    absl::StatusOr<absl::Duration> d = ParseDurationSpec(words[1]);
+    absl::StatusOr<absl::Duration> d = common::ParseDurationSpec(words[1]);
     if (!d.ok()) return bad(std::string(d.status().message()));
     if (*d < absl::Minutes(1)) return bad("the interval must be at least 1m");
     s.kind_ = Kind::kInterval;

@@ -15,8 +15,8 @@
 #include <filesystem>
 #include <future>
 
-#include "agent/cbtctl_commands.h"
-#include "agent/control_client.h"
+#include "cbtctl/commands.h"
+#include "control/control_client.h"
 #include "common/cli.h"
 #include "tests/agent/fake_ports.h"
 
@@ -24,6 +24,7 @@ namespace cbtd::agent {
 namespace {
 
 using ::testing::HasSubstr;
+using control::ControlClient;
 
 constexpr char kConfig[] = R"(
 [receiver]
@@ -244,43 +245,43 @@ int Cbtctl(int (*command)(std::span<char*>), std::vector<std::string> args,
 
 TEST_F(ControlServiceTest, CbtctlBackupWaitsAndExitsByResult) {
   std::string out;
-  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "a", "--wait", "--json"},
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "a", "--wait", "--json"},
                    socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("\"result\":\"succeeded\""));
 
   sender_.error = absl::UnavailableError("receiver down");
-  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "a", "--wait"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "a", "--wait"}, socket_, &out),
             common::kExitFailure);
   EXPECT_THAT(out, HasSubstr("receiver down"));
 
-  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup", "zz"}, socket_),
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "zz"}, socket_),
             common::kExitRefused);
-  EXPECT_EQ(Cbtctl(RunBackupCommand, {"backup"}, socket_), common::kExitUsage);
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup"}, socket_), common::kExitUsage);
 }
 
 TEST_F(ControlServiceTest, CbtctlVolumesRunsStatusCancel) {
   std::string out;
-  ASSERT_EQ(Cbtctl(RunBackupCommand, {"backup", "b", "--wait"}, socket_),
+  ASSERT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "b", "--wait"}, socket_),
             common::kExitOk);
-  EXPECT_EQ(Cbtctl(RunVolumesCommand, {"volumes"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunVolumesCommand, {"volumes"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("b-v1"));
-  EXPECT_EQ(Cbtctl(RunVolumesCommand, {"volumes", "--json"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunVolumesCommand, {"volumes", "--json"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("\"base_version\":\"b-v1\""));
-  EXPECT_EQ(Cbtctl(RunRunsCommand, {"runs", "b"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunRunsCommand, {"runs", "b"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("succeeded"));
-  EXPECT_EQ(Cbtctl(RunStatusCommand, {"status"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunStatusCommand, {"status"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("0 running, 0 queued"));
-  EXPECT_EQ(Cbtctl(RunCancelCommand, {"cancel", "999"}, socket_),
+  EXPECT_EQ(Cbtctl(cbtctl::RunCancelCommand, {"cancel", "999"}, socket_),
             common::kExitRefused);
 }
 
 TEST(ControlClientTest, CbtctlWithoutDaemonSaysUnavailable) {
-  EXPECT_EQ(Cbtctl(RunStatusCommand, {"status"}, "/tmp/cbtd-none/cbtd.sock"),
+  EXPECT_EQ(Cbtctl(cbtctl::RunStatusCommand, {"status"}, "/tmp/cbtd-none/cbtd.sock"),
             common::kExitUnavailable);
 }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # End-to-end through the programs: cbtctl send | cbt-receiver receive,
-# restore (full and incremental), verify, prune, gc, and the exit codes.
+# restore (full and incremental), verify, versions, and the exit codes.
+# (Prune and gc are driven through the library in retention_test.cc.)
 # Usage: cli_test.sh BIN_DIR
 set -euo pipefail
 B=$1

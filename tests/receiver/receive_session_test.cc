@@ -6,10 +6,14 @@
 
 #include <functional>
 
-#include "receiver/restore.h"
+#include "receiver/vault_restore.h"
 #include "tests/receiver/vault_fixture.h"
 
 namespace cbtd::receiver {
+
+using restore::OpenRestoreTarget;
+using restore::RestoreOptions;
+using restore::RestoreStats;
 namespace {
 
 using ::testing::HasSubstr;

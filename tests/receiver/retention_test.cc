@@ -5,11 +5,14 @@
 
 #include <thread>
 
-#include "receiver/restore.h"
+#include "receiver/vault_restore.h"
 #include "receiver/verify.h"
 #include "tests/receiver/vault_fixture.h"
 
 namespace cbtd::receiver {
+
+using restore::OpenRestoreTarget;
+using restore::RestoreOptions;
 namespace {
 
 using ::testing::HasSubstr;

@@ -1,0 +1,137 @@
+#include "cbtctl/daemon.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "control/control_client.h"
+#include "common/cli.h"
+
+namespace cbtd::cbtctl {
+
+namespace po = boost::program_options;
+
+std::optional<int> ParseDaemonCommand(
+    std::span<char*> args, const std::string& usage,
+    po::options_description& desc,
+    const po::positional_options_description& positional, po::variables_map& vm,
+    DaemonOptions& common) {
+  desc.add_options()("socket",
+                     po::value<std::string>(&common.socket_path)
+                         ->default_value(control::kDefaultSocketPath),
+                     "cbtd's control socket")(
+      "json", po::bool_switch(&common.json), "print JSON for scripts")(
+      "help,h", "show this help");
+  try {
+    // args[0], the command name, stands in for argv[0], which Boost skips.
+    po::store(
+        po::command_line_parser(static_cast<int>(args.size()), args.data())
+            .options(desc)
+            .positional(positional)
+            .run(),
+        vm);
+    if (vm.count("help")) {
+      std::cout << "Usage: cbtctl " << usage << "\n\n" << desc << "\n";
+      return common::kExitOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "cbtctl " << args[0] << ": " << e.what() << "; run 'cbtctl "
+              << args[0] << " --help'\n";
+    return common::kExitUsage;
+  }
+  return std::nullopt;
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return common::kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+      return common::kExitUsage;
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kAlreadyExists:
+      return common::kExitRefused;
+    case absl::StatusCode::kUnavailable:
+      return common::kExitUnavailable;
+    default:
+      return common::kExitFailure;
+  }
+}
+
+int ReportError(const absl::Status& status) {
+  std::cerr << "cbtctl: " << status.message() << "\n";
+  return ExitCodeFor(status);
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B",   "KiB", "MiB",
+                                           "GiB", "TiB", "PiB"};
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  double v = static_cast<double>(bytes);
+  int unit = 0;
+  while (v >= 1024 && unit < 5) {
+    v /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f %s", v, kUnits[unit]);
+}
+
+std::string FormatUnix(int64_t unix_seconds) {
+  if (unix_seconds == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
+                          absl::FromUnixSeconds(unix_seconds),
+                          absl::UTCTimeZone());
+}
+
+std::string RenderProgressLine(const control::Run& run, int width) {
+  std::string head =
+      absl::StrCat("run ", run.id(), " ", run.volume(), " ", run.step());
+  const uint64_t total = run.progress_total_bytes();
+  if (total == 0) return head.substr(0, static_cast<size_t>(width));
+  const uint64_t done = std::min(run.progress_done_bytes(), total);
+  const int percent = static_cast<int>(done * 100 / total);
+  const std::string tail = absl::StrCat(" ", percent, "% ", HumanBytes(done),
+                                        " / ", HumanBytes(total));
+  const int bar = std::clamp(
+      width - static_cast<int>(head.size() + tail.size()) - 3, 0, 40);
+  if (bar < 5) return (head + tail).substr(0, static_cast<size_t>(width));
+  const int filled =
+      static_cast<int>(done * static_cast<uint64_t>(bar) / total);
+  return absl::StrCat(head, " [", std::string(filled, '#'),
+                      std::string(bar - filled, '.'), "]", tail);
+}
+
+std::string RunRow(const control::Run& r) {
+  std::string row = absl::StrFormat(
+      "%-6d %-12s %-10s %-11s %-17s %-20s read %-10s sent %-10s", r.id(),
+      r.volume(), r.group().empty() ? "-" : r.group(), r.result(), r.step(),
+      FormatUnix(r.started_unix()), HumanBytes(r.bytes_read()),
+      HumanBytes(r.bytes_sent()));
+  if (!r.method().empty()) absl::StrAppend(&row, " ", r.method());
+  if (!r.fallback_reason().empty()) {
+    absl::StrAppend(&row, " (fallback: ", r.fallback_reason(), ")");
+  }
+  if (!r.error().empty()) absl::StrAppend(&row, "\n       error: ", r.error());
+  return row;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options)
+           .ok()) {
+    return "{}";
+  }
+  return out;
+}
+
+}  // namespace cbtd::cbtctl

@@ -1,0 +1,74 @@
+// cbt-receiver receive: applies one stream (stdin or --input) to the vault.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "common/cli.h"
+#include "common/fs.h"
+#include "receiver/cli/util.h"
+#include "receiver/receive_session.h"
+
+namespace cbtd::receiver::cli {
+
+int RunReceive(std::span<char*> args) {
+  po::options_description desc("Options");
+  desc.add_options()("input,i", po::value<std::string>()->default_value("-"),
+                     "stream file, or - for stdin")(
+      "create", "create the vault directory if it does not exist");
+  po::variables_map vm;
+  if (auto rc = ParseCommand(
+          args, "receive --vault DIR [--input FILE] < stream", desc, vm)) {
+    return *rc;
+  }
+  auto opened = OpenVault(vm, vm.count("create") > 0);
+  if (!opened.ok()) return Fail(vm, "receive", opened.status());
+  const std::string input = vm["input"].as<std::string>();
+  int fd = 0;
+  if (input != "-") {
+    fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return Fail(vm, "receive", common::ErrnoStatus(errno, "open " + input));
+    }
+  } else if (::isatty(0)) {
+    std::cerr << "cbt-receiver receive: stdin is a terminal; pipe a stream "
+                 "in (cbtctl send ... | cbt-receiver receive ...)\n";
+    return common::kExitUsage;
+  }
+  transport::StreamReader reader(
+      transport::FdByteSource(fd, input == "-" ? "stdin" : input));
+  auto result = ReceiveStream(*opened->vault, reader);
+  if (fd != 0) ::close(fd);
+  if (!result.ok()) {
+    return Fail(vm, "receive",
+                absl::Status(result.status().code(),
+                             absl::StrCat(result.status().message(),
+                                          " [no version was created]")));
+  }
+  const VersionIndex& idx = result->index;
+  if (vm.count("json")) {
+    PrintJson({{"ok", true},
+               {"host", idx.host},
+               {"volume", idx.volume},
+               {"version", idx.version_id},
+               {"base_version", idx.base_version_id},
+               {"root_hash", idx.root_hash.ToHex()},
+               {"chunk_records", idx.stats.chunk_records},
+               {"chunk_ref_records", idx.stats.chunk_ref_records},
+               {"zero_chunks", idx.stats.zero_chunks},
+               {"payload_bytes", idx.stats.payload_bytes},
+               {"new_objects", idx.stats.new_objects},
+               {"stored_bytes", idx.stats.stored_bytes}});
+  } else {
+    std::cout << "committed " << idx.host << "/" << idx.volume << "@"
+              << idx.version_id << " (root " << idx.root_hash.ToHex()
+              << "): " << idx.stats.chunk_records << " chunks, "
+              << idx.stats.chunk_ref_records << " refs, "
+              << idx.stats.zero_chunks << " zero; " << idx.stats.new_objects
+              << " new objects, " << idx.stats.stored_bytes
+              << " bytes stored\n";
+  }
+  return common::kExitOk;
+}
+
+}  // namespace cbtd::receiver::cli

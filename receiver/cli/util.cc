@@ -1,0 +1,80 @@
+#include "receiver/cli/util.h"
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+
+namespace cbtd::receiver::cli {
+
+std::optional<int> ParseCommand(std::span<char*> args, std::string_view usage,
+                                po::options_description& desc,
+                                po::variables_map& vm,
+                                const po::positional_options_description* pos) {
+  desc.add_options()("vault", po::value<std::string>(),
+                     "vault directory (required)")(
+      "json", "print machine-readable JSON on stdout")("help,h", "show help");
+  try {
+    po::command_line_parser parser(static_cast<int>(args.size()), args.data());
+    parser.options(desc);
+    if (pos) parser.positional(*pos);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "cbt-receiver " << args[0] << ": " << e.what() << "\n"
+              << "Usage: cbt-receiver " << usage << "\n";
+    return common::kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "Usage: cbt-receiver " << usage << "\n\n" << desc;
+    return common::kExitOk;
+  }
+  if (!vm.count("vault")) {
+    std::cerr << "cbt-receiver " << args[0] << ": --vault DIR is required\n";
+    return common::kExitUsage;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm,
+                                      bool create) {
+  auto store = LocalObjectStore::Open(vm["vault"].as<std::string>(), create);
+  if (!store.ok()) return store.status();
+  OpenedVault out;
+  out.store = *std::move(store);
+  out.vault = std::make_unique<Vault>(*out.store);
+  return out;
+}
+
+int ExitCodeFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return common::kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+      return common::kExitRefused;
+    case absl::StatusCode::kDataLoss:
+      return common::kExitDamaged;
+    case absl::StatusCode::kUnavailable:
+      return common::kExitUnavailable;
+    default:
+      return common::kExitFailure;
+  }
+}
+
+int Fail(const po::variables_map& vm, std::string_view cmd,
+         const absl::Status& s) {
+  if (vm.count("json")) {
+    PrintJson({{"ok", false},
+               {"code", absl::StatusCodeToString(s.code())},
+               {"error", std::string(s.message())}});
+  }
+  std::cerr << "cbt-receiver " << cmd << ": " << s.message() << "\n";
+  return ExitCodeFor(s);
+}
+
+void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+}  // namespace cbtd::receiver::cli

@@ -1,0 +1,57 @@
+// Helpers shared by the cbt-receiver subcommands (cli_<name>.cc): option
+// parsing with --help, the vault opener, status -> exit code, JSON output.
+#ifndef CBTD_RECEIVER_CLI_UTIL_H_
+#define CBTD_RECEIVER_CLI_UTIL_H_
+
+#include <boost/program_options.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "absl/status/status.h"
+#include "receiver/local_object_store.h"
+#include "receiver/vault.h"
+
+namespace cbtd::receiver::cli {
+
+namespace po = boost::program_options;
+
+// Parses args (args[0] = command name) against `desc` (+ --help, --vault,
+// --json). Returns an exit code if the command should stop now (help
+// printed or bad usage), std::nullopt to continue.
+std::optional<int> ParseCommand(
+    std::span<char*> args, std::string_view usage,
+    po::options_description& desc, po::variables_map& vm,
+    const po::positional_options_description* pos = nullptr);
+
+struct OpenedVault {
+  std::unique_ptr<LocalObjectStore> store;
+  std::unique_ptr<Vault> vault;
+};
+absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm, bool create);
+
+// The exit code for an error (common/cli.h): refused input -> kExitRefused,
+// damage -> kExitDamaged, busy -> kExitUnavailable, else kExitFailure.
+int ExitCodeFor(const absl::Status& s);
+
+// Prints "cbt-receiver CMD: message" (or a JSON error object with --json)
+// and returns ExitCodeFor(s).
+int Fail(const po::variables_map& vm, std::string_view cmd,
+         const absl::Status& s);
+
+void PrintJson(const nlohmann::json& j);
+
+// Subcommands.
+int RunReceive(std::span<char*> args);
+int RunVersions(std::span<char*> args);
+int RunRestore(std::span<char*> args);
+int RunVerify(std::span<char*> args);
+int RunPrune(std::span<char*> args);
+int RunGc(std::span<char*> args);
+int RunServe(std::span<char*> args);  // cli_serve.cc
+
+}  // namespace cbtd::receiver::cli
+
+#endif  // CBTD_RECEIVER_CLI_UTIL_H_

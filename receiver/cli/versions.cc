@@ -1,0 +1,103 @@
+// cbt-receiver versions: lists volumes and versions; protects versions from
+// pruning; exports a version's index (for `cbtctl send --base-index`).
+#include <iostream>
+
+#include "common/cli.h"
+#include "receiver/cli/util.h"
+
+namespace cbtd::receiver::cli {
+
+int RunVersions(std::span<char*> args) {
+  po::options_description desc("Options");
+  desc.add_options()("host", po::value<std::string>(), "source host")(
+      "volume", po::value<std::string>(), "volume id")(
+      "protect", po::value<std::string>(), "protect VERSION from pruning")(
+      "unprotect", po::value<std::string>(), "remove the protection")(
+      "export-index", po::value<std::string>(),
+      "write VERSION's index object to stdout");
+  po::variables_map vm;
+  if (auto rc = ParseCommand(
+          args, "versions --vault DIR [--host H --volume V] [--json]", desc,
+          vm)) {
+    return *rc;
+  }
+  auto opened = OpenVault(vm, false);
+  if (!opened.ok()) return Fail(vm, "versions", opened.status());
+  Vault& vault = *opened->vault;
+  std::vector<VolumeName> volumes;
+  if (vm.count("host") && vm.count("volume")) {
+    volumes.push_back(
+        {vm["host"].as<std::string>(), vm["volume"].as<std::string>()});
+  } else if (vm.count("host") || vm.count("volume")) {
+    std::cerr << "cbt-receiver versions: give both --host and --volume\n";
+    return common::kExitUsage;
+  } else {
+    auto all = vault.ListVolumes();
+    if (!all.ok()) return Fail(vm, "versions", all.status());
+    volumes = *all;
+  }
+  for (const char* flag : {"protect", "unprotect", "export-index"}) {
+    if (!vm.count(flag)) continue;
+    if (volumes.size() != 1 || !vm.count("host")) {
+      std::cerr << "cbt-receiver versions: --" << flag
+                << " needs --host and --volume\n";
+      return common::kExitUsage;
+    }
+    const std::string id = vm[flag].as<std::string>();
+    if (std::string_view(flag) == "export-index") {
+      auto data = opened->store->Get(Vault::IndexKey(volumes[0], id));
+      if (!data.ok()) {
+        return Fail(vm, "versions", vault.ReadIndex(volumes[0], id).status());
+      }
+      std::cout << *data;
+      return common::kExitOk;
+    }
+    auto s =
+        vault.SetProtected(volumes[0], id, std::string_view(flag) == "protect");
+    if (!s.ok()) return Fail(vm, "versions", s);
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const VolumeName& v : volumes) {
+    auto ids = vault.ListVersions(v);
+    if (!ids.ok()) return Fail(vm, "versions", ids.status());
+    for (const std::string& id : *ids) {
+      auto idx = vault.ReadIndex(v, id);
+      auto prot = vault.IsProtected(v, id);
+      nlohmann::json j = {
+          {"host", v.host}, {"volume", v.volume}, {"version", id}};
+      if (!idx.ok()) {
+        j["error"] = std::string(idx.status().message());
+      } else {
+        j["created_unix_ms"] = idx->created_unix_ms;
+        j["base_version"] = idx->base_version_id;
+        j["volume_size_bytes"] = idx->volume_size_bytes;
+        j["chunk_size_bytes"] = idx->chunk_size_bytes;
+        j["root_hash"] = idx->root_hash.ToHex();
+        j["stored_bytes"] = idx->stats.stored_bytes;
+      }
+      j["protected"] = prot.ok() && *prot;
+      out.push_back(j);
+    }
+  }
+  if (vm.count("json")) {
+    PrintJson(out);
+    return common::kExitOk;
+  }
+  for (const auto& j : out) {
+    std::cout << j["host"].get<std::string>() << "/"
+              << j["volume"].get<std::string>() << "@"
+              << j["version"].get<std::string>();
+    if (j.contains("error")) {
+      std::cout << "  DAMAGED: " << j["error"].get<std::string>() << "\n";
+      continue;
+    }
+    const std::string base = j["base_version"];
+    std::cout << "  size " << j["volume_size_bytes"].get<uint64_t>()
+              << "  base " << (base.empty() ? "-" : base) << "  root "
+              << j["root_hash"].get<std::string>().substr(0, 16)
+              << (j["protected"].get<bool>() ? "  protected" : "") << "\n";
+  }
+  return common::kExitOk;
+}
+
+}  // namespace cbtd::receiver::cli

@@ -1,0 +1,41 @@
+// Restore from the local vault: restore/'s logic (restore/restore.h) over a
+// VersionSource that reads one volume's versions from a Vault.
+#ifndef CBTD_RECEIVER_VAULT_RESTORE_H_
+#define CBTD_RECEIVER_VAULT_RESTORE_H_
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "receiver/vault.h"
+#include "restore/restore.h"
+
+namespace cbtd::receiver {
+
+// A VersionSource over a local vault: one volume's versions. Every chunk is
+// checked against its object checksum and content hash (Vault::ReadChunk).
+class VaultVersionSource : public restore::VersionSource {
+ public:
+  // `vault` must outlive the source.
+  VaultVersionSource(Vault& vault, VolumeName volume)
+      : vault_(vault), volume_(std::move(volume)) {}
+  absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) override;
+  absl::StatusOr<std::vector<std::string>> ReadChunks(
+      std::string_view version, std::span<const ChunkHash> hashes) override;
+  size_t max_batch_chunks() const override { return 1; }
+
+ private:
+  Vault& vault_;
+  const VolumeName volume_;
+};
+
+// restore::RestoreFromSource over VaultVersionSource(vault, vol).
+absl::StatusOr<restore::RestoreStats> RestoreVersion(
+    Vault& vault, const VolumeName& vol, std::string_view version,
+    restore::RestoreTarget& target, const restore::RestoreOptions& options);
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_VAULT_RESTORE_H_

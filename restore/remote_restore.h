@@ -1,0 +1,71 @@
+// Restore and verify a version held by a receiver over the network, through
+// transport::RemoteClient (GetIndex + GetChunks), with the same restore
+// logic as the local vault (restore/restore.h: RestoreFromSource).
+//
+// Nothing from the network is trusted: each index is checked against its
+// root hash and every chunk against its content hash here, before it is
+// written or counted as good, whatever the client already checked. Chunks
+// are fetched in batches of at most kMaxRemoteBatchChunks distinct hashes
+// (the service's limit per GetChunks call) and kRestoreBatchBytes.
+//
+// `host` empty = the caller's own host (its identity); another host needs
+// an admin identity (PERMISSION_DENIED otherwise).
+// Thread-safety: as the RemoteClient (shareable); one call per target.
+#ifndef CBTD_RESTORE_REMOTE_RESTORE_H_
+#define CBTD_RESTORE_REMOTE_RESTORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "restore/restore.h"
+#include "transport/grpc_client.h"
+
+namespace cbtd::restore {
+
+inline constexpr size_t kMaxRemoteBatchChunks = 4096;
+
+// RestoreFromSource over the receiver: full, or incremental with
+// options.from_version and options.state_path exactly as locally (the
+// state file names the version's real host even when `host` is empty).
+absl::StatusOr<RestoreStats> RestoreRemoteVersion(
+    transport::RemoteClient& client, const std::string& host,
+    const std::string& volume_id, const std::string& version,
+    RestoreTarget& target, const RestoreOptions& options);
+
+// One chunk of the version that could not be read intact.
+struct DamagedChunk {
+  uint64_t chunk_index = 0;  // position in the volume
+  ChunkHash hash;            // the index entry
+  bool missing = false;      // NOT_FOUND (else damaged: DATA_LOSS)
+  std::string reason;
+};
+
+struct RemoteVerifyReport {
+  std::string host;  // as the index names it
+  std::string volume;
+  std::string version;
+  ChunkHash root_hash;          // checked against the entries
+  uint64_t chunks = 0;          // entries in the index
+  uint64_t chunks_checked = 0;  // distinct non-zero chunks checked
+  uint64_t bytes_checked = 0;   // uncompressed bytes of the intact ones
+  // Every chunk index whose entry could not be fetched intact, ascending
+  // (a damaged hash used at several positions appears once per position).
+  std::vector<DamagedChunk> damaged;
+  bool ok() const { return damaged.empty(); }
+};
+
+// Fetches every distinct non-zero chunk of the version and checks it
+// against its hash, after checking the index against its root hash. Damage
+// goes in the report; errors are for what prevents the check: the index
+// (NOT_FOUND, DATA_LOSS when it does not match its root hash),
+// authorization, the network.
+absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
+    transport::RemoteClient& client, const std::string& host,
+    const std::string& volume_id, const std::string& version);
+
+}  // namespace cbtd::restore
+
+#endif  // CBTD_RESTORE_REMOTE_RESTORE_H_

@@ -1,0 +1,117 @@
+// Restore: writes a version from the vault to a target (file or block
+// device), in full or incrementally.
+//
+//  * Full restore: every non-zero chunk is written; zero chunks become holes
+//    on a file (nothing written on a freshly created one) and zeroed ranges
+//    on a device.
+//  * Incremental restore (options.from_version = A): the target must hold
+//    version A; only the chunks whose entries differ between A and B are
+//    written. This keeps a standby replica current. The target's state file
+//    (options.state_path) records which version it holds and its root hash;
+//    an incremental restore refuses (FAILED_PRECONDITION, nothing written)
+//    unless the state file names A with A's root hash. While writing, the
+//    state file says "incomplete", so a crashed restore is never mistaken
+//    for a clean A or B.
+//  * options.verify re-reads what was written and checks it against the
+//    version's entries (DATA_LOSS naming the chunk on a mismatch).
+//
+// The restore reads through a VersionSource: the local vault
+// (receiver/vault_restore.h) or a receiver over the network
+// (restore/remote_restore.h) run the same logic. Every chunk is checked against its content hash (and,
+// from the vault, its object checksum) before it is written. Chunks are
+// fetched and written by options.threads workers with positional writes,
+// in batches of at most source.max_batch_chunks() distinct chunks and
+// kRestoreBatchBytes.
+#ifndef CBTD_RESTORE_RESTORE_H_
+#define CBTD_RESTORE_RESTORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "transport/chunk_hash.h"
+#include "transport/stream_index.h"
+
+namespace cbtd::restore {
+
+using transport::ChunkHash;
+using transport::VersionIndex;
+
+// Where a restore reads one volume's versions from. Narrow on purpose: an
+// index and chunk contents, nothing else.
+// Thread-safety: ReadChunks is called from several threads at once.
+class VersionSource {
+ public:
+  virtual ~VersionSource() = default;
+  // The version's index, its entries matching its root hash. NOT_FOUND
+  // naming the version if it does not exist.
+  virtual absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) = 0;
+  // The uncompressed bytes of each of `hashes` (non-zero entries of
+  // `version`), in order, each checked against its hash: DATA_LOSS naming
+  // the chunk if damaged, NOT_FOUND if missing.
+  virtual absl::StatusOr<std::vector<std::string>> ReadChunks(
+      std::string_view version, std::span<const ChunkHash> hashes) = 0;
+  // The most hashes worth asking for in one ReadChunks call: 1 for a local
+  // store (parallel per chunk), more where every call is a round trip.
+  virtual size_t max_batch_chunks() const = 0;
+};
+
+// A restore holds at most this many chunk bytes per worker in flight.
+inline constexpr uint64_t kRestoreBatchBytes = 32u << 20;
+
+// Where a restore writes. Thread-safety: WriteAt/Zero/ReadAt may be called
+// from several threads on disjoint ranges.
+class RestoreTarget {
+ public:
+  virtual ~RestoreTarget() = default;
+  virtual uint64_t SizeBytes() const = 0;
+  // Grows/shrinks a file target to `size`; a device must already be at
+  // least `size` (FAILED_PRECONDITION otherwise).
+  virtual absl::Status Resize(uint64_t size) = 0;
+  virtual absl::Status WriteAt(uint64_t offset,
+                               std::span<const uint8_t> data) = 0;
+  // Makes [offset, offset + length) read as zeros (hole / zero-out).
+  virtual absl::Status Zero(uint64_t offset, uint64_t length) = 0;
+  virtual absl::Status ReadAt(uint64_t offset, std::span<uint8_t> buf) = 0;
+  virtual absl::Status Sync() = 0;
+  // True when the target was created empty by this restore (all holes).
+  virtual bool fresh() const = 0;
+};
+
+// Opens a regular file (created if missing) or a block device for writing.
+absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
+    const std::string& path);
+
+struct RestoreOptions {
+  std::string from_version;  // empty: full restore
+  std::string state_path;    // target state file; "" = none (full only)
+  bool verify = false;
+  int threads = 2;
+};
+
+struct RestoreStats {
+  uint64_t chunks = 0;          // chunks in the version
+  uint64_t chunks_written = 0;  // data chunks written
+  uint64_t chunks_zeroed = 0;   // zero chunks punched/zeroed
+  uint64_t chunks_skipped = 0;  // unchanged (incremental) or already holes
+  uint64_t bytes_written = 0;
+  uint64_t chunks_verified = 0;
+};
+
+// Restores `version` of the source's volume onto `target` (see the top of
+// this file). Errors: NOT_FOUND (no such version), FAILED_PRECONDITION
+// (incremental refused; nothing written), DATA_LOSS (damaged chunk or
+// verify mismatch), the target's and the source's errors.
+absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
+                                               std::string_view version,
+                                               RestoreTarget& target,
+                                               const RestoreOptions& options);
+
+}  // namespace cbtd::restore
+
+#endif  // CBTD_RESTORE_RESTORE_H_
