@@ -45,19 +45,6 @@ struct ParserDeleter {
 
 }  // namespace
 
-bool ParseDecimalUint64(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return true;
-}
-
 absl::StatusOr<std::vector<XmlElement>> ParseXmlElements(
     std::string_view xml, std::string_view what) {
   std::unique_ptr<XML_ParserStruct, ParserDeleter> parser(

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/units.h"
 
 namespace cbtd::cbt {
 
@@ -33,8 +34,8 @@ absl::StatusOr<uint64_t> XmlUintAttribute(const XmlElement& e,
                                           const std::string& name,
                                           std::string_view what);
 
-// Strict decimal uint64 parse shared by the parsers in cbt/.
-bool ParseDecimalUint64(std::string_view s, uint64_t* out);
+// The strict decimal uint64 parse the parsers in cbt/ share.
+using common::ParseDecimalUint64;
 
 }  // namespace cbtd::cbt
 

@@ -21,8 +21,8 @@
 #include "cbt/external_method.h"
 #include "cbt/hash_method.h"
 #include "cbt/lvm_methods.h"
-#include "cbt/xml_elements.h"
 #include "common/fs.h"
+#include "common/units.h"
 
 namespace cbtd::cbtctl {
 namespace {
@@ -138,7 +138,7 @@ int RunChangesCommand(std::span<char*> args) {
         }
         req.metadata_path = (*spec)->metadata_path;
       }
-      if (!cbt::ParseDecimalUint64(Opt(a, "since"), &req.since_era)) {
+      if (!common::ParseDecimalUint64(Opt(a, "since"), &req.since_era)) {
         std::cerr << "cbtctl changes: --since ERA is required for era\n";
         return common::kExitUsage;
       }
@@ -153,7 +153,7 @@ int RunChangesCommand(std::span<char*> args) {
     case cbt::Method::kHash: {
       uint64_t chunk = 64 * 1024;
       if (!Opt(a, "chunk-bytes").empty() &&
-          !cbt::ParseDecimalUint64(Opt(a, "chunk-bytes"), &chunk)) {
+          !common::ParseDecimalUint64(Opt(a, "chunk-bytes"), &chunk)) {
         std::cerr << "cbtctl changes: bad --chunk-bytes\n";
         return common::kExitUsage;
       }
@@ -358,7 +358,7 @@ int RunEraStackCommand(std::span<char*> args) {
   spec.origin_path = a.opts["origin"];
   spec.metadata_path = a.opts["metadata"];
   if (a.opts.contains("block-sectors") &&
-      !cbt::ParseDecimalUint64(a.opts["block-sectors"], &spec.block_sectors)) {
+      !common::ParseDecimalUint64(a.opts["block-sectors"], &spec.block_sectors)) {
     std::cerr << "cbtctl era-stack: bad --block-sectors\n";
     return common::kExitUsage;
   }

@@ -51,6 +51,13 @@ bool ParseInt(std::string_view text, long long& out) {
   return true;
 }
 
+bool ParseDecimalUint64(std::string_view s, uint64_t* out) {
+  uint64_t v = 0;
+  if (s.empty() || !ConsumeNumber(s, v) || !s.empty()) return false;
+  *out = v;
+  return true;
+}
+
 absl::StatusOr<uint64_t> ParseBytes(std::string_view text) {
   const std::string original(text);
   text = TrimSpace(text);

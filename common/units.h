@@ -27,6 +27,11 @@ std::string_view TrimSpace(std::string_view text);
 // A whole decimal number, optionally negative; false on anything else.
 bool ParseInt(std::string_view text, long long& out);
 
+// Digits only (no sign, no space), at most UINT64_MAX; false on anything
+// else, leaving `out` alone. For machine-written numbers (kernel and tool
+// output) and exact command-line values.
+bool ParseDecimalUint64(std::string_view s, uint64_t* out);
+
 }  // namespace cbtd::common
 
 #endif  // CBTD_COMMON_UNITS_H_
