@@ -39,6 +39,15 @@ std::optional<int> ParseDaemonCommand(
   return std::nullopt;
 }
 
+std::optional<int> ParseDaemonCommand(std::span<char*> args,
+                                      const std::string& usage,
+                                      DaemonOptions& common) {
+  po::options_description desc("Options");
+  po::positional_options_description positional;
+  po::variables_map vm;
+  return ParseDaemonCommand(args, usage, desc, positional, vm, common);
+}
+
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
