@@ -30,6 +30,19 @@ std::string StatusText(const absl::Status& s) {
   return std::string(s.message());
 }
 
+// The changed set of a full read of the same snapshot, for a run whose
+// base the receiver no longer holds.
+ChangedSet EverythingOf(const ChangedSet& changes) {
+  ChangedSet everything;
+  everything.full = true;
+  everything.volume_bytes = changes.volume_bytes;
+  everything.extents.Add(0, changes.volume_bytes);
+  everything.method = changes.method;
+  everything.next_state_blob = changes.next_state_blob;
+  everything.keep_snapshot = changes.keep_snapshot;
+  return everything;
+}
+
 }  // namespace
 
 absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
@@ -149,56 +162,98 @@ absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
   return first_error;
 }
 
+// What RunMember's steps share about one member's run.
+struct BackupOrchestrator::Member {
+  const BackupPlan& plan;
+  const VolumeConfig& volume;
+  const SnapshotRef& snapshot;
+  int64_t run_id;
+  RunControl& control;
+  RunOutcome outcome;
+  std::optional<TrackingRecord> base;  // the committed state before this run
+};
+
 absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
                                            const VolumeConfig& volume,
                                            const SnapshotRef& snapshot,
                                            int64_t run_id,
                                            ConsistencyPoint& point,
                                            RunControl& control) {
-  RunOutcome outcome;
-  const auto cancelled = [&](const std::string& step) {
-    const absl::Status s = absl::CancelledError(
-        absl::StrCat("cancelled at step ", step, "; the previous base of '",
-                     volume.name, "' is kept"));
-    Fail(run_id, outcome, RunResult::kCancelled, step, s);
-    return s;
-  };
-  const auto failed = [&](const std::string& step, const absl::Status& st) {
-    const absl::Status s(
-        st.code(), absl::StrCat(volume.name, ": ", step, ": ", StatusText(st)));
-    Fail(run_id, outcome,
-         st.code() == absl::StatusCode::kCancelled ? RunResult::kCancelled
-                                                   : RunResult::kFailed,
-         step, s);
-    return s;
-  };
+  Member m{plan, volume, snapshot, run_id, control, {}, std::nullopt};
 
-  // --- changed set
-  if (control.cancelled()) return cancelled(kStepChangedSet);
+  if (control.cancelled()) return Cancelled(m, kStepChangedSet);
   Step(run_id, control, volume.name, kStepChangedSet);
-  absl::StatusOr<std::optional<TrackingRecord>> base =
-      store_.GetTracking(volume.name);
-  if (!base.ok()) return failed(kStepChangedSet, base.status());
-  if (base->has_value()) outcome.base_version = (*base)->base_version;
-  absl::StatusOr<ChangedSet> changes =
-      ports_.tracker->ComputeChanges(volume, *base, snapshot, plan.full);
-  if (!changes.ok()) return failed(kStepChangedSet, changes.status());
-  outcome.method = changes->method;
-  outcome.fallback_reason = changes->fallback_reason;
-  outcome.volume_bytes = changes->volume_bytes;
-  if (changes->full) outcome.base_version.clear();
+  absl::StatusOr<ChangedSet> changes = ComputeChangedSet(m);
+  if (!changes.ok()) return Failed(m, kStepChangedSet, changes.status());
 
-  // --- send; the receiver commits before this returns
-  if (control.cancelled()) return cancelled(kStepSend);
+  // The receiver commits before SendAndCommit returns.
+  if (control.cancelled()) return Cancelled(m, kStepSend);
   Step(run_id, control, volume.name, kStepSend);
+  absl::StatusOr<SendResult> sent = SendAndCommit(m, *changes);
+  if (!sent.ok()) return Failed(m, kStepSend, sent.status());
+
+  // The commit point: tracking state advances with the run record.
+  Step(run_id, control, volume.name, kStepCommitState);
+  if (absl::Status s = CommitState(m, *changes, *sent); !s.ok()) {
+    // The receiver has the version but our state does not point at it;
+    // the old base still matches the old state, so the next run is an
+    // incremental from the old base (the receiver still has that too).
+    return Failed(m, kStepCommitState, s);
+  }
+  // Released from the point either way: a snapshot the next run does not
+  // need is removed below, inside the run, so a finished run has left
+  // nothing behind.
+  point.Keep(volume.name);
+
+  FinishAfterCommit(m, *changes);
+  return absl::OkStatus();
+}
+
+absl::Status BackupOrchestrator::Cancelled(Member& m, const std::string& step) {
+  const absl::Status s = absl::CancelledError(
+      absl::StrCat("cancelled at step ", step, "; the previous base of '",
+                   m.volume.name, "' is kept"));
+  Fail(m.run_id, m.outcome, RunResult::kCancelled, step, s);
+  return s;
+}
+
+absl::Status BackupOrchestrator::Failed(Member& m, const std::string& step,
+                                        const absl::Status& status) {
+  const absl::Status s(status.code(), absl::StrCat(m.volume.name, ": ", step,
+                                                   ": ", StatusText(status)));
+  Fail(m.run_id, m.outcome,
+       status.code() == absl::StatusCode::kCancelled ? RunResult::kCancelled
+                                                     : RunResult::kFailed,
+       step, s);
+  return s;
+}
+
+absl::StatusOr<ChangedSet> BackupOrchestrator::ComputeChangedSet(Member& m) {
+  absl::StatusOr<std::optional<TrackingRecord>> base =
+      store_.GetTracking(m.volume.name);
+  if (!base.ok()) return base.status();
+  m.base = *std::move(base);
+  if (m.base.has_value()) m.outcome.base_version = m.base->base_version;
+  absl::StatusOr<ChangedSet> changes =
+      ports_.tracker->ComputeChanges(m.volume, m.base, m.snapshot, m.plan.full);
+  if (!changes.ok()) return changes.status();
+  m.outcome.method = changes->method;
+  m.outcome.fallback_reason = changes->fallback_reason;
+  m.outcome.volume_bytes = changes->volume_bytes;
+  if (changes->full) m.outcome.base_version.clear();
+  return changes;
+}
+
+absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
+    Member& m, const ChangedSet& changes) {
   SendRequest request;
-  request.volume = &volume;
-  request.snapshot = snapshot;
-  request.changes = &*changes;
-  request.base_version = outcome.base_version;
-  request.bandwidth_limit_bytes_per_sec = plan.bandwidth_limit_bytes_per_sec;
+  request.volume = &m.volume;
+  request.snapshot = m.snapshot;
+  request.changes = &changes;
+  request.base_version = m.outcome.base_version;
+  request.bandwidth_limit_bytes_per_sec = m.plan.bandwidth_limit_bytes_per_sec;
   absl::StatusOr<SendResult> sent =
-      ports_.sender->SendAndCommit(request, control);
+      ports_.sender->SendAndCommit(request, m.control);
   ChangedSet everything;
   if (!sent.ok() &&
       sent.status().code() == absl::StatusCode::kFailedPrecondition &&
@@ -206,92 +261,84 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
     // The receiver no longer holds our base (pruned, vault replaced): the
     // chain is broken. Send against nothing, now: the whole snapshot is
     // read and only the chunks the receiver lacks travel.
-    everything.full = true;
-    everything.volume_bytes = changes->volume_bytes;
-    everything.extents.Add(0, changes->volume_bytes);
-    everything.method = changes->method;
-    everything.next_state_blob = changes->next_state_blob;
-    everything.keep_snapshot = changes->keep_snapshot;
-    outcome.method = "hash";
-    outcome.fallback_reason =
+    everything = EverythingOf(changes);
+    m.outcome.method = "hash";
+    m.outcome.fallback_reason =
         absl::StrCat("the receiver does not hold base version ",
                      request.base_version, ": ", StatusText(sent.status()));
-    outcome.base_version.clear();
+    m.outcome.base_version.clear();
     request.changes = &everything;
     request.base_version.clear();
-    sent = ports_.sender->SendAndCommit(request, control);
+    sent = ports_.sender->SendAndCommit(request, m.control);
   }
-  if (!sent.ok()) return failed(kStepSend, sent.status());
-  outcome.bytes_read = sent->bytes_read;
-  outcome.bytes_sent = sent->bytes_sent;
-  outcome.version_id = sent->version_id;
+  if (!sent.ok()) return sent.status();
+  m.outcome.bytes_read = sent->bytes_read;
+  m.outcome.bytes_sent = sent->bytes_sent;
+  m.outcome.version_id = sent->version_id;
+  return sent;
+}
 
-  // --- the commit point: tracking state advances with the run record
-  Step(run_id, control, volume.name, kStepCommitState);
+absl::Status BackupOrchestrator::CommitState(Member& m,
+                                             const ChangedSet& changes,
+                                             const SendResult& sent) {
   TrackingRecord next;
-  next.volume = volume.name;
-  next.method = changes->method;
-  next.state_blob = changes->next_state_blob;
-  if (changes->keep_snapshot) next.base_snapshot = snapshot.snapshot_name;
-  next.base_version = sent->version_id;
+  next.volume = m.volume.name;
+  next.method = changes.method;
+  next.state_blob = changes.next_state_blob;
+  if (changes.keep_snapshot) next.base_snapshot = m.snapshot.snapshot_name;
+  next.base_version = sent.version_id;
   next.updated_at = clock_();
-  if (absl::Status s = store_.CommitRun(run_id, outcome, next); !s.ok()) {
-    // The receiver has the version but our state does not point at it;
-    // the old base still matches the old state, so the next run is an
-    // incremental from the old base (the receiver still has that too).
-    return failed(kStepCommitState, s);
-  }
-  // Released from the point either way: a snapshot the next run does not
-  // need is removed below, inside the run, so a finished run has left
-  // nothing behind.
-  point.Keep(volume.name);
+  return store_.CommitRun(m.run_id, m.outcome, next);
+}
 
-  // --- after the commit nothing undoes the backup; failures are notes
+void BackupOrchestrator::FinishAfterCommit(Member& m,
+                                           const ChangedSet& changes) {
+  // After the commit nothing undoes the backup; failures are notes.
   std::vector<std::string> notes;
   std::string note_step = kStepDone;
-  control.SetStep(volume.name, kStepRotateBase);
-  if (!changes->keep_snapshot) {
-    if (absl::Status s = ports_.snapshots->RemoveSnapshot(
-            volume.name, snapshot.snapshot_name);
+  const auto note = [&](const std::string& step, const std::string& text) {
+    note_step = step;
+    notes.push_back(text);
+  };
+  const std::string& volume = m.volume.name;
+  const std::string& snapshot = m.snapshot.snapshot_name;
+  m.control.SetStep(volume, kStepRotateBase);
+  if (!changes.keep_snapshot) {
+    if (absl::Status s = ports_.snapshots->RemoveSnapshot(volume, snapshot);
         !s.ok()) {
-      note_step = kStepRotateBase;
-      notes.push_back(absl::StrCat("snapshot ", snapshot.snapshot_name,
-                                   " not removed (cbtd removes it at its "
-                                   "next start): ",
-                                   StatusText(s)));
+      note(kStepRotateBase, absl::StrCat("snapshot ", snapshot,
+                                         " not removed (cbtd removes it at its "
+                                         "next start): ",
+                                         StatusText(s)));
     }
   }
-  if (base->has_value() && !(*base)->base_snapshot.empty() &&
-      (*base)->base_snapshot != snapshot.snapshot_name) {
-    if (absl::Status s = ports_.snapshots->RemoveSnapshot(
-            volume.name, (*base)->base_snapshot);
+  if (m.base.has_value() && !m.base->base_snapshot.empty() &&
+      m.base->base_snapshot != snapshot) {
+    const std::string& old = m.base->base_snapshot;
+    if (absl::Status s = ports_.snapshots->RemoveSnapshot(volume, old);
         !s.ok()) {
-      note_step = kStepRotateBase;
-      notes.push_back(absl::StrCat("old base snapshot ", (*base)->base_snapshot,
-                                   " not removed (cbtd removes it at its "
-                                   "next start): ",
-                                   StatusText(s)));
+      note(kStepRotateBase, absl::StrCat("old base snapshot ", old,
+                                         " not removed (cbtd removes it at its "
+                                         "next start): ",
+                                         StatusText(s)));
     }
   }
-  if (!volume.retention.KeepsEverything()) {
-    Step(run_id, control, volume.name, kStepRetention);
-    if (absl::Status s = ports_.retention->Apply(volume.name, volume.retention);
+  if (!m.volume.retention.KeepsEverything()) {
+    Step(m.run_id, m.control, volume, kStepRetention);
+    if (absl::Status s = ports_.retention->Apply(volume, m.volume.retention);
         !s.ok()) {
-      note_step = kStepRetention;
-      notes.push_back(
-          absl::StrCat("retention not applied (the next run "
-                       "retries): ",
-                       StatusText(s)));
+      note(kStepRetention, absl::StrCat("retention not applied (the next run "
+                                        "retries): ",
+                                        StatusText(s)));
     }
   }
-  outcome.result = RunResult::kSucceeded;
-  outcome.step = note_step;
+  m.outcome.result = RunResult::kSucceeded;
+  m.outcome.step = note_step;
   for (const std::string& n : notes) {
-    outcome.error += outcome.error.empty() ? n : "; " + n;
+    m.outcome.error += m.outcome.error.empty() ? n : "; " + n;
   }
-  control.SetStep(volume.name, kStepDone);
-  store_.FinishRun(run_id, outcome, clock_()).IgnoreError();
-  return absl::OkStatus();
+  m.control.SetStep(volume, kStepDone);
+  store_.FinishRun(m.run_id, m.outcome, clock_()).IgnoreError();
 }
 
 absl::StatusOr<std::vector<SnapshotRef>>

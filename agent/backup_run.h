@@ -72,10 +72,28 @@ class BackupOrchestrator {
       const ConsistencyRequest& request);
 
  private:
+  struct Member;
+
   // Runs one member after the consistency point; records its outcome.
   absl::Status RunMember(const BackupPlan& plan, const VolumeConfig& volume,
                          const SnapshotRef& snapshot, int64_t run_id,
                          ConsistencyPoint& point, RunControl& control);
+  // RunMember's steps, in order. Each returns its error unrecorded; the
+  // caller records it with Failed.
+  absl::StatusOr<ChangedSet> ComputeChangedSet(Member& m);
+  // Falls back to a full send when the receiver no longer holds the base.
+  absl::StatusOr<SendResult> SendAndCommit(Member& m,
+                                           const ChangedSet& changes);
+  absl::Status CommitState(Member& m, const ChangedSet& changes,
+                           const SendResult& sent);
+  // Rotates the base snapshot, applies retention and records the run as
+  // succeeded; failures here become notes in the run record.
+  void FinishAfterCommit(Member& m, const ChangedSet& changes);
+  // Record the member's run as cancelled / failed at `step`; return the
+  // status the caller reports.
+  absl::Status Cancelled(Member& m, const std::string& step);
+  absl::Status Failed(Member& m, const std::string& step,
+                      const absl::Status& status);
   void Fail(int64_t run_id, RunOutcome outcome, RunResult result,
             const std::string& step, const absl::Status& status);
   void Step(int64_t run_id, RunControl& control, const std::string& volume,

@@ -9,16 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "control/proto/control.grpc.pb.h"
 #include "common/fs.h"
+#include "transport/grpc_status.h"
 
 namespace cbtd::agent {
 namespace {
 
 namespace pb = ::cbtd::control;
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
+using ::cbtd::transport::ToGrpc;
 
 int64_t Unix(absl::Time t) { return absl::ToUnixSeconds(t); }
 

@@ -26,25 +26,26 @@ std::optional<int> ParseDaemonCommand(
                      "cbtd's control socket")(
       "json", po::bool_switch(&common.json), "print JSON for scripts")(
       "help,h", "show this help");
-  try {
-    // args[0], the command name, stands in for argv[0], which Boost skips.
-    po::store(
-        po::command_line_parser(static_cast<int>(args.size()), args.data())
-            .options(desc)
-            .positional(positional)
-            .run(),
-        vm);
-    if (vm.count("help")) {
-      std::cout << "Usage: cbtctl " << usage << "\n\n" << desc << "\n";
-      return common::kExitOk;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "cbtctl " << args[0] << ": " << e.what() << "; run 'cbtctl "
+  if (std::optional<std::string> error =
+          common::ParseOptions(args, desc, &positional, vm)) {
+    std::cerr << "cbtctl " << args[0] << ": " << *error << "; run 'cbtctl "
               << args[0] << " --help'\n";
     return common::kExitUsage;
   }
+  if (vm.count("help")) {
+    std::cout << "Usage: cbtctl " << usage << "\n\n" << desc << "\n";
+    return common::kExitOk;
+  }
   return std::nullopt;
+}
+
+std::optional<int> ParseDaemonCommand(std::span<char*> args,
+                                      const std::string& usage,
+                                      DaemonOptions& common) {
+  po::options_description desc("Options");
+  po::positional_options_description positional;
+  po::variables_map vm;
+  return ParseDaemonCommand(args, usage, desc, positional, vm, common);
 }
 
 int ExitCodeFor(const absl::Status& status) {

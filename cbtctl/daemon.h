@@ -28,6 +28,10 @@ std::optional<int> ParseDaemonCommand(
     boost::program_options::options_description& desc,
     const boost::program_options::positional_options_description& positional,
     boost::program_options::variables_map& vm, DaemonOptions& common);
+// The same for a command that takes only the common options.
+std::optional<int> ParseDaemonCommand(std::span<char*> args,
+                                      const std::string& usage,
+                                      DaemonOptions& common);
 
 // Prints "cbtctl: <message>" to stderr and maps the code to an exit code
 // from common/cli.h: INVALID_ARGUMENT -> usage, NOT_FOUND /

@@ -11,8 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "cbtctl/commands.h"
 #include "cbtctl/send_remote.h"
-#include "common/host_name.h"
+#include "common/cli.h"
 #include "common/fs.h"
+#include "common/host_name.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
@@ -88,16 +89,9 @@ int RunSendCommand(std::span<char*> args) {
   const char* usage =
       "cbtctl send SOURCE [--full] [--changes FILE] [--discards FILE] "
       "[--base-index FILE] > stream";
-  try {
-    po::store(
-        po::command_line_parser(static_cast<int>(args.size()), args.data())
-            .options(desc)
-            .positional(pos)
-            .run(),
-        vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "cbtctl send: " << e.what() << "\nUsage: " << usage << "\n";
+  if (std::optional<std::string> error =
+          common::ParseOptions(args, desc, &pos, vm)) {
+    std::cerr << "cbtctl send: " << *error << "\nUsage: " << usage << "\n";
     return common::kExitUsage;
   }
   if (vm.count("help")) {

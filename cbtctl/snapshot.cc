@@ -149,6 +149,222 @@ struct Engine {
       : snapshotter(*lvm, *dm, *host, policy) {}
 };
 
+// The command line after the command name.
+struct SnapshotArgs {
+  bool as_json = false;
+  snapshot::SnapshotPolicy policy;
+  snapshot::GroupOptions group;
+  std::set<std::string> keep;
+  std::vector<std::string> positional;
+  std::vector<std::string> cow_devices;  // [VOLUME=]DEV, as given
+};
+
+// The values that follow an option, read from args[i + 1] on (advancing i).
+class OptionValues {
+ public:
+  OptionValues(std::span<char*> args, size_t& i) : args_(args), i_(i) {}
+
+  std::optional<std::string> Next() {
+    if (i_ + 1 >= args_.size()) return std::nullopt;
+    return std::string(args_[++i_]);
+  }
+  // Seconds > 0, possibly fractional.
+  bool Seconds(std::chrono::milliseconds& out) {
+    std::optional<std::string> v = Next();
+    double s;
+    if (!v || !absl::SimpleAtod(*v, &s) || s <= 0) return false;
+    out = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+    return true;
+  }
+  // A percentage in (0, 100].
+  bool Percent(double& out) {
+    std::optional<std::string> v = Next();
+    return v && absl::SimpleAtod(*v, &out) && out > 0 && out <= 100;
+  }
+
+ private:
+  std::span<char*> args_;
+  size_t& i_;
+};
+
+// Applies option `a` (its values read from `values`) to `out`; returns the
+// usage error, if any.
+std::optional<std::string> ParseOption(const std::string& a,
+                                       OptionValues& values,
+                                       SnapshotArgs& out) {
+  snapshot::GroupOptions& group = out.group;
+  snapshot::SnapshotPolicy& policy = out.policy;
+  std::optional<std::string> v;
+  if (a == "--json") {
+    out.as_json = true;
+  } else if (a == "--group") {
+    if (!(v = values.Next())) return "--group needs a name";
+    group.group_name = *v;
+  } else if (a == "--pre-hook" || a == "--frozen-hook" || a == "--post-hook") {
+    if (!(v = values.Next())) return a + " needs a command";
+    (a == "--pre-hook"      ? group.pre_hooks
+     : a == "--frozen-hook" ? group.frozen_hooks
+                            : group.post_hooks)
+        .push_back(*v);
+  } else if (a == "--hook-timeout") {
+    if (!values.Seconds(group.hook_timeout)) return "bad --hook-timeout";
+  } else if (a == "--freeze-bound") {
+    if (!values.Seconds(group.freeze_bound)) return "bad --freeze-bound";
+  } else if (a == "--pool-limit") {
+    if (!values.Percent(policy.pool_fill_limit_percent)) {
+      return "bad --pool-limit";
+    }
+  } else if (a == "--cow-percent") {
+    if (!values.Percent(policy.cow_percent)) return "bad --cow-percent";
+  } else if (a == "--cow-size") {
+    if (!(v = values.Next())) return "--cow-size needs a size";
+    absl::StatusOr<uint64_t> bytes = common::ParseBytes(*v);
+    if (!bytes.ok()) return std::string(bytes.status().message());
+    policy.cow_size_bytes = *bytes;
+  } else if (a == "--cow-device") {
+    if (!(v = values.Next()) || v->empty()) {
+      return "--cow-device needs [VOLUME=]DEV";
+    }
+    out.cow_devices.push_back(*v);
+  } else if (a == "--sequential") {
+    group.sequential = true;
+  } else if (a == "--keep") {
+    if (!(v = values.Next())) return "--keep needs VG/NAME";
+    out.keep.insert(*v);
+  } else {
+    return "unknown option " + a;
+  }
+  return std::nullopt;
+}
+
+// Keys each --cow-device by its volume, like VolumeInfo::path; returns the
+// usage error, if any.
+std::optional<std::string> ResolveCowDevices(SnapshotArgs& args) {
+  for (const std::string& c : args.cow_devices) {
+    const size_t eq = c.find('=');
+    std::string volume, device = c;
+    if (eq != std::string::npos) {
+      volume = c.substr(0, eq);
+      device = c.substr(eq + 1);
+    } else if (args.positional.size() == 1) {
+      volume = args.positional[0];
+    } else {
+      return "with several volumes, say which: --cow-device VOLUME=DEV";
+    }
+    // Keyed like VolumeInfo::path: VG/LV means /dev/VG/LV.
+    if (!volume.empty() && volume[0] != '/') volume = "/dev/" + volume;
+    args.policy.dm_cow_device_for[volume] = device;
+  }
+  return std::nullopt;
+}
+
+// Parses args[2...]; returns the usage error, if any.
+std::optional<std::string> ParseArgs(std::span<char*> args, SnapshotArgs& out) {
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string a = args[i];
+    if (a.empty() || a[0] != '-') {
+      out.positional.push_back(a);
+      continue;
+    }
+    OptionValues values(args, i);
+    if (std::optional<std::string> err = ParseOption(a, values, out)) {
+      return err;
+    }
+  }
+  return ResolveCowDevices(out);
+}
+
+int Create(Engine& engine, const SnapshotArgs& args) {
+  if (args.positional.empty()) return Usage("create needs a VOLUME");
+  absl::StatusOr<snapshot::GroupSnapshot> g =
+      snapshot::TakeGroupSnapshot(engine.snapshotter, *engine.dm, *engine.host,
+                                  args.positional, args.group);
+  if (!g.ok()) return Fail(g.status());
+  absl::StatusOr<std::vector<SnapshotInfo>> ours = engine.snapshotter.List();
+  if (!ours.ok()) return Fail(ours.status());  // removes them all
+  std::vector<SnapshotInfo> infos;
+  for (auto& s : g->snapshots) {
+    for (const SnapshotInfo& info : *ours) {
+      if (info.vg == s->vg() && info.name == s->name()) infos.push_back(info);
+    }
+  }
+  if (infos.size() != g->snapshots.size()) {
+    return Fail(absl::InternalError("lvs does not list the new snapshots"));
+  }
+  for (auto& s : g->snapshots) s->Release();
+  if (args.as_json) {
+    json arr = json::array();
+    for (size_t i = 0; i < infos.size(); ++i) {
+      json j = ToJson(infos[i]);
+      j["volume"] = g->members[i].path;
+      arr.push_back(j);
+    }
+    std::cout << json{{"group", args.group.group_name},
+                      {"window_ms", g->window.count()},
+                      {"snapshots", arr}}
+                     .dump(2)
+              << "\n";
+  } else {
+    PrintSnapshots(infos, false);
+    std::cerr << "window (frozen and held): " << g->window.count() << " ms\n";
+  }
+  return common::kExitOk;
+}
+
+int Discover(Engine& engine, const SnapshotArgs& args) {
+  if (args.positional.empty()) return Usage("discover needs a VOLUME");
+  json arr = json::array();
+  for (const std::string& p : args.positional) {
+    absl::StatusOr<VolumeInfo> v = engine.snapshotter.Discover(p);
+    if (!v.ok()) return Fail(v.status());
+    if (args.as_json) {
+      arr.push_back(ToJson(*v));
+    } else {
+      std::cout << ToJson(*v).dump() << "\n";
+    }
+  }
+  if (args.as_json) std::cout << json{{"volumes", arr}}.dump(2) << "\n";
+  return common::kExitOk;
+}
+
+int List(Engine& engine, const SnapshotArgs& args) {
+  if (args.positional.size() > 1) return Usage("list takes at most one VG");
+  absl::StatusOr<std::vector<SnapshotInfo>> l = engine.snapshotter.List(
+      args.positional.empty() ? "" : args.positional[0]);
+  if (!l.ok()) return Fail(l.status());
+  PrintSnapshots(*l, args.as_json);
+  return common::kExitOk;
+}
+
+int Remove(Engine& engine, const SnapshotArgs& args) {
+  if (args.positional.empty()) return Usage("remove needs VG/NAME");
+  for (const std::string& full : args.positional) {
+    std::string vg, name;
+    if (!snapshot::SplitFullName(full, &vg, &name))
+      return Usage("not VG/NAME: " + full);
+    absl::Status st = engine.snapshotter.Remove(vg, name);
+    if (!st.ok()) return Fail(st);
+  }
+  if (args.as_json) {
+    std::cout << json{{"removed", args.positional}}.dump(2) << "\n";
+  }
+  return common::kExitOk;
+}
+
+int Cleanup(Engine& engine, const SnapshotArgs& args) {
+  absl::StatusOr<std::vector<SnapshotInfo>> removed =
+      engine.snapshotter.RemoveOrphans(args.keep);
+  if (!removed.ok()) return Fail(removed.status());
+  if (args.as_json) {
+    PrintSnapshots(*removed, true);
+  } else {
+    for (const SnapshotInfo& s : *removed) {
+      std::cout << "removed " << s.FullName() << "\n";
+    }
+  }
+  return common::kExitOk;
+}
+
 }  // namespace
 
 int RunSnapshotCommand(std::span<char*> args) {
@@ -158,174 +374,16 @@ int RunSnapshotCommand(std::span<char*> args) {
     std::cout << kUsage;
     return common::kExitOk;
   }
-  bool as_json = false;
-  snapshot::SnapshotPolicy policy;
-  snapshot::GroupOptions group;
-  std::set<std::string> keep;
-  std::vector<std::string> positional;
-  std::vector<std::string> cow_devices;  // [VOLUME=]DEV, as given
-  for (size_t i = 2; i < args.size(); ++i) {
-    const std::string a = args[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= args.size()) return std::nullopt;
-      return std::string(args[++i]);
-    };
-    auto seconds = [&](std::chrono::milliseconds& out) {
-      std::optional<std::string> v = value();
-      double s;
-      if (!v || !absl::SimpleAtod(*v, &s) || s <= 0) return false;
-      out = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-      return true;
-    };
-    auto percent = [&](double& out) {
-      std::optional<std::string> v = value();
-      return v && absl::SimpleAtod(*v, &out) && out > 0 && out <= 100;
-    };
-    std::optional<std::string> v;
-    if (a == "--json") {
-      as_json = true;
-    } else if (a == "--group") {
-      if (!(v = value())) return Usage("--group needs a name");
-      group.group_name = *v;
-    } else if (a == "--pre-hook" || a == "--frozen-hook" ||
-               a == "--post-hook") {
-      if (!(v = value())) return Usage(a + " needs a command");
-      (a == "--pre-hook"      ? group.pre_hooks
-       : a == "--frozen-hook" ? group.frozen_hooks
-                              : group.post_hooks)
-          .push_back(*v);
-    } else if (a == "--hook-timeout") {
-      if (!seconds(group.hook_timeout)) return Usage("bad --hook-timeout");
-    } else if (a == "--freeze-bound") {
-      if (!seconds(group.freeze_bound)) return Usage("bad --freeze-bound");
-    } else if (a == "--pool-limit") {
-      if (!percent(policy.pool_fill_limit_percent)) {
-        return Usage("bad --pool-limit");
-      }
-    } else if (a == "--cow-percent") {
-      if (!percent(policy.cow_percent)) return Usage("bad --cow-percent");
-    } else if (a == "--cow-size") {
-      if (!(v = value())) return Usage("--cow-size needs a size");
-      absl::StatusOr<uint64_t> bytes = common::ParseBytes(*v);
-      if (!bytes.ok()) return Usage(std::string(bytes.status().message()));
-      policy.cow_size_bytes = *bytes;
-    } else if (a == "--cow-device") {
-      if (!(v = value()) || v->empty()) {
-        return Usage("--cow-device needs [VOLUME=]DEV");
-      }
-      cow_devices.push_back(*v);
-    } else if (a == "--sequential") {
-      group.sequential = true;
-    } else if (a == "--keep") {
-      if (!(v = value())) return Usage("--keep needs VG/NAME");
-      keep.insert(*v);
-    } else if (!a.empty() && a[0] == '-') {
-      return Usage("unknown option " + a);
-    } else {
-      positional.push_back(a);
-    }
+  SnapshotArgs parsed;
+  if (std::optional<std::string> err = ParseArgs(args, parsed)) {
+    return Usage(*err);
   }
-
-  for (const std::string& c : cow_devices) {
-    const size_t eq = c.find('=');
-    std::string volume, device = c;
-    if (eq != std::string::npos) {
-      volume = c.substr(0, eq);
-      device = c.substr(eq + 1);
-    } else if (positional.size() == 1) {
-      volume = positional[0];
-    } else {
-      return Usage("with several volumes, say which: --cow-device VOLUME=DEV");
-    }
-    // Keyed like VolumeInfo::path: VG/LV means /dev/VG/LV.
-    if (!volume.empty() && volume[0] != '/') volume = "/dev/" + volume;
-    policy.dm_cow_device_for[volume] = device;
-  }
-
-  Engine engine(policy);
-  if (cmd == "create") {
-    if (positional.empty()) return Usage("create needs a VOLUME");
-    absl::StatusOr<snapshot::GroupSnapshot> g = snapshot::TakeGroupSnapshot(
-        engine.snapshotter, *engine.dm, *engine.host, positional, group);
-    if (!g.ok()) return Fail(g.status());
-    absl::StatusOr<std::vector<SnapshotInfo>> ours = engine.snapshotter.List();
-    if (!ours.ok()) return Fail(ours.status());  // removes them all
-    std::vector<SnapshotInfo> infos;
-    for (auto& s : g->snapshots) {
-      for (const SnapshotInfo& info : *ours) {
-        if (info.vg == s->vg() && info.name == s->name()) infos.push_back(info);
-      }
-    }
-    if (infos.size() != g->snapshots.size()) {
-      return Fail(absl::InternalError("lvs does not list the new snapshots"));
-    }
-    for (auto& s : g->snapshots) s->Release();
-    if (as_json) {
-      json arr = json::array();
-      for (size_t i = 0; i < infos.size(); ++i) {
-        json j = ToJson(infos[i]);
-        j["volume"] = g->members[i].path;
-        arr.push_back(j);
-      }
-      std::cout << json{{"group", group.group_name},
-                        {"window_ms", g->window.count()},
-                        {"snapshots", arr}}
-                       .dump(2)
-                << "\n";
-    } else {
-      PrintSnapshots(infos, false);
-      std::cerr << "window (frozen and held): " << g->window.count() << " ms\n";
-    }
-    return common::kExitOk;
-  }
-  if (cmd == "discover") {
-    if (positional.empty()) return Usage("discover needs a VOLUME");
-    json arr = json::array();
-    for (const std::string& p : positional) {
-      absl::StatusOr<VolumeInfo> v = engine.snapshotter.Discover(p);
-      if (!v.ok()) return Fail(v.status());
-      if (as_json) {
-        arr.push_back(ToJson(*v));
-      } else {
-        std::cout << ToJson(*v).dump() << "\n";
-      }
-    }
-    if (as_json) std::cout << json{{"volumes", arr}}.dump(2) << "\n";
-    return common::kExitOk;
-  }
-  if (cmd == "list") {
-    if (positional.size() > 1) return Usage("list takes at most one VG");
-    absl::StatusOr<std::vector<SnapshotInfo>> l =
-        engine.snapshotter.List(positional.empty() ? "" : positional[0]);
-    if (!l.ok()) return Fail(l.status());
-    PrintSnapshots(*l, as_json);
-    return common::kExitOk;
-  }
-  if (cmd == "remove") {
-    if (positional.empty()) return Usage("remove needs VG/NAME");
-    for (const std::string& full : positional) {
-      std::string vg, name;
-      if (!snapshot::SplitFullName(full, &vg, &name))
-        return Usage("not VG/NAME: " + full);
-      absl::Status st = engine.snapshotter.Remove(vg, name);
-      if (!st.ok()) return Fail(st);
-    }
-    if (as_json) std::cout << json{{"removed", positional}}.dump(2) << "\n";
-    return common::kExitOk;
-  }
-  if (cmd == "cleanup") {
-    absl::StatusOr<std::vector<SnapshotInfo>> removed =
-        engine.snapshotter.RemoveOrphans(keep);
-    if (!removed.ok()) return Fail(removed.status());
-    if (as_json) {
-      PrintSnapshots(*removed, true);
-    } else {
-      for (const SnapshotInfo& s : *removed) {
-        std::cout << "removed " << s.FullName() << "\n";
-      }
-    }
-    return common::kExitOk;
-  }
+  Engine engine(parsed.policy);
+  if (cmd == "create") return Create(engine, parsed);
+  if (cmd == "discover") return Discover(engine, parsed);
+  if (cmd == "list") return List(engine, parsed);
+  if (cmd == "remove") return Remove(engine, parsed);
+  if (cmd == "cleanup") return Cleanup(engine, parsed);
   return Usage("unknown command " + cmd);
 }
 

@@ -8,15 +8,9 @@
 
 namespace cbtd::cbtctl {
 
-namespace po = boost::program_options;
-
 int RunStatusCommand(std::span<char*> args) {
-  po::options_description desc("Options");
-  po::positional_options_description positional;
-  po::variables_map vm;
   DaemonOptions opts;
-  if (auto exit = ParseDaemonCommand(args, "status [--json]", desc, positional,
-                                     vm, opts)) {
+  if (auto exit = ParseDaemonCommand(args, "status [--json]", opts)) {
     return *exit;
   }
   control::ControlClient client(opts.socket_path);

@@ -1,6 +1,7 @@
 #include "common/cli.h"
 
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
 
@@ -42,6 +43,24 @@ int DispatchSubcommand(const Program& program, int argc, char** argv) {
   std::cerr << program.name << ": unknown command '" << first << "'; run '"
             << program.name << " --help' for the list\n";
   return kExitUsage;
+}
+
+std::optional<std::string> ParseOptions(
+    std::span<char*> args,
+    const boost::program_options::options_description& desc,
+    const boost::program_options::positional_options_description* positional,
+    boost::program_options::variables_map& vm) {
+  namespace po = boost::program_options;
+  try {
+    po::command_line_parser parser(static_cast<int>(args.size()), args.data());
+    parser.options(desc);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (!vm.count("help")) po::notify(vm);
+  } catch (const po::error& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
 }
 
 }  // namespace cbtd::common

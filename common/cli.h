@@ -1,10 +1,19 @@
-// Subcommand dispatch shared by cbtctl and cbt-receiver: `PROG COMMAND ...`.
+// Subcommand dispatch shared by cbtctl and cbt-receiver: `PROG COMMAND ...`,
+// and the option parsing their subcommands share.
 #ifndef CBTD_COMMON_CLI_H_
 #define CBTD_COMMON_CLI_H_
 
+#include <optional>
 #include <ostream>
 #include <span>
+#include <string>
 #include <string_view>
+
+namespace boost::program_options {
+class options_description;
+class positional_options_description;
+class variables_map;
+}  // namespace boost::program_options
 
 namespace cbtd::common {
 
@@ -33,6 +42,18 @@ struct Program {
 int DispatchSubcommand(const Program& program, int argc, char** argv);
 
 void PrintProgramUsage(const Program& program, std::ostream& os);
+
+// Parses a subcommand's `args` (args[0], its name, stands in for argv[0],
+// which Boost skips) against `desc` and `positional` (nullptr: none) into
+// `vm` with Boost.Program_options. po::notify (bound variables, required
+// options) runs unless --help ("help") was given, so help needs no other
+// option. Returns the parse error's text, or nullopt; the caller prints it
+// in its own words with its usage.
+std::optional<std::string> ParseOptions(
+    std::span<char*> args,
+    const boost::program_options::options_description& desc,
+    const boost::program_options::positional_options_description* positional,
+    boost::program_options::variables_map& vm);
 
 }  // namespace cbtd::common
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/proto/control.grpc.pb.h"
+#include "transport/grpc_status.h"
 
 namespace cbtd::control {
 
@@ -26,6 +27,8 @@ void SetDeadline(grpc::ClientContext& ctx, std::chrono::seconds timeout) {
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
 }
 
+// transport::FromGrpc, plus a hint naming `socket` when cbtd cannot be
+// reached at all.
 absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
   if (s.ok()) return absl::OkStatus();
   const std::string msg = s.error_message();
@@ -50,7 +53,7 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
         "); is it running? 'systemctl status cbtd' shows; --socket "
         "chooses another socket"));
   }
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
+  return transport::FromGrpc(s);
 }
 
 }  // namespace

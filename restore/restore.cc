@@ -105,6 +105,190 @@ std::vector<Batch> MakeBatches(const VersionIndex& idx,
   return out;
 }
 
+// What the steps of one restore share.
+struct RestoreJob {
+  VersionSource& source;
+  std::string_view version;
+  const VersionIndex& idx;
+  // The index names its volume; for a remote source asked for "own host"
+  // this is the only place the host is spelled out.
+  VolumeName vol;
+  RestoreTarget& target;
+  const RestoreOptions& options;
+};
+
+// For an incremental restore (options.from_version set): the entries of the
+// version the target holds, once its state file proves it holds it and the
+// two versions share their geometry. Empty for a full restore.
+absl::StatusOr<std::vector<ChunkHash>> EntriesTargetHolds(
+    const RestoreJob& job) {
+  const RestoreOptions& options = job.options;
+  const VolumeName& vol = job.vol;
+  if (options.from_version.empty()) return std::vector<ChunkHash>();
+  if (options.state_path.empty()) {
+    return absl::InvalidArgumentError(
+        "an incremental restore needs the target's state file (--state)");
+  }
+  auto from = job.source.ReadIndex(options.from_version);
+  if (!from.ok()) return from.status();
+  auto st = ReadState(options.state_path);
+  if (!st.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot tell which version the target holds: ",
+        std::string(st.status().message()), "; do a full restore instead"));
+  }
+  if (st->state != "complete" || st->host != vol.host ||
+      st->volume != vol.volume || st->version != options.from_version ||
+      st->root_hash != from->root_hash.ToHex()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "target state file ", options.state_path, " says it holds ", st->host,
+        "/", st->volume, "@", st->version, " (root ", st->root_hash, ", ",
+        st->state,
+        ") but the incremental restore "
+        "starts from ",
+        vol.host, "/", vol.volume, "@", options.from_version, " (root ",
+        from->root_hash.ToHex(), "); do a full restore instead"));
+  }
+  if (from->chunk_size_bytes != job.idx.chunk_size_bytes ||
+      from->volume_size_bytes != job.idx.volume_size_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "versions ", options.from_version, " and ", std::string(job.version),
+        " differ in chunk or volume size; do a full restore instead"));
+  }
+  return std::move(from->entries);
+}
+
+// Which chunks a restore writes, zeroes and skips.
+struct WritePlan {
+  std::vector<uint64_t> writes;  // fetched and written; ascending
+  std::vector<uint64_t> zeros;   // zeroed; ascending
+  uint64_t skipped = 0;
+};
+
+// `held`: the entries the target already holds (empty: none).
+WritePlan PlanWrites(const VersionIndex& idx,
+                     const std::vector<ChunkHash>& held, bool fresh_target) {
+  WritePlan plan;
+  for (uint64_t i = 0; i < idx.entries.size(); ++i) {
+    const ChunkHash& e = idx.entries[i];
+    if (!held.empty() && held[i] == e) {
+      ++plan.skipped;
+    } else if (transport::IsZeroEntry(e)) {
+      if (fresh_target && held.empty()) {
+        ++plan.skipped;  // a new file is all holes already
+      } else {
+        plan.zeros.push_back(i);
+      }
+    } else {
+      plan.writes.push_back(i);
+    }
+  }
+  return plan;
+}
+
+// A batch's fetch error, naming the chunks it covers.
+absl::Status BatchError(const RestoreJob& job, const Batch& batch,
+                        const absl::Status& error) {
+  uint64_t first = batch.chunks.front().front(), last = first;
+  for (const auto& at : batch.chunks) {
+    first = std::min(first, at.front());
+    last = std::max(last, at.back());
+  }
+  return absl::Status(
+      error.code(),
+      absl::StrCat(first == last ? absl::StrCat("chunk ", first)
+                                 : absl::StrCat("chunks ", first, "..", last),
+                   " of ", job.vol.host, "/", job.vol.volume, "@",
+                   std::string(job.version), ": ", error.message()));
+}
+
+// Fetches one batch and writes each chunk wherever the version has it;
+// adds the bytes written to `bytes`.
+absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
+                        std::atomic<uint64_t>& bytes) {
+  auto data = job.source.ReadChunks(job.version, batch.hashes);
+  if (data.ok() && data->size() != batch.hashes.size()) {
+    data = absl::DataLossError(absl::StrCat("asked for ", batch.hashes.size(),
+                                            " chunks, got ", data->size()));
+  }
+  if (!data.ok()) return BatchError(job, batch, data.status());
+  const uint32_t chunk = job.idx.chunk_size_bytes;
+  for (size_t k = 0; k < batch.hashes.size(); ++k) {
+    const std::string& d = (*data)[k];
+    for (uint64_t i : batch.chunks[k]) {
+      bytes += d.size();
+      if (auto w = job.target.WriteAt(
+              i * chunk,
+              {reinterpret_cast<const uint8_t*>(d.data()), d.size()});
+          !w.ok()) {
+        return w;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Writes the chunks `writes` names, in batches on options.threads threads;
+// returns the bytes written.
+absl::StatusOr<uint64_t> WriteChunks(const RestoreJob& job,
+                                     const std::vector<uint64_t>& writes) {
+  const std::vector<Batch> batches =
+      MakeBatches(job.idx, writes, job.source.max_batch_chunks());
+  std::vector<uint64_t> batch_ids(batches.size());
+  for (uint64_t b = 0; b < batches.size(); ++b) batch_ids[b] = b;
+  std::atomic<uint64_t> bytes{0};
+  absl::Status s = ParallelFor(batch_ids, job.options.threads, [&](uint64_t b) {
+    return WriteBatch(job, batches[b], bytes);
+  });
+  if (!s.ok()) return s;
+  return bytes.load();
+}
+
+absl::Status WriteZeros(const RestoreJob& job,
+                        const std::vector<uint64_t>& zeros) {
+  const uint32_t chunk = job.idx.chunk_size_bytes;
+  for (uint64_t i : zeros) {
+    if (auto z = job.target.Zero(
+            i * chunk,
+            transport::ChunkLength(job.idx.volume_size_bytes, chunk, i));
+        !z.ok()) {
+      return z;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Re-reads the chunks `check` names from the target and compares them
+// with the version's entries.
+absl::Status VerifyTarget(const RestoreJob& job,
+                          const std::vector<uint64_t>& check) {
+  const uint32_t chunk = job.idx.chunk_size_bytes;
+  return ParallelFor(check, job.options.threads, [&](uint64_t i) {
+    std::vector<uint8_t> buf(
+        transport::ChunkLength(job.idx.volume_size_bytes, chunk, i));
+    if (auto r = job.target.ReadAt(i * chunk, buf); !r.ok()) return r;
+    if (transport::EntryOf(buf) != job.idx.entries[i]) {
+      return absl::DataLossError(absl::StrCat(
+          "verify after restore: chunk ", i, " of the target does not match ",
+          job.vol.host, "/", job.vol.volume, "@", std::string(job.version)));
+    }
+    return absl::OkStatus();
+  });
+}
+
+// A full restore checks every chunk; an incremental one what it wrote.
+std::vector<uint64_t> ChunksToVerify(const VersionIndex& idx, bool incremental,
+                                     const WritePlan& plan) {
+  std::vector<uint64_t> check;
+  if (!incremental) {
+    for (uint64_t i = 0; i < idx.entries.size(); ++i) check.push_back(i);
+  } else {
+    check = plan.writes;
+    check.insert(check.end(), plan.zeros.begin(), plan.zeros.end());
+  }
+  return check;
+}
+
 }  // namespace
 
 absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
@@ -113,48 +297,13 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                                const RestoreOptions& options) {
   auto idx = source.ReadIndex(version);
   if (!idx.ok()) return idx.status();
-  const uint64_t n = idx->entries.size();
-  const uint32_t chunk = idx->chunk_size_bytes;
-  // The index names its volume; for a remote source asked for "own host"
-  // this is the only place the host is spelled out.
-  const VolumeName vol{idx->host, idx->volume};
+  const RestoreJob job{source, version,
+                       *idx,   VolumeName{idx->host, idx->volume},
+                       target, options};
   RestoreStats stats;
-  stats.chunks = n;
-
-  std::vector<ChunkHash> from_entries;
-  if (!options.from_version.empty()) {
-    if (options.state_path.empty()) {
-      return absl::InvalidArgumentError(
-          "an incremental restore needs the target's state file (--state)");
-    }
-    auto from = source.ReadIndex(options.from_version);
-    if (!from.ok()) return from.status();
-    auto st = ReadState(options.state_path);
-    if (!st.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot tell which version the target holds: ",
-          std::string(st.status().message()), "; do a full restore instead"));
-    }
-    if (st->state != "complete" || st->host != vol.host ||
-        st->volume != vol.volume || st->version != options.from_version ||
-        st->root_hash != from->root_hash.ToHex()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "target state file ", options.state_path, " says it holds ", st->host,
-          "/", st->volume, "@", st->version, " (root ", st->root_hash, ", ",
-          st->state,
-          ") but the incremental restore "
-          "starts from ",
-          vol.host, "/", vol.volume, "@", options.from_version, " (root ",
-          from->root_hash.ToHex(), "); do a full restore instead"));
-    }
-    if (from->chunk_size_bytes != chunk ||
-        from->volume_size_bytes != idx->volume_size_bytes) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "versions ", options.from_version, " and ", std::string(version),
-          " differ in chunk or volume size; do a full restore instead"));
-    }
-    from_entries = std::move(from->entries);
-  }
+  stats.chunks = idx->entries.size();
+  absl::StatusOr<std::vector<ChunkHash>> held = EntriesTargetHolds(job);
+  if (!held.ok()) return held.status();
 
   if (auto s = target.Resize(idx->volume_size_bytes); !s.ok()) return s;
   if (!options.state_path.empty()) {
@@ -163,94 +312,20 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
     }
   }
 
-  std::vector<uint64_t> writes, zeros;
-  for (uint64_t i = 0; i < n; ++i) {
-    const ChunkHash& e = idx->entries[i];
-    if (!from_entries.empty() && from_entries[i] == e) {
-      ++stats.chunks_skipped;
-    } else if (transport::IsZeroEntry(e)) {
-      if (target.fresh() && from_entries.empty()) {
-        ++stats.chunks_skipped;  // a new file is all holes already
-      } else {
-        zeros.push_back(i);
-      }
-    } else {
-      writes.push_back(i);
-    }
-  }
-  const std::vector<Batch> batches =
-      MakeBatches(*idx, writes, source.max_batch_chunks());
-  std::vector<uint64_t> batch_ids(batches.size());
-  for (uint64_t b = 0; b < batches.size(); ++b) batch_ids[b] = b;
-  std::atomic<uint64_t> bytes{0};
-  absl::Status s = ParallelFor(batch_ids, options.threads, [&](uint64_t b) {
-    const Batch& batch = batches[b];
-    auto data = source.ReadChunks(version, batch.hashes);
-    if (data.ok() && data->size() != batch.hashes.size()) {
-      data = absl::DataLossError(absl::StrCat("asked for ", batch.hashes.size(),
-                                              " chunks, got ", data->size()));
-    }
-    if (!data.ok()) {
-      uint64_t first = batch.chunks.front().front(), last = first;
-      for (const auto& at : batch.chunks) {
-        first = std::min(first, at.front());
-        last = std::max(last, at.back());
-      }
-      return absl::Status(
-          data.status().code(),
-          absl::StrCat(first == last
-                           ? absl::StrCat("chunk ", first)
-                           : absl::StrCat("chunks ", first, "..", last),
-                       " of ", vol.host, "/", vol.volume, "@",
-                       std::string(version), ": ", data.status().message()));
-    }
-    for (size_t k = 0; k < batch.hashes.size(); ++k) {
-      const std::string& d = (*data)[k];
-      for (uint64_t i : batch.chunks[k]) {
-        bytes += d.size();
-        if (auto w = target.WriteAt(
-                i * chunk,
-                {reinterpret_cast<const uint8_t*>(d.data()), d.size()});
-            !w.ok()) {
-          return w;
-        }
-      }
-    }
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  for (uint64_t i : zeros) {
-    if (auto z = target.Zero(i * chunk, transport::ChunkLength(
-                                            idx->volume_size_bytes, chunk, i));
-        !z.ok()) {
-      return z;
-    }
-  }
-  stats.chunks_written = writes.size();
-  stats.chunks_zeroed = zeros.size();
-  stats.bytes_written = bytes;
+  const WritePlan plan = PlanWrites(*idx, *held, target.fresh());
+  stats.chunks_skipped = plan.skipped;
+  absl::StatusOr<uint64_t> bytes = WriteChunks(job, plan.writes);
+  if (!bytes.ok()) return bytes.status();
+  if (auto s = WriteZeros(job, plan.zeros); !s.ok()) return s;
+  stats.chunks_written = plan.writes.size();
+  stats.chunks_zeroed = plan.zeros.size();
+  stats.bytes_written = *bytes;
   if (auto sy = target.Sync(); !sy.ok()) return sy;
 
   if (options.verify) {
-    std::vector<uint64_t> check;
-    if (from_entries.empty()) {
-      for (uint64_t i = 0; i < n; ++i) check.push_back(i);
-    } else {
-      check = writes;
-      check.insert(check.end(), zeros.begin(), zeros.end());
-    }
-    s = ParallelFor(check, options.threads, [&](uint64_t i) {
-      std::vector<uint8_t> buf(
-          transport::ChunkLength(idx->volume_size_bytes, chunk, i));
-      if (auto r = target.ReadAt(i * chunk, buf); !r.ok()) return r;
-      if (transport::EntryOf(buf) != idx->entries[i]) {
-        return absl::DataLossError(absl::StrCat(
-            "verify after restore: chunk ", i, " of the target does not match ",
-            vol.host, "/", vol.volume, "@", std::string(version)));
-      }
-      return absl::OkStatus();
-    });
-    if (!s.ok()) return s;
+    const std::vector<uint64_t> check =
+        ChunksToVerify(*idx, !held->empty(), plan);
+    if (auto s = VerifyTarget(job, check); !s.ok()) return s;
     stats.chunks_verified = check.size();
   }
   if (!options.state_path.empty()) {

@@ -208,16 +208,7 @@ class ClientImpl final : public RemoteClient {
       return FromGrpc(stub_->GetIndex(&ctx, req, &resp));
     });
     if (!st.ok()) return st;
-    const VersionSummary v = FromProto(resp.version());
-    VersionIndex index;
-    index.host = v.source_host;
-    index.volume = v.volume_id;
-    index.version_id = v.version_id;
-    index.base_version_id = v.base_version_id;
-    index.volume_size_bytes = v.volume_size_bytes;
-    index.chunk_size_bytes = v.chunk_size_bytes;
-    index.created_unix_ms = v.created_unix_ms;
-    index.root_hash = v.root_hash;
+    VersionIndex index = IndexWithoutEntries(FromProto(resp.version()));
     for (const auto& raw : resp.chunk_hashes()) {
       auto h = ChunkHash::FromBytes(raw);
       if (!h.ok()) return h.status();

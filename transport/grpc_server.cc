@@ -60,23 +60,6 @@ std::string NewSessionId() {
   return absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
 }
 
-}  // namespace
-
-VersionSummary SummaryOf(const VersionIndex& index) {
-  VersionSummary v;
-  v.source_host = index.host;
-  v.volume_id = index.volume;
-  v.version_id = index.version_id;
-  v.base_version_id = index.base_version_id;
-  v.root_hash = index.root_hash;
-  v.volume_size_bytes = index.volume_size_bytes;
-  v.chunk_size_bytes = index.chunk_size_bytes;
-  v.created_unix_ms = index.created_unix_ms;
-  return v;
-}
-
-namespace {
-
 svc::VersionInfo ToProto(const VersionSummary& v) {
   svc::VersionInfo p;
   p.set_source_host(v.source_host);

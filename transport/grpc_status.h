@@ -1,5 +1,6 @@
-// absl::Status <-> grpc::Status. Included only by transport/grpc_*.cc: the
-// rest of cbtd sees absl::Status only. The numeric codes are identical.
+// absl::Status <-> grpc::Status. Included only by gRPC adapters
+// (transport/grpc_*.cc, agent/control_service.cc, control/control_client.cc):
+// the rest of cbtd sees absl::Status only. The numeric codes are identical.
 #ifndef CBTD_TRANSPORT_GRPC_STATUS_H_
 #define CBTD_TRANSPORT_GRPC_STATUS_H_
 

@@ -37,7 +37,10 @@ struct VersionSummary {
   int64_t created_unix_ms = 0;
 };
 
+// The one copy of the fields a VersionIndex and a VersionSummary share,
+// each way. IndexWithoutEntries leaves entries and stats empty.
 VersionSummary SummaryOf(const VersionIndex& index);
+VersionIndex IndexWithoutEntries(const VersionSummary& summary);
 
 // Retention counts (receiver/retention.h): keep the newest `keep_last`
 // versions and the newest of each of the N most recent hours / days / ISO

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -161,73 +162,156 @@ void HashAndCompress(
   }
 }
 
-}  // namespace
+using HashSet = std::unordered_set<ChunkHash, ChunkHashStdHash>;
 
-absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
-                                            const cbt::ExtentSet& changed,
-                                            const cbt::ExtentSet& zeroed,
-                                            const VersionIndex* base,
-                                            const ProducerOptions& options,
-                                            RecordSink& sink) {
-  const uint64_t size = source.SizeBytes();
-  const uint32_t chunk =
-      base ? base->chunk_size_bytes : options.chunk_size_bytes;
-  if (size == 0) return absl::InvalidArgumentError("source volume is empty");
-  if (chunk < 4096 || chunk % 4096 != 0 || chunk > kMaxChunkBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunk size ", chunk, " must be a multiple of 4096 up to ",
-                     kMaxChunkBytes));
+// Owns one thread's zstd context and output buffer.
+class ChunkHasher {
+ public:
+  explicit ChunkHasher(uint32_t chunk_bytes)
+      : cctx_(ZSTD_createCCtx()),
+        zbuf_(ZSTD_compressBound(chunk_bytes), '\0') {}
+  ~ChunkHasher() { ZSTD_freeCCtx(cctx_); }
+  ChunkHasher(const ChunkHasher&) = delete;
+  ChunkHasher& operator=(const ChunkHasher&) = delete;
+
+  void Hash(std::span<const uint8_t> data, int level,
+            const HashSet& base_hashes, Result& r) {
+    HashAndCompress(data, cctx_, zbuf_, level, base_hashes, r);
   }
-  const uint64_t n = ChunkCount(size, chunk);
-  uint64_t must_cover_from = n;
-  if (base && base->volume_size_bytes != size) {
+
+ private:
+  ZSTD_CCtx* cctx_;
+  std::string zbuf_;
+};
+
+using Buffer = std::unique_ptr<uint8_t, AlignedFree>;
+
+// Read buffers shared by the libaio reader (takes) and the hash workers
+// (give back). Thread-safe.
+class BufferPool {
+ public:
+  BufferPool(size_t count, size_t bytes, size_t align) {
+    for (size_t i = 0; i < count; ++i) {
+      buffers_.emplace_back(
+          static_cast<uint8_t*>(std::aligned_alloc(align, bytes)));
+      free_.push_back(buffers_.back().get());
+    }
+  }
+  void Put(uint8_t* b) {
+    std::lock_guard l(mu_);
+    free_.push_back(b);
+    cv_.notify_one();
+  }
+  // A free buffer; with none free, waits for one if `wait`, else nullptr.
+  uint8_t* Take(bool wait) {
+    std::unique_lock l(mu_);
+    if (wait) cv_.wait(l, [&] { return !free_.empty(); });
+    if (free_.empty()) return nullptr;
+    uint8_t* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Buffer> buffers_;
+  std::vector<uint8_t*> free_;
+};
+
+// What the stream covers, computed before anything is read.
+struct Plan {
+  uint64_t size = 0;    // source bytes
+  uint32_t chunk = 0;   // chunk bytes
+  uint64_t chunks = 0;  // chunk count of the new version
+  bool has_base = false;
+  // Chunks from here on are sent even when equal to the base's (resize).
+  uint64_t must_cover_from = 0;
+  std::vector<Job> jobs;           // ascending chunk index
+  std::vector<ChunkHash> entries;  // the new index; starts as the base's
+  HashSet base_hashes;             // every non-zero hash the base holds
+};
+
+// Validates size and chunk size against the base; sets must_cover_from.
+absl::Status CheckGeometry(const VersionIndex* base,
+                           const ProducerOptions& options, Plan& p) {
+  if (p.size == 0) return absl::InvalidArgumentError("source volume is empty");
+  if (p.chunk < 4096 || p.chunk % 4096 != 0 || p.chunk > kMaxChunkBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk size ", p.chunk,
+                     " must be a multiple of 4096 up to ", kMaxChunkBytes));
+  }
+  p.chunks = ChunkCount(p.size, p.chunk);
+  p.must_cover_from = p.chunks;
+  if (base && base->volume_size_bytes != p.size) {
     if (!options.allow_resize) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "source is ", size, " bytes but base ", base->version_id, " is ",
+          "source is ", p.size, " bytes but base ", base->version_id, " is ",
           base->volume_size_bytes,
           " bytes; pass --allow-resize if the volume was resized"));
     }
-    must_cover_from = std::min(base->volume_size_bytes, size) / chunk;
+    p.must_cover_from = std::min(base->volume_size_bytes, p.size) / p.chunk;
   }
+  return absl::OkStatus();
+}
 
-  // Plan the chunks to visit, ascending.
+// An incremental's chunks: those `changed` or `zeroed` touch and those past
+// must_cover_from, ascending; a chunk wholly zeroed and not changed is
+// zero_only.
+std::vector<Job> IncrementalJobs(const Plan& p, const cbt::ExtentSet& changed,
+                                 const cbt::ExtentSet& zeroed) {
+  std::vector<uint64_t> idx = changed.ChunkIndices(p.chunk);
+  std::vector<uint64_t> z = zeroed.ChunkIndices(p.chunk);
+  idx.insert(idx.end(), z.begin(), z.end());
+  for (uint64_t i = p.must_cover_from; i < p.chunks; ++i) idx.push_back(i);
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
   std::vector<Job> jobs;
+  for (uint64_t i : idx) {
+    if (i >= p.chunks) break;
+    const cbt::Extent e{i * p.chunk, ChunkLength(p.size, p.chunk, i)};
+    jobs.push_back({i, zeroed.Contains(e) && !changed.Intersects(e)});
+  }
+  return jobs;
+}
+
+absl::StatusOr<Plan> PlanStream(BlockDevice& source,
+                                const cbt::ExtentSet& changed,
+                                const cbt::ExtentSet& zeroed,
+                                const VersionIndex* base,
+                                const ProducerOptions& options) {
+  Plan p;
+  p.size = source.SizeBytes();
+  p.chunk = base ? base->chunk_size_bytes : options.chunk_size_bytes;
+  p.has_base = base != nullptr;
+  if (auto s = CheckGeometry(base, options, p); !s.ok()) return s;
   if (!base || options.full) {
-    jobs.reserve(n);
-    for (uint64_t i = 0; i < n; ++i) jobs.push_back({i, false});
+    p.jobs.reserve(p.chunks);
+    for (uint64_t i = 0; i < p.chunks; ++i) p.jobs.push_back({i, false});
   } else {
-    std::vector<uint64_t> idx = changed.ChunkIndices(chunk);
-    std::vector<uint64_t> z = zeroed.ChunkIndices(chunk);
-    idx.insert(idx.end(), z.begin(), z.end());
-    for (uint64_t i = must_cover_from; i < n; ++i) idx.push_back(i);
-    std::sort(idx.begin(), idx.end());
-    idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
-    for (uint64_t i : idx) {
-      if (i >= n) break;
-      const cbt::Extent e{i * chunk, ChunkLength(size, chunk, i)};
-      jobs.push_back({i, zeroed.Contains(e) && !changed.Intersects(e)});
-    }
+    p.jobs = IncrementalJobs(p, changed, zeroed);
   }
-
-  std::vector<ChunkHash> entries;
-  std::unordered_set<ChunkHash, ChunkHashStdHash> base_hashes;
   if (base) {
-    entries = base->entries;
-    entries.resize(n, kZeroEntry);
+    p.entries = base->entries;
+    p.entries.resize(p.chunks, kZeroEntry);
     for (const ChunkHash& h : base->entries) {
-      if (!IsZeroEntry(h)) base_hashes.insert(h);
+      if (!IsZeroEntry(h)) p.base_hashes.insert(h);
     }
   } else {
-    entries.assign(n, kZeroEntry);
+    p.entries.assign(p.chunks, kZeroEntry);
   }
+  return p;
+}
 
+stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
+                            const ProducerOptions& options) {
   stream::Record rec;
   stream::Header* h = rec.mutable_header();
   h->set_format_version(kStreamFormatVersion);
   h->set_source_host(options.host);
   h->set_volume_id(options.volume);
-  h->set_volume_size_bytes(size);
-  h->set_chunk_size_bytes(chunk);
+  h->set_volume_size_bytes(p.size);
+  h->set_chunk_size_bytes(p.chunk);
   if (base) {
     h->set_base_version_id(base->version_id);
     h->set_base_root_hash(base->root_hash.ToBytes());
@@ -242,224 +326,322 @@ absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
                 .count());
   h->set_allow_resize(options.allow_resize);
   rec.set_required(true);
-  if (auto s = sink.Put(rec); !s.ok()) return s;
+  return rec;
+}
 
-  const size_t window = std::max<size_t>(1, options.window_chunks);
-  Window win(jobs.size(), window);
-  const size_t align = std::max<size_t>(1, source.Alignment());
-  const size_t buf_bytes = (chunk + align - 1) / align * align;
+// Reads, hashes and compresses the planned chunks on worker threads and
+// hands the results back in job order (Wait). Without overlapped reads each
+// worker reads with ReadAt; with libaio one reader thread keeps up to
+// `window` reads in flight and the workers only hash and compress.
+//
+// Lifecycle: constructed → Start → Wait(0), Wait(1), ... → Stop (also on
+// destruction; joins every thread). `source` and `plan` must outlive it.
+class ReadPipeline {
+ public:
+  ReadPipeline(BlockDevice& source, const Plan& plan,
+               const ProducerOptions& options)
+      : source_(source),
+        plan_(plan),
+        options_(options),
+        window_(std::max<size_t>(1, options.window_chunks)),
+        align_(std::max<size_t>(1, source.Alignment())),
+        buf_bytes_((plan.chunk + align_ - 1) / align_ * align_),
+        win_(plan.jobs.size(), window_),
+        aio_(source.NewAsyncReader(window_)) {}
+  ~ReadPipeline() { Stop(); }
+  ReadPipeline(const ReadPipeline&) = delete;
+  ReadPipeline& operator=(const ReadPipeline&) = delete;
 
-  auto read_len = [&](uint32_t raw) {
-    return std::min(buf_bytes, (raw + align - 1) / align * align);
-  };
-  auto alloc = [&] {
-    return std::unique_ptr<uint8_t, AlignedFree>(static_cast<uint8_t*>(
-        std::aligned_alloc(std::max<size_t>(align, 64), buf_bytes)));
-  };
-  const int nthreads = std::max(1, options.threads);
-  std::vector<std::thread> threads;
-  std::unique_ptr<AsyncReader> aio = source.NewAsyncReader(window);
-  // Declared here so they outlive the threads that use them.
-  ReadQueue read_queue;
-  std::vector<std::unique_ptr<uint8_t, AlignedFree>> buffers;
-  std::vector<uint8_t*> free_bufs;
-  std::mutex free_mu;
-  std::condition_variable free_cv;
-  auto put_free = [&](uint8_t* b) {
-    std::lock_guard l(free_mu);
-    free_bufs.push_back(b);
-    free_cv.notify_one();
-  };
+  void Start();
+  // The result of job `pos`; call with pos = 0, 1, ... in order.
+  Result Wait(size_t pos) { return win_.Wait(pos); }
+  void Stop();
 
-  if (!aio) {
-    // No overlapped reads: each worker reads, hashes and compresses; the
-    // window still bounds how far ahead of the emitter they run.
-    auto worker = [&] {
-      auto buf = alloc();
-      ZSTD_CCtx* cctx = ZSTD_createCCtx();
-      std::string zbuf(ZSTD_compressBound(chunk), '\0');
-      size_t pos;
-      while (win.Take(pos)) {
-        const Job& job = jobs[pos];
-        Result r;
-        r.raw_size = ChunkLength(size, chunk, job.index);
-        if (!job.zero_only) {
-          r.read = true;
-          r.status = source.ReadAt(job.index * chunk,
-                                   {buf.get(), read_len(r.raw_size)});
-          if (r.status.ok()) {
-            HashAndCompress({buf.get(), r.raw_size}, cctx, zbuf,
-                            options.zstd_level, base_hashes, r);
-          }
-        }
-        win.Done(pos, std::move(r));
-      }
-      ZSTD_freeCCtx(cctx);
-    };
-    for (int t = 0; t < nthreads; ++t) threads.emplace_back(worker);
-  } else {
-    // libaio: one reader thread keeps up to `window` reads in flight; the
-    // workers only hash and compress. Buffers: one per window slot, which
-    // is enough because a position holds its buffer only until hashed.
-    for (size_t i = 0; i < window; ++i) {
-      buffers.push_back(alloc());
-      free_bufs.push_back(buffers.back().get());
-    }
-    threads.emplace_back([&] {
-      std::unordered_map<size_t, uint8_t*> in_flight;
-      absl::Status fatal;
-      auto reap = [&](size_t min) {
-        auto done = aio->Reap(min);
-        if (!done.ok()) {
-          fatal = done.status();
-          return;
-        }
-        for (const auto& c : *done) {
-          uint8_t* b = in_flight[c.tag];
-          in_flight.erase(c.tag);
-          if (!c.status.ok()) {
-            put_free(b);
-            b = nullptr;
-          }
-          read_queue.Push({c.tag, b, c.status});
-        }
-      };
-      while (fatal.ok()) {
-        size_t pos;
-        const Window::Try t = win.TryTake(pos);
-        if (t == Window::Try::kDone) break;
-        if (t == Window::Try::kFull) {
-          // Every taken position is in flight or queued: reaping (or, with
-          // nothing in flight, waiting for the emitter) makes progress.
-          if (!in_flight.empty()) {
-            reap(1);
-            continue;
-          }
-          if (!win.Take(pos)) break;
-        }
-        const Job& job = jobs[pos];
-        if (job.zero_only) {
-          read_queue.Push({pos, nullptr, absl::OkStatus()});
-          continue;
-        }
-        uint8_t* b = nullptr;
-        while (b == nullptr && fatal.ok()) {
-          {
-            std::unique_lock l(free_mu);
-            if (in_flight.empty()) {
-              free_cv.wait(l, [&] { return !free_bufs.empty(); });
-            }
-            if (!free_bufs.empty()) {
-              b = free_bufs.back();
-              free_bufs.pop_back();
-              break;
-            }
-          }
-          reap(1);
-        }
-        if (b == nullptr) break;
-        const uint32_t raw = ChunkLength(size, chunk, job.index);
-        absl::Status s =
-            aio->Submit(pos, job.index * chunk, {b, read_len(raw)});
-        if (!s.ok()) {
-          put_free(b);
-          read_queue.Push({pos, nullptr, s});
-          continue;
-        }
-        in_flight[pos] = b;
-        reap(0);
-      }
-      while (fatal.ok() && !in_flight.empty()) reap(1);
-      // A failed io_getevents: fail the reads it left without an answer.
-      for (const auto& [pos, b] : in_flight)
-        read_queue.Push({pos, nullptr, fatal});
-      read_queue.Close();
-    });
-    auto hasher = [&] {
-      ZSTD_CCtx* cctx = ZSTD_createCCtx();
-      std::string zbuf(ZSTD_compressBound(chunk), '\0');
-      ReadDone d;
-      while (read_queue.Pop(d)) {
-        const Job& job = jobs[d.pos];
-        Result r;
-        r.raw_size = ChunkLength(size, chunk, job.index);
-        r.read = !job.zero_only;
-        r.status = d.status;
-        if (d.buf != nullptr) {
-          HashAndCompress({d.buf, r.raw_size}, cctx, zbuf, options.zstd_level,
-                          base_hashes, r);
-          put_free(d.buf);
-        }
-        win.Done(d.pos, std::move(r));
-      }
-      ZSTD_freeCCtx(cctx);
-    };
-    for (int t = 0; t < nthreads; ++t) threads.emplace_back(hasher);
+ private:
+  size_t ReadLength(uint32_t raw) const {
+    return std::min(buf_bytes_, (raw + align_ - 1) / align_ * align_);
   }
+  uint32_t RawLength(const Job& job) const {
+    return ChunkLength(plan_.size, plan_.chunk, job.index);
+  }
+  void ReadAndHashLoop();
+  void HashLoop();
+  // The libaio reader thread and its steps; in_flight_ and fatal_ belong
+  // to that thread.
+  void AioReadLoop();
+  void Reap(size_t min);
+  uint8_t* TakeBuffer();
 
-  ProduceResult result;
-  stream::Trailer& tr = result.trailer;
-  uint64_t zero_first = 0, zero_count = 0;
-  auto flush_zeros = [&]() -> absl::Status {
-    if (zero_count == 0) return absl::OkStatus();
-    stream::Record z;
-    z.mutable_zero_run()->set_first_chunk_index(zero_first);
-    z.mutable_zero_run()->set_chunk_count(zero_count);
-    z.set_required(true);
-    tr.set_zero_chunks(tr.zero_chunks() + zero_count);
-    zero_count = 0;
-    return sink.Put(z);
-  };
-  absl::Status status;
-  for (size_t pos = 0; pos < jobs.size() && status.ok(); ++pos) {
-    Result r = win.Wait(pos);
-    const uint64_t i = jobs[pos].index;
-    if (!r.status.ok()) {
-      status = r.status;
-      break;
+  BlockDevice& source_;
+  const Plan& plan_;
+  const ProducerOptions& options_;
+  const size_t window_;
+  const size_t align_;
+  const size_t buf_bytes_;
+  Window win_;
+  std::unique_ptr<AsyncReader> aio_;
+  ReadQueue read_queue_;
+  std::optional<BufferPool> pool_;
+  std::unordered_map<size_t, uint8_t*> in_flight_;
+  absl::Status fatal_;
+  std::vector<std::thread> threads_;
+};
+
+void ReadPipeline::Start() {
+  const int nthreads = std::max(1, options_.threads);
+  if (!aio_) {
+    for (int t = 0; t < nthreads; ++t) {
+      threads_.emplace_back([this] { ReadAndHashLoop(); });
     }
-    if (r.read) ++result.chunks_read;
-    const bool must = i >= must_cover_from;
-    if (base && !must && r.entry == entries[i]) continue;  // unchanged
-    entries[i] = r.entry;
-    if (IsZeroEntry(r.entry)) {
-      if (zero_count > 0 && zero_first + zero_count == i) {
-        ++zero_count;
-      } else {
-        status = flush_zeros();
-        zero_first = i;
-        zero_count = 1;
+    return;
+  }
+  // One buffer per window slot is enough: a position holds its buffer only
+  // until hashed.
+  pool_.emplace(window_, buf_bytes_, std::max<size_t>(align_, 64));
+  threads_.emplace_back([this] { AioReadLoop(); });
+  for (int t = 0; t < nthreads; ++t) {
+    threads_.emplace_back([this] { HashLoop(); });
+  }
+}
+
+void ReadPipeline::Stop() {
+  win_.Stop();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+// No overlapped reads: each worker reads, hashes and compresses; the window
+// still bounds how far ahead of the emitter they run.
+void ReadPipeline::ReadAndHashLoop() {
+  Buffer buf(static_cast<uint8_t*>(
+      std::aligned_alloc(std::max<size_t>(align_, 64), buf_bytes_)));
+  ChunkHasher hasher(plan_.chunk);
+  size_t pos;
+  while (win_.Take(pos)) {
+    const Job& job = plan_.jobs[pos];
+    Result r;
+    r.raw_size = RawLength(job);
+    if (!job.zero_only) {
+      r.read = true;
+      r.status = source_.ReadAt(job.index * plan_.chunk,
+                                {buf.get(), ReadLength(r.raw_size)});
+      if (r.status.ok()) {
+        hasher.Hash({buf.get(), r.raw_size}, options_.zstd_level,
+                    plan_.base_hashes, r);
       }
+    }
+    win_.Done(pos, std::move(r));
+  }
+}
+
+void ReadPipeline::HashLoop() {
+  ChunkHasher hasher(plan_.chunk);
+  ReadDone d;
+  while (read_queue_.Pop(d)) {
+    const Job& job = plan_.jobs[d.pos];
+    Result r;
+    r.raw_size = RawLength(job);
+    r.read = !job.zero_only;
+    r.status = d.status;
+    if (d.buf != nullptr) {
+      hasher.Hash({d.buf, r.raw_size}, options_.zstd_level, plan_.base_hashes,
+                  r);
+      pool_->Put(d.buf);
+    }
+    win_.Done(d.pos, std::move(r));
+  }
+}
+
+void ReadPipeline::AioReadLoop() {
+  while (fatal_.ok()) {
+    size_t pos;
+    const Window::Try t = win_.TryTake(pos);
+    if (t == Window::Try::kDone) break;
+    if (t == Window::Try::kFull) {
+      // Every taken position is in flight or queued: reaping (or, with
+      // nothing in flight, waiting for the emitter) makes progress.
+      if (!in_flight_.empty()) {
+        Reap(1);
+        continue;
+      }
+      if (!win_.Take(pos)) break;
+    }
+    const Job& job = plan_.jobs[pos];
+    if (job.zero_only) {
+      read_queue_.Push({pos, nullptr, absl::OkStatus()});
       continue;
     }
-    status = flush_zeros();
-    if (!status.ok()) break;
-    stream::Record out;
-    out.set_required(true);
-    if (base_hashes.contains(r.entry)) {
-      out.mutable_chunk_ref()->set_chunk_index(i);
-      out.mutable_chunk_ref()->set_hash(r.entry.ToBytes());
-      tr.set_chunk_ref_records(tr.chunk_ref_records() + 1);
-    } else {
-      stream::Chunk* c = out.mutable_chunk();
-      c->set_chunk_index(i);
-      c->set_hash(r.entry.ToBytes());
-      c->set_compression(r.compression);
-      c->set_payload_xxh3(XXH3_64bits(r.payload.data(), r.payload.size()));
-      c->set_raw_size_bytes(r.raw_size);
-      c->set_payload(std::move(r.payload));
-      tr.set_chunk_records(tr.chunk_records() + 1);
-      tr.set_payload_bytes(tr.payload_bytes() + c->payload().size());
-      tr.set_raw_bytes(tr.raw_bytes() + r.raw_size);
+    uint8_t* b = TakeBuffer();
+    if (b == nullptr) break;
+    absl::Status s = aio_->Submit(pos, job.index * plan_.chunk,
+                                  {b, ReadLength(RawLength(job))});
+    if (!s.ok()) {
+      pool_->Put(b);
+      read_queue_.Push({pos, nullptr, s});
+      continue;
     }
-    status = sink.Put(out);
+    in_flight_[pos] = b;
+    Reap(0);
   }
-  if (status.ok()) status = flush_zeros();
-  win.Stop();
-  for (std::thread& t : threads) t.join();
-  if (!status.ok()) return status;
+  while (fatal_.ok() && !in_flight_.empty()) Reap(1);
+  // A failed io_getevents: fail the reads it left without an answer.
+  for (const auto& [pos, b] : in_flight_)
+    read_queue_.Push({pos, nullptr, fatal_});
+  read_queue_.Close();
+}
 
-  result.root_hash = ComputeRootHash(size, chunk, entries);
+// Queues the reads that completed (at least `min`, waiting for them); a
+// failed read gives its buffer back at once.
+void ReadPipeline::Reap(size_t min) {
+  auto done = aio_->Reap(min);
+  if (!done.ok()) {
+    fatal_ = done.status();
+    return;
+  }
+  for (const auto& c : *done) {
+    uint8_t* b = in_flight_[c.tag];
+    in_flight_.erase(c.tag);
+    if (!c.status.ok()) {
+      pool_->Put(b);
+      b = nullptr;
+    }
+    read_queue_.Push({c.tag, b, c.status});
+  }
+}
+
+// A free buffer, reaping completed reads until one is free; nullptr after
+// a failed reap.
+uint8_t* ReadPipeline::TakeBuffer() {
+  while (fatal_.ok()) {
+    // With nothing in flight only a hash worker can free one: wait.
+    if (uint8_t* b = pool_->Take(in_flight_.empty())) return b;
+    Reap(1);
+  }
+  return nullptr;
+}
+
+// Turns results, in chunk order, into records: runs of zeros, references
+// to chunks the base holds, new chunks; counts them in the trailer and
+// records every entry of the new index in plan.entries.
+class RecordEmitter {
+ public:
+  RecordEmitter(RecordSink& sink, Plan& plan, ProduceResult& result)
+      : sink_(sink), plan_(plan), result_(result) {}
+
+  absl::Status Emit(uint64_t index, Result r);
+  // Emits the pending run of zero chunks, if any.
+  absl::Status FlushZeros();
+
+ private:
+  absl::Status AddZero(uint64_t index);
+  stream::Record ChunkRecord(uint64_t index, Result r);
+
+  RecordSink& sink_;
+  Plan& plan_;
+  ProduceResult& result_;
+  uint64_t zero_first_ = 0;
+  uint64_t zero_count_ = 0;
+};
+
+absl::Status RecordEmitter::Emit(uint64_t i, Result r) {
+  if (r.read) ++result_.chunks_read;
+  const bool must = i >= plan_.must_cover_from;
+  if (plan_.has_base && !must && r.entry == plan_.entries[i]) {
+    return absl::OkStatus();  // unchanged
+  }
+  plan_.entries[i] = r.entry;
+  if (IsZeroEntry(r.entry)) return AddZero(i);
+  if (absl::Status s = FlushZeros(); !s.ok()) return s;
+  return sink_.Put(ChunkRecord(i, std::move(r)));
+}
+
+absl::Status RecordEmitter::AddZero(uint64_t i) {
+  if (zero_count_ > 0 && zero_first_ + zero_count_ == i) {
+    ++zero_count_;
+    return absl::OkStatus();
+  }
+  absl::Status s = FlushZeros();
+  zero_first_ = i;
+  zero_count_ = 1;
+  return s;
+}
+
+absl::Status RecordEmitter::FlushZeros() {
+  if (zero_count_ == 0) return absl::OkStatus();
+  stream::Trailer& tr = result_.trailer;
+  stream::Record z;
+  z.mutable_zero_run()->set_first_chunk_index(zero_first_);
+  z.mutable_zero_run()->set_chunk_count(zero_count_);
+  z.set_required(true);
+  tr.set_zero_chunks(tr.zero_chunks() + zero_count_);
+  zero_count_ = 0;
+  return sink_.Put(z);
+}
+
+stream::Record RecordEmitter::ChunkRecord(uint64_t i, Result r) {
+  stream::Trailer& tr = result_.trailer;
+  stream::Record out;
+  out.set_required(true);
+  if (plan_.base_hashes.contains(r.entry)) {
+    out.mutable_chunk_ref()->set_chunk_index(i);
+    out.mutable_chunk_ref()->set_hash(r.entry.ToBytes());
+    tr.set_chunk_ref_records(tr.chunk_ref_records() + 1);
+    return out;
+  }
+  stream::Chunk* c = out.mutable_chunk();
+  c->set_chunk_index(i);
+  c->set_hash(r.entry.ToBytes());
+  c->set_compression(r.compression);
+  c->set_payload_xxh3(XXH3_64bits(r.payload.data(), r.payload.size()));
+  c->set_raw_size_bytes(r.raw_size);
+  c->set_payload(std::move(r.payload));
+  tr.set_chunk_records(tr.chunk_records() + 1);
+  tr.set_payload_bytes(tr.payload_bytes() + c->payload().size());
+  tr.set_raw_bytes(tr.raw_bytes() + r.raw_size);
+  return out;
+}
+
+// Emits every planned chunk's records, in order; stops at the first read
+// or sink error.
+absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
+                         const Plan& plan) {
+  for (size_t pos = 0; pos < plan.jobs.size(); ++pos) {
+    Result r = reads.Wait(pos);
+    if (!r.status.ok()) return r.status;
+    if (absl::Status s = emitter.Emit(plan.jobs[pos].index, std::move(r));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return emitter.FlushZeros();
+}
+
+}  // namespace
+
+absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
+                                            const cbt::ExtentSet& changed,
+                                            const cbt::ExtentSet& zeroed,
+                                            const VersionIndex* base,
+                                            const ProducerOptions& options,
+                                            RecordSink& sink) {
+  absl::StatusOr<Plan> plan =
+      PlanStream(source, changed, zeroed, base, options);
+  if (!plan.ok()) return plan.status();
+  if (auto s = sink.Put(HeaderRecord(*plan, base, options)); !s.ok()) return s;
+
+  ProduceResult result;
+  {
+    ReadPipeline reads(source, *plan, options);
+    RecordEmitter emitter(sink, *plan, result);
+    reads.Start();
+    absl::Status status = EmitInOrder(reads, emitter, *plan);
+    reads.Stop();
+    if (!status.ok()) return status;
+  }
+
+  stream::Trailer& tr = result.trailer;
+  result.root_hash = ComputeRootHash(plan->size, plan->chunk, plan->entries);
   tr.set_root_hash(result.root_hash.ToBytes());
   stream::Record end;
   *end.mutable_trailer() = tr;

@@ -14,14 +14,9 @@ std::optional<int> ParseCommand(std::span<char*> args, std::string_view usage,
   desc.add_options()("vault", po::value<std::string>(),
                      "vault directory (required)")(
       "json", "print machine-readable JSON on stdout")("help,h", "show help");
-  try {
-    po::command_line_parser parser(static_cast<int>(args.size()), args.data());
-    parser.options(desc);
-    if (pos) parser.positional(*pos);
-    po::store(parser.run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "cbt-receiver " << args[0] << ": " << e.what() << "\n"
+  if (std::optional<std::string> error =
+          common::ParseOptions(args, desc, pos, vm)) {
+    std::cerr << "cbt-receiver " << args[0] << ": " << *error << "\n"
               << "Usage: cbt-receiver " << usage << "\n";
     return common::kExitUsage;
   }

@@ -14,6 +14,7 @@
 
 #include "absl/time/civil_time.h"
 #include "tests/agent/fake_ports.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::agent {
 namespace {
@@ -37,17 +38,11 @@ absl::Time Utc(int h, int m) {
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cbtd-agent-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto store = StateStore::Open(dir_ + "/state.db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
-  void TearDown() override {
-    agent_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { agent_.reset(); }
 
   void MakeAgent(const char* text = kConfig) {
     auto config = ParseConfig("cbtd.conf", text);
@@ -68,7 +63,8 @@ class AgentTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-agent-", "/tmp"};
+  const std::string dir_ = tmp_.path();
   absl::Time now_ = Utc(0, 30);
   std::unique_ptr<StateStore> store_;
   testing::FakeSnapshots snapshots_;

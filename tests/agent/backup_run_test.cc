@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "tests/agent/fake_ports.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::agent {
 namespace {
@@ -37,9 +38,6 @@ sequential = yes
 class BackupRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cbtd-run-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto store = StateStore::Open(dir_ + "/state.db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
@@ -50,7 +48,6 @@ class BackupRunTest : public ::testing::Test {
         BackupPorts{&snapshots_, &tracker_, &sender_, &retention_}, *store_,
         [this] { return now_ += absl::Seconds(1); });
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs a backup of `target`; returns the member runs as recorded.
   std::vector<RunRecord> Backup(const std::string& target, bool full = false) {
@@ -71,7 +68,8 @@ class BackupRunTest : public ::testing::Test {
 
   // Public so failure rows can reach the fakes.
  public:
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-run-", "/tmp"};
+  const std::string dir_ = tmp_.path();
   absl::Time now_ = absl::FromUnixSeconds(1000000);
   std::unique_ptr<StateStore> store_;
   Config config_;

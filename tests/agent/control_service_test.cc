@@ -19,6 +19,7 @@
 #include "control/control_client.h"
 #include "common/cli.h"
 #include "tests/agent/fake_ports.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::agent {
 namespace {
@@ -41,9 +42,6 @@ members = a b
 class ControlServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cbtd-ctl-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     socket_ = dir_ + "/cbtd.sock";
     auto store = StateStore::Open(dir_ + "/state.db");
     ASSERT_TRUE(store.ok()) << store.status();
@@ -64,7 +62,6 @@ class ControlServiceTest : public ::testing::Test {
     client_.reset();
     server_.reset();
     agent_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // Polls until run `id` is no longer running.
@@ -83,7 +80,8 @@ class ControlServiceTest : public ::testing::Test {
     return {};
   }
 
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-ctl-", "/tmp"};
+  const std::string dir_ = tmp_.path();
   std::string socket_;
   std::unique_ptr<StateStore> store_;
   testing::FakeSnapshots snapshots_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_split.h"
 #include "common/fs.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::agent {
 namespace {
@@ -58,9 +59,8 @@ TEST(MetricsTest, RendersEveryFamilyPerVolume) {
 }
 
 TEST(MetricsTest, FileIsWrittenWholeAndReadableByTheCollector) {
-  char tmpl[] = "/tmp/cbtd-metrics-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string path = std::string(tmpl) + "/cbtd.prom";
+  const test::TempDir dir("cbtd-metrics-", "/tmp");
+  const std::string path = dir.path() + "/cbtd.prom";
   ASSERT_TRUE(
       WriteMetricsFile(path, TwoVolumes(), absl::FromUnixSeconds(1)).ok());
   struct stat st {};
@@ -68,7 +68,6 @@ TEST(MetricsTest, FileIsWrittenWholeAndReadableByTheCollector) {
   EXPECT_EQ(st.st_mode & 0777, 0644u);
   EXPECT_EQ(*common::ReadFile(path),
             RenderMetrics(TwoVolumes(), absl::FromUnixSeconds(1)));
-  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace

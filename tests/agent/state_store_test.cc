@@ -8,18 +8,14 @@
 
 #include <filesystem>
 
+#include "tests/common/temp_dir.h"
+
 namespace cbtd::agent {
 namespace {
 
 class StateStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cbtd-state-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/state.db";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { path_ = dir_ + "/state.db"; }
 
   std::unique_ptr<StateStore> OpenOrDie() {
     absl::StatusOr<std::unique_ptr<StateStore>> s = StateStore::Open(path_);
@@ -27,7 +23,8 @@ class StateStoreTest : public ::testing::Test {
     return s.ok() ? std::move(*s) : nullptr;
   }
 
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-state-", "/tmp"};
+  const std::string dir_ = tmp_.path();
   std::string path_;
 };
 

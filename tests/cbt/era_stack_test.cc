@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tests/cbt/fake_runner.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::cbt {
 namespace {
@@ -19,15 +20,11 @@ namespace {
 class EraStackTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        std::filesystem::temp_directory_path() / "cbt-era-stack.XXXXXX";
-    dir_ = ::mkdtemp(tmpl.data());
     origin_ = dir_ + "/origin";
     meta_ = dir_ + "/meta";
     Fill(origin_, 1 << 20, 'o');
     Fill(meta_, 64 << 10, 'm');  // an earlier stack's metadata
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   static void Fill(const std::string& path, size_t n, char c) {
     std::ofstream(path) << std::string(n, c);
@@ -45,7 +42,9 @@ class EraStackTest : public ::testing::Test {
     run.On("dmsetup info cbtd-era-x", absl::NotFoundError("no such device"));
     run.On("dmsetup create", std::string());
   }
-  std::string dir_, origin_, meta_;
+  const test::TempDir tmp_{"cbt-era-stack."};
+  const std::string dir_ = tmp_.path();
+  std::string origin_, meta_;
 };
 
 TEST_F(EraStackTest, CreateFormatsLoadsWithGenerationAndRecords) {

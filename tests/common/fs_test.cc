@@ -7,18 +7,15 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/common/temp_dir.h"
+
 namespace cbtd::common {
 namespace {
 
 class FsTest : public testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cbtd-fs-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-fs-test.", "/tmp"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(FsTest, AtomicWriteReplacesContentsAndLeavesNoTemporary) {

@@ -8,24 +8,23 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/common/temp_dir.h"
+
 namespace cbtd::receiver {
 namespace {
 
 class LocalObjectStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = "/dev/shm/cbtd-store-test-XXXXXX";
-    if (!std::filesystem::is_directory("/dev/shm")) {
-      tmpl = (std::filesystem::temp_directory_path() / "cbtd-store-XXXXXX");
-    }
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     auto s = LocalObjectStore::Open(dir_ + "/v", true);
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = *std::move(s);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  // On /dev/shm (memory-backed) when there is one.
+  const test::TempDir tmp_{
+      "cbtd-store-test-",
+      std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : ""};
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<LocalObjectStore> store_;
 };
 

@@ -18,6 +18,7 @@
 #include "receiver/local_object_store.h"
 #include "receiver/receive_session.h"
 #include "receiver/vault.h"
+#include "tests/common/temp_dir.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
@@ -28,17 +29,11 @@ class VaultFixture : public ::testing::Test {
   static constexpr uint32_t kChunk = 16 * 1024;
 
   void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "cbtd-vault-test-XXXXXX")
-            .string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     auto store = LocalObjectStore::Open(dir_ + "/vault", true);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     vault_ = std::make_unique<Vault>(*store_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Deterministic bytes: compressible-ish runs and some zero chunks.
   static std::string RandomVolume(size_t size, uint32_t seed) {
@@ -170,7 +165,8 @@ class VaultFixture : public ::testing::Test {
   }
 
   inline static const VolumeName kVol{"host1", "vol1"};
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd-vault-test-"};
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<LocalObjectStore> store_;
   std::unique_ptr<Vault> vault_;
   std::vector<stream::Record> records_;  // of the last Produce

@@ -21,13 +21,6 @@
 
 namespace cbtd::transport::testing {
 
-std::string MakeTempDir() {
-  std::string tmpl = ::testing::TempDir() + "/cbtd_grpc_XXXXXX";
-  char* p = mkdtemp(tmpl.data());
-  EXPECT_NE(p, nullptr);
-  return tmpl;
-}
-
 std::string ReadOrDie(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   EXPECT_TRUE(in.good()) << path;
@@ -96,7 +89,7 @@ class CountingUpload : public UploadSession {
 
 }  // namespace
 
-TestVault::TestVault() : dir_(MakeTempDir()) {
+TestVault::TestVault() {
   auto store = receiver::LocalObjectStore::Open(dir_ + "/vault", true);
   EXPECT_TRUE(store.ok()) << store.status();
   store_ = std::move(*store);

@@ -13,16 +13,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 #include "receiver/local_object_store.h"
 #include "receiver/vault.h"
 #include "receiver/vault_service_backend.h"
+#include "tests/common/temp_dir.h"
 #include "transport/grpc_client.h"
 #include "transport/grpc_server.h"
 #include "transport/stream_producer.h"
 
 namespace cbtd::transport::testing {
 
-std::string MakeTempDir();
 std::string ReadOrDie(const std::string& path);
 
 // scripts/make-certs.sh into `dir` with hosts "hosta", "hostb" and "admin".
@@ -64,7 +65,8 @@ class TestVault : public ReceiveBackend {
   int commits() const { return commits_.load(); }
 
  private:
-  std::string dir_;
+  const test::TempDir tmp_{"cbtd_grpc_", ::testing::TempDir()};
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<receiver::LocalObjectStore> store_;
   std::unique_ptr<receiver::Vault> vault_;
   std::unique_ptr<receiver::VaultServiceBackend> backend_;

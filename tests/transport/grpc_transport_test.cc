@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/common/temp_dir.h"
 #include "tests/transport/grpc_test_util.h"
 #include "transport/proto/service.grpc.pb.h"
 #include "transport/stream_codec.h"
@@ -29,10 +30,14 @@ constexpr size_t kVolumeBytes = 2 * 1024 * 1024 + 4096;  // short last chunk
 class GrpcTransportTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    certs_ = new std::string(testing::MakeTempDir());
+    certs_dir_ = new test::TempDir("cbtd_grpc_", ::testing::TempDir());
+    certs_ = new std::string(certs_dir_->path());
     testing::MakeTestCerts(*certs_);
   }
-  static void TearDownTestSuite() { delete certs_; }
+  static void TearDownTestSuite() {
+    delete certs_;
+    delete certs_dir_;
+  }
 
   void SetUp() override {
     ServerOptions o;
@@ -60,11 +65,13 @@ class GrpcTransportTest : public ::testing::Test {
     return std::move(*c);
   }
 
+  static test::TempDir* certs_dir_;
   static std::string* certs_;
   TestVault vault_;
   ServerOptions options_;
   std::unique_ptr<ReceiverServer> server_;
 };
+test::TempDir* GrpcTransportTest::certs_dir_ = nullptr;
 std::string* GrpcTransportTest::certs_ = nullptr;
 
 cbt::ExtentSet Whole(const std::string& data) {
