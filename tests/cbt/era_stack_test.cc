@@ -145,6 +145,29 @@ TEST_F(EraStackTest, AssembleOverALiveStack) {
   EXPECT_NE(st.message().find("remove it first"), std::string::npos) << st;
 }
 
+TEST_F(EraStackTest, RemovingABusyStackSaysWhatToDo) {
+  FakeDeviceMapper dm(calls_);
+  dm.On("dmsetup remove",
+        absl::FailedPreconditionError(
+            "device-mapper: remove cbtd-era-x failed: the device is in use"));
+  absl::Status st = RemoveEraStack(dm, "cbtd-era-x");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("unmount or close /dev/mapper/cbtd-era-x"),
+            std::string::npos)
+      << st;
+  EXPECT_EQ(calls_, (std::vector<std::string>{"dmsetup remove cbtd-era-x"}));
+}
+
+TEST_F(EraStackTest, LiveGenerationOfAMissingStackSaysHowToAssembleIt) {
+  FakeDeviceMapper dm(calls_);
+  dm.On(kUuidOf, absl::NotFoundError("no such device"));
+  absl::StatusOr<std::string> live = LiveEraGeneration(dm, "cbtd-era-x");
+  ASSERT_EQ(live.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(live.status().message().find("cbtctl era-stack assemble"),
+            std::string::npos)
+      << live.status();
+}
+
 TEST_F(EraStackTest, RegistryListsRecordsAndNamesADamagedOne) {
   EraStackRegistry reg = Registry();
   auto none = reg.List();

@@ -124,6 +124,18 @@ TEST(ThinDeltaMethodTest, RefusesANonPoolDevice) {
   EXPECT_EQ(run.calls.size(), 1u);  // nothing reserved
 }
 
+// A failed pool's status is one word: an error naming the pool, and
+// nothing reserved.
+TEST(ThinDeltaMethodTest, FailedPoolStatusIsAnErrorNamingThePool) {
+  FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string("0 409600 thin-pool Fail\n"));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, dm, Request());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(kPool), std::string::npos) << s.status();
+  EXPECT_EQ(run.calls.size(), 1u);  // nothing reserved
+}
+
 TEST(ThinDeltaMethodTest, ScopedSnapReleasesOnDestruction) {
   FakeRunner run;
   FakeDeviceMapper dm(run.calls);
@@ -253,6 +265,18 @@ TEST(EraMethodTest, NotAnEraDevice) {
   absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(1));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(EraMethodTest, MissingDeviceSaysHowToAssembleIt) {
+  FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup table",
+        absl::NotFoundError("no device-mapper device cbtd-era-x"));
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(1));
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("cbtctl era-stack assemble cbtd-era-x"),
+            std::string::npos)
+      << r.status();
 }
 
 TEST(EraMethodTest, DroppedWhenInvalidateFails) {
