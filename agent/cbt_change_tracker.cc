@@ -138,7 +138,7 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   const std::string lv = absl::StrCat(info->vg, "/", info->lv);
   absl::StatusOr<cbt::ChangedSet> set;
   if (out.method == "thin-delta") {
-    set = cbt::ThinDeltaBetweenLvs(runner_, lv, base->base_snapshot,
+    set = cbt::ThinDeltaBetweenLvs(runner_, cbt_dm_, lv, base->base_snapshot,
                                    snapshot.snapshot_name, lock_dir_);
   } else if (out.method == "cow-table" &&
              info->kind == snapshot::VolumeKind::kOtherDm) {

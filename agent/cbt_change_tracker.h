@@ -21,6 +21,7 @@
 #include <string>
 
 #include "agent/backup_ports.h"
+#include "cbt/device_mapper.h"
 #include "cbt/system.h"
 #include "snapshot/device_mapper.h"
 #include "snapshot/host.h"
@@ -30,11 +31,14 @@ namespace cbtd::agent {
 
 class CbtChangeTracker : public ChangeTracker {
  public:
-  // `lock_dir` holds the per-pool lock files (e.g. /run/cbtd).
-  CbtChangeTracker(cbt::CommandRunner& runner, snapshot::Lvm& lvm,
-                   snapshot::DeviceMapper& dm, snapshot::Host& host,
-                   std::string lock_dir)
+  // `runner` and `cbt_dm` serve cbt/'s methods (lvs, thin_delta, pool
+  // messages), `lvm`, `dm` and `host` the volume's discovery. `lock_dir`
+  // holds the per-pool lock files (e.g. /run/cbtd).
+  CbtChangeTracker(cbt::CommandRunner& runner, cbt::DeviceMapper& cbt_dm,
+                   snapshot::Lvm& lvm, snapshot::DeviceMapper& dm,
+                   snapshot::Host& host, std::string lock_dir)
       : runner_(runner),
+        cbt_dm_(cbt_dm),
         lvm_(lvm),
         dm_(dm),
         host_(host),
@@ -46,6 +50,7 @@ class CbtChangeTracker : public ChangeTracker {
 
  private:
   cbt::CommandRunner& runner_;
+  cbt::DeviceMapper& cbt_dm_;
   snapshot::Lvm& lvm_;
   snapshot::DeviceMapper& dm_;
   snapshot::Host& host_;

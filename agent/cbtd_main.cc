@@ -13,6 +13,7 @@
 #include "agent/lvm_snapshot_port.h"
 #include "agent/remote_sender.h"
 #include "agent/remote_vault.h"
+#include "cbt/device_mapper.h"
 #include "cbt/system.h"
 #include "common/cli.h"
 #include "snapshot/linux.h"
@@ -87,9 +88,11 @@ int main(int argc, char** argv) {
   auto dm = cbtd::snapshot::NewLinuxDeviceMapper();
   auto host = cbtd::snapshot::NewLinuxHost();
   auto runner = cbtd::cbt::NewLinuxCommandRunner();
+  auto cbt_dm = cbtd::cbt::NewLinuxDeviceMapper();
   ::mkdir(lock_dir.c_str(), 0700);
   cbtd::agent::LvmSnapshotPort snapshots(*lvm, *dm, *host);
-  cbtd::agent::CbtChangeTracker tracker(*runner, *lvm, *dm, *host, lock_dir);
+  cbtd::agent::CbtChangeTracker tracker(*runner, *cbt_dm, *lvm, *dm, *host,
+                                        lock_dir);
   {
     std::vector<std::string> paths;
     for (const auto& v : config->volumes) paths.push_back(v.path);

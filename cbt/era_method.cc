@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "cbt/device_mapper.h"
 #include "cbt/era_stack.h"
 #include "cbt/era_xml.h"
 #include "cbt/thin_delta_method.h"
@@ -15,60 +16,75 @@ struct EraTable {
   uint64_t block_sectors = 0;
 };
 
-// "0 <sectors> era <meta maj:min> <origin maj:min> <block sectors>"
-absl::StatusOr<EraTable> ReadEraTable(CommandRunner& runner,
-                                      const std::string& name) {
-  absl::StatusOr<std::string> table = runner.Run({"dmsetup", "table", name});
-  if (!table.ok()) return table.status();
-  EraTable t;
-  uint64_t sectors = 0;
-  absl::StatusOr<std::string> target = DmStatusField(*table, 2, name);
-  absl::StatusOr<std::string> len = DmStatusField(*table, 1, name);
-  absl::StatusOr<std::string> bs = DmStatusField(*table, 5, name);
-  if (!target.ok() || !len.ok() || !bs.ok() || *target != "era" ||
-      !ParseDecimalUint64(*len, &sectors) ||
-      !ParseDecimalUint64(*bs, &t.block_sectors) || t.block_sectors == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, " is not a dm-era device (table: '", *table,
-                     "'); put the volume under an era stack first"));
+// The live table of era device NAME; NOT_FOUND says how to bring it back.
+absl::StatusOr<DmTable> EraTableOf(DeviceMapper& dm, const std::string& name) {
+  absl::StatusOr<DmTable> table = dm.Table(name);
+  if (absl::IsNotFound(table.status())) {
+    return absl::NotFoundError(absl::StrCat(
+        "era device ", name, " is not live (", table.status().message(),
+        "); assemble it with `cbtctl era-stack assemble ", name, "`"));
   }
-  t.size_bytes = sectors * 512;
+  return table;
+}
+
+absl::Status NotEra(const std::string& name, const DmTable& table) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      name, " is not a dm-era device (table: '", common::FormatDmTable(table),
+      "'); put the volume under an era stack first"));
+}
+
+// "0 <sectors> era <meta maj:min> <origin maj:min> <block sectors>"
+absl::StatusOr<EraTable> ReadEraTable(DeviceMapper& dm,
+                                      const std::string& name) {
+  absl::StatusOr<DmTable> table = EraTableOf(dm, name);
+  if (!table.ok()) return table.status();
+  absl::StatusOr<DmTarget> era = SingleTarget(*table, "era", name);
+  if (!era.ok()) return NotEra(name, *table);
+  absl::StatusOr<std::string> bs = ParamField(*era, 2, name);
+  EraTable t;
+  if (!bs.ok() || !ParseDecimalUint64(*bs, &t.block_sectors) ||
+      t.block_sectors == 0) {
+    return NotEra(name, *table);
+  }
+  t.size_bytes = era->length_sectors * 512;
   return t;
 }
 
-absl::StatusOr<uint64_t> CurrentEra(CommandRunner& runner,
-                                    const std::string& name) {
-  absl::StatusOr<std::string> status = runner.Run({"dmsetup", "status", name});
+// "<md block sectors> <used>/<total> <current era> <held root>"
+absl::StatusOr<uint64_t> CurrentEra(DeviceMapper& dm, const std::string& name) {
+  absl::StatusOr<DmTable> status = dm.Status(name);
   if (!status.ok()) return status.status();
-  absl::StatusOr<std::string> f = DmStatusField(*status, 5, name);
+  absl::StatusOr<DmTarget> target = SingleTarget(*status, "era", name);
+  if (!target.ok()) return target.status();
+  absl::StatusOr<std::string> f = ParamField(*target, 2, name);
   if (!f.ok()) return f.status();
   uint64_t era = 0;
   if (!ParseDecimalUint64(*f, &era)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("dmsetup status ", name, ": era '", *f, "' not a number"));
+        absl::StrCat("status of era device ", name, ": era '", *f,
+                     "' is not a number (status '", target->params, "')"));
   }
   return era;
 }
 
 }  // namespace
 
-absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
+absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner, DeviceMapper& dm,
                                      const EraRequest& req) {
   absl::StatusOr<std::unique_ptr<ScopedLock>> lock = LockFile(req.lock_path);
   if (!lock.ok()) return lock.status();
-  absl::StatusOr<EraTable> table = ReadEraTable(runner, req.era_dm_name);
+  absl::StatusOr<EraTable> table = ReadEraTable(dm, req.era_dm_name);
   if (!table.ok()) return table.status();
   absl::StatusOr<std::string> generation =
-      LiveEraGeneration(runner, req.era_dm_name);
+      LiveEraGeneration(dm, req.era_dm_name);
   if (!generation.ok()) return generation.status();
   absl::StatusOr<bool> stale =
-      ReleaseStaleMetadataSnap(runner, req.era_dm_name, /*era=*/true);
+      ReleaseStaleMetadataSnap(dm, req.era_dm_name, /*era=*/true);
   if (!stale.ok()) return stale.status();
 
-  absl::StatusOr<std::string> cp =
-      runner.Run({"dmsetup", "message", req.era_dm_name, "0", "checkpoint"});
+  absl::StatusOr<std::string> cp = dm.Message(req.era_dm_name, 0, "checkpoint");
   if (!cp.ok()) return cp.status();
-  absl::StatusOr<uint64_t> era = CurrentEra(runner, req.era_dm_name);
+  absl::StatusOr<uint64_t> era = CurrentEra(dm, req.era_dm_name);
   if (!era.ok()) return era.status();
   EraResult result;
   result.generation = *generation;
@@ -97,7 +113,7 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
   result.next_since_era = *era - 1;
 
   absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> snap =
-      ScopedMetadataSnap::Reserve(runner, req.era_dm_name, /*era=*/true);
+      ScopedMetadataSnap::Reserve(dm, req.era_dm_name, /*era=*/true);
   if (!snap.ok()) return snap.status();
   absl::StatusOr<std::string> xml =
       runner.Run({"era_invalidate", "--metadata-snapshot", "--written-since",

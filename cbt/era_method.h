@@ -2,8 +2,8 @@
 //
 // A run, right after the new snapshot (or copy) of the era device is taken:
 //   lock; drop a stale metadata snapshot (killed run)
-//   dmsetup message <era> 0 checkpoint      archives the current writeset
-//   dmsetup status <era> -> current era E   every write after the snapshot
+//   message <era> 0 checkpoint              archives the current writeset
+//   status of <era> -> current era E        every write after the snapshot
 //                                           is in era >= E-1
 //   take_metadata_snap; era_invalidate --written-since <since>
 //     --metadata-snapshot <metadata dev>; drop_metadata_snap (every path)
@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "cbt/changed_set.h"
+#include "cbt/device_mapper.h"
 #include "cbt/system.h"
 
 namespace cbtd::cbt {
@@ -42,8 +43,9 @@ struct EraResult {
 
 // Lost (in the result) when the stack's generation is not the expected one
 // or the era went backwards (stack rebuilt with new metadata). Errors: the
-// device is missing or not an era target, tool failures.
-absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner,
+// device is missing or not an era target, device-mapper or era_invalidate
+// failures. `dm` takes the messages, `runner` runs era_invalidate.
+absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner, DeviceMapper& dm,
                                      const EraRequest& req);
 
 }  // namespace cbtd::cbt

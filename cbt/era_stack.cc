@@ -40,22 +40,21 @@ absl::Status CheckName(const std::string& name) {
                    "(not starting with '.')"));
 }
 
-// Whether dm device NAME exists (dmsetup info fails when it does not).
-bool DeviceExists(CommandRunner& runner, const std::string& name) {
-  return runner.Run({"dmsetup", "info", name}).ok();
+// Whether dm device NAME exists.
+absl::StatusOr<bool> DeviceExists(DeviceMapper& dm, const std::string& name) {
+  absl::StatusOr<std::optional<std::string>> uuid = dm.Uuid(name);
+  if (!uuid.ok()) return uuid.status();
+  return uuid->has_value();
 }
 
-absl::Status LoadStack(CommandRunner& runner, const EraStackSpec& spec) {
+absl::Status LoadStack(DeviceMapper& dm, const EraStackSpec& spec) {
   absl::StatusOr<std::unique_ptr<BlockReader>> origin =
       OpenBlockReader(spec.origin_path);
   if (!origin.ok()) return origin.status();
-  const std::string table = absl::StrCat(
-      "0 ", (*origin)->SizeBytes() / 512, " era ", spec.metadata_path, " ",
-      spec.origin_path, " ", spec.block_sectors);
-  return runner
-      .Run({"dmsetup", "create", spec.name, "--uuid",
-            EraStackUuid(spec.generation), "--table", table})
-      .status();
+  const DmTarget era{0, (*origin)->SizeBytes() / 512, "era",
+                     absl::StrCat(spec.metadata_path, " ", spec.origin_path,
+                                  " ", spec.block_sectors)};
+  return dm.Create(spec.name, EraStackUuid(spec.generation), {era});
 }
 
 }  // namespace
@@ -190,7 +189,7 @@ absl::Status EraStackRegistry::Forget(const std::string& name) const {
   return common::FsyncDirectory(dir_);
 }
 
-absl::StatusOr<EraStackSpec> CreateEraStack(CommandRunner& runner,
+absl::StatusOr<EraStackSpec> CreateEraStack(DeviceMapper& dm,
                                             const EraStackRegistry& registry,
                                             EraStackSpec spec, bool replace) {
   absl::Status st = CheckName(spec.name);
@@ -210,7 +209,9 @@ absl::StatusOr<EraStackSpec> CreateEraStack(CommandRunner& runner,
         "); `create --force` formats fresh metadata, and the next backup of "
         "it compares hashes"));
   }
-  if (DeviceExists(runner, spec.name)) {
+  absl::StatusOr<bool> exists = DeviceExists(dm, spec.name);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
     return absl::FailedPreconditionError(absl::StrCat(
         "device ", spec.name,
         " exists; remove it first (cbtctl era-stack remove ", spec.name, ")"));
@@ -221,7 +222,7 @@ absl::StatusOr<EraStackSpec> CreateEraStack(CommandRunner& runner,
   st = registry.Save(spec);
   if (!st.ok()) return st;
   st = ZeroSuperblock(spec.metadata_path);
-  if (st.ok()) st = LoadStack(runner, spec);
+  if (st.ok()) st = LoadStack(dm, spec);
   if (!st.ok()) {
     (void)registry.Forget(spec.name);
     return st;
@@ -229,11 +230,13 @@ absl::StatusOr<EraStackSpec> CreateEraStack(CommandRunner& runner,
   return spec;
 }
 
-absl::Status AssembleEraStack(CommandRunner& runner, const EraStackSpec& spec) {
+absl::Status AssembleEraStack(DeviceMapper& dm, const EraStackSpec& spec) {
   absl::Status st = CheckName(spec.name);
   if (!st.ok()) return st;
-  if (DeviceExists(runner, spec.name)) {
-    absl::StatusOr<std::string> live = LiveEraGeneration(runner, spec.name);
+  absl::StatusOr<bool> exists = DeviceExists(dm, spec.name);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    absl::StatusOr<std::string> live = LiveEraGeneration(dm, spec.name);
     if (!live.ok()) return live.status();
     if (*live == spec.generation) {
       return absl::AlreadyExistsError(
@@ -252,19 +255,29 @@ absl::Status AssembleEraStack(CommandRunner& runner, const EraStackSpec& spec) {
         "recorded; check the device, or start afresh with `cbtctl era-stack "
         "create --force`"));
   }
-  return LoadStack(runner, spec);
+  return LoadStack(dm, spec);
 }
 
-absl::Status RemoveEraStack(CommandRunner& runner, const std::string& name) {
-  return runner.Run({"dmsetup", "remove", name}).status();
+absl::Status RemoveEraStack(DeviceMapper& dm, const std::string& name) {
+  absl::Status st = dm.Remove(name);
+  if (absl::IsFailedPrecondition(st)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(st.message(), "; unmount or close /dev/mapper/", name,
+                     " and remove the era stack again"));
+  }
+  return st;
 }
 
-absl::StatusOr<std::string> LiveEraGeneration(CommandRunner& runner,
+absl::StatusOr<std::string> LiveEraGeneration(DeviceMapper& dm,
                                               const std::string& name) {
-  absl::StatusOr<std::string> uuid =
-      runner.Run({"dmsetup", "info", "-c", "--noheadings", "-o", "uuid", name});
+  absl::StatusOr<std::optional<std::string>> uuid = dm.Uuid(name);
   if (!uuid.ok()) return uuid.status();
-  return EraGenerationOfUuid(*uuid);
+  if (!uuid->has_value()) {
+    return absl::NotFoundError(absl::StrCat(
+        "era stack ", name, " is not assembled (no device-mapper device ", name,
+        "); assemble it with `cbtctl era-stack assemble ", name, "`"));
+  }
+  return EraGenerationOfUuid(**uuid);
 }
 
 }  // namespace cbtd::cbt

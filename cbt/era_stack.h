@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cbt/system.h"
+#include "cbt/device_mapper.h"
 
 namespace cbtd::cbt {
 
@@ -72,16 +72,18 @@ class EraStackRegistry {
 // Formats fresh metadata under a new generation, loads
 // `era <meta> <origin> <block_sectors>` and records the stack. A recorded
 // NAME is refused unless `replace` (its tracking is then lost on purpose).
-absl::StatusOr<EraStackSpec> CreateEraStack(CommandRunner& runner,
+absl::StatusOr<EraStackSpec> CreateEraStack(DeviceMapper& dm,
                                             const EraStackRegistry& registry,
                                             EraStackSpec spec, bool replace);
 // Loads a recorded stack over its existing metadata, with its generation.
 // ALREADY_EXISTS when it is live with that generation.
-absl::Status AssembleEraStack(CommandRunner& runner, const EraStackSpec& spec);
-absl::Status RemoveEraStack(CommandRunner& runner, const std::string& name);
+absl::Status AssembleEraStack(DeviceMapper& dm, const EraStackSpec& spec);
+// Unloads device NAME; FAILED_PRECONDITION while it is open or mounted.
+absl::Status RemoveEraStack(DeviceMapper& dm, const std::string& name);
 
 // The generation of the live device NAME; empty when it carries none.
-absl::StatusOr<std::string> LiveEraGeneration(CommandRunner& runner,
+// NOT_FOUND when there is no device NAME.
+absl::StatusOr<std::string> LiveEraGeneration(DeviceMapper& dm,
                                               const std::string& name);
 
 // linux_era_stack.cc: zeroes the first 4 KiB of `path`; whether they are

@@ -8,6 +8,7 @@
 namespace cbtd::cbt {
 
 absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
+                                               DeviceMapper& dm,
                                                const std::string& volume,
                                                const std::string& base,
                                                const std::string& next,
@@ -38,7 +39,7 @@ absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
   req.new_thin_id = n->thin_id;
   req.volume_size_bytes = n->size_bytes;
   req.lock_path = absl::StrCat(lock_dir, "/thin-", req.pool_dm_name, ".lock");
-  return ComputeThinDelta(runner, req);
+  return ComputeThinDelta(runner, dm, req);
 }
 
 absl::StatusOr<ChangedSet> CowTableOfLv(CommandRunner& runner,

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "cbt/changed_set.h"
+#include "cbt/device_mapper.h"
 #include "cbt/system.h"
 
 namespace cbtd::cbt {
@@ -15,8 +16,10 @@ namespace cbtd::cbt {
 // `volume`, `base`, `next` are "VG/LV": the tracked thin LV, the previous
 // run's thin snapshot and the new one. Lost when the base is missing or the
 // two snapshots are not thin volumes of one pool. The pool lock lives in
-// `lock_dir` (e.g. /run/cbtd).
+// `lock_dir` (e.g. /run/cbtd). `runner` runs lvs and thin_delta, `dm` takes
+// the pool's metadata-snapshot messages.
 absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
+                                               DeviceMapper& dm,
                                                const std::string& volume,
                                                const std::string& base,
                                                const std::string& next,

@@ -1,6 +1,6 @@
-// The narrow OS interfaces the tracking methods need besides BlockReader:
-// running a tool (dmsetup, thin_delta, era_invalidate, lvs) and taking an
-// exclusive lock. Real implementations are in linux_system.cc; unit tests
+// The narrow OS interfaces the tracking methods need besides BlockReader and
+// DeviceMapper: running a tool (thin_delta, era_invalidate, lvs) and taking
+// an exclusive lock. Real implementations are in linux_system.cc; unit tests
 // use fakes that script the tools' answers and record the call order.
 #ifndef CBTD_CBT_SYSTEM_H_
 #define CBTD_CBT_SYSTEM_H_

@@ -4,7 +4,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "cbt/thin_delta_xml.h"
 
 namespace cbtd::cbt {
@@ -17,20 +16,19 @@ const char* ReleaseMessage(bool era) {
   return era ? "drop_metadata_snap" : "release_metadata_snap";
 }
 
-// Both status lines carry the held metadata root as field 6 ("-": none):
-//   thin-pool: start len thin-pool trans meta/total data/total HELD ...
-//   era:       start len era md_block_sectors meta/total era HELD
-constexpr size_t kHeldRootField = 6;
+// Both statuses carry the held metadata root as param 3 ("-": none):
+//   thin-pool: trans meta/total data/total HELD ...
+//   era:       md_block_sectors meta/total era HELD
+constexpr size_t kHeldRootParam = 3;
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> ScopedMetadataSnap::Reserve(
-    CommandRunner& runner, std::string dm_name, bool era) {
-  absl::StatusOr<std::string> out =
-      runner.Run({"dmsetup", "message", dm_name, "0", ReserveMessage(era)});
+    DeviceMapper& dm, std::string dm_name, bool era) {
+  absl::StatusOr<std::string> out = dm.Message(dm_name, 0, ReserveMessage(era));
   if (!out.ok()) return out.status();
   return std::unique_ptr<ScopedMetadataSnap>(
-      new ScopedMetadataSnap(runner, std::move(dm_name), era));
+      new ScopedMetadataSnap(dm, std::move(dm_name), era));
 }
 
 ScopedMetadataSnap::~ScopedMetadataSnap() {
@@ -46,42 +44,22 @@ ScopedMetadataSnap::~ScopedMetadataSnap() {
 absl::Status ScopedMetadataSnap::Release() {
   if (!held_) return absl::OkStatus();
   held_ = false;
-  return runner_
-      .Run({"dmsetup", "message", dm_name_, "0", ReleaseMessage(era_)})
-      .status();
+  return dm_.Message(dm_name_, 0, ReleaseMessage(era_)).status();
 }
 
-absl::StatusOr<std::string> DmStatusField(const std::string& status,
-                                          size_t index,
-                                          const std::string& dm_name) {
-  std::vector<std::string> fields =
-      absl::StrSplit(status, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
-  if (index >= fields.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dmsetup status ", dm_name, ": unexpected output '", status, "'"));
-  }
-  return fields[index];
-}
-
-absl::StatusOr<bool> ReleaseStaleMetadataSnap(CommandRunner& runner,
+absl::StatusOr<bool> ReleaseStaleMetadataSnap(DeviceMapper& dm,
                                               const std::string& dm_name,
                                               bool era) {
-  absl::StatusOr<std::string> status =
-      runner.Run({"dmsetup", "status", dm_name});
+  absl::StatusOr<DmTable> status = dm.Status(dm_name);
   if (!status.ok()) return status.status();
-  absl::StatusOr<std::string> target = DmStatusField(*status, 2, dm_name);
+  absl::StatusOr<DmTarget> target =
+      SingleTarget(*status, era ? "era" : "thin-pool", dm_name);
   if (!target.ok()) return target.status();
-  const char* expected = era ? "era" : "thin-pool";
-  if (*target != expected) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dm_name, " is a '", *target, "' device, not ", expected));
-  }
   absl::StatusOr<std::string> held =
-      DmStatusField(*status, kHeldRootField, dm_name);
+      ParamField(*target, kHeldRootParam, dm_name);
   if (!held.ok()) return held.status();
   if (*held == "-") return false;
-  absl::StatusOr<std::string> out =
-      runner.Run({"dmsetup", "message", dm_name, "0", ReleaseMessage(era)});
+  absl::StatusOr<std::string> out = dm.Message(dm_name, 0, ReleaseMessage(era));
   if (!out.ok()) return out.status();
   std::cerr << "cbtd: released a stale metadata snapshot (root " << *held
             << ") of " << dm_name << " left by an interrupted run\n";
@@ -89,15 +67,16 @@ absl::StatusOr<bool> ReleaseStaleMetadataSnap(CommandRunner& runner,
 }
 
 absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
+                                            DeviceMapper& dm,
                                             const ThinDeltaRequest& req) {
   absl::StatusOr<std::unique_ptr<ScopedLock>> lock = LockFile(req.lock_path);
   if (!lock.ok()) return lock.status();
   absl::StatusOr<bool> stale =
-      ReleaseStaleMetadataSnap(runner, req.pool_dm_name, /*era=*/false);
+      ReleaseStaleMetadataSnap(dm, req.pool_dm_name, /*era=*/false);
   if (!stale.ok()) return stale.status();
 
   absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> snap =
-      ScopedMetadataSnap::Reserve(runner, req.pool_dm_name, /*era=*/false);
+      ScopedMetadataSnap::Reserve(dm, req.pool_dm_name, /*era=*/false);
   if (!snap.ok()) return snap.status();
   absl::StatusOr<std::string> xml =
       runner.Run({"thin_delta", "--metadata-snap", "--snap1",

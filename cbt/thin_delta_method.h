@@ -2,12 +2,13 @@
 // the pool's metadata only (cost follows metadata size, not volume size).
 //
 //   lock <lock_path>                       (one cbtd run per pool)
-//   dmsetup status <pool>: a held metadata root here is stale (a killed
-//     run; nobody else holds the lock) -> release_metadata_snap
-//   dmsetup message <pool> 0 reserve_metadata_snap   [ScopedMetadataSnap]
+//   status of <pool>: a held metadata root here is stale (a killed run;
+//     nobody else holds the lock) -> release_metadata_snap
+//   message <pool> 0 reserve_metadata_snap   [ScopedMetadataSnap]
 //   thin_delta --metadata-snap --snap1 <base> --snap2 <new> <tmeta>
-//   dmsetup message <pool> 0 release_metadata_snap   (every path)
+//   message <pool> 0 release_metadata_snap   (every path)
 //   unlock
+// The status and the messages go through cbt/device_mapper.h.
 //
 // Contract: cbtd owns metadata-snapshot reservations of the pools it
 // tracks; another tool holding one would be released as stale.
@@ -20,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "cbt/changed_set.h"
+#include "cbt/device_mapper.h"
 #include "cbt/system.h"
 
 namespace cbtd::cbt {
@@ -34,7 +36,7 @@ class ScopedMetadataSnap {
   // (reserve/release_metadata_snap) or, with `era`, a dm-era device
   // (take/drop_metadata_snap).
   static absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> Reserve(
-      CommandRunner& runner, std::string dm_name, bool era);
+      DeviceMapper& dm, std::string dm_name, bool era);
   ~ScopedMetadataSnap();
   ScopedMetadataSnap(const ScopedMetadataSnap&) = delete;
   ScopedMetadataSnap& operator=(const ScopedMetadataSnap&) = delete;
@@ -42,23 +44,17 @@ class ScopedMetadataSnap {
   absl::Status Release();
 
  private:
-  ScopedMetadataSnap(CommandRunner& runner, std::string dm_name, bool era)
-      : runner_(runner), dm_name_(std::move(dm_name)), era_(era) {}
-  CommandRunner& runner_;
+  ScopedMetadataSnap(DeviceMapper& dm, std::string dm_name, bool era)
+      : dm_(dm), dm_name_(std::move(dm_name)), era_(era) {}
+  DeviceMapper& dm_;
   std::string dm_name_;
   bool era_;
   bool held_ = true;
 };
 
-// Field `index` (0-based, whitespace separated) of `dmsetup status` output
-// for a single-target device; INVALID_ARGUMENT naming the device if absent.
-absl::StatusOr<std::string> DmStatusField(const std::string& status,
-                                          size_t index,
-                                          const std::string& dm_name);
-
 // Releases a metadata snapshot left held by a killed run. Call with the
 // lock held. Returns whether one was released.
-absl::StatusOr<bool> ReleaseStaleMetadataSnap(CommandRunner& runner,
+absl::StatusOr<bool> ReleaseStaleMetadataSnap(DeviceMapper& dm,
                                               const std::string& dm_name,
                                               bool era);
 
@@ -71,10 +67,12 @@ struct ThinDeltaRequest {
   std::string lock_path;
 };
 
-// Errors are from the tools (UNAVAILABLE-worthy: the pool, not the chain);
+// Errors are from device-mapper or thin_delta (the pool, not the chain);
 // a base thin id unknown to the pool should be checked by the caller
-// (missing base snapshot = lost).
+// (missing base snapshot = lost). `dm` takes the messages, `runner` runs
+// thin_delta.
 absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
+                                            DeviceMapper& dm,
                                             const ThinDeltaRequest& req);
 
 }  // namespace cbtd::cbt

@@ -16,6 +16,7 @@
 #include "cbtctl/commands.h"
 #include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
+#include "cbt/device_mapper.h"
 #include "cbt/era_method.h"
 #include "cbt/era_stack.h"
 #include "cbt/external_method.h"
@@ -110,11 +111,12 @@ int RunChangesCommand(std::span<char*> args) {
   absl::StatusOr<cbt::Method> method = cbt::ParseMethod(Opt(a, "method"));
   if (!method.ok()) return Fail(method.status());
   std::unique_ptr<cbt::CommandRunner> run = cbt::NewLinuxCommandRunner();
+  std::unique_ptr<cbt::DeviceMapper> dm = cbt::NewLinuxDeviceMapper();
   absl::StatusOr<cbt::ChangedSet> set;
   nlohmann::json extra = nlohmann::json::object();
   switch (*method) {
     case cbt::Method::kThinDelta:
-      set = cbt::ThinDeltaBetweenLvs(*run, a.volume, Opt(a, "base"),
+      set = cbt::ThinDeltaBetweenLvs(*run, *dm, a.volume, Opt(a, "base"),
                                      Opt(a, "new"), LockDir());
       break;
     case cbt::Method::kCowTable:
@@ -143,7 +145,7 @@ int RunChangesCommand(std::span<char*> args) {
         return common::kExitUsage;
       }
       req.lock_path = LockPath("era", a.volume);
-      absl::StatusOr<cbt::EraResult> r = cbt::ComputeEra(*run, req);
+      absl::StatusOr<cbt::EraResult> r = cbt::ComputeEra(*run, *dm, req);
       if (!r.ok()) return Fail(r.status());
       extra["next_since_era"] = r->next_since_era;
       extra["era_generation"] = r->generation;
@@ -268,7 +270,7 @@ bool WaitForPath(const std::string& path, int seconds) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-int AssembleAll(cbt::CommandRunner& run, const cbt::EraStackRegistry& reg,
+int AssembleAll(cbt::DeviceMapper& dm, const cbt::EraStackRegistry& reg,
                 int wait_seconds) {
   absl::StatusOr<std::vector<cbt::EraStackSpec>> specs = reg.List();
   if (!specs.ok()) return EraStackFail("assemble", specs.status());
@@ -281,7 +283,7 @@ int AssembleAll(cbt::CommandRunner& run, const cbt::EraStackRegistry& reg,
                   << " did not appear within " << wait_seconds << " s\n";
       }
     }
-    absl::Status st = cbt::AssembleEraStack(run, spec);
+    absl::Status st = cbt::AssembleEraStack(dm, spec);
     if (absl::IsAlreadyExists(st)) {
       std::cout << spec.name << ": already assembled\n";
     } else if (!st.ok()) {
@@ -307,12 +309,12 @@ int RunEraStackCommand(std::span<char*> args) {
   const cbt::EraStackRegistry reg(a.opts.contains("registry")
                                       ? a.opts["registry"]
                                       : cbt::kDefaultEraRegistryDir);
-  std::unique_ptr<cbt::CommandRunner> run = cbt::NewLinuxCommandRunner();
+  std::unique_ptr<cbt::DeviceMapper> dm = cbt::NewLinuxDeviceMapper();
   if (a.action == "list") {
     absl::StatusOr<std::vector<cbt::EraStackSpec>> specs = reg.List();
     if (!specs.ok()) return EraStackFail(a.action, specs.status());
     for (const cbt::EraStackSpec& s : *specs) {
-      absl::StatusOr<std::string> live = cbt::LiveEraGeneration(*run, s.name);
+      absl::StatusOr<std::string> live = cbt::LiveEraGeneration(*dm, s.name);
       const char* state = !live.ok() ? "not assembled"
                           : *live == s.generation
                               ? "assembled"
@@ -324,7 +326,7 @@ int RunEraStackCommand(std::span<char*> args) {
     return common::kExitOk;
   }
   if (a.action == "remove") {
-    absl::Status st = cbt::RemoveEraStack(*run, a.name);
+    absl::Status st = cbt::RemoveEraStack(*dm, a.name);
     if (st.ok() && a.forget) st = reg.Forget(a.name);
     return st.ok() ? common::kExitOk : EraStackFail(a.action, st);
   }
@@ -335,7 +337,7 @@ int RunEraStackCommand(std::span<char*> args) {
       std::cerr << kEraStackUsage;
       return common::kExitUsage;
     }
-    return AssembleAll(*run, reg, wait);
+    return AssembleAll(*dm, reg, wait);
   }
   if (a.action == "assemble") {
     absl::StatusOr<std::optional<cbt::EraStackSpec>> spec = reg.Find(a.name);
@@ -346,7 +348,7 @@ int RunEraStackCommand(std::span<char*> args) {
                         a.name, " is not a recorded era stack (in ", reg.dir(),
                         "); create it with `cbtctl era-stack create`")));
     }
-    absl::Status st = cbt::AssembleEraStack(*run, **spec);
+    absl::Status st = cbt::AssembleEraStack(*dm, **spec);
     if (absl::IsAlreadyExists(st)) {
       std::cout << a.name << ": already assembled\n";
       return common::kExitOk;
@@ -363,7 +365,7 @@ int RunEraStackCommand(std::span<char*> args) {
     return common::kExitUsage;
   }
   absl::StatusOr<cbt::EraStackSpec> made =
-      cbt::CreateEraStack(*run, reg, spec, a.force);
+      cbt::CreateEraStack(*dm, reg, spec, a.force);
   if (!made.ok()) return EraStackFail(a.action, made.status());
   std::cout << made->name << ": created over " << made->origin_path
             << " (generation " << made->generation << ")\n";

@@ -1,6 +1,6 @@
 // The device-mapper operations snapshot/ needs, behind an interface so the
 // suspend/resume protocol can be tested with mocks and fakes. The real one
-// (linux_device_mapper.cc) uses libdevmapper.
+// (linux_device_mapper.cc) uses libdevmapper through common/libdevmapper.h.
 //
 // Units: every table position and length is in 512-byte sectors.
 // Devices in tables are given as "major:minor" (the kernel prints them that
@@ -17,31 +17,18 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/libdevmapper.h"
 
 namespace cbtd::snapshot {
 
-struct DmInfo {
-  std::string name;  // e.g. "vg-data"
-  std::string uuid;  // e.g. "LVM-<vg uuid><lv uuid>", may be empty
-  bool suspended = false;
-  std::vector<std::string> target_types;  // live table, e.g. {"thin"}
-  uint32_t major = 0;
-  uint32_t minor = 0;
-};
-
-// One line of a table (what `dmsetup table` prints) or of a status (what
-// `dmsetup status` prints; then `params` is the target's status).
-struct DmTarget {
-  uint64_t start_sector = 0;
-  uint64_t length_sectors = 0;
-  std::string type;    // "linear", "snapshot", ...
-  std::string params;  // "254:0 0", "254:3 254:4 P 8", ...
-  bool operator==(const DmTarget&) const = default;
-};
-using DmTable = std::vector<DmTarget>;
-
+// The vocabulary is common/'s (common/libdevmapper.h), so a table read by
+// one module can be handed to another unchanged.
+using common::DmInfo;
+using common::DmTable;
+using common::DmTarget;
 // "0 2048 linear 254:0 0; 2048 ..." for messages and tests.
-std::string FormatDmTable(const DmTable& table);
+using common::FormatDmTable;
+
 // Sum of the targets' lengths.
 uint64_t DmTableSectors(const DmTable& table);
 

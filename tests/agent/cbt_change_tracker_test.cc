@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/cbt/fake_device_mapper.h"
 #include "tests/cbt/fake_runner.h"
 #include "tests/snapshot/fakes.h"
 
@@ -24,7 +25,7 @@ constexpr char kLvs[] =
 
 class TrackerTest : public ::testing::Test {
  protected:
-  TrackerTest() : tracker_(run_, lvm_, dm_, host_, "/tmp") {
+  TrackerTest() : tracker_(run_, cbt_dm_, lvm_, dm_, host_, "/tmp") {
     snapshot::LvReport& pool = lvm_.Add("pool", "thin-pool");
     pool.data_percent = 10;
     AddLv("data", "thin", 4);
@@ -79,6 +80,7 @@ class TrackerTest : public ::testing::Test {
   }
 
   cbt::FakeRunner run_;
+  cbt::FakeDeviceMapper cbt_dm_{run_.calls};
   snapshot::FakeLvm lvm_;
   NiceMock<snapshot::MockDeviceMapper> dm_;
   NiceMock<snapshot::MockHost> host_;

@@ -1,5 +1,5 @@
 // The era stack registry and the create / assemble rules, against a
-// scripted dmsetup and files standing in for the origin and metadata.
+// scripted device-mapper and files standing in for the origin and metadata.
 // The real stack (and its generation surviving remove + assemble) is
 // vm.cbt_era.
 #include "cbt/era_stack.h"
@@ -10,8 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
-#include "tests/cbt/fake_runner.h"
+#include "tests/cbt/fake_device_mapper.h"
 #include "tests/common/temp_dir.h"
 
 namespace cbtd::cbt {
@@ -37,26 +38,29 @@ class EraStackTest : public ::testing::Test {
     return s;
   }
   EraStackRegistry Registry() const { return EraStackRegistry(dir_ + "/reg"); }
-  // dmsetup as on a host where cbtd-era-x does not exist yet.
-  static void NoDevice(FakeRunner& run) {
-    run.On("dmsetup info cbtd-era-x", absl::NotFoundError("no such device"));
-    run.On("dmsetup create", std::string());
+  // device-mapper as on a host where cbtd-era-x does not exist yet.
+  static void NoDevice(FakeDeviceMapper& dm) {
+    dm.On(kUuidOf, absl::NotFoundError("no such device"));
+    dm.On("dmsetup create", std::string());
   }
+  static constexpr char kUuidOf[] =
+      "dmsetup info -c --noheadings -o uuid cbtd-era-x";
+  std::vector<std::string> calls_;
   const test::TempDir tmp_{"cbt-era-stack."};
   const std::string dir_ = tmp_.path();
   std::string origin_, meta_;
 };
 
 TEST_F(EraStackTest, CreateFormatsLoadsWithGenerationAndRecords) {
-  FakeRunner run;
-  NoDevice(run);
+  FakeDeviceMapper dm(calls_);
+  NoDevice(dm);
   absl::StatusOr<EraStackSpec> made =
-      CreateEraStack(run, Registry(), Spec(), /*replace=*/false);
+      CreateEraStack(dm, Registry(), Spec(), /*replace=*/false);
   ASSERT_TRUE(made.ok()) << made.status();
   EXPECT_EQ(made->generation.size(), 16u);
-  EXPECT_EQ(run.calls.back(), "dmsetup create cbtd-era-x --uuid CBTD-ERA-" +
-                                  made->generation + " --table 0 2048 era " +
-                                  meta_ + " " + origin_ + " 128");
+  EXPECT_EQ(calls_.back(), "dmsetup create cbtd-era-x --uuid CBTD-ERA-" +
+                               made->generation + " --table 0 2048 era " +
+                               meta_ + " " + origin_ + " 128");
   absl::StatusOr<bool> blank = SuperblockIsBlank(meta_);
   ASSERT_TRUE(blank.ok());
   EXPECT_TRUE(*blank) << "create must hand dm-era blank metadata";
@@ -66,32 +70,32 @@ TEST_F(EraStackTest, CreateFormatsLoadsWithGenerationAndRecords) {
 }
 
 TEST_F(EraStackTest, CreateRefusesARecordedStackUnlessReplacing) {
-  FakeRunner run;
-  NoDevice(run);
-  auto first = CreateEraStack(run, Registry(), Spec(), false);
+  FakeDeviceMapper dm(calls_);
+  NoDevice(dm);
+  auto first = CreateEraStack(dm, Registry(), Spec(), false);
   ASSERT_TRUE(first.ok()) << first.status();
   Fill(meta_, 64 << 10, 'm');  // dm-era wrote its metadata
-  auto again = CreateEraStack(run, Registry(), Spec(), false);
+  auto again = CreateEraStack(dm, Registry(), Spec(), false);
   ASSERT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(again.status().message().find("--force"), std::string::npos);
   EXPECT_FALSE(*SuperblockIsBlank(meta_)) << "a refused create zeroed metadata";
   EXPECT_EQ(**Registry().Find("cbtd-era-x"), *first);
 
-  auto replaced = CreateEraStack(run, Registry(), Spec(), true);
+  auto replaced = CreateEraStack(dm, Registry(), Spec(), true);
   ASSERT_TRUE(replaced.ok()) << replaced.status();
   EXPECT_NE(replaced->generation, first->generation);
   EXPECT_EQ((*Registry().Find("cbtd-era-x"))->generation, replaced->generation);
 }
 
 TEST_F(EraStackTest, CreateRefusesALiveDeviceAndForgetsAFailedLoad) {
-  FakeRunner live;
-  live.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  FakeDeviceMapper live(calls_);
+  live.On(kUuidOf, std::string("LVM-someone-else\n"));
   auto refused = CreateEraStack(live, Registry(), Spec(), true);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(*SuperblockIsBlank(meta_));
 
-  FakeRunner failing;
-  failing.On("dmsetup info cbtd-era-x", absl::NotFoundError("no device"));
+  FakeDeviceMapper failing(calls_);
+  failing.On(kUuidOf, absl::NotFoundError("no device"));
   failing.On("dmsetup create", absl::InternalError("ioctl failed"));
   auto failed = CreateEraStack(failing, Registry(), Spec(), false);
   EXPECT_FALSE(failed.ok());
@@ -103,10 +107,10 @@ TEST_F(EraStackTest, CreateRefusesALiveDeviceAndForgetsAFailedLoad) {
 TEST_F(EraStackTest, AssembleKeepsTheRecordedGeneration) {
   EraStackSpec s = Spec();
   s.generation = "0123456789abcdef";
-  FakeRunner run;
-  NoDevice(run);
-  ASSERT_TRUE(AssembleEraStack(run, s).ok());
-  EXPECT_EQ(run.calls.back(),
+  FakeDeviceMapper dm(calls_);
+  NoDevice(dm);
+  ASSERT_TRUE(AssembleEraStack(dm, s).ok());
+  EXPECT_EQ(calls_.back(),
             "dmsetup create cbtd-era-x --uuid CBTD-ERA-0123456789abcdef "
             "--table 0 2048 era " +
                 meta_ + " " + origin_ + " 128");
@@ -116,12 +120,12 @@ TEST_F(EraStackTest, AssembleRefusesBlankMetadata) {
   Fill(meta_, 64 << 10, '\0');
   EraStackSpec s = Spec();
   s.generation = "0123456789abcdef";
-  FakeRunner run;
-  NoDevice(run);
-  absl::Status st = AssembleEraStack(run, s);
+  FakeDeviceMapper dm(calls_);
+  NoDevice(dm);
+  absl::Status st = AssembleEraStack(dm, s);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("is blank"), std::string::npos) << st;
-  for (const std::string& c : run.calls) {
+  for (const std::string& c : calls_) {
     EXPECT_EQ(c.find("dmsetup create"), std::string::npos) << c;
   }
 }
@@ -129,17 +133,38 @@ TEST_F(EraStackTest, AssembleRefusesBlankMetadata) {
 TEST_F(EraStackTest, AssembleOverALiveStack) {
   EraStackSpec s = Spec();
   s.generation = "0123456789abcdef";
-  FakeRunner same;
-  same.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  FakeDeviceMapper same(calls_);
   same.On("dmsetup info -c", std::string("CBTD-ERA-0123456789abcdef\n"));
   EXPECT_EQ(AssembleEraStack(same, s).code(), absl::StatusCode::kAlreadyExists);
 
-  FakeRunner other;
-  other.On("dmsetup info cbtd-era-x", std::string("Name: cbtd-era-x\n"));
+  FakeDeviceMapper other(calls_);
   other.On("dmsetup info -c", std::string("\n"));
   absl::Status st = AssembleEraStack(other, s);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("remove it first"), std::string::npos) << st;
+}
+
+TEST_F(EraStackTest, RemovingABusyStackSaysWhatToDo) {
+  FakeDeviceMapper dm(calls_);
+  dm.On("dmsetup remove",
+        absl::FailedPreconditionError(
+            "device-mapper: remove cbtd-era-x failed: the device is in use"));
+  absl::Status st = RemoveEraStack(dm, "cbtd-era-x");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("unmount or close /dev/mapper/cbtd-era-x"),
+            std::string::npos)
+      << st;
+  EXPECT_EQ(calls_, (std::vector<std::string>{"dmsetup remove cbtd-era-x"}));
+}
+
+TEST_F(EraStackTest, LiveGenerationOfAMissingStackSaysHowToAssembleIt) {
+  FakeDeviceMapper dm(calls_);
+  dm.On(kUuidOf, absl::NotFoundError("no such device"));
+  absl::StatusOr<std::string> live = LiveEraGeneration(dm, "cbtd-era-x");
+  ASSERT_EQ(live.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(live.status().message().find("cbtctl era-stack assemble"),
+            std::string::npos)
+      << live.status();
 }
 
 TEST_F(EraStackTest, RegistryListsRecordsAndNamesADamagedOne) {

@@ -13,15 +13,17 @@
 
 namespace cbtd::cbt {
 
-class FakeRunner : public CommandRunner {
+// Answers to command lines, by prefix: the fakes' shared script.
+class ScriptedAnswers {
  public:
-  // The longest registered prefix of "argv joined by spaces" answers.
+  // The longest registered prefix of a line answers.
   void On(const std::string& prefix, absl::StatusOr<std::string> answer) {
     answers_.insert_or_assign(prefix, std::move(answer));
   }
-  absl::StatusOr<std::string> Run(
-      const std::vector<std::string>& argv) override {
-    const std::string line = absl::StrJoin(argv, " ");
+  // Appends `line` to `calls` and returns its answer; UNIMPLEMENTED naming
+  // the line when nothing was scripted for it.
+  absl::StatusOr<std::string> Answer(const std::string& line,
+                                     std::vector<std::string>& calls) const {
     calls.push_back(line);
     const absl::StatusOr<std::string>* best = nullptr;
     size_t best_len = 0;
@@ -34,10 +36,25 @@ class FakeRunner : public CommandRunner {
     if (best == nullptr) return absl::UnimplementedError("unscripted: " + line);
     return *best;
   }
-  std::vector<std::string> calls;
 
  private:
   std::map<std::string, absl::StatusOr<std::string>> answers_;
+};
+
+class FakeRunner : public CommandRunner {
+ public:
+  // The longest registered prefix of "argv joined by spaces" answers.
+  void On(const std::string& prefix, absl::StatusOr<std::string> answer) {
+    script_.On(prefix, std::move(answer));
+  }
+  absl::StatusOr<std::string> Run(
+      const std::vector<std::string>& argv) override {
+    return script_.Answer(absl::StrJoin(argv, " "), calls);
+  }
+  std::vector<std::string> calls;
+
+ private:
+  ScriptedAnswers script_;
 };
 
 }  // namespace cbtd::cbt

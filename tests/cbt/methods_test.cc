@@ -1,6 +1,7 @@
 // Protocol tests of the thin-delta and era methods against a scripted
-// runner: order of reserve / tool / release, release on every path, stale
-// reservations, loss cases.
+// runner and device-mapper (one call list, in dmsetup notation): order of
+// reserve / tool / release, release on every path, stale reservations, loss
+// cases.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "cbt/lvm_methods.h"
 #include "cbt/lvm_query.h"
 #include "cbt/thin_delta_method.h"
+#include "tests/cbt/fake_device_mapper.h"
 #include "tests/cbt/fake_runner.h"
 
 namespace cbtd::cbt {
@@ -55,10 +57,11 @@ ThinDeltaRequest Request() {
 
 TEST(ThinDeltaMethodTest, ReserveDeltaReleaseInOrder) {
   FakeRunner run;
-  run.On("dmsetup status", std::string(kPoolStatusFree));
-  run.On("dmsetup message", std::string());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string(kPoolStatusFree));
+  dm.On("dmsetup message", std::string());
   run.On("thin_delta", std::string(kDelta));
-  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, dm, Request());
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(run.calls,
             (std::vector<std::string>{
@@ -76,10 +79,11 @@ TEST(ThinDeltaMethodTest, ReserveDeltaReleaseInOrder) {
 
 TEST(ThinDeltaMethodTest, ReleasedWhenThinDeltaFails) {
   FakeRunner run;
-  run.On("dmsetup status", std::string(kPoolStatusFree));
-  run.On("dmsetup message", std::string());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string(kPoolStatusFree));
+  dm.On("dmsetup message", std::string());
   run.On("thin_delta", absl::InternalError("thin_delta: bad snap"));
-  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, dm, Request());
   EXPECT_FALSE(s.ok());
   ASSERT_FALSE(run.calls.empty());
   EXPECT_EQ(run.calls.back(),
@@ -88,20 +92,22 @@ TEST(ThinDeltaMethodTest, ReleasedWhenThinDeltaFails) {
 
 TEST(ThinDeltaMethodTest, ReleasedWhenOutputIsGarbage) {
   FakeRunner run;
-  run.On("dmsetup status", std::string(kPoolStatusFree));
-  run.On("dmsetup message", std::string());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string(kPoolStatusFree));
+  dm.On("dmsetup message", std::string());
   run.On("thin_delta", std::string("<superblock"));
-  EXPECT_FALSE(ComputeThinDelta(run, Request()).ok());
+  EXPECT_FALSE(ComputeThinDelta(run, dm, Request()).ok());
   EXPECT_EQ(run.calls.back(),
             "dmsetup message vg-pool-tpool 0 release_metadata_snap");
 }
 
 TEST(ThinDeltaMethodTest, StaleReservationReleasedFirst) {
   FakeRunner run;
-  run.On("dmsetup status", std::string(kPoolStatusHeld));
-  run.On("dmsetup message", std::string());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string(kPoolStatusHeld));
+  dm.On("dmsetup message", std::string());
   run.On("thin_delta", std::string(kDelta));
-  ASSERT_TRUE(ComputeThinDelta(run, Request()).ok());
+  ASSERT_TRUE(ComputeThinDelta(run, dm, Request()).ok());
   ASSERT_GE(run.calls.size(), 3u);
   EXPECT_EQ(run.calls[1],
             "dmsetup message vg-pool-tpool 0 release_metadata_snap");
@@ -111,17 +117,31 @@ TEST(ThinDeltaMethodTest, StaleReservationReleasedFirst) {
 
 TEST(ThinDeltaMethodTest, RefusesANonPoolDevice) {
   FakeRunner run;
-  run.On("dmsetup status", std::string("0 409600 linear\n"));
-  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, Request());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string("0 409600 linear\n"));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, dm, Request());
   EXPECT_FALSE(s.ok());
+  EXPECT_EQ(run.calls.size(), 1u);  // nothing reserved
+}
+
+// A failed pool's status is one word: an error naming the pool, and
+// nothing reserved.
+TEST(ThinDeltaMethodTest, FailedPoolStatusIsAnErrorNamingThePool) {
+  FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string("0 409600 thin-pool Fail\n"));
+  absl::StatusOr<ChangedSet> s = ComputeThinDelta(run, dm, Request());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(kPool), std::string::npos) << s.status();
   EXPECT_EQ(run.calls.size(), 1u);  // nothing reserved
 }
 
 TEST(ThinDeltaMethodTest, ScopedSnapReleasesOnDestruction) {
   FakeRunner run;
-  run.On("dmsetup message", std::string());
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup message", std::string());
   {
-    auto snap = ScopedMetadataSnap::Reserve(run, kPool, /*era=*/false);
+    auto snap = ScopedMetadataSnap::Reserve(dm, kPool, /*era=*/false);
     ASSERT_TRUE(snap.ok());
   }
   EXPECT_EQ(run.calls,
@@ -145,21 +165,21 @@ constexpr char kEraTable[] = "0 204800 era 252:1 252:0 128\n";
 constexpr char kGeneration[] = "00aa11bb22cc33dd";
 
 // A live era stack: its table, its dm UUID ("" = no generation) and the
-// era `dmsetup status` reports; messages succeed.
-void ScriptEraStack(FakeRunner& run, const std::string& uuid, int era) {
-  run.On("dmsetup table", std::string(kEraTable));
-  run.On("dmsetup info -c", uuid + "\n");
-  run.On("dmsetup status",
-         absl::StrCat("0 204800 era 8 30/4096 ", era, " -\n"));
-  run.On("dmsetup message", std::string());
+// era its status reports; messages succeed.
+void ScriptEraStack(FakeDeviceMapper& dm, const std::string& uuid, int era) {
+  dm.On("dmsetup table", std::string(kEraTable));
+  dm.On("dmsetup info -c", uuid + "\n");
+  dm.On("dmsetup status", absl::StrCat("0 204800 era 8 30/4096 ", era, " -\n"));
+  dm.On("dmsetup message", std::string());
 }
 
 TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
   FakeRunner run;
-  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate",
          std::string("<blocks><range begin=\"2\" end=\"4\"/></blocks>"));
-  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(5));
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(5));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->set.lost);
   EXPECT_EQ(r->next_since_era, 6u);
@@ -180,8 +200,9 @@ TEST(EraMethodTest, CheckpointSnapInvalidateDrop) {
 
 TEST(EraMethodTest, EraWentBackwardsIsLost) {
   FakeRunner run;
-  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 2);
-  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(9));
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, std::string("CBTD-ERA-") + kGeneration, 2);
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(9));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
   EXPECT_NE(r->set.lost_reason.find("rebuilt"), std::string::npos);
@@ -192,10 +213,11 @@ TEST(EraMethodTest, EraWentBackwardsIsLost) {
 // stored era: only the generation tells.
 TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
   FakeRunner run;
-  ScriptEraStack(run, "CBTD-ERA-ffff000011112222", 40);
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, "CBTD-ERA-ffff000011112222", 40);
   EraRequest req = EraReq(9);
   req.expected_generation = kGeneration;
-  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
   EXPECT_NE(r->set.lost_reason.find("was rebuilt: its generation is "
@@ -211,10 +233,11 @@ TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
 
 TEST(EraMethodTest, StackWithoutGenerationIsLostWhenOneIsExpected) {
   FakeRunner run;
-  ScriptEraStack(run, "", 40);
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, "", 40);
   EraRequest req = EraReq(9);
   req.expected_generation = kGeneration;
-  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->set.lost);
   EXPECT_NE(r->set.lost_reason.find("carries no cbtd generation"),
@@ -224,11 +247,12 @@ TEST(EraMethodTest, StackWithoutGenerationIsLostWhenOneIsExpected) {
 
 TEST(EraMethodTest, SameGenerationTracks) {
   FakeRunner run;
-  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate", std::string("<blocks></blocks>"));
   EraRequest req = EraReq(5);
   req.expected_generation = kGeneration;
-  absl::StatusOr<EraResult> r = ComputeEra(run, req);
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->set.lost) << r->set.lost_reason;
   EXPECT_TRUE(r->set.changed.empty());
@@ -236,17 +260,31 @@ TEST(EraMethodTest, SameGenerationTracks) {
 
 TEST(EraMethodTest, NotAnEraDevice) {
   FakeRunner run;
-  run.On("dmsetup table", std::string("0 204800 linear 252:0 0\n"));
-  absl::StatusOr<EraResult> r = ComputeEra(run, EraReq(1));
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup table", std::string("0 204800 linear 252:0 0\n"));
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(1));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(EraMethodTest, MissingDeviceSaysHowToAssembleIt) {
+  FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup table",
+        absl::NotFoundError("no device-mapper device cbtd-era-x"));
+  absl::StatusOr<EraResult> r = ComputeEra(run, dm, EraReq(1));
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("cbtctl era-stack assemble cbtd-era-x"),
+            std::string::npos)
+      << r.status();
+}
+
 TEST(EraMethodTest, DroppedWhenInvalidateFails) {
   FakeRunner run;
-  ScriptEraStack(run, std::string("CBTD-ERA-") + kGeneration, 7);
+  FakeDeviceMapper dm(run.calls);
+  ScriptEraStack(dm, std::string("CBTD-ERA-") + kGeneration, 7);
   run.On("era_invalidate", absl::InternalError("boom"));
-  EXPECT_FALSE(ComputeEra(run, EraReq(5)).ok());
+  EXPECT_FALSE(ComputeEra(run, dm, EraReq(5)).ok());
   EXPECT_EQ(run.calls.back(),
             "dmsetup message cbtd-era-x 0 drop_metadata_snap");
 }
@@ -345,6 +383,7 @@ std::string LvsJson(const std::string& lv, const std::string& extra) {
 
 TEST(LvmMethodsTest, ThinMissingBaseIsLost) {
   FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
   run.On(
       "lvs --reportformat json --units b --nosuffix -o "
       "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id vg/data",
@@ -354,7 +393,7 @@ TEST(LvmMethodsTest, ThinMissingBaseIsLost) {
       "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id vg/old",
       absl::InternalError("Failed to find logical volume \"vg/old\""));
   absl::StatusOr<ChangedSet> s =
-      ThinDeltaBetweenLvs(run, "vg/data", "vg/old", "vg/new", "/tmp");
+      ThinDeltaBetweenLvs(run, dm, "vg/data", "vg/old", "vg/new", "/tmp");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->lost);
   EXPECT_NE(s->lost_reason.find("vg/old is missing"), std::string::npos);
@@ -366,6 +405,7 @@ TEST(LvmMethodsTest, ThinMissingBaseIsLost) {
 
 TEST(LvmMethodsTest, ThinSnapshotsOfDifferentPoolsAreLost) {
   FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
   const std::string q =
       "lvs --reportformat json --units b --nosuffix -o "
       "vg_name,lv_name,segtype,pool_lv,origin,lv_attr,lv_size,thin_id ";
@@ -373,7 +413,7 @@ TEST(LvmMethodsTest, ThinSnapshotsOfDifferentPoolsAreLost) {
   run.On(q + "vg/old", LvsJson("old", R"("pool_lv":"p1", "thin_id":"2")"));
   run.On(q + "vg/new", LvsJson("new", R"("pool_lv":"p2", "thin_id":"3")"));
   absl::StatusOr<ChangedSet> s =
-      ThinDeltaBetweenLvs(run, "vg/data", "vg/old", "vg/new", "/tmp");
+      ThinDeltaBetweenLvs(run, dm, "vg/data", "vg/old", "vg/new", "/tmp");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->lost);
   EXPECT_NE(s->lost_reason.find("one pool"), std::string::npos);
