@@ -5,9 +5,9 @@ CBTCTL="$CBTD_BIN/cbtctl"
 
 # seq_writer DEV BLOCKS: forever, n = 1, 2, ...: write n into block
 # (n mod BLOCKS) of DEV (4 KiB blocks, O_DSYNC: each write is on the device
-# before the next starts). Run in the background.
+# before the next starts). Run in the background (`&`: $! is python).
 seq_writer() {
-  python3 - "$@" <<'PY'
+  exec python3 - "$@" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DSYNC)
 blocks = int(sys.argv[2])
