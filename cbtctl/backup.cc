@@ -26,7 +26,8 @@ void PrintSnapshots(const control::ConsistencyPointResponse& r) {
 // Polls until every run in `ids` has finished, drawing progress on a
 // terminal. Returns the finished runs.
 absl::StatusOr<std::vector<control::Run>> WaitForRuns(
-    control::ControlClient& client, const std::vector<int64_t>& ids, bool draw) {
+    control::ControlClient& client, const std::vector<int64_t>& ids,
+    bool draw) {
   const std::set<int64_t> wanted(ids.begin(), ids.end());
   int drawn_lines = 0;
   while (true) {

@@ -16,7 +16,7 @@ int RunVersionCommand(std::span<char*> args);
 int RunSendCommand(std::span<char*> args);
 int RunSnapshotCommand(std::span<char*> args);
 int RunChangesCommand(std::span<char*> args);   // changes.cc
-int RunEraStackCommand(std::span<char*> args);  // changes.cc
+int RunEraStackCommand(std::span<char*> args);  // era_stack.cc
 
 // Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
 int RunStatusCommand(std::span<char*> args);

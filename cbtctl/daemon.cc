@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "control/control_client.h"
 #include "common/cli.h"
+#include "control/control_client.h"
 
 namespace cbtd::cbtctl {
 

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/units.h"
 #include "common/cli.h"
 #include "common/fs.h"
+#include "common/units.h"
 #include "transport/grpc_client.h"
 #include "transport/tls_identity.h"
 
