@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "cbt/block_reader.h"
+#include "common/block_reader.h"
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
 
@@ -46,8 +46,8 @@ bool DeviceExists(CommandRunner& runner, const std::string& name) {
 }
 
 absl::Status LoadStack(CommandRunner& runner, const EraStackSpec& spec) {
-  absl::StatusOr<std::unique_ptr<BlockReader>> origin =
-      OpenBlockReader(spec.origin_path);
+  absl::StatusOr<std::unique_ptr<common::BlockReader>> origin =
+      common::OpenBlockReader(spec.origin_path);
   if (!origin.ok()) return origin.status();
   const std::string table = absl::StrCat(
       "0 ", (*origin)->SizeBytes() / 512, " era ", spec.metadata_path, " ",

@@ -20,6 +20,8 @@
 namespace cbtd::transport {
 namespace {
 
+using common::AsyncReader;
+
 struct Job {
   uint64_t index = 0;
   bool zero_only = false;  // wholly discarded: zeros without a read
@@ -163,7 +165,7 @@ void HashAndCompress(
 
 }  // namespace
 
-absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
+absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
                                             const VersionIndex* base,
