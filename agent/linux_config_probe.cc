@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 
 namespace cbtd::agent {
 
@@ -29,9 +30,8 @@ absl::Status LinuxConfigProbe::CheckVolumePath(const std::string& path) {
 }
 
 absl::Status LinuxConfigProbe::CheckReadable(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return common::ErrnoStatus(errno, absl::StrCat("open ", path));
-  ::close(fd);
+  const common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return common::ErrnoStatus(errno, absl::StrCat("open ", path));
   return absl::OkStatus();
 }
 
@@ -40,30 +40,28 @@ namespace {
 // A connected socket or the connect error; the fd is closed either way.
 absl::Status ConnectOnce(int family, const sockaddr* addr, socklen_t len,
                          const std::string& what) {
-  const int fd =
-      ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return common::ErrnoStatus(errno, absl::StrCat("socket for ", what));
+  const common::UniqueFd fd(
+      ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return common::ErrnoStatus(errno, absl::StrCat("socket for ", what));
   int err = 0;
-  if (::connect(fd, addr, len) != 0) {
+  if (::connect(fd.get(), addr, len) != 0) {
     err = errno;
     if (err == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
+      pollfd p{fd.get(), POLLOUT, 0};
       const int n = ::poll(&p, 1, 3000);
       if (n == 0) {
-        ::close(fd);
         return absl::UnavailableError(
             absl::StrCat("connect ", what, ": no answer within 3 s"));
       }
       socklen_t elen = sizeof(err);
       if (n < 0) {
         err = errno;
-      } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) {
+      } else if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) !=
+                 0) {
         err = errno;
       }
     }
   }
-  ::close(fd);
   if (err != 0) return common::ErrnoStatus(err, absl::StrCat("connect ", what));
   return absl::OkStatus();
 }

@@ -6,10 +6,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/block_reader.h"
 #include "common/fs.h"
 #include "common/host_name.h"
 #include "transport/stream_producer.h"
-#include "transport/stream_source.h"
 #include "transport/tls_identity.h"
 
 namespace cbtd::agent {
@@ -119,8 +119,8 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     if (!idx.ok()) return idx.status();
     base = *std::move(idx);
   }
-  absl::StatusOr<std::unique_ptr<transport::BlockDevice>> device =
-      transport::OpenBlockDevice(request.snapshot.device_path);
+  absl::StatusOr<std::unique_ptr<common::BlockReader>> device =
+      common::OpenBlockReader(request.snapshot.device_path);
   if (!device.ok()) return device.status();
 
   transport::ProducerOptions opts;

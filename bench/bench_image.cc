@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "common/cli.h"
+#include "common/unique_fd.h"
 
 namespace cbtd::bench {
 namespace {
@@ -166,6 +167,20 @@ bool WriteAll(int fd, const char* data, size_t size, uint64_t offset,
   return true;
 }
 
+// fsync, then close: a failure of either is reported (naming the path).
+bool SyncAndClose(common::UniqueFd& fd, const std::string& path) {
+  if (::fsync(fd.get()) != 0) {
+    std::cerr << "bench-image: fsync " << path << ": " << std::strerror(errno)
+              << "\n";
+    return false;
+  }
+  if (absl::Status st = fd.Close(path); !st.ok()) {
+    std::cerr << "bench-image: " << st.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
 // --key value options; returns false on an unknown or valueless option.
 bool ParseOptions(std::span<char*> args,
                   std::map<std::string, std::string>& opts) {
@@ -195,9 +210,9 @@ int RunCreate(std::span<char*> args) {
   }
   const uint64_t size = ToU64(o["size-bytes"]);
   const uint64_t seed = ToU64(o["seed"]);
-  const int fd =
-      ::open(o["out"].c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  common::UniqueFd fd(
+      ::open(o["out"].c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) {
     std::cerr << "bench-image: open " << o["out"] << ": "
               << std::strerror(errno) << "\n";
     return common::kExitFailure;
@@ -215,15 +230,11 @@ int RunCreate(std::span<char*> args) {
            std::span(buf.data() + r * kRegionBytes, rlen));
       by_kind[static_cast<int>(kind)] += rlen;
     }
-    if (!WriteAll(fd, buf.data(), len, off, o["out"]))
+    if (!WriteAll(fd.get(), buf.data(), len, off, o["out"]))
       return common::kExitFailure;
     off += len;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::cerr << "bench-image: fsync " << o["out"] << ": "
-              << std::strerror(errno) << "\n";
-    return common::kExitFailure;
-  }
+  if (!SyncAndClose(fd, o["out"])) return common::kExitFailure;
   std::cout << "{\"size_bytes\": " << size << ", \"seed\": " << seed
             << ", \"region_bytes\": " << kRegionBytes << ", \"mix_bytes\": {";
   for (int k = 0; k < 3; ++k) {
@@ -247,13 +258,14 @@ int RunMutate(std::span<char*> args) {
                  "[--write-bytes 65536] [--align-bytes 4096]\n";
     return common::kExitUsage;
   }
-  const int fd = ::open(o["target"].c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
+  common::UniqueFd fd(::open(o["target"].c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) {
     std::cerr << "bench-image: open " << o["target"] << ": "
               << std::strerror(errno) << "\n";
     return common::kExitFailure;
   }
-  const off_t end = ::lseek(fd, 0, SEEK_END);  // works for block devices too
+  // lseek to the end works for block devices too.
+  const off_t end = ::lseek(fd.get(), 0, SEEK_END);
   const uint64_t size = end > 0 ? static_cast<uint64_t>(end) : 0;
   const uint64_t write_bytes = ToU64(o["write-bytes"]);
   const uint64_t align = ToU64(o["align-bytes"]);
@@ -287,14 +299,10 @@ int RunMutate(std::span<char*> args) {
   for (uint64_t s : starts) {  // ascending order of offsets, seeded content
     const uint64_t wseed = SplitMix(seed * 1000003 + i++);
     Fill((wseed & 1) ? Kind::kRandom : Kind::kText, wseed, buf);
-    if (!WriteAll(fd, buf.data(), buf.size(), s, o["target"]))
+    if (!WriteAll(fd.get(), buf.data(), buf.size(), s, o["target"]))
       return common::kExitFailure;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::cerr << "bench-image: fsync " << o["target"] << ": "
-              << std::strerror(errno) << "\n";
-    return common::kExitFailure;
-  }
+  if (!SyncAndClose(fd, o["target"])) return common::kExitFailure;
   FILE* out = std::fopen(o["extents-out"].c_str(), "w");
   if (out == nullptr) {
     std::cerr << "bench-image: open " << o["extents-out"] << ": "

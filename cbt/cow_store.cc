@@ -6,27 +6,21 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_order.h"
 
 namespace cbtd::cbt {
 namespace {
 
-uint32_t Le32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint32_t>(u[0]) | static_cast<uint32_t>(u[1]) << 8 |
-         static_cast<uint32_t>(u[2]) << 16 | static_cast<uint32_t>(u[3]) << 24;
-}
-
-uint64_t Le64(const char* p) {
-  return static_cast<uint64_t>(Le32(p)) | static_cast<uint64_t>(Le32(p + 4))
-                                              << 32;
+uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(common::GetLe(p, 4));
 }
 
 }  // namespace
 
-absl::StatusOr<CowTable> ReadCowTable(BlockReader& cow,
+absl::StatusOr<CowTable> ReadCowTable(common::BlockReader& cow,
                                       uint64_t origin_size_bytes) {
   const std::string& dev = cow.name();
-  char header[16];
+  uint8_t header[16];
   if (cow.SizeBytes() < sizeof(header)) {
     return absl::DataLossError(
         absl::StrCat(dev, ": COW store truncated: no header"));
@@ -70,7 +64,7 @@ absl::StatusOr<CowTable> ReadCowTable(BlockReader& cow,
 
   CowTable out;
   out.chunk_sectors = chunk_sectors;
-  std::vector<char> area(chunk_bytes);
+  std::vector<uint8_t> area(chunk_bytes);
   for (uint64_t a = 0;; ++a) {
     const uint64_t area_chunk = 1 + a * (per_area + 1);
     if (area_chunk >= cow_chunks) {
@@ -90,8 +84,8 @@ absl::StatusOr<CowTable> ReadCowTable(BlockReader& cow,
     }
     bool full = true;
     for (uint64_t i = 0; i < per_area; ++i) {
-      const uint64_t old_chunk = Le64(area.data() + i * 16);
-      const uint64_t new_chunk = Le64(area.data() + i * 16 + 8);
+      const uint64_t old_chunk = common::GetLe(area.data() + i * 16, 8);
+      const uint64_t new_chunk = common::GetLe(area.data() + i * 16 + 8, 8);
       if (new_chunk == 0) {
         full = false;
         break;
@@ -114,7 +108,8 @@ absl::StatusOr<CowTable> ReadCowTable(BlockReader& cow,
 
 absl::StatusOr<ChangedSet> ComputeCowTable(const std::string& cow_path,
                                            uint64_t origin_size_bytes) {
-  absl::StatusOr<std::unique_ptr<BlockReader>> cow = OpenBlockReader(cow_path);
+  absl::StatusOr<std::unique_ptr<common::BlockReader>> cow =
+      common::OpenBlockReader(cow_path);
   if (absl::IsNotFound(cow.status())) {
     return ChangedSet::Lost(
         Method::kCowTable, origin_size_bytes,

@@ -18,9 +18,9 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
-#include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
 #include "cbt/extent_set.h"
+#include "common/block_reader.h"
 
 namespace cbtd::cbt {
 
@@ -39,7 +39,7 @@ struct CowTable {
 //    overflowed) — tracking through this snapshot is lost.
 //  - DATA_LOSS: wrong magic, unknown version, bad chunk size, truncated
 //    table, an exception outside the origin or the COW device.
-absl::StatusOr<CowTable> ReadCowTable(BlockReader& cow,
+absl::StatusOr<CowTable> ReadCowTable(common::BlockReader& cow,
                                       uint64_t origin_size_bytes);
 
 // The cow-table method: everything written to the origin since the base

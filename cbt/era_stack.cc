@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "cbt/block_reader.h"
+#include "common/block_reader.h"
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
 
@@ -48,8 +48,8 @@ absl::StatusOr<bool> DeviceExists(DeviceMapper& dm, const std::string& name) {
 }
 
 absl::Status LoadStack(DeviceMapper& dm, const EraStackSpec& spec) {
-  absl::StatusOr<std::unique_ptr<BlockReader>> origin =
-      OpenBlockReader(spec.origin_path);
+  absl::StatusOr<std::unique_ptr<common::BlockReader>> origin =
+      common::OpenBlockReader(spec.origin_path);
   if (!origin.ok()) return origin.status();
   const DmTarget era{0, (*origin)->SizeBytes() / 512, "era",
                      absl::StrCat(spec.metadata_path, " ", spec.origin_path,

@@ -9,7 +9,7 @@
 
 namespace cbtd::cbt {
 
-absl::StatusOr<HashResult> ComputeHash(BlockReader& device,
+absl::StatusOr<HashResult> ComputeHash(common::BlockReader& device,
                                        uint64_t chunk_bytes,
                                        const PreviousChunkHashes* previous) {
   if (chunk_bytes == 0 || chunk_bytes > (64u << 20)) {
@@ -28,19 +28,19 @@ absl::StatusOr<HashResult> ComputeHash(BlockReader& device,
   r.set.generation = previous ? "hash" : "hash:full";
   r.set.volume_size_bytes = size;
   r.set.granularity_bytes = chunk_bytes;
-  std::vector<char> buf(chunk_bytes);
+  std::vector<uint8_t> buf(chunk_bytes);
   for (uint64_t off = 0, i = 0; off < size; off += chunk_bytes, ++i) {
     const uint64_t len = std::min(chunk_bytes, size - off);
-    absl::Status st = device.ReadAt(off, std::span<char>(buf.data(), len));
+    absl::Status st = device.ReadAt(off, std::span<uint8_t>(buf.data(), len));
     if (!st.ok()) return st;
     ChunkDigest d;
-    SHA256(reinterpret_cast<const unsigned char*>(buf.data()), len, d.data());
+    SHA256(buf.data(), len, d.data());
     r.digests.push_back(d);
     const std::optional<ChunkDigest> prev =
         previous ? previous->Get(i) : std::nullopt;
     if (prev.has_value() && *prev == d) continue;
     const bool zero = std::all_of(buf.begin(), buf.begin() + len,
-                                  [](char c) { return c == 0; });
+                                  [](uint8_t c) { return c == 0; });
     (zero ? r.set.zeroed : r.set.changed).Add(off, len);
   }
   return r;

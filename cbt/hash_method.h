@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
+#include "common/block_reader.h"
 
 namespace cbtd::cbt {
 
@@ -38,7 +38,7 @@ struct HashResult {
 // `previous` may be null (no base: everything is changed). Chunks whose
 // digest differs go to `changed`, or to `zeroed` when all their bytes are
 // zero. INVALID_ARGUMENT if previous->chunk_bytes() != chunk_bytes.
-absl::StatusOr<HashResult> ComputeHash(BlockReader& device,
+absl::StatusOr<HashResult> ComputeHash(common::BlockReader& device,
                                        uint64_t chunk_bytes,
                                        const PreviousChunkHashes* previous);
 

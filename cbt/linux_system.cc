@@ -1,13 +1,6 @@
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
-
-#include "absl/strings/str_cat.h"
 #include "cbt/system.h"
 #include "common/exec.h"
-#include "common/fs.h"
+#include "common/file_lock.h"
 
 namespace cbtd::cbt {
 namespace {
@@ -22,17 +15,6 @@ class LinuxCommandRunner : public CommandRunner {
   }
 };
 
-class FlockLock : public ScopedLock {
- public:
-  explicit FlockLock(int fd) : fd_(fd) {}
-  ~FlockLock() override { ::close(fd_); }  // closing drops the flock
-  FlockLock(const FlockLock&) = delete;
-  FlockLock& operator=(const FlockLock&) = delete;
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 std::unique_ptr<CommandRunner> NewLinuxCommandRunner() {
@@ -40,15 +22,9 @@ std::unique_ptr<CommandRunner> NewLinuxCommandRunner() {
 }
 
 absl::StatusOr<std::unique_ptr<ScopedLock>> LockFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return common::ErrnoStatus(errno, absl::StrCat("open ", path));
-  while (::flock(fd, LOCK_EX) != 0) {
-    if (errno == EINTR) continue;
-    const int err = errno;
-    ::close(fd);
-    return common::ErrnoStatus(err, absl::StrCat("flock ", path));
-  }
-  return std::unique_ptr<ScopedLock>(new FlockLock(fd));
+  absl::StatusOr<common::FileLock> lock = common::FileLock::Acquire(path, {});
+  if (!lock.ok()) return lock.status();
+  return std::make_unique<common::FileLock>(*std::move(lock));
 }
 
 }  // namespace cbtd::cbt

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/file_lock.h"
 
 namespace cbtd::cbt {
 
@@ -27,10 +28,7 @@ std::unique_ptr<CommandRunner> NewLinuxCommandRunner();
 
 // An exclusive flock(2) on a file, released when destroyed (also when the
 // process dies, which is what makes stale-reservation detection safe).
-class ScopedLock {
- public:
-  virtual ~ScopedLock() = default;
-};
+using ScopedLock = common::FileLock;
 
 // Creates the file (and not its directory) if needed and blocks until the
 // lock is held. Errors name the path.

@@ -12,7 +12,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "cbt/block_reader.h"
 #include "cbt/changed_set.h"
 #include "cbt/device_mapper.h"
 #include "cbt/era_method.h"
@@ -21,6 +20,7 @@
 #include "cbt/hash_method.h"
 #include "cbt/lvm_methods.h"
 #include "cbtctl/commands.h"
+#include "common/block_reader.h"
 #include "common/fs.h"
 #include "common/units.h"
 
@@ -164,7 +164,7 @@ int RunChangesCommand(std::span<char*> args) {
         if (!d.ok()) return Fail(d.status());
         prev = std::make_unique<cbt::VectorChunkHashes>(chunk, std::move(*d));
       }
-      auto dev = cbt::OpenBlockReader(a.volume);
+      auto dev = common::OpenBlockReader(a.volume);
       if (!dev.ok()) return Fail(dev.status());
       auto r = cbt::ComputeHash(**dev, chunk, prev.get());
       if (!r.ok()) return Fail(r.status());
@@ -180,7 +180,7 @@ int RunChangesCommand(std::span<char*> args) {
       break;
     }
     case cbt::Method::kExternal: {
-      auto dev = cbt::OpenBlockReader(a.volume);
+      auto dev = common::OpenBlockReader(a.volume);
       if (!dev.ok()) return Fail(dev.status());
       auto file = common::ReadFile(Opt(a, "extents"));
       if (!file.ok()) return Fail(file.status());

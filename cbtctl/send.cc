@@ -11,9 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "cbtctl/commands.h"
 #include "cbtctl/send_remote.h"
+#include "common/block_reader.h"
 #include "common/cli.h"
 #include "common/fs.h"
 #include "common/host_name.h"
+#include "common/unique_fd.h"
+#include "transport/extent_list.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
@@ -109,7 +112,7 @@ int RunSendCommand(std::span<char*> args) {
     return common::kExitUsage;
   }
   const std::string source_path = vm["source"].as<std::string>();
-  auto source = transport::OpenBlockDevice(source_path);
+  auto source = common::OpenBlockReader(source_path);
   if (!source.ok()) return Fail(source.status());
   auto changed = LoadExtents(vm, "changes");
   if (!changed.ok()) return Fail(changed.status());
@@ -152,23 +155,24 @@ int RunSendCommand(std::span<char*> args) {
     return RunRemoteSend(vm, **source, *changed, *zeroed,
                          base ? &*base : nullptr, opts);
   }
-  int fd = 1;
+  common::UniqueFd output;  // empty: stdout
   std::string out_name = "stdout";
   if (vm.count("output")) {
     out_name = vm["output"].as<std::string>();
-    fd = ::open(out_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                0640);
-    if (fd < 0) return Fail(common::ErrnoStatus(errno, "open " + out_name));
+    output.reset(::open(out_name.c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!output) return Fail(common::ErrnoStatus(errno, "open " + out_name));
   } else if (::isatty(1)) {
     std::cerr << "cbtctl send: stdout is a terminal; redirect the stream to "
                  "a file or pipe it into cbt-receiver receive\n";
     return common::kExitUsage;
   }
-  auto sink = transport::FdRecordSink(fd, out_name);
+  auto sink = transport::FdRecordSink(output ? output.get() : 1, out_name);
   auto result = transport::ProduceStream(**source, *changed, *zeroed,
                                          base ? &*base : nullptr, opts, *sink);
-  if (fd != 1) ::close(fd);
   if (!result.ok()) return Fail(result.status());
+  // The stream's last bytes may fail only here (NFS, a full FUSE target).
+  if (absl::Status st = output.Close(out_name); !st.ok()) return Fail(st);
   const auto& t = result->trailer;
   std::cerr << "sent " << opts.host << "/" << opts.volume << "@"
             << opts.version_id << (base ? " based on " + base->version_id : "")

@@ -66,7 +66,7 @@ void AddRemoteSendOptions(po::options_description& desc) {
       "no-progress", "no progress line on a terminal");
 }
 
-int RunRemoteSend(const po::variables_map& vm, transport::BlockDevice& source,
+int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
                   const cbt::ExtentSet& changed, const cbt::ExtentSet& zeroed,
                   const transport::VersionIndex* base,
                   transport::ProducerOptions opts) {

@@ -8,9 +8,9 @@
 #include <boost/program_options.hpp>
 
 #include "cbt/extent_set.h"
+#include "common/block_reader.h"
 #include "transport/stream_index.h"
 #include "transport/stream_producer.h"
-#include "transport/stream_source.h"
 
 namespace cbtd::cbtctl {
 
@@ -25,7 +25,7 @@ void AddRemoteSendOptions(boost::program_options::options_description& desc);
 // the receiver lost the session; already stored chunks are not re-sent.
 // Returns the exit code.
 int RunRemoteSend(const boost::program_options::variables_map& vm,
-                  transport::BlockDevice& source, const cbt::ExtentSet& changed,
+                  common::BlockReader& source, const cbt::ExtentSet& changed,
                   const cbt::ExtentSet& zeroed,
                   const transport::VersionIndex* base,
                   transport::ProducerOptions opts);

@@ -14,22 +14,23 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 
 namespace cbtd::common {
 namespace {
 
+// The two ends of a pipe(2); each is closed on reset() or destruction.
 struct Pipe {
-  int fds[2] = {-1, -1};
-  ~Pipe() {
-    for (int fd : fds) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-  void Close(int i) {
-    if (fds[i] >= 0) ::close(fds[i]);
-    fds[i] = -1;
+  UniqueFd reader;
+  UniqueFd writer;
+  bool Open() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    reader.reset(fds[0]);
+    writer.reset(fds[1]);
+    return true;
   }
 };
 
@@ -43,15 +44,14 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          const CommandOptions& options) {
   if (argv.empty()) return absl::InvalidArgumentError("empty command line");
   Pipe in, out, err;
-  if (::pipe2(in.fds, O_CLOEXEC) != 0 || ::pipe2(out.fds, O_CLOEXEC) != 0 ||
-      ::pipe2(err.fds, O_CLOEXEC) != 0) {
+  if (!in.Open() || !out.Open() || !err.Open()) {
     return ErrnoStatus(errno, "pipe");
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in.fds[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out.fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err.fds[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, in.reader.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, out.writer.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, err.writer.get(), 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group, so a timeout kills the whole tree; default signals.
@@ -82,22 +82,22 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return ErrnoStatus(rc, absl::StrCat("run ", argv[0]));
-  in.Close(0);
-  out.Close(1);
-  err.Close(1);
+  in.reader.reset();
+  out.writer.reset();
+  err.writer.reset();
 
   CommandResult result;
   size_t stdin_written = 0;
-  if (options.stdin_data.empty()) in.Close(1);
+  if (options.stdin_data.empty()) in.writer.reset();
   const auto deadline =
       options.timeout ? std::chrono::steady_clock::now() + *options.timeout
                       : std::chrono::steady_clock::time_point::max();
-  while (out.fds[0] >= 0 || err.fds[0] >= 0) {
+  while (out.reader.valid() || err.reader.valid()) {
     pollfd pfds[3];
     int n = 0;
-    if (out.fds[0] >= 0) pfds[n++] = {out.fds[0], POLLIN, 0};
-    if (err.fds[0] >= 0) pfds[n++] = {err.fds[0], POLLIN, 0};
-    if (in.fds[1] >= 0) pfds[n++] = {in.fds[1], POLLOUT, 0};
+    if (out.reader.valid()) pfds[n++] = {out.reader.get(), POLLIN, 0};
+    if (err.reader.valid()) pfds[n++] = {err.reader.get(), POLLIN, 0};
+    if (in.writer.valid()) pfds[n++] = {in.writer.get(), POLLOUT, 0};
     int wait_ms = -1;
     if (options.timeout) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -113,29 +113,32 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     }
     for (int i = 0; i < n; ++i) {
       if (pfds[i].revents == 0) continue;
-      if (pfds[i].fd == in.fds[1]) {
+      if (pfds[i].fd == in.writer.get()) {
         const ssize_t w =
-            ::write(in.fds[1], options.stdin_data.data() + stdin_written,
+            ::write(in.writer.get(), options.stdin_data.data() + stdin_written,
                     options.stdin_data.size() - stdin_written);
         if (w > 0) stdin_written += static_cast<size_t>(w);
-        if (w < 0 || stdin_written == options.stdin_data.size()) in.Close(1);
+        if (w < 0 || stdin_written == options.stdin_data.size()) {
+          in.writer.reset();
+        }
         continue;
       }
       char buf[65536];
       const ssize_t r = ::read(pfds[i].fd, buf, sizeof(buf));
-      std::string& sink = pfds[i].fd == out.fds[0] ? result.out : result.err;
+      std::string& sink =
+          pfds[i].fd == out.reader.get() ? result.out : result.err;
       if (r > 0) {
         sink.append(buf, static_cast<size_t>(r));
       } else if (r == 0 || errno != EINTR) {
-        if (pfds[i].fd == out.fds[0]) {
-          out.Close(0);
+        if (pfds[i].fd == out.reader.get()) {
+          out.reader.reset();
         } else {
-          err.Close(0);
+          err.reader.reset();
         }
       }
     }
   }
-  in.Close(1);
+  in.writer.reset();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoStatus(errno, "waitpid");

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/unique_fd.h"
 
 namespace cbtd::common {
 namespace {
@@ -18,25 +19,6 @@ std::string DirName(const std::string& path) {
   if (slash == 0) return "/";
   return path.substr(0, slash);
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -61,8 +43,8 @@ absl::Status ErrnoStatus(int err, std::string_view what) {
 }
 
 absl::Status FsyncDirectory(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", dir));
   if (::fsync(fd.get()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("fsync ", dir));
   }
@@ -72,8 +54,8 @@ absl::Status FsyncDirectory(const std::string& dir) {
 absl::Status AtomicWriteFile(const std::string& path,
                              std::string_view contents) {
   std::string tmp = path + ".tmp.XXXXXX";
-  Fd fd(::mkstemp(tmp.data()));
-  if (fd.get() < 0) {
+  UniqueFd fd(::mkstemp(tmp.data()));
+  if (!fd) {
     return ErrnoStatus(errno, absl::StrCat("create temporary file ", tmp));
   }
   auto fail = [&](int err, std::string_view what) {
@@ -93,7 +75,10 @@ absl::Status AtomicWriteFile(const std::string& path,
   }
   if (::fchmod(fd.get(), 0644) != 0) return fail(errno, "chmod");
   if (::fsync(fd.get()) != 0) return fail(errno, "fsync");
-  if (::close(fd.Release()) != 0) return fail(errno, "close");
+  if (absl::Status st = fd.Close(tmp); !st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -103,8 +88,8 @@ absl::Status AtomicWriteFile(const std::string& path,
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
   std::string out;
   char buf[1 << 16];
   for (;;) {

@@ -1,7 +1,6 @@
 #include "receiver/local_object_store.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +9,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_lock.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -38,15 +39,13 @@ absl::Status MakeDirs(const std::string& root, const std::string& key) {
   return absl::OkStatus();
 }
 
-class FlockLock : public StoreLock {
+// A store lock is a lock file under locks/.
+class LocalStoreLock : public StoreLock {
  public:
-  explicit FlockLock(int fd) : fd_(fd) {}
-  ~FlockLock() override { ::close(fd_); }  // closing releases the flock
-  FlockLock(const FlockLock&) = delete;
-  FlockLock& operator=(const FlockLock&) = delete;
+  explicit LocalStoreLock(common::FileLock lock) : lock_(std::move(lock)) {}
 
  private:
-  int fd_;
+  common::FileLock lock_;
 };
 
 }  // namespace
@@ -102,27 +101,29 @@ absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
                                                         std::string_view data,
                                                         bool fsync) {
   std::string tmp = path + ".tmp.XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  common::UniqueFd fd(::mkstemp(tmp.data()));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  auto fail = [&](std::string_view what) {
+    const int err = errno;
+    fd.reset();
+    ::unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat(std::string(what), " ", tmp));
+  };
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(err, absl::StrCat("write ", tmp));
-    }
+    if (n < 0) return fail("write");
     done += static_cast<size_t>(n);
   }
-  if (::fchmod(fd, 0640) != 0 || (fsync && ::fsync(fd) != 0)) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("fsync ", tmp));
+  if (::fchmod(fd.get(), 0640) != 0 || (fsync && ::fsync(fd.get()) != 0)) {
+    return fail("fsync");
   }
-  ::close(fd);
+  // A writer sees close's error too (NFS reports failed writes there).
+  if (absl::Status st = fd.Close(tmp); !st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
   return tmp;
 }
 
@@ -165,19 +166,19 @@ absl::Status LocalObjectStore::PutMany(
     renames.emplace_back(*tmp, path);
   }
   // 2. One sync of the filesystem makes all of those bytes durable...
-  const int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
+  common::UniqueFd root_fd(
+      ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) {
     const int err = errno;
     cleanup();
     return ErrnoStatus(err, absl::StrCat("open ", root_));
   }
   auto sync = [&](const char* what) -> absl::Status {
-    if (::syncfs(root_fd) == 0) return absl::OkStatus();
+    if (::syncfs(root_fd.get()) == 0) return absl::OkStatus();
     return ErrnoStatus(errno, absl::StrCat("syncfs ", root_, " (", what, ")"));
   };
   absl::Status s = sync("object data");
   if (!s.ok()) {
-    ::close(root_fd);
     cleanup();
     return s;
   }
@@ -189,13 +190,10 @@ absl::Status LocalObjectStore::PutMany(
       for (size_t j = i; j < renames.size(); ++j) {
         ::unlink(renames[j].first.c_str());
       }
-      ::close(root_fd);
       return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", path));
     }
   }
-  s = sync("object names");
-  ::close(root_fd);
-  return s;
+  return sync("object names");
 }
 
 absl::Status LocalObjectStore::Publish(const std::string& key,
@@ -312,21 +310,19 @@ absl::StatusOr<std::unique_ptr<StoreLock>> LocalObjectStore::Lock(
   if (auto s = ValidateKey(key); !s.ok()) return s;
   if (auto s = MakeDirs(root_, key); !s.ok()) return s;
   const std::string path = PathOf(key);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  int op =
-      (mode == LockMode::kShared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB);
-  while (::flock(fd, op) != 0) {
-    if (errno == EINTR) continue;
-    int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) {
-      return absl::UnavailableError(
-          absl::StrCat("vault lock ", path, " is held by another process"));
-    }
-    return ErrnoStatus(err, absl::StrCat("flock ", path));
+  common::FileLock::Options options;
+  options.mode = mode == LockMode::kShared ? common::FileLock::Mode::kShared
+                                           : common::FileLock::Mode::kExclusive;
+  options.wait = wait;
+  options.create_mode = 0640;
+  absl::StatusOr<common::FileLock> lock =
+      common::FileLock::Acquire(path, options);
+  if (absl::IsUnavailable(lock.status())) {
+    return absl::UnavailableError(
+        absl::StrCat("vault ", lock.status().message()));
   }
-  return std::unique_ptr<StoreLock>(new FlockLock(fd));
+  if (!lock.ok()) return lock.status();
+  return std::make_unique<LocalStoreLock>(*std::move(lock));
 }
 
 }  // namespace cbtd::receiver

@@ -9,26 +9,17 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/byte_order.h"
 
 namespace cbtd::receiver {
 namespace {
 
+using common::GetLe;
+using common::PutLe;
+
 constexpr char kChunkMagic[4] = {'C', 'B', 'T', 'C'};
 constexpr size_t kChunkHeaderBytes = 20;
 constexpr std::string_view kIndexSuffix = ".idx";
-
-void PutLe(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-uint64_t GetLe(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  }
-  return v;
-}
 
 std::string VolumePrefix(const VolumeName& v) {
   return absl::StrCat("hosts/", v.host, "/", v.volume);

@@ -10,7 +10,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/block_device.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 #include "restore/restore.h"
 
 namespace cbtd::restore {
@@ -20,16 +22,12 @@ using common::ErrnoStatus;
 
 class LinuxRestoreTarget : public RestoreTarget {
  public:
-  LinuxRestoreTarget(int fd, std::string path, bool is_device, uint64_t size,
-                     bool fresh)
-      : fd_(fd),
+  LinuxRestoreTarget(std::string path, common::OpenedDevice dev, bool fresh)
+      : fd_(std::move(dev.fd)),
         path_(std::move(path)),
-        is_device_(is_device),
-        size_(size),
+        is_device_(dev.is_block_device),
+        size_(dev.size_bytes),
         fresh_(fresh) {}
-  ~LinuxRestoreTarget() override { ::close(fd_); }
-  LinuxRestoreTarget(const LinuxRestoreTarget&) = delete;
-  LinuxRestoreTarget& operator=(const LinuxRestoreTarget&) = delete;
 
   uint64_t SizeBytes() const override { return size_; }
   bool fresh() const override { return fresh_; }
@@ -43,7 +41,7 @@ class LinuxRestoreTarget : public RestoreTarget {
       }
       return absl::OkStatus();
     }
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) {
       return ErrnoStatus(errno, absl::StrCat("truncate ", path_));
     }
     size_ = size;
@@ -54,7 +52,7 @@ class LinuxRestoreTarget : public RestoreTarget {
                        std::span<const uint8_t> data) override {
     size_t done = 0;
     while (done < data.size()) {
-      ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
+      ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
                            static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
@@ -69,8 +67,9 @@ class LinuxRestoreTarget : public RestoreTarget {
   absl::Status Zero(uint64_t offset, uint64_t length) override {
     if (is_device_) {
       uint64_t range[2] = {offset, length};
-      if (::ioctl(fd_, BLKZEROOUT, range) == 0) return absl::OkStatus();
-    } else if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+      if (::ioctl(fd_.get(), BLKZEROOUT, range) == 0) return absl::OkStatus();
+    } else if (::fallocate(fd_.get(),
+                           FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                            static_cast<off_t>(offset),
                            static_cast<off_t>(length)) == 0) {
       return absl::OkStatus();
@@ -93,7 +92,7 @@ class LinuxRestoreTarget : public RestoreTarget {
   absl::Status ReadAt(uint64_t offset, std::span<uint8_t> buf) override {
     size_t done = 0;
     while (done < buf.size()) {
-      ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done,
+      ssize_t n = ::pread(fd_.get(), buf.data() + done, buf.size() - done,
                           static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
@@ -110,13 +109,13 @@ class LinuxRestoreTarget : public RestoreTarget {
   }
 
   absl::Status Sync() override {
-    if (::fsync(fd_) != 0)
+    if (::fsync(fd_.get()) != 0)
       return ErrnoStatus(errno, absl::StrCat("fsync ", path_));
     return absl::OkStatus();
   }
 
  private:
-  int fd_;
+  common::UniqueFd fd_;
   std::string path_;
   bool is_device_;
   uint64_t size_;
@@ -133,33 +132,15 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     if (errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("stat ", path));
     fresh = true;
   }
-  int fd = ::open(path.c_str(),
-                  O_RDWR | O_CLOEXEC | (fresh ? O_CREAT | O_EXCL : 0), 0640);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, absl::StrCat("stat ", path));
-  }
-  uint64_t size = 0;
-  bool device = S_ISBLK(st.st_mode);
-  if (device) {
-    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoStatus(err, absl::StrCat("BLKGETSIZE64 ", path));
-    }
-  } else if (S_ISREG(st.st_mode)) {
-    size = static_cast<uint64_t>(st.st_size);
-    fresh = fresh || size == 0;
-  } else {
-    ::close(fd);
+  absl::StatusOr<common::OpenedDevice> dev = common::OpenBlockDevice(
+      path, O_RDWR | (fresh ? O_CREAT | O_EXCL : 0), 0640);
+  if (absl::IsInvalidArgument(dev.status())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("restore target ", path,
-                     " is neither a regular file nor a block device"));
+        absl::StrCat("restore target ", dev.status().message()));
   }
-  return std::unique_ptr<RestoreTarget>(
-      new LinuxRestoreTarget(fd, path, device, size, fresh));
+  if (!dev.ok()) return dev.status();
+  fresh = fresh || (!dev->is_block_device && dev->size_bytes == 0);
+  return std::make_unique<LinuxRestoreTarget>(path, *std::move(dev), fresh);
 }
 
 }  // namespace cbtd::restore

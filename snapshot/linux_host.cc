@@ -16,27 +16,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/block_device.h"
 #include "common/exec.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 #include "snapshot/host.h"
 #include "snapshot/linux.h"
 
 namespace cbtd::snapshot {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // mountinfo escapes spaces etc. as \ooo.
 std::string Unescape(std::string_view s) {
@@ -67,20 +55,18 @@ class LinuxHost : public Host {
                        " is not a block device; give an LV path such as "
                        "/dev/VG/LV or /dev/mapper/NAME"));
     }
-    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return common::ErrnoStatus(errno, "open " + path);
-    uint64_t size = 0;
-    if (ioctl(fd.get(), BLKGETSIZE64, &size) != 0) {
-      return common::ErrnoStatus(errno, "BLKGETSIZE64 " + path);
-    }
-    return BlockDeviceId{major(st.st_rdev), minor(st.st_rdev), size};
+    absl::StatusOr<common::OpenedDevice> dev =
+        common::OpenBlockDevice(path, O_RDONLY);
+    if (!dev.ok()) return dev.status();
+    return BlockDeviceId{major(st.st_rdev), minor(st.st_rdev), dev->size_bytes};
   }
 
   absl::Status ZeroStart(const std::string& path, uint64_t bytes) override {
     // O_EXCL on a block device: EBUSY if anything holds it (a mounted
     // filesystem, a dm table), so a store in use is never overwritten.
-    Fd fd(open(path.c_str(), O_WRONLY | O_DIRECT | O_EXCL | O_CLOEXEC));
-    if (fd.get() < 0) {
+    common::UniqueFd fd(
+        open(path.c_str(), O_WRONLY | O_DIRECT | O_EXCL | O_CLOEXEC));
+    if (!fd) {
       if (errno == EBUSY) {
         return absl::FailedPreconditionError(absl::StrCat(
             path,
@@ -156,8 +142,9 @@ class LinuxHost : public Host {
  private:
   static absl::Status Ioctl(const std::string& mount_point,
                             unsigned long request, const char* name) {
-    Fd fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) {
+    common::UniqueFd fd(
+        open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
       return common::ErrnoStatus(errno, "open mount point " + mount_point);
     }
     if (ioctl(fd.get(), request, 0) != 0) {

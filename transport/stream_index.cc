@@ -9,25 +9,16 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_order.h"
 
 namespace cbtd::transport {
 namespace {
 
+using common::GetLe;
+using common::PutLe;
+
 constexpr char kIndexMagic[8] = {'C', 'B', 'T', 'D', 'I', 'D', 'X', '1'};
 constexpr char kRootDomain[] = "cbtd-root-v1";  // followed by its NUL
-
-void PutLe(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-uint64_t GetLe(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  }
-  return v;
-}
 
 absl::Status Damaged(std::string_view what, std::string_view why) {
   return absl::DataLossError(absl::StrCat("index ", std::string(what),

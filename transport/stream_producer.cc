@@ -21,6 +21,8 @@
 namespace cbtd::transport {
 namespace {
 
+using common::AsyncReader;
+
 struct Job {
   uint64_t index = 0;
   bool zero_only = false;  // wholly discarded: zeros without a read
@@ -275,7 +277,7 @@ std::vector<Job> IncrementalJobs(const Plan& p, const cbt::ExtentSet& changed,
   return jobs;
 }
 
-absl::StatusOr<Plan> PlanStream(BlockDevice& source,
+absl::StatusOr<Plan> PlanStream(common::BlockReader& source,
                                 const cbt::ExtentSet& changed,
                                 const cbt::ExtentSet& zeroed,
                                 const VersionIndex* base,
@@ -338,7 +340,7 @@ stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
 // destruction; joins every thread). `source` and `plan` must outlive it.
 class ReadPipeline {
  public:
-  ReadPipeline(BlockDevice& source, const Plan& plan,
+  ReadPipeline(common::BlockReader& source, const Plan& plan,
                const ProducerOptions& options)
       : source_(source),
         plan_(plan),
@@ -372,7 +374,7 @@ class ReadPipeline {
   void Reap(size_t min);
   uint8_t* TakeBuffer();
 
-  BlockDevice& source_;
+  common::BlockReader& source_;
   const Plan& plan_;
   const ProducerOptions& options_;
   const size_t window_;
@@ -619,7 +621,7 @@ absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
 
 }  // namespace
 
-absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
+absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
                                             const VersionIndex* base,

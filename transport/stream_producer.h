@@ -30,9 +30,9 @@
 
 #include "absl/status/statusor.h"
 #include "cbt/extent_set.h"
+#include "common/block_reader.h"
 #include "transport/record_sink.h"
 #include "transport/stream_index.h"
-#include "transport/stream_source.h"
 
 namespace cbtd::transport {
 
@@ -62,7 +62,7 @@ struct ProduceResult {
 // stream). Errors: INVALID_ARGUMENT for options that contradict the base
 // (size change without allow_resize, names), read errors naming the
 // device, and whatever the sink returns. Calls sink.Finish() on success.
-absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
+absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
                                             const VersionIndex* base,

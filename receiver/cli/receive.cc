@@ -6,6 +6,7 @@
 
 #include "common/cli.h"
 #include "common/fs.h"
+#include "common/unique_fd.h"
 #include "receiver/cli/util.h"
 #include "receiver/receive_session.h"
 
@@ -24,10 +25,10 @@ int RunReceive(std::span<char*> args) {
   auto opened = OpenVault(vm, vm.count("create") > 0);
   if (!opened.ok()) return Fail(vm, "receive", opened.status());
   const std::string input = vm["input"].as<std::string>();
-  int fd = 0;
+  common::UniqueFd file;  // empty: stdin
   if (input != "-") {
-    fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    file.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file) {
       return Fail(vm, "receive", common::ErrnoStatus(errno, "open " + input));
     }
   } else if (::isatty(0)) {
@@ -36,9 +37,9 @@ int RunReceive(std::span<char*> args) {
     return common::kExitUsage;
   }
   transport::StreamReader reader(
-      transport::FdByteSource(fd, input == "-" ? "stdin" : input));
+      transport::FdByteSource(file ? file.get() : 0, file ? input : "stdin"));
   auto result = ReceiveStream(*opened->vault, reader);
-  if (fd != 0) ::close(fd);
+  file.reset();
   if (!result.ok()) {
     return Fail(vm, "receive",
                 absl::Status(result.status().code(),

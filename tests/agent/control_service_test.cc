@@ -18,6 +18,7 @@
 #include "cbtctl/commands.h"
 #include "control/control_client.h"
 #include "common/cli.h"
+#include "common/unique_fd.h"
 #include "tests/agent/fake_ports.h"
 #include "tests/common/temp_dir.h"
 
@@ -123,12 +124,12 @@ TEST_F(ControlServiceTest, NonRootCallerIsRefused) {
   EXPECT_EQ(WEXITSTATUS(wstatus), 13) << "expected EACCES from connect";
 
   // The same connect as root works, so the refusal above was the mode.
-  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  const common::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, socket_.c_str(), sizeof(addr.sun_path) - 1);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  close(fd);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
 }
 
 TEST_F(ControlServiceTest, BackupNowRunsAndShowsInRunsAndVolumes) {

@@ -10,32 +10,29 @@
 
 #include <string>
 
+#include "common/unique_fd.h"
+
 namespace cbtd::agent {
 namespace {
 
 // A TCP listener on 127.0.0.1:<ephemeral>; port() is where it listens.
 class Listener {
  public:
-  Listener() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  Listener() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    listen(fd_, 4);
+    bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    listen(fd_.get(), 4);
     socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
   }
-  ~Listener() { Close(); }
-  void Close() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
+  void Close() { fd_.reset(); }
   int port() const { return port_; }
 
  private:
-  int fd_ = -1;
+  common::UniqueFd fd_;
   int port_ = 0;
 };
 

@@ -69,7 +69,7 @@ TEST(ChangedSetTest, MethodNamesRoundTrip) {
 
 TEST(HashMethodTest, FindsExactlyTheDifferingChunks) {
   std::string before(10 * 1024 + 100, 'a');  // last chunk partial
-  StringBlockReader r0("before", before);
+  common::MemoryBlockReader r0("before", before);
   absl::StatusOr<HashResult> base = ComputeHash(r0, 1024, nullptr);
   ASSERT_TRUE(base.ok());
   EXPECT_EQ(base->set.changed, (ExtentSet{{0, 10 * 1024 + 100}}));
@@ -78,7 +78,7 @@ TEST(HashMethodTest, FindsExactlyTheDifferingChunks) {
   after[3 * 1024 + 7] = 'b';
   after[10 * 1024 + 99] = 'c';  // last partial chunk
   std::fill(after.begin() + 5 * 1024, after.begin() + 6 * 1024, '\0');
-  StringBlockReader r1("after", after);
+  common::MemoryBlockReader r1("after", after);
   VectorChunkHashes prev(1024, base->digests);
   absl::StatusOr<HashResult> h = ComputeHash(r1, 1024, &prev);
   ASSERT_TRUE(h.ok());
@@ -88,10 +88,10 @@ TEST(HashMethodTest, FindsExactlyTheDifferingChunks) {
 }
 
 TEST(HashMethodTest, GrownDeviceNewChunksChanged) {
-  StringBlockReader r0("v0", std::string(2048, 'x'));
+  common::MemoryBlockReader r0("v0", std::string(2048, 'x'));
   auto base = ComputeHash(r0, 1024, nullptr);
   ASSERT_TRUE(base.ok());
-  StringBlockReader r1("v1", std::string(4096, 'x'));
+  common::MemoryBlockReader r1("v1", std::string(4096, 'x'));
   VectorChunkHashes prev(1024, base->digests);
   auto h = ComputeHash(r1, 1024, &prev);
   ASSERT_TRUE(h.ok());
@@ -99,7 +99,7 @@ TEST(HashMethodTest, GrownDeviceNewChunksChanged) {
 }
 
 TEST(HashMethodTest, ChunkSizeMismatchRefused) {
-  StringBlockReader r("v", std::string(100, 'x'));
+  common::MemoryBlockReader r("v", std::string(100, 'x'));
   VectorChunkHashes prev(4096, {});
   EXPECT_EQ(ComputeHash(r, 1024, &prev).status().code(),
             absl::StatusCode::kInvalidArgument);

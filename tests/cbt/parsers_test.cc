@@ -218,7 +218,7 @@ std::string CowImage(const std::vector<uint64_t>& old_chunks,
 }
 
 TEST(CowStoreTest, EmptyTable) {
-  StringBlockReader r("cow", CowImage({}));
+  common::MemoryBlockReader r("cow", CowImage({}));
   absl::StatusOr<CowTable> t = ReadCowTable(r, 100 * 4096);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->exceptions, 0u);
@@ -227,7 +227,7 @@ TEST(CowStoreTest, EmptyTable) {
 }
 
 TEST(CowStoreTest, ExceptionsBecomeOriginChunks) {
-  StringBlockReader r("cow", CowImage({3, 4, 9}));
+  common::MemoryBlockReader r("cow", CowImage({3, 4, 9}));
   absl::StatusOr<CowTable> t = ReadCowTable(r, 100 * 4096);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->exceptions, 3u);
@@ -236,7 +236,7 @@ TEST(CowStoreTest, ExceptionsBecomeOriginChunks) {
 }
 
 TEST(CowStoreTest, LastPartialChunkClippedToOrigin) {
-  StringBlockReader r("cow", CowImage({2}));
+  common::MemoryBlockReader r("cow", CowImage({2}));
   absl::StatusOr<CowTable> t = ReadCowTable(r, 2 * 4096 + 100);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->origin_bytes, (ExtentSet{{2 * 4096, 100}}));
@@ -245,7 +245,7 @@ TEST(CowStoreTest, LastPartialChunkClippedToOrigin) {
 TEST(CowStoreTest, FullAreaContinuesInNextArea) {
   std::vector<uint64_t> olds;
   for (uint64_t i = 0; i < 300; ++i) olds.push_back(i * 2);  // 256 + 44
-  StringBlockReader r("cow", CowImage(olds));
+  common::MemoryBlockReader r("cow", CowImage(olds));
   absl::StatusOr<CowTable> t = ReadCowTable(r, 1000 * 4096);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->exceptions, 300u);
@@ -263,7 +263,7 @@ struct CowBadRow {
 class CowRejectTest : public testing::TestWithParam<CowBadRow> {};
 
 TEST_P(CowRejectTest, Rejects) {
-  StringBlockReader r("/dev/mapper/vg-s-cow", GetParam().image);
+  common::MemoryBlockReader r("/dev/mapper/vg-s-cow", GetParam().image);
   absl::StatusOr<CowTable> t = ReadCowTable(r, 1000 * 4096);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), GetParam().code) << t.status();
@@ -334,7 +334,7 @@ TEST(FixtureTest, EraInvalidate) {
 TEST(FixtureTest, CowStore) {
   const std::string img = ReadFixture("cow_store.bin");
   ASSERT_FALSE(img.empty()) << "fixture missing";
-  StringBlockReader r("cow_store.bin", img);
+  common::MemoryBlockReader r("cow_store.bin", img);
   absl::StatusOr<CowTable> t = ReadCowTable(r, 64 * 1024 * 1024);
   ASSERT_TRUE(t.ok()) << t.status();
   // 4 KiB chunks; origin bytes 8 KiB and 1 MiB + 5 written.

@@ -35,7 +35,7 @@ absl::StatusOr<receiver::ReceiveResult> Send(
     receiver::Vault& vault, const std::string& vol,
     const transport::VersionIndex* base, const cbt::ExtentSet& changed,
     uint32_t chunk, const std::string& id) {
-  transport::MemoryBlockDevice dev(vol);
+  common::MemoryBlockReader dev(vol);
   transport::VectorRecordSink sink;
   transport::ProducerOptions o;
   o.host = "h";

@@ -68,7 +68,7 @@ class VaultFixture : public ::testing::Test {
   std::string Produce(const std::string& vol, const VersionIndex* base,
                       const cbt::ExtentSet& changed, const std::string& id,
                       transport::ProducerOptions opts = {}) {
-    transport::MemoryBlockDevice dev(vol);
+    common::MemoryBlockReader dev(vol);
     transport::VectorRecordSink sink;
     opts.host = "host1";
     opts.volume = "vol1";

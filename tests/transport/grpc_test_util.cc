@@ -133,7 +133,7 @@ absl::StatusOr<ProduceResult> Backup(
     const std::string& volume, const std::string& version,
     const VersionIndex* base, const cbt::ExtentSet& changed,
     SendProgress* progress, bool force_full) {
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions o;
   o.host = host;
   o.volume = volume;
@@ -183,15 +183,16 @@ CuttingProxy::CuttingProxy(int upstream_port, uint64_t min_bytes,
       max_bytes_(max_bytes),
       max_cuts_(max_cuts),
       seed_(seed) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
-            0);
-  EXPECT_EQ(listen(listen_fd_, 16), 0);
+  EXPECT_EQ(
+      bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr),
+      0);
+  EXPECT_EQ(listen(listen_fd_.get(), 16), 0);
   socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
@@ -201,30 +202,32 @@ CuttingProxy::~CuttingProxy() {
   acceptor_.join();
   std::lock_guard l(mu_);
   for (auto& t : threads_) t.join();
-  close(listen_fd_);
 }
 
 void CuttingProxy::AcceptLoop() {
   std::mt19937_64 rng(seed_);
   while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
+    pollfd p{listen_fd_.get(), POLLIN, 0};
     if (poll(&p, 1, 50) <= 0) continue;
-    int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    common::UniqueFd c(
+        accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) continue;
+    common::UniqueFd u(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-    if (connect(u, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(c);
-      close(u);
+    if (connect(u.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) !=
+        0) {
       continue;
     }
     std::uniform_int_distribution<uint64_t> d(min_bytes_, max_bytes_);
     const uint64_t budget = d(rng);
     std::lock_guard l(mu_);
-    threads_.emplace_back([this, c, u, budget] { Pump(c, u, budget); });
+    // The thread owns both sockets; they close when Pump returns.
+    threads_.emplace_back([this, c = std::move(c), u = std::move(u), budget] {
+      Pump(c.get(), u.get(), budget);
+    });
   }
 }
 
@@ -268,8 +271,6 @@ void CuttingProxy::Pump(int a, int b, uint64_t budget) {
   linger lg{1, 0};
   setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  close(a);
-  close(b);
 }
 
 }  // namespace cbtd::transport::testing

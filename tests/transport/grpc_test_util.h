@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "receiver/local_object_store.h"
 #include "receiver/vault.h"
@@ -110,7 +111,7 @@ class CuttingProxy {
   int upstream_port_;
   uint64_t min_bytes_, max_bytes_;
   int max_cuts_;
-  int listen_fd_ = -1;
+  common::UniqueFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> cuts_{0};

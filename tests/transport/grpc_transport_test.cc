@@ -432,7 +432,7 @@ class VectorSink : public RecordSink {
 
 TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
   std::string data = VolumeBytes(kVolumeBytes, 4);
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "evil";
@@ -514,7 +514,7 @@ TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
 
 TEST_F(GrpcTransportTest, HostCannotUseAnotherHostsSession) {
   std::string data = VolumeBytes(kVolumeBytes, 9);
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hostb";
   po.volume = "db";
@@ -543,7 +543,7 @@ TEST_F(GrpcTransportTest, HostCannotUseAnotherHostsSession) {
 
 TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
   std::string data = VolumeBytes(kVolumeBytes, 5);
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "busy";
@@ -578,7 +578,7 @@ TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
   options_.resume_ttl = std::chrono::milliseconds(300);
   Restart();
   std::string data = VolumeBytes(kVolumeBytes, 6);
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "gone";
@@ -656,7 +656,7 @@ TEST_F(GrpcTransportTest, IdleStreamIsCutButSessionResumes) {
   options_.idle_timeout = std::chrono::milliseconds(300);
   Restart();
   std::string data = VolumeBytes(kVolumeBytes, 8);
-  MemoryBlockDevice dev(data);
+  common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "idle";

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <random>
 
+#include "transport/extent_list.h"
 #include "transport/stream_producer.h"
 
 namespace cbtd::transport {
@@ -148,14 +149,14 @@ TEST(ParseExtentListTest, BadLineNamesFileAndLine) {
 }
 
 // Counts reads so a test can see how far ahead of the emitter they run.
-class CountingDevice : public MemoryBlockDevice {
+class CountingDevice : public common::MemoryBlockReader {
  public:
-  using MemoryBlockDevice::MemoryBlockDevice;
+  using common::MemoryBlockReader::MemoryBlockReader;
   absl::Status ReadAt(uint64_t off, std::span<uint8_t> buf) override {
     ++reads;
     if (fail_at && off == *fail_at)
       return absl::DataLossError("dev: bad sector");
-    return MemoryBlockDevice::ReadAt(off, buf);
+    return common::MemoryBlockReader::ReadAt(off, buf);
   }
   std::atomic<uint64_t> reads{0};
   std::optional<uint64_t> fail_at;
@@ -202,7 +203,7 @@ ProducerOptions Opts() {
 TEST(StreamProducerTest, FullStreamRootHashAndZeroRuns) {
   std::string vol = Volume(10, 1);
   std::fill(vol.begin() + 2 * kChunk, vol.begin() + 5 * kChunk, '\0');
-  MemoryBlockDevice dev(vol);
+  common::MemoryBlockReader dev(vol);
   VectorRecordSink sink;
   auto r = ProduceStream(dev, {}, {}, nullptr, Opts(), sink);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -223,7 +224,7 @@ TEST(StreamProducerTest, FullStreamRootHashAndZeroRuns) {
 
 TEST(StreamProducerTest, IncrementalSendsChangedSkipsUnchangedRefsKnown) {
   std::string vol = Volume(10, 2);
-  MemoryBlockDevice dev0(vol);
+  common::MemoryBlockReader dev0(vol);
   VectorRecordSink s0;
   auto full = ProduceStream(dev0, {}, {}, nullptr, Opts(), s0);
   ASSERT_TRUE(full.ok());
@@ -278,10 +279,10 @@ TEST(StreamProducerTest, WindowBoundsReadAheadAndOutputIsDeterministic) {
 
 // Overlapped reads that complete newest first, to show the producer's
 // output does not depend on completion order; counts reads in flight.
-class LifoAsyncDevice : public MemoryBlockDevice {
+class LifoAsyncDevice : public common::MemoryBlockReader {
  public:
-  using MemoryBlockDevice::MemoryBlockDevice;
-  class Reader : public AsyncReader {
+  using common::MemoryBlockReader::MemoryBlockReader;
+  class Reader : public common::AsyncReader {
    public:
     Reader(LifoAsyncDevice& dev, size_t depth) : dev_(dev), depth_(depth) {}
     absl::Status Submit(uint64_t tag, uint64_t off,
@@ -315,7 +316,7 @@ class LifoAsyncDevice : public MemoryBlockDevice {
     size_t depth_;
     std::vector<P> pending_;
   };
-  std::unique_ptr<AsyncReader> NewAsyncReader(size_t depth) override {
+  std::unique_ptr<common::AsyncReader> NewAsyncReader(size_t depth) override {
     return std::make_unique<Reader>(*this, depth);
   }
   size_t max_in_flight = 0;
@@ -325,7 +326,7 @@ class LifoAsyncDevice : public MemoryBlockDevice {
 TEST(StreamProducerTest, OverlappedReadsGiveTheSameStreamInBoundedWindow) {
   std::string vol = Volume(80, 6);
   std::fill(vol.begin() + 10 * kChunk, vol.begin() + 13 * kChunk, '\0');
-  MemoryBlockDevice plain(vol);
+  common::MemoryBlockReader plain(vol);
   VectorRecordSink want;
   ProducerOptions o = Opts();
   ASSERT_TRUE(ProduceStream(plain, {}, {}, nullptr, o, want).ok());
@@ -368,7 +369,7 @@ TEST(StreamProducerTest, ResizeWithoutAllowResizeRefused) {
   base.volume_size_bytes = 8 * kChunk;
   base.chunk_size_bytes = kChunk;
   base.entries.assign(8, kZeroEntry);
-  MemoryBlockDevice dev(Volume(10, 5));
+  common::MemoryBlockReader dev(Volume(10, 5));
   VectorRecordSink sink;
   auto r = ProduceStream(dev, {}, {}, &base, Opts(), sink);
   ASSERT_FALSE(r.ok());

@@ -1,13 +1,13 @@
-#include "cbt/block_reader.h"
+#include "common/block_reader.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
-namespace cbtd::cbt {
+namespace cbtd::common {
 
-absl::Status StringBlockReader::ReadAt(uint64_t offset_bytes,
-                                       std::span<char> buf) {
+absl::Status MemoryBlockReader::ReadAt(uint64_t offset_bytes,
+                                       std::span<uint8_t> buf) {
   if (offset_bytes > data_.size() || buf.size() > data_.size() - offset_bytes) {
     return absl::OutOfRangeError(absl::StrCat(
         name_, ": read of ", buf.size(), " bytes at ", offset_bytes,
@@ -17,4 +17,4 @@ absl::Status StringBlockReader::ReadAt(uint64_t offset_bytes,
   return absl::OkStatus();
 }
 
-}  // namespace cbtd::cbt
+}  // namespace cbtd::common
