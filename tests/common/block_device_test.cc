@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "tests/common/scratch_dir.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::common {
 namespace {
@@ -28,7 +28,7 @@ bool TakesDirect(const std::string& path) {
 }
 
 TEST(OpenBlockDeviceTest, RegularFileSize) {
-  ScratchDir dir;
+  test::TempDir dir;
   WriteFile(dir / "img", std::string(5000, 'x'));
   auto d = OpenBlockDevice(dir / "img", O_RDONLY);
   ASSERT_TRUE(d.ok()) << d.status();
@@ -39,7 +39,7 @@ TEST(OpenBlockDeviceTest, RegularFileSize) {
 }
 
 TEST(OpenBlockDeviceTest, ErrorsNameThePath) {
-  ScratchDir dir;
+  test::TempDir dir;
   auto missing = OpenBlockDevice(dir / "missing", O_RDONLY | O_DIRECT);
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
@@ -63,7 +63,7 @@ TEST(OpenBlockDeviceTest, FallsBackFromODirectOnTmpfs) {
   if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != kTmpfsMagic) {
     GTEST_SKIP() << "no tmpfs at /dev/shm";
   }
-  ScratchDir dir("/dev/shm");
+  test::TempDir dir("cbtd-test.", "/dev/shm");
   WriteFile(dir / "img", "hello");
   auto d = OpenBlockDevice(dir / "img", O_RDONLY | O_DIRECT);
   ASSERT_TRUE(d.ok()) << d.status();
@@ -87,7 +87,7 @@ TEST(OpenBlockDeviceTest, FallsBackWhereODirectIsRefused) {
 }
 
 TEST(OpenBlockDeviceTest, DirectWhereTheFileSystemTakesIt) {
-  ScratchDir dir;
+  test::TempDir dir;
   WriteFile(dir / "img", std::string(8192, 'x'));
   if (!TakesDirect(dir / "img")) GTEST_SKIP() << "no O_DIRECT under /tmp";
   auto d = OpenBlockDevice(dir / "img", O_RDONLY | O_DIRECT);
@@ -97,7 +97,7 @@ TEST(OpenBlockDeviceTest, DirectWhereTheFileSystemTakesIt) {
 }
 
 TEST(OpenBlockDeviceTest, CreatesAFreshFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   auto d = OpenBlockDevice(dir / "new", O_RDWR | O_CREAT | O_EXCL, 0640);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->size_bytes, 0u);

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/common/scratch_dir.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::common {
 namespace {
@@ -54,7 +54,7 @@ class LinuxBlockReaderTest : public testing::TestWithParam<const char*> {
     ASSERT_TRUE(r.ok()) << r.status();
     reader_ = *std::move(r);
   }
-  ScratchDir dir_{GetParam()};
+  test::TempDir dir_{"cbtd-test.", GetParam()};
   std::string data_;
   std::string path_;
   std::unique_ptr<BlockReader> reader_;

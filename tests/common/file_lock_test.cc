@@ -5,7 +5,7 @@
 
 #include <optional>
 
-#include "tests/common/scratch_dir.h"
+#include "tests/common/temp_dir.h"
 
 namespace cbtd::common {
 namespace {
@@ -18,7 +18,7 @@ FileLock::Options Try(FileLock::Mode mode) {
 }
 
 TEST(FileLockTest, ExcludesASecondHolderUntilReleased) {
-  ScratchDir dir;
+  test::TempDir dir;
   const std::string path = dir / "x.lock";
   std::optional<FileLock> first;
   {
@@ -42,7 +42,7 @@ TEST(FileLockTest, ExcludesASecondHolderUntilReleased) {
 }
 
 TEST(FileLockTest, SharedHoldersCoexistAndExcludeAnExclusiveOne) {
-  ScratchDir dir;
+  test::TempDir dir;
   const std::string path = dir / "gc.lock";
   auto a = FileLock::Acquire(path, Try(FileLock::Mode::kShared));
   auto b = FileLock::Acquire(path, Try(FileLock::Mode::kShared));
@@ -53,7 +53,7 @@ TEST(FileLockTest, SharedHoldersCoexistAndExcludeAnExclusiveOne) {
 }
 
 TEST(FileLockTest, CreatesTheFileWithItsModeNotTheDirectory) {
-  ScratchDir dir;
+  test::TempDir dir;
   FileLock::Options o;
   o.create_mode = 0640;
   auto lock = FileLock::Acquire(dir / "v.lock", o);
