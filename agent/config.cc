@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/units.h"
 #include "common/fs.h"
+#include "common/units.h"
 
 namespace cbtd::agent {
 namespace {
@@ -328,8 +328,8 @@ class Builder {
     } else if (key == "cow_size") {
       if (e.value.ends_with("%")) {
         long long pct = 0;
-        if (!common::ParseInt(std::string_view(e.value).substr(0, e.value.size() - 1),
-                      pct) ||
+        if (!common::ParseInt(
+                std::string_view(e.value).substr(0, e.value.size() - 1), pct) ||
             pct < 1 || pct > 100) {
           return Problem(e, "cow_size as a percentage must be 1% to 100%");
         }

@@ -7,8 +7,8 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
-#include "control/proto/control.grpc.pb.h"
 #include "common/fs.h"
+#include "control/proto/control.grpc.pb.h"
 #include "transport/grpc_status.h"
 
 namespace cbtd::agent {

@@ -1,6 +1,5 @@
 #include "agent/remote_sender.h"
 
-
 #include <chrono>
 #include <ctime>
 #include <thread>

@@ -37,8 +37,8 @@ absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
   options.state_path = request.state_path;
   options.verify = request.verify;
   auto stats = restore::RestoreRemoteVersion(**client, endpoint_->identity,
-                                              request.volume, request.version,
-                                              **target, options);
+                                             request.volume, request.version,
+                                             **target, options);
   if (!stats.ok()) return stats.status();
   return RestoreOutcome{stats->chunks_written, stats->chunks_zeroed,
                         stats->chunks_skipped, stats->bytes_written,
@@ -50,7 +50,7 @@ absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
   auto client = Client();
   if (!client.ok()) return client.status();
   auto report = restore::VerifyRemoteVersion(**client, endpoint_->identity,
-                                              volume, version);
+                                             volume, version);
   if (!report.ok()) return report.status();
   VerifyOutcome out;
   out.chunks_checked = report->chunks_checked;

@@ -17,11 +17,11 @@
 //
 // The restore reads through a VersionSource: the local vault
 // (receiver/vault_restore.h) or a receiver over the network
-// (restore/remote_restore.h) run the same logic. Every chunk is checked against its content hash (and,
-// from the vault, its object checksum) before it is written. Chunks are
-// fetched and written by options.threads workers with positional writes,
-// in batches of at most source.max_batch_chunks() distinct chunks and
-// kRestoreBatchBytes.
+// (restore/remote_restore.h) run the same logic. Every chunk is checked against
+// its content hash (and, from the vault, its object checksum) before it is
+// written. Chunks are fetched and written by options.threads workers with
+// positional writes, in batches of at most source.max_batch_chunks() distinct
+// chunks and kRestoreBatchBytes.
 #ifndef CBTD_RESTORE_RESTORE_H_
 #define CBTD_RESTORE_RESTORE_H_
 

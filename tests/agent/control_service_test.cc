@@ -16,17 +16,17 @@
 #include <future>
 
 #include "cbtctl/commands.h"
-#include "control/control_client.h"
 #include "common/cli.h"
 #include "common/unique_fd.h"
+#include "control/control_client.h"
 #include "tests/agent/fake_ports.h"
 #include "tests/common/temp_dir.h"
 
 namespace cbtd::agent {
 namespace {
 
-using ::testing::HasSubstr;
 using control::ControlClient;
+using ::testing::HasSubstr;
 
 constexpr char kConfig[] = R"(
 [receiver]
@@ -244,30 +244,34 @@ int Cbtctl(int (*command)(std::span<char*>), std::vector<std::string> args,
 
 TEST_F(ControlServiceTest, CbtctlBackupWaitsAndExitsByResult) {
   std::string out;
-  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "a", "--wait", "--json"},
-                   socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand,
+                   {"backup", "a", "--wait", "--json"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("\"result\":\"succeeded\""));
 
   sender_.error = absl::UnavailableError("receiver down");
-  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "a", "--wait"}, socket_, &out),
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "a", "--wait"}, socket_,
+                   &out),
             common::kExitFailure);
   EXPECT_THAT(out, HasSubstr("receiver down"));
 
   EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "zz"}, socket_),
             common::kExitRefused);
-  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup"}, socket_), common::kExitUsage);
+  EXPECT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup"}, socket_),
+            common::kExitUsage);
 }
 
 TEST_F(ControlServiceTest, CbtctlVolumesRunsStatusCancel) {
   std::string out;
-  ASSERT_EQ(Cbtctl(cbtctl::RunBackupCommand, {"backup", "b", "--wait"}, socket_),
-            common::kExitOk);
+  ASSERT_EQ(
+      Cbtctl(cbtctl::RunBackupCommand, {"backup", "b", "--wait"}, socket_),
+      common::kExitOk);
   EXPECT_EQ(Cbtctl(cbtctl::RunVolumesCommand, {"volumes"}, socket_, &out),
             common::kExitOk);
   EXPECT_THAT(out, HasSubstr("b-v1"));
-  EXPECT_EQ(Cbtctl(cbtctl::RunVolumesCommand, {"volumes", "--json"}, socket_, &out),
-            common::kExitOk);
+  EXPECT_EQ(
+      Cbtctl(cbtctl::RunVolumesCommand, {"volumes", "--json"}, socket_, &out),
+      common::kExitOk);
   EXPECT_THAT(out, HasSubstr("\"base_version\":\"b-v1\""));
   EXPECT_EQ(Cbtctl(cbtctl::RunRunsCommand, {"runs", "b"}, socket_, &out),
             common::kExitOk);
@@ -280,8 +284,9 @@ TEST_F(ControlServiceTest, CbtctlVolumesRunsStatusCancel) {
 }
 
 TEST(ControlClientTest, CbtctlWithoutDaemonSaysUnavailable) {
-  EXPECT_EQ(Cbtctl(cbtctl::RunStatusCommand, {"status"}, "/tmp/cbtd-none/cbtd.sock"),
-            common::kExitUnavailable);
+  EXPECT_EQ(
+      Cbtctl(cbtctl::RunStatusCommand, {"status"}, "/tmp/cbtd-none/cbtd.sock"),
+      common::kExitUnavailable);
 }
 
 TEST(ControlClientTest, NoDaemonIsUnavailableWithAHint) {

@@ -34,8 +34,8 @@ TEST(UnitsTest, ParseDecimalUint64TakesDigitsOnly) {
   EXPECT_TRUE(ParseDecimalUint64("18446744073709551615", &v));
   EXPECT_EQ(v, UINT64_MAX);
   v = 7;
-  for (const char* bad : {"", "+1", "-1", " 1", "1 ", "1K", "0x10",
-                          "18446744073709551616"}) {
+  for (const char* bad :
+       {"", "+1", "-1", " 1", "1 ", "1K", "0x10", "18446744073709551616"}) {
     EXPECT_FALSE(ParseDecimalUint64(bad, &v)) << bad;
     EXPECT_EQ(v, 7u) << bad;
   }

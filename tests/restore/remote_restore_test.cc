@@ -18,12 +18,12 @@
 namespace cbtd::receiver {
 namespace {
 
-using ::testing::HasSubstr;
 using restore::OpenRestoreTarget;
 using restore::RestoreOptions;
 using restore::RestoreRemoteVersion;
 using restore::RestoreStats;
 using restore::VerifyRemoteVersion;
+using ::testing::HasSubstr;
 using testing::VaultFixture;
 
 class RemoteRestoreTest : public VaultFixture {
