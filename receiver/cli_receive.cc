@@ -39,12 +39,8 @@ int RunReceive(std::span<char*> args) {
       transport::FdByteSource(fd, input == "-" ? "stdin" : input));
   auto result = ReceiveStream(*opened->vault, reader);
   if (fd != 0) ::close(fd);
-  if (!result.ok()) {
-    return Fail(vm, "receive",
-                absl::Status(result.status().code(),
-                             absl::StrCat(result.status().message(),
-                                          " [no version was created]")));
-  }
+  // The error already says what became of the version (ReceiveStream).
+  if (!result.ok()) return Fail(vm, "receive", result.status());
   const VersionIndex& idx = result->index;
   if (vm.count("json")) {
     PrintJson({{"ok", true},

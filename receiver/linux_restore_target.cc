@@ -21,18 +21,24 @@ using common::ErrnoStatus;
 class LinuxRestoreTarget : public RestoreTarget {
  public:
   LinuxRestoreTarget(int fd, std::string path, bool is_device, uint64_t size,
-                     bool fresh)
+                     bool fresh, bool created)
       : fd_(fd),
         path_(std::move(path)),
         is_device_(is_device),
         size_(size),
-        fresh_(fresh) {}
-  ~LinuxRestoreTarget() override { ::close(fd_); }
+        fresh_(fresh),
+        created_(created) {}
+  ~LinuxRestoreTarget() override {
+    ::close(fd_);
+    // A file this restore created and never finished: nothing stays.
+    if (created_ && !kept_) ::unlink(path_.c_str());
+  }
   LinuxRestoreTarget(const LinuxRestoreTarget&) = delete;
   LinuxRestoreTarget& operator=(const LinuxRestoreTarget&) = delete;
 
   uint64_t SizeBytes() const override { return size_; }
   bool fresh() const override { return fresh_; }
+  void Keep() override { kept_ = true; }
 
   absl::Status Resize(uint64_t size) override {
     if (is_device_) {
@@ -121,6 +127,8 @@ class LinuxRestoreTarget : public RestoreTarget {
   bool is_device_;
   uint64_t size_;
   bool fresh_;
+  const bool created_;  // by OpenRestoreTarget (O_CREAT | O_EXCL)
+  bool kept_ = false;
 };
 
 }  // namespace
@@ -133,12 +141,14 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     if (errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("stat ", path));
     fresh = true;
   }
+  const bool created = fresh;
   int fd = ::open(path.c_str(),
-                  O_RDWR | O_CLOEXEC | (fresh ? O_CREAT | O_EXCL : 0), 0640);
+                  O_RDWR | O_CLOEXEC | (created ? O_CREAT | O_EXCL : 0), 0640);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
+    if (created) ::unlink(path.c_str());
     return ErrnoStatus(err, absl::StrCat("stat ", path));
   }
   uint64_t size = 0;
@@ -159,7 +169,7 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
                      " is neither a regular file nor a block device"));
   }
   return std::unique_ptr<RestoreTarget>(
-      new LinuxRestoreTarget(fd, path, device, size, fresh));
+      new LinuxRestoreTarget(fd, path, device, size, fresh, created));
 }
 
 }  // namespace cbtd::receiver

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "receiver/restore.h"
+#include "receiver/verify.h"  // DamagedChunk
 #include "transport/grpc_client.h"
 
 namespace cbtd::receiver {
@@ -34,14 +35,6 @@ absl::StatusOr<RestoreStats> RestoreRemoteVersion(
     transport::RemoteClient& client, const std::string& host,
     const std::string& volume_id, const std::string& version,
     RestoreTarget& target, const RestoreOptions& options);
-
-// One chunk of the version that could not be read intact.
-struct DamagedChunk {
-  uint64_t chunk_index = 0;  // position in the volume
-  ChunkHash hash;            // the index entry
-  bool missing = false;      // NOT_FOUND (else damaged: DATA_LOSS)
-  std::string reason;
-};
 
 struct RemoteVerifyReport {
   std::string host;  // as the index names it

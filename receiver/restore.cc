@@ -1,6 +1,7 @@
 #include "receiver/restore.h"
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -127,10 +128,41 @@ absl::StatusOr<RestoreStats> RestoreVersion(Vault& vault, const VolumeName& vol,
   return RestoreFromSource(source, version, target, options);
 }
 
+namespace {
+
+absl::StatusOr<RestoreStats> RestoreInner(VersionSource& source,
+                                          std::string_view version,
+                                          RestoreTarget& target,
+                                          const RestoreOptions& options);
+
+}  // namespace
+
 absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                                std::string_view version,
                                                RestoreTarget& target,
                                                const RestoreOptions& options) {
+  // A state file this restore creates goes again if the restore fails: no
+  // state file says "unknown" as safely as an "incomplete" one.
+  const bool had_state = !options.state_path.empty() &&
+                         std::filesystem::exists(options.state_path);
+  auto stats = RestoreInner(source, version, target, options);
+  if (!stats.ok()) {
+    if (!options.state_path.empty() && !had_state) {
+      std::error_code ec;
+      std::filesystem::remove(options.state_path, ec);
+    }
+    return stats;
+  }
+  target.Keep();
+  return stats;
+}
+
+namespace {
+
+absl::StatusOr<RestoreStats> RestoreInner(VersionSource& source,
+                                          std::string_view version,
+                                          RestoreTarget& target,
+                                          const RestoreOptions& options) {
   auto idx = source.ReadIndex(version);
   if (!idx.ok()) return idx.status();
   const uint64_t n = idx->entries.size();
@@ -216,8 +248,10 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
         first = std::min(first, at.front());
         last = std::max(last, at.back());
       }
+      // A chunk missing from the vault is damage, not an unknown name.
       return absl::Status(
-          data.status().code(),
+          absl::IsNotFound(data.status()) ? absl::StatusCode::kDataLoss
+                                          : data.status().code(),
           absl::StrCat(first == last
                            ? absl::StrCat("chunk ", first)
                            : absl::StrCat("chunks ", first, "..", last),
@@ -281,4 +315,5 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
   return stats;
 }
 
+}  // namespace
 }  // namespace cbtd::receiver

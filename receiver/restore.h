@@ -93,9 +93,14 @@ class RestoreTarget {
   virtual absl::Status Sync() = 0;
   // True when the target was created empty by this restore (all holes).
   virtual bool fresh() const = 0;
+  // The restore completed: a target this restore created stays. Until
+  // then, destroying a target that OpenRestoreTarget created removes it,
+  // so a failed restore leaves nothing new behind.
+  virtual void Keep() = 0;
 };
 
-// Opens a regular file (created if missing) or a block device for writing.
+// Opens a regular file (created if missing; removed again when the target
+// is destroyed unless Keep() was called) or a block device for writing.
 absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     const std::string& path);
 
@@ -116,9 +121,11 @@ struct RestoreStats {
 };
 
 // Restores `version` of the source's volume onto `target` (see the top of
-// this file). Errors: NOT_FOUND (no such version), FAILED_PRECONDITION
-// (incremental refused; nothing written), DATA_LOSS (damaged chunk or
-// verify mismatch), the target's and the source's errors.
+// this file) and calls target.Keep() once it is complete. Errors:
+// NOT_FOUND (no such version), FAILED_PRECONDITION (incremental refused;
+// nothing written), DATA_LOSS (damaged or missing chunk, verify
+// mismatch), the target's and the source's errors. A state file that did
+// not exist before is removed again when the restore fails.
 absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                                std::string_view version,
                                                RestoreTarget& target,

@@ -241,6 +241,7 @@ absl::StatusOr<ProduceResult> ProduceStream(BlockDevice& source,
                 std::chrono::system_clock::now().time_since_epoch())
                 .count());
   h->set_allow_resize(options.allow_resize);
+  SealHeader(*h);
   rec.set_required(true);
   if (auto s = sink.Put(rec); !s.ok()) return s;
 

@@ -308,13 +308,16 @@ TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
   EXPECT_EQ(again.bytes_sent, 0u);
   EXPECT_GT(again.bytes_skipped, 0u);
 
-  // Another host's volume with the same content: stored once.
+  // Another host's volume with the same content: hostb must show the
+  // bytes (a hash is not possession: the handshake does not vouch for
+  // hosta's chunks), but the vault stores them once.
   auto b = Client("hostb");
   SendProgress other;
   ASSERT_TRUE(
       Backup(*b, data, "hostb", "copy", "v1", nullptr, Whole(data), &other)
           .ok());
-  EXPECT_EQ(other.payload_bytes_sent, 0u);
+  EXPECT_EQ(other.bytes_sent, first.bytes_sent);
+  EXPECT_EQ(other.bytes_skipped, first.bytes_skipped);
   // Only two new index objects, no chunk objects.
   EXPECT_EQ(vault_.Objects().size(), chunks_after_first + 2);
   auto restored = RemoteRestore(*b, "", "copy", "v1");
@@ -347,6 +350,21 @@ class RawClient {
       return absl::Status(absl::StatusCode(st.error_code()),
                           st.error_message());
     return resp.session_id();
+  }
+
+  absl::StatusOr<std::vector<bool>> Have(const std::string& session_id,
+                                         const std::vector<ChunkHash>& hashes) {
+    grpc::ClientContext ctx;
+    service::HaveChunksRequest req;
+    req.set_session_id(session_id);
+    for (const auto& h : hashes) req.add_hashes(h.ToBytes());
+    service::HaveChunksResponse resp;
+    grpc::Status st = stub_->HaveChunks(&ctx, req, &resp);
+    if (!st.ok()) {
+      return absl::Status(absl::StatusCode(st.error_code()),
+                          st.error_message());
+    }
+    return std::vector<bool>(resp.have().begin(), resp.have().end());
   }
 
   grpc::Status HaveChunks(const std::string& session_id) {
@@ -480,6 +498,7 @@ TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
     // oversize message never reaches the service) stays resumable.
     stream::Header h = header;
     h.set_volume_id(absl::StrCat("evil", n++));
+    SealHeader(h);
     grpc::Status st = raw.Send(h, c.records);
     EXPECT_EQ(st.error_code(), c.want) << c.name << ": " << st.error_message();
     EXPECT_FALSE(st.error_message().empty()) << c.name;
@@ -558,6 +577,7 @@ TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
   // Another volume of the same host is not blocked.
   stream::Record other = recs.records[0];
   other.mutable_header()->set_volume_id("other");
+  SealHeader(*other.mutable_header());
   EXPECT_TRUE(client->NewSink()->Put(other).ok());
   // The first one completes.
   for (size_t i = 2; i < recs.records.size(); ++i) {
@@ -565,6 +585,63 @@ TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
   }
   ASSERT_TRUE(first->Finish().ok());
   EXPECT_EQ(first->committed()->version_id, "v1");
+}
+
+// Fault 1 of issue 13, from a client that forges the messages: hosta knows
+// only the hash of one of hostb's chunks. It can neither learn that the
+// vault holds it, nor commit a version that references it, nor fetch it.
+TEST_F(GrpcTransportTest, ForgedChunkRefCannotReadAnotherHostsChunk) {
+  auto b = Client("hostb");
+  const std::string secret_data = VolumeBytes(kVolumeBytes, 31);
+  ASSERT_TRUE(
+      Backup(*b, secret_data, "hostb", "db", "v1", nullptr, Whole(secret_data))
+          .ok());
+  auto b_index = vault_.vault().ReadIndex({"hostb", "db"}, "v1");
+  ASSERT_TRUE(b_index.ok()) << b_index.status();
+  const ChunkHash secret = b_index->entries[1];
+  ASSERT_FALSE(IsZeroEntry(secret));
+
+  // hosta's own one-chunk volume, as the real producer writes its header.
+  const std::string zeros(testing::kTestChunkBytes, '\0');
+  MemoryBlockDevice dev(zeros);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "loot";
+  po.version_id = "stolen";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink honest;
+  ASSERT_TRUE(ProduceStream(dev, Whole(zeros), {}, nullptr, po, honest).ok());
+  const auto before = vault_.Objects();
+
+  RawClient a(*certs_, "hosta", server_->port());
+  auto id = a.Open(honest.records[0].header());
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto have = a.Have(*id, {secret});
+  ASSERT_TRUE(have.ok()) << have.status();
+  EXPECT_EQ(*have, std::vector<bool>{false})
+      << "HaveChunks told hosta that the vault holds hostb's chunk";
+
+  stream::Record ref;
+  ref.set_required(true);
+  ref.mutable_chunk_ref()->set_chunk_index(0);
+  ref.mutable_chunk_ref()->set_hash(secret.ToBytes());
+  stream::Record trailer;
+  trailer.set_required(true);
+  trailer.mutable_trailer()->set_chunk_ref_records(1);
+  trailer.mutable_trailer()->set_root_hash(
+      ComputeRootHash(testing::kTestChunkBytes, testing::kTestChunkBytes,
+                      std::vector<ChunkHash>{secret})
+          .ToBytes());
+  grpc::Status st = a.Upload(*id, {ref, trailer});
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("send its bytes"), std::string::npos)
+      << st.error_message();
+  auto versions = vault_.vault().ListVersions({"hosta", "loot"});
+  EXPECT_TRUE(!versions.ok() || versions->empty());
+  EXPECT_EQ(vault_.Objects(), before);
+  auto fetched = Client("hosta")->GetChunks("", "loot", "stolen", {secret});
+  EXPECT_FALSE(fetched.ok()) << "hosta read hostb's chunk";
 }
 
 TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
