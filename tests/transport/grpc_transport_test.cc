@@ -229,7 +229,8 @@ TEST_F(GrpcTransportTest, RefusesNoCertificateWrongCaAndExpiredCertificate) {
     if (!c.ok()) return;  // refused locally is fine too
     auto r = (*c)->ListVersions("", "");
     EXPECT_FALSE(r.ok()) << what;
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable)
+    // A refused certificate is told apart from a network failure.
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated)
         << what << ": " << r.status();
   };
   ClientOptions no_cert = TlsClient(*certs_, "hosta", port);
@@ -553,38 +554,65 @@ TEST_F(GrpcTransportTest, HostCannotUseAnotherHostsSession) {
   EXPECT_TRUE(*restored == data);
 }
 
-TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
+// Fault 5 of issue 13: a sender killed mid-stream (SIGKILL, a crashed
+// cbtd) left its session open, and every new run of the same host was
+// refused "already has an open session" for the whole resume ttl. The same
+// host takes its volume over at once; the old session is aborted and its
+// data never becomes a version.
+TEST_F(GrpcTransportTest, KilledSenderDoesNotLockItsVolume) {
   std::string data = VolumeBytes(kVolumeBytes, 5);
   MemoryBlockDevice dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "busy";
-  po.version_id = "v1";
   po.chunk_size_bytes = testing::kTestChunkBytes;
-  VectorSink recs;
-  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  po.version_id = "old";
+  VectorSink old_recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, old_recs).ok());
+  po.version_id = "new";
+  VectorSink new_recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, new_recs).ok());
 
+  // The first run opens its session and sends part of its stream, then
+  // stops: killed, as far as the receiver can tell (no FIN, no cancel).
   auto client = Client("hosta");
   auto first = client->NewSink();
-  ASSERT_TRUE(first->Put(recs.records[0]).ok());
-  ASSERT_TRUE(first->Put(recs.records[1]).ok());
-  auto second = client->NewSink();
-  absl::Status st = second->Put(recs.records[0]);
-  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
-  EXPECT_NE(st.message().find("already has an open session"),
-            absl::string_view::npos)
-      << st;
-  // Another volume of the same host is not blocked.
-  stream::Record other = recs.records[0];
-  other.mutable_header()->set_volume_id("other");
-  SealHeader(*other.mutable_header());
-  EXPECT_TRUE(client->NewSink()->Put(other).ok());
-  // The first one completes.
-  for (size_t i = 2; i < recs.records.size(); ++i) {
-    ASSERT_TRUE(first->Put(recs.records[i]).ok());
+  const size_t half = old_recs.records.size() / 2;
+  for (size_t i = 0; i < half; ++i) {
+    ASSERT_TRUE(first->Put(old_recs.records[i]).ok());
   }
-  ASSERT_TRUE(first->Finish().ok());
-  EXPECT_EQ(first->committed()->version_id, "v1");
+  EXPECT_EQ(server_->open_sessions(), 1);
+
+  // The next run of the same host starts at once and completes.
+  const auto start = std::chrono::steady_clock::now();
+  auto next_run = Client("hosta");
+  auto second = next_run->NewSink();
+  for (const auto& r : new_recs.records) {
+    absl::Status st = second->Put(r);
+    ASSERT_TRUE(st.ok()) << "the volume of a killed sender is locked: " << st;
+  }
+  ASSERT_TRUE(second->Finish().ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(second->committed()->version_id, "new");
+
+  // The old run, should it still be alive, cannot finish: its session was
+  // aborted, and it is told so instead of being sent round a retry loop.
+  absl::Status st;
+  for (size_t i = half; i < old_recs.records.size() && st.ok(); ++i) {
+    st = first->Put(old_recs.records[i]);
+  }
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("taken over"), absl::string_view::npos) << st;
+  EXPECT_FALSE(first->committed().has_value());
+
+  auto versions = vault_.vault().ListVersions({"hosta", "busy"});
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(*versions, std::vector<std::string>{"new"});
+  EXPECT_EQ(vault_.commits(), 1);
+  EXPECT_EQ(server_->open_sessions(), 0);
+  auto restored = RemoteRestore(*client, "", "busy", "new");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
 }
 
 // Fault 1 of issue 13, from a client that forges the messages: hosta knows
@@ -642,6 +670,31 @@ TEST_F(GrpcTransportTest, ForgedChunkRefCannotReadAnotherHostsChunk) {
   EXPECT_EQ(vault_.Objects(), before);
   auto fetched = Client("hosta")->GetChunks("", "loot", "stolen", {secret});
   EXPECT_FALSE(fetched.ok()) << "hosta read hostb's chunk";
+}
+
+// Also from issue 13: a receiver that rejects the sender's certificate is
+// not "unreachable": the sender stops at once instead of retrying for the
+// whole retry budget.
+TEST_F(GrpcTransportTest, CertificateRejectionIsNotRetried) {
+  const int port = server_->port();
+  ClientOptions foreign = TlsClient(*certs_ + "/other", "hosta", port);
+  foreign.ca_pem = testing::ReadOrDie(*certs_ + "/ca.crt");
+  ClientOptions expired = TlsClient(*certs_, "expired", port);
+  for (ClientOptions o : {foreign, expired}) {
+    o.retry_budget = std::chrono::minutes(2);  // the default
+    auto c = RemoteClient::Create(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    const std::string data = VolumeBytes(kVolumeBytes, 12);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = Backup(**c, data, "hosta", "root", "v1", nullptr, Whole(data));
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated)
+        << r.status();
+    EXPECT_LT(took, std::chrono::seconds(15)) << r.status();
+    EXPECT_NE(r.status().message().find("certificate"), std::string::npos)
+        << r.status();
+  }
 }
 
 TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
