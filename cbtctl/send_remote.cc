@@ -29,6 +29,8 @@ int ExitFor(const absl::Status& s) {
       return common::kExitRefused;
     case absl::StatusCode::kUnavailable:
       return common::kExitUnavailable;
+    case absl::StatusCode::kNotFound:
+      return common::kExitNotFound;  // e.g. --base-version unknown
     default:
       return common::kExitFailure;
   }
@@ -62,7 +64,8 @@ void AddRemoteSendOptions(po::options_description& desc) {
       "bwlimit", po::value<std::string>(),
       "payload bandwidth limit, BYTES[K|M|G] per second")(
       "retries", po::value<int>()->default_value(5),
-      "restarts of the run if the receiver lost the session")(
+      "restarts of the run if the receiver lost the session; 0: no retry at "
+      "all (no reconnect either, fail at the first network error)")(
       "no-progress", "no progress line on a terminal");
 }
 
@@ -121,6 +124,13 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
                 << std::flush;
     };
   }
+  const int retries = vm["retries"].as<int>();
+  if (retries < 0) {
+    std::cerr << "cbtctl send: --retries must not be negative\n";
+    return common::kExitUsage;
+  }
+  // No retry means none: neither reconnecting within a run nor a new run.
+  if (retries == 0) co.retry_budget = std::chrono::milliseconds(0);
   auto client = transport::RemoteClient::Create(co);
   if (!client.ok()) return Fail(client.status());
 
@@ -143,7 +153,6 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
     base = &*remote_base;
   }
 
-  const int retries = vm["retries"].as<int>();
   auto delay = std::chrono::seconds(1);
   for (int attempt = 0;; ++attempt) {
     auto sink = (*client)->NewSink();

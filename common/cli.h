@@ -24,6 +24,7 @@ inline constexpr int kExitUsage = 2;    // bad command line or config
 inline constexpr int kExitRefused = 3;  // input refused; nothing was changed
 inline constexpr int kExitDamaged = 4;  // verify found damaged data
 inline constexpr int kExitUnavailable = 5;  // a peer or the daemon is down
+inline constexpr int kExitNotFound = 6;     // no such host, volume or version
 
 struct Subcommand {
   std::string_view name;

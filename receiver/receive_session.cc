@@ -28,8 +28,11 @@ absl::Status ValidateHeader(const stream::Header& h) {
     return absl::FailedPreconditionError(
         absl::StrCat("stream format version ", h.format_version(),
                      " is not supported; this cbt-receiver reads version ",
-                     transport::kStreamFormatVersion));
+                     transport::kStreamFormatVersion,
+                     " (whose header carries a checksum): send the stream "
+                     "again with a cbtctl of the same release"));
   }
+  if (auto s = transport::CheckHeaderChecksum(h); !s.ok()) return s;
   if (h.hash_algorithm() != stream::HASH_SHA256) {
     return absl::InvalidArgumentError(
         "stream header: hash_algorithm must be HASH_SHA256");
@@ -165,7 +168,10 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
 
 ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
                                std::unique_ptr<StoreLock> lock)
-    : vault_(vault), header_(header), gc_lock_(std::move(lock)) {}
+    : vault_(vault),
+      header_(header),
+      gc_lock_(std::move(lock)),
+      scope_(vault, header.source_host()) {}
 
 // Nothing to undo on abort: stored chunks are valid, content-addressed and
 // reused by a retry; GC removes them if no version ever references them.
@@ -180,6 +186,14 @@ absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
   for (const ChunkHash& h : hashes) {
     if (transport::IsZeroEntry(h)) {
       out.push_back(true);
+      continue;
+    }
+    // Outside the host's scope the answer is "no" whether or not the vault
+    // holds the chunk: the sender must show the bytes.
+    auto mine = scope_.Contains(h);
+    if (!mine.ok()) return mine.status();
+    if (!*mine) {
+      out.push_back(false);
       continue;
     }
     if (staged_set_.contains(h)) {
@@ -226,7 +240,9 @@ absl::Status ReceiveSession::Apply(const stream::Record& record) {
         Describe(header_, header_.new_version_id()), " is already committed)"));
   }
   absl::Status s = ApplyInner(record);
-  if (!s.ok()) state_ = State::kFailed;
+  // A commit that reported an error after its index appeared stays
+  // committed: the outcome reported must be the one on disk.
+  if (!s.ok() && state_ != State::kCommitted) state_ = State::kFailed;
   return s;
 }
 
@@ -313,6 +329,8 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
 
   const ChunkHash entry = transport::EntryOf(
       {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
+  // The bytes were shown: from now on this session may name the chunk.
+  if (!transport::IsZeroEntry(entry)) scope_.AddProven(entry);
   if (!transport::IsZeroEntry(entry) && !Holds(entry)) {
     auto has = vault_.HasChunk(entry);
     if (!has.ok()) return has.status();
@@ -341,6 +359,18 @@ absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
   if (i >= chunk_count_) return CheckIndex(i, 1, "chunk ref");
   auto hash = HashField(c.hash(), i);
   if (!hash.ok()) return hash.status();
+  if (!transport::IsZeroEntry(*hash)) {
+    auto mine = InScope(i, *hash);
+    if (!mine.ok()) return mine.status();
+    if (!*mine) {
+      // Said the same way whether or not the vault holds the chunk.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "chunk ref at index ", i, " names chunk ", hash->ToHex(),
+          ", which no version of host '", header_.source_host(),
+          "' references and this stream has not carried: a hash alone does "
+          "not prove possession, the sender must send its bytes"));
+    }
+  }
   if (!transport::IsZeroEntry(*hash) && !Holds(*hash)) {
     auto has = vault_.HasChunk(*hash);
     if (!has.ok()) return has.status();
@@ -354,6 +384,15 @@ absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
   index_.entries[i] = *hash;
   ++counted_.chunk_ref_records;
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ReceiveSession::InScope(uint64_t index,
+                                             const ChunkHash& hash) {
+  // The base's own entry at this position is a chunk of a committed version
+  // of this host, known without loading the rest of its scope. Records
+  // ascend, so the entry there is still the base's.
+  if (index_.entries[index] == hash) return true;
+  return scope_.Contains(hash);
 }
 
 absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
@@ -386,7 +425,7 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
     return absl::InvalidArgumentError(absl::StrCat(
         "root hash mismatch for ", Describe(header_, header_.new_version_id()),
         ": the sender computed ", sent, ", the base plus the stream give ",
-        index_.root_hash.ToHex(), "; nothing was committed"));
+        index_.root_hash.ToHex()));
   }
   const uint64_t new_objects = index_.stats.new_objects;
   const uint64_t stored_bytes = index_.stats.stored_bytes;
@@ -395,36 +434,95 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
   index_.stats.stored_bytes = stored_bytes;
   // Every chunk the index names is durable before the index appears.
   if (auto s = FlushStaged(); !s.ok()) return s;
-  if (auto s = vault_.PublishIndex(index_); !s.ok()) return s;
+  absl::Status published = vault_.PublishIndex(index_);
+  if (!published.ok() && !absl::IsAlreadyExists(published)) {
+    // E.g. the directory sync after the link failed: the index may be
+    // there all the same, and then the version exists.
+    auto there = vault_.store().Exists(
+        Vault::IndexKey({index_.host, index_.volume}, index_.version_id));
+    if (!there.ok() || !*there) return published;
+    state_ = State::kCommitted;
+    gc_lock_.reset();
+    return absl::Status(
+        published.code(),
+        absl::StrCat(published.message(),
+                     " (the index was written, so the version exists; run "
+                     "`cbt-receiver verify` on it)"));
+  }
+  if (!published.ok()) return published;
   state_ = State::kCommitted;
   gc_lock_.reset();
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
-                                            transport::StreamReader& reader) {
+namespace {
+
+// The header, and the session it opens.
+absl::StatusOr<std::unique_ptr<ReceiveSession>> OpenFromStream(
+    Vault& vault, transport::StreamReader& reader) {
   auto first = reader.Next();
   if (!first.ok()) return first.status();
   if (!first->has_value() || !(*first)->has_header()) {
     return absl::InvalidArgumentError(
         "stream does not start with a header (empty or not a cbtd stream)");
   }
-  auto session = ReceiveSession::Open(vault, (*first)->header());
-  if (!session.ok()) return session.status();
+  return ReceiveSession::Open(vault, (*first)->header());
+}
+
+// Every record after the header, through the trailer (the commit).
+absl::Status ApplyRecords(ReceiveSession& session,
+                          transport::StreamReader& reader) {
   for (;;) {
     auto rec = reader.Next();
     if (!rec.ok()) return rec.status();
     if (!rec->has_value()) break;
-    if (auto s = (*session)->Apply(**rec); !s.ok()) {
+    if ((*rec)->has_trailer()) {
+      // Nothing may follow the trailer, and that is checked before the
+      // trailer commits: a damaged file, or two streams run together,
+      // must not commit and then fail.
+      const uint64_t end = reader.offset();
+      auto at_end = reader.AtEnd();
+      if (!at_end.ok()) return at_end.status();
+      if (!*at_end) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the stream has more bytes after its trailer (from byte ", end,
+            "): the file is damaged or holds more than one stream"));
+      }
+    }
+    if (auto s = session.Apply(**rec); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("at byte ", reader.offset(),
                                                  ": ", s.message()));
     }
   }
-  if (!(*session)->committed()) {
+  if (!session.committed()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stream truncated: it ends at byte ", reader.offset(),
-        " without a trailer; no version was created (retry the send: chunks "
-        "already stored are reused)"));
+        " without a trailer (retry the send: chunks already stored are "
+        "reused)"));
+  }
+  return absl::OkStatus();
+}
+
+// `s` followed by what became of the version, from the session's state.
+absl::Status WithOutcome(const absl::Status& s, const ReceiveSession* session) {
+  const std::string outcome =
+      session != nullptr && session->committed()
+          ? absl::StrCat(
+                "[version ",
+                Describe(session->header(), session->header().new_version_id()),
+                " was created]")
+          : "[no version was created]";
+  return absl::Status(s.code(), absl::StrCat(s.message(), " ", outcome));
+}
+
+}  // namespace
+
+absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
+                                            transport::StreamReader& reader) {
+  auto session = OpenFromStream(vault, reader);
+  if (!session.ok()) return WithOutcome(session.status(), nullptr);
+  if (absl::Status s = ApplyRecords(**session, reader); !s.ok()) {
+    return WithOutcome(s, session->get());
   }
   return ReceiveResult{(*session)->index()};
 }

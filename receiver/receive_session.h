@@ -19,12 +19,18 @@
 //    base or a base root hash that differs from the vault's, a chunk size
 //    different from the base's, a volume size different from the base's
 //    without header.allow_resize (FAILED_PRECONDITION / INVALID_ARGUMENT).
+//  * The header's checksum must match (format 2): a damaged name, id or
+//    time is refused before anything is written.
 //  * Apply checks every record before storing anything from it: chunk index
 //    in range and strictly ascending over all records (no duplicates),
-//    raw size, payload XXH3, decompression, SHA-256 of the bytes; a
-//    ChunkRef must name a chunk the vault holds. Errors: INVALID_ARGUMENT
-//    (bad input), FAILED_PRECONDITION (ChunkRef to a missing chunk),
-//    storage errors as they come.
+//    raw size, payload XXH3, decompression, SHA-256 of the bytes.
+//  * A ChunkRef (a chunk by hash alone) must name a chunk in the host's own
+//    scope (receiver/host_scope.h: referenced by a committed version of
+//    the same host, or sent with its bytes earlier in this session) that
+//    the vault holds; HaveChunks answers true only for those. Knowing a
+//    hash is not possession: anything else must travel with its bytes.
+//    Errors: INVALID_ARGUMENT (bad input), FAILED_PRECONDITION (ChunkRef
+//    outside the scope or to a missing chunk), storage errors as they come.
 //  * Chunks are stored as they arrive (idempotent, content-addressed), so a
 //    stream cut anywhere leaves no version but reusable chunks; the index
 //    is built from the base index plus the stream and published atomically
@@ -44,6 +50,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "receiver/host_scope.h"
 #include "receiver/vault.h"
 #include "transport/proto/stream.pb.h"
 #include "transport/stream_codec.h"
@@ -60,8 +67,9 @@ class ReceiveSession {
   ReceiveSession& operator=(const ReceiveSession&) = delete;
   ~ReceiveSession();
 
-  // Dedup handshake: result[i] is true when the vault holds hashes[i] (the
-  // sender may then send a ChunkRef instead of the bytes).
+  // Dedup handshake: result[i] is true when hashes[i] is in the host's
+  // scope and the vault holds it (the sender may then send a ChunkRef
+  // instead of the bytes). Says nothing about other hosts' chunks.
   absl::StatusOr<std::vector<bool>> HaveChunks(
       std::span<const ChunkHash> hashes);
 
@@ -69,6 +77,8 @@ class ReceiveSession {
   // A Header, or any record after the Trailer, is INVALID_ARGUMENT.
   absl::Status Apply(const stream::Record& record);
 
+  // True once the version's index is published (also when publishing
+  // reported an error after the index appeared).
   bool committed() const { return state_ == State::kCommitted; }
   // The lowest chunk index the next record may carry: where a resumed
   // sender continues.
@@ -91,9 +101,13 @@ class ReceiveSession {
   absl::Status FlushStaged();
   bool Holds(const ChunkHash& hash);
 
+  // True when a ChunkRef at chunk `index` may name `hash`.
+  absl::StatusOr<bool> InScope(uint64_t index, const ChunkHash& hash);
+
   Vault& vault_;
   stream::Header header_;
   std::unique_ptr<StoreLock> gc_lock_;
+  HostScope scope_;
   State state_ = State::kReceiving;
   VersionIndex index_;
   uint64_t chunk_count_ = 0;
@@ -117,7 +131,11 @@ struct ReceiveResult {
 
 // Reads a whole stream from `reader` and applies it: Header, records,
 // Trailer, then end of stream. A stream that ends before its Trailer is
-// INVALID_ARGUMENT ("truncated") and leaves no version.
+// INVALID_ARGUMENT ("truncated") and leaves no version; so does one with
+// any byte after its Trailer (checked before the commit). Every error
+// ends with what happened to the version: "[no version was created]", or,
+// if the index was published before the error, "[version H/V@ID was
+// created]".
 absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
                                             transport::StreamReader& reader);
 

@@ -31,6 +31,12 @@ std::string Describe(const VolumeName& v, std::string_view version) {
 
 }  // namespace
 
+// Names become path components: refuse them by name before a key is made.
+static absl::Status ValidateVolume(const VolumeName& v) {
+  if (auto s = ValidateName("host", v.host); !s.ok()) return s;
+  return ValidateName("volume", v.volume);
+}
+
 absl::Status ValidateName(std::string_view what, std::string_view name) {
   const bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' &&
                   std::all_of(name.begin(), name.end(), [](char c) {
@@ -178,6 +184,7 @@ absl::StatusOr<std::string> Vault::ReadChunk(const ChunkHash& hash) {
 
 absl::StatusOr<VersionIndex> Vault::ReadIndex(const VolumeName& v,
                                               std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
   if (auto s = ValidateName("version id", version); !s.ok()) return s;
   const std::string key = IndexKey(v, version);
   auto data = store_.Get(key);
@@ -203,12 +210,15 @@ absl::Status Vault::PublishIndex(const VersionIndex& index) {
 }
 
 absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
   if (auto s = store_.Delete(ProtectedKey(v, version)); !s.ok()) return s;
   return store_.Delete(IndexKey(v, version));
 }
 
 absl::StatusOr<std::vector<std::string>> Vault::ListVersions(
     const VolumeName& v) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
   const std::string prefix = VolumePrefix(v) + "/versions";
   auto keys = store_.List(prefix);
   if (!keys.ok()) return keys.status();
@@ -245,8 +255,38 @@ absl::StatusOr<std::vector<VolumeName>> Vault::ListVolumes() {
   return std::vector<VolumeName>(vols.begin(), vols.end());
 }
 
+absl::StatusOr<std::vector<std::pair<VolumeName, std::string>>>
+Vault::ListHostVersions(std::string_view host) {
+  if (auto s = ValidateName("host", host); !s.ok()) return s;
+  const std::string prefix = absl::StrCat("hosts/", std::string(host));
+  auto keys = store_.List(prefix);
+  if (!keys.ok()) return keys.status();
+  std::vector<std::pair<VolumeName, std::string>> out;
+  for (const std::string& k : *keys) {
+    // hosts/<host>/<volume>/versions/<id>.idx
+    const size_t vol_end = k.find('/', prefix.size() + 1);
+    if (vol_end == std::string::npos) continue;
+    const std::string_view rest = std::string_view(k).substr(vol_end);
+    constexpr std::string_view kDir = "/versions/";
+    if (rest.rfind(kDir, 0) != 0 ||
+        rest.size() <= kDir.size() + kIndexSuffix.size() ||
+        rest.substr(rest.size() - kIndexSuffix.size()) != kIndexSuffix ||
+        rest.find('/', kDir.size()) != std::string_view::npos) {
+      continue;
+    }
+    out.emplace_back(
+        VolumeName{std::string(host),
+                   k.substr(prefix.size() + 1, vol_end - prefix.size() - 1)},
+        std::string(rest.substr(
+            kDir.size(), rest.size() - kDir.size() - kIndexSuffix.size())));
+  }
+  return out;
+}
+
 absl::Status Vault::SetProtected(const VolumeName& v, std::string_view version,
                                  bool on) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
   if (!on) return store_.Delete(ProtectedKey(v, version));
   auto exists = store_.Exists(IndexKey(v, version));
   if (!exists.ok()) return exists.status();
@@ -259,6 +299,8 @@ absl::Status Vault::SetProtected(const VolumeName& v, std::string_view version,
 
 absl::StatusOr<bool> Vault::IsProtected(const VolumeName& v,
                                         std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
   return store_.Exists(ProtectedKey(v, version));
 }
 

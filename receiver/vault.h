@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -82,9 +83,14 @@ class Vault {
   absl::Status PublishIndex(const VersionIndex& index);
   absl::Status DeleteIndex(const VolumeName& v, std::string_view version);
 
-  // Version ids of a volume, sorted.
+  // Version ids of a volume, sorted (none for an unknown volume).
+  // INVALID_ARGUMENT naming "host" / "volume" for a name ValidateName
+  // refuses, as every call below that takes a VolumeName.
   absl::StatusOr<std::vector<std::string>> ListVersions(const VolumeName& v);
   absl::StatusOr<std::vector<VolumeName>> ListVolumes();
+  // Every version of every volume of `host`, sorted.
+  absl::StatusOr<std::vector<std::pair<VolumeName, std::string>>>
+  ListHostVersions(std::string_view host);
 
   absl::Status SetProtected(const VolumeName& v, std::string_view version,
                             bool on);

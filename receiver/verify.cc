@@ -3,6 +3,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -13,69 +14,108 @@ namespace cbtd::receiver {
 absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
                                          const VerifyScope& scope) {
   VerifyReport report;
-  std::vector<VolumeName> volumes;
+  std::vector<std::pair<VolumeName, std::string>> versions;
   if (scope.volume) {
-    volumes.push_back(*scope.volume);
+    std::vector<std::string> ids;
+    if (!scope.version.empty()) {
+      // NOT_FOUND naming the version, or the index's own damage.
+      auto idx = vault.ReadIndex(*scope.volume, scope.version);
+      if (absl::IsNotFound(idx.status()) ||
+          absl::IsInvalidArgument(idx.status())) {
+        return idx.status();
+      }
+      ids.push_back(scope.version);
+    } else {
+      auto listed = vault.ListVersions(*scope.volume);
+      if (!listed.ok()) return listed.status();
+      if (listed->empty()) {
+        return absl::NotFoundError(absl::StrCat(
+            scope.volume->host, "/", scope.volume->volume,
+            " not found: the vault holds no version of it (unknown host or "
+            "volume)"));
+      }
+      ids = *std::move(listed);
+    }
+    for (auto& id : ids) versions.emplace_back(*scope.volume, std::move(id));
   } else {
     auto all = vault.ListVolumes();
     if (!all.ok()) return all.status();
-    volumes = *all;
+    for (const VolumeName& v : *all) {
+      auto listed = vault.ListVersions(v);
+      if (!listed.ok()) return listed.status();
+      for (auto& id : *listed) versions.emplace_back(v, std::move(id));
+    }
   }
+
   // Which versions reference which chunk: each chunk is read once however
   // many versions share it.
   std::unordered_map<ChunkHash, std::vector<size_t>,
                      transport::ChunkHashStdHash>
       users;
-  std::vector<std::pair<VolumeName, std::string>> versions;
-  std::map<size_t, std::string> damage;  // version slot -> first reason
-  for (const VolumeName& v : volumes) {
-    std::vector<std::string> ids;
-    if (!scope.version.empty()) {
-      ids.push_back(scope.version);
-    } else {
-      auto listed = vault.ListVersions(v);
-      if (!listed.ok()) return listed.status();
-      ids = *listed;
+  std::map<size_t, std::string> bad_index;  // version slot -> reason
+  for (size_t slot = 0; slot < versions.size(); ++slot) {
+    auto idx = vault.ReadIndex(versions[slot].first, versions[slot].second);
+    // Pruned between the listing and the read: not a version any more.
+    if (absl::IsNotFound(idx.status()) && scope.version.empty()) continue;
+    if (!idx.ok()) {
+      bad_index[slot] = std::string(idx.status().message());
+      continue;
     }
-    for (const std::string& id : ids) {
-      const size_t slot = versions.size();
-      versions.emplace_back(v, id);
-      auto idx = vault.ReadIndex(v, id);
-      if (!idx.ok()) {
-        damage[slot] = std::string(idx.status().message());
-        continue;
-      }
-      for (const ChunkHash& h : idx->entries) {
-        if (transport::IsZeroEntry(h)) continue;
-        auto& u = users[h];
-        if (u.empty() || u.back() != slot) u.push_back(slot);
-      }
+    ++report.versions_checked;
+    for (const ChunkHash& h : idx->entries) {
+      if (transport::IsZeroEntry(h)) continue;
+      auto& u = users[h];
+      if (u.empty() || u.back() != slot) u.push_back(slot);
     }
   }
+  report.versions_checked += bad_index.size();
+
   std::vector<const std::pair<const ChunkHash, std::vector<size_t>>*> work;
   for (const auto& kv : users) work.push_back(&kv);
   std::atomic<size_t> next{0};
   std::mutex mu;
+  // Damaged chunk -> why; and the versions that use at least one.
+  std::unordered_map<ChunkHash, absl::Status, transport::ChunkHashStdHash>
+      bad_chunks;
+  std::set<size_t> hurt;  // version slots
   auto run = [&] {
     for (size_t k; (k = next++) < work.size();) {
       auto data = vault.ReadChunk(work[k]->first);
       if (data.ok()) continue;
       std::lock_guard l(mu);
-      for (size_t slot : work[k]->second) {
-        damage.emplace(slot, std::string(data.status().message()));
-      }
+      bad_chunks.emplace(work[k]->first, data.status());
+      hurt.insert(work[k]->second.begin(), work[k]->second.end());
     }
   };
   std::vector<std::thread> ts;
   for (int t = 1; t < std::max(1, scope.threads); ++t) ts.emplace_back(run);
   run();
   for (auto& t : ts) t.join();
-  report.versions_checked = versions.size();
   report.chunks_checked = work.size();
-  for (const auto& [slot, reason] : damage) {
-    report.damaged.push_back(
-        {versions[slot].first, versions[slot].second, reason});
+
+  // Every position of every hurt version: damage is rare, so reading those
+  // indexes again is cheaper than keeping every index in memory.
+  std::map<size_t, DamagedVersion> out;
+  for (const auto& [slot, reason] : bad_index) {
+    out[slot] = {versions[slot].first, versions[slot].second, reason, {}};
   }
+  for (size_t slot : hurt) {
+    DamagedVersion d{versions[slot].first, versions[slot].second, "", {}};
+    auto idx = vault.ReadIndex(d.volume, d.version);
+    if (!idx.ok()) {
+      d.reason = std::string(idx.status().message());
+    } else {
+      for (uint64_t i = 0; i < idx->entries.size(); ++i) {
+        auto it = bad_chunks.find(idx->entries[i]);
+        if (it == bad_chunks.end()) continue;
+        d.chunks.push_back({i, it->first, absl::IsNotFound(it->second),
+                            std::string(it->second.message())});
+      }
+      if (!d.chunks.empty()) d.reason = d.chunks.front().reason;
+    }
+    out[slot] = std::move(d);
+  }
+  for (auto& [slot, d] : out) report.damaged.push_back(std::move(d));
   return report;
 }
 

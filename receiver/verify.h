@@ -1,6 +1,7 @@
 // Verify: re-reads every chunk a version (or the whole vault) references,
 // checks each object's checksum and content hash, and reports the damaged
-// versions. It never repairs or deletes anything.
+// versions, naming every damaged or missing chunk of each. It never
+// repairs or deletes anything.
 #ifndef CBTD_RECEIVER_VERIFY_H_
 #define CBTD_RECEIVER_VERIFY_H_
 
@@ -10,13 +11,20 @@
 
 #include "absl/status/statusor.h"
 #include "receiver/vault.h"
+#include "restore/restore.h"
 
 namespace cbtd::receiver {
+
+using restore::DamagedChunk;
 
 struct DamagedVersion {
   VolumeName volume;
   std::string version;
-  std::string reason;  // the first problem found, naming the chunk/index
+  std::string reason;  // the first problem: the index, or chunks[0]'s
+  // Every position whose chunk is damaged or missing, ascending (a hash
+  // used at several positions appears at each); empty when the index
+  // itself is damaged.
+  std::vector<DamagedChunk> chunks;
 };
 
 struct VerifyReport {
@@ -32,7 +40,10 @@ struct VerifyScope {
   int threads = 2;
 };
 
-// Errors only for failures to list the vault; damage goes in the report.
+// Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND when scope.volume
+// has no version (an unknown host or volume) or scope.version does not
+// exist: an unknown name is never reported as sound nor as damaged. Other
+// errors are failures to list the vault; damage goes in the report.
 absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
                                          const VerifyScope& scope);
 

@@ -22,15 +22,25 @@ using common::ErrnoStatus;
 
 class LinuxRestoreTarget : public RestoreTarget {
  public:
-  LinuxRestoreTarget(std::string path, common::OpenedDevice dev, bool fresh)
+  LinuxRestoreTarget(std::string path, common::OpenedDevice dev, bool fresh,
+                     bool created)
       : fd_(std::move(dev.fd)),
         path_(std::move(path)),
         is_device_(dev.is_block_device),
         size_(dev.size_bytes),
-        fresh_(fresh) {}
+        fresh_(fresh),
+        created_(created) {}
+  ~LinuxRestoreTarget() override {
+    fd_.reset();
+    // A file this restore created and never finished: nothing stays.
+    if (created_ && !kept_) ::unlink(path_.c_str());
+  }
+  LinuxRestoreTarget(const LinuxRestoreTarget&) = delete;
+  LinuxRestoreTarget& operator=(const LinuxRestoreTarget&) = delete;
 
   uint64_t SizeBytes() const override { return size_; }
   bool fresh() const override { return fresh_; }
+  void Keep() override { kept_ = true; }
 
   absl::Status Resize(uint64_t size) override {
     if (is_device_) {
@@ -120,6 +130,8 @@ class LinuxRestoreTarget : public RestoreTarget {
   bool is_device_;
   uint64_t size_;
   bool fresh_;
+  const bool created_;  // by OpenRestoreTarget (O_CREAT | O_EXCL)
+  bool kept_ = false;
 };
 
 }  // namespace
@@ -132,15 +144,18 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     if (errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("stat ", path));
     fresh = true;
   }
+  const bool created = fresh;
   absl::StatusOr<common::OpenedDevice> dev = common::OpenBlockDevice(
-      path, O_RDWR | (fresh ? O_CREAT | O_EXCL : 0), 0640);
+      path, O_RDWR | (created ? O_CREAT | O_EXCL : 0), 0640);
+  if (!dev.ok() && created) ::unlink(path.c_str());
   if (absl::IsInvalidArgument(dev.status())) {
     return absl::InvalidArgumentError(
         absl::StrCat("restore target ", dev.status().message()));
   }
   if (!dev.ok()) return dev.status();
   fresh = fresh || (!dev->is_block_device && dev->size_bytes == 0);
-  return std::make_unique<LinuxRestoreTarget>(path, *std::move(dev), fresh);
+  return std::make_unique<LinuxRestoreTarget>(path, *std::move(dev), fresh,
+                                              created);
 }
 
 }  // namespace cbtd::restore

@@ -35,14 +35,6 @@ absl::StatusOr<RestoreStats> RestoreRemoteVersion(
     const std::string& volume_id, const std::string& version,
     RestoreTarget& target, const RestoreOptions& options);
 
-// One chunk of the version that could not be read intact.
-struct DamagedChunk {
-  uint64_t chunk_index = 0;  // position in the volume
-  ChunkHash hash;            // the index entry
-  bool missing = false;      // NOT_FOUND (else damaged: DATA_LOSS)
-  std::string reason;
-};
-
 struct RemoteVerifyReport {
   std::string host;  // as the index names it
   std::string volume;

@@ -1,6 +1,7 @@
 #include "restore/restore.h"
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -194,8 +195,9 @@ absl::Status BatchError(const RestoreJob& job, const Batch& batch,
     first = std::min(first, at.front());
     last = std::max(last, at.back());
   }
+  // A chunk missing from the vault is damage, not an unknown name.
   return absl::Status(
-      error.code(),
+      absl::IsNotFound(error) ? absl::StatusCode::kDataLoss : error.code(),
       absl::StrCat(first == last ? absl::StrCat("chunk ", first)
                                  : absl::StrCat("chunks ", first, "..", last),
                    " of ", job.vol.host, "/", job.vol.volume, "@",
@@ -289,12 +291,11 @@ std::vector<uint64_t> ChunksToVerify(const VersionIndex& idx, bool incremental,
   return check;
 }
 
-}  // namespace
-
-absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
-                                               std::string_view version,
-                                               RestoreTarget& target,
-                                               const RestoreOptions& options) {
+// RestoreFromSource but for cleaning up after a failure.
+absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
+                                          std::string_view version,
+                                          RestoreTarget& target,
+                                          const RestoreOptions& options) {
   auto idx = source.ReadIndex(version);
   if (!idx.ok()) return idx.status();
   const RestoreJob job{source, version,
@@ -333,6 +334,29 @@ absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
       return w;
     }
   }
+  return stats;
+}
+
+}  // namespace
+
+absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
+                                               std::string_view version,
+                                               RestoreTarget& target,
+                                               const RestoreOptions& options) {
+  // A state file this restore creates goes again if the restore fails: no
+  // state file says "unknown" as safely as an "incomplete" one.
+  const bool had_state = !options.state_path.empty() &&
+                         std::filesystem::exists(options.state_path);
+  absl::StatusOr<RestoreStats> stats =
+      RestoreSteps(source, version, target, options);
+  if (!stats.ok()) {
+    if (!options.state_path.empty() && !had_state) {
+      std::error_code ec;
+      std::filesystem::remove(options.state_path, ec);
+    }
+    return stats;
+  }
+  target.Keep();
   return stats;
 }
 

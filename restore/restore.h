@@ -61,6 +61,15 @@ class VersionSource {
   virtual size_t max_batch_chunks() const = 0;
 };
 
+// One position of a version whose chunk could not be read intact (verify,
+// here and in the receiver).
+struct DamagedChunk {
+  uint64_t chunk_index = 0;  // position in the volume
+  ChunkHash hash;            // the index entry
+  bool missing = false;      // NOT_FOUND (else damaged: DATA_LOSS)
+  std::string reason;
+};
+
 // A restore holds at most this many chunk bytes per worker in flight.
 inline constexpr uint64_t kRestoreBatchBytes = 32u << 20;
 
@@ -81,9 +90,14 @@ class RestoreTarget {
   virtual absl::Status Sync() = 0;
   // True when the target was created empty by this restore (all holes).
   virtual bool fresh() const = 0;
+  // The restore completed: a target this restore created stays. Until
+  // then, destroying a target that OpenRestoreTarget created removes it,
+  // so a failed restore leaves nothing new behind.
+  virtual void Keep() = 0;
 };
 
-// Opens a regular file (created if missing) or a block device for writing.
+// Opens a regular file (created if missing; removed again when the target
+// is destroyed unless Keep() was called) or a block device for writing.
 absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     const std::string& path);
 
@@ -104,9 +118,11 @@ struct RestoreStats {
 };
 
 // Restores `version` of the source's volume onto `target` (see the top of
-// this file). Errors: NOT_FOUND (no such version), FAILED_PRECONDITION
-// (incremental refused; nothing written), DATA_LOSS (damaged chunk or
-// verify mismatch), the target's and the source's errors.
+// this file) and calls target.Keep() once it is complete. Errors:
+// NOT_FOUND (no such version), FAILED_PRECONDITION (incremental refused;
+// nothing written), DATA_LOSS (damaged or missing chunk, verify
+// mismatch), the target's and the source's errors. A state file that did
+// not exist before is removed again when the restore fails.
 absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                                std::string_view version,
                                                RestoreTarget& target,

@@ -11,6 +11,7 @@
 #include "transport/grpc_status.h"
 #include "transport/proto/service.grpc.pb.h"
 #include "transport/record_span.h"
+#include "transport/tls_probe.h"
 #include "transport/token_bucket.h"
 
 namespace cbtd::transport {
@@ -160,13 +161,31 @@ class ClientImpl final : public RemoteClient {
       ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
   }
 
+  // A failure to connect is UNAVAILABLE whether the network failed or a
+  // side refused the other's certificate (with TLS 1.3 the server's
+  // verdict on ours comes after our handshake is done: "Socket closed").
+  // A refused certificate does not heal by retrying, so after a failed
+  // connect one TLS handshake of our own tells them apart
+  // (tls_probe.h): UNAUTHENTICATED then, `st` otherwise.
+  absl::Status Explain(absl::Status st) const {
+    if (options_.insecure || st.code() != absl::StatusCode::kUnavailable ||
+        st.message().find("failed to connect") == absl::string_view::npos) {
+      return st;
+    }
+    absl::Status probe = ProbeTlsRejection(
+        {options_.target, options_.server_name_override, options_.ca_pem,
+         options_.cert_pem, options_.key_pem},
+        std::chrono::seconds(2));
+    return probe.ok() ? st : probe;
+  }
+
   // Reads are idempotent: transport failures are retried with backoff
   // within the retry budget.
   absl::Status Retrying(const std::function<absl::Status()>& call) {
     auto delay = options_.backoff_initial;
     const auto give_up = Clock::now() + options_.retry_budget;
     for (;;) {
-      absl::Status st = call();
+      absl::Status st = Explain(call());
       if (st.code() != absl::StatusCode::kUnavailable &&
           st.code() != absl::StatusCode::kDeadlineExceeded) {
         return st;
@@ -416,7 +435,7 @@ absl::Status SinkImpl::OpenNew() {
     *req.mutable_header() = header_;
     req.set_open_token(open_token_);
     svc::OpenSessionResponse resp;
-    last = FromGrpc(stub_->OpenSession(&ctx, req, &resp));
+    last = client_->Explain(FromGrpc(stub_->OpenSession(&ctx, req, &resp)));
     if (last.ok()) {
       session_id_ = resp.session_id();
       window_ = std::max<uint32_t>(
@@ -424,7 +443,7 @@ absl::Status SinkImpl::OpenNew() {
           std::min(client_->options().window_records, resp.window_records()));
       return StartStream();
     }
-    // A refusal (bad base, no permission, volume busy) is final.
+    // A refusal (bad base, no permission, certificate) is final.
     if (last.code() != absl::StatusCode::kUnavailable &&
         last.code() != absl::StatusCode::kDeadlineExceeded) {
       return last;
@@ -572,7 +591,7 @@ absl::Status SinkImpl::Reconnect(absl::Status why) {
     std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng_)));
     delay = std::min(delay * 2, client_->options().backoff_max);
     ++progress_.reconnects;
-    absl::Status st = ResumeOnce();
+    absl::Status st = client_->Explain(ResumeOnce());
     if (st.ok()) return st;
     if (st.code() == absl::StatusCode::kNotFound) {
       return absl::UnavailableError(

@@ -11,8 +11,11 @@
 // receiver for the next chunk index it needs and re-sends only the records
 // still in flight (at most `window_records`). If the receiver lost the
 // session (it restarted, or the session expired) Put/Finish return
-// UNAVAILABLE "session lost": the caller restarts the backup; chunks that
-// already reached the vault are then skipped by the dedup handshake.
+// UNAVAILABLE "session lost": the caller restarts the backup (chunks that
+// already reached the vault are not stored twice). A failure to connect
+// because either side refused the other's certificate is UNAUTHENTICATED
+// and never retried; a session taken over by a newer run of the same host
+// is FAILED_PRECONDITION. A retry_budget of 0 retries nothing.
 //
 // Thread-safety: a RemoteClient may be shared; a RemoteSink is used by one
 // producer thread (the RecordSink contract). Nothing here includes gRPC.

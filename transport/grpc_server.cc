@@ -5,26 +5,21 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <condition_variable>
-#include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "transport/grpc_status.h"
 #include "transport/proto/service.grpc.pb.h"
-#include "transport/record_span.h"
+#include "transport/session_table.h"
 #include "transport/stream_index.h"
 
 namespace cbtd::transport {
 
 namespace svc = ::cbtd::service;
-using Clock = std::chrono::steady_clock;
 
 bool IsLoopbackAddress(const std::string& addr) {
   // A unix socket never leaves the machine.
@@ -55,11 +50,6 @@ bool IsPlainName(const std::string& s) {
   return true;
 }
 
-std::string NewSessionId() {
-  std::random_device rd;
-  return absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
-}
-
 svc::VersionInfo ToProto(const VersionSummary& v) {
   svc::VersionInfo p;
   p.set_source_host(v.source_host);
@@ -73,40 +63,36 @@ svc::VersionInfo ToProto(const VersionSummary& v) {
   return p;
 }
 
-// One session: an uncommitted version being received, possibly detached
-// from any stream while the sender reconnects.
-//
-//   open --Upload attaches--> streaming --stream ends--> detached
-//     ^                           |                          |
-//     +-------- resume -----------+----- Trailer ok --> committed (result
-//   detached too long / record refused --> aborted      kept resume_ttl)
-struct Session {
-  std::string id;
-  std::string owner;  // identity that opened it
-  std::string key;    // "host/volume"
-  std::string open_token;
-  stream::Header header;
-  uint64_t chunk_count = 0;
+// The Upload call a session's records arrive on.
+class GrpcStream : public StreamHandle {
+ public:
+  explicit GrpcStream(grpc::ServerContext* ctx) : ctx_(ctx) {}
+  void Cancel() override { ctx_->TryCancel(); }
 
-  // Guards the fields below and serializes calls into `backend_session`.
-  std::mutex mu;
-  std::unique_ptr<UploadSession> backend_session;
-  uint64_t next_chunk_index = 0;
-  uint64_t records_applied = 0;
-  std::optional<CommitResult> committed;
-  // Mirrors `committed` for counting without taking `mu`.
-  std::atomic<bool> is_committed{false};
-  bool dead = false;  // aborted or refused: gone from the table
-  grpc::ServerContext* stream = nullptr;  // attached Upload, if any
-  Clock::time_point last_activity = Clock::now();
+ private:
+  grpc::ServerContext* const ctx_;
 };
+
+void FillOpenResponse(const SessionView& v, svc::OpenSessionResponse* resp) {
+  resp->set_session_id(v.id);
+  resp->set_next_chunk_index(v.next_chunk_index);
+  resp->set_records_applied(v.records_applied);
+  if (v.committed) {
+    resp->mutable_committed()->set_version_id(v.committed->version_id);
+    resp->mutable_committed()->set_root_hash(v.committed->root_hash.ToBytes());
+  }
+}
 
 }  // namespace
 
 class ReceiverServer::Impl final : public svc::Receiver::Service {
  public:
   Impl(ReceiveBackend* backend, const ServerOptions& options)
-      : backend_(backend), options_(options) {}
+      : backend_(backend),
+        options_(options),
+        sessions_(*backend,
+                  SessionLimits{options.max_sessions, options.idle_timeout,
+                                options.resume_ttl}) {}
 
   ~Impl() override { StopReaper(); }
 
@@ -163,36 +149,17 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
 
   void Shutdown() {
     std::call_once(shutdown_once_, [this] {
-      {
-        std::lock_guard l(table_mu_);
-        for (auto& [id, s] : sessions_) {
-          std::lock_guard sl(s->mu);
-          if (s->stream != nullptr) s->stream->TryCancel();
-        }
-      }
+      sessions_.CancelStreams();
       server_->Shutdown(std::chrono::system_clock::now() +
                         std::chrono::seconds(5));
       StopReaper();
-      std::lock_guard l(table_mu_);
-      for (auto& [id, s] : sessions_) {
-        std::lock_guard sl(s->mu);
-        KillLocked(*s);
-      }
-      sessions_.clear();
-      by_key_.clear();
+      sessions_.AbortAll();
     });
   }
 
   void Wait() { server_->Wait(); }
   int port() const { return port_; }
-  int open_sessions() {
-    std::lock_guard l(table_mu_);
-    int n = 0;
-    for (const auto& [id, s] : sessions_) {
-      if (!s->is_committed.load()) ++n;
-    }
-    return n;
-  }
+  int open_sessions() { return sessions_.open_sessions(); }
 
   // --- RPCs --------------------------------------------------------------
 
@@ -224,77 +191,11 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     }
     resp->set_window_records(options_.window_records);
     resp->set_max_message_bytes(options_.max_message_bytes);
-    const std::string key = absl::StrCat(h.source_host(), "/", h.volume_id());
-
-    if (!req->resume_session_id().empty()) {
-      auto s = Find(req->resume_session_id(), *who);
-      if (!s.ok()) return ToGrpc(s.status());
-      std::lock_guard sl((*s)->mu);
-      if ((*s)->header.SerializeAsString() != h.SerializeAsString()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "resume: header differs from the one the session "
-                            "was opened with");
-      }
-      (*s)->last_activity = Clock::now();
-      FillResume(**s, resp);
-      return grpc::Status::OK;
-    }
-
-    std::shared_ptr<Session> s;
-    {
-      std::lock_guard l(table_mu_);
-      if (auto it = by_key_.find(key); it != by_key_.end()) {
-        auto same = sessions_.find(it->second);
-        if (same != sessions_.end() && !req->open_token().empty() &&
-            same->second->owner == *who &&
-            same->second->open_token == req->open_token() &&
-            same->second->header.SerializeAsString() == h.SerializeAsString()) {
-          std::lock_guard sl(same->second->mu);
-          same->second->last_activity = Clock::now();
-          FillResume(*same->second, resp);
-          return grpc::Status::OK;
-        }
-        return grpc::Status(
-            grpc::StatusCode::FAILED_PRECONDITION,
-            absl::StrCat("volume '", h.volume_id(), "' of host '",
-                         h.source_host(), "' already has an open session (",
-                         it->second,
-                         "); resume it, or wait until it ends or expires "
-                         "(resume ttl ",
-                         options_.resume_ttl.count() / 1000, " s)"));
-      }
-      int open = 0;
-      for (const auto& [id, other] : sessions_) {
-        if (!other->is_committed.load()) ++open;
-      }
-      if (open >= options_.max_sessions) {
-        return grpc::Status(
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            absl::StrCat("receiver holds its maximum of ",
-                         options_.max_sessions, " open sessions; retry later"));
-      }
-      s = std::make_shared<Session>();
-      s->id = NewSessionId();
-      s->owner = *who;
-      s->key = key;
-      s->open_token = req->open_token();
-      s->header = h;
-      s->chunk_count = ChunkCount(h.volume_size_bytes(), h.chunk_size_bytes());
-      // Reserve the key before the (slow) backend call so a concurrent open
-      // of the same volume is refused.
-      by_key_[key] = s->id;
-    }
-    auto backend_session = backend_->OpenSession(h);
-    std::lock_guard l(table_mu_);
-    if (!backend_session.ok()) {
-      by_key_.erase(key);
-      return ToGrpc(backend_session.status());
-    }
-    s->backend_session = std::move(*backend_session);
-    sessions_[s->id] = s;
-    std::lock_guard sl(s->mu);
-    s->last_activity = Clock::now();
-    FillResume(*s, resp);
+    auto view = req->resume_session_id().empty()
+                    ? sessions_.Open(*who, h, req->open_token())
+                    : sessions_.Resume(*who, req->resume_session_id(), h);
+    if (!view.ok()) return ToGrpc(view.status());
+    FillOpenResponse(*view, resp);
     return grpc::Status::OK;
   }
 
@@ -314,15 +215,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
       if (!h.ok()) return ToGrpc(h.status());
       hashes.push_back(*h);
     }
-    auto s = Find(req->session_id(), *who);
-    if (!s.ok()) return ToGrpc(s.status());
-    std::lock_guard sl((*s)->mu);
-    if ((*s)->dead || (*s)->committed) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "session is no longer open");
-    }
-    (*s)->last_activity = Clock::now();
-    auto have = (*s)->backend_session->HaveChunks(hashes);
+    auto have = sessions_.HaveChunks(*who, req->session_id(), hashes);
     if (!have.ok()) return ToGrpc(have.status());
     for (bool b : *have) resp->add_have(b);
     return grpc::Status::OK;
@@ -338,13 +231,29 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     if (!rw->Read(&req)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "no session named");
     }
-    auto found = Find(req.session_id(), *who);
-    if (!found.ok()) return ToGrpc(found.status());
-    std::shared_ptr<Session> s = *found;
-    if (absl::Status st = Attach(*s, ctx); !st.ok()) return ToGrpc(st);
-    grpc::Status result = Pump(*s, rw);
-    Detach(*s, ctx);
-    return result;
+    GrpcStream stream(ctx);
+    auto upload = sessions_.Attach(*who, req.session_id(), &stream);
+    if (!upload.ok()) return ToGrpc(upload.status());
+    // Receives records until the Trailer (commit) or the stream ends; the
+    // session outlives the stream (resume).
+    while (rw->Read(&req)) {
+      auto view = (*upload)->Apply(req.record());
+      if (!view.ok()) return ToGrpc(view.status());
+      svc::UploadResponse resp;
+      if (view->committed) {
+        resp.mutable_committed()->set_version_id(view->committed->version_id);
+        resp.mutable_committed()->set_root_hash(
+            view->committed->root_hash.ToBytes());
+        rw->Write(resp);
+        return grpc::Status::OK;
+      }
+      resp.mutable_ack()->set_next_chunk_index(view->next_chunk_index);
+      resp.mutable_ack()->set_records_applied(view->records_applied);
+      if (!rw->Write(resp)) break;
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "stream ended before the trailer; session kept for "
+                        "resume");
   }
 
   grpc::Status ListVersions(grpc::ServerContext* ctx,
@@ -492,195 +401,14 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
         "identity '", *who, "' may not read volumes of host '", host, "'"));
   }
 
-  absl::StatusOr<std::shared_ptr<Session>> Find(const std::string& id,
-                                                const std::string& who) {
-    std::lock_guard l(table_mu_);
-    auto it = sessions_.find(id);
-    // Same answer for "missing" and "someone else's": do not reveal ids.
-    if (it == sessions_.end() || it->second->owner != who) {
-      return absl::NotFoundError(absl::StrCat(
-          "no open session '", id,
-          "' (expired, aborted, or the receiver restarted); start the "
-          "backup again"));
-    }
-    return it->second;
-  }
-
-  void FillResume(const Session& s, svc::OpenSessionResponse* resp) {
-    resp->set_session_id(s.id);
-    resp->set_next_chunk_index(s.next_chunk_index);
-    resp->set_records_applied(s.records_applied);
-    if (s.committed) {
-      resp->mutable_committed()->set_version_id(s.committed->version_id);
-      resp->mutable_committed()->set_root_hash(
-          s.committed->root_hash.ToBytes());
-    }
-  }
-
-  // One stream per session: a resuming sender takes over from a stream the
-  // server has not yet noticed is dead.
-  absl::Status Attach(Session& s, grpc::ServerContext* ctx) {
-    std::unique_lock sl(s.mu);
-    if (s.stream != nullptr) {
-      s.stream->TryCancel();
-      if (!detached_cv_.wait_for(sl, std::chrono::seconds(10),
-                                 [&] { return s.stream == nullptr; })) {
-        return absl::AbortedError(
-            "another stream is still attached to this session");
-      }
-    }
-    if (s.dead) return absl::NotFoundError("session was aborted");
-    s.stream = ctx;
-    s.last_activity = Clock::now();
-    return absl::OkStatus();
-  }
-
-  void Detach(Session& s, grpc::ServerContext* ctx) {
-    {
-      std::lock_guard sl(s.mu);
-      if (s.stream == ctx) s.stream = nullptr;
-      s.last_activity = Clock::now();
-    }
-    detached_cv_.notify_all();
-  }
-
-  // Receives records until the Trailer (commit) or the stream ends.
-  grpc::Status Pump(
-      Session& s,
-      grpc::ServerReaderWriter<svc::UploadResponse, svc::UploadRequest>* rw) {
-    svc::UploadRequest req;
-    while (rw->Read(&req)) {
-      std::unique_lock sl(s.mu);
-      s.last_activity = Clock::now();
-      if (s.dead) {
-        return grpc::Status(grpc::StatusCode::ABORTED, "session was aborted");
-      }
-      if (s.committed) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            "session already committed");
-      }
-      const stream::Record& r = req.record();
-      if (r.has_trailer()) {
-        auto done = s.backend_session->Commit(r.trailer());
-        if (!done.ok()) {
-          Refuse(s, sl);
-          return ToGrpc(done.status());
-        }
-        s.committed = *done;
-        s.is_committed = true;
-        s.backend_session.reset();
-        svc::UploadResponse resp;
-        resp.mutable_committed()->set_version_id(done->version_id);
-        resp.mutable_committed()->set_root_hash(done->root_hash.ToBytes());
-        sl.unlock();
-        ReleaseKey(s);  // id and key are immutable: no Session::mu needed
-        rw->Write(resp);
-        return grpc::Status::OK;
-      }
-      absl::Status st = CheckFraming(s, r);
-      if (st.ok()) st = s.backend_session->Apply(r);
-      if (!st.ok()) {
-        Refuse(s, sl);
-        return ToGrpc(st);
-      }
-      s.next_chunk_index = SpanOf(r)->end;
-      ++s.records_applied;
-      svc::UploadResponse resp;
-      resp.mutable_ack()->set_next_chunk_index(s.next_chunk_index);
-      resp.mutable_ack()->set_records_applied(s.records_applied);
-      sl.unlock();
-      if (!rw->Write(resp)) break;
-    }
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "stream ended before the trailer; session kept for "
-                        "resume");
-  }
-
-  absl::Status CheckFraming(const Session& s, const stream::Record& r) {
-    if (r.has_header()) {
-      return absl::InvalidArgumentError(
-          "a Header inside Upload: the header is sent with OpenSession");
-    }
-    auto span = SpanOf(r);
-    if (!span) {
-      if (r.body_case() == stream::Record::BODY_NOT_SET && !r.required()) {
-        return absl::InvalidArgumentError("empty record");
-      }
-      return absl::InvalidArgumentError("record kind not understood");
-    }
-    if (span->end <= span->first) {
-      return absl::InvalidArgumentError("empty zero run");
-    }
-    if (span->first < s.next_chunk_index) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "out-of-order record: chunk ", span->first,
-          " comes after chunks up to ", s.next_chunk_index, " were applied"));
-    }
-    if (span->end > s.chunk_count) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "record covers chunks [", span->first, ", ", span->end,
-          ") past the end of the volume (", s.chunk_count, " chunks)"));
-    }
-    return absl::OkStatus();
-  }
-
-  // A refused record fails the whole session: nothing of it remains.
-  void Refuse(Session& s, std::unique_lock<std::mutex>& sl) {
-    KillLocked(s);
-    sl.unlock();
-    std::lock_guard l(table_mu_);
-    sessions_.erase(s.id);
-    ReleaseKeyTableLocked(s);
-  }
-
-  void KillLocked(Session& s) {
-    if (s.backend_session) s.backend_session->Abort();
-    s.backend_session.reset();
-    s.dead = true;
-  }
-
-  void ReleaseKey(const Session& s) {
-    std::lock_guard l(table_mu_);
-    ReleaseKeyTableLocked(s);
-  }
-  void ReleaseKeyTableLocked(const Session& s) {
-    if (auto it = by_key_.find(s.key);
-        it != by_key_.end() && it->second == s.id)
-      by_key_.erase(it);
-  }
-
-  // Cancels idle streams, expires unresumed sessions, forgets old commits.
+  // Cancels idle streams, expires unresumed sessions, forgets old commits
+  // (SessionTable::Reap).
   void ReaperLoop() {
     std::unique_lock rl(reaper_mu_);
     while (!reaper_stop_) {
       reaper_cv_.wait_for(rl, std::chrono::milliseconds(200));
       rl.unlock();
-      const auto now = Clock::now();
-      std::vector<std::shared_ptr<Session>> expired;
-      {
-        std::lock_guard l(table_mu_);
-        for (auto it = sessions_.begin(); it != sessions_.end();) {
-          Session& s = *it->second;
-          // A session busy in the vault is not idle; never wait for it while
-          // holding the table.
-          std::unique_lock sl(s.mu, std::try_to_lock);
-          if (!sl.owns_lock()) {
-            ++it;
-            continue;
-          }
-          const auto idle = now - s.last_activity;
-          if (s.stream != nullptr) {
-            if (idle > options_.idle_timeout) s.stream->TryCancel();
-            ++it;
-          } else if (idle > options_.resume_ttl) {
-            KillLocked(s);
-            ReleaseKeyTableLocked(s);
-            it = sessions_.erase(it);
-          } else {
-            ++it;
-          }
-        }
-      }
+      sessions_.Reap();
       rl.lock();
     }
   }
@@ -700,11 +428,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
   int port_ = 0;
   std::once_flag shutdown_once_;
 
-  // Lock order: table_mu_ before Session::mu.
-  std::mutex table_mu_;
-  std::map<std::string, std::shared_ptr<Session>> sessions_;  // by id
-  std::map<std::string, std::string> by_key_;  // "host/volume" -> id
-  std::condition_variable_any detached_cv_;
+  SessionTable sessions_;
 
   std::mutex reaper_mu_;
   std::condition_variable reaper_cv_;

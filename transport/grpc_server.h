@@ -1,8 +1,9 @@
 // ReceiverServer: the gRPC front of cbt-receiver (service.proto). It
 // authenticates clients by their TLS certificate, authorizes every call
-// against the host namespace, validates stream framing, keeps sessions open
-// for resume and enforces the limits below; the vault work is delegated to
-// a ReceiveBackend. docs/transport.md describes the protocol.
+// against the host namespace and translates between proto and the domain
+// calls: the sessions and their rules (open, resume, takeover, expiry,
+// quota, framing) are a SessionTable (session_table.h), the vault work a
+// ReceiveBackend. docs/transport.md describes the protocol.
 //
 // Security model:
 //   - mutual TLS: the client certificate must chain to `client_ca_pem`; its

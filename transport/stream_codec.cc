@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <google/protobuf/unknown_field_set.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 
@@ -95,6 +97,62 @@ std::unique_ptr<RecordSink> FdRecordSink(int fd, std::string name) {
   return std::make_unique<FdSink>(fd, std::move(name));
 }
 
+namespace {
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void PutBytes(std::string& out, const std::string& b) {
+  const uint64_t n = b.size();
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(n >> (8 * i)));
+  out.append(b);
+}
+
+}  // namespace
+
+ChunkHash HeaderChecksum(const stream::Header& h) {
+  std::string c("cbtd-header-v2", 14);
+  c.push_back('\0');
+  PutU64(c, h.format_version());
+  PutBytes(c, h.source_host());
+  PutBytes(c, h.volume_id());
+  PutU64(c, h.volume_size_bytes());
+  PutU64(c, h.chunk_size_bytes());
+  PutBytes(c, h.base_version_id());
+  PutBytes(c, h.base_root_hash());
+  PutBytes(c, h.new_version_id());
+  PutU64(c, static_cast<uint64_t>(h.hash_algorithm()));
+  PutU64(c, static_cast<uint64_t>(h.created_unix_ms()));
+  PutU64(c, h.allow_resize() ? 1 : 0);
+  return ChunkHash::Sha256(
+      {reinterpret_cast<const uint8_t*>(c.data()), c.size()});
+}
+
+void SealHeader(stream::Header& h) {
+  h.set_header_checksum(HeaderChecksum(h).ToBytes());
+}
+
+absl::Status CheckHeaderChecksum(const stream::Header& h) {
+  if (!h.GetReflection()->GetUnknownFields(h).empty()) {
+    return absl::InvalidArgumentError(
+        "stream header holds fields this cbt-receiver does not know, which "
+        "its header checksum cannot cover; upgrade cbt-receiver");
+  }
+  if (h.header_checksum().empty()) {
+    return absl::InvalidArgumentError(
+        "stream header has no header checksum; nothing was stored");
+  }
+  if (h.header_checksum() != HeaderChecksum(h).ToBytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream header checksum mismatch: the header of ", h.source_host(), "/",
+        h.volume_id(), "@", h.new_version_id(),
+        " was damaged (a changed name, version id or time would store the "
+        "data elsewhere); nothing was stored"));
+  }
+  return absl::OkStatus();
+}
+
 void AppendFramed(const stream::Record& record, std::string& out) {
   uint64_t len = record.ByteSizeLong();
   while (len >= 0x80) {
@@ -122,12 +180,19 @@ absl::StatusOr<bool> StreamReader::ReadFull(std::span<uint8_t> buf,
       return absl::InvalidArgumentError(absl::StrCat(
           "stream truncated at byte ", offset_,
           ": it ends inside a record (the sender stopped or the file is "
-          "incomplete); no version was created"));
+          "incomplete)"));
     }
     done += *n;
     offset_ += *n;
   }
   return true;
+}
+
+absl::StatusOr<bool> StreamReader::AtEnd() {
+  uint8_t b;
+  auto got = ReadFull({&b, 1}, /*eof_ok=*/true);
+  if (!got.ok()) return got.status();
+  return !*got;
 }
 
 absl::StatusOr<std::optional<stream::Record>> StreamReader::Next() {

@@ -21,13 +21,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "transport/chunk_hash.h"
 #include "transport/proto/stream.pb.h"
 #include "transport/record_sink.h"
 
 namespace cbtd::transport {
 
 // Format version this build writes and reads (Header.format_version).
-inline constexpr uint32_t kStreamFormatVersion = 1;
+// 2: the header carries header_checksum. Format 1 (no checksum) is refused.
+inline constexpr uint32_t kStreamFormatVersion = 2;
 // Largest record accepted: a 16 MiB chunk plus headroom.
 inline constexpr uint64_t kMaxRecordBytes = 17u << 20;
 // Largest chunk size a stream may use.
@@ -53,6 +55,9 @@ class StreamReader {
       : source_(std::move(source)) {}
   // The next known record; std::nullopt at a clean end of stream.
   absl::StatusOr<std::optional<stream::Record>> Next();
+  // True when the input ends here; false when any byte follows (that byte
+  // is consumed). For "nothing may follow the trailer".
+  absl::StatusOr<bool> AtEnd();
   // Bytes consumed so far (for messages: "at byte N").
   uint64_t offset() const { return offset_; }
   uint64_t skipped_records() const { return skipped_; }
@@ -67,6 +72,18 @@ class StreamReader {
   uint64_t skipped_ = 0;
   std::vector<uint8_t> buf_;
 };
+
+// The header checksum of format 2: SHA-256 over "cbtd-header-v2" 0x00, then
+// every Header field but header_checksum in field order (1 to 11), each as
+// u64le (integers, enums, bools; created_unix_ms as its two's complement)
+// or u32le length + bytes (strings, bytes). docs/vault.md has the layout.
+ChunkHash HeaderChecksum(const stream::Header& h);
+// Sets h.header_checksum; a writer calls it once every field is final.
+void SealHeader(stream::Header& h);
+// INVALID_ARGUMENT "header checksum ..." unless h.header_checksum matches
+// and the header holds no field this build does not know (which the
+// checksum could not cover).
+absl::Status CheckHeaderChecksum(const stream::Header& h);
 
 // Appends the framing of `record` to `out`.
 void AppendFramed(const stream::Record& record, std::string& out);

@@ -327,6 +327,7 @@ stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
                 std::chrono::system_clock::now().time_since_epoch())
                 .count());
   h->set_allow_resize(options.allow_resize);
+  SealHeader(*h);
   rec.set_required(true);
   return rec;
 }

@@ -26,6 +26,7 @@ int RunPrune(std::span<char*> args) {
                              desc, vm)) {
     return *rc;
   }
+  if (auto rc = CheckNameArgs(vm, "prune", {"host", "volume"})) return *rc;
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "prune", opened.status());
   std::vector<VolumeName> volumes;

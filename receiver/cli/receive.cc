@@ -40,12 +40,8 @@ int RunReceive(std::span<char*> args) {
       transport::FdByteSource(file ? file.get() : 0, file ? input : "stdin"));
   auto result = ReceiveStream(*opened->vault, reader);
   file.reset();
-  if (!result.ok()) {
-    return Fail(vm, "receive",
-                absl::Status(result.status().code(),
-                             absl::StrCat(result.status().message(),
-                                          " [no version was created]")));
-  }
+  // The error already says what became of the version (ReceiveStream).
+  if (!result.ok()) return Fail(vm, "receive", result.status());
   const VersionIndex& idx = result->index;
   if (vm.count("json")) {
     PrintJson({{"ok", true},

@@ -40,6 +40,10 @@ int RunRestore(std::span<char*> args) {
       return common::kExitUsage;
     }
   }
+  if (auto rc =
+          CheckNameArgs(vm, "restore", {"host", "volume", "version", "from"})) {
+    return *rc;
+  }
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "restore", opened.status());
   const std::string path = vm["target"].as<std::string>();

@@ -41,6 +41,20 @@ absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm,
   return out;
 }
 
+std::optional<int> CheckNameArgs(const po::variables_map& vm,
+                                 std::string_view cmd,
+                                 std::initializer_list<const char*> flags) {
+  for (const char* flag : flags) {
+    if (!vm.count(flag)) continue;
+    const std::string what = absl::StrCat("--", flag);
+    if (auto s = ValidateName(what, vm[flag].as<std::string>()); !s.ok()) {
+      std::cerr << "cbt-receiver " << cmd << ": " << s.message() << "\n";
+      return common::kExitUsage;
+    }
+  }
+  return std::nullopt;
+}
+
 int ExitCodeFor(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kOk:
@@ -54,6 +68,8 @@ int ExitCodeFor(const absl::Status& s) {
       return common::kExitDamaged;
     case absl::StatusCode::kUnavailable:
       return common::kExitUnavailable;
+    case absl::StatusCode::kNotFound:
+      return common::kExitNotFound;
     default:
       return common::kExitFailure;
   }

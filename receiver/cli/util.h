@@ -4,6 +4,7 @@
 #define CBTD_RECEIVER_CLI_UTIL_H_
 
 #include <boost/program_options.hpp>
+#include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -32,8 +33,16 @@ struct OpenedVault {
 };
 absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm, bool create);
 
+// Usage error (prints "cbt-receiver CMD: invalid --FLAG '...': ..." and
+// returns kExitUsage) unless each of `flags` that was given is a valid
+// vault name (ValidateName); std::nullopt to continue.
+std::optional<int> CheckNameArgs(const po::variables_map& vm,
+                                 std::string_view cmd,
+                                 std::initializer_list<const char*> flags);
+
 // The exit code for an error (common/cli.h): refused input -> kExitRefused,
-// damage -> kExitDamaged, busy -> kExitUnavailable, else kExitFailure.
+// damage -> kExitDamaged, busy -> kExitUnavailable, no such host, volume
+// or version (NOT_FOUND) -> kExitNotFound, else kExitFailure.
 int ExitCodeFor(const absl::Status& s);
 
 // Prints "cbt-receiver CMD: message" (or a JSON error object with --json)

@@ -1,6 +1,7 @@
 // cbt-receiver verify: re-reads chunks and reports damaged versions.
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "receiver/cli/util.h"
 #include "receiver/verify.h"
@@ -17,6 +18,9 @@ int RunVerify(std::span<char*> args) {
   if (auto rc = ParseCommand(
           args, "verify --vault DIR [--host H --volume V [--version ID]]", desc,
           vm)) {
+    return *rc;
+  }
+  if (auto rc = CheckNameArgs(vm, "verify", {"host", "volume", "version"})) {
     return *rc;
   }
   VerifyScope scope;
@@ -39,19 +43,35 @@ int RunVerify(std::span<char*> args) {
   if (vm.count("json")) {
     nlohmann::json damaged = nlohmann::json::array();
     for (const auto& d : report->damaged) {
+      nlohmann::json chunks = nlohmann::json::array();
+      for (const auto& c : d.chunks) {
+        chunks.push_back({{"chunk", c.chunk_index},
+                          {"hash", c.hash.ToHex()},
+                          {"missing", c.missing},
+                          {"reason", c.reason}});
+      }
       damaged.push_back({{"host", d.volume.host},
                          {"volume", d.volume.volume},
                          {"version", d.version},
-                         {"reason", d.reason}});
+                         {"reason", d.reason},
+                         {"chunks", chunks}});
     }
     PrintJson({{"ok", report->ok()},
                {"versions_checked", report->versions_checked},
                {"chunks_checked", report->chunks_checked},
                {"damaged", damaged}});
   } else {
+    // One line per damaged position, so nothing hides behind the first.
     for (const auto& d : report->damaged) {
-      std::cout << "DAMAGED " << d.volume.host << "/" << d.volume.volume << "@"
-                << d.version << ": " << d.reason << "\n";
+      const std::string name =
+          absl::StrCat(d.volume.host, "/", d.volume.volume, "@", d.version);
+      if (d.chunks.empty()) {
+        std::cout << "DAMAGED " << name << ": " << d.reason << "\n";
+      }
+      for (const auto& c : d.chunks) {
+        std::cout << "DAMAGED " << name << ": " << c.reason << " (chunk "
+                  << c.chunk_index << ")\n";
+      }
     }
     std::cout << report->versions_checked << " versions, "
               << report->chunks_checked << " chunks checked; "

@@ -21,6 +21,11 @@ int RunVersions(std::span<char*> args) {
           vm)) {
     return *rc;
   }
+  if (auto rc = CheckNameArgs(
+          vm, "versions",
+          {"host", "volume", "protect", "unprotect", "export-index"})) {
+    return *rc;
+  }
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "versions", opened.status());
   Vault& vault = *opened->vault;

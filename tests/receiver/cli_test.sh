@@ -53,6 +53,68 @@ set -e
 grep -q truncated "$T/err" || fail "no 'truncated' in: $(cat "$T/err")"
 "$B/cbt-receiver" versions --vault "$T/vault" --json | grep -q '"v3"' && fail "truncated stream left a version"
 
+# Issue 13: an error says "no version was created" once, not twice.
+count=$(grep -o "no version was created" "$T/err" | wc -l)
+[ "$count" = 1 ] || fail "'no version was created' said $count times: $(cat "$T/err")"
+
+# Issue 13, fault 2: bytes after the trailer (garbage, a second stream) are
+# refused before the commit: exit 3, no version, the reason named; the clean
+# stream then commits.
+"$B/cbtctl" send "$T/img" --version-id v4 --base-index "$T/v1.idx" --changes "$T/changes" -o "$T/s4" 2>/dev/null
+printf 'garbage' | cat "$T/s4" - > "$T/s4.garbage"
+cat "$T/s4" "$T/s4" > "$T/s4.twice"
+for f in s4.garbage s4.twice; do
+  set +e
+  "$B/cbt-receiver" receive --vault "$T/vault" --input "$T/$f" 2> "$T/err"; rc=$?
+  set -e
+  [ $rc -eq 3 ] || fail "$f: expected exit 3, got $rc: $(cat "$T/err")"
+  grep -q "after its trailer" "$T/err" || fail "$f: reason not named: $(cat "$T/err")"
+  "$B/cbt-receiver" versions --vault "$T/vault" --json | grep -q '"v4"' && fail "$f: v4 was committed though the receive failed"
+done
+"$B/cbt-receiver" receive --vault "$T/vault" --input "$T/s4" > /dev/null || fail "the clean stream v4 was refused"
+
+# Issue 13, fault 3: one flipped byte in the header's volume name is refused
+# (header checksum), the vault unchanged.
+head -c 65536 "$T/img" > "$T/small"
+"$B/cbtctl" send "$T/small" --host h --volume flipvol --version-id f1 --chunk-size $CH -o "$T/s5" 2>/dev/null
+at=$(grep -oba flipvol "$T/s5" | head -1 | cut -d: -f1)
+printf 'g' | dd of="$T/s5" bs=1 seek="$at" conv=notrunc status=none
+before=$(listing)
+set +e
+"$B/cbt-receiver" receive --vault "$T/vault" --input "$T/s5" 2> "$T/err"; rc=$?
+set -e
+[ $rc -eq 3 ] || fail "flipped volume name: expected exit 3, got $rc: $(cat "$T/err")"
+grep -q "header checksum" "$T/err" || fail "flipped volume name: $(cat "$T/err")"
+[ "$before" = "$(listing)" ] || fail "a stream with a flipped header byte changed the vault"
+
+# Issue 13, fault 4: unknown names are "not found" (exit 6), never success
+# and never damage.
+expect_rc() {  # expect_rc CODE WHAT -- command...
+  local want=$1 what=$2; shift 3
+  set +e
+  "$@" > "$T/out" 2> "$T/err"; local rc=$?
+  set -e
+  [ $rc -eq "$want" ] || fail "$what: expected exit $want, got $rc: $(cat "$T/out" "$T/err")"
+}
+expect_rc 6 "verify of an unknown host" -- "$B/cbt-receiver" verify --vault "$T/vault" --host TYPO --volume d
+grep -q "not found\|does not exist\|no versions" "$T/err" || fail "verify of an unknown host: $(cat "$T/err")"
+expect_rc 6 "verify of an unknown volume" -- "$B/cbt-receiver" verify --vault "$T/vault" --host h --volume TYPO
+expect_rc 6 "verify of an unknown version" -- "$B/cbt-receiver" verify --vault "$T/vault" --host h --volume d --version NOSUCH
+grep -q DAMAGED "$T/out" && fail "an unknown version was reported as damaged"
+# ... and a restore of an unknown version leaves nothing new behind.
+expect_rc 6 "restore of an unknown version" -- "$B/cbt-receiver" restore --vault "$T/vault" --host h --volume d --version NOSUCH --target "$T/new.img"
+[ -e "$T/new.img" ] && fail "restore of an unknown version left $T/new.img"
+[ -e "$T/new.img.cbtd-state" ] && fail "restore of an unknown version left a state file"
+
+# Issue 13: an invalid name is reported naming the argument.
+expect_rc 2 "versions --host ../.." -- "$B/cbt-receiver" versions --vault "$T/vault" --host ../.. --volume d
+grep -q -- "--host" "$T/err" || fail "invalid --host not named: $(cat "$T/err")"
+expect_rc 2 "verify --volume a/b" -- "$B/cbt-receiver" verify --vault "$T/vault" --host h --volume a/b
+grep -q -- "--volume" "$T/err" || fail "invalid --volume not named: $(cat "$T/err")"
+expect_rc 2 "restore --version ../x" -- "$B/cbt-receiver" restore --vault "$T/vault" --host h --volume d --version ../x --target "$T/new.img"
+grep -q -- "--version" "$T/err" || fail "invalid --version not named: $(cat "$T/err")"
+grep -q "object key" "$T/err" && fail "the error speaks of object keys: $(cat "$T/err")"
+
 # Verify passes, then detects a damaged chunk (exit 4) naming the version.
 "$B/cbt-receiver" verify --vault "$T/vault" > /dev/null || fail "verify failed on a sound vault"
 victim=$(find "$T/vault/chunks" -type f -print -quit)
@@ -62,4 +124,17 @@ set +e
 set -e
 [ $rc -eq 4 ] || fail "expected exit 4 from verify on damage, got $rc"
 grep -q "DAMAGED h/d@v[12]: chunk object chunks/" "$T/verify.out" || fail "verify did not name the damaged version and chunk: $(cat "$T/verify.out")"
+
+# Issue 13: verify reports every damaged chunk of a version, not the first.
+"$B/cbtctl" send "$T/img.v1" --host h --volume d --version-id v1 --chunk-size $CH 2>/dev/null |
+  "$B/cbt-receiver" receive --vault "$T/vault2" --create > /dev/null
+for victim in $(find "$T/vault2/chunks" -type f | sort | head -3); do
+  printf 'X' | dd of="$victim" bs=1 seek=40 conv=notrunc status=none
+done
+set +e
+"$B/cbt-receiver" verify --vault "$T/vault2" > "$T/verify.out"; rc=$?
+set -e
+[ $rc -eq 4 ] || fail "expected exit 4 from verify on damage, got $rc"
+lines=$(grep -c "^DAMAGED h/d@v1: " "$T/verify.out" || true)
+[ "$lines" = 3 ] || fail "verify named $lines of the 3 damaged chunks: $(cat "$T/verify.out")"
 echo "cli_test: OK"

@@ -174,6 +174,12 @@ stream::Chunk& FirstChunk(std::vector<stream::Record>& r) {
   return *r[0].mutable_chunk();
 }
 
+// After a test edits header fields on purpose: the checksum follows, so the
+// receiver's own checks of those fields are what is tested.
+void Reseal(std::vector<stream::Record>& r) {
+  transport::SealHeader(*r[0].mutable_header());
+}
+
 void Rehash(stream::Chunk& c) {
   c.set_payload_xxh3(XXH3_64bits(c.payload().data(), c.payload().size()));
 }
@@ -269,39 +275,63 @@ INSTANTIATE_TEST_SUITE_P(
                         ref.mutable_chunk_ref()->set_hash(std::string(32, 'q'));
                         r.insert(r.begin() + 1, ref);
                       },
-                      "which the vault does not hold"},
+                      "send its bytes"},
         MalformedCase{"SecondHeader",
                       [](auto& r) { r.insert(r.begin() + 1, r[0]); },
                       "second header"},
-        MalformedCase{
-            "UnknownBase",
-            [](auto& r) { r[0].mutable_header()->set_base_version_id("v0"); },
-            "base version host1/vol1@v0 does not exist"},
+        MalformedCase{"UnknownBase",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_base_version_id("v0");
+                        Reseal(r);
+                      },
+                      "base version host1/vol1@v0 does not exist"},
         MalformedCase{"BaseRootHashMismatch",
                       [](auto& r) {
                         r[0].mutable_header()->set_base_root_hash(
                             std::string(32, 'b'));
+                        Reseal(r);
                       },
                       "but the vault's has"},
-        MalformedCase{
-            "ChunkSizeChange",
-            [](auto& r) { r[0].mutable_header()->set_chunk_size_bytes(8192); },
-            "stream chunk size 8192 differs from 16384"},
+        MalformedCase{"ChunkSizeChange",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_chunk_size_bytes(8192);
+                        Reseal(r);
+                      },
+                      "stream chunk size 8192 differs from 16384"},
         MalformedCase{"VolumeSizeChangeWithoutResize",
                       [](auto& r) {
                         r[0].mutable_header()->set_volume_size_bytes(1 << 20);
+                        Reseal(r);
                       },
                       "resend with allow_resize"},
-        MalformedCase{
-            "VersionExists",
-            [](auto& r) { r[0].mutable_header()->set_new_version_id("v1"); },
-            "host1/vol1@v1 already exists"},
-        MalformedCase{
-            "BadVersionName",
-            [](auto& r) { r[0].mutable_header()->set_new_version_id("../x"); },
-            "invalid new version id"},
+        MalformedCase{"VersionExists",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_new_version_id("v1");
+                        Reseal(r);
+                      },
+                      "host1/vol1@v1 already exists"},
+        MalformedCase{"BadVersionName",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_new_version_id("../x");
+                        Reseal(r);
+                      },
+                      "invalid new version id"},
         MalformedCase{"NoHeader", [](auto& r) { r.erase(r.begin()); },
-                      "does not start with a header"}),
+                      "does not start with a header"},
+        MalformedCase{
+            "HeaderFieldChangedWithoutChecksum",
+            [](auto& r) { r[0].mutable_header()->set_volume_id("vol2"); },
+            "header checksum mismatch"},
+        MalformedCase{"StreamFormat1",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_format_version(1);
+                        r[0].mutable_header()->clear_header_checksum();
+                      },
+                      "stream format version 1 is not supported"},
+        MalformedCase{
+            "NoHeaderChecksum",
+            [](auto& r) { r[0].mutable_header()->clear_header_checksum(); },
+            "no header checksum"}),
     [](const auto& param_info) { return param_info.param.name; });
 
 TEST_F(ReceiveSessionTest, OversizeRecordLengthRefusedBeforeAllocating) {
@@ -310,6 +340,7 @@ TEST_F(ReceiveSessionTest, OversizeRecordLengthRefusedBeforeAllocating) {
   // A varint of 2^40: far above kMaxRecordBytes.
   stream::Record header = records_[0];
   header.mutable_header()->set_new_version_id("v2");
+  transport::SealHeader(*header.mutable_header());
   std::string framed = transport::FrameRecords({&header, 1});
   framed += std::string("\x80\x80\x80\x80\x80\x20", 6);
   auto r = Receive(framed);
@@ -400,6 +431,199 @@ TEST_F(ReceiveSessionTest, ResizeNeedsAllowResizeAndRestoresNewSize) {
   EXPECT_TRUE(RestoreToFile("v2", "r2") == vol);
 }
 
+// Fault 1 of issue 13: a host that knows only the hash of another host's
+// chunk forges a stream that references it, to read the bytes back through
+// its own version. The reference must be refused: the bytes were never
+// shown, and the chunk is in no version of this host.
+TEST_F(ReceiveSessionTest, ForeignChunkRefIsRefused) {
+  ReceiveFirstFull();  // host1/vol1@v1
+  const VersionIndex v1 = Index("v1");
+  const ChunkHash secret = v1.entries[0];
+  ASSERT_FALSE(transport::IsZeroEntry(secret));
+
+  // host2's honest stream of a one-chunk volume (all zeros), then forged:
+  // the zero run becomes a reference to host1's chunk, the trailer agrees.
+  transport::ProducerOptions as2;
+  as2.host = "host2";
+  as2.volume = "loot";
+  Produce(std::string(kChunk, '\0'), nullptr, {}, "stolen", as2);
+  ASSERT_EQ(records_.size(), 3u);  // header, zero run, trailer
+  std::vector<stream::Record> forged = {records_[0]};
+  stream::Record ref;
+  ref.set_required(true);
+  ref.mutable_chunk_ref()->set_chunk_index(0);
+  ref.mutable_chunk_ref()->set_hash(secret.ToBytes());
+  forged.push_back(ref);
+  stream::Record trailer;
+  trailer.set_required(true);
+  trailer.mutable_trailer()->set_chunk_ref_records(1);
+  trailer.mutable_trailer()->set_root_hash(
+      transport::ComputeRootHash(kChunk, kChunk, std::vector<ChunkHash>{secret})
+          .ToBytes());
+  forged.push_back(trailer);
+
+  const auto before = Listing();
+  auto r = Receive(transport::FrameRecords(forged));
+  ASSERT_FALSE(r.ok()) << "a chunk reference by hash alone was accepted";
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("send its bytes"));
+  ExpectUntouched(before, /*exact=*/true);
+  auto versions = vault_->ListVersions({"host2", "loot"});
+  ASSERT_TRUE(versions.ok());
+  EXPECT_TRUE(versions->empty());
+
+  // With the bytes (proof of possession) the same version is accepted.
+  std::string bytes = vol1_.substr(0, kChunk);
+  r = Receive(Produce(bytes, nullptr, {}, "stolen", as2));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->index.entries[0], secret);
+}
+
+// The dedup handshake answers for the asking host's own scope only: the
+// chunks of its committed versions and what this session received with
+// its bytes.
+TEST_F(ReceiveSessionTest, HaveChunksDoesNotRevealAnotherHostsChunks) {
+  ReceiveFirstFull();  // host1/vol1@v1
+  const VersionIndex v1 = Index("v1");
+  const ChunkHash secret = v1.entries[0];
+  transport::ProducerOptions as2;
+  as2.host = "host2";
+  as2.volume = "probe";
+  const std::string mine = RandomVolume(8 * kChunk, 77);
+  Produce(mine, nullptr, {}, "p1", as2);
+  auto session = ReceiveSession::Open(*vault_, records_[0].header());
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto have = (*session)->HaveChunks(std::vector<ChunkHash>{secret});
+  ASSERT_TRUE(have.ok()) << have.status();
+  EXPECT_EQ(*have, std::vector<bool>{false})
+      << "host2 learned that the vault holds host1's chunk";
+  // A chunk host2 sent with its bytes in this session is in its scope.
+  ASSERT_TRUE(records_[1].has_chunk());
+  ASSERT_TRUE((*session)->Apply(records_[1]).ok());
+  auto sent = ChunkHash::FromBytes(records_[1].chunk().hash());
+  ASSERT_TRUE(sent.ok());
+  have = (*session)->HaveChunks(std::vector<ChunkHash>{*sent, secret});
+  ASSERT_TRUE(have.ok()) << have.status();
+  EXPECT_EQ(*have, (std::vector<bool>{true, false}));
+}
+
+// Another volume of the same host is the host's own scope: a reference to
+// one of its chunks needs no bytes.
+TEST_F(ReceiveSessionTest, ChunkRefToTheSameHostsOtherVolumeIsAccepted) {
+  ReceiveFirstFull();  // host1/vol1@v1
+  const VersionIndex v1 = Index("v1");
+  transport::ProducerOptions other;
+  other.volume = "vol2";
+  const std::string clone = vol1_.substr(0, kChunk);
+  Produce(clone, nullptr, {}, "c1", other);
+  ASSERT_EQ(records_.size(), 3u);  // header, chunk, trailer
+  std::vector<stream::Record> recs = records_;
+  stream::Record ref;
+  ref.set_required(true);
+  ref.mutable_chunk_ref()->set_chunk_index(0);
+  ref.mutable_chunk_ref()->set_hash(v1.entries[0].ToBytes());
+  recs[1] = ref;
+  stream::Trailer* t = recs[2].mutable_trailer();
+  t->set_chunk_records(0);
+  t->set_payload_bytes(0);
+  t->set_raw_bytes(0);
+  t->set_chunk_ref_records(1);
+  auto r = Receive(transport::FrameRecords(recs));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->index.entries[0], v1.entries[0]);
+}
+
+// Fault 2 of issue 13: a valid stream followed by more bytes committed the
+// version and then failed, saying no version was created. Bytes after the
+// trailer are refused before the commit.
+TEST_F(ReceiveSessionTest, TrailingBytesAfterTrailerAreRefusedBeforeCommit) {
+  ReceiveFirstFull();
+  std::string vol = vol1_;
+  cbt::ExtentSet changed;
+  Scribble(vol, changed, 4, 12);
+  const VersionIndex base = Index("v1");
+  const std::string full = Produce(vol, &base, changed, "v2");
+  const stream::Record trailer = records_.back();
+  ASSERT_TRUE(trailer.has_trailer());
+  const std::vector<std::pair<std::string, std::string>> tails = {
+      {"garbage", "this is not a record"},
+      {"a second trailer", transport::FrameRecords({&trailer, 1})},
+      {"an empty record", std::string(1, '\0')},
+      {"a second stream", full},
+  };
+  for (const auto& [what, tail] : tails) {
+    const auto before = Listing();
+    auto r = Receive(full + tail);
+    ASSERT_FALSE(r.ok()) << what << " after the trailer was accepted";
+    EXPECT_THAT(std::string(r.status().message()),
+                HasSubstr("after its trailer"))
+        << what;
+    EXPECT_THAT(std::string(r.status().message()),
+                HasSubstr("no version was created"))
+        << what;
+    EXPECT_EQ(Versions(), std::vector<std::string>{"v1"})
+        << what << ": the version was committed anyway";
+    ExpectUntouched(before, /*exact=*/false);
+  }
+  auto r = Receive(full);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"v1", "v2"}));
+}
+
+// Fault 3 of issue 13: one flipped byte in the header of a stream file
+// (the volume name, the version id, the creation time, the host) stored
+// the data under another name. Every header field is covered by a
+// checksum: the stream is refused and the vault is unchanged.
+TEST_F(ReceiveSessionTest, FlippedHeaderByteIsRefused) {
+  ReceiveFirstFull();
+  const std::string vol = RandomVolume(6 * kChunk, 9);
+  const std::string full = Produce(vol, nullptr, {}, "v2");
+  // The header record: its varint length, then its bytes.
+  ASSERT_LT(static_cast<uint8_t>(full[0]), 0x80);
+  const size_t header_end = 1 + static_cast<uint8_t>(full[0]);
+  const std::string header = full.substr(0, header_end);
+  auto find_in_header = [&](const std::string& needle) {
+    const size_t at = header.find(needle);
+    EXPECT_NE(at, std::string::npos) << needle;
+    EXPECT_EQ(header.find(needle, at + 1), std::string::npos) << needle;
+    return at;
+  };
+  // created_unix_ms (field 10, varint): tag 0x50 then the varint.
+  std::string created(1, '\x50');
+  for (uint64_t v = 1700000000000; v >= 0x80; v >>= 7) {
+    created.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  }
+  created.push_back(static_cast<char>(1700000000000 >> 35));
+  struct Flip {
+    std::string what;
+    size_t at;
+  };
+  const std::vector<Flip> flips = {
+      {"volume name", find_in_header("vol1") + 3},  // vol1 -> vol0
+      {"version id", find_in_header("v2") + 1},     // v2 -> v3
+      {"host", find_in_header("host1") + 4},        // host1 -> host0
+      // A continuation byte of the varint: stays a valid varint.
+      {"creation time", find_in_header(created) + 2},
+  };
+  for (const Flip& f : flips) {
+    std::string bad = full;
+    bad[f.at] = static_cast<char>(bad[f.at] ^ 1);
+    const auto before = Listing();
+    auto r = Receive(bad);
+    ASSERT_FALSE(r.ok()) << "a stream with a flipped byte in its " << f.what
+                         << " was accepted";
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("header checksum"))
+        << f.what;
+    ExpectUntouched(before, /*exact=*/true);
+  }
+  EXPECT_EQ(Versions(), std::vector<std::string>{"v1"});
+  auto volumes = vault_->ListVolumes();
+  ASSERT_TRUE(volumes.ok()) << volumes.status();
+  EXPECT_EQ(*volumes, std::vector<VolumeName>{kVol})
+      << "a flipped header stored a version elsewhere";
+  ASSERT_TRUE(Receive(full).ok());
+}
+
 TEST_F(ReceiveSessionTest, HaveChunksAnswersDedupHandshake) {
   ReceiveFirstFull();
   const VersionIndex v1 = Index("v1");
@@ -407,6 +631,7 @@ TEST_F(ReceiveSessionTest, HaveChunksAnswersDedupHandshake) {
   h.set_new_version_id("v2");
   h.set_base_version_id("v1");
   h.set_base_root_hash(v1.root_hash.ToBytes());
+  transport::SealHeader(h);
   auto session = ReceiveSession::Open(*vault_, h);
   ASSERT_TRUE(session.ok()) << session.status();
   std::vector<ChunkHash> ask = {v1.entries[0],

@@ -70,8 +70,8 @@ class VaultFixture : public ::testing::Test {
                       transport::ProducerOptions opts = {}) {
     common::MemoryBlockReader dev(vol);
     transport::VectorRecordSink sink;
-    opts.host = "host1";
-    opts.volume = "vol1";
+    if (opts.host.empty()) opts.host = "host1";
+    if (opts.volume.empty()) opts.volume = "vol1";
     opts.version_id = id;
     opts.chunk_size_bytes = kChunk;
     if (opts.created_unix_ms == 0) opts.created_unix_ms = 1700000000000;

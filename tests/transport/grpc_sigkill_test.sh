@@ -75,6 +75,47 @@ grep -q "sent 0.1 MiB" send2.log || fail "more than the changed chunk travelled:
   --version v2 --target restored2.img >/dev/null
 cmp disk.img restored2.img || fail "restored v2 differs"
 
+# Issue 13, fault 5: a sender SIGKILLed mid-stream does not lock its volume
+# for the resume ttl: the next run of the same host takes the session over
+# at once, and only its own data becomes the version.
+head -c 6000000 /dev/urandom >disk3.img
+send3() {
+  "$bin/cbtctl" send disk3.img --to "localhost:$port" --tls-cert certs/web1.crt \
+    --tls-key certs/web1.key --ca certs/ca.crt --volume disk3 --version-id v1 \
+    --chunk-size 65536 --no-progress "$@"
+}
+send3 --bwlimit 1536K >send3.log 2>&1 &
+send_pid=$!
+sleep 1.5
+kill -0 "$send_pid" 2>/dev/null || fail "send finished before the kill: $(cat send3.log)"
+kill -9 "$send_pid"
+wait "$send_pid" 2>/dev/null || true
+send_pid=
+printf 'after the kill' | dd of=disk3.img bs=1 seek=70000 conv=notrunc 2>/dev/null
+start=$(date +%s)
+send3 --retries 0 >send4.log 2>&1 || fail "the run after a killed sender failed: $(cat send4.log)"
+[ $(( $(date +%s) - start )) -lt 30 ] || fail "the run after a killed sender took $(( $(date +%s) - start )) s"
+[ "$("$bin/cbt-receiver" versions --vault vault --host web1 --volume disk3 | grep -c '@v1')" = 1 ] \
+  || fail "disk3@v1 not committed exactly once"
+"$bin/cbt-receiver" restore --vault vault --host web1 --volume disk3 \
+  --version v1 --target restored3.img >/dev/null
+cmp disk3.img restored3.img || fail "restored disk3 differs from the second run's source"
+
+# Issue 13: a receiver that rejects the certificate is not retried, and
+# --retries 0 means no retry.
+"$src/scripts/make-certs.sh" other --host web1 >/dev/null
+start=$(date +%s)
+set +e
+"$bin/cbtctl" send disk.img --to "localhost:$port" --tls-cert other/web1.crt \
+  --tls-key other/web1.key --ca certs/ca.crt --version-id v9 --retries 0 \
+  --no-progress >send5.log 2>&1
+rc=$?
+set -e
+took=$(( $(date +%s) - start ))
+[ $rc -eq 3 ] || fail "a rejected certificate: expected exit 3, got $rc: $(cat send5.log)"
+[ $took -lt 15 ] || fail "a rejected certificate was retried for $took s: $(cat send5.log)"
+grep -qi certificate send5.log || fail "the refusal does not name the certificate: $(cat send5.log)"
+
 # Plaintext only on loopback.
 if "$bin/cbt-receiver" serve --vault vault --listen "0.0.0.0:$port" --insecure 2>err.log; then
   fail "insecure serve on 0.0.0.0 was accepted"

@@ -236,7 +236,8 @@ TEST_F(GrpcTransportTest, RefusesNoCertificateWrongCaAndExpiredCertificate) {
     if (!c.ok()) return;  // refused locally is fine too
     auto r = (*c)->ListVersions("", "");
     EXPECT_FALSE(r.ok()) << what;
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable)
+    // A refused certificate is told apart from a network failure.
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated)
         << what << ": " << r.status();
   };
   ClientOptions no_cert = TlsClient(*certs_, "hosta", port);
@@ -315,13 +316,16 @@ TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
   EXPECT_EQ(again.bytes_sent, 0u);
   EXPECT_GT(again.bytes_skipped, 0u);
 
-  // Another host's volume with the same content: stored once.
+  // Another host's volume with the same content: hostb must show the
+  // bytes (a hash is not possession: the handshake does not vouch for
+  // hosta's chunks), but the vault stores them once.
   auto b = Client("hostb");
   SendProgress other;
   ASSERT_TRUE(
       Backup(*b, data, "hostb", "copy", "v1", nullptr, Whole(data), &other)
           .ok());
-  EXPECT_EQ(other.payload_bytes_sent, 0u);
+  EXPECT_EQ(other.bytes_sent, first.bytes_sent);
+  EXPECT_EQ(other.bytes_skipped, first.bytes_skipped);
   // Only two new index objects, no chunk objects.
   EXPECT_EQ(vault_.Objects().size(), chunks_after_first + 2);
   auto restored = RemoteRestore(*b, "", "copy", "v1");
@@ -354,6 +358,21 @@ class RawClient {
       return absl::Status(absl::StatusCode(st.error_code()),
                           st.error_message());
     return resp.session_id();
+  }
+
+  absl::StatusOr<std::vector<bool>> Have(const std::string& session_id,
+                                         const std::vector<ChunkHash>& hashes) {
+    grpc::ClientContext ctx;
+    service::HaveChunksRequest req;
+    req.set_session_id(session_id);
+    for (const auto& h : hashes) req.add_hashes(h.ToBytes());
+    service::HaveChunksResponse resp;
+    grpc::Status st = stub_->HaveChunks(&ctx, req, &resp);
+    if (!st.ok()) {
+      return absl::Status(absl::StatusCode(st.error_code()),
+                          st.error_message());
+    }
+    return std::vector<bool>(resp.have().begin(), resp.have().end());
   }
 
   grpc::Status HaveChunks(const std::string& session_id) {
@@ -487,6 +506,7 @@ TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
     // oversize message never reaches the service) stays resumable.
     stream::Header h = header;
     h.set_volume_id(absl::StrCat("evil", n++));
+    SealHeader(h);
     grpc::Status st = raw.Send(h, c.records);
     EXPECT_EQ(st.error_code(), c.want) << c.name << ": " << st.error_message();
     EXPECT_FALSE(st.error_message().empty()) << c.name;
@@ -541,37 +561,147 @@ TEST_F(GrpcTransportTest, HostCannotUseAnotherHostsSession) {
   EXPECT_TRUE(*restored == data);
 }
 
-TEST_F(GrpcTransportTest, SecondSessionForSameVolumeRefusedWhileOpen) {
+// Fault 5 of issue 13: a sender killed mid-stream (SIGKILL, a crashed
+// cbtd) left its session open, and every new run of the same host was
+// refused "already has an open session" for the whole resume ttl. The same
+// host takes its volume over at once; the old session is aborted and its
+// data never becomes a version.
+TEST_F(GrpcTransportTest, KilledSenderDoesNotLockItsVolume) {
   std::string data = VolumeBytes(kVolumeBytes, 5);
   common::MemoryBlockReader dev(data);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "busy";
-  po.version_id = "v1";
   po.chunk_size_bytes = testing::kTestChunkBytes;
-  VectorSink recs;
-  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, recs).ok());
+  po.version_id = "old";
+  VectorSink old_recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, old_recs).ok());
+  po.version_id = "new";
+  VectorSink new_recs;
+  ASSERT_TRUE(ProduceStream(dev, Whole(data), {}, nullptr, po, new_recs).ok());
 
+  // The first run opens its session and sends part of its stream, then
+  // stops: killed, as far as the receiver can tell (no FIN, no cancel).
   auto client = Client("hosta");
   auto first = client->NewSink();
-  ASSERT_TRUE(first->Put(recs.records[0]).ok());
-  ASSERT_TRUE(first->Put(recs.records[1]).ok());
-  auto second = client->NewSink();
-  absl::Status st = second->Put(recs.records[0]);
-  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
-  EXPECT_NE(st.message().find("already has an open session"),
-            absl::string_view::npos)
-      << st;
-  // Another volume of the same host is not blocked.
-  stream::Record other = recs.records[0];
-  other.mutable_header()->set_volume_id("other");
-  EXPECT_TRUE(client->NewSink()->Put(other).ok());
-  // The first one completes.
-  for (size_t i = 2; i < recs.records.size(); ++i) {
-    ASSERT_TRUE(first->Put(recs.records[i]).ok());
+  const size_t half = old_recs.records.size() / 2;
+  for (size_t i = 0; i < half; ++i) {
+    ASSERT_TRUE(first->Put(old_recs.records[i]).ok());
   }
-  ASSERT_TRUE(first->Finish().ok());
-  EXPECT_EQ(first->committed()->version_id, "v1");
+  EXPECT_EQ(server_->open_sessions(), 1);
+
+  // The next run of the same host starts at once and completes.
+  const auto start = std::chrono::steady_clock::now();
+  auto next_run = Client("hosta");
+  auto second = next_run->NewSink();
+  for (const auto& r : new_recs.records) {
+    absl::Status st = second->Put(r);
+    ASSERT_TRUE(st.ok()) << "the volume of a killed sender is locked: " << st;
+  }
+  ASSERT_TRUE(second->Finish().ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(second->committed()->version_id, "new");
+
+  // The old run, should it still be alive, cannot finish: its session was
+  // aborted, and it is told so instead of being sent round a retry loop.
+  absl::Status st;
+  for (size_t i = half; i < old_recs.records.size() && st.ok(); ++i) {
+    st = first->Put(old_recs.records[i]);
+  }
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("taken over"), absl::string_view::npos) << st;
+  EXPECT_FALSE(first->committed().has_value());
+
+  auto versions = vault_.vault().ListVersions({"hosta", "busy"});
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(*versions, std::vector<std::string>{"new"});
+  EXPECT_EQ(vault_.commits(), 1);
+  EXPECT_EQ(server_->open_sessions(), 0);
+  auto restored = RemoteRestore(*client, "", "busy", "new");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(*restored == data);
+}
+
+// Fault 1 of issue 13, from a client that forges the messages: hosta knows
+// only the hash of one of hostb's chunks. It can neither learn that the
+// vault holds it, nor commit a version that references it, nor fetch it.
+TEST_F(GrpcTransportTest, ForgedChunkRefCannotReadAnotherHostsChunk) {
+  auto b = Client("hostb");
+  const std::string secret_data = VolumeBytes(kVolumeBytes, 31);
+  ASSERT_TRUE(
+      Backup(*b, secret_data, "hostb", "db", "v1", nullptr, Whole(secret_data))
+          .ok());
+  auto b_index = vault_.vault().ReadIndex({"hostb", "db"}, "v1");
+  ASSERT_TRUE(b_index.ok()) << b_index.status();
+  const ChunkHash secret = b_index->entries[1];
+  ASSERT_FALSE(IsZeroEntry(secret));
+
+  // hosta's own one-chunk volume, as the real producer writes its header.
+  const std::string zeros(testing::kTestChunkBytes, '\0');
+  MemoryBlockDevice dev(zeros);
+  ProducerOptions po;
+  po.host = "hosta";
+  po.volume = "loot";
+  po.version_id = "stolen";
+  po.chunk_size_bytes = testing::kTestChunkBytes;
+  VectorSink honest;
+  ASSERT_TRUE(ProduceStream(dev, Whole(zeros), {}, nullptr, po, honest).ok());
+  const auto before = vault_.Objects();
+
+  RawClient a(*certs_, "hosta", server_->port());
+  auto id = a.Open(honest.records[0].header());
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto have = a.Have(*id, {secret});
+  ASSERT_TRUE(have.ok()) << have.status();
+  EXPECT_EQ(*have, std::vector<bool>{false})
+      << "HaveChunks told hosta that the vault holds hostb's chunk";
+
+  stream::Record ref;
+  ref.set_required(true);
+  ref.mutable_chunk_ref()->set_chunk_index(0);
+  ref.mutable_chunk_ref()->set_hash(secret.ToBytes());
+  stream::Record trailer;
+  trailer.set_required(true);
+  trailer.mutable_trailer()->set_chunk_ref_records(1);
+  trailer.mutable_trailer()->set_root_hash(
+      ComputeRootHash(testing::kTestChunkBytes, testing::kTestChunkBytes,
+                      std::vector<ChunkHash>{secret})
+          .ToBytes());
+  grpc::Status st = a.Upload(*id, {ref, trailer});
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("send its bytes"), std::string::npos)
+      << st.error_message();
+  auto versions = vault_.vault().ListVersions({"hosta", "loot"});
+  EXPECT_TRUE(!versions.ok() || versions->empty());
+  EXPECT_EQ(vault_.Objects(), before);
+  auto fetched = Client("hosta")->GetChunks("", "loot", "stolen", {secret});
+  EXPECT_FALSE(fetched.ok()) << "hosta read hostb's chunk";
+}
+
+// Also from issue 13: a receiver that rejects the sender's certificate is
+// not "unreachable": the sender stops at once instead of retrying for the
+// whole retry budget.
+TEST_F(GrpcTransportTest, CertificateRejectionIsNotRetried) {
+  const int port = server_->port();
+  ClientOptions foreign = TlsClient(*certs_ + "/other", "hosta", port);
+  foreign.ca_pem = testing::ReadOrDie(*certs_ + "/ca.crt");
+  ClientOptions expired = TlsClient(*certs_, "expired", port);
+  for (ClientOptions o : {foreign, expired}) {
+    o.retry_budget = std::chrono::minutes(2);  // the default
+    auto c = RemoteClient::Create(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    const std::string data = VolumeBytes(kVolumeBytes, 12);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = Backup(**c, data, "hosta", "root", "v1", nullptr, Whole(data));
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated)
+        << r.status();
+    EXPECT_LT(took, std::chrono::seconds(15)) << r.status();
+    EXPECT_NE(r.status().message().find("certificate"), std::string::npos)
+        << r.status();
+  }
 }
 
 TEST_F(GrpcTransportTest, UnresumedSessionExpiresLeavingNoVersion) {
