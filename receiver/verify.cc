@@ -18,12 +18,6 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
   if (scope.volume) {
     std::vector<std::string> ids;
     if (!scope.version.empty()) {
-      // NOT_FOUND naming the version, or the index's own damage.
-      auto idx = vault.ReadIndex(*scope.volume, scope.version);
-      if (absl::IsNotFound(idx.status()) ||
-          absl::IsInvalidArgument(idx.status())) {
-        return idx.status();
-      }
       ids.push_back(scope.version);
     } else {
       auto listed = vault.ListVersions(*scope.volume);
@@ -38,6 +32,9 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
     }
     for (auto& id : ids) versions.emplace_back(*scope.volume, std::move(id));
   } else {
+    if (!scope.version.empty()) {
+      return absl::InvalidArgumentError("verify: a version needs its volume");
+    }
     auto all = vault.ListVolumes();
     if (!all.ok()) return all.status();
     for (const VolumeName& v : *all) {
@@ -55,8 +52,12 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
   std::map<size_t, std::string> bad_index;  // version slot -> reason
   for (size_t slot = 0; slot < versions.size(); ++slot) {
     auto idx = vault.ReadIndex(versions[slot].first, versions[slot].second);
+    if (!scope.version.empty() && (absl::IsNotFound(idx.status()) ||
+                                   absl::IsInvalidArgument(idx.status()))) {
+      return idx.status();  // the version named does not exist
+    }
     // Pruned between the listing and the read: not a version any more.
-    if (absl::IsNotFound(idx.status()) && scope.version.empty()) continue;
+    if (absl::IsNotFound(idx.status())) continue;
     if (!idx.ok()) {
       bad_index[slot] = std::string(idx.status().message());
       continue;

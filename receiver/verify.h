@@ -36,7 +36,7 @@ struct VerifyReport {
 
 struct VerifyScope {
   std::optional<VolumeName> volume;  // none: every volume
-  std::string version;               // "": every version of the volume(s)
+  std::string version;  // "": every version; else this one (needs `volume`)
   int threads = 2;
 };
 

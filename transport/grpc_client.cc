@@ -21,6 +21,10 @@ namespace svc = ::cbtd::service;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kCallTimeout = std::chrono::seconds(60);
+// The first dedup handshake of a session may load the host's scope on the
+// receiver (every index of the host, once: docs/vault.md), which for a
+// host with many versions of a large volume takes longer than a call.
+constexpr auto kHaveChunksTimeout = std::chrono::minutes(10);
 constexpr size_t kMaxHashesPerCall = 4096;
 
 // Worth reconnecting for: the connection or the stream broke, or the server
@@ -471,7 +475,8 @@ absl::StatusOr<std::vector<bool>> SinkImpl::HaveChunks(
     const std::vector<std::string>& hashes) {
   for (;;) {
     grpc::ClientContext ctx;
-    client_->Prepare(ctx);
+    client_->Prepare(ctx, /*with_deadline=*/false);
+    ctx.set_deadline(std::chrono::system_clock::now() + kHaveChunksTimeout);
     svc::HaveChunksRequest req;
     req.set_session_id(session_id_);
     for (const auto& h : hashes) req.add_hashes(h);

@@ -224,8 +224,11 @@ absl::StatusOr<std::vector<bool>> SessionTable::HaveChunks(
   if (!(*s)->backend) {
     return absl::UnavailableError("session is still opening; retry");
   }
+  auto have = (*s)->backend->HaveChunks(hashes);
+  // After the call: the first one may load the host's scope for a while,
+  // which is activity, not idleness.
   (*s)->last_activity = now_();
-  return (*s)->backend->HaveChunks(hashes);
+  return have;
 }
 
 absl::StatusOr<std::unique_ptr<SessionTable::Upload>> SessionTable::Attach(
