@@ -66,6 +66,16 @@ int ExitCodeFor(const absl::Status& status) {
   }
 }
 
+int VaultExitCodeFor(const absl::Status& status) {
+  return absl::IsNotFound(status) ? common::kExitNotFound
+                                  : ExitCodeFor(status);
+}
+
+int ReportVaultError(const absl::Status& status) {
+  std::cerr << "cbtctl: " << status.message() << "\n";
+  return VaultExitCodeFor(status);
+}
+
 int ReportError(const absl::Status& status) {
   std::cerr << "cbtctl: " << status.message() << "\n";
   return ExitCodeFor(status);

@@ -40,6 +40,12 @@ std::optional<int> ParseDaemonCommand(std::span<char*> args,
 int ReportError(const absl::Status& status);
 int ExitCodeFor(const absl::Status& status);
 
+// The same for versions / restore / verify, where NOT_FOUND is an unknown
+// host, volume or version at the receiver: exit 6 (not found), as
+// cbt-receiver says it, never "refused" nor "damaged".
+int ReportVaultError(const absl::Status& status);
+int VaultExitCodeFor(const absl::Status& status);
+
 // "1.5 GiB", "512 B".
 std::string HumanBytes(uint64_t bytes);
 // "2026-11-21 22:50:03Z", or "-" for 0.

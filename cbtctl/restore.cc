@@ -54,7 +54,7 @@ int RunRestoreCommand(std::span<char*> args) {
   request.set_verify(verify);
   control::ControlClient client(opts.socket_path);
   absl::StatusOr<control::RestoreResponse> r = client.Restore(request);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportVaultError(r.status());
   if (opts.json) {
     std::cout << ToJson(*r) << "\n";
   } else {

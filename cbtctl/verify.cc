@@ -32,7 +32,7 @@ int RunVerifyCommand(std::span<char*> args) {
   request.set_version(version);
   control::ControlClient client(opts.socket_path);
   absl::StatusOr<control::VerifyResponse> r = client.Verify(request);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportVaultError(r.status());
   if (opts.json) {
     std::cout << ToJson(*r) << "\n";
   } else {

@@ -27,7 +27,7 @@ int RunVersionsCommand(std::span<char*> args) {
   }
   control::ControlClient client(opts.socket_path);
   absl::StatusOr<control::ListVersionsResponse> r = client.ListVersions(volume);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportVaultError(r.status());
   if (opts.json) {
     std::cout << ToJson(*r) << "\n";
     return common::kExitOk;

@@ -48,5 +48,13 @@ TEST(CbtctlFormatTest, ExitCodesFollowTheStatus) {
   EXPECT_EQ(ExitCodeFor(absl::InternalError("")), common::kExitFailure);
 }
 
+TEST(CbtctlFormatTest, UnknownVersionIsNotFoundForVaultCommands) {
+  EXPECT_EQ(VaultExitCodeFor(absl::NotFoundError("no version v9")),
+            common::kExitNotFound);
+  EXPECT_EQ(VaultExitCodeFor(absl::DataLossError("")), common::kExitFailure);
+  EXPECT_EQ(VaultExitCodeFor(absl::UnavailableError("")),
+            common::kExitUnavailable);
+}
+
 }  // namespace
 }  // namespace cbtd::cbtctl
