@@ -638,7 +638,7 @@ TEST_F(GrpcTransportTest, ForgedChunkRefCannotReadAnotherHostsChunk) {
 
   // hosta's own one-chunk volume, as the real producer writes its header.
   const std::string zeros(testing::kTestChunkBytes, '\0');
-  MemoryBlockDevice dev(zeros);
+  common::MemoryBlockReader dev(zeros);
   ProducerOptions po;
   po.host = "hosta";
   po.volume = "loot";
