@@ -67,8 +67,7 @@ int ExitCodeFor(const absl::Status& status) {
 }
 
 int VaultExitCodeFor(const absl::Status& status) {
-  return absl::IsNotFound(status) ? common::kExitNotFound
-                                  : ExitCodeFor(status);
+  return absl::IsNotFound(status) ? common::kExitNotFound : ExitCodeFor(status);
 }
 
 int ReportVaultError(const absl::Status& status) {
