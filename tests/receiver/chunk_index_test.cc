@@ -1,0 +1,504 @@
+// The ChunkIndex contract (receiver/chunk_index.h), written against the
+// interface so every implementation runs the same tests: each is one
+// IndexFactory in the INSTANTIATE_TEST_SUITE_P below. Then what only the
+// SQLite implementation promises (receiver/sqlite_chunk_index.h).
+#include <sqlite3.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "receiver/chunk_index.h"
+#include "receiver/sqlite_chunk_index.h"
+#include "tests/common/temp_dir.h"
+
+namespace cbtd::receiver {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Optional;
+
+ChunkHash Id(uint32_t n) {
+  std::array<uint8_t, ChunkHash::kSize> b{};
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = static_cast<uint8_t>(n >> (i % 4 * 8)) ^ static_cast<uint8_t>(i);
+  return ChunkHash(b);
+}
+
+PackInfo Pack(std::string name, uint64_t chunk_count = 0) {
+  return PackInfo{.pack = std::move(name),
+                  .size_bytes = 1 << 20,
+                  .chunk_count = chunk_count,
+                  .added_unix_ms = 1700000000000};
+}
+
+ChunkLocation At(std::string pack, uint64_t offset, uint32_t length) {
+  return ChunkLocation{
+      .pack = std::move(pack), .offset_bytes = offset, .length_bytes = length};
+}
+
+// How a test gets an implementation: `open(dir)` opens the index kept under
+// `dir`, creating it if needed. Two calls with one `dir` are two
+// independent handles (connections) to one index.
+struct IndexFactory {
+  std::string name;
+  std::function<absl::StatusOr<std::unique_ptr<ChunkIndex>>(
+      const std::string& dir)>
+      open;
+};
+
+std::string SqlitePath(const std::string& dir) {
+  return dir + "/chunks.sqlite";
+}
+
+IndexFactory SqliteFactory() {
+  return {"Sqlite",
+          [](const std::string& dir)
+              -> absl::StatusOr<std::unique_ptr<ChunkIndex>> {
+            auto index = SqliteChunkIndex::Open(SqlitePath(dir), true);
+            if (!index.ok()) return index.status();
+            return std::unique_ptr<ChunkIndex>(std::move(*index));
+          }};
+}
+
+class ChunkIndexTest : public ::testing::TestWithParam<IndexFactory> {
+ protected:
+  void SetUp() override { index_ = Open(); }
+
+  std::unique_ptr<ChunkIndex> Open() {
+    auto index = GetParam().open(dir_.path());
+    EXPECT_TRUE(index.ok()) << index.status();
+    return index.ok() ? std::move(*index) : nullptr;
+  }
+
+  void Add(ChunkIndex& index, std::string_view tenant, const std::string& pack,
+           std::vector<PackEntry> entries) {
+    ASSERT_TRUE(
+        index.AddPack(tenant, Pack(pack, entries.size()), entries).ok());
+  }
+  void Add(std::string_view tenant, const std::string& pack,
+           std::vector<PackEntry> entries) {
+    Add(*index_, tenant, pack, std::move(entries));
+  }
+
+  std::optional<ChunkLocation> Find(ChunkIndex& index, std::string_view tenant,
+                                    const ChunkHash& id) {
+    auto found = index.Find(tenant, id);
+    EXPECT_TRUE(found.ok()) << found.status();
+    return found.ok() ? *found : std::nullopt;
+  }
+  std::optional<ChunkLocation> Find(std::string_view tenant,
+                                    const ChunkHash& id) {
+    return Find(*index_, tenant, id);
+  }
+
+  std::vector<std::string> PackNames(ChunkIndex& index,
+                                     std::string_view tenant) {
+    auto packs = index.ListPacks(tenant);
+    EXPECT_TRUE(packs.ok()) << packs.status();
+    std::vector<std::string> names;
+    if (packs.ok()) {
+      for (const PackInfo& p : *packs) names.push_back(p.pack);
+    }
+    return names;
+  }
+  std::vector<std::string> PackNames(std::string_view tenant) {
+    return PackNames(*index_, tenant);
+  }
+
+  test::TempDir dir_{"cbtd-chunk-index-"};
+  std::unique_ptr<ChunkIndex> index_;
+};
+
+TEST_P(ChunkIndexTest, FindsEveryEntryOfAnAddedPack) {
+  Add("t", "p1", {{Id(1), 0, 100}, {Id(2), 100, 50}, {Id(3), 150, 7}});
+
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 100)));
+  EXPECT_THAT(Find("t", Id(2)), Optional(At("p1", 100, 50)));
+  EXPECT_THAT(Find("t", Id(3)), Optional(At("p1", 150, 7)));
+  EXPECT_EQ(Find("t", Id(4)), std::nullopt);
+}
+
+TEST_P(ChunkIndexTest, TenantsNeverSeeEachOthersChunksOrPacks) {
+  Add("b", "pb", {{Id(2), 0, 10}});
+  Add("a", "pa", {{Id(1), 0, 10}});
+
+  EXPECT_EQ(Find("b", Id(1)), std::nullopt);
+  EXPECT_EQ(Find("a", Id(2)), std::nullopt);
+  EXPECT_EQ(Find("c", Id(1)), std::nullopt);
+
+  // b storing the same chunk gets its own location; a keeps its own.
+  Add("b", "pb2", {{Id(1), 20, 10}});
+  EXPECT_THAT(Find("b", Id(1)), Optional(At("pb2", 20, 10)));
+  EXPECT_THAT(Find("a", Id(1)), Optional(At("pa", 0, 10)));
+
+  EXPECT_THAT(PackNames("a"), ElementsAre("pa"));
+  EXPECT_THAT(PackNames("b"), ElementsAre("pb", "pb2"));
+  EXPECT_THAT(PackNames("c"), IsEmpty());
+  auto tenants = index_->ListTenants();
+  ASSERT_TRUE(tenants.ok()) << tenants.status();
+  EXPECT_THAT(*tenants, ElementsAre("a", "b"));
+}
+
+TEST_P(ChunkIndexTest, ListPacksReturnsWhatWasRecordedSortedByName) {
+  const PackInfo p2{
+      .pack = "p2", .size_bytes = 5000, .chunk_count = 1, .added_unix_ms = 42};
+  const PackInfo p1{
+      .pack = "p1", .size_bytes = 7000, .chunk_count = 2, .added_unix_ms = 43};
+  const std::vector<PackEntry> e2 = {{Id(1), 0, 10}};
+  const std::vector<PackEntry> e1 = {{Id(2), 0, 10}, {Id(3), 10, 10}};
+  ASSERT_TRUE(index_->AddPack("t", p2, e2).ok());
+  ASSERT_TRUE(index_->AddPack("t", p1, e1).ok());
+
+  auto packs = index_->ListPacks("t");
+  ASSERT_TRUE(packs.ok()) << packs.status();
+  EXPECT_THAT(*packs, ElementsAre(p1, p2));
+}
+
+TEST_P(ChunkIndexTest, AnIdAlreadyHeldKeepsItsFirstLocation) {
+  Add("t", "p1", {{Id(1), 0, 10}});
+  Add("t", "p2", {{Id(1), 500, 10}, {Id(2), 0, 10}, {Id(2), 20, 10}});
+
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 10)));
+  // Twice in one pack: the first entry wins too.
+  EXPECT_THAT(Find("t", Id(2)), Optional(At("p2", 0, 10)));
+}
+
+TEST_P(ChunkIndexTest, ARecordedPackNameIsAlreadyExistsAndChangesNothing) {
+  Add("t", "p1", {{Id(1), 0, 10}});
+  const std::vector<PackEntry> again = {{Id(1), 99, 10}, {Id(2), 0, 10}};
+
+  EXPECT_EQ(index_->AddPack("t", Pack("p1"), again).code(),
+            absl::StatusCode::kAlreadyExists);
+  // Pack names are unique in the vault, not per tenant.
+  EXPECT_EQ(index_->AddPack("u", Pack("p1"), again).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 10)));
+  EXPECT_EQ(Find("t", Id(2)), std::nullopt);
+  EXPECT_EQ(Find("u", Id(2)), std::nullopt);
+  EXPECT_THAT(PackNames("t"), ElementsAre("p1"));
+  EXPECT_THAT(PackNames("u"), IsEmpty());
+}
+
+TEST_P(ChunkIndexTest, UsageCountsMarkedChunksPerPackIncludingDeadPacks) {
+  Add("t", "p1", {{Id(1), 0, 100}, {Id(2), 100, 200}, {Id(3), 300, 400}});
+  Add("t", "p2", {{Id(4), 0, 1000}});
+  Add("t", "p3", {{Id(5), 0, 7}});
+  Add("u", "q1", {{Id(5), 0, 7}});
+  const std::vector<ChunkHash> live = {Id(1), Id(3), Id(4), Id(3), Id(99)};
+
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+  ASSERT_TRUE(index_->MarkLive("t", live).ok());
+  // Another tenant's mark of p3's chunk does not make it live for t.
+  ASSERT_TRUE(index_->BeginMark("u").ok());
+  ASSERT_TRUE(index_->MarkLive("u", std::vector<ChunkHash>{Id(5)}).ok());
+
+  auto usage = index_->Usage("t");
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 3u);
+  EXPECT_EQ((*usage)[0].info, Pack("p1", 3));
+  EXPECT_EQ((*usage)[0].live_chunks, 2u);
+  EXPECT_EQ((*usage)[0].live_bytes, 500u);
+  EXPECT_EQ((*usage)[1].info.pack, "p2");
+  EXPECT_EQ((*usage)[1].live_chunks, 1u);
+  EXPECT_EQ((*usage)[1].live_bytes, 1000u);
+  EXPECT_EQ((*usage)[2].info.pack, "p3");
+  EXPECT_EQ((*usage)[2].live_chunks, 0u);
+  EXPECT_EQ((*usage)[2].live_bytes, 0u);
+
+  auto u = index_->Usage("u");
+  ASSERT_TRUE(u.ok()) << u.status();
+  ASSERT_EQ(u->size(), 1u);
+  EXPECT_EQ((*u)[0].live_chunks, 1u);
+}
+
+TEST_P(ChunkIndexTest, BeginMarkForgetsThePreviousMark) {
+  Add("t", "p1", {{Id(1), 0, 100}});
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+  ASSERT_TRUE(index_->MarkLive("t", std::vector<ChunkHash>{Id(1)}).ok());
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+
+  auto usage = index_->Usage("t");
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_EQ((*usage)[0].live_chunks, 0u);
+  EXPECT_EQ((*usage)[0].live_bytes, 0u);
+}
+
+TEST_P(ChunkIndexTest, LiveEntriesAreTheMarkedOnesByAscendingOffset) {
+  Add("t", "p1",
+      {{Id(4), 300, 30}, {Id(1), 0, 10}, {Id(3), 200, 20}, {Id(2), 100, 10}});
+  Add("t", "p2", {{Id(5), 0, 10}});
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+  ASSERT_TRUE(
+      index_->MarkLive("t", std::vector<ChunkHash>{Id(4), Id(1), Id(3), Id(5)})
+          .ok());
+
+  auto live = index_->LiveEntries("t", "p1");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_THAT(*live,
+              ElementsAre(PackEntry{Id(1), 0, 10}, PackEntry{Id(3), 200, 20},
+                          PackEntry{Id(4), 300, 30}));
+}
+
+TEST_P(ChunkIndexTest, ReplacePacksRepacksLiveEntriesIntoTheReplacement) {
+  Add("t", "p1", {{Id(1), 0, 10}, {Id(2), 10, 10}});
+  Add("t", "p2", {{Id(3), 0, 10}, {Id(4), 10, 10}});
+  Add("t", "p3", {{Id(5), 0, 10}});
+  const std::vector<std::string> old = {"p1", "p2"};
+  const std::vector<PackEntry> moved = {{Id(1), 0, 10}, {Id(3), 10, 10}};
+
+  ASSERT_TRUE(index_->ReplacePacks("t", old, Pack("r1", 2), moved).ok());
+
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("r1", 0, 10)));
+  EXPECT_THAT(Find("t", Id(3)), Optional(At("r1", 10, 10)));
+  EXPECT_EQ(Find("t", Id(2)), std::nullopt);
+  EXPECT_EQ(Find("t", Id(4)), std::nullopt);
+  EXPECT_THAT(Find("t", Id(5)), Optional(At("p3", 0, 10)));
+  EXPECT_THAT(PackNames("t"), ElementsAre("p3", "r1"));
+}
+
+TEST_P(ChunkIndexTest, ReplacePacksWithoutReplacementForgetsDeadPacks) {
+  Add("t", "p1", {{Id(1), 0, 10}, {Id(2), 10, 10}});
+  Add("t", "p2", {{Id(3), 0, 10}});
+  const std::vector<std::string> old = {"p1"};
+
+  ASSERT_TRUE(index_->ReplacePacks("t", old, std::nullopt, {}).ok());
+
+  EXPECT_EQ(Find("t", Id(1)), std::nullopt);
+  EXPECT_EQ(Find("t", Id(2)), std::nullopt);
+  EXPECT_THAT(Find("t", Id(3)), Optional(At("p2", 0, 10)));
+  EXPECT_THAT(PackNames("t"), ElementsAre("p2"));
+  auto usage = index_->Usage("t");
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_EQ((*usage)[0].info.pack, "p2");
+  // A chunk the tenant lost can be stored again.
+  Add("t", "p4", {{Id(1), 0, 10}});
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p4", 0, 10)));
+}
+
+TEST_P(ChunkIndexTest, EverythingSurvivesCloseAndReopen) {
+  Add("t", "p1", {{Id(1), 0, 10}, {Id(2), 10, 20}});
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+  ASSERT_TRUE(index_->MarkLive("t", std::vector<ChunkHash>{Id(2)}).ok());
+  index_.reset();
+
+  index_ = Open();
+  ASSERT_NE(index_, nullptr);
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 10)));
+  EXPECT_THAT(PackNames("t"), ElementsAre("p1"));
+  auto usage = index_->Usage("t");
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_EQ((*usage)[0].live_bytes, 20u);
+}
+
+TEST_P(ChunkIndexTest, TwoHandlesSeeEachOthersWrites) {
+  std::unique_ptr<ChunkIndex> other = Open();
+  ASSERT_NE(other, nullptr);
+
+  Add(*index_, "t", "p1", {{Id(1), 0, 10}});
+  EXPECT_THAT(Find(*other, "t", Id(1)), Optional(At("p1", 0, 10)));
+  Add(*other, "t", "p2", {{Id(2), 0, 10}});
+  EXPECT_THAT(Find(*index_, "t", Id(2)), Optional(At("p2", 0, 10)));
+  EXPECT_THAT(PackNames(*index_, "t"), ElementsAre("p1", "p2"));
+}
+
+TEST_P(ChunkIndexTest, ConcurrentWritersThroughOneAndTwoHandlesLoseNothing) {
+  std::unique_ptr<ChunkIndex> other = Open();
+  ASSERT_NE(other, nullptr);
+  constexpr int kPacks = 20;
+  // Threads 0 and 1 share index_; thread 2 writes through `other`.
+  std::vector<std::thread> writers;
+  std::array<absl::Status, 3> failures;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      ChunkIndex& index = w == 2 ? *other : *index_;
+      for (int i = 0; i < kPacks; ++i) {
+        const uint32_t n = w * 1000 + i;
+        const std::vector<PackEntry> e = {{Id(n), 0, 10}};
+        absl::Status s =
+            index.AddPack("t", Pack("p" + std::to_string(n), 1), e);
+        if (!s.ok()) failures[w] = s;
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+
+  for (const absl::Status& s : failures) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(PackNames("t").size(), 3u * kPacks);
+  for (uint32_t w = 0; w < 3; ++w) {
+    for (uint32_t i = 0; i < kPacks; ++i) {
+      const uint32_t n = w * 1000 + i;
+      EXPECT_THAT(Find("t", Id(n)),
+                  Optional(At("p" + std::to_string(n), 0, 10)));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Implementations, ChunkIndexTest, ::testing::Values(SqliteFactory()),
+    [](const ::testing::TestParamInfo<IndexFactory>& param_info) {
+      return param_info.param.name;
+    });
+
+// --- What only the SQLite implementation promises.
+
+class SqliteChunkIndexTest : public ::testing::Test {
+ protected:
+  std::string path() const { return SqlitePath(dir_.path()); }
+
+  // Runs `sql` on the file through a connection of its own.
+  void RawExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  test::TempDir dir_{"cbtd-sqlite-index-"};
+};
+
+TEST_F(SqliteChunkIndexTest, OpenWithoutCreateOfAMissingFileIsNotFound) {
+  auto index = SqliteChunkIndex::Open(path(), false);
+
+  ASSERT_EQ(index.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(index.status().message(), HasSubstr(path()));
+  EXPECT_FALSE(std::filesystem::exists(path()));
+}
+
+TEST_F(SqliteChunkIndexTest, OpenWithoutCreateOfAnExistingIndexWorks) {
+  {
+    auto index = SqliteChunkIndex::Open(path(), true);
+    ASSERT_TRUE(index.ok()) << index.status();
+    const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+    ASSERT_TRUE((*index)->AddPack("t", Pack("p1", 1), e).ok());
+  }
+  auto index = SqliteChunkIndex::Open(path(), false);
+  ASSERT_TRUE(index.ok()) << index.status();
+  auto found = (*index)->Find("t", Id(1));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_THAT(*found, Optional(At("p1", 0, 10)));
+}
+
+TEST_F(SqliteChunkIndexTest,
+       AnotherSchemaVersionIsRefusedNamingFileAndVersions) {
+  ASSERT_TRUE(SqliteChunkIndex::Open(path(), true).ok());
+  RawExec("UPDATE meta SET value = 99 WHERE key = 'schema_version'");
+
+  for (bool create : {true, false}) {
+    auto index = SqliteChunkIndex::Open(path(), create);
+    ASSERT_EQ(index.status().code(), absl::StatusCode::kFailedPrecondition)
+        << index.status();
+    EXPECT_THAT(index.status().message(), HasSubstr(path()));
+    EXPECT_THAT(index.status().message(), HasSubstr("version 99"));
+    EXPECT_THAT(index.status().message(), HasSubstr("reads version 1"));
+  }
+}
+
+TEST_F(SqliteChunkIndexTest, AnSqliteDatabaseOfSomethingElseIsRefused) {
+  RawExec("CREATE TABLE volumes (name TEXT PRIMARY KEY)");
+
+  auto index = SqliteChunkIndex::Open(path(), true);
+  ASSERT_EQ(index.status().code(), absl::StatusCode::kFailedPrecondition)
+      << index.status();
+  EXPECT_THAT(index.status().message(), HasSubstr(path()));
+}
+
+TEST_F(SqliteChunkIndexTest, AFileThatIsNotSqliteIsDataLossNamingIt) {
+  {
+    std::ofstream out(path());
+    for (int i = 0; i < 200; ++i) out << "this is not an SQLite database\n";
+  }
+  for (bool create : {true, false}) {
+    auto index = SqliteChunkIndex::Open(path(), create);
+    ASSERT_EQ(index.status().code(), absl::StatusCode::kDataLoss)
+        << index.status();
+    EXPECT_THAT(index.status().message(), HasSubstr(path()));
+  }
+}
+
+TEST_F(SqliteChunkIndexTest, UsesAWalJournal) {
+  ASSERT_TRUE(SqliteChunkIndex::Open(path(), true).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteChunkIndexTest,
+       ReplacePacksNamingAnotherTenantsPackChangesNothing) {
+  auto index = SqliteChunkIndex::Open(path(), true);
+  ASSERT_TRUE(index.ok()) << index.status();
+  ChunkIndex& ix = **index;
+  const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+  ASSERT_TRUE(ix.AddPack("t", Pack("p1", 1), e).ok());
+  ASSERT_TRUE(ix.AddPack("u", Pack("q1", 1), e).ok());
+  const std::vector<std::string> old = {"p1", "q1"};
+
+  absl::Status s = ix.ReplacePacks("t", old, Pack("r1", 1), e);
+
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_THAT(s.message(), HasSubstr("q1"));
+  auto t = ix.Find("t", Id(1));
+  ASSERT_TRUE(t.ok());
+  EXPECT_THAT(*t, Optional(At("p1", 0, 10)));
+  auto u = ix.Find("u", Id(1));
+  ASSERT_TRUE(u.ok());
+  EXPECT_THAT(*u, Optional(At("q1", 0, 10)));
+  auto packs = ix.ListPacks("t");
+  ASSERT_TRUE(packs.ok());
+  ASSERT_EQ(packs->size(), 1u);
+  EXPECT_EQ((*packs)[0].pack, "p1");
+}
+
+TEST_F(SqliteChunkIndexTest, LiveEntriesOfAnUnknownPackIsNotFound) {
+  auto index = SqliteChunkIndex::Open(path(), true);
+  ASSERT_TRUE(index.ok()) << index.status();
+  const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+  ASSERT_TRUE((*index)->AddPack("u", Pack("q1", 1), e).ok());
+
+  EXPECT_EQ((*index)->LiveEntries("t", "q1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ((*index)->LiveEntries("u", "nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteChunkIndexTest, AnEntryPastTheEndOfItsPackIsInvalid) {
+  auto index = SqliteChunkIndex::Open(path(), true);
+  ASSERT_TRUE(index.ok()) << index.status();
+  PackInfo pack = Pack("p1", 1);
+  pack.size_bytes = 100;
+  const std::vector<PackEntry> e = {{Id(1), 90, 11}};
+
+  absl::Status s = (*index)->AddPack("t", pack, e);
+
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("p1"));
+  auto packs = (*index)->ListPacks("t");
+  ASSERT_TRUE(packs.ok());
+  EXPECT_THAT(*packs, IsEmpty());
+}
+
+}  // namespace
+}  // namespace cbtd::receiver
