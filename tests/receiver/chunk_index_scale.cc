@@ -77,6 +77,7 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::cout << std::unitbuf;  // progress lines show up as they come
   if (argc < 2) {
     std::cerr << "usage: chunk_index_scale ENTRIES [PACK_CHUNKS]\n";
     return 2;
