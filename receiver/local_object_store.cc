@@ -222,6 +222,33 @@ absl::StatusOr<std::string> LocalObjectStore::Get(const std::string& key) {
   return common::ReadFile(PathOf(key));
 }
 
+absl::StatusOr<std::string> LocalObjectStore::GetRange(const std::string& key,
+                                                       uint64_t offset,
+                                                       uint32_t length) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string out(length, '\0');
+  size_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd.get(), out.data() + done, length - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return ErrnoStatus(errno, absl::StrCat("read ", length, " bytes at ",
+                                             offset, " of ", path));
+    }
+    if (n == 0) {
+      return absl::DataLossError(
+          absl::StrCat(path, " ends at byte ", offset + done, ", before ",
+                       offset + length, ": the object is truncated"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
 absl::StatusOr<bool> LocalObjectStore::Exists(const std::string& key) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
   struct stat st;

@@ -26,6 +26,8 @@ class LocalObjectStore : public ObjectStore {
       const std::vector<std::pair<std::string, std::string>>& objects) override;
   absl::Status Publish(const std::string& key, std::string_view data) override;
   absl::StatusOr<std::string> Get(const std::string& key) override;
+  absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
+                                       uint32_t length) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;
   absl::Status Touch(const std::string& key) override;
   absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;

@@ -1,7 +1,7 @@
 // ObjectStore: the storage under the vault. A flat namespace of immutable
-// objects named by '/'-separated keys ("chunks/ab/ab12...", "hosts/h/v/
-// versions/x.idx"), small enough to map onto a local directory (first
-// backend, local_object_store.h) or an S3 / Ceph RGW bucket later.
+// objects named by '/'-separated keys ("tenants/t/packs/ab/ab12....pack",
+// "hosts/h/v/versions/x.idx"), small enough to map onto a local directory
+// (first backend, local_object_store.h) or an S3 / Ceph RGW bucket later.
 //
 // Keys: components of [A-Za-z0-9._-], not starting with '.', no empty
 // component. Every call that writes is durable when it returns OK.
@@ -52,6 +52,12 @@ class ObjectStore {
 
   // NOT_FOUND if absent.
   virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
+  // `length` bytes at `offset` of the object (a chunk inside a pack).
+  // NOT_FOUND if absent; DATA_LOSS naming the object if it ends before
+  // offset + length.
+  virtual absl::StatusOr<std::string> GetRange(const std::string& key,
+                                               uint64_t offset,
+                                               uint32_t length) = 0;
   virtual absl::StatusOr<bool> Exists(const std::string& key) = 0;
 
   // Marks an existing object as recently used (see ModifiedUnixMs), so a

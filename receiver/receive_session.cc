@@ -70,6 +70,12 @@ absl::Status ValidateHeader(const stream::Header& h) {
 absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
     Vault& vault, const stream::Header& header) {
   if (auto s = ValidateHeader(header); !s.ok()) return s;
+  if (vault.format() != 2) {
+    return absl::FailedPreconditionError(
+        "this vault has the first format (one file per chunk, shared by "
+        "every host): it is read-only; receive into a new vault, or copy "
+        "it into one with `cbt-receiver migrate --vault OLD --to NEW`");
+  }
   const VolumeName vol{header.source_host(), header.volume_id()};
   // Shared GC lock first, so the base and its chunks cannot be swept
   // between the checks below and the commit.
@@ -171,7 +177,7 @@ ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
     : vault_(vault),
       header_(header),
       gc_lock_(std::move(lock)),
-      scope_(vault, header.source_host()) {}
+      tenant_(vault.TenantOf(header.source_host())) {}
 
 // Nothing to undo on abort: stored chunks are valid, content-addressed and
 // reused by a retry; GC removes them if no version ever references them.
@@ -188,38 +194,22 @@ absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
       out.push_back(true);
       continue;
     }
-    // Outside the host's scope the answer is "no" whether or not the vault
-    // holds the chunk: the sender must show the bytes.
-    auto mine = scope_.Contains(h);
-    if (!mine.ok()) return mine.status();
-    if (!*mine) {
-      out.push_back(false);
-      continue;
-    }
-    if (staged_set_.contains(h)) {
-      out.push_back(true);  // stored before the commit
-      continue;
-    }
-    auto has = vault_.HasChunk(h);
+    auto has = Holds(h);
     if (!has.ok()) return has.status();
     out.push_back(*has);
   }
   return out;
 }
 
-namespace {
-constexpr size_t kStagedChunks = 256;
-constexpr size_t kStagedBytes = 32u << 20;
-}  // namespace
-
-bool ReceiveSession::Holds(const ChunkHash& hash) {
-  return staged_set_.contains(hash);
+absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
+  if (staged_set_.contains(hash)) return true;  // stored before the commit
+  return vault_.HasChunk(tenant_, hash);
 }
 
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
   // Kept staged on failure: a retried Apply or the commit tries again.
-  if (absl::Status s = vault_.StoreChunks(staged_); !s.ok()) {
+  if (absl::Status s = vault_.StoreChunks(tenant_, staged_); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("storing ", staged_.size(),
                                                " new chunks: ", s.message()));
   }
@@ -329,13 +319,12 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
 
   const ChunkHash entry = transport::EntryOf(
       {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
-  // The bytes were shown: from now on this session may name the chunk.
-  if (!transport::IsZeroEntry(entry)) scope_.AddProven(entry);
-  if (!transport::IsZeroEntry(entry) && !Holds(entry)) {
-    auto has = vault_.HasChunk(entry);
+  if (!transport::IsZeroEntry(entry)) {
+    auto has = Holds(entry);
     if (!has.ok()) return has.status();
     if (!*has) {
-      if (staged_.size() >= kStagedChunks || staged_bytes_ >= kStagedBytes) {
+      if (staged_.size() >= kPackMaxChunks ||
+          staged_bytes_ >= vault_.pack_target_bytes()) {
         if (absl::Status s = FlushStaged(); !s.ok()) return s;
       }
       std::string obj =
@@ -360,39 +349,22 @@ absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
   auto hash = HashField(c.hash(), i);
   if (!hash.ok()) return hash.status();
   if (!transport::IsZeroEntry(*hash)) {
-    auto mine = InScope(i, *hash);
-    if (!mine.ok()) return mine.status();
-    if (!*mine) {
-      // Said the same way whether or not the vault holds the chunk.
-      return absl::FailedPreconditionError(absl::StrCat(
-          "chunk ref at index ", i, " names chunk ", hash->ToHex(),
-          ", which no version of host '", header_.source_host(),
-          "' references and this stream has not carried: a hash alone does "
-          "not prove possession, the sender must send its bytes"));
-    }
-  }
-  if (!transport::IsZeroEntry(*hash) && !Holds(*hash)) {
-    auto has = vault_.HasChunk(*hash);
+    auto has = Holds(*hash);
     if (!has.ok()) return has.status();
     if (!*has) {
+      // Only the tenant's own chunks are looked at: the answer is the same
+      // whether or not another tenant stores this one.
       return absl::FailedPreconditionError(absl::StrCat(
           "chunk ref at index ", i, " names chunk ", hash->ToHex(),
-          " which the vault does not hold; the sender must send its bytes"));
+          ", which tenant '", tenant_,
+          "' does not hold and this stream has not carried: a hash alone "
+          "does not prove possession, the sender must send its bytes"));
     }
   }
   if (auto s = CheckIndex(i, 1, "chunk ref"); !s.ok()) return s;
   index_.entries[i] = *hash;
   ++counted_.chunk_ref_records;
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> ReceiveSession::InScope(uint64_t index,
-                                             const ChunkHash& hash) {
-  // The base's own entry at this position is a chunk of a committed version
-  // of this host, known without loading the rest of its scope. Records
-  // ascend, so the entry there is still the base's.
-  if (index_.entries[index] == hash) return true;
-  return scope_.Contains(hash);
 }
 
 absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {

@@ -24,17 +24,19 @@
 //  * Apply checks every record before storing anything from it: chunk index
 //    in range and strictly ascending over all records (no duplicates),
 //    raw size, payload XXH3, decompression, SHA-256 of the bytes.
-//  * A ChunkRef (a chunk by hash alone) must name a chunk in the host's own
-//    scope (receiver/host_scope.h: referenced by a committed version of
-//    the same host, or sent with its bytes earlier in this session) that
-//    the vault holds; HaveChunks answers true only for those. Knowing a
-//    hash is not possession: anything else must travel with its bytes.
-//    Errors: INVALID_ARGUMENT (bad input), FAILED_PRECONDITION (ChunkRef
-//    outside the scope or to a missing chunk), storage errors as they come.
-//  * Chunks are stored as they arrive (idempotent, content-addressed), so a
-//    stream cut anywhere leaves no version but reusable chunks; the index
-//    is built from the base index plus the stream and published atomically
-//    last, only if the Trailer's counts and root hash match.
+//  * A ChunkRef (a chunk by hash alone) must name a chunk the host's tenant
+//    holds (Vault::TenantOf; its chunks were all sent with their bytes by
+//    the tenant's hosts) or one this session carried; HaveChunks answers
+//    true only for those. Knowing a hash is not possession: anything else
+//    must travel with its bytes, and no answer depends on other tenants.
+//    Errors: INVALID_ARGUMENT (bad input), FAILED_PRECONDITION (a ChunkRef
+//    to a chunk the tenant does not hold, a format-1 vault), storage errors
+//    as they come.
+//  * New chunks are stored in sealed packs of about kPackTargetBytes as
+//    they arrive, so a stream cut anywhere leaves no version but reusable
+//    chunks; the index is built from the base index plus the stream and
+//    published atomically last, only if the Trailer's counts and root hash
+//    match.
 //  * While a session lives it holds the vault's GC lock shared: a GC waits
 //    for (or refuses during) a receive, so no chunk a session relies on is
 //    swept under it.
@@ -50,7 +52,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "receiver/host_scope.h"
 #include "receiver/vault.h"
 #include "transport/proto/stream.pb.h"
 #include "transport/stream_codec.h"
@@ -67,9 +68,9 @@ class ReceiveSession {
   ReceiveSession& operator=(const ReceiveSession&) = delete;
   ~ReceiveSession();
 
-  // Dedup handshake: result[i] is true when hashes[i] is in the host's
-  // scope and the vault holds it (the sender may then send a ChunkRef
-  // instead of the bytes). Says nothing about other hosts' chunks.
+  // Dedup handshake: result[i] is true when the host's tenant holds
+  // hashes[i] (the sender may then send a ChunkRef instead of the bytes).
+  // Says nothing about other tenants' chunks.
   absl::StatusOr<std::vector<bool>> HaveChunks(
       std::span<const ChunkHash> hashes);
 
@@ -99,15 +100,13 @@ class ReceiveSession {
   absl::Status ApplyTrailer(const stream::Trailer& t);
   // Makes the staged chunks durable and visible (Vault::StoreChunks).
   absl::Status FlushStaged();
-  bool Holds(const ChunkHash& hash);
-
-  // True when a ChunkRef at chunk `index` may name `hash`.
-  absl::StatusOr<bool> InScope(uint64_t index, const ChunkHash& hash);
+  // Whether the tenant holds `hash`, stored or staged in this session.
+  absl::StatusOr<bool> Holds(const ChunkHash& hash);
 
   Vault& vault_;
   stream::Header header_;
   std::unique_ptr<StoreLock> gc_lock_;
-  HostScope scope_;
+  const std::string tenant_;
   State state_ = State::kReceiving;
   VersionIndex index_;
   uint64_t chunk_count_ = 0;
@@ -117,9 +116,9 @@ class ReceiveSession {
   uint64_t must_cover_from_ = 0;
   uint64_t covered_past_must_ = 0;
   transport::IndexStats counted_;
-  // New chunks not yet in the vault: stored in batches (one filesystem
-  // sync per batch, not two fsyncs per chunk), all before the index is
-  // published. Bounded by kStagedChunks / kStagedBytes.
+  // New chunks not yet in the vault: stored one pack at a time (a pack
+  // per kPackTargetBytes, not two fsyncs per chunk), all before the index
+  // is published.
   std::vector<std::pair<ChunkHash, std::string>> staged_;
   std::unordered_set<ChunkHash, transport::ChunkHashStdHash> staged_set_;
   size_t staged_bytes_ = 0;

@@ -5,18 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 
 namespace cbtd::receiver {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
@@ -110,76 +103,6 @@ absl::StatusOr<PruneResult> Prune(Vault& vault,
       }
       result.removed.emplace_back(vol, s.id);
     }
-  }
-  return result;
-}
-
-absl::StatusOr<GcResult> CollectGarbage(Vault& vault, int64_t grace_ms,
-                                        bool wait, bool dry_run) {
-  auto lock = vault.store().Lock(kGcLockName, LockMode::kExclusive, wait);
-  if (!lock.ok()) {
-    if (absl::IsUnavailable(lock.status())) {
-      return absl::UnavailableError(absl::StrCat(
-          "a receive is running on this vault; retry gc later or pass --wait "
-          "(",
-          lock.status().message(), ")"));
-    }
-    return lock.status();
-  }
-  GcResult result;
-  // Mark, under the lock: every index that exists now.
-  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> live;
-  auto volumes = vault.ListVolumes();
-  if (!volumes.ok()) return volumes.status();
-  for (const VolumeName& vol : *volumes) {
-    auto ids = vault.ListVersions(vol);
-    if (!ids.ok()) return ids.status();
-    for (const std::string& id : *ids) {
-      auto idx = vault.ReadIndex(vol, id);
-      // Pruned between the listing and the read (prune does not take the GC
-      // lock): a deleted index protects nothing. Receives cannot publish
-      // while we hold the lock, so no new index can appear unseen.
-      if (absl::IsNotFound(idx.status())) continue;
-      if (!idx.ok()) {
-        return absl::Status(
-            idx.status().code(),
-            absl::StrCat(
-                "gc stopped before deleting anything: ", idx.status().message(),
-                "; an unreadable index could reference any chunk"));
-      }
-      ++result.indexes;
-      for (const ChunkHash& h : idx->entries) {
-        if (!transport::IsZeroEntry(h)) live.insert(h);
-      }
-    }
-  }
-  result.referenced = live.size();
-  // Sweep.
-  auto keys = vault.store().List("chunks");
-  if (!keys.ok()) return keys.status();
-  const int64_t cutoff = NowMs() - grace_ms;
-  for (const std::string& key : *keys) {
-    ++result.chunks_seen;
-    auto hash = ChunkHash::FromHex(key.substr(key.rfind('/') + 1));
-    if (hash.ok() && live.contains(*hash)) continue;
-    if (!hash.ok()) continue;  // not ours: never delete what we do not know
-    auto mtime = vault.store().ModifiedUnixMs(key);
-    if (!mtime.ok()) return mtime.status();
-    if (*mtime > cutoff) {
-      ++result.chunks_in_grace;
-      continue;
-    }
-    if (!dry_run) {
-      if (auto s = vault.store().Delete(key); !s.ok()) return s;
-    }
-    ++result.chunks_deleted;
-  }
-  // Temporary files of receives that died before renaming them: no
-  // receive runs while we hold the lock, so none of them is in use.
-  if (!dry_run) {
-    auto temps = vault.store().RemoveTempFiles("chunks", cutoff);
-    if (!temps.ok()) return temps.status();
-    result.temp_files_removed = *temps;
   }
   return result;
 }

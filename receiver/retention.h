@@ -7,12 +7,7 @@
 // keep the newest version of each of the N most recent periods (UTC) that
 // hold a version; always keep protected versions. A policy that keeps
 // nothing is refused, so a typo cannot empty a volume.
-//
-// GC deletes chunk objects no index references. It holds the vault's GC
-// lock exclusively (a receive holds it shared for its whole session), so a
-// chunk a running receive relies on is never swept; in addition it spares
-// chunks modified within `grace_ms` (defence against writers that do not
-// take the lock). If any index cannot be read, GC stops without deleting.
+// GC (freeing what no index references) is receiver/gc.h.
 #ifndef CBTD_RECEIVER_RETENTION_H_
 #define CBTD_RECEIVER_RETENTION_H_
 
@@ -56,19 +51,6 @@ struct PruneResult {
 absl::StatusOr<PruneResult> Prune(Vault& vault,
                                   const std::vector<VolumeName>& volumes,
                                   const RetentionPolicy& policy, bool dry_run);
-
-struct GcResult {
-  uint64_t indexes = 0;      // indexes marked from
-  uint64_t referenced = 0;   // distinct chunks referenced
-  uint64_t chunks_seen = 0;  // chunk objects in the vault
-  uint64_t chunks_deleted = 0;
-  uint64_t chunks_in_grace = 0;     // unreferenced but too recent
-  uint64_t temp_files_removed = 0;  // left by interrupted receives
-};
-
-// wait=false: UNAVAILABLE while a receive holds the lock.
-absl::StatusOr<GcResult> CollectGarbage(Vault& vault, int64_t grace_ms,
-                                        bool wait, bool dry_run);
 
 }  // namespace cbtd::receiver
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_order.h"
+#include "receiver/pack.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -23,6 +24,12 @@ constexpr std::string_view kIndexSuffix = ".idx";
 
 std::string VolumePrefix(const VolumeName& v) {
   return absl::StrCat("hosts/", v.host, "/", v.volume);
+}
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string Describe(const VolumeName& v, std::string_view version) {
@@ -117,8 +124,18 @@ std::string Vault::ProtectedKey(const VolumeName& v, std::string_view version) {
   return absl::StrCat(VolumePrefix(v), "/protected/", std::string(version));
 }
 
-absl::StatusOr<bool> Vault::HasChunk(const ChunkHash& hash) {
-  return store_.Exists(ChunkKey(hash));
+std::string Vault::PackKey(std::string_view tenant, std::string_view pack) {
+  return absl::StrCat("tenants/", std::string(tenant), "/packs/",
+                      std::string(pack.substr(0, 2)), "/", std::string(pack),
+                      ".pack");
+}
+
+absl::StatusOr<bool> Vault::HasChunk(std::string_view tenant,
+                                     const ChunkHash& hash) {
+  if (index_ == nullptr) return store_.Exists(ChunkKey(hash));
+  auto loc = index_->Find(tenant, hash);
+  if (!loc.ok()) return loc.status();
+  return loc->has_value();
 }
 
 std::string Vault::EncodeChunk(stream::Compression compression,
@@ -133,17 +150,11 @@ std::string Vault::EncodeChunk(stream::Compression compression,
   return obj;
 }
 
-absl::StatusOr<uint64_t> Vault::PutChunk(const ChunkHash& hash,
-                                         stream::Compression compression,
-                                         uint32_t raw_size,
-                                         std::string_view payload) {
-  const std::string obj = EncodeChunk(compression, raw_size, payload);
-  if (auto s = store_.Put(ChunkKey(hash), obj); !s.ok()) return s;
-  return obj.size();
-}
-
 absl::Status Vault::StoreChunks(
+    std::string_view tenant,
     const std::vector<std::pair<ChunkHash, std::string>>& encoded) {
+  if (encoded.empty()) return absl::OkStatus();
+  if (index_ != nullptr) return StorePack(tenant, encoded);
   std::vector<std::pair<std::string, std::string>> objects;
   objects.reserve(encoded.size());
   for (const auto& [hash, obj] : encoded) {
@@ -152,7 +163,53 @@ absl::Status Vault::StoreChunks(
   return store_.PutMany(objects);
 }
 
-absl::StatusOr<std::string> Vault::ReadChunk(const ChunkHash& hash) {
+// The pack is durable (Put syncs it) before the index names it, so a chunk
+// the index knows is always readable; a crash between the two leaves an
+// unindexed pack, which GC removes after its grace period.
+absl::Status Vault::StorePack(
+    std::string_view tenant,
+    const std::vector<std::pair<ChunkHash, std::string>>& encoded) {
+  if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
+  PackBuilder builder;
+  for (const auto& [hash, record] : encoded) builder.Add(hash, record);
+  const std::vector<PackEntry> entries = builder.entries();
+  PackInfo info;
+  info.pack = NewPackName();
+  info.chunk_count = entries.size();
+  const std::string bytes = builder.Seal();
+  info.size_bytes = bytes.size();
+  info.added_unix_ms = NowUnixMs();
+  if (auto s = store_.Put(PackKey(tenant, info.pack), bytes); !s.ok()) {
+    return s;
+  }
+  return index_->AddPack(tenant, info, entries);
+}
+
+absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,
+                                              const ChunkHash& hash,
+                                              std::string_view what) {
+  if (record.size() < kChunkHeaderBytes ||
+      std::memcmp(record.data(), kChunkMagic, sizeof(kChunkMagic)) != 0 ||
+      record[4] != 1 || record[6] != 0 || record[7] != 0) {
+    return absl::DataLossError(
+        absl::StrCat(std::string(what), " is damaged: bad header"));
+  }
+  const auto compression = static_cast<stream::Compression>(record[5]);
+  const auto raw_size = static_cast<uint32_t>(GetLe(record.data() + 8, 4));
+  const uint64_t sum = GetLe(record.data() + 12, 8);
+  const std::string_view payload = record.substr(kChunkHeaderBytes);
+  if (XXH3_64bits(payload.data(), payload.size()) != sum) {
+    return absl::DataLossError(absl::StrCat(
+        std::string(what), " is damaged: checksum of the stored bytes"));
+  }
+  return DecodePayload(compression, raw_size, payload, hash,
+                       absl::StrCat(std::string(what), " is damaged"),
+                       absl::StatusCode::kDataLoss);
+}
+
+absl::StatusOr<std::string> Vault::ReadChunk(std::string_view tenant,
+                                             const ChunkHash& hash) {
+  if (index_ != nullptr) return ReadPackedChunk(tenant, hash);
   const std::string key = ChunkKey(hash);
   auto obj = store_.Get(key);
   if (!obj.ok()) {
@@ -162,24 +219,37 @@ absl::StatusOr<std::string> Vault::ReadChunk(const ChunkHash& hash) {
     }
     return obj.status();
   }
-  const std::string what = absl::StrCat("chunk object ", key);
-  if (obj->size() < kChunkHeaderBytes ||
-      std::memcmp(obj->data(), kChunkMagic, sizeof(kChunkMagic)) != 0 ||
-      (*obj)[4] != 1) {
-    return absl::DataLossError(absl::StrCat(what, " is damaged: bad header"));
+  return DecodeChunkRecord(*obj, hash, absl::StrCat("chunk object ", key));
+}
+
+// A GC repack moves live chunks to a new pack and then deletes the old
+// one: a reader that looked up the old place just before may find it gone,
+// and then finds the new place on a second lookup.
+absl::StatusOr<std::string> Vault::ReadPackedChunk(std::string_view tenant,
+                                                   const ChunkHash& hash) {
+  for (int attempt = 0;; ++attempt) {
+    auto loc = index_->Find(tenant, hash);
+    if (!loc.ok()) return loc.status();
+    if (!loc->has_value()) {
+      return absl::NotFoundError(absl::StrCat(
+          "chunk ", hash.ToHex(), " is missing from the vault (tenant '",
+          std::string(tenant), "')"));
+    }
+    const std::string key = PackKey(tenant, (*loc)->pack);
+    auto record =
+        store_.GetRange(key, (*loc)->offset_bytes, (*loc)->length_bytes);
+    if (absl::IsNotFound(record.status()) && attempt == 0) continue;
+    if (absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("chunk ", hash.ToHex(), " is indexed in pack ", key,
+                       ", which is missing from the vault"));
+    }
+    if (!record.ok()) return record.status();
+    return DecodeChunkRecord(
+        *record, hash,
+        absl::StrCat("chunk ", hash.ToHex(), " in pack ", key, " at byte ",
+                     (*loc)->offset_bytes));
   }
-  const auto compression = static_cast<stream::Compression>((*obj)[5]);
-  const auto raw_size = static_cast<uint32_t>(GetLe(obj->data() + 8, 4));
-  const uint64_t sum = GetLe(obj->data() + 12, 8);
-  std::string_view payload(obj->data() + kChunkHeaderBytes,
-                           obj->size() - kChunkHeaderBytes);
-  if (XXH3_64bits(payload.data(), payload.size()) != sum) {
-    return absl::DataLossError(
-        absl::StrCat(what, " is damaged: checksum of the stored bytes"));
-  }
-  return DecodePayload(compression, raw_size, payload, hash,
-                       absl::StrCat(what, " is damaged"),
-                       absl::StatusCode::kDataLoss);
 }
 
 absl::StatusOr<VersionIndex> Vault::ReadIndex(const VolumeName& v,

@@ -1,16 +1,26 @@
 // Vault: versions of volumes as immutable objects in an ObjectStore.
 //
-// Layout (docs/vault.md has the byte formats):
-//   chunks/<hh>/<64 hex>                 one chunk, named by its SHA-256
+// Format 2 (docs/vault.md has the byte formats):
+//   format                                 "cbtd-vault 2"
+//   tenants/<tenant>/packs/<hh>/<name>.pack  chunk records, sealed packs
 //   hosts/<host>/<volume>/versions/<id>.idx   one index per version
 //   hosts/<host>/<volume>/protected/<id>      retention: never prune
-// Chunk object: "CBTC" | u8 format=1 | u8 compression (0 none, 1 zstd) |
-//   u16 0 | u32le raw_size | u64le XXH3-64 of the payload | payload.
+// plus a ChunkIndex (chunk id -> pack range, per tenant) kept by the
+// backend. A tenant is the unit of deduplication and trust: chunk calls
+// take the tenant, and no lookup crosses tenants. Today every host is its
+// own tenant (TenantOf).
+// Format 1 (read, and written only by tests and `migrate`'s source):
+//   chunks/<hh>/<64 hex>                 one chunk object, named by its
+//                                        SHA-256, shared by every host
+// Chunk object / record: "CBTC" | u8 format=1 | u8 compression (0 none,
+//   1 zstd) | u16 0 | u32le raw_size | u64le XXH3-64 of the payload |
+//   payload.
 //
 // A version exists exactly when its index object exists; indexes are
 // published atomically, last, after every chunk they reference is stored.
 //
-// Thread-safety: as safe as the ObjectStore (the local one is fully).
+// Thread-safety: as safe as the ObjectStore and ChunkIndex (the local ones
+// are fully).
 #ifndef CBTD_RECEIVER_VAULT_H_
 #define CBTD_RECEIVER_VAULT_H_
 
@@ -21,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "receiver/chunk_index.h"
 #include "receiver/object_store.h"
 #include "transport/chunk_hash.h"
 #include "transport/proto/stream.pb.h"
@@ -42,39 +53,59 @@ struct VolumeName {
 // `name` is 1..128 chars of [A-Za-z0-9._-] not starting with '.'.
 absl::Status ValidateName(std::string_view what, std::string_view name);
 
+// Writers seal a pack when its records reach Vault::pack_target_bytes()
+// (default kPackTargetBytes) or kPackMaxChunks records. docs/vault.md,
+// "Pack size", has the measurement behind the default.
+inline constexpr size_t kPackTargetBytes = 16u << 20;
+inline constexpr size_t kPackMaxChunks = 4096;
+
 class Vault {
  public:
-  // `store` must outlive the vault.
-  explicit Vault(ObjectStore& store) : store_(store) {}
+  // A format-2 vault over `store` and `index`, or a format-1 vault when
+  // `index` is null. Both must outlive the vault.
+  Vault(ObjectStore& store, ChunkIndex* index) : store_(store), index_(index) {}
 
   ObjectStore& store() { return store_; }
+  // Null for format 1.
+  ChunkIndex* chunk_index() { return index_; }
+  int format() const { return index_ == nullptr ? 1 : 2; }
 
+  size_t pack_target_bytes() const { return pack_target_bytes_; }
+  // For measurements (tests/receiver/pack_size_tradeoff.cc).
+  void set_pack_target_bytes(size_t bytes) { pack_target_bytes_ = bytes; }
+
+  // The tenant whose chunks `host` stores and names: the host itself.
+  std::string TenantOf(std::string_view host) const {
+    return std::string(host);
+  }
+
+  // Format 1 chunk objects.
   static std::string ChunkKey(const ChunkHash& hash);
+  // Format 2 packs.
+  static std::string PackKey(std::string_view tenant, std::string_view pack);
   static std::string IndexKey(const VolumeName& v, std::string_view version);
   static std::string ProtectedKey(const VolumeName& v,
                                   std::string_view version);
 
-  absl::StatusOr<bool> HasChunk(const ChunkHash& hash);
+  // Whether `tenant` holds the chunk (format 1: whether the vault does).
+  absl::StatusOr<bool> HasChunk(std::string_view tenant, const ChunkHash& hash);
 
-  // Stores a chunk whose payload has been verified by the caller (its bytes
-  // decompress to raw_size bytes hashing to `hash`). Returns the stored
-  // object's size. Idempotent.
-  absl::StatusOr<uint64_t> PutChunk(const ChunkHash& hash,
-                                    stream::Compression compression,
-                                    uint32_t raw_size,
-                                    std::string_view payload);
-
-  // The object PutChunk would store, for StoreChunks.
+  // The record StoreChunks stores for a verified payload.
   static std::string EncodeChunk(stream::Compression compression,
                                  uint32_t raw_size, std::string_view payload);
-  // Stores many encoded chunks at once (ObjectStore::PutMany: two
-  // filesystem syncs for the batch). Idempotent.
+  // Stores encoded chunks whose payloads the caller has verified (their
+  // bytes decompress to raw_size bytes hashing to the id). Format 2: one
+  // sealed pack, durable before the index learns of it; format 1: one
+  // object each (ObjectStore::PutMany). Idempotent in effect.
   absl::Status StoreChunks(
+      std::string_view tenant,
       const std::vector<std::pair<ChunkHash, std::string>>& encoded);
 
-  // Reads a chunk and checks the object checksum and the content hash:
-  // DATA_LOSS naming the chunk if damaged, NOT_FOUND if missing.
-  absl::StatusOr<std::string> ReadChunk(const ChunkHash& hash);
+  // Reads a chunk of `tenant` and checks the record checksum and the
+  // content hash: DATA_LOSS naming the chunk if damaged, NOT_FOUND if the
+  // tenant does not hold it.
+  absl::StatusOr<std::string> ReadChunk(std::string_view tenant,
+                                        const ChunkHash& hash);
 
   // NOT_FOUND naming host/volume/version if there is no such version.
   absl::StatusOr<VersionIndex> ReadIndex(const VolumeName& v,
@@ -98,8 +129,22 @@ class Vault {
                                    std::string_view version);
 
  private:
+  absl::StatusOr<std::string> ReadPackedChunk(std::string_view tenant,
+                                              const ChunkHash& hash);
+  absl::Status StorePack(
+      std::string_view tenant,
+      const std::vector<std::pair<ChunkHash, std::string>>& encoded);
+
   ObjectStore& store_;
+  ChunkIndex* index_;
+  size_t pack_target_bytes_ = kPackTargetBytes;
 };
+
+// Checks a stored chunk record (header, XXH3 of the payload) and decodes
+// it (DecodePayload): DATA_LOSS naming `what` if damaged.
+absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,
+                                              const ChunkHash& hash,
+                                              std::string_view what);
 
 // Decompresses and checks a chunk payload as carried in the stream or a
 // chunk object: xxh3 of the payload, size and SHA-256 of the bytes.

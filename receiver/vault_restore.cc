@@ -12,7 +12,8 @@ absl::StatusOr<std::vector<std::string>> VaultVersionSource::ReadChunks(
   std::vector<std::string> out;
   out.reserve(hashes.size());
   for (const ChunkHash& h : hashes) {
-    auto data = vault_.ReadChunk(h);  // checks checksum and content hash
+    auto data = vault_.ReadChunk(vault_.TenantOf(volume_.host),
+                                 h);  // checks checksum and content hash
     if (!data.ok()) return data.status();
     out.push_back(std::move(*data));
   }

@@ -93,8 +93,9 @@ absl::StatusOr<VersionIndex> VaultServiceBackend::GetIndex(
 }
 
 absl::StatusOr<std::string> VaultServiceBackend::GetChunk(
-    const ChunkHash& hash) {
-  return vault_.ReadChunk(hash);
+    const std::string& source_host, const ChunkHash& hash) {
+  if (auto s = ValidateName("host", source_host); !s.ok()) return s;
+  return vault_.ReadChunk(vault_.TenantOf(source_host), hash);
 }
 
 absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(

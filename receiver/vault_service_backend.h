@@ -28,7 +28,8 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   absl::StatusOr<VersionIndex> GetIndex(const std::string& source_host,
                                         const std::string& volume_id,
                                         const std::string& version_id) override;
-  absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) override;
+  absl::StatusOr<std::string> GetChunk(const std::string& source_host,
+                                       const ChunkHash& hash) override;
   // receiver::Prune on one volume; indexes only, chunks wait for GC.
   absl::StatusOr<transport::PruneOutcome> Prune(
       const std::string& source_host, const std::string& volume_id,

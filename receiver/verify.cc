@@ -11,39 +11,14 @@
 
 namespace cbtd::receiver {
 
-absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
-                                         const VerifyScope& scope) {
-  VerifyReport report;
-  std::vector<std::pair<VolumeName, std::string>> versions;
-  if (scope.volume) {
-    std::vector<std::string> ids;
-    if (!scope.version.empty()) {
-      ids.push_back(scope.version);
-    } else {
-      auto listed = vault.ListVersions(*scope.volume);
-      if (!listed.ok()) return listed.status();
-      if (listed->empty()) {
-        return absl::NotFoundError(absl::StrCat(
-            scope.volume->host, "/", scope.volume->volume,
-            " not found: the vault holds no version of it (unknown host or "
-            "volume)"));
-      }
-      ids = *std::move(listed);
-    }
-    for (auto& id : ids) versions.emplace_back(*scope.volume, std::move(id));
-  } else {
-    if (!scope.version.empty()) {
-      return absl::InvalidArgumentError("verify: a version needs its volume");
-    }
-    auto all = vault.ListVolumes();
-    if (!all.ok()) return all.status();
-    for (const VolumeName& v : *all) {
-      auto listed = vault.ListVersions(v);
-      if (!listed.ok()) return listed.status();
-      for (auto& id : *listed) versions.emplace_back(v, std::move(id));
-    }
-  }
+namespace {
 
+using VersionList = std::vector<std::pair<VolumeName, std::string>>;
+
+// Verifies `versions`, all of one tenant, into `report`.
+absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
+                          const VersionList& versions, const VerifyScope& scope,
+                          VerifyReport& report) {
   // Which versions reference which chunk: each chunk is read once however
   // many versions share it.
   std::unordered_map<ChunkHash, std::vector<size_t>,
@@ -81,7 +56,7 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
   std::set<size_t> hurt;  // version slots
   auto run = [&] {
     for (size_t k; (k = next++) < work.size();) {
-      auto data = vault.ReadChunk(work[k]->first);
+      auto data = vault.ReadChunk(tenant, work[k]->first);
       if (data.ok()) continue;
       std::lock_guard l(mu);
       bad_chunks.emplace(work[k]->first, data.status());
@@ -117,6 +92,55 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
     out[slot] = std::move(d);
   }
   for (auto& [slot, d] : out) report.damaged.push_back(std::move(d));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
+                                         const VerifyScope& scope) {
+  VerifyReport report;
+  VersionList versions;
+  if (scope.volume) {
+    std::vector<std::string> ids;
+    if (!scope.version.empty()) {
+      ids.push_back(scope.version);
+    } else {
+      auto listed = vault.ListVersions(*scope.volume);
+      if (!listed.ok()) return listed.status();
+      if (listed->empty()) {
+        return absl::NotFoundError(absl::StrCat(
+            scope.volume->host, "/", scope.volume->volume,
+            " not found: the vault holds no version of it (unknown host or "
+            "volume)"));
+      }
+      ids = *std::move(listed);
+    }
+    for (auto& id : ids) versions.emplace_back(*scope.volume, std::move(id));
+  } else {
+    if (!scope.version.empty()) {
+      return absl::InvalidArgumentError("verify: a version needs its volume");
+    }
+    auto all = vault.ListVolumes();
+    if (!all.ok()) return all.status();
+    for (const VolumeName& v : *all) {
+      auto listed = vault.ListVersions(v);
+      if (!listed.ok()) return listed.status();
+      for (auto& id : *listed) versions.emplace_back(v, std::move(id));
+    }
+  }
+
+  // One tenant at a time: chunks never cross tenants, and the chunk map
+  // below then holds one tenant's chunks, not the vault's.
+  std::map<std::string, VersionList> by_tenant;
+  for (auto& v : versions) {
+    by_tenant[vault.TenantOf(v.first.host)].push_back(std::move(v));
+  }
+  for (const auto& [tenant, list] : by_tenant) {
+    if (auto s = VerifyTenant(vault, tenant, list, scope, report); !s.ok()) {
+      return s;
+    }
+  }
   return report;
 }
 

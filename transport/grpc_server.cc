@@ -307,7 +307,7 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
                          req->version_id(), "' of ", *host, "/",
                          req->volume_id()));
       }
-      auto data = backend_->GetChunk(*h);
+      auto data = backend_->GetChunk(*host, *h);
       if (!data.ok()) return ToGrpc(data.status());
       svc::GetChunksResponse r;
       r.set_hash(raw);

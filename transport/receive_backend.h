@@ -104,8 +104,11 @@ class ReceiveBackend {
   virtual absl::StatusOr<VersionIndex> GetIndex(
       const std::string& source_host, const std::string& volume_id,
       const std::string& version_id) = 0;
-  // The uncompressed bytes of a stored chunk (verified against its hash).
-  virtual absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) = 0;
+  // The uncompressed bytes of a chunk stored for source_host (verified
+  // against its hash); the caller has checked that a version of
+  // source_host the requester may read references it.
+  virtual absl::StatusOr<std::string> GetChunk(const std::string& source_host,
+                                               const ChunkHash& hash) = 0;
   // Applies `rule` to source_host/volume_id: removes the index of every
   // version the rule does not keep (none if `dry_run`); chunks stay until
   // GC. source_host is the authenticated caller. INVALID_ARGUMENT for an

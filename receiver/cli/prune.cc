@@ -3,6 +3,7 @@
 
 #include "common/cli.h"
 #include "receiver/cli/util.h"
+#include "receiver/gc.h"
 #include "receiver/retention.h"
 
 namespace cbtd::receiver::cli {
@@ -64,12 +65,57 @@ int RunPrune(std::span<char*> args) {
   return common::kExitOk;
 }
 
+namespace {
+
+void PrintGcResult(const po::variables_map& vm, int format, const GcResult& r) {
+  if (vm.count("json")) {
+    PrintJson({{"ok", true},
+               {"format", format},
+               {"indexes", r.indexes},
+               {"referenced", r.referenced},
+               {"chunks_seen", r.chunks_seen},
+               {"chunks_deleted", r.chunks_deleted},
+               {"chunks_in_grace", r.chunks_in_grace},
+               {"packs_seen", r.packs_seen},
+               {"packs_deleted", r.packs_deleted},
+               {"packs_repacked", r.packs_repacked},
+               {"packs_written", r.packs_written},
+               {"packs_in_grace", r.packs_in_grace},
+               {"orphan_packs_removed", r.orphan_packs_removed},
+               {"bytes_reclaimed", r.bytes_reclaimed},
+               {"bytes_rewritten", r.bytes_rewritten},
+               {"temp_files_removed", r.temp_files_removed}});
+    return;
+  }
+  if (format == 1) {
+    std::cout << r.chunks_deleted << " of " << r.chunks_seen
+              << " chunks deleted (" << r.referenced << " referenced by "
+              << r.indexes << " versions, " << r.chunks_in_grace
+              << " unreferenced but within the grace period); "
+              << r.temp_files_removed
+              << " temporary files of interrupted receives removed\n";
+    return;
+  }
+  std::cout << r.packs_deleted << " dead and " << r.packs_repacked << " of "
+            << r.packs_seen << " packs freed (" << r.referenced
+            << " live chunks of " << r.indexes << " versions kept, "
+            << r.packs_written << " new packs); " << r.bytes_reclaimed
+            << " bytes reclaimed, " << r.bytes_rewritten << " rewritten; "
+            << r.packs_in_grace << " packs within the grace period; "
+            << r.orphan_packs_removed << " orphaned packs and "
+            << r.temp_files_removed << " temporary files removed\n";
+}
+
+}  // namespace
+
 int RunGc(std::span<char*> args) {
   po::options_description desc("Options");
   desc.add_options()("grace-seconds", po::value<int64_t>()->default_value(3600),
                      "spare unreferenced chunks modified this recently")(
-      "wait", "wait for running receives instead of refusing")("dry-run",
-                                                               "count only");
+      "wait", "wait for running receives instead of refusing")(
+      "repack-below", po::value<double>()->default_value(0.5),
+      "repack packs whose live part is below this fraction (format 2)")(
+      "dry-run", "count only");
   po::variables_map vm;
   if (auto rc = ParseCommand(
           args, "gc --vault DIR [--grace-seconds N] [--wait] [--dry-run]", desc,
@@ -78,26 +124,18 @@ int RunGc(std::span<char*> args) {
   }
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "gc", opened.status());
-  auto r =
-      CollectGarbage(*opened->vault, vm["grace-seconds"].as<int64_t>() * 1000,
-                     vm.count("wait") > 0, vm.count("dry-run") > 0);
-  if (!r.ok()) return Fail(vm, "gc", r.status());
-  if (vm.count("json")) {
-    PrintJson({{"ok", true},
-               {"indexes", r->indexes},
-               {"referenced", r->referenced},
-               {"chunks_seen", r->chunks_seen},
-               {"chunks_deleted", r->chunks_deleted},
-               {"chunks_in_grace", r->chunks_in_grace},
-               {"temp_files_removed", r->temp_files_removed}});
-  } else {
-    std::cout << r->chunks_deleted << " of " << r->chunks_seen
-              << " chunks deleted (" << r->referenced << " referenced by "
-              << r->indexes << " versions, " << r->chunks_in_grace
-              << " unreferenced but within the grace period); "
-              << r->temp_files_removed
-              << " temporary files of interrupted receives removed\n";
+  GcOptions options;
+  options.grace_ms = vm["grace-seconds"].as<int64_t>() * 1000;
+  options.wait = vm.count("wait") > 0;
+  options.dry_run = vm.count("dry-run") > 0;
+  options.repack_below = vm["repack-below"].as<double>();
+  if (!(options.repack_below >= 0 && options.repack_below <= 1)) {
+    std::cerr << "cbt-receiver gc: --repack-below must be between 0 and 1\n";
+    return common::kExitUsage;
   }
+  auto r = CollectGarbage(*opened->vault, options);
+  if (!r.ok()) return Fail(vm, "gc", r.status());
+  PrintGcResult(vm, opened->vault->format(), *r);
   return common::kExitOk;
 }
 

@@ -102,6 +102,10 @@ int RunServe(std::span<char*> args) {
   std::cout << "cbt-receiver serving " << vm["vault"].as<std::string>()
             << " on " << o.listen_address << " (port " << (*server)->port()
             << (o.insecure ? ", INSECURE plaintext" : ", mutual TLS") << ")"
+            << (opened->vault->format() == 1
+                    ? "; the vault has the first format: read-only, receives "
+                      "are refused (see `cbt-receiver migrate`)"
+                    : "")
             << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);

@@ -33,12 +33,7 @@ std::optional<int> ParseCommand(std::span<char*> args, std::string_view usage,
 
 absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm,
                                       bool create) {
-  auto store = LocalObjectStore::Open(vm["vault"].as<std::string>(), create);
-  if (!store.ok()) return store.status();
-  OpenedVault out;
-  out.store = *std::move(store);
-  out.vault = std::make_unique<Vault>(*out.store);
-  return out;
+  return OpenLocalVault(vm["vault"].as<std::string>(), create);
 }
 
 std::optional<int> CheckNameArgs(const po::variables_map& vm,

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "receiver/local_object_store.h"
+#include "receiver/local_vault.h"
 #include "receiver/vault.h"
 
 namespace cbtd::receiver::cli {
@@ -27,10 +27,8 @@ std::optional<int> ParseCommand(
     po::options_description& desc, po::variables_map& vm,
     const po::positional_options_description* pos = nullptr);
 
-struct OpenedVault {
-  std::unique_ptr<LocalObjectStore> store;
-  std::unique_ptr<Vault> vault;
-};
+using OpenedVault = LocalVault;
+// The vault of --vault (receiver/local_vault.h decides its format).
 absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm, bool create);
 
 // Usage error (prints "cbt-receiver CMD: invalid --FLAG '...': ..." and
@@ -59,6 +57,7 @@ int RunRestore(std::span<char*> args);
 int RunVerify(std::span<char*> args);
 int RunPrune(std::span<char*> args);
 int RunGc(std::span<char*> args);
+int RunMigrate(std::span<char*> args);
 int RunServe(std::span<char*> args);  // cli_serve.cc
 
 }  // namespace cbtd::receiver::cli

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "receiver/local_object_store.h"
+#include "receiver/local_vault.h"
 #include "receiver/receive_session.h"
 #include "transport/stream_producer.h"
 
@@ -75,12 +75,12 @@ int main(int argc, char** argv) {
   for (uint32_t chunk = 64 << 10; chunk <= (4u << 20); chunk *= 2) {
     const std::string dir =
         absl::StrCat("/dev/shm/cbtd-tradeoff-", ::getpid(), "-", chunk);
-    auto store = receiver::LocalObjectStore::Open(dir, true);
-    if (!store.ok()) {
-      std::cerr << store.status() << "\n";
+    auto opened = receiver::OpenLocalVault(dir, true);
+    if (!opened.ok()) {
+      std::cerr << opened.status() << "\n";
       return 1;
     }
-    receiver::Vault vault(**store);
+    receiver::Vault& vault = *opened->vault;
     auto full = Send(vault, v1, nullptr, {}, chunk, "v1");
     if (!full.ok()) {
       std::cerr << full.status() << "\n";

@@ -117,19 +117,29 @@ grep -q "object key" "$T/err" && fail "the error speaks of object keys: $(cat "$
 
 # Verify passes, then detects a damaged chunk (exit 4) naming the version.
 "$B/cbt-receiver" verify --vault "$T/vault" > /dev/null || fail "verify failed on a sound vault"
-victim=$(find "$T/vault/chunks" -type f -print -quit)
+# A pack's first record starts at byte 16, its payload at byte 36.
+victim=$(find "$T/vault/tenants/h/packs" -name '*.pack' -print -quit)
 printf 'X' | dd of="$victim" bs=1 seek=40 conv=notrunc status=none
 set +e
 "$B/cbt-receiver" verify --vault "$T/vault" > "$T/verify.out"; rc=$?
 set -e
 [ $rc -eq 4 ] || fail "expected exit 4 from verify on damage, got $rc"
-grep -q "DAMAGED h/d@v[12]: chunk object chunks/" "$T/verify.out" || fail "verify did not name the damaged version and chunk: $(cat "$T/verify.out")"
+grep -q "DAMAGED h/d@v[12]: chunk [0-9a-f]* in pack tenants/h/packs/" "$T/verify.out" || fail "verify did not name the damaged version and chunk: $(cat "$T/verify.out")"
 
 # Issue 13: verify reports every damaged chunk of a version, not the first.
 "$B/cbtctl" send "$T/img.v1" --host h --volume d --version-id v1 --chunk-size $CH 2>/dev/null |
   "$B/cbt-receiver" receive --vault "$T/vault2" --create > /dev/null
-for victim in $(find "$T/vault2/chunks" -type f | sort | head -3); do
-  printf 'X' | dd of="$victim" bs=1 seek=40 conv=notrunc status=none
+# The first three records of the pack, from its footer (docs/vault.md).
+pack=$(find "$T/vault2/tenants/h/packs" -name '*.pack' -print -quit)
+for at in $(python3 -c '
+import struct, sys
+p = open(sys.argv[1], "rb").read()
+n = struct.unpack_from("<I", p, len(p) - 20)[0]
+foot = len(p) - 20 - 44 * n
+for i in range(3):
+    off, length = struct.unpack_from("<QI", p, foot + 44 * i + 32)
+    print(off + length // 2)' "$pack"); do
+  printf 'X' | dd of="$pack" bs=1 seek="$at" conv=notrunc status=none
 done
 set +e
 "$B/cbt-receiver" verify --vault "$T/vault2" > "$T/verify.out"; rc=$?

@@ -405,11 +405,13 @@ TEST_F(ReceiveSessionTest, RandomCutsThenRetryReusesStoredChunks) {
     ASSERT_FALSE(r.ok()) << "cut at " << cut;
     EXPECT_EQ(Versions(), std::vector<std::string>{"v1"});
   }
-  // Every stored object is intact (ReadChunk checks checksum and hash).
-  for (const std::string& key : Keys("chunks")) {
-    auto hash = transport::ChunkHash::FromHex(key.substr(key.rfind('/') + 1));
-    ASSERT_TRUE(hash.ok());
-    EXPECT_TRUE(vault_->ReadChunk(*hash).ok()) << key;
+  // Every stored chunk is intact (ReadChunk checks checksum and hash).
+  for (const std::string& key : Keys("tenants/host1/packs")) {
+    auto entries = ParsePack(*store_->Get(key), key);
+    ASSERT_TRUE(entries.ok()) << entries.status();
+    for (const PackEntry& e : *entries) {
+      EXPECT_TRUE(vault_->ReadChunk("host1", e.id).ok()) << key;
+    }
   }
   auto r = Receive(full);
   ASSERT_TRUE(r.ok()) << r.status();

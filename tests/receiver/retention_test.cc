@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "receiver/gc.h"
 #include "receiver/vault_restore.h"
 #include "receiver/verify.h"
 #include "tests/receiver/vault_fixture.h"
@@ -117,14 +118,16 @@ class RetentionVaultTest : public VaultFixture {
 TEST_F(RetentionVaultTest, PruneAndGcKeepRetainedVersionsRestorable) {
   MakeVersions(6);
   ASSERT_TRUE(vault_->SetProtected(kVol, "v2", true).ok());
-  const size_t chunks_before = Keys("chunks").size();
+  const size_t packs_before = Keys("tenants/host1/packs").size();
   auto pruned = Prune(*vault_, {kVol}, {.keep_last = 2}, false);
   ASSERT_TRUE(pruned.ok()) << pruned.status();
   EXPECT_EQ(Versions(), (std::vector<std::string>{"v2", "v5", "v6"}));
-  auto gc = CollectGarbage(*vault_, 0, false, false);
+  auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
   ASSERT_TRUE(gc.ok()) << gc.status();
-  EXPECT_GT(gc->chunks_deleted, 0u) << "nothing was collected";
-  EXPECT_EQ(Keys("chunks").size(), chunks_before - gc->chunks_deleted);
+  EXPECT_GT(gc->bytes_reclaimed, 0u) << "nothing was collected";
+  EXPECT_EQ(Keys("tenants/host1/packs").size(),
+            packs_before - gc->packs_deleted - gc->packs_repacked +
+                gc->packs_written);
   for (int v : {2, 5, 6}) EXPECT_TRUE(Restores(v)) << "v" << v;
   auto report = VerifyVault(*vault_, {});
   ASSERT_TRUE(report.ok());
@@ -142,11 +145,18 @@ TEST_F(RetentionVaultTest, PruneRefusesPolicyThatKeepsNothing) {
 
 TEST_F(RetentionVaultTest, GcGraceSparesRecentUnreferencedChunks) {
   MakeVersions(3);
-  ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
-  auto gc = CollectGarbage(*vault_, 3600 * 1000, false, false);
+  // v2's and v3's packs hold only chunks no remaining version references.
+  ASSERT_TRUE(vault_->DeleteIndex(kVol, "v3").ok());
+  ASSERT_TRUE(vault_->DeleteIndex(kVol, "v2").ok());
+  const auto before = Keys("tenants/host1/packs");
+  auto gc = CollectGarbage(*vault_, {.grace_ms = 3600 * 1000});
   ASSERT_TRUE(gc.ok());
-  EXPECT_EQ(gc->chunks_deleted, 0u);
-  EXPECT_GT(gc->chunks_in_grace, 0u);
+  EXPECT_EQ(gc->packs_deleted + gc->packs_repacked, 0u);
+  EXPECT_EQ(gc->packs_in_grace, 2u);
+  EXPECT_EQ(Keys("tenants/host1/packs"), before);
+  gc = CollectGarbage(*vault_, {.grace_ms = 0});
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->packs_deleted, 2u);
 }
 
 TEST_F(RetentionVaultTest, GcRefusesWhileAReceiveIsOpen) {
@@ -162,7 +172,7 @@ TEST_F(RetentionVaultTest, GcRefusesWhileAReceiveIsOpen) {
   ASSERT_TRUE(session.ok());
   // Meanwhile v1 is pruned: its chunks are referenced only by the session.
   ASSERT_TRUE(vault_->DeleteIndex(kVol, "v1").ok());
-  auto gc = CollectGarbage(*vault_, 0, /*wait=*/false, false);
+  auto gc = CollectGarbage(*vault_, {.grace_ms = 0, .wait = false});
   ASSERT_FALSE(gc.ok());
   EXPECT_TRUE(absl::IsUnavailable(gc.status())) << gc.status();
   for (size_t i = 1; i < records_.size(); ++i) {
@@ -170,7 +180,7 @@ TEST_F(RetentionVaultTest, GcRefusesWhileAReceiveIsOpen) {
   }
   ASSERT_TRUE((*session)->committed());
   session->reset();
-  gc = CollectGarbage(*vault_, 0, false, false);
+  gc = CollectGarbage(*vault_, {.grace_ms = 0});
   ASSERT_TRUE(gc.ok()) << gc.status();
   states_.push_back(vol);
   EXPECT_TRUE(Restores(2));
@@ -184,7 +194,7 @@ TEST_F(RetentionVaultTest, ConcurrentGcNeverLosesAChunkAReceiveReferences) {
   // followed by pruning all but the newest version.
   std::thread gc_thread([&] {
     while (!stop) {
-      auto gc = CollectGarbage(*vault_, 0, /*wait=*/true, false);
+      auto gc = CollectGarbage(*vault_, {.grace_ms = 0, .wait = true});
       ASSERT_TRUE(gc.ok()) << gc.status();
       ++gcs;
     }
@@ -218,20 +228,21 @@ TEST_F(RetentionVaultTest, VerifyReportsDamagedAndMissingChunksByVersion) {
     if (v3.entries[i] == v2.entries[i] && !shared) shared = v3.entries[i];
   }
   ASSERT_TRUE(only_v3 && shared);
-  std::string obj = *store_->Get(Vault::ChunkKey(*only_v3));
-  obj[obj.size() / 2] ^= 0x01;
-  ASSERT_TRUE(store_->Put(Vault::ChunkKey(*only_v3), obj).ok());
+  DamageChunk(*only_v3);
+  const auto damaged = Listing();
   auto report = VerifyVault(*vault_, {});
   ASSERT_TRUE(report.ok());
   ASSERT_EQ(report->damaged.size(), 1u);
   EXPECT_EQ(report->damaged[0].version, "v3");
   EXPECT_THAT(report->damaged[0].reason, HasSubstr(only_v3->ToHex()));
-  ASSERT_TRUE(store_->Delete(Vault::ChunkKey(*shared)).ok());
+  LoseChunk(*shared);
+  const auto lost = Listing();
   report = VerifyVault(*vault_, {});
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->damaged.size(), 3u);
-  // Verify never repairs: the damaged object is still there, unchanged.
-  EXPECT_TRUE(*store_->Get(Vault::ChunkKey(*only_v3)) == obj);
+  // Verify never repairs: every object is still there, unchanged.
+  EXPECT_EQ(Listing(), lost);
+  EXPECT_NE(Listing(), damaged);  // (the index forgot the lost chunk)
 }
 
 }  // namespace

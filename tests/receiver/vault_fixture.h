@@ -4,6 +4,7 @@
 #define CBTD_TESTS_RECEIVER_VAULT_FIXTURE_H_
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -15,9 +16,11 @@
 #include <sstream>
 #include <string>
 
-#include "receiver/local_object_store.h"
+#include "receiver/local_vault.h"
+#include "receiver/pack.h"
 #include "receiver/receive_session.h"
 #include "receiver/vault.h"
+#include "receiver/vault_restore.h"
 #include "tests/common/temp_dir.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
@@ -29,10 +32,35 @@ class VaultFixture : public ::testing::Test {
   static constexpr uint32_t kChunk = 16 * 1024;
 
   void SetUp() override {
-    auto store = LocalObjectStore::Open(dir_ + "/vault", true);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    vault_ = std::make_unique<Vault>(*store_);
+    auto opened = OpenLocalVault(dir_ + "/vault", true);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    local_ = *std::move(opened);
+    store_ = local_.store.get();
+    vault_ = local_.vault.get();
+  }
+
+  // Closes the vault, removes it, and creates an empty one.
+  void ResetVault() {
+    local_ = LocalVault{};
+    std::filesystem::remove_all(dir_ + "/vault");
+    SetUp();
+  }
+
+  // The restore of `version` of kVol (verified) equals `bytes`.
+  bool RestoresTo(const std::string& version, const std::string& bytes) {
+    const std::string path = dir_ + "/restored-" + version;
+    std::filesystem::remove(path);
+    auto target = restore::OpenRestoreTarget(path);
+    if (!target.ok()) return false;
+    restore::RestoreOptions opts;
+    opts.verify = true;
+    auto s = RestoreVersion(*vault_, kVol, version, **target, opts);
+    target->reset();
+    if (!s.ok()) {
+      ADD_FAILURE() << version << ": " << s.status();
+      return false;
+    }
+    return ReadWholeFile(path) == bytes;
   }
 
   // Deterministic bytes: compressible-ish runs and some zero chunks.
@@ -100,7 +128,9 @@ class VaultFixture : public ::testing::Test {
          std::filesystem::recursive_directory_iterator(dir_ + "/vault")) {
       if (!e.is_regular_file()) continue;
       std::string p = e.path().string();
+      // Lock files, and SQLite's shared-memory file (which readers touch).
       if (p.find("/locks/") != std::string::npos) continue;
+      if (p.ends_with("-shm")) continue;
       std::ifstream in(p, std::ios::binary);
       std::stringstream ss;
       ss << in.rdbuf();
@@ -121,7 +151,8 @@ class VaultFixture : public ::testing::Test {
   }
 
   // A refused stream left every object that existed before unchanged and
-  // added, at most (unless `exact`), chunk objects that verify.
+  // added, at most (unless `exact`), packs whose chunks verify (and the
+  // chunk index that records them).
   void ExpectUntouched(const std::map<std::string, std::string>& before,
                        bool exact) {
     const auto after = Listing();
@@ -135,18 +166,58 @@ class VaultFixture : public ::testing::Test {
       return;
     }
     for (const auto& [path, contents] : before) {
+      if (path.find("/vault/index/") != std::string::npos) continue;
       auto it = after.find(path);
       ASSERT_TRUE(it != after.end()) << "refused stream removed " << path;
       EXPECT_EQ(it->second, contents) << "refused stream changed " << path;
     }
     for (const auto& [path, contents] : after) {
       if (before.contains(path)) continue;
-      ASSERT_NE(path.find("/vault/chunks/"), std::string::npos)
+      if (path.find("/vault/index/") != std::string::npos) continue;
+      ASSERT_NE(path.find("/vault/tenants/host1/packs/"), std::string::npos)
           << "refused stream added " << path;
-      auto hash = ChunkHash::FromHex(path.substr(path.rfind('/') + 1));
-      ASSERT_TRUE(hash.ok()) << path;
-      EXPECT_TRUE(vault_->ReadChunk(*hash).ok()) << path;
+      auto entries = ParsePack(contents, path);
+      ASSERT_TRUE(entries.ok()) << entries.status();
+      for (const PackEntry& e : *entries) {
+        EXPECT_TRUE(vault_->ReadChunk("host1", e.id).ok()) << path;
+      }
     }
+  }
+
+  // Flips one byte in the middle of the stored record of chunk `h`.
+  void DamageChunk(const ChunkHash& h, const std::string& tenant = "host1") {
+    auto loc = vault_->chunk_index()->Find(tenant, h);
+    ASSERT_TRUE(loc.ok() && loc->has_value()) << h.ToHex();
+    const std::string path =
+        dir_ + "/vault/" + Vault::PackKey(tenant, (*loc)->pack);
+    const uint64_t at = (*loc)->offset_bytes + (*loc)->length_bytes / 2;
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f.good()) << path;
+    f.seekg(static_cast<std::streamoff>(at));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+
+  // Makes chunk `h` missing: the chunk index forgets it (as if its row
+  // were lost), its pack stays.
+  void LoseChunk(const ChunkHash& h) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(LocalChunkIndexPath(dir_ + "/vault").c_str(), &db),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "DELETE FROM chunks WHERE id = ?", -1, &st,
+                                 nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_bind_blob(st, 1, h.bytes().data(), ChunkHash::kSize,
+                      SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sqlite3_errmsg(db);
+    EXPECT_EQ(sqlite3_changes(db), 1)
+        << "chunk " << h.ToHex() << " not indexed";
+    sqlite3_finalize(st);
+    sqlite3_close(db);
   }
 
   // Seed for randomized tests: $CBTD_TEST_SEED or a fixed default.
@@ -167,8 +238,9 @@ class VaultFixture : public ::testing::Test {
   inline static const VolumeName kVol{"host1", "vol1"};
   const test::TempDir tmp_{"cbtd-vault-test-"};
   const std::string dir_ = tmp_.path();
-  std::unique_ptr<LocalObjectStore> store_;
-  std::unique_ptr<Vault> vault_;
+  LocalVault local_;
+  LocalObjectStore* store_ = nullptr;
+  Vault* vault_ = nullptr;
   std::vector<stream::Record> records_;  // of the last Produce
 };
 

@@ -26,15 +26,6 @@ class VerifyTest : public VaultFixture {
     ASSERT_TRUE(Receive(Produce(vol_, nullptr, {}, "v1")).ok());
   }
 
-  // Overwrites one byte in the middle of the chunk object of `h`.
-  void Damage(const ChunkHash& h) {
-    const std::string path = dir_ + "/vault/" + Vault::ChunkKey(h);
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    ASSERT_TRUE(f.good()) << path;
-    f.seekp(40);
-    f.put('X');
-  }
-
   std::string vol_;
 };
 
@@ -82,11 +73,10 @@ TEST_F(VerifyTest, ReportsEveryDamagedChunkOfAVersion) {
   }
   ASSERT_GE(data_chunks.size(), 5u);
   const std::vector<uint64_t> bad = {data_chunks[1], data_chunks[4]};
-  for (uint64_t i : bad) Damage(idx.entries[i]);
+  for (uint64_t i : bad) DamageChunk(idx.entries[i]);
   // And one missing.
   const uint64_t gone = data_chunks[2];
-  std::filesystem::remove(dir_ + "/vault/" +
-                          Vault::ChunkKey(idx.entries[gone]));
+  LoseChunk(idx.entries[gone]);
 
   VerifyScope all;
   auto r = VerifyVault(*vault_, all);
@@ -124,7 +114,7 @@ TEST_F(RestoreTest, FailedRestoreLeavesNoNewTargetFile) {
       << "a failed restore left an empty target file";
   // A damaged chunk fails the restore mid-way: the new file goes too.
   const VersionIndex idx = Index("v1");
-  Damage(idx.entries[5]);
+  DamageChunk(idx.entries[5]);
   {
     auto target = OpenRestoreTarget(path);
     ASSERT_TRUE(target.ok()) << target.status();

@@ -85,10 +85,6 @@ class RemoteRestoreTest : public VaultFixture {
     return RestoreRemoteVersion(*client_, "", "vol1", version, **target, opts);
   }
 
-  std::string ChunkPath(const ChunkHash& h) {
-    return dir_ + "/vault/" + Vault::ChunkKey(h);
-  }
-
   std::unique_ptr<VaultServiceBackend> backend_;
   std::unique_ptr<transport::ReceiverServer> server_;
   std::unique_ptr<transport::RemoteClient> client_;
@@ -192,19 +188,10 @@ TEST_F(RemoteRestoreTest, VerifyNamesDamagedAndMissingChunks) {
   EXPECT_EQ(clean->chunks_checked, 39u);  // 40 non-zero, one repeated
   EXPECT_EQ(clean->root_hash, Index("v1").root_hash);
 
-  // Flip a payload byte of chunk 12's object; delete chunk 30's object.
+  // Flip a payload byte of chunk 12; lose chunk 30.
   const VersionIndex idx = Index("v1");
-  const std::string damaged = ChunkPath(idx.entries[12]);
-  {
-    std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
-    ASSERT_TRUE(f.good()) << damaged;
-    f.seekg(40);
-    char c = 0;
-    f.get(c);
-    f.seekp(40);
-    f.put(static_cast<char>(c ^ 0x5a));
-  }
-  ASSERT_TRUE(std::filesystem::remove(ChunkPath(idx.entries[30])));
+  DamageChunk(idx.entries[12]);
+  LoseChunk(idx.entries[30]);
 
   auto report = VerifyRemoteVersion(*client_, "", "vol1", "v1");
   ASSERT_TRUE(report.ok()) << report.status();

@@ -90,11 +90,10 @@ class CountingUpload : public UploadSession {
 }  // namespace
 
 TestVault::TestVault() {
-  auto store = receiver::LocalObjectStore::Open(dir_ + "/vault", true);
-  EXPECT_TRUE(store.ok()) << store.status();
-  store_ = std::move(*store);
-  vault_ = std::make_unique<receiver::Vault>(*store_);
-  backend_ = std::make_unique<receiver::VaultServiceBackend>(*vault_);
+  auto opened = receiver::OpenLocalVault(dir_ + "/vault", true);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  local_ = std::move(*opened);
+  backend_ = std::make_unique<receiver::VaultServiceBackend>(*local_.vault);
 }
 
 absl::StatusOr<std::unique_ptr<UploadSession>> TestVault::OpenSession(
@@ -106,8 +105,8 @@ absl::StatusOr<std::unique_ptr<UploadSession>> TestVault::OpenSession(
 
 std::vector<std::string> TestVault::Objects() {
   std::vector<std::string> out;
-  for (const char* prefix : {"chunks", "hosts"}) {
-    auto keys = store_->List(prefix);
+  for (const char* prefix : {"tenants", "hosts"}) {
+    auto keys = local_.store->List(prefix);
     if (keys.ok()) out.insert(out.end(), keys->begin(), keys->end());
   }
   std::sort(out.begin(), out.end());

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
-#include "receiver/local_object_store.h"
+#include "receiver/local_vault.h"
 #include "receiver/vault.h"
 #include "receiver/vault_service_backend.h"
 #include "tests/common/temp_dir.h"
@@ -51,8 +51,9 @@ class TestVault : public ReceiveBackend {
                                         const std::string& id) override {
     return backend_->GetIndex(h, v, id);
   }
-  absl::StatusOr<std::string> GetChunk(const ChunkHash& hash) override {
-    return backend_->GetChunk(hash);
+  absl::StatusOr<std::string> GetChunk(const std::string& source_host,
+                                       const ChunkHash& hash) override {
+    return backend_->GetChunk(source_host, hash);
   }
   absl::StatusOr<PruneOutcome> Prune(const std::string& h, const std::string& v,
                                      const PruneRule& rule,
@@ -60,7 +61,7 @@ class TestVault : public ReceiveBackend {
     return backend_->Prune(h, v, rule, dry_run);
   }
 
-  receiver::Vault& vault() { return *vault_; }
+  receiver::Vault& vault() { return *local_.vault; }
   // Every object key in the store, sorted (to show "vault unchanged").
   std::vector<std::string> Objects();
   int commits() const { return commits_.load(); }
@@ -68,8 +69,7 @@ class TestVault : public ReceiveBackend {
  private:
   const test::TempDir tmp_{"cbtd_grpc_", ::testing::TempDir()};
   const std::string dir_ = tmp_.path();
-  std::unique_ptr<receiver::LocalObjectStore> store_;
-  std::unique_ptr<receiver::Vault> vault_;
+  receiver::LocalVault local_;
   std::unique_ptr<receiver::VaultServiceBackend> backend_;
   std::atomic<int> commits_{0};
 };

@@ -297,7 +297,7 @@ TEST(GrpcServerOptionsTest, InsecureOnlyOnLoopback) {
   EXPECT_TRUE(IsLoopbackAddress("unix:/run/cbt-receiver.sock"));
 }
 
-TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
+TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadOtherTenantKeepsItsOwn) {
   auto a = Client("hosta");
   std::string data = VolumeBytes(kVolumeBytes, 3);
   SendProgress first;
@@ -316,9 +316,13 @@ TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
   EXPECT_EQ(again.bytes_sent, 0u);
   EXPECT_GT(again.bytes_skipped, 0u);
 
-  // Another host's volume with the same content: hostb must show the
-  // bytes (a hash is not possession: the handshake does not vouch for
-  // hosta's chunks), but the vault stores them once.
+  // Only v2's index is new: no chunk was stored again.
+  EXPECT_EQ(vault_.Objects().size(), chunks_after_first + 1);
+
+  // Another host's volume with the same content: hostb is another tenant,
+  // so it must show the bytes (a hash is not possession: the handshake
+  // does not vouch for hosta's chunks) and they are stored in its own
+  // packs; dedup never crosses tenants.
   auto b = Client("hostb");
   SendProgress other;
   ASSERT_TRUE(
@@ -326,8 +330,18 @@ TEST_F(GrpcTransportTest, DedupUnchangedSendsNoPayloadSameContentStoredOnce) {
           .ok());
   EXPECT_EQ(other.bytes_sent, first.bytes_sent);
   EXPECT_EQ(other.bytes_skipped, first.bytes_skipped);
-  // Only two new index objects, no chunk objects.
-  EXPECT_EQ(vault_.Objects().size(), chunks_after_first + 2);
+  for (const std::string& key : vault_.Objects()) {
+    if (key.rfind("tenants/hostb/", 0) == 0) continue;
+    EXPECT_TRUE(key.rfind("tenants/hosta/", 0) == 0 ||
+                key.rfind("hosts/", 0) == 0)
+        << key;
+  }
+  const ChunkHash first_chunk =
+      ChunkHash::Sha256({reinterpret_cast<const uint8_t*>(data.data()),
+                         testing::kTestChunkBytes});
+  auto b_has = vault_.vault().HasChunk("hostb", first_chunk);
+  ASSERT_TRUE(b_has.ok());
+  EXPECT_TRUE(*b_has) << "hostb's copy is not in its own tenant";
   auto restored = RemoteRestore(*b, "", "copy", "v1");
   ASSERT_TRUE(restored.ok());
   EXPECT_TRUE(*restored == data);
@@ -521,7 +535,7 @@ TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
   }
   for (const auto& key : vault_.Objects()) {
     if (std::find(before.begin(), before.end(), key) == before.end()) {
-      EXPECT_EQ(key.rfind("chunks/", 0), 0u) << key;
+      EXPECT_EQ(key.rfind("tenants/hosta/packs/", 0), 0u) << key;
     }
   }
   // The server keeps serving: the honest stream still goes through.

@@ -1,0 +1,366 @@
+#include "receiver/gc.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "absl/strings/str_cat.h"
+#include "common/byte_order.h"
+#include "receiver/pack.h"
+#include "receiver/receive_session.h"
+
+namespace cbtd::receiver {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using VersionList = std::vector<std::pair<VolumeName, std::string>>;
+
+// Every version of the vault, grouped by tenant.
+absl::StatusOr<std::map<std::string, VersionList>> VersionsByTenant(
+    Vault& vault) {
+  std::map<std::string, VersionList> out;
+  auto volumes = vault.ListVolumes();
+  if (!volumes.ok()) return volumes.status();
+  for (const VolumeName& vol : *volumes) {
+    auto ids = vault.ListVersions(vol);
+    if (!ids.ok()) return ids.status();
+    for (std::string& id : *ids) {
+      out[vault.TenantOf(vol.host)].emplace_back(vol, std::move(id));
+    }
+  }
+  return out;
+}
+
+// Reads a version's index for the mark: NOT_FOUND means pruned between the
+// listing and the read (a deleted index protects nothing; receives cannot
+// publish while GC holds the lock, so no index appears unseen); any other
+// error stops GC before it deletes anything.
+absl::StatusOr<std::optional<VersionIndex>> IndexForMark(
+    Vault& vault, const VolumeName& vol, const std::string& id) {
+  auto idx = vault.ReadIndex(vol, id);
+  if (absl::IsNotFound(idx.status())) return std::nullopt;
+  if (!idx.ok()) {
+    return absl::Status(
+        idx.status().code(),
+        absl::StrCat(
+            "gc stopped before deleting anything: ", idx.status().message(),
+            "; an unreadable index could reference any chunk"));
+  }
+  return *std::move(idx);
+}
+
+// ---- Format 1: one object per chunk.
+
+absl::Status CollectLooseChunks(Vault& vault, const GcOptions& options,
+                                GcResult& result) {
+  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> live;
+  auto versions = VersionsByTenant(vault);
+  if (!versions.ok()) return versions.status();
+  for (const auto& [tenant, list] : *versions) {
+    for (const auto& [vol, id] : list) {
+      auto idx = IndexForMark(vault, vol, id);
+      if (!idx.ok()) return idx.status();
+      if (!idx->has_value()) continue;
+      ++result.indexes;
+      for (const ChunkHash& h : (*idx)->entries) {
+        if (!transport::IsZeroEntry(h)) live.insert(h);
+      }
+    }
+  }
+  result.referenced = live.size();
+  auto keys = vault.store().List("chunks");
+  if (!keys.ok()) return keys.status();
+  const int64_t cutoff = NowMs() - options.grace_ms;
+  for (const std::string& key : *keys) {
+    ++result.chunks_seen;
+    auto hash = ChunkHash::FromHex(key.substr(key.rfind('/') + 1));
+    if (!hash.ok()) continue;  // not ours: never delete what we do not know
+    if (live.contains(*hash)) continue;
+    auto mtime = vault.store().ModifiedUnixMs(key);
+    if (!mtime.ok()) return mtime.status();
+    if (*mtime > cutoff) {
+      ++result.chunks_in_grace;
+      continue;
+    }
+    if (!options.dry_run) {
+      if (auto s = vault.store().Delete(key); !s.ok()) return s;
+    }
+    ++result.chunks_deleted;
+  }
+  if (!options.dry_run) {
+    auto temps = vault.store().RemoveTempFiles("chunks", cutoff);
+    if (!temps.ok()) return temps.status();
+    result.temp_files_removed = *temps;
+  }
+  return absl::OkStatus();
+}
+
+// ---- Format 2: packs, per tenant.
+
+class TenantGc {
+ public:
+  TenantGc(Vault& vault, std::string tenant, const GcOptions& options,
+           GcResult& result)
+      : vault_(vault),
+        index_(*vault.chunk_index()),
+        tenant_(std::move(tenant)),
+        options_(options),
+        result_(result),
+        cutoff_(NowMs() - options.grace_ms) {}
+
+  // Marks what `versions` reference (in the index, not in memory).
+  absl::Status Mark(const VersionList& versions) {
+    if (auto s = index_.BeginMark(tenant_); !s.ok()) return s;
+    for (const auto& [vol, id] : versions) {
+      auto idx = IndexForMark(vault_, vol, id);
+      if (!idx.ok()) return idx.status();
+      if (!idx->has_value()) continue;
+      ++result_.indexes;
+      if (auto s = index_.MarkLive(tenant_, (*idx)->entries); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string& tenant() const { return tenant_; }
+
+  // Deletes, repacks and removes orphans after the mark.
+  absl::Status Sweep() {
+    auto usage = index_.Usage(tenant_);
+    if (!usage.ok()) return usage.status();
+    std::vector<PackInfo> dead, sparse;
+    Classify(*usage, dead, sparse);
+    if (auto s = DeletePacks(dead); !s.ok()) return s;
+    if (auto s = Repack(sparse); !s.ok()) return s;
+    return RemoveOrphans();
+  }
+
+ private:
+  void Classify(const std::vector<PackUsage>& usage,
+                std::vector<PackInfo>& dead, std::vector<PackInfo>& sparse) {
+    for (const PackUsage& u : usage) {
+      ++result_.packs_seen;
+      result_.chunks_seen += u.info.chunk_count;
+      result_.referenced += u.live_chunks;
+      const uint64_t payload =
+          u.info.size_bytes -
+          std::min<uint64_t>(u.info.size_bytes,
+                             kPackHeaderBytes + kPackTrailerBytes);
+      const bool is_dead = u.live_chunks == 0;
+      const bool is_sparse =
+          !is_dead && u.live_bytes < options_.repack_below * payload;
+      if (!is_dead && !is_sparse) continue;
+      if (u.info.added_unix_ms > cutoff_) {
+        ++result_.packs_in_grace;
+        continue;
+      }
+      (is_dead ? dead : sparse).push_back(u.info);
+    }
+  }
+
+  // The index forgets the packs first, then their objects go: a crash in
+  // between leaves orphans, which the next run removes.
+  absl::Status DeletePacks(const std::vector<PackInfo>& packs) {
+    if (packs.empty()) return absl::OkStatus();
+    std::vector<std::string> names;
+    for (const PackInfo& p : packs) {
+      names.push_back(p.pack);
+      result_.chunks_deleted += p.chunk_count;
+      result_.bytes_reclaimed += p.size_bytes;
+    }
+    result_.packs_deleted += packs.size();
+    if (options_.dry_run) return absl::OkStatus();
+    if (auto s = index_.ReplacePacks(tenant_, names, std::nullopt, {});
+        !s.ok()) {
+      return s;
+    }
+    return DeleteObjects(names);
+  }
+
+  absl::Status DeleteObjects(const std::vector<std::string>& names) {
+    for (const std::string& name : names) {
+      if (auto s = vault_.store().Delete(Vault::PackKey(tenant_, name));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Copies the live records of `packs` into new packs of about
+  // kPackTargetBytes each.
+  absl::Status Repack(const std::vector<PackInfo>& packs) {
+    PackBuilder builder;
+    std::vector<std::string> olds;
+    uint64_t old_bytes = 0;
+    for (const PackInfo& p : packs) {
+      if (auto s = CopyLive(p, builder); !s.ok()) return s;
+      olds.push_back(p.pack);
+      old_bytes += p.size_bytes;
+      if (builder.size_bytes() >= vault_.pack_target_bytes()) {
+        if (auto s = Commit(builder, olds, old_bytes); !s.ok()) return s;
+      }
+    }
+    return Commit(builder, olds, old_bytes);
+  }
+
+  absl::Status CopyLive(const PackInfo& pack, PackBuilder& builder) {
+    auto live = index_.LiveEntries(tenant_, pack.pack);
+    if (!live.ok()) return live.status();
+    const std::string key = Vault::PackKey(tenant_, pack.pack);
+    auto bytes = vault_.store().Get(key);
+    if (!bytes.ok()) return bytes.status();
+    for (const PackEntry& e : *live) {
+      if (e.offset_bytes + e.length_bytes > bytes->size()) {
+        return absl::DataLossError(absl::StrCat(
+            "gc stopped: pack ", key, " is shorter than its index says (",
+            bytes->size(), " bytes); run `cbt-receiver verify`"));
+      }
+      const std::string_view record(bytes->data() + e.offset_bytes,
+                                    e.length_bytes);
+      // Never copy damage into a new pack under a good name.
+      auto checked =
+          DecodeChunkRecord(record, e.id,
+                            absl::StrCat("chunk ", e.id.ToHex(), " in pack ",
+                                         key, " at byte ", e.offset_bytes));
+      if (!checked.ok()) {
+        return absl::Status(checked.status().code(),
+                            absl::StrCat("gc stopped before repacking: ",
+                                         checked.status().message(),
+                                         "; run `cbt-receiver verify`"));
+      }
+      builder.Add(e.id, record);
+    }
+    ++result_.packs_repacked;
+    return absl::OkStatus();
+  }
+
+  // Writes the new pack (durable), points the index at it and forgets the
+  // old packs in one transaction, then deletes their objects.
+  absl::Status Commit(PackBuilder& builder, std::vector<std::string>& olds,
+                      uint64_t& old_bytes) {
+    if (olds.empty()) return absl::OkStatus();
+    std::optional<PackInfo> info;
+    std::vector<PackEntry> entries;
+    uint64_t new_bytes = 0;
+    if (builder.chunk_count() > 0) {
+      entries = builder.entries();
+      info = PackInfo{NewPackName(), 0, entries.size(), NowMs()};
+      const std::string bytes = builder.Seal();
+      info->size_bytes = new_bytes = bytes.size();
+      if (!options_.dry_run) {
+        if (auto s =
+                vault_.store().Put(Vault::PackKey(tenant_, info->pack), bytes);
+            !s.ok()) {
+          return s;
+        }
+      }
+      ++result_.packs_written;
+    }
+    result_.bytes_rewritten += new_bytes;
+    result_.bytes_reclaimed += old_bytes - std::min(old_bytes, new_bytes);
+    absl::Status s = absl::OkStatus();
+    if (!options_.dry_run) {
+      s = index_.ReplacePacks(tenant_, olds, info, entries);
+      if (s.ok()) s = DeleteObjects(olds);
+    }
+    olds.clear();
+    old_bytes = 0;
+    return s;
+  }
+
+  // Pack objects the index does not know, and temporary files.
+  absl::Status RemoveOrphans() {
+    auto known = index_.ListPacks(tenant_);
+    if (!known.ok()) return known.status();
+    std::set<std::string> names;
+    for (const PackInfo& p : *known) names.insert(p.pack);
+    const std::string prefix = absl::StrCat("tenants/", tenant_, "/packs");
+    auto keys = vault_.store().List(prefix);
+    if (!keys.ok()) return keys.status();
+    for (const std::string& key : *keys) {
+      const size_t slash = key.rfind('/') + 1;
+      if (key.size() < slash + 5 || key.substr(key.size() - 5) != ".pack") {
+        continue;  // not ours
+      }
+      if (names.contains(key.substr(slash, key.size() - 5 - slash))) continue;
+      auto mtime = vault_.store().ModifiedUnixMs(key);
+      if (!mtime.ok()) return mtime.status();
+      if (*mtime > cutoff_) continue;
+      ++result_.orphan_packs_removed;
+      if (options_.dry_run) continue;
+      if (auto s = vault_.store().Delete(key); !s.ok()) return s;
+    }
+    if (options_.dry_run) return absl::OkStatus();
+    auto temps = vault_.store().RemoveTempFiles(prefix, cutoff_);
+    if (!temps.ok()) return temps.status();
+    result_.temp_files_removed += *temps;
+    return absl::OkStatus();
+  }
+
+  Vault& vault_;
+  ChunkIndex& index_;
+  const std::string tenant_;
+  const GcOptions& options_;
+  GcResult& result_;
+  const int64_t cutoff_;
+};
+
+absl::Status CollectPacks(Vault& vault, const GcOptions& options,
+                          GcResult& result) {
+  auto versions = VersionsByTenant(vault);
+  if (!versions.ok()) return versions.status();
+  auto tenants = vault.chunk_index()->ListTenants();
+  if (!tenants.ok()) return tenants.status();
+  std::vector<std::unique_ptr<TenantGc>> gcs;
+  for (const std::string& tenant : *tenants) {
+    gcs.push_back(std::make_unique<TenantGc>(vault, tenant, options, result));
+  }
+  // Every tenant is marked before anything is deleted anywhere: one
+  // unreadable index stops the whole GC untouched.
+  for (auto& gc : gcs) {
+    auto it = versions->find(gc->tenant());
+    if (auto s = gc->Mark(it == versions->end() ? VersionList{} : it->second);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (auto& gc : gcs) {
+    if (auto s = gc->Sweep(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GcResult> CollectGarbage(Vault& vault,
+                                        const GcOptions& options) {
+  auto lock =
+      vault.store().Lock(kGcLockName, LockMode::kExclusive, options.wait);
+  if (!lock.ok()) {
+    if (absl::IsUnavailable(lock.status())) {
+      return absl::UnavailableError(absl::StrCat(
+          "a receive is running on this vault; retry gc later or pass --wait "
+          "(",
+          lock.status().message(), ")"));
+    }
+    return lock.status();
+  }
+  GcResult result;
+  absl::Status s = vault.format() == 1
+                       ? CollectLooseChunks(vault, options, result)
+                       : CollectPacks(vault, options, result);
+  if (!s.ok()) return s;
+  return result;
+}
+
+}  // namespace cbtd::receiver

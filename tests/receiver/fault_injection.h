@@ -1,0 +1,139 @@
+// Wrappers that pass every call to a real ObjectStore / ChunkIndex and make
+// the N-th call that writes fail instead (before it does anything), to put
+// a crash point at each step of a writer: every step of GC, receive and
+// migrate is durable and atomic on its own, so a step that fails leaves
+// the vault as a kill at that point would.
+#ifndef CBTD_TESTS_RECEIVER_FAULT_INJECTION_H_
+#define CBTD_TESTS_RECEIVER_FAULT_INJECTION_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "receiver/chunk_index.h"
+#include "receiver/object_store.h"
+
+namespace cbtd::receiver::testing {
+
+// Counts writing calls shared by the wrappers; the call numbered `fail_at`
+// (0-based) fails with UNAVAILABLE "injected fault". -1: never.
+struct FaultPlan {
+  std::atomic<int> calls{0};
+  int fail_at = -1;
+  bool fired = false;
+  absl::Status Next(const std::string& what) {
+    if (calls++ != fail_at) return absl::OkStatus();
+    fired = true;
+    return absl::UnavailableError("injected fault at " + what);
+  }
+};
+
+class FaultyStore : public ObjectStore {
+ public:
+  FaultyStore(ObjectStore& inner, FaultPlan& plan)
+      : inner_(inner), plan_(plan) {}
+  absl::Status Put(const std::string& key, std::string_view data) override {
+    if (auto s = plan_.Next("Put " + key); !s.ok()) return s;
+    return inner_.Put(key, data);
+  }
+  absl::Status PutMany(
+      const std::vector<std::pair<std::string, std::string>>& o) override {
+    if (auto s = plan_.Next("PutMany"); !s.ok()) return s;
+    return inner_.PutMany(o);
+  }
+  absl::Status Publish(const std::string& key, std::string_view data) override {
+    if (auto s = plan_.Next("Publish " + key); !s.ok()) return s;
+    return inner_.Publish(key, data);
+  }
+  absl::Status Delete(const std::string& key) override {
+    if (auto s = plan_.Next("Delete " + key); !s.ok()) return s;
+    return inner_.Delete(key);
+  }
+  absl::StatusOr<std::string> Get(const std::string& key) override {
+    return inner_.Get(key);
+  }
+  absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t off,
+                                       uint32_t len) override {
+    return inner_.GetRange(key, off, len);
+  }
+  absl::StatusOr<bool> Exists(const std::string& key) override {
+    return inner_.Exists(key);
+  }
+  absl::Status Touch(const std::string& key) override {
+    return inner_.Touch(key);
+  }
+  absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override {
+    return inner_.ModifiedUnixMs(key);
+  }
+  absl::StatusOr<std::vector<std::string>> List(
+      const std::string& prefix) override {
+    return inner_.List(prefix);
+  }
+  absl::StatusOr<uint64_t> RemoveTempFiles(const std::string& prefix,
+                                           int64_t older) override {
+    return inner_.RemoveTempFiles(prefix, older);
+  }
+  absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& name,
+                                                  LockMode mode,
+                                                  bool wait) override {
+    return inner_.Lock(name, mode, wait);
+  }
+
+ private:
+  ObjectStore& inner_;
+  FaultPlan& plan_;
+};
+
+class FaultyIndex : public ChunkIndex {
+ public:
+  FaultyIndex(ChunkIndex& inner, FaultPlan& plan)
+      : inner_(inner), plan_(plan) {}
+  absl::StatusOr<std::optional<ChunkLocation>> Find(
+      std::string_view tenant, const ChunkHash& id) override {
+    return inner_.Find(tenant, id);
+  }
+  absl::Status AddPack(std::string_view tenant, const PackInfo& pack,
+                       std::span<const PackEntry> entries) override {
+    if (auto s = plan_.Next("AddPack"); !s.ok()) return s;
+    return inner_.AddPack(tenant, pack, entries);
+  }
+  absl::StatusOr<std::vector<std::string>> ListTenants() override {
+    return inner_.ListTenants();
+  }
+  absl::StatusOr<std::vector<PackInfo>> ListPacks(
+      std::string_view tenant) override {
+    return inner_.ListPacks(tenant);
+  }
+  absl::Status BeginMark(std::string_view tenant) override {
+    if (auto s = plan_.Next("BeginMark"); !s.ok()) return s;
+    return inner_.BeginMark(tenant);
+  }
+  absl::Status MarkLive(std::string_view tenant,
+                        std::span<const ChunkHash> ids) override {
+    if (auto s = plan_.Next("MarkLive"); !s.ok()) return s;
+    return inner_.MarkLive(tenant, ids);
+  }
+  absl::StatusOr<std::vector<PackUsage>> Usage(
+      std::string_view tenant) override {
+    return inner_.Usage(tenant);
+  }
+  absl::StatusOr<std::vector<PackEntry>> LiveEntries(
+      std::string_view tenant, std::string_view pack) override {
+    return inner_.LiveEntries(tenant, pack);
+  }
+  absl::Status ReplacePacks(std::string_view tenant,
+                            std::span<const std::string> old_packs,
+                            const std::optional<PackInfo>& replacement,
+                            std::span<const PackEntry> entries) override {
+    if (auto s = plan_.Next("ReplacePacks"); !s.ok()) return s;
+    return inner_.ReplacePacks(tenant, old_packs, replacement, entries);
+  }
+
+ private:
+  ChunkIndex& inner_;
+  FaultPlan& plan_;
+};
+
+}  // namespace cbtd::receiver::testing
+
+#endif  // CBTD_TESTS_RECEIVER_FAULT_INJECTION_H_

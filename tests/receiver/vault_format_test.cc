@@ -1,0 +1,174 @@
+// Which format a vault directory holds, and what each allows: a new vault
+// is format 2; a first-format vault is read (restore, verify) but never
+// written by a receive, and `migrate` copies it into a format-2 vault with
+// every version checked.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "receiver/local_vault.h"
+#include "receiver/migrate.h"
+#include "receiver/verify.h"
+#include "tests/receiver/vault_fixture.h"
+
+namespace cbtd::receiver {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::VaultFixture;
+
+class VaultFormatTest : public VaultFixture {
+ protected:
+  // v1 (protected) and v2 of kVol in the fixture's format-2 vault.
+  void MakeVersions() {
+    v1_ = RandomVolume(16 * kChunk, 21);
+    ASSERT_TRUE(Receive(Produce(v1_, nullptr, {}, "v1")).ok());
+    v2_ = v1_;
+    cbt::ExtentSet changed;
+    Scribble(v2_, changed, 4, 22);
+    const VersionIndex base = Index("v1");
+    ASSERT_TRUE(Receive(Produce(v2_, &base, changed, "v2")).ok());
+    ASSERT_TRUE(vault_->SetProtected(kVol, "v1", true).ok());
+  }
+
+  // A first-format vault at `dir` holding the same versions: one object
+  // per chunk under chunks/, the same index objects.
+  void WriteFormat1Copy(const std::string& dir) {
+    auto store = LocalObjectStore::Open(dir, true);
+    ASSERT_TRUE(store.ok()) << store.status();
+    Vault old(**store, nullptr);
+    for (const char* id : {"v1", "v2"}) {
+      const VersionIndex idx = Index(id);
+      std::vector<std::pair<ChunkHash, std::string>> records;
+      for (const ChunkHash& h : idx.entries) {
+        if (transport::IsZeroEntry(h)) continue;
+        auto raw = vault_->ReadChunk("host1", h);
+        ASSERT_TRUE(raw.ok()) << raw.status();
+        records.emplace_back(
+            h, Vault::EncodeChunk(stream::COMPRESSION_NONE, raw->size(), *raw));
+      }
+      ASSERT_TRUE(old.StoreChunks("", records).ok());
+      ASSERT_TRUE(old.PublishIndex(idx).ok());
+    }
+    ASSERT_TRUE(old.SetProtected(kVol, "v1", true).ok());
+  }
+
+  std::string v1_, v2_;
+};
+
+TEST_F(VaultFormatTest, NewVaultIsFormat2) {
+  EXPECT_EQ(vault_->format(), 2);
+  EXPECT_EQ(ReadWholeFile(dir_ + "/vault/format"), "cbtd-vault 2\n");
+  EXPECT_TRUE(std::filesystem::exists(LocalChunkIndexPath(dir_ + "/vault")));
+  // Opening it again keeps it.
+  auto again = OpenLocalVault(dir_ + "/vault", false);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->vault->format(), 2);
+}
+
+TEST_F(VaultFormatTest, EmptyDirectoryIsNotAVaultWithoutCreate) {
+  std::filesystem::create_directories(dir_ + "/empty");
+  auto v = OpenLocalVault(dir_ + "/empty", false);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(absl::IsNotFound(v.status())) << v.status();
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr("--create"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/empty"));
+}
+
+TEST_F(VaultFormatTest, UnknownFormatIsRefusedNotGuessed) {
+  std::filesystem::create_directories(dir_ + "/future");
+  std::ofstream(dir_ + "/future/format") << "cbtd-vault 9\n";
+  auto v = OpenLocalVault(dir_ + "/future", true);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(v.status())) << v.status();
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr("cbtd-vault 9"));
+}
+
+TEST_F(VaultFormatTest, LostChunkIndexIsDamageNotAnEmptyVault) {
+  MakeVersions();
+  local_ = LocalVault{};
+  std::filesystem::remove(LocalChunkIndexPath(dir_ + "/vault"));
+  auto v = OpenLocalVault(dir_ + "/vault", true);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(absl::IsDataLoss(v.status())) << v.status();
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr("chunks.sqlite"));
+  EXPECT_FALSE(std::filesystem::exists(LocalChunkIndexPath(dir_ + "/vault")))
+      << "an empty index was created in its place";
+}
+
+TEST_F(VaultFormatTest, FirstFormatVaultIsReadButNotWritten) {
+  MakeVersions();
+  const std::string old_dir = dir_ + "/old";
+  WriteFormat1Copy(old_dir);
+  auto old = OpenLocalVault(old_dir, false);
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_EQ(old->vault->format(), 1);
+  auto report = VerifyVault(*old->vault, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->versions_checked, 2u);
+  // A receive is refused, naming the way out, and writes nothing.
+  Produce(v2_, nullptr, {}, "v3");
+  auto session = ReceiveSession::Open(*old->vault, records_[0].header());
+  ASSERT_FALSE(session.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(session.status()));
+  EXPECT_THAT(std::string(session.status().message()), HasSubstr("migrate"));
+  auto versions = old->vault->ListVersions(kVol);
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(*versions, (std::vector<std::string>{"v1", "v2"}));
+}
+
+TEST_F(VaultFormatTest, MigrateCopiesEveryVersionAndIsRerunnable) {
+  MakeVersions();
+  const std::string old_dir = dir_ + "/old";
+  WriteFormat1Copy(old_dir);
+  auto old = OpenLocalVault(old_dir, false);
+  ASSERT_TRUE(old.ok());
+  auto fresh = OpenLocalVault(dir_ + "/new", true);
+  ASSERT_TRUE(fresh.ok());
+  auto r = MigrateVault(*old->vault, *fresh->vault);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->versions_copied, 2u);
+  EXPECT_GT(r->chunks_copied, 0u);
+  // The copy restores byte-equal, verifies, keeps the protection.
+  local_ = *std::move(fresh);
+  store_ = local_.store.get();
+  vault_ = local_.vault.get();
+  EXPECT_TRUE(RestoresTo("v1", v1_));
+  EXPECT_TRUE(RestoresTo("v2", v2_));
+  auto prot = vault_->IsProtected(kVol, "v1");
+  ASSERT_TRUE(prot.ok());
+  EXPECT_TRUE(*prot);
+  auto report = VerifyVault(*vault_, {});
+  ASSERT_TRUE(report.ok() && report->ok());
+  // Run again: everything is already there, nothing is copied twice.
+  r = MigrateVault(*old->vault, *vault_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->versions_already_there, 2u);
+  EXPECT_EQ(r->chunks_copied, 0u);
+}
+
+TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceChunk) {
+  MakeVersions();
+  const std::string old_dir = dir_ + "/old";
+  WriteFormat1Copy(old_dir);
+  const ChunkHash victim = Index("v1").entries[0];
+  const std::string path = old_dir + "/" + Vault::ChunkKey(victim);
+  std::string obj = ReadWholeFile(path);
+  obj[obj.size() / 2] ^= 0x01;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << obj;
+  auto old = OpenLocalVault(old_dir, false);
+  auto fresh = OpenLocalVault(dir_ + "/new", true);
+  ASSERT_TRUE(old.ok() && fresh.ok());
+  auto r = MigrateVault(*old->vault, *fresh->vault);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(victim.ToHex()));
+  auto copied = fresh->vault->ListVersions(kVol);
+  ASSERT_TRUE(copied.ok());
+  EXPECT_TRUE(copied->empty()) << "a version with a damaged chunk was copied";
+}
+
+}  // namespace
+}  // namespace cbtd::receiver
