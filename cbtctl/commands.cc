@@ -16,6 +16,8 @@ constexpr common::Subcommand kCommands[] = {
      RunChangesCommand},
     {"era-stack", "create, assemble, remove or list dm-era tracking stacks",
      RunEraStackCommand},
+    {"key", "create, show, export or import the key that seals backups",
+     RunKeyCommand},
     {"status", "show what cbtd is doing", RunStatusCommand},
     {"volumes", "list volumes and their tracking state", RunVolumesCommand},
     {"backup", "back up a volume or group now", RunBackupCommand},

@@ -17,6 +17,7 @@ int RunSendCommand(std::span<char*> args);
 int RunSnapshotCommand(std::span<char*> args);
 int RunChangesCommand(std::span<char*> args);   // changes.cc
 int RunEraStackCommand(std::span<char*> args);  // era_stack.cc
+int RunKeyCommand(std::span<char*> args);       // key.cc
 
 // Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
 int RunStatusCommand(std::span<char*> args);
