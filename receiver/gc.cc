@@ -196,24 +196,28 @@ class TenantGc {
     return absl::OkStatus();
   }
 
-  // Copies the live records of `packs` into new packs of about
-  // kPackTargetBytes each.
-  absl::Status Repack(const std::vector<PackInfo>& packs) {
-    PackBuilder builder;
-    std::vector<std::string> olds;
+  // The live records being copied into the next new pack.
+  struct Copies {
+    std::vector<std::pair<ChunkHash, std::string>> records;
+    uint64_t bytes = 0;
+    std::vector<std::string> olds;  // the packs they come from
     uint64_t old_bytes = 0;
+  };
+
+  // Copies the live records of `packs` into new packs of about
+  // pack_target_bytes() each.
+  absl::Status Repack(const std::vector<PackInfo>& packs) {
+    Copies copies;
     for (const PackInfo& p : packs) {
-      if (auto s = CopyLive(p, builder); !s.ok()) return s;
-      olds.push_back(p.pack);
-      old_bytes += p.size_bytes;
-      if (builder.size_bytes() >= vault_.pack_target_bytes()) {
-        if (auto s = Commit(builder, olds, old_bytes); !s.ok()) return s;
+      if (auto s = CopyLive(p, copies); !s.ok()) return s;
+      if (copies.bytes >= vault_.pack_target_bytes()) {
+        if (auto s = Commit(copies); !s.ok()) return s;
       }
     }
-    return Commit(builder, olds, old_bytes);
+    return Commit(copies);
   }
 
-  absl::Status CopyLive(const PackInfo& pack, PackBuilder& builder) {
+  absl::Status CopyLive(const PackInfo& pack, Copies& copies) {
     auto live = index_.LiveEntries(tenant_, pack.pack);
     if (!live.ok()) return live.status();
     const std::string key = Vault::PackKey(tenant_, pack.pack);
@@ -225,8 +229,7 @@ class TenantGc {
             "gc stopped: pack ", key, " is shorter than its index says (",
             bytes->size(), " bytes); run `cbt-receiver verify`"));
       }
-      const std::string_view record(bytes->data() + e.offset_bytes,
-                                    e.length_bytes);
+      std::string record = bytes->substr(e.offset_bytes, e.length_bytes);
       // Never copy damage into a new pack under a good name.
       auto checked =
           DecodeChunkRecord(record, e.id,
@@ -238,43 +241,47 @@ class TenantGc {
                                          checked.status().message(),
                                          "; run `cbt-receiver verify`"));
       }
-      builder.Add(e.id, record);
+      copies.bytes += record.size();
+      copies.records.emplace_back(e.id, std::move(record));
     }
+    copies.olds.push_back(pack.pack);
+    copies.old_bytes += pack.size_bytes;
     ++result_.packs_repacked;
     return absl::OkStatus();
   }
 
-  // Writes the new pack (durable), points the index at it and forgets the
-  // old packs in one transaction, then deletes their objects.
-  absl::Status Commit(PackBuilder& builder, std::vector<std::string>& olds,
-                      uint64_t& old_bytes) {
-    if (olds.empty()) return absl::OkStatus();
+  // Writes the new pack and makes it durable, points the index at it and
+  // forgets the old packs in one transaction, then deletes their objects.
+  absl::Status Commit(Copies& copies) {
+    if (copies.olds.empty()) return absl::OkStatus();
     std::optional<PackInfo> info;
     std::vector<PackEntry> entries;
-    uint64_t new_bytes = 0;
-    if (builder.chunk_count() > 0) {
-      entries = builder.entries();
-      info = PackInfo{NewPackName(), 0, entries.size(), NowMs()};
-      const std::string bytes = builder.Seal();
-      info->size_bytes = new_bytes = bytes.size();
-      if (!options_.dry_run) {
-        if (auto s =
-                vault_.store().Put(Vault::PackKey(tenant_, info->pack), bytes);
-            !s.ok()) {
-          return s;
-        }
-      }
+    if (!copies.records.empty()) {
       ++result_.packs_written;
+      const uint64_t size = kPackHeaderBytes + copies.bytes +
+                            copies.records.size() * kPackEntryBytes +
+                            kPackTrailerBytes;
+      result_.bytes_rewritten += size;
+      result_.bytes_reclaimed +=
+          copies.old_bytes - std::min(copies.old_bytes, size);
+    } else {
+      result_.bytes_reclaimed += copies.old_bytes;
     }
-    result_.bytes_rewritten += new_bytes;
-    result_.bytes_reclaimed += old_bytes - std::min(old_bytes, new_bytes);
     absl::Status s = absl::OkStatus();
-    if (!options_.dry_run) {
-      s = index_.ReplacePacks(tenant_, olds, info, entries);
-      if (s.ok()) s = DeleteObjects(olds);
+    if (!options_.dry_run && !copies.records.empty()) {
+      auto pack = vault_.WritePack(tenant_, copies.records);
+      s = pack.status();
+      if (s.ok()) s = vault_.store().SyncAll();
+      if (s.ok()) {
+        info = pack->info;
+        entries = std::move(pack->entries);
+      }
     }
-    olds.clear();
-    old_bytes = 0;
+    if (s.ok() && !options_.dry_run) {
+      s = index_.ReplacePacks(tenant_, copies.olds, info, entries);
+      if (s.ok()) s = DeleteObjects(copies.olds);
+    }
+    copies = Copies{};
     return s;
   }
 

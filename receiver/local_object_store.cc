@@ -1,7 +1,9 @@
 #include "receiver/local_object_store.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +39,36 @@ absl::Status MakeDirs(const std::string& root, const std::string& key) {
     ++pos;
   }
   return absl::OkStatus();
+}
+
+// Writes every part, in order, with as few writev(2) calls as the kernel
+// allows; false with errno set on failure.
+bool WriteAll(int fd, std::span<const std::string_view> parts) {
+  std::vector<iovec> iov;
+  iov.reserve(parts.size());
+  for (std::string_view p : parts) {
+    if (!p.empty()) {
+      iov.push_back({const_cast<char*>(p.data()), p.size()});
+    }
+  }
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count =
+        static_cast<int>(std::min<size_t>(IOV_MAX, iov.size() - first));
+    ssize_t n = ::writev(fd, iov.data() + first, count);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    // Skip what was written; a part written in part is trimmed.
+    while (n > 0) {
+      iovec& v = iov[first];
+      const size_t take = std::min<size_t>(v.iov_len, static_cast<size_t>(n));
+      v.iov_base = static_cast<char*>(v.iov_base) + take;
+      v.iov_len -= take;
+      n -= static_cast<ssize_t>(take);
+      if (v.iov_len == 0) ++first;
+    }
+  }
+  return true;
 }
 
 // A store lock is a lock file under locks/.
@@ -97,9 +129,9 @@ absl::StatusOr<std::unique_ptr<LocalObjectStore>> LocalObjectStore::Open(
   return std::unique_ptr<LocalObjectStore>(new LocalObjectStore(r));
 }
 
-absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
-                                                        std::string_view data,
-                                                        bool fsync) {
+absl::StatusOr<std::string> LocalObjectStore::WriteTemp(
+    const std::string& path, std::span<const std::string_view> parts,
+    bool fsync) {
   std::string tmp = path + ".tmp.XXXXXX";
   common::UniqueFd fd(::mkstemp(tmp.data()));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
@@ -109,13 +141,7 @@ absl::StatusOr<std::string> LocalObjectStore::WriteTemp(const std::string& path,
     ::unlink(tmp.c_str());
     return ErrnoStatus(err, absl::StrCat(std::string(what), " ", tmp));
   };
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write");
-    done += static_cast<size_t>(n);
-  }
+  if (!WriteAll(fd.get(), parts)) return fail("write");
   if (::fchmod(fd.get(), 0640) != 0 || (fsync && ::fsync(fd.get()) != 0)) {
     return fail("fsync");
   }
@@ -132,7 +158,7 @@ absl::Status LocalObjectStore::Put(const std::string& key,
   if (auto s = ValidateKey(key); !s.ok()) return s;
   if (auto s = MakeDirs(root_, key); !s.ok()) return s;
   const std::string path = PathOf(key);
-  auto tmp = WriteTemp(path, data);
+  auto tmp = WriteTemp(path, {&data, 1});
   if (!tmp.ok()) return tmp.status();
   if (::rename(tmp->c_str(), path.c_str()) != 0) {
     int err = errno;
@@ -142,58 +168,29 @@ absl::Status LocalObjectStore::Put(const std::string& key,
   return common::FsyncDirectory(DirOf(path));
 }
 
-absl::Status LocalObjectStore::PutMany(
-    const std::vector<std::pair<std::string, std::string>>& objects) {
-  if (objects.empty()) return absl::OkStatus();
-  // 1. Every object's bytes into a temp file, no fsync yet.
-  std::vector<std::pair<std::string, std::string>> renames;  // tmp -> path
-  auto cleanup = [&renames] {
-    for (const auto& [tmp, path] : renames) ::unlink(tmp.c_str());
-  };
-  for (const auto& [key, data] : objects) {
-    absl::Status s = ValidateKey(key);
-    if (s.ok()) s = MakeDirs(root_, key);
-    if (!s.ok()) {
-      cleanup();
-      return s;
-    }
-    const std::string path = PathOf(key);
-    auto tmp = WriteTemp(path, data, /*fsync=*/false);
-    if (!tmp.ok()) {
-      cleanup();
-      return tmp.status();
-    }
-    renames.emplace_back(*tmp, path);
+absl::Status LocalObjectStore::PutUnsynced(
+    const std::string& key, std::span<const std::string_view> parts) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (auto s = MakeDirs(root_, key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  auto tmp = WriteTemp(path, parts, /*fsync=*/false);
+  if (!tmp.ok()) return tmp.status();
+  if (::rename(tmp->c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp->c_str());
+    return ErrnoStatus(err, absl::StrCat("rename ", *tmp, " to ", path));
   }
-  // 2. One sync of the filesystem makes all of those bytes durable...
+  return absl::OkStatus();
+}
+
+absl::Status LocalObjectStore::SyncAll() {
   common::UniqueFd root_fd(
       ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root_fd) {
-    const int err = errno;
-    cleanup();
-    return ErrnoStatus(err, absl::StrCat("open ", root_));
+  if (!root_fd) return ErrnoStatus(errno, absl::StrCat("open ", root_));
+  if (::syncfs(root_fd.get()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("syncfs ", root_));
   }
-  auto sync = [&](const char* what) -> absl::Status {
-    if (::syncfs(root_fd.get()) == 0) return absl::OkStatus();
-    return ErrnoStatus(errno, absl::StrCat("syncfs ", root_, " (", what, ")"));
-  };
-  absl::Status s = sync("object data");
-  if (!s.ok()) {
-    cleanup();
-    return s;
-  }
-  // 3. ...before any becomes visible; a second sync makes the names durable.
-  for (size_t i = 0; i < renames.size(); ++i) {
-    const auto& [tmp, path] = renames[i];
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      const int err = errno;
-      for (size_t j = i; j < renames.size(); ++j) {
-        ::unlink(renames[j].first.c_str());
-      }
-      return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", path));
-    }
-  }
-  return sync("object names");
+  return absl::OkStatus();
 }
 
 absl::Status LocalObjectStore::Publish(const std::string& key,
@@ -201,7 +198,7 @@ absl::Status LocalObjectStore::Publish(const std::string& key,
   if (auto s = ValidateKey(key); !s.ok()) return s;
   if (auto s = MakeDirs(root_, key); !s.ok()) return s;
   const std::string path = PathOf(key);
-  auto tmp = WriteTemp(path, data);
+  auto tmp = WriteTemp(path, {&data, 1});
   if (!tmp.ok()) return tmp.status();
   // link(2) fails with EEXIST instead of replacing: publish never clobbers.
   const int rc = ::link(tmp->c_str(), path.c_str());

@@ -22,8 +22,10 @@ class LocalObjectStore : public ObjectStore {
       const std::string& root, bool create);
 
   absl::Status Put(const std::string& key, std::string_view data) override;
-  absl::Status PutMany(
-      const std::vector<std::pair<std::string, std::string>>& objects) override;
+  absl::Status PutUnsynced(const std::string& key,
+                           std::span<const std::string_view> parts) override;
+  // syncfs(2) of the vault's filesystem.
+  absl::Status SyncAll() override;
   absl::Status Publish(const std::string& key, std::string_view data) override;
   absl::StatusOr<std::string> Get(const std::string& key) override;
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
@@ -48,7 +50,7 @@ class LocalObjectStore : public ObjectStore {
   // Writes a temporary file next to `path` (fsynced unless `fsync` is
   // false); returns its name.
   absl::StatusOr<std::string> WriteTemp(const std::string& path,
-                                        std::string_view data,
+                                        std::span<const std::string_view> parts,
                                         bool fsync = true);
 
   std::string root_;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,12 +39,16 @@ class ObjectStore {
   // readers see the old or the new object, never a part.
   virtual absl::Status Put(const std::string& key, std::string_view data) = 0;
 
-  // Put for many objects with two filesystem syncs in all instead of two
-  // fsyncs each: every object's bytes are made durable before any of them
-  // becomes visible, so an object that exists is always complete and
-  // durable. On error some objects may exist (each complete), others not.
-  virtual absl::Status PutMany(
-      const std::vector<std::pair<std::string, std::string>>& objects) = 0;
+  // Writes `data` under `key` like Put (readers see the old or the new
+  // object, never a part) but without making it durable: after a crash it
+  // may be missing or partial, until SyncAll returns. For objects nothing
+  // names until after a SyncAll (a pack the chunk index learns of later),
+  // so that many writes cost one sync instead of one each.
+  // The object's bytes are `parts`, in order (a gather write).
+  virtual absl::Status PutUnsynced(const std::string& key,
+                                   std::span<const std::string_view> parts) = 0;
+  // Makes every object written before the call durable, names included.
+  virtual absl::Status SyncAll() = 0;
 
   // Atomic publish: the object appears complete and durable, or not at all.
   // ALREADY_EXISTS (nothing written) if `key` exists.

@@ -21,33 +21,43 @@ constexpr uint32_t kPackFormat = 2;
 }  // namespace
 
 PackBuilder::PackBuilder() {
-  bytes_.assign(kPackMagic, sizeof(kPackMagic));
-  PutLe(bytes_, kPackFormat, 4);
-  PutLe(bytes_, 0, 4);
+  header_.assign(kPackMagic, sizeof(kPackMagic));
+  PutLe(header_, kPackFormat, 4);
+  PutLe(header_, 0, 4);
+  offset_ = header_.size();
 }
 
 PackEntry PackBuilder::Add(const ChunkHash& id, std::string_view record) {
-  PackEntry e{id, bytes_.size(), static_cast<uint32_t>(record.size())};
-  bytes_.append(record);
+  PackEntry e{id, offset_, static_cast<uint32_t>(record.size())};
+  records_.push_back(record);
+  offset_ += record.size();
   entries_.push_back(e);
   return e;
 }
 
-std::string PackBuilder::Seal() {
-  const size_t footer_start = bytes_.size();
+std::vector<std::string_view> PackBuilder::Seal() {
+  footer_.clear();
+  footer_.reserve(entries_.size() * kPackEntryBytes + kPackTrailerBytes);
   for (const PackEntry& e : entries_) {
-    bytes_.append(reinterpret_cast<const char*>(e.id.bytes().data()),
-                  ChunkHash::kSize);
-    PutLe(bytes_, e.offset_bytes, 8);
-    PutLe(bytes_, e.length_bytes, 4);
+    footer_.append(reinterpret_cast<const char*>(e.id.bytes().data()),
+                   ChunkHash::kSize);
+    PutLe(footer_, e.offset_bytes, 8);
+    PutLe(footer_, e.length_bytes, 4);
   }
-  PutLe(bytes_, entries_.size(), 4);
-  PutLe(bytes_,
-        XXH3_64bits(bytes_.data() + footer_start, bytes_.size() - footer_start),
-        8);
-  bytes_.append(kPackEndMagic, sizeof(kPackEndMagic));
-  std::string out = std::move(bytes_);
-  *this = PackBuilder();
+  PutLe(footer_, entries_.size(), 4);
+  PutLe(footer_, XXH3_64bits(footer_.data(), footer_.size()), 8);
+  footer_.append(kPackEndMagic, sizeof(kPackEndMagic));
+  std::vector<std::string_view> out;
+  out.reserve(records_.size() + 2);
+  out.push_back(header_);
+  out.insert(out.end(), records_.begin(), records_.end());
+  out.push_back(footer_);
+  return out;
+}
+
+std::string JoinParts(std::span<const std::string_view> parts) {
+  std::string out;
+  for (std::string_view p : parts) out.append(p);
   return out;
 }
 

@@ -18,6 +18,7 @@
 #define CBTD_RECEIVER_PACK_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,28 +32,39 @@ inline constexpr size_t kPackHeaderBytes = 16;
 inline constexpr size_t kPackEntryBytes = 44;
 inline constexpr size_t kPackTrailerBytes = 20;
 
+// Lays out a pack over records the caller keeps: nothing is copied (a
+// pack is written with one gather write), because on a virtual machine
+// building a 16 MiB buffer per pack costs more than writing it.
 class PackBuilder {
  public:
   PackBuilder();
 
-  // Appends one encoded chunk record; returns where it lies in the pack.
+  // Appends one encoded chunk record, which must outlive Seal's result;
+  // returns where it lies in the pack.
   PackEntry Add(const ChunkHash& id, std::string_view record);
 
   size_t chunk_count() const { return entries_.size(); }
   // The pack's size if sealed now.
   size_t size_bytes() const {
-    return bytes_.size() + entries_.size() * kPackEntryBytes +
-           kPackTrailerBytes;
+    return offset_ + entries_.size() * kPackEntryBytes + kPackTrailerBytes;
   }
   const std::vector<PackEntry>& entries() const { return entries_; }
 
-  // The sealed pack's bytes (footer appended). The builder is then empty.
-  std::string Seal();
+  // The sealed pack's bytes in order (header, records, footer): views
+  // into the records and this builder, valid while both live and until
+  // the next Add.
+  std::vector<std::string_view> Seal();
 
  private:
-  std::string bytes_;
+  std::string header_;
+  std::string footer_;
+  std::vector<std::string_view> records_;
+  size_t offset_ = 0;
   std::vector<PackEntry> entries_;
 };
+
+// The parts as one string (tests, small objects).
+std::string JoinParts(std::span<const std::string_view> parts);
 
 // The entries of a sealed pack, checked (magic, footer checksum, every
 // range inside the record area, ascending and not overlapping). DATA_LOSS

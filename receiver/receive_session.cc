@@ -183,7 +183,9 @@ ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
 // reused by a retry; GC removes them if no version ever references them.
 // So the staged ones are stored too (best effort, still under the GC lock):
 // a sender that starts again does not send them a second time.
-ReceiveSession::~ReceiveSession() { FlushStaged().IgnoreError(); }
+ReceiveSession::~ReceiveSession() {
+  if (FlushStaged().ok()) IndexWritten().IgnoreError();
+}
 
 absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
     std::span<const ChunkHash> hashes) {
@@ -202,20 +204,40 @@ absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
 }
 
 absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
-  if (staged_set_.contains(hash)) return true;  // stored before the commit
+  if (pending_.contains(hash)) return true;  // stored before the commit
   return vault_.HasChunk(tenant_, hash);
 }
 
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
   // Kept staged on failure: a retried Apply or the commit tries again.
-  if (absl::Status s = vault_.StoreChunks(tenant_, staged_); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("storing ", staged_.size(),
-                                               " new chunks: ", s.message()));
+  auto pack = vault_.WritePack(tenant_, staged_);
+  if (!pack.ok()) {
+    return absl::Status(pack.status().code(),
+                        absl::StrCat("storing ", staged_.size(),
+                                     " new chunks: ", pack.status().message()));
   }
+  written_bytes_ += pack->info.size_bytes;
+  written_.push_back(*std::move(pack));
   staged_.clear();
-  staged_set_.clear();
   staged_bytes_ = 0;
+  if (written_bytes_ >= kSyncBatchBytes) return IndexWritten();
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::IndexWritten() {
+  if (written_.empty()) return absl::OkStatus();
+  // Kept on failure: a retried Apply or the commit tries again.
+  if (absl::Status s = vault_.IndexPacks(tenant_, written_); !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("making ", written_.size(),
+                                     " new packs durable: ", s.message()));
+  }
+  for (const Vault::WrittenPack& p : written_) {
+    for (const PackEntry& e : p.entries) pending_.erase(e.id);
+  }
+  written_.clear();
+  written_bytes_ = 0;
   return absl::OkStatus();
 }
 
@@ -332,7 +354,7 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
       ++index_.stats.new_objects;
       index_.stats.stored_bytes += obj.size();
       staged_bytes_ += obj.size();
-      staged_set_.insert(entry);
+      pending_.insert(entry);
       staged_.emplace_back(entry, std::move(obj));
     }
   }
@@ -406,6 +428,7 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
   index_.stats.stored_bytes = stored_bytes;
   // Every chunk the index names is durable before the index appears.
   if (auto s = FlushStaged(); !s.ok()) return s;
+  if (auto s = IndexWritten(); !s.ok()) return s;
   absl::Status published = vault_.PublishIndex(index_);
   if (!published.ok() && !absl::IsAlreadyExists(published)) {
     // E.g. the directory sync after the link failed: the index may be

@@ -98,8 +98,11 @@ class ReceiveSession {
   absl::Status ApplyChunk(const stream::Chunk& c);
   absl::Status ApplyChunkRef(const stream::ChunkRef& c);
   absl::Status ApplyTrailer(const stream::Trailer& t);
-  // Makes the staged chunks durable and visible (Vault::StoreChunks).
+  // Writes the staged chunks as one pack (Vault::WritePack), and indexes
+  // the written packs once they reach kSyncBatchBytes.
   absl::Status FlushStaged();
+  // Makes the written packs durable and known (Vault::IndexPacks).
+  absl::Status IndexWritten();
   // Whether the tenant holds `hash`, stored or staged in this session.
   absl::StatusOr<bool> Holds(const ChunkHash& hash);
 
@@ -120,8 +123,12 @@ class ReceiveSession {
   // per kPackTargetBytes, not two fsyncs per chunk), all before the index
   // is published.
   std::vector<std::pair<ChunkHash, std::string>> staged_;
-  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> staged_set_;
   size_t staged_bytes_ = 0;
+  // Packs written but not yet durable nor indexed (one sync for many).
+  std::vector<Vault::WrittenPack> written_;
+  size_t written_bytes_ = 0;
+  // Every chunk staged or written and not yet indexed.
+  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> pending_;
 };
 
 struct ReceiveResult {

@@ -154,35 +154,52 @@ absl::Status Vault::StoreChunks(
     std::string_view tenant,
     const std::vector<std::pair<ChunkHash, std::string>>& encoded) {
   if (encoded.empty()) return absl::OkStatus();
-  if (index_ != nullptr) return StorePack(tenant, encoded);
-  std::vector<std::pair<std::string, std::string>> objects;
-  objects.reserve(encoded.size());
-  for (const auto& [hash, obj] : encoded) {
-    objects.emplace_back(ChunkKey(hash), obj);
+  if (index_ != nullptr) {
+    auto pack = WritePack(tenant, encoded);
+    if (!pack.ok()) return pack.status();
+    return IndexPacks(tenant, {&*pack, 1});
   }
-  return store_.PutMany(objects);
+  for (const auto& [hash, obj] : encoded) {
+    const std::string_view part = obj;
+    if (auto s = store_.PutUnsynced(ChunkKey(hash), {&part, 1}); !s.ok()) {
+      return s;
+    }
+  }
+  return store_.SyncAll();
 }
 
-// The pack is durable (Put syncs it) before the index names it, so a chunk
-// the index knows is always readable; a crash between the two leaves an
-// unindexed pack, which GC removes after its grace period.
-absl::Status Vault::StorePack(
+absl::StatusOr<Vault::WrittenPack> Vault::WritePack(
     std::string_view tenant,
     const std::vector<std::pair<ChunkHash, std::string>>& encoded) {
   if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
   PackBuilder builder;
   for (const auto& [hash, record] : encoded) builder.Add(hash, record);
-  const std::vector<PackEntry> entries = builder.entries();
-  PackInfo info;
-  info.pack = NewPackName();
-  info.chunk_count = entries.size();
-  const std::string bytes = builder.Seal();
-  info.size_bytes = bytes.size();
-  info.added_unix_ms = NowUnixMs();
-  if (auto s = store_.Put(PackKey(tenant, info.pack), bytes); !s.ok()) {
+  WrittenPack out;
+  out.entries = builder.entries();
+  out.info.pack = NewPackName();
+  out.info.chunk_count = out.entries.size();
+  out.info.size_bytes = builder.size_bytes();
+  out.info.added_unix_ms = NowUnixMs();
+  if (auto s =
+          store_.PutUnsynced(PackKey(tenant, out.info.pack), builder.Seal());
+      !s.ok()) {
     return s;
   }
-  return index_->AddPack(tenant, info, entries);
+  return out;
+}
+
+// The packs are durable before the index names them, so a chunk the index
+// knows is always readable.
+absl::Status Vault::IndexPacks(std::string_view tenant,
+                               std::span<const WrittenPack> packs) {
+  if (packs.empty()) return absl::OkStatus();
+  if (auto s = store_.SyncAll(); !s.ok()) return s;
+  for (const WrittenPack& p : packs) {
+    if (auto s = index_->AddPack(tenant, p.info, p.entries); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,

@@ -58,6 +58,9 @@ absl::Status ValidateName(std::string_view what, std::string_view name);
 // "Pack size", has the measurement behind the default.
 inline constexpr size_t kPackTargetBytes = 16u << 20;
 inline constexpr size_t kPackMaxChunks = 4096;
+// Writers make their written packs durable and index them at least every
+// kSyncBatchBytes (one filesystem sync for many packs).
+inline constexpr size_t kSyncBatchBytes = 256u << 20;
 
 class Vault {
  public:
@@ -94,12 +97,27 @@ class Vault {
   static std::string EncodeChunk(stream::Compression compression,
                                  uint32_t raw_size, std::string_view payload);
   // Stores encoded chunks whose payloads the caller has verified (their
-  // bytes decompress to raw_size bytes hashing to the id). Format 2: one
-  // sealed pack, durable before the index learns of it; format 1: one
-  // object each (ObjectStore::PutMany). Idempotent in effect.
+  // bytes decompress to raw_size bytes hashing to the id), durably.
+  // Format 2: WritePack + IndexPacks; format 1: one object each.
+  // Idempotent in effect.
   absl::Status StoreChunks(
       std::string_view tenant,
       const std::vector<std::pair<ChunkHash, std::string>>& encoded);
+
+  // Format 2, for writers that store many packs: a pack is written first
+  // (WritePack: not yet durable, unknown to the index, so invisible to
+  // every reader), and several written packs are then made durable with
+  // one sync and recorded in the chunk index (IndexPacks). A crash in
+  // between leaves unindexed packs, which GC removes.
+  struct WrittenPack {
+    PackInfo info;
+    std::vector<PackEntry> entries;
+  };
+  absl::StatusOr<WrittenPack> WritePack(
+      std::string_view tenant,
+      const std::vector<std::pair<ChunkHash, std::string>>& encoded);
+  absl::Status IndexPacks(std::string_view tenant,
+                          std::span<const WrittenPack> packs);
 
   // Reads a chunk of `tenant` and checks the record checksum and the
   // content hash: DATA_LOSS naming the chunk if damaged, NOT_FOUND if the
@@ -131,9 +149,6 @@ class Vault {
  private:
   absl::StatusOr<std::string> ReadPackedChunk(std::string_view tenant,
                                               const ChunkHash& hash);
-  absl::Status StorePack(
-      std::string_view tenant,
-      const std::vector<std::pair<ChunkHash, std::string>>& encoded);
 
   ObjectStore& store_;
   ChunkIndex* index_;

@@ -36,10 +36,14 @@ class FaultyStore : public ObjectStore {
     if (auto s = plan_.Next("Put " + key); !s.ok()) return s;
     return inner_.Put(key, data);
   }
-  absl::Status PutMany(
-      const std::vector<std::pair<std::string, std::string>>& o) override {
-    if (auto s = plan_.Next("PutMany"); !s.ok()) return s;
-    return inner_.PutMany(o);
+  absl::Status PutUnsynced(const std::string& key,
+                           std::span<const std::string_view> parts) override {
+    if (auto s = plan_.Next("PutUnsynced " + key); !s.ok()) return s;
+    return inner_.PutUnsynced(key, parts);
+  }
+  absl::Status SyncAll() override {
+    if (auto s = plan_.Next("SyncAll"); !s.ok()) return s;
+    return inner_.SyncAll();
   }
   absl::Status Publish(const std::string& key, std::string_view data) override {
     if (auto s = plan_.Next("Publish " + key); !s.ok()) return s;

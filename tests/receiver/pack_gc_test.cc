@@ -146,7 +146,7 @@ TEST_F(PackGcTest, UnindexedPackObjectIsRemovedAsOrphan) {
   // What a receive killed between writing a pack and indexing it leaves.
   PackBuilder b;
   const std::string orphan = Vault::PackKey("host1", NewPackName());
-  ASSERT_TRUE(store_->Put(orphan, b.Seal()).ok());
+  ASSERT_TRUE(store_->Put(orphan, JoinParts(b.Seal())).ok());
   auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
   ASSERT_TRUE(gc.ok()) << gc.status();
   EXPECT_EQ(gc->orphan_packs_removed, 1u);

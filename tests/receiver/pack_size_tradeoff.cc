@@ -50,21 +50,41 @@ std::vector<std::pair<ChunkHash, std::string>> MakeRecords(size_t count) {
   return out;
 }
 
-// Stores `records` in batches of `batch` chunks, then reads them all back.
+void Check(const absl::Status& s) {
+  if (s.ok()) return;
+  std::cerr << s << "\n";
+  std::exit(1);
+}
+
+// Stores `records` in batches of `batch` chunks as a receive does (format
+// 2: a pack per batch, one sync and index update per kSyncBatchBytes;
+// format 1: one sync per batch), then reads them all back.
 void Measure(receiver::Vault& vault, const std::string& label, size_t batch,
              const std::vector<std::pair<ChunkHash, std::string>>& records,
              const std::string& dir) {
   const double mib = records.size() * kChunk / 1048576.0;
   auto start = std::chrono::steady_clock::now();
+  std::vector<receiver::Vault::WrittenPack> written;
+  size_t written_bytes = 0;
   for (size_t i = 0; i < records.size(); i += batch) {
     std::vector<std::pair<ChunkHash, std::string>> part(
         records.begin() + i,
         records.begin() + std::min(records.size(), i + batch));
-    if (auto s = vault.StoreChunks("bench", part); !s.ok()) {
-      std::cerr << s << "\n";
-      std::exit(1);
+    if (vault.format() == 1) {
+      Check(vault.StoreChunks("bench", part));
+      continue;
+    }
+    auto pack = vault.WritePack("bench", part);
+    Check(pack.status());
+    written_bytes += pack->info.size_bytes;
+    written.push_back(*std::move(pack));
+    if (written_bytes >= receiver::kSyncBatchBytes) {
+      Check(vault.IndexPacks("bench", written));
+      written.clear();
+      written_bytes = 0;
     }
   }
+  Check(vault.IndexPacks("bench", written));
   const double write_s = Seconds(start);
   DropCaches();
   start = std::chrono::steady_clock::now();
