@@ -17,6 +17,7 @@
 #include "common/host_name.h"
 #include "common/unique_fd.h"
 #include "transport/extent_list.h"
+#include "transport/key_file.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
@@ -84,14 +85,17 @@ int RunSendCommand(std::span<char*> args) {
       "zstd-level", po::value<int>()->default_value(3), "zstd level, 1-19")(
       "window", po::value<size_t>()->default_value(16), "chunks in flight")(
       "output,o", po::value<std::string>(), "write here instead of stdout")(
-      "help,h", "show help");
+      "key-file", po::value<std::string>(),
+      "encrypt the chunks under this tenant key (cbtctl key create); "
+      "without it this one-off send is NOT encrypted. A base index must "
+      "have been written with the same key")("help,h", "show help");
   AddRemoteSendOptions(desc);
   po::positional_options_description pos;
   pos.add("source", 1);
   po::variables_map vm;
   const char* usage =
       "cbtctl send SOURCE [--full] [--changes FILE] [--discards FILE] "
-      "[--base-index FILE] > stream";
+      "[--base-index FILE] [--key-file FILE] > stream";
   if (std::optional<std::string> error =
           common::ParseOptions(args, desc, &pos, vm)) {
     std::cerr << "cbtctl send: " << *error << "\nUsage: " << usage << "\n";
@@ -150,6 +154,11 @@ int RunSendCommand(std::span<char*> args) {
     return common::kExitUsage;
   }
   if (compression == "none") opts.zstd_level = 0;
+  if (vm.count("key-file")) {
+    auto key = transport::LoadKeyFile(vm["key-file"].as<std::string>());
+    if (!key.ok()) return Fail(key.status());
+    opts.key = key->key;
+  }
 
   if (vm.count("to")) {
     return RunRemoteSend(vm, **source, *changed, *zeroed,
@@ -180,7 +189,10 @@ int RunSendCommand(std::span<char*> args) {
             << t.chunk_records() << " sent, " << t.chunk_ref_records()
             << " by reference, " << t.zero_chunks() << " zero; "
             << t.payload_bytes() << " payload bytes; root "
-            << result->root_hash.ToHex() << "\n";
+            << result->root_hash.ToHex() << "; "
+            << (opts.key ? "encrypted with key " + opts.key->fingerprint()
+                         : std::string("not encrypted"))
+            << "\n";
   return common::kExitOk;
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "transport/sealed_chunk.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -29,10 +30,30 @@ absl::Status ValidateHeader(const stream::Header& h) {
         absl::StrCat("stream format version ", h.format_version(),
                      " is not supported; this cbt-receiver reads version ",
                      transport::kStreamFormatVersion,
-                     " (whose header carries a checksum): send the stream "
-                     "again with a cbtctl of the same release"));
+                     " (whose header carries a checksum over its encryption): "
+                     "send the stream again with a cbtctl of the same "
+                     "release"));
   }
   if (auto s = transport::CheckHeaderChecksum(h); !s.ok()) return s;
+  switch (h.encryption()) {
+    case stream::ENCRYPTION_NONE:
+      if (!h.key_fingerprint().empty()) {
+        return absl::InvalidArgumentError(
+            "stream header: a key fingerprint without encryption");
+      }
+      break;
+    case stream::ENCRYPTION_AES256GCM_V1:
+      if (!transport::IsKeyFingerprint(h.key_fingerprint())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "stream header: key fingerprint '", h.key_fingerprint(),
+            "' is not 16 lowercase hex digits"));
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream header: unknown encryption ",
+          static_cast<int>(h.encryption()), "; upgrade cbt-receiver"));
+  }
   if (h.hash_algorithm() != stream::HASH_SHA256) {
     return absl::InvalidArgumentError(
         "stream header: hash_algorithm must be HASH_SHA256");
@@ -65,6 +86,47 @@ absl::Status ValidateHeader(const stream::Header& h) {
   return absl::OkStatus();
 }
 
+std::string KeyName(const std::string& fingerprint) {
+  return fingerprint.empty() ? std::string("no key (plaintext)")
+                             : absl::StrCat("key ", fingerprint);
+}
+
+// A tenant is bound to one key, or to none: its chunk ids are keyed ids of
+// that key (or SHA-256), and dedup, references and restores only work
+// within one. The binding is tenants/<t>/key-fingerprint once an encrypted
+// stream arrived; a tenant without it that holds versions is plaintext.
+// Returns the fingerprint the tenant is bound to ("" for plaintext or
+// unbound) and whether it is unbound; FAILED_PRECONDITION when the stream
+// does not match.
+absl::StatusOr<bool> CheckTenantKey(Vault& vault, const std::string& tenant,
+                                    const stream::Header& h) {
+  auto bound = vault.TenantKeyFingerprint(tenant);
+  if (!bound.ok()) return bound.status();
+  const std::string& mine = h.key_fingerprint();
+  std::string tenant_key = *bound;
+  bool unbound = false;
+  if (bound->empty()) {
+    auto versions = vault.ListHostVersions(h.source_host());
+    if (!versions.ok()) return versions.status();
+    unbound = versions->empty();
+    if (unbound) return true;
+  }
+  if (tenant_key == mine) return false;
+  const std::string remedy =
+      tenant_key.empty()
+          ? "send without a key file, or under a new host name"
+          : absl::StrCat(
+                "use the key this host's backups were made with "
+                "(fingerprint ",
+                tenant_key,
+                "): cbtctl key import --key-file FILE < recovery "
+                "text, then send with --key-file FILE");
+  return absl::FailedPreconditionError(absl::StrCat(
+      "tenant '", tenant, "' is bound to ", KeyName(tenant_key),
+      " but this stream of ", Describe(h, h.new_version_id()), " has ",
+      KeyName(mine), ": ", remedy, "; nothing was stored"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
@@ -91,6 +153,10 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
         " already exists in the vault; the stream must carry a new version "
         "id"));
   }
+
+  const std::string tenant = vault.TenantOf(header.source_host());
+  auto unbound = CheckTenantKey(vault, tenant, header);
+  if (!unbound.ok()) return unbound.status();
 
   auto session = std::unique_ptr<ReceiveSession>(
       new ReceiveSession(vault, header, *std::move(lock)));
@@ -133,6 +199,13 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
           base->root_hash.ToHex(),
           ": the sender's base is not the vault's; send a full stream"));
     }
+    if (base->key_fingerprint != header.key_fingerprint()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream's base ", Describe(header, header.base_version_id()),
+          " was stored with ", KeyName(base->key_fingerprint),
+          " but the stream has ", KeyName(header.key_fingerprint()),
+          "; send with the base's key, or a full stream"));
+    }
     if (base->chunk_size_bytes != header.chunk_size_bytes()) {
       return absl::FailedPreconditionError(
           absl::StrCat("stream chunk size ", header.chunk_size_bytes(),
@@ -159,6 +232,7 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
   }
   idx.host = header.source_host();
   idx.volume = header.volume_id();
+  idx.key_fingerprint = header.key_fingerprint();
   idx.version_id = header.new_version_id();
   idx.base_version_id = header.base_version_id();
   idx.volume_size_bytes = header.volume_size_bytes();
@@ -169,6 +243,10 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
           : std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
+  // The first encrypted stream of a tenant binds it to its key, just
+  // before its first write (EnsureKeyBound): a stream refused before it
+  // stores anything leaves the vault as it was.
+  session->bind_key_ = *unbound && !header.key_fingerprint().empty();
   return session;
 }
 
@@ -208,8 +286,21 @@ absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
   return vault_.HasChunk(tenant_, hash);
 }
 
+absl::Status ReceiveSession::EnsureKeyBound() {
+  if (!bind_key_) return absl::OkStatus();
+  // Publish-if-absent: of two first streams with different keys one binds
+  // and the other is refused here, before it stores anything.
+  if (auto s = vault_.BindTenantKey(tenant_, header_.key_fingerprint());
+      !s.ok()) {
+    return s;
+  }
+  bind_key_ = false;
+  return absl::OkStatus();
+}
+
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
+  if (absl::Status s = EnsureKeyBound(); !s.ok()) return s;
   // Kept staged on failure: a retried Apply or the commit tries again.
   auto pack = vault_.WritePack(tenant_, staged_);
   if (!pack.ok()) {
@@ -333,16 +424,12 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
   }
   auto hash = HashField(c.hash(), i);
   if (!hash.ok()) return hash.status();
-  auto raw = DecodePayload(c.compression(), c.raw_size_bytes(), c.payload(),
-                           *hash, absl::StrCat("chunk ", i),
-                           absl::StatusCode::kInvalidArgument);
-  if (!raw.ok()) return raw.status();
+  auto entry = CheckChunkContent(c, *hash);
+  if (!entry.ok()) return entry.status();
   if (auto s = CheckIndex(i, 1, "chunk"); !s.ok()) return s;
 
-  const ChunkHash entry = transport::EntryOf(
-      {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
-  if (!transport::IsZeroEntry(entry)) {
-    auto has = Holds(entry);
+  if (!transport::IsZeroEntry(*entry)) {
+    auto has = Holds(*entry);
     if (!has.ok()) return has.status();
     if (!*has) {
       if (staged_.size() >= kPackMaxChunks ||
@@ -354,15 +441,56 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
       ++index_.stats.new_objects;
       index_.stats.stored_bytes += obj.size();
       staged_bytes_ += obj.size();
-      pending_.insert(entry);
-      staged_.emplace_back(entry, std::move(obj));
+      pending_.insert(*entry);
+      staged_.emplace_back(*entry, std::move(obj));
     }
   }
-  index_.entries[i] = entry;
+  index_.entries[i] = *entry;
   ++counted_.chunk_records;
   counted_.payload_bytes += c.payload().size();
   counted_.raw_bytes += c.raw_size_bytes();
   return absl::OkStatus();
+}
+
+absl::StatusOr<ChunkHash> ReceiveSession::CheckChunkContent(
+    const stream::Chunk& c, const ChunkHash& hash) {
+  const uint64_t i = c.chunk_index();
+  if (header_.encryption() == stream::ENCRYPTION_NONE) {
+    auto raw = DecodePayload(c.compression(), c.raw_size_bytes(), c.payload(),
+                             hash, absl::StrCat("chunk ", i),
+                             absl::StatusCode::kInvalidArgument);
+    if (!raw.ok()) return raw.status();
+    return transport::EntryOf(
+        {reinterpret_cast<const uint8_t*>(raw->data()), raw->size()});
+  }
+  // Encrypted: without the key the content cannot be checked (a host can
+  // only damage its own tenant, docs/vault.md). What can be checked is.
+  if (c.compression() != stream::COMPRESSION_SEALED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk ", i, " of an encrypted stream is not sealed (compression ",
+        static_cast<int>(c.compression()), ")"));
+  }
+  if (transport::IsZeroEntry(hash)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", i,
+                     " is sealed under the zero id; zero chunks travel as "
+                     "zero runs"));
+  }
+  const size_t max = transport::MaxSealedPayloadBytes(c.raw_size_bytes());
+  if (c.payload().size() < transport::kMinSealedPayloadBytes ||
+      c.payload().size() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk ", i, ": sealed payload is ", c.payload().size(),
+        " bytes, a chunk of ", c.raw_size_bytes(), " bytes seals to ",
+        transport::kMinSealedPayloadBytes, " to ", max));
+  }
+  const std::string sealed_by = transport::SealedKeyFingerprint(c.payload());
+  if (sealed_by != header_.key_fingerprint()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk ", i, " is sealed under key ", sealed_by,
+        ", not under the stream's key ", header_.key_fingerprint()));
+  }
+  return hash;
 }
 
 absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
@@ -429,6 +557,7 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
   // Every chunk the index names is durable before the index appears.
   if (auto s = FlushStaged(); !s.ok()) return s;
   if (auto s = IndexWritten(); !s.ok()) return s;
+  if (auto s = EnsureKeyBound(); !s.ok()) return s;
   absl::Status published = vault_.PublishIndex(index_);
   if (!published.ok() && !absl::IsAlreadyExists(published)) {
     // E.g. the directory sync after the link failed: the index may be

@@ -24,6 +24,19 @@
 //  * Apply checks every record before storing anything from it: chunk index
 //    in range and strictly ascending over all records (no duplicates),
 //    raw size, payload XXH3, decompression, SHA-256 of the bytes.
+//  * An encrypted stream (header.encryption, format 3) is checked as far as
+//    it can be without the key, which the receiver never has: every Chunk
+//    is COMPRESSION_SEALED, its id is not the zero entry, its payload
+//    between kMinSealedPayloadBytes and MaxSealedPayloadBytes(raw size),
+//    sealed under the header's key fingerprint, and its XXH3 matches. Its
+//    content is not checked: a host can only damage its own tenant's
+//    backups, which restore and `verify --key-file` detect.
+//  * A tenant is bound to one key or to none (Vault::TenantKeyFingerprint):
+//    the first encrypted stream of a tenant without versions binds it
+//    just before it first stores anything;
+//    a stream under another key, a plaintext stream into an encrypted
+//    tenant and an encrypted one into a plaintext tenant are refused
+//    (FAILED_PRECONDITION naming both keys) before anything is written.
 //  * A ChunkRef (a chunk by hash alone) must name a chunk the host's tenant
 //    holds (Vault::TenantOf; its chunks were all sent with their bytes by
 //    the tenant's hosts) or one this session carried; HaveChunks answers
@@ -96,6 +109,10 @@ class ReceiveSession {
   absl::Status CheckIndex(uint64_t first, uint64_t count,
                           std::string_view what);
   absl::Status ApplyChunk(const stream::Chunk& c);
+  // The entry of chunk record `c` naming `hash`, after every check its
+  // kind allows (see the top of this file).
+  absl::StatusOr<ChunkHash> CheckChunkContent(const stream::Chunk& c,
+                                              const ChunkHash& hash);
   absl::Status ApplyChunkRef(const stream::ChunkRef& c);
   absl::Status ApplyTrailer(const stream::Trailer& t);
   // Writes the staged chunks as one pack (Vault::WritePack), and indexes
@@ -103,6 +120,9 @@ class ReceiveSession {
   absl::Status FlushStaged();
   // Makes the written packs durable and known (Vault::IndexPacks).
   absl::Status IndexWritten();
+  // Binds the tenant to the stream's key if this is its first encrypted
+  // stream (bind_key_); called before anything is stored.
+  absl::Status EnsureKeyBound();
   // Whether the tenant holds `hash`, stored or staged in this session.
   absl::StatusOr<bool> Holds(const ChunkHash& hash);
 
@@ -129,6 +149,7 @@ class ReceiveSession {
   size_t written_bytes_ = 0;
   // Every chunk staged or written and not yet indexed.
   std::unordered_set<ChunkHash, transport::ChunkHashStdHash> pending_;
+  bool bind_key_ = false;
 };
 
 struct ReceiveResult {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/byte_order.h"
 #include "receiver/pack.h"
+#include "transport/sealed_chunk.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -124,6 +125,47 @@ std::string Vault::ProtectedKey(const VolumeName& v, std::string_view version) {
   return absl::StrCat(VolumePrefix(v), "/protected/", std::string(version));
 }
 
+std::string Vault::TenantKeyKey(std::string_view tenant) {
+  return absl::StrCat("tenants/", std::string(tenant), "/key-fingerprint");
+}
+
+absl::StatusOr<std::string> Vault::TenantKeyFingerprint(
+    std::string_view tenant) {
+  if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
+  const std::string key = TenantKeyKey(tenant);
+  auto data = store_.Get(key);
+  if (absl::IsNotFound(data.status())) return std::string();
+  if (!data.ok()) return data.status();
+  std::string fp = *data;
+  if (!fp.empty() && fp.back() == '\n') fp.pop_back();
+  if (!transport::IsKeyFingerprint(fp)) {
+    return absl::DataLossError(absl::StrCat(
+        "vault object ", key,
+        " is damaged: it should hold the tenant's key fingerprint (16 hex "
+        "digits); restore it from a backup of the vault"));
+  }
+  return fp;
+}
+
+absl::Status Vault::BindTenantKey(std::string_view tenant,
+                                  const std::string& fingerprint) {
+  if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
+  if (!transport::IsKeyFingerprint(fingerprint)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", fingerprint, "' is not a key fingerprint"));
+  }
+  absl::Status s = store_.Publish(TenantKeyKey(tenant), fingerprint + "\n");
+  if (!absl::IsAlreadyExists(s)) return s;
+  auto bound = TenantKeyFingerprint(tenant);
+  if (!bound.ok()) return bound.status();
+  if (*bound == fingerprint) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "tenant '", std::string(tenant), "' is bound to key ", *bound,
+      ", not to key ", fingerprint,
+      ": use the key this host's backups were made with (cbtctl key "
+      "import)"));
+}
+
 std::string Vault::PackKey(std::string_view tenant, std::string_view pack) {
   return absl::StrCat("tenants/", std::string(tenant), "/packs/",
                       std::string(pack.substr(0, 2)), "/", std::string(pack),
@@ -205,6 +247,14 @@ absl::Status Vault::IndexPacks(std::string_view tenant,
 absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,
                                               const ChunkHash& hash,
                                               std::string_view what) {
+  auto stored = DecodeStoredRecord(record, hash, what);
+  if (!stored.ok()) return stored.status();
+  return std::move(stored->data);
+}
+
+absl::StatusOr<StoredChunk> DecodeStoredRecord(std::string_view record,
+                                               const ChunkHash& hash,
+                                               std::string_view what) {
   if (record.size() < kChunkHeaderBytes ||
       std::memcmp(record.data(), kChunkMagic, sizeof(kChunkMagic)) != 0 ||
       record[4] != 1 || record[6] != 0 || record[7] != 0) {
@@ -219,13 +269,31 @@ absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,
     return absl::DataLossError(absl::StrCat(
         std::string(what), " is damaged: checksum of the stored bytes"));
   }
-  return DecodePayload(compression, raw_size, payload, hash,
-                       absl::StrCat(std::string(what), " is damaged"),
-                       absl::StatusCode::kDataLoss);
+  if (compression == stream::COMPRESSION_SEALED) {
+    if (payload.size() < transport::kMinSealedPayloadBytes ||
+        payload.size() > transport::MaxSealedPayloadBytes(raw_size)) {
+      return absl::DataLossError(absl::StrCat(
+          std::string(what), " is damaged: sealed payload of ", payload.size(),
+          " bytes for ", raw_size, " plaintext bytes"));
+    }
+    return StoredChunk{std::string(payload), true};
+  }
+  auto raw = DecodePayload(compression, raw_size, payload, hash,
+                           absl::StrCat(std::string(what), " is damaged"),
+                           absl::StatusCode::kDataLoss);
+  if (!raw.ok()) return raw.status();
+  return StoredChunk{*std::move(raw), false};
 }
 
 absl::StatusOr<std::string> Vault::ReadChunk(std::string_view tenant,
                                              const ChunkHash& hash) {
+  auto stored = ReadStoredChunk(tenant, hash);
+  if (!stored.ok()) return stored.status();
+  return std::move(stored->data);
+}
+
+absl::StatusOr<StoredChunk> Vault::ReadStoredChunk(std::string_view tenant,
+                                                   const ChunkHash& hash) {
   if (index_ != nullptr) return ReadPackedChunk(tenant, hash);
   const std::string key = ChunkKey(hash);
   auto obj = store_.Get(key);
@@ -236,13 +304,13 @@ absl::StatusOr<std::string> Vault::ReadChunk(std::string_view tenant,
     }
     return obj.status();
   }
-  return DecodeChunkRecord(*obj, hash, absl::StrCat("chunk object ", key));
+  return DecodeStoredRecord(*obj, hash, absl::StrCat("chunk object ", key));
 }
 
 // A GC repack moves live chunks to a new pack and then deletes the old
 // one: a reader that looked up the old place just before may find it gone,
 // and then finds the new place on a second lookup.
-absl::StatusOr<std::string> Vault::ReadPackedChunk(std::string_view tenant,
+absl::StatusOr<StoredChunk> Vault::ReadPackedChunk(std::string_view tenant,
                                                    const ChunkHash& hash) {
   for (int attempt = 0;; ++attempt) {
     auto loc = index_->Find(tenant, hash);
@@ -262,7 +330,7 @@ absl::StatusOr<std::string> Vault::ReadPackedChunk(std::string_view tenant,
                        ", which is missing from the vault"));
     }
     if (!record.ok()) return record.status();
-    return DecodeChunkRecord(
+    return DecodeStoredRecord(
         *record, hash,
         absl::StrCat("chunk ", hash.ToHex(), " in pack ", key, " at byte ",
                      (*loc)->offset_bytes));

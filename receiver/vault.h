@@ -5,6 +5,7 @@
 //   tenants/<tenant>/packs/<hh>/<name>.pack  chunk records, sealed packs
 //   hosts/<host>/<volume>/versions/<id>.idx   one index per version
 //   hosts/<host>/<volume>/protected/<id>      retention: never prune
+//   tenants/<tenant>/key-fingerprint          the tenant's key, once bound
 // plus a ChunkIndex (chunk id -> pack range, per tenant) kept by the
 // backend. A tenant is the unit of deduplication and trust: chunk calls
 // take the tenant, and no lookup crosses tenants. Today every host is its
@@ -13,8 +14,11 @@
 //   chunks/<hh>/<64 hex>                 one chunk object, named by its
 //                                        SHA-256, shared by every host
 // Chunk object / record: "CBTC" | u8 format=1 | u8 compression (0 none,
-//   1 zstd) | u16 0 | u32le raw_size | u64le XXH3-64 of the payload |
-//   payload.
+//   1 zstd, 2 sealed) | u16 0 | u32le raw_size | u64le XXH3-64 of the
+//   payload | payload. A sealed record (encrypted tenants) holds the sealed
+//   payload as the stream carried it (transport/sealed_chunk.h); raw_size
+//   is the plaintext's size, and only the key's holder can check more than
+//   the XXH3.
 //
 // A version exists exactly when its index object exists; indexes are
 // published atomically, last, after every chunk they reference is stored.
@@ -62,6 +66,12 @@ inline constexpr size_t kPackMaxChunks = 4096;
 // kSyncBatchBytes (one filesystem sync for many packs).
 inline constexpr size_t kSyncBatchBytes = 256u << 20;
 
+// A chunk as Vault::ReadStoredChunk returns it.
+struct StoredChunk {
+  std::string data;     // the plaintext, or the sealed payload if `sealed`
+  bool sealed = false;  // stored as COMPRESSION_SEALED (encrypted tenant)
+};
+
 class Vault {
  public:
   // A format-2 vault over `store` and `index`, or a format-1 vault when
@@ -89,6 +99,16 @@ class Vault {
   static std::string IndexKey(const VolumeName& v, std::string_view version);
   static std::string ProtectedKey(const VolumeName& v,
                                   std::string_view version);
+  static std::string TenantKeyKey(std::string_view tenant);
+
+  // The fingerprint of the key `tenant` is bound to, "" if none (a tenant
+  // whose versions are plaintext, or a new one). DATA_LOSS if the object
+  // is not a fingerprint.
+  absl::StatusOr<std::string> TenantKeyFingerprint(std::string_view tenant);
+  // Binds `tenant` to `fingerprint` (publish-if-absent). OK if it already
+  // is; FAILED_PRECONDITION naming both if it is bound to another key.
+  absl::Status BindTenantKey(std::string_view tenant,
+                             const std::string& fingerprint);
 
   // Whether `tenant` holds the chunk (format 1: whether the vault does).
   absl::StatusOr<bool> HasChunk(std::string_view tenant, const ChunkHash& hash);
@@ -121,9 +141,15 @@ class Vault {
 
   // Reads a chunk of `tenant` and checks the record checksum and the
   // content hash: DATA_LOSS naming the chunk if damaged, NOT_FOUND if the
-  // tenant does not hold it.
+  // tenant does not hold it. A sealed chunk (an encrypted tenant) comes
+  // back as its sealed payload, checked against the record checksum only:
+  // the vault has no key (open it with transport::OpenChunkPayload).
   absl::StatusOr<std::string> ReadChunk(std::string_view tenant,
                                         const ChunkHash& hash);
+  // ReadChunk that also says whether the record was sealed, for callers
+  // that must check it matches the version's encryption.
+  absl::StatusOr<StoredChunk> ReadStoredChunk(std::string_view tenant,
+                                              const ChunkHash& hash);
 
   // NOT_FOUND naming host/volume/version if there is no such version.
   absl::StatusOr<VersionIndex> ReadIndex(const VolumeName& v,
@@ -147,7 +173,7 @@ class Vault {
                                    std::string_view version);
 
  private:
-  absl::StatusOr<std::string> ReadPackedChunk(std::string_view tenant,
+  absl::StatusOr<StoredChunk> ReadPackedChunk(std::string_view tenant,
                                               const ChunkHash& hash);
 
   ObjectStore& store_;
@@ -156,10 +182,16 @@ class Vault {
 };
 
 // Checks a stored chunk record (header, XXH3 of the payload) and decodes
-// it (DecodePayload): DATA_LOSS naming `what` if damaged.
+// it (DecodePayload): DATA_LOSS naming `what` if damaged. A sealed record
+// is returned as its sealed payload once its checksum and size bounds
+// hold (without the key nothing more can be checked).
 absl::StatusOr<std::string> DecodeChunkRecord(std::string_view record,
                                               const ChunkHash& hash,
                                               std::string_view what);
+// DecodeChunkRecord, saying whether the record was sealed.
+absl::StatusOr<StoredChunk> DecodeStoredRecord(std::string_view record,
+                                               const ChunkHash& hash,
+                                               std::string_view what);
 
 // Decompresses and checks a chunk payload as carried in the stream or a
 // chunk object: xxh3 of the payload, size and SHA-256 of the bytes.

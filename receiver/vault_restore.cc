@@ -1,21 +1,51 @@
 #include "receiver/vault_restore.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace cbtd::receiver {
 
 absl::StatusOr<VersionIndex> VaultVersionSource::ReadIndex(
     std::string_view version) {
-  return vault_.ReadIndex(volume_, version);
+  auto idx = vault_.ReadIndex(volume_, version);
+  if (idx.ok()) {
+    std::lock_guard l(mu_);
+    encrypted_[std::string(version)] = idx->encrypted();
+  }
+  return idx;
+}
+
+absl::StatusOr<bool> VaultVersionSource::Encrypted(std::string_view version) {
+  {
+    std::lock_guard l(mu_);
+    if (auto it = encrypted_.find(version); it != encrypted_.end()) {
+      return it->second;
+    }
+  }
+  auto idx = ReadIndex(version);
+  if (!idx.ok()) return idx.status();
+  return idx->encrypted();
 }
 
 absl::StatusOr<std::vector<std::string>> VaultVersionSource::ReadChunks(
-    std::string_view /*version*/, std::span<const ChunkHash> hashes) {
+    std::string_view version, std::span<const ChunkHash> hashes) {
+  auto encrypted = Encrypted(version);
+  if (!encrypted.ok()) return encrypted.status();
   std::vector<std::string> out;
   out.reserve(hashes.size());
   for (const ChunkHash& h : hashes) {
-    auto data = vault_.ReadChunk(vault_.TenantOf(volume_.host),
-                                 h);  // checks checksum and content hash
+    // Checks the record checksum and, for a plaintext chunk, the content.
+    auto data = vault_.ReadStoredChunk(vault_.TenantOf(volume_.host), h);
     if (!data.ok()) return data.status();
-    out.push_back(std::move(*data));
+    // A sealed record where plaintext is expected would skip the content
+    // check, and a plaintext one where sealed is expected cannot open.
+    if (data->sealed != *encrypted) {
+      return absl::DataLossError(absl::StrCat(
+          "chunk ", h.ToHex(), " is stored ",
+          data->sealed ? "sealed" : "in plaintext", " but version ",
+          volume_.host, "/", volume_.volume, "@", std::string(version), " is ",
+          *encrypted ? "encrypted" : "not encrypted"));
+    }
+    out.push_back(std::move(data->data));
   }
   return out;
 }

@@ -3,6 +3,8 @@
 #ifndef CBTD_RECEIVER_VAULT_RESTORE_H_
 #define CBTD_RECEIVER_VAULT_RESTORE_H_
 
+#include <map>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,7 +17,10 @@
 namespace cbtd::receiver {
 
 // A VersionSource over a local vault: one volume's versions. Every chunk is
-// checked against its object checksum and content hash (Vault::ReadChunk).
+// checked against its object checksum and content hash (Vault::ReadChunk);
+// a chunk of an encrypted version must be stored sealed, one of a
+// plaintext version must not (DATA_LOSS otherwise), and sealed ones are
+// returned sealed for RestoreFromSource to open.
 class VaultVersionSource : public restore::VersionSource {
  public:
   // `vault` must outlive the source.
@@ -27,8 +32,13 @@ class VaultVersionSource : public restore::VersionSource {
   size_t max_batch_chunks() const override { return 1; }
 
  private:
+  // Whether `version` is encrypted (from its index, read once).
+  absl::StatusOr<bool> Encrypted(std::string_view version);
+
   Vault& vault_;
   const VolumeName volume_;
+  std::mutex mu_;
+  std::map<std::string, bool, std::less<>> encrypted_;  // guarded by mu_
 };
 
 // restore::RestoreFromSource over VaultVersionSource(vault, vol).

@@ -8,6 +8,9 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "transport/chunk_cipher.h"
+#include "transport/sealed_chunk.h"
+#include "transport/stream_codec.h"
 
 namespace cbtd::receiver {
 
@@ -25,6 +28,9 @@ absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
                      transport::ChunkHashStdHash>
       users;
   std::map<size_t, std::string> bad_index;  // version slot -> reason
+  // The tenant's key (one per tenant, receive_session.h), and whether the
+  // key given is it: then sealed chunks are opened and fully checked.
+  std::string tenant_key;
   for (size_t slot = 0; slot < versions.size(); ++slot) {
     auto idx = vault.ReadIndex(versions[slot].first, versions[slot].second);
     if (!scope.version.empty() && (absl::IsNotFound(idx.status()) ||
@@ -38,6 +44,11 @@ absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
       continue;
     }
     ++report.versions_checked;
+    if (idx->encrypted()) tenant_key = idx->key_fingerprint;
+    if (scope.volume && idx->encrypted() && scope.key &&
+        scope.key->fingerprint() != idx->key_fingerprint) {
+      return restore::CheckRestoreKey(*idx, scope.key);
+    }
     for (const ChunkHash& h : idx->entries) {
       if (transport::IsZeroEntry(h)) continue;
       auto& u = users[h];
@@ -54,12 +65,44 @@ absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
   std::unordered_map<ChunkHash, absl::Status, transport::ChunkHashStdHash>
       bad_chunks;
   std::set<size_t> hurt;  // version slots
+  const bool open_sealed = scope.key && !tenant_key.empty() &&
+                           scope.key->fingerprint() == tenant_key;
+  std::atomic<uint64_t> checksum_only{0};
   auto run = [&] {
+    // One cipher per thread: ChunkCipher is not thread-safe.
+    std::optional<transport::ChunkCipher> cipher;
+    absl::Status cipher_status;
+    if (open_sealed) {
+      auto c = transport::ChunkCipher::Create(*scope.key);
+      if (c.ok())
+        cipher.emplace(*std::move(c));
+      else
+        cipher_status = c.status();
+    }
     for (size_t k; (k = next++) < work.size();) {
-      auto data = vault.ReadChunk(tenant, work[k]->first);
-      if (data.ok()) continue;
+      const ChunkHash& id = work[k]->first;
+      auto data = vault.ReadStoredChunk(tenant, id);
+      absl::Status bad = data.status();
+      if (data.ok() && data->sealed != !tenant_key.empty()) {
+        bad = absl::DataLossError(
+            absl::StrCat("chunk ", id.ToHex(), " is stored ",
+                         data->sealed ? "sealed" : "in plaintext",
+                         " in tenant '", tenant, "', whose versions are ",
+                         tenant_key.empty() ? "plaintext" : "encrypted"));
+      } else if (data.ok() && data->sealed && !open_sealed) {
+        ++checksum_only;
+      } else if (data.ok() && data->sealed) {
+        bad = cipher_status;
+        if (cipher) {
+          bad = transport::OpenChunkPayload(*cipher, id, data->data,
+                                            transport::kMaxChunkBytes,
+                                            absl::StrCat("chunk ", id.ToHex()))
+                    .status();
+        }
+      }
+      if (bad.ok()) continue;
       std::lock_guard l(mu);
-      bad_chunks.emplace(work[k]->first, data.status());
+      bad_chunks.emplace(id, bad);
       hurt.insert(work[k]->second.begin(), work[k]->second.end());
     }
   };
@@ -67,7 +110,8 @@ absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
   for (int t = 1; t < std::max(1, scope.threads); ++t) ts.emplace_back(run);
   run();
   for (auto& t : ts) t.join();
-  report.chunks_checked = work.size();
+  report.chunks_checked += work.size();
+  report.chunks_checksum_only += checksum_only;
 
   // Every position of every hurt version: damage is rare, so reading those
   // indexes again is cheaper than keeping every index in memory.

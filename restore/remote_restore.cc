@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "transport/chunk_cipher.h"
+#include "transport/sealed_chunk.h"
 #include "transport/stream_index.h"
 
 namespace cbtd::restore {
@@ -36,11 +39,12 @@ absl::StatusOr<VersionIndex> FetchIndex(transport::RemoteClient& client,
   return idx;
 }
 
-// GetChunks, each chunk checked against its hash.
+// GetChunks, each chunk checked against its hash; a chunk of an encrypted
+// version is returned sealed, unchecked (the caller opens it with the key).
 absl::StatusOr<std::vector<std::string>> FetchChunks(
     transport::RemoteClient& client, const std::string& host,
     const std::string& volume, std::string_view version,
-    std::span<const ChunkHash> hashes) {
+    std::span<const ChunkHash> hashes, bool encrypted) {
   auto data = client.GetChunks(host, volume, std::string(version),
                                {hashes.begin(), hashes.end()});
   if (!data.ok()) return data.status();
@@ -49,7 +53,7 @@ absl::StatusOr<std::vector<std::string>> FetchChunks(
                                             hashes.size(), " chunks, got ",
                                             data->size()));
   }
-  for (size_t k = 0; k < hashes.size(); ++k) {
+  for (size_t k = 0; k < hashes.size() && !encrypted; ++k) {
     const std::string& d = (*data)[k];
     if (ChunkHash::Sha256({reinterpret_cast<const uint8_t*>(d.data()),
                            d.size()}) != hashes[k]) {
@@ -67,11 +71,27 @@ class RemoteVersionSource : public VersionSource {
       : client_(client), host_(std::move(host)), volume_(std::move(volume)) {}
 
   absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) override {
-    return FetchIndex(client_, host_, volume_, version);
+    auto idx = FetchIndex(client_, host_, volume_, version);
+    if (idx.ok()) {
+      std::lock_guard l(mu_);
+      encrypted_[std::string(version)] = idx->encrypted();
+    }
+    return idx;
   }
   absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view version, std::span<const ChunkHash> hashes) override {
-    return FetchChunks(client_, host_, volume_, version, hashes);
+    bool encrypted = false;
+    {
+      std::lock_guard l(mu_);
+      auto it = encrypted_.find(version);
+      if (it == encrypted_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("internal: chunks of ", std::string(version),
+                         " asked for before its index"));
+      }
+      encrypted = it->second;
+    }
+    return FetchChunks(client_, host_, volume_, version, hashes, encrypted);
   }
   // Every call is a round trip: ask for as much as the service allows.
   size_t max_batch_chunks() const override { return kMaxRemoteBatchChunks; }
@@ -80,6 +100,9 @@ class RemoteVersionSource : public VersionSource {
   transport::RemoteClient& client_;
   const std::string host_;
   const std::string volume_;
+  std::mutex mu_;
+  // Per version read: whether its chunks arrive sealed. Guarded by mu_.
+  std::map<std::string, bool, std::less<>> encrypted_;
 };
 
 bool IsDamage(const absl::Status& s) {
@@ -98,10 +121,39 @@ absl::StatusOr<RestoreStats> RestoreRemoteVersion(
 
 absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
     transport::RemoteClient& client, const std::string& host,
-    const std::string& volume_id, const std::string& version) {
+    const std::string& volume_id, const std::string& version,
+    const std::optional<transport::TenantKey>& key) {
   auto idx = FetchIndex(client, host, volume_id, version);
   if (!idx.ok()) return idx.status();
+  const bool encrypted = idx->encrypted();
+  // Without the key an encrypted version's chunks can only be fetched (the
+  // receiver checked its stored checksums); with the wrong key, nothing.
+  if (encrypted && key) {
+    if (auto s = CheckRestoreKey(*idx, key); !s.ok()) return s;
+  }
+  std::optional<transport::ChunkCipher> cipher;
+  if (encrypted && key) {
+    auto c = transport::ChunkCipher::Create(*key);
+    if (!c.ok()) return c.status();
+    cipher.emplace(*std::move(c));
+  }
+  // Fetches and, for an encrypted version with the key, opens and checks.
+  auto fetch = [&](std::span<const ChunkHash> hashes)
+      -> absl::StatusOr<std::vector<std::string>> {
+    auto data =
+        FetchChunks(client, host, volume_id, version, hashes, encrypted);
+    if (!data.ok() || !cipher) return data;
+    for (size_t k = 0; k < hashes.size(); ++k) {
+      auto plain = transport::OpenChunkPayload(
+          *cipher, hashes[k], (*data)[k], idx->chunk_size_bytes,
+          absl::StrCat("chunk ", hashes[k].ToHex()));
+      if (!plain.ok()) return plain.status();
+      (*data)[k] = *std::move(plain);
+    }
+    return data;
+  };
   RemoteVerifyReport report;
+  report.content_checked = !encrypted || key.has_value();
   report.host = idx->host;
   report.volume = idx->volume;
   report.version = idx->version_id;
@@ -137,7 +189,7 @@ absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
   for (size_t start = 0; start < distinct.size(); start += batch) {
     const std::span<const ChunkHash> hashes(
         distinct.data() + start, std::min(batch, distinct.size() - start));
-    auto data = FetchChunks(client, host, volume_id, version, hashes);
+    auto data = fetch(hashes);
     if (data.ok()) {
       count(*data);
       continue;
@@ -146,7 +198,7 @@ absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
     // A GetChunks stream stops at the first bad chunk: ask for this batch's
     // chunks one by one to name every bad one.
     for (const ChunkHash& h : hashes) {
-      auto one = FetchChunks(client, host, volume_id, version, {&h, 1});
+      auto one = fetch({&h, 1});
       if (one.ok()) {
         count(*one);
       } else if (IsDamage(one.status())) {

@@ -4,7 +4,10 @@
 //
 // Nothing from the network is trusted: each index is checked against its
 // root hash and every chunk against its content hash here, before it is
-// written or counted as good, whatever the client already checked. Chunks
+// written or counted as good, whatever the client already checked. An
+// encrypted version's chunks arrive sealed (the receiver never sees
+// plaintext) and are opened and checked with options.key
+// (restore/restore.h). Chunks
 // are fetched in batches of at most kMaxRemoteBatchChunks distinct hashes
 // (the service's limit per GetChunks call) and kRestoreBatchBytes.
 //
@@ -15,6 +18,7 @@
 #define CBTD_RESTORE_REMOTE_RESTORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +47,11 @@ struct RemoteVerifyReport {
   uint64_t chunks = 0;          // entries in the index
   uint64_t chunks_checked = 0;  // distinct non-zero chunks checked
   uint64_t bytes_checked = 0;   // uncompressed bytes of the intact ones
+                                // (sealed bytes if !content_checked)
+  // False for an encrypted version verified without its key: only what
+  // the receiver's stored checksums prove was checked ("checksums only:
+  // give --key-file for full verification").
+  bool content_checked = true;
   // Every chunk index whose entry could not be fetched intact, ascending
   // (a damaged hash used at several positions appears once per position).
   std::vector<DamagedChunk> damaged;
@@ -50,13 +59,17 @@ struct RemoteVerifyReport {
 };
 
 // Fetches every distinct non-zero chunk of the version and checks it
-// against its hash, after checking the index against its root hash. Damage
-// goes in the report; errors are for what prevents the check: the index
-// (NOT_FOUND, DATA_LOSS when it does not match its root hash),
+// against its hash, after checking the index against its root hash. An
+// encrypted version's chunks are opened with `key` and checked against
+// their keyed ids; without a key only fetched (report.content_checked is
+// false). Damage goes in the report; errors are for what prevents the
+// check: the index (NOT_FOUND, DATA_LOSS when it does not match its root
+// hash), a key that is not the version's (FAILED_PRECONDITION),
 // authorization, the network.
 absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
     transport::RemoteClient& client, const std::string& host,
-    const std::string& volume_id, const std::string& version);
+    const std::string& volume_id, const std::string& version,
+    const std::optional<transport::TenantKey>& key = std::nullopt);
 
 }  // namespace cbtd::restore
 

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "transport/chunk_cipher.h"
+#include "transport/sealed_chunk.h"
 
 namespace cbtd::restore {
 namespace {
@@ -204,6 +206,23 @@ absl::Status BatchError(const RestoreJob& job, const Batch& batch,
                    std::string(job.version), ": ", error.message()));
 }
 
+// An encrypted version's sealed chunks, opened and checked in place
+// (transport/sealed_chunk.h). One cipher per call: ChunkCipher is not
+// thread-safe, and creating one costs microseconds, not a chunk's I/O.
+absl::Status OpenSealed(const RestoreJob& job, const Batch& batch,
+                        std::vector<std::string>& data) {
+  auto cipher = transport::ChunkCipher::Create(*job.options.key);
+  if (!cipher.ok()) return cipher.status();
+  for (size_t k = 0; k < batch.hashes.size(); ++k) {
+    auto plain = transport::OpenChunkPayload(
+        *cipher, batch.hashes[k], data[k], job.idx.chunk_size_bytes,
+        absl::StrCat("chunk ", batch.hashes[k].ToHex()));
+    if (!plain.ok()) return plain.status();
+    data[k] = *std::move(plain);
+  }
+  return absl::OkStatus();
+}
+
 // Fetches one batch and writes each chunk wherever the version has it;
 // adds the bytes written to `bytes`.
 absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
@@ -212,6 +231,9 @@ absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
   if (data.ok() && data->size() != batch.hashes.size()) {
     data = absl::DataLossError(absl::StrCat("asked for ", batch.hashes.size(),
                                             " chunks, got ", data->size()));
+  }
+  if (data.ok() && job.idx.encrypted()) {
+    if (absl::Status s = OpenSealed(job, batch, *data); !s.ok()) data = s;
   }
   if (!data.ok()) return BatchError(job, batch, data.status());
   const uint32_t chunk = job.idx.chunk_size_bytes;
@@ -269,7 +291,15 @@ absl::Status VerifyTarget(const RestoreJob& job,
     std::vector<uint8_t> buf(
         transport::ChunkLength(job.idx.volume_size_bytes, chunk, i));
     if (auto r = job.target.ReadAt(i * chunk, buf); !r.ok()) return r;
-    if (transport::EntryOf(buf) != job.idx.entries[i]) {
+    ChunkHash entry = transport::EntryOf(buf);
+    if (job.idx.encrypted() && !transport::IsZeroEntry(entry)) {
+      auto cipher = transport::ChunkCipher::Create(*job.options.key);
+      if (!cipher.ok()) return cipher.status();
+      auto id = cipher->KeyedChunkId(buf);
+      if (!id.ok()) return id.status();
+      entry = *id;
+    }
+    if (entry != job.idx.entries[i]) {
       return absl::DataLossError(absl::StrCat(
           "verify after restore: chunk ", i, " of the target does not match ",
           job.vol.host, "/", job.vol.volume, "@", std::string(job.version)));
@@ -298,6 +328,7 @@ absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
                                           const RestoreOptions& options) {
   auto idx = source.ReadIndex(version);
   if (!idx.ok()) return idx.status();
+  if (auto s = CheckRestoreKey(*idx, options.key); !s.ok()) return s;
   const RestoreJob job{source, version,
                        *idx,   VolumeName{idx->host, idx->volume},
                        target, options};
@@ -338,6 +369,26 @@ absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
 }
 
 }  // namespace
+
+absl::Status CheckRestoreKey(const VersionIndex& idx,
+                             const std::optional<transport::TenantKey>& key) {
+  if (!idx.encrypted()) return absl::OkStatus();
+  const std::string name =
+      absl::StrCat(idx.host, "/", idx.volume, "@", idx.version_id);
+  if (!key) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("version ", name, " is encrypted with key ",
+                     idx.key_fingerprint, ": give --key-file"));
+  }
+  if (key->fingerprint() != idx.key_fingerprint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "version ", name, " is encrypted with key ", idx.key_fingerprint,
+        ", but the key given is ", key->fingerprint(),
+        ": give the key file of the key this host's backups were made with "
+        "(cbtctl key import to recreate it from its recovery text)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<RestoreStats> RestoreFromSource(VersionSource& source,
                                                std::string_view version,

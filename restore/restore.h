@@ -14,6 +14,12 @@
 //    for a clean A or B.
 //  * options.verify re-reads what was written and checks it against the
 //    version's entries (DATA_LOSS naming the chunk on a mismatch).
+//  * An encrypted version (index.key_fingerprint set) needs options.key,
+//    the tenant key it was written with: each chunk arrives sealed, is
+//    opened, decompressed and checked against its keyed id before it is
+//    written (transport/sealed_chunk.h). No key, or another key:
+//    FAILED_PRECONDITION naming the fingerprints, before anything is
+//    written.
 //
 // The restore reads through a VersionSource: the local vault
 // (receiver/vault_restore.h) or a receiver over the network
@@ -27,6 +33,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -36,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "transport/chunk_hash.h"
 #include "transport/stream_index.h"
+#include "transport/tenant_key.h"
 
 namespace cbtd::restore {
 
@@ -53,7 +61,10 @@ class VersionSource {
   virtual absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) = 0;
   // The uncompressed bytes of each of `hashes` (non-zero entries of
   // `version`), in order, each checked against its hash: DATA_LOSS naming
-  // the chunk if damaged, NOT_FOUND if missing.
+  // the chunk if damaged, NOT_FOUND if missing. For an encrypted version
+  // (its index has a key_fingerprint) the sealed payloads as stored,
+  // checked only as far as the source can without the key (the stored
+  // checksum); RestoreFromSource opens and checks them.
   virtual absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view version, std::span<const ChunkHash> hashes) = 0;
   // The most hashes worth asking for in one ReadChunks call: 1 for a local
@@ -106,7 +117,14 @@ struct RestoreOptions {
   std::string state_path;    // target state file; "" = none (full only)
   bool verify = false;
   int threads = 2;
+  // The tenant key, for encrypted versions (ignored for plaintext ones).
+  std::optional<transport::TenantKey> key;
 };
+
+// OK if `options.key` can open `idx` (plaintext, or encrypted under that
+// key); FAILED_PRECONDITION naming the version and the fingerprints.
+absl::Status CheckRestoreKey(const VersionIndex& idx,
+                             const std::optional<transport::TenantKey>& key);
 
 struct RestoreStats {
   uint64_t chunks = 0;          // chunks in the version

@@ -53,6 +53,7 @@ VersionSummary FromProto(const svc::VersionInfo& p) {
   v.volume_size_bytes = p.volume_size_bytes();
   v.chunk_size_bytes = p.chunk_size_bytes();
   v.created_unix_ms = p.created_unix_ms();
+  v.key_fingerprint = p.key_fingerprint();
   return v;
 }
 
@@ -239,6 +240,11 @@ class ClientImpl final : public RemoteClient {
     }
     // Only an index whose entries hash to its root is usable as a base or
     // for a restore.
+    if (index.encrypted() && !IsKeyFingerprint(index.key_fingerprint)) {
+      return absl::DataLossError(
+          absl::StrCat("index of ", host, "/", volume_id, "@", version_id,
+                       " names a malformed key fingerprint"));
+    }
     if (index.chunk_size_bytes == 0 ||
         index.entries.size() !=
             ChunkCount(index.volume_size_bytes, index.chunk_size_bytes) ||
@@ -280,7 +286,10 @@ class ClientImpl final : public RemoteClient {
           }
           const auto* p = reinterpret_cast<const uint8_t*>(resp.data().data());
           // Never trust bytes for a restore without checking their address.
-          if (ChunkHash::Sha256({p, resp.data().size()}) != hashes[i]) {
+          // A sealed chunk can only be checked by whoever holds the key:
+          // the caller (restore/remote_restore.h) opens and checks it.
+          if (!resp.sealed() &&
+              ChunkHash::Sha256({p, resp.data().size()}) != hashes[i]) {
             ctx.TryCancel();
             reader->Finish();
             return absl::DataLossError(absl::StrCat(

@@ -102,8 +102,11 @@ class RemoteClient {
   virtual absl::StatusOr<VersionIndex> GetIndex(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) = 0;
-  // Uncompressed bytes of each hash, in order; every hash must belong to
-  // the named version.
+  // Uncompressed bytes of each hash, in order, checked against their
+  // SHA-256; every hash must belong to the named version. For an encrypted
+  // version (its index has a key_fingerprint) the sealed payloads as
+  // stored, which this call cannot check: the caller opens them with the
+  // key and checks them (transport/sealed_chunk.h).
   virtual absl::StatusOr<std::vector<std::string>> GetChunks(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id, const std::vector<ChunkHash>& hashes) = 0;

@@ -60,6 +60,7 @@ svc::VersionInfo ToProto(const VersionSummary& v) {
   p.set_volume_size_bytes(v.volume_size_bytes);
   p.set_chunk_size_bytes(v.chunk_size_bytes);
   p.set_created_unix_ms(v.created_unix_ms);
+  p.set_key_fingerprint(v.key_fingerprint);
   return p;
 }
 
@@ -312,6 +313,9 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
       svc::GetChunksResponse r;
       r.set_hash(raw);
       r.set_data(std::move(*data));
+      // An encrypted version's chunks are stored sealed and served as
+      // stored: only the key's holder can open and check them.
+      r.set_sealed(index->encrypted());
       if (!writer->Write(r)) {
         return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
       }

@@ -12,6 +12,7 @@ VersionSummary SummaryOf(const VersionIndex& index) {
   v.volume_size_bytes = index.volume_size_bytes;
   v.chunk_size_bytes = index.chunk_size_bytes;
   v.created_unix_ms = index.created_unix_ms;
+  v.key_fingerprint = index.key_fingerprint;
   return v;
 }
 
@@ -25,6 +26,7 @@ VersionIndex IndexWithoutEntries(const VersionSummary& summary) {
   index.chunk_size_bytes = summary.chunk_size_bytes;
   index.created_unix_ms = summary.created_unix_ms;
   index.root_hash = summary.root_hash;
+  index.key_fingerprint = summary.key_fingerprint;
   return index;
 }
 

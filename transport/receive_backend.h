@@ -35,6 +35,7 @@ struct VersionSummary {
   uint64_t volume_size_bytes = 0;
   uint32_t chunk_size_bytes = 0;
   int64_t created_unix_ms = 0;
+  std::string key_fingerprint;  // empty: stored in plaintext
 };
 
 // The one copy of the fields a VersionIndex and a VersionSummary share,

@@ -112,7 +112,7 @@ void PutBytes(std::string& out, const std::string& b) {
 }  // namespace
 
 ChunkHash HeaderChecksum(const stream::Header& h) {
-  std::string c("cbtd-header-v2", 14);
+  std::string c("cbtd-header-v3", 14);
   c.push_back('\0');
   PutU64(c, h.format_version());
   PutBytes(c, h.source_host());
@@ -125,6 +125,8 @@ ChunkHash HeaderChecksum(const stream::Header& h) {
   PutU64(c, static_cast<uint64_t>(h.hash_algorithm()));
   PutU64(c, static_cast<uint64_t>(h.created_unix_ms()));
   PutU64(c, h.allow_resize() ? 1 : 0);
+  PutU64(c, static_cast<uint64_t>(h.encryption()));
+  PutBytes(c, h.key_fingerprint());
   return ChunkHash::Sha256(
       {reinterpret_cast<const uint8_t*>(c.data()), c.size()});
 }
@@ -147,8 +149,9 @@ absl::Status CheckHeaderChecksum(const stream::Header& h) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stream header checksum mismatch: the header of ", h.source_host(), "/",
         h.volume_id(), "@", h.new_version_id(),
-        " was damaged (a changed name, version id or time would store the "
-        "data elsewhere); nothing was stored"));
+        " was damaged (a changed name, version id, time or encryption would "
+        "store the data elsewhere or as something else); nothing was "
+        "stored"));
   }
   return absl::OkStatus();
 }

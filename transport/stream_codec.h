@@ -28,8 +28,10 @@
 namespace cbtd::transport {
 
 // Format version this build writes and reads (Header.format_version).
-// 2: the header carries header_checksum. Format 1 (no checksum) is refused.
-inline constexpr uint32_t kStreamFormatVersion = 2;
+// 2: the header carries header_checksum. 3: the header says whether and
+// under which key the chunks are sealed (encryption, key_fingerprint), and
+// the checksum covers that. Formats 1 and 2 are refused.
+inline constexpr uint32_t kStreamFormatVersion = 3;
 // Largest record accepted: a 16 MiB chunk plus headroom.
 inline constexpr uint64_t kMaxRecordBytes = 17u << 20;
 // Largest chunk size a stream may use.
@@ -73,10 +75,11 @@ class StreamReader {
   std::vector<uint8_t> buf_;
 };
 
-// The header checksum of format 2: SHA-256 over "cbtd-header-v2" 0x00, then
-// every Header field but header_checksum in field order (1 to 11), each as
-// u64le (integers, enums, bools; created_unix_ms as its two's complement)
-// or u32le length + bytes (strings, bytes). docs/vault.md has the layout.
+// The header checksum of format 3: SHA-256 over "cbtd-header-v3" 0x00, then
+// every Header field but header_checksum in field order (1 to 11, then 13
+// and 14), each as u64le (integers, enums, bools; created_unix_ms as its
+// two's complement) or u32le length + bytes (strings, bytes).
+// docs/vault.md has the layout.
 ChunkHash HeaderChecksum(const stream::Header& h);
 // Sets h.header_checksum; a writer calls it once every field is final.
 void SealHeader(stream::Header& h);

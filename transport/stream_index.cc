@@ -76,9 +76,19 @@ ChunkHash ComputeRootHash(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
   return ChunkHash(out);
 }
 
+bool IsKeyFingerprint(std::string_view s) {
+  return s.size() == 16 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
 std::string EncodeIndex(const VersionIndex& index) {
+  // Format 2 marks an encrypted version, so a build that predates
+  // encryption refuses it by its format instead of calling every chunk
+  // damaged; a plaintext index stays format 1.
+  const bool encrypted = !index.key_fingerprint.empty();
   nlohmann::json meta = {
-      {"format", 1},
+      {"format", encrypted ? 2 : 1},
       {"host", index.host},
       {"volume", index.volume},
       {"version", index.version_id},
@@ -88,7 +98,9 @@ std::string EncodeIndex(const VersionIndex& index) {
       {"chunk_count", index.entries.size()},
       {"created_unix_ms", index.created_unix_ms},
       {"root_hash", index.root_hash.ToHex()},
-      {"hash_algorithm", "sha256"},
+      {"hash_algorithm", encrypted ? "hmac-sha256" : "sha256"},
+      {"encryption", encrypted ? "aes256gcm-v1" : "none"},
+      {"key_fingerprint", index.key_fingerprint},
       {"stats",
        {{"chunk_records", index.stats.chunk_records},
         {"chunk_ref_records", index.stats.chunk_ref_records},
@@ -132,10 +144,11 @@ absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
   try {
     const nlohmann::json meta =
         nlohmann::json::parse(data.substr(fixed, json_len));
-    if (meta.at("format").get<int>() != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "index ", std::string(what), " has format ",
-          meta.at("format").get<int>(), "; this build reads format 1"));
+    const int format = meta.at("format").get<int>();
+    if (format != 1 && format != 2) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("index ", std::string(what), " has format ", format,
+                       "; this build reads formats 1 and 2"));
     }
     index.host = meta.at("host").get<std::string>();
     index.volume = meta.at("volume").get<std::string>();
@@ -147,6 +160,20 @@ absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
     auto root = ChunkHash::FromHex(meta.at("root_hash").get<std::string>());
     if (!root.ok()) return Damaged(what, std::string(root.status().message()));
     index.root_hash = *root;
+    // Format 1 indexes written before encryption existed have neither
+    // field: plaintext.
+    const std::string encryption = meta.value("encryption", "none");
+    index.key_fingerprint = meta.value("key_fingerprint", "");
+    if (format == 1 &&
+        (encryption != "none" || !index.key_fingerprint.empty())) {
+      return Damaged(what, "a format 1 index cannot be encrypted");
+    }
+    if (format == 2 && (encryption != "aes256gcm-v1" ||
+                        !IsKeyFingerprint(index.key_fingerprint))) {
+      return Damaged(what, absl::StrCat("encryption '", encryption,
+                                        "' with key fingerprint '",
+                                        index.key_fingerprint, "'"));
+    }
     const nlohmann::json& st = meta.at("stats");
     index.stats.chunk_records = st.value("chunk_records", uint64_t{0});
     index.stats.chunk_ref_records = st.value("chunk_ref_records", uint64_t{0});

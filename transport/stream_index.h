@@ -17,6 +17,10 @@
 // Encoded index object (docs/vault.md):
 //   "CBTDIDX1" | u32le json_len | json metadata | n * 32 bytes entries |
 //   32 bytes SHA-256 of everything before it.
+// The metadata's "format" is 1 for a plaintext version (entries are
+// SHA-256 of the chunks) and 2 for an encrypted one (entries are keyed
+// chunk ids, "encryption" is "aes256gcm-v1" and "key_fingerprint" names
+// the tenant key), so a build that predates encryption refuses it.
 //
 // Thread-safety: value types and pure functions.
 #ifndef CBTD_TRANSPORT_STREAM_INDEX_H_
@@ -75,7 +79,15 @@ struct VersionIndex {
   std::vector<ChunkHash> entries;  // one per chunk; kZeroEntry for zeros
   ChunkHash root_hash;             // ComputeRootHash over the above
   IndexStats stats;
+  // The public fingerprint of the tenant key whose keyed ids the entries
+  // are and whose chunks are sealed (transport/tenant_key.h); empty for a
+  // version stored in plaintext (entries are SHA-256).
+  std::string key_fingerprint;
+  bool encrypted() const { return !key_fingerprint.empty(); }
 };
+
+// True for 16 lowercase hex digits (TenantKey::fingerprint()).
+bool IsKeyFingerprint(std::string_view s);
 
 // Serializes `index` (its root_hash must already be set).
 std::string EncodeIndex(const VersionIndex& index);

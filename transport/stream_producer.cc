@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "transport/sealed_chunk.h"
 #include "transport/stream_codec.h"
 
 namespace cbtd::transport {
@@ -137,53 +138,90 @@ class ReadQueue {
 };
 
 // Hashes one chunk's bytes into `r` and, if the receiver may need them,
-// compresses them into its payload. Chunks whose hash the base holds (at
-// this index or anywhere) travel as nothing or as a ChunkRef, so they are
-// not compressed: on an incremental or a hash-method run that is most of
-// the chunks read.
+// compresses (and with a cipher, seals) them into its payload. Chunks whose
+// hash the base holds (at this index or anywhere) travel as nothing or as a
+// ChunkRef, so they are not compressed: on an incremental or a hash-method
+// run that is most of the chunks read.
+// With a cipher the entry is the keyed chunk id and the payload
+// SealChunkPayload(id, inner compression, body) (transport/sealed_chunk.h).
 void HashAndCompress(
     std::span<const uint8_t> data, ZSTD_CCtx* cctx, std::string& zbuf,
-    int level,
+    int level, ChunkCipher* cipher,
     const std::unordered_set<ChunkHash, ChunkHashStdHash>& base_hashes,
     Result& r) {
-  r.entry = EntryOf(data);
+  if (cipher == nullptr || IsAllZero(data)) {
+    r.entry = EntryOf(data);
+  } else {
+    auto id = cipher->KeyedChunkId(data);
+    if (!id.ok()) {
+      r.status = id.status();
+      return;
+    }
+    r.entry = *id;
+  }
   if (IsZeroEntry(r.entry) || base_hashes.contains(r.entry)) return;
-  if (level <= 0) {  // compression off
-    r.payload.assign(reinterpret_cast<const char*>(data.data()), data.size());
+  stream::Compression compression = stream::COMPRESSION_NONE;
+  std::span<const uint8_t> body = data;
+  if (level > 0) {  // else compression off
+    const size_t z = ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(),
+                                       data.data(), data.size(), level);
+    // Compress only when it pays: 1/32 saved is worth the CPU of
+    // decompressing it at restore.
+    if (!ZSTD_isError(z) && z < data.size() - data.size() / 32) {
+      compression = stream::COMPRESSION_ZSTD;
+      body = {reinterpret_cast<const uint8_t*>(zbuf.data()), z};
+    }
+  }
+  if (cipher == nullptr) {
+    r.compression = compression;
+    r.payload.assign(reinterpret_cast<const char*>(body.data()), body.size());
     return;
   }
-  const size_t z = ZSTD_compressCCtx(cctx, zbuf.data(), zbuf.size(),
-                                     data.data(), data.size(), level);
-  // Compress only when it pays: 1/32 saved is worth the CPU of
-  // decompressing it at restore.
-  if (!ZSTD_isError(z) && z < data.size() - data.size() / 32) {
-    r.compression = stream::COMPRESSION_ZSTD;
-    r.payload.assign(zbuf.data(), z);
-  } else {
-    r.payload.assign(reinterpret_cast<const char*>(data.data()), data.size());
+  auto sealed = SealChunkPayload(*cipher, r.entry, compression, body);
+  if (!sealed.ok()) {
+    r.status = sealed.status();
+    return;
   }
+  r.compression = stream::COMPRESSION_SEALED;
+  r.payload = *std::move(sealed);
 }
 
 using HashSet = std::unordered_set<ChunkHash, ChunkHashStdHash>;
 
-// Owns one thread's zstd context and output buffer.
+// Owns one thread's zstd context, output buffer and, for an encrypted
+// stream, cipher (a ChunkCipher is not thread-safe).
 class ChunkHasher {
  public:
-  explicit ChunkHasher(uint32_t chunk_bytes)
-      : cctx_(ZSTD_createCCtx()),
-        zbuf_(ZSTD_compressBound(chunk_bytes), '\0') {}
+  ChunkHasher(uint32_t chunk_bytes, const std::optional<TenantKey>& key)
+      : cctx_(ZSTD_createCCtx()), zbuf_(ZSTD_compressBound(chunk_bytes), '\0') {
+    if (key) {
+      auto c = ChunkCipher::Create(*key);
+      if (c.ok()) {
+        cipher_.emplace(*std::move(c));
+      } else {
+        cipher_status_ = c.status();
+      }
+    }
+  }
   ~ChunkHasher() { ZSTD_freeCCtx(cctx_); }
   ChunkHasher(const ChunkHasher&) = delete;
   ChunkHasher& operator=(const ChunkHasher&) = delete;
 
   void Hash(std::span<const uint8_t> data, int level,
             const HashSet& base_hashes, Result& r) {
-    HashAndCompress(data, cctx_, zbuf_, level, base_hashes, r);
+    if (!cipher_status_.ok()) {
+      r.status = cipher_status_;
+      return;
+    }
+    HashAndCompress(data, cctx_, zbuf_, level, cipher_ ? &*cipher_ : nullptr,
+                    base_hashes, r);
   }
 
  private:
   ZSTD_CCtx* cctx_;
   std::string zbuf_;
+  std::optional<ChunkCipher> cipher_;
+  absl::Status cipher_status_;
 };
 
 using Buffer = std::unique_ptr<uint8_t, AlignedFree>;
@@ -257,6 +295,25 @@ absl::Status CheckGeometry(const VersionIndex* base,
   return absl::OkStatus();
 }
 
+// The base's entries are ids under the base's key (or SHA-256): only a
+// stream under the same key can compare with them and reference them.
+absl::Status CheckBaseKey(const VersionIndex* base,
+                          const ProducerOptions& options) {
+  if (base == nullptr) return absl::OkStatus();
+  const std::string mine = options.key ? options.key->fingerprint() : "";
+  if (base->key_fingerprint == mine) return absl::OkStatus();
+  const auto name = [](const std::string& fp) {
+    return fp.empty() ? std::string("no key (plaintext)")
+                      : absl::StrCat("key ", fp);
+  };
+  return absl::FailedPreconditionError(absl::StrCat(
+      "base version ", base->version_id, " was written with ",
+      name(base->key_fingerprint), " but this stream uses ", name(mine),
+      ": use the key this host's backups were made with (cbtctl key show; "
+      "cbtctl key import to restore it), or send a full stream to a new "
+      "host/tenant"));
+}
+
 // An incremental's chunks: those `changed` or `zeroed` touch and those past
 // must_cover_from, ascending; a chunk wholly zeroed and not changed is
 // zero_only.
@@ -287,6 +344,7 @@ absl::StatusOr<Plan> PlanStream(common::BlockReader& source,
   p.chunk = base ? base->chunk_size_bytes : options.chunk_size_bytes;
   p.has_base = base != nullptr;
   if (auto s = CheckGeometry(base, options, p); !s.ok()) return s;
+  if (auto s = CheckBaseKey(base, options); !s.ok()) return s;
   if (!base || options.full) {
     p.jobs.reserve(p.chunks);
     for (uint64_t i = 0; i < p.chunks; ++i) p.jobs.push_back({i, false});
@@ -327,6 +385,10 @@ stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
                 std::chrono::system_clock::now().time_since_epoch())
                 .count());
   h->set_allow_resize(options.allow_resize);
+  if (options.key) {
+    h->set_encryption(stream::ENCRYPTION_AES256GCM_V1);
+    h->set_key_fingerprint(options.key->fingerprint());
+  }
   SealHeader(*h);
   rec.set_required(true);
   return rec;
@@ -419,7 +481,7 @@ void ReadPipeline::Stop() {
 void ReadPipeline::ReadAndHashLoop() {
   Buffer buf(static_cast<uint8_t*>(
       std::aligned_alloc(std::max<size_t>(align_, 64), buf_bytes_)));
-  ChunkHasher hasher(plan_.chunk);
+  ChunkHasher hasher(plan_.chunk, options_.key);
   size_t pos;
   while (win_.Take(pos)) {
     const Job& job = plan_.jobs[pos];
@@ -439,7 +501,7 @@ void ReadPipeline::ReadAndHashLoop() {
 }
 
 void ReadPipeline::HashLoop() {
-  ChunkHasher hasher(plan_.chunk);
+  ChunkHasher hasher(plan_.chunk, options_.key);
   ReadDone d;
   while (read_queue_.Pop(d)) {
     const Job& job = plan_.jobs[d.pos];

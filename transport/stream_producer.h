@@ -13,6 +13,12 @@
 // For each chunk read: all zero -> ZeroRun; same hash as the base at that
 // index -> nothing; a hash the base holds elsewhere -> ChunkRef; otherwise
 // a Chunk, zstd-compressed when that saves at least 1/32.
+// With options.key the stream is encrypted (format 3,
+// ENCRYPTION_AES256GCM_V1): every entry is the chunk's keyed id and every
+// Chunk payload is sealed (transport/sealed_chunk.h, COMPRESSION_SEALED),
+// all-zero chunks are still zero runs, and the root hash is computed the
+// same way over the keyed ids. The base must have been written with the
+// same key (FAILED_PRECONDITION naming both fingerprints otherwise).
 // `changed` must over-report rather than under-report: a byte it misses is
 // a byte the new version gets wrong.
 //
@@ -26,6 +32,7 @@
 #define CBTD_TRANSPORT_STREAM_PRODUCER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,6 +40,7 @@
 #include "common/block_reader.h"
 #include "transport/record_sink.h"
 #include "transport/stream_index.h"
+#include "transport/tenant_key.h"
 
 namespace cbtd::transport {
 
@@ -50,6 +58,9 @@ struct ProducerOptions {
   size_t window_chunks = 16;
   int zstd_level = 3;           // 0: no compression (payloads travel raw)
   int64_t created_unix_ms = 0;  // 0: now
+  // Encrypt under this tenant key; none: plaintext. Each worker thread
+  // makes its own ChunkCipher from it.
+  std::optional<TenantKey> key;
 };
 
 struct ProduceResult {

@@ -25,12 +25,15 @@ int RunRestore(std::span<char*> args) {
       "state", po::value<std::string>(),
       "target state file (default TARGET.cbtd-state for a regular file)")(
       "verify", "re-read and check what was written")(
-      "threads", po::value<int>()->default_value(2), "parallel chunk writers");
+      "threads", po::value<int>()->default_value(2), "parallel chunk writers")(
+      "key-file", po::value<std::string>(),
+      "tenant key file: needed for an encrypted version (cbtctl key export "
+      "on the host, or cbtctl key import from its recovery text)");
   po::variables_map vm;
   if (auto rc = ParseCommand(args,
                              "restore --vault DIR --host H --volume V "
                              "--version ID --target PATH [--from ID] "
-                             "[--verify]",
+                             "[--verify] [--key-file FILE]",
                              desc, vm)) {
     return *rc;
   }
@@ -44,6 +47,8 @@ int RunRestore(std::span<char*> args) {
           CheckNameArgs(vm, "restore", {"host", "volume", "version", "from"})) {
     return *rc;
   }
+  auto key = LoadKeyOption(vm);
+  if (!key.ok()) return Fail(vm, "restore", key.status());
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "restore", opened.status());
   const std::string path = vm["target"].as<std::string>();
@@ -53,6 +58,7 @@ int RunRestore(std::span<char*> args) {
   if (vm.count("from")) opts.from_version = vm["from"].as<std::string>();
   opts.verify = vm.count("verify") > 0;
   opts.threads = vm["threads"].as<int>();
+  opts.key = *std::move(key);
   if (vm.count("state")) {
     opts.state_path = vm["state"].as<std::string>();
   } else if (struct stat st;

@@ -1,5 +1,7 @@
 #include "receiver/cli/util.h"
 
+#include "transport/key_file.h"
+
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +81,14 @@ int Fail(const po::variables_map& vm, std::string_view cmd,
   }
   std::cerr << "cbt-receiver " << cmd << ": " << s.message() << "\n";
   return ExitCodeFor(s);
+}
+
+absl::StatusOr<std::optional<transport::TenantKey>> LoadKeyOption(
+    const po::variables_map& vm) {
+  if (!vm.count("key-file")) return std::optional<transport::TenantKey>();
+  auto file = transport::LoadKeyFile(vm["key-file"].as<std::string>());
+  if (!file.ok()) return file.status();
+  return std::optional<transport::TenantKey>(file->key);
 }
 
 void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "receiver/local_vault.h"
 #include "receiver/vault.h"
+#include "transport/tenant_key.h"
 
 namespace cbtd::receiver::cli {
 
@@ -49,6 +50,11 @@ int Fail(const po::variables_map& vm, std::string_view cmd,
          const absl::Status& s);
 
 void PrintJson(const nlohmann::json& j);
+
+// The tenant key of --key-file (transport/key_file.h), none without it.
+// Errors name the file (NOT_FOUND, PERMISSION_DENIED, DATA_LOSS, ...).
+absl::StatusOr<std::optional<transport::TenantKey>> LoadKeyOption(
+    const po::variables_map& vm);
 
 // Subcommands.
 int RunReceive(std::span<char*> args);

@@ -13,11 +13,16 @@ int RunVerify(std::span<char*> args) {
   desc.add_options()("host", po::value<std::string>(), "source host")(
       "volume", po::value<std::string>(), "volume id")(
       "version", po::value<std::string>(), "only this version")(
-      "threads", po::value<int>()->default_value(2), "parallel readers");
+      "threads", po::value<int>()->default_value(2), "parallel readers")(
+      "key-file", po::value<std::string>(),
+      "tenant key file: fully check encrypted versions (without it their "
+      "chunks are checked against their stored checksums only)");
   po::variables_map vm;
   if (auto rc = ParseCommand(
-          args, "verify --vault DIR [--host H --volume V [--version ID]]", desc,
-          vm)) {
+          args,
+          "verify --vault DIR [--host H --volume V [--version ID]] "
+          "[--key-file FILE]",
+          desc, vm)) {
     return *rc;
   }
   if (auto rc = CheckNameArgs(vm, "verify", {"host", "volume", "version"})) {
@@ -36,6 +41,9 @@ int RunVerify(std::span<char*> args) {
   }
   if (vm.count("version")) scope.version = vm["version"].as<std::string>();
   scope.threads = vm["threads"].as<int>();
+  auto key = LoadKeyOption(vm);
+  if (!key.ok()) return Fail(vm, "verify", key.status());
+  scope.key = *std::move(key);
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "verify", opened.status());
   auto report = VerifyVault(*opened->vault, scope);
@@ -59,6 +67,7 @@ int RunVerify(std::span<char*> args) {
     PrintJson({{"ok", report->ok()},
                {"versions_checked", report->versions_checked},
                {"chunks_checked", report->chunks_checked},
+               {"chunks_checksum_only", report->chunks_checksum_only},
                {"damaged", damaged}});
   } else {
     // One line per damaged position, so nothing hides behind the first.
@@ -76,6 +85,12 @@ int RunVerify(std::span<char*> args) {
     std::cout << report->versions_checked << " versions, "
               << report->chunks_checked << " chunks checked; "
               << report->damaged.size() << " damaged\n";
+    if (report->chunks_checksum_only > 0) {
+      std::cout << report->chunks_checksum_only
+                << " sealed chunks of encrypted versions were checked "
+                   "against their stored checksums only: give --key-file "
+                   "for full verification\n";
+    }
   }
   return report->ok() ? common::kExitOk : common::kExitDamaged;
 }

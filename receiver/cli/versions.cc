@@ -79,6 +79,9 @@ int RunVersions(std::span<char*> args) {
         j["chunk_size_bytes"] = idx->chunk_size_bytes;
         j["root_hash"] = idx->root_hash.ToHex();
         j["stored_bytes"] = idx->stats.stored_bytes;
+        // Every line says which: "none" is never left to be inferred.
+        j["encryption"] = idx->encrypted() ? "aes256gcm-v1" : "none";
+        j["key_fingerprint"] = idx->key_fingerprint;
       }
       j["protected"] = prot.ok() && *prot;
       out.push_back(j);
@@ -99,7 +102,10 @@ int RunVersions(std::span<char*> args) {
     const std::string base = j["base_version"];
     std::cout << "  size " << j["volume_size_bytes"].get<uint64_t>()
               << "  base " << (base.empty() ? "-" : base) << "  root "
-              << j["root_hash"].get<std::string>().substr(0, 16)
+              << j["root_hash"].get<std::string>().substr(0, 16) << "  "
+              << (j["key_fingerprint"].get<std::string>().empty()
+                      ? std::string("encryption none")
+                      : "key " + j["key_fingerprint"].get<std::string>())
               << (j["protected"].get<bool>() ? "  protected" : "") << "\n";
   }
   return common::kExitOk;

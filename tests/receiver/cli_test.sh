@@ -147,4 +147,28 @@ set -e
 [ $rc -eq 4 ] || fail "expected exit 4 from verify on damage, got $rc"
 lines=$(grep -c "^DAMAGED h/d@v1: " "$T/verify.out" || true)
 [ "$lines" = 3 ] || fail "verify named $lines of the 3 damaged chunks: $(cat "$T/verify.out")"
+# Encryption: a key, an encrypted full, the key on every listing line, a
+# restore that needs the key, verify without it says what it checked.
+"$B/cbtctl" key create --key-file "$T/keys/e.key" > /dev/null
+fp=$(grep '^fingerprint ' "$T/keys/e.key" | cut -d' ' -f2)
+"$B/cbtctl" send "$T/img.v1" --host e --volume d --version-id v1 --chunk-size $CH \
+  --key-file "$T/keys/e.key" 2>/dev/null |
+  "$B/cbt-receiver" receive --vault "$T/vault" > /dev/null
+"$B/cbt-receiver" versions --vault "$T/vault" | grep -q "^e/d@v1 .* key $fp" ||
+  fail "versions does not show the key: $("$B/cbt-receiver" versions --vault "$T/vault")"
+"$B/cbt-receiver" versions --vault "$T/vault" | grep -q "^h/d@v1 .* encryption none" ||
+  fail "versions does not mark plaintext versions"
+set +e
+"$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target "$T/enc" 2> "$T/err"; rc=$?
+set -e
+[ $rc -eq 3 ] || fail "expected exit 3 restoring without the key, got $rc"
+grep -q "encrypted with key $fp: give --key-file" "$T/err" || fail "no key: $(cat "$T/err")"
+[ ! -e "$T/enc" ] || fail "a refused restore left its target"
+"$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target "$T/enc" \
+  --key-file "$T/keys/e.key" --verify > /dev/null
+cmp "$T/enc" "$T/img.v1" || fail "encrypted restore differs"
+"$B/cbt-receiver" verify --vault "$T/vault" --host e --volume d | grep -q "give --key-file for full verification" ||
+  fail "verify without the key does not say it checked checksums only"
+"$B/cbt-receiver" verify --vault "$T/vault" --host e --volume d --key-file "$T/keys/e.key" > "$T/verify.out"
+grep -q "checksums only" "$T/verify.out" && fail "verify with the key still checked checksums only"
 echo "cli_test: OK"

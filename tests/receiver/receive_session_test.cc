@@ -328,6 +328,13 @@ INSTANTIATE_TEST_SUITE_P(
                         r[0].mutable_header()->clear_header_checksum();
                       },
                       "stream format version 1 is not supported"},
+        // Format 2: a checksum that does not cover encryption.
+        MalformedCase{"StreamFormat2",
+                      [](auto& r) {
+                        r[0].mutable_header()->set_format_version(2);
+                        Reseal(r);
+                      },
+                      "stream format version 2 is not supported"},
         MalformedCase{
             "NoHeaderChecksum",
             [](auto& r) { r[0].mutable_header()->clear_header_checksum(); },

@@ -14,6 +14,7 @@
 #include "receiver/vault_service_backend.h"
 #include "tests/receiver/vault_fixture.h"
 #include "transport/grpc_server.h"
+#include "transport/sealed_chunk.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -213,6 +214,101 @@ TEST_F(RemoteRestoreTest, VerifyNamesDamagedAndMissingChunks) {
   EXPECT_TRUE(absl::IsDataLoss(stats.status()) ||
               absl::IsNotFound(stats.status()))
       << stats.status();
+}
+
+// Encrypted versions over gRPC: the service serves the sealed bytes it
+// stores, the restoring host opens them with its key.
+class EncryptedRemoteRestoreTest : public RemoteRestoreTest {
+ protected:
+  void ReceiveEncrypted() {
+    vol1_ = RandomVolume(40 * kChunk + 5000, 1);
+    vol1_.replace(7 * kChunk, kChunk, vol1_, 3 * kChunk, kChunk);
+    transport::ProducerOptions o;
+    o.key = key_;
+    auto r = Receive(Produce(vol1_, nullptr, {}, "v1", o));
+    ASSERT_TRUE(r.ok()) << r.status();
+    vol2_ = vol1_;
+    cbt::ExtentSet changed;
+    Scribble(vol2_, changed, 5, 7);
+    const VersionIndex base = Index("v1");
+    r = Receive(Produce(vol2_, &base, changed, "v2", o));
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  static transport::TenantKey NewKey() {
+    auto k = transport::TenantKey::Generate();
+    EXPECT_TRUE(k.ok());
+    return *k;
+  }
+  const transport::TenantKey key_ = NewKey();
+};
+
+TEST_F(EncryptedRemoteRestoreTest, FullAndIncrementalRestoreByteEqual) {
+  ReceiveEncrypted();
+  RestoreOptions opts;
+  opts.verify = true;
+  opts.key = key_;
+  opts.state_path = dir_ + "/replica.state";
+  auto stats = RestoreTo("v1", "replica", opts);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(ReadWholeFile(dir_ + "/replica") == vol1_);
+  opts.from_version = "v1";
+  stats = RestoreTo("v2", "replica", opts);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(ReadWholeFile(dir_ + "/replica") == vol2_);
+
+  // The index the service hands out says how it is encrypted.
+  auto idx = client_->GetIndex("", "vol1", "v2");
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EXPECT_EQ(idx->key_fingerprint, key_.fingerprint());
+  // What GetChunks returns is the sealed payload, not the plaintext.
+  auto sealed = client_->GetChunks("", "vol1", "v1", {idx->entries[0]});
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(transport::SealedKeyFingerprint((*sealed)[0]), key_.fingerprint());
+  EXPECT_EQ((*sealed)[0].find(vol1_.substr(0, 64)), std::string::npos);
+}
+
+TEST_F(EncryptedRemoteRestoreTest, WithoutOrWithWrongKeyRefusedNoTargetLeft) {
+  ReceiveEncrypted();
+  RestoreOptions opts;
+  auto stats = RestoreTo("v1", "nokey", opts);
+  ASSERT_EQ(stats.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(stats.status().message(), HasSubstr(key_.fingerprint()));
+  EXPECT_THAT(stats.status().message(), HasSubstr("give --key-file"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/nokey"));
+  const transport::TenantKey other = NewKey();
+  opts.key = other;
+  stats = RestoreTo("v1", "wrong", opts);
+  ASSERT_EQ(stats.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(stats.status().message(), HasSubstr(key_.fingerprint()));
+  EXPECT_THAT(stats.status().message(), HasSubstr(other.fingerprint()));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/wrong"));
+}
+
+TEST_F(EncryptedRemoteRestoreTest, DamagedSealedChunkFoundByVerifyAndRestore) {
+  ReceiveEncrypted();
+  const VersionIndex idx = Index("v1");
+  auto clean = VerifyRemoteVersion(*client_, "", "vol1", "v1", key_);
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_TRUE(clean->ok());
+  EXPECT_TRUE(clean->content_checked);
+  EXPECT_EQ(clean->chunks_checked, 39u);
+  auto unkeyed = VerifyRemoteVersion(*client_, "", "vol1", "v1");
+  ASSERT_TRUE(unkeyed.ok()) << unkeyed.status();
+  EXPECT_FALSE(unkeyed->content_checked);
+
+  DamageChunk(idx.entries[12]);
+  auto report = VerifyRemoteVersion(*client_, "", "vol1", "v1", key_);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->damaged.size(), 1u);
+  EXPECT_EQ(report->damaged[0].chunk_index, 12u);
+
+  RestoreOptions opts;
+  opts.key = key_;
+  auto stats = RestoreTo("v1", "bad", opts);
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kDataLoss)
+      << stats.status();
+  EXPECT_THAT(stats.status().message(), HasSubstr(idx.entries[12].ToHex()));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/bad"));
 }
 
 }  // namespace
