@@ -35,6 +35,13 @@ cmp "$T/replica" "$T/img.v1" || fail "restored v1 differs"
 cmp "$T/replica" "$T/img" || fail "incremental restore v1->v2 differs from the source"
 grep -q '"chunks_written": 2' "$T/inc.json" || fail "incremental restore wrote more than 2 chunks: $(cat "$T/inc.json")"
 
+# The documented restore without cbtd (docs/vault.md) reads the same bytes
+# (from a copy: its read-only SQLite connection leaves journal files).
+cp -a "$T/vault" "$T/vault-py"
+python3 "$(dirname "$0")/../../scripts/restore-without-cbtd.py" "$T/vault-py" h d v2 "$T/py.img" ||
+  fail "restore-without-cbtd.py failed"
+cmp "$T/py.img" "$T/img" || fail "restore-without-cbtd.py restored other bytes"
+
 # A refused stream (same version again) exits 3 and changes nothing.
 before=$(listing)
 set +e
