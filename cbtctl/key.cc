@@ -39,24 +39,6 @@ constexpr char kUsage[] =
 // Recovery text is ~90 characters; refuse to buffer a runaway stdin.
 constexpr size_t kMaxRecoveryInput = 64 * 1024;
 
-int ExitCodeFor(const absl::Status& st) {
-  switch (st.code()) {
-    case absl::StatusCode::kOk:
-      return common::kExitOk;
-    case absl::StatusCode::kNotFound:
-      return common::kExitNotFound;
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kPermissionDenied:
-      return common::kExitRefused;
-    case absl::StatusCode::kDataLoss:
-      return common::kExitDamaged;
-    default:
-      return common::kExitFailure;
-  }
-}
-
 struct Context {
   std::string key_file;
   bool json = false;
@@ -66,7 +48,7 @@ struct Context {
 
   int Fail(const absl::Status& st) const {
     err << "cbtctl key: " << st.message() << "\n";
-    return ExitCodeFor(st);
+    return common::ExitCodeForStatus(st);
   }
 };
 

@@ -7,6 +7,27 @@
 
 namespace cbtd::common {
 
+int ExitCodeForStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitRefused;
+    case absl::StatusCode::kDataLoss:
+      return kExitDamaged;
+    case absl::StatusCode::kUnavailable:
+      return kExitUnavailable;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    default:
+      return kExitFailure;
+  }
+}
+
 void PrintProgramUsage(const Program& program, std::ostream& os) {
   os << "Usage: " << program.name << " COMMAND [OPTIONS]\n\n"
      << program.description << "\n\nCommands:\n";

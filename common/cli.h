@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
+
 namespace boost::program_options {
 class options_description;
 class positional_options_description;
@@ -25,6 +27,12 @@ inline constexpr int kExitRefused = 3;  // input refused; nothing was changed
 inline constexpr int kExitDamaged = 4;  // verify found damaged data
 inline constexpr int kExitUnavailable = 5;  // a peer or the daemon is down
 inline constexpr int kExitNotFound = 6;     // no such host, volume or version
+
+// The exit code for the outcome of an operation on stored data (a vault,
+// a key file): NOT_FOUND 6, DATA_LOSS 4, UNAVAILABLE 5, a refusal of the
+// input or state (INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS,
+// OUT_OF_RANGE, PERMISSION_DENIED) 3, anything else 1.
+int ExitCodeForStatus(const absl::Status& status);
 
 struct Subcommand {
   std::string_view name;

@@ -169,6 +169,22 @@ PackInfo ReadPackInfo(Run& r) {
                   .added_unix_ms = r.Int(3)};
 }
 
+// Runs `stmt` (tenant, id, pack, offset, length) for every entry: SQLITE_DONE
+// or the first error code.
+int StepChunks(const Prepared& stmt, int64_t tenant_id, int64_t pack_id,
+               std::span<const PackEntry> entries) {
+  for (const PackEntry& e : entries) {
+    Run r(stmt);
+    r.Bind(1, tenant_id)
+        .Bind(2, e.id)
+        .Bind(3, pack_id)
+        .Bind(4, static_cast<int64_t>(e.offset_bytes))
+        .Bind(5, int64_t{e.length_bytes});
+    if (const int rc = r.Step(); rc != SQLITE_DONE) return rc;
+  }
+  return SQLITE_DONE;
+}
+
 }  // namespace
 
 struct SqliteChunkIndex::Statements {
@@ -545,16 +561,10 @@ absl::Status SqliteChunkIndex::AddPack(std::string_view tenant,
   if (!tenant_id.ok()) return tenant_id.status();
   absl::StatusOr<int64_t> pack_id = InsertPack(*tenant_id, tenant, pack);
   if (!pack_id.ok()) return pack_id.status();
-  for (const PackEntry& e : entries) {
-    Run r(stmts_->add_chunk);
-    r.Bind(1, *tenant_id)
-        .Bind(2, e.id)
-        .Bind(3, *pack_id)
-        .Bind(4, static_cast<int64_t>(e.offset_bytes))
-        .Bind(5, int64_t{e.length_bytes});
-    if (const int rc = r.Step(); rc != SQLITE_DONE) {
-      return Error(rc, absl::StrCat("inserting chunks of pack ", pack.pack));
-    }
+  if (const int rc =
+          StepChunks(stmts_->add_chunk, *tenant_id, *pack_id, entries);
+      rc != SQLITE_DONE) {
+    return Error(rc, absl::StrCat("inserting chunks of pack ", pack.pack));
   }
   return tx.Commit();
 }
@@ -701,17 +711,11 @@ absl::Status SqliteChunkIndex::ReplacePacks(
     absl::StatusOr<int64_t> pack_id =
         InsertPack(*tenant_id, tenant, *replacement);
     if (!pack_id.ok()) return pack_id.status();
-    for (const PackEntry& e : replacement_entries) {
-      Run r(stmts_->move_chunk);
-      r.Bind(1, *tenant_id)
-          .Bind(2, e.id)
-          .Bind(3, *pack_id)
-          .Bind(4, static_cast<int64_t>(e.offset_bytes))
-          .Bind(5, int64_t{e.length_bytes});
-      if (const int rc = r.Step(); rc != SQLITE_DONE) {
-        return Error(
-            rc, absl::StrCat("pointing chunks at pack ", replacement->pack));
-      }
+    if (const int rc = StepChunks(stmts_->move_chunk, *tenant_id, *pack_id,
+                                  replacement_entries);
+        rc != SQLITE_DONE) {
+      return Error(rc,
+                   absl::StrCat("pointing chunks at pack ", replacement->pack));
     }
   }
   for (size_t i = 0; i < old_ids.size(); ++i) {

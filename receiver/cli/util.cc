@@ -52,25 +52,7 @@ std::optional<int> CheckNameArgs(const po::variables_map& vm,
   return std::nullopt;
 }
 
-int ExitCodeFor(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return common::kExitOk;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kOutOfRange:
-      return common::kExitRefused;
-    case absl::StatusCode::kDataLoss:
-      return common::kExitDamaged;
-    case absl::StatusCode::kUnavailable:
-      return common::kExitUnavailable;
-    case absl::StatusCode::kNotFound:
-      return common::kExitNotFound;
-    default:
-      return common::kExitFailure;
-  }
-}
+int ExitCodeFor(const absl::Status& s) { return common::ExitCodeForStatus(s); }
 
 int Fail(const po::variables_map& vm, std::string_view cmd,
          const absl::Status& s) {
