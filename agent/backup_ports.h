@@ -137,10 +137,13 @@ class Sender {
   // what the receiver lacks, and returns only after the receiver has
   // published the new version. Polls control.cancelled() and reports
   // control.SetBytes(). Errors: CANCELLED when cancelled;
-  // FAILED_PRECONDITION when the receiver does not hold base_version (the
+  // NOT_FOUND when the receiver does not hold base_version (the
   // run then sends again, a full against nothing, so only the chunks the
   // receiver lacks travel);
-  // UNAVAILABLE when the receiver cannot be reached.
+  // FAILED_PRECONDITION when the base cannot be continued as configured
+  // (made under another key, or the encryption setting changed: the run
+  // fails, no full is sent); UNAVAILABLE when the receiver cannot be
+  // reached.
   virtual absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                                    RunControl& control) = 0;
 };

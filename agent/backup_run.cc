@@ -255,8 +255,7 @@ absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
   absl::StatusOr<SendResult> sent =
       ports_.sender->SendAndCommit(request, m.control);
   ChangedSet everything;
-  if (!sent.ok() &&
-      sent.status().code() == absl::StatusCode::kFailedPrecondition &&
+  if (!sent.ok() && sent.status().code() == absl::StatusCode::kNotFound &&
       !request.base_version.empty()) {
     // The receiver no longer holds our base (pruned, vault replaced): the
     // chain is broken. Send against nothing, now: the whole snapshot is

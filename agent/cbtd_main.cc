@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
@@ -10,6 +12,7 @@
 #include "agent/cbt_change_tracker.h"
 #include "agent/config.h"
 #include "agent/daemon.h"
+#include "agent/key_source.h"
 #include "agent/lvm_snapshot_port.h"
 #include "agent/remote_sender.h"
 #include "agent/remote_vault.h"
@@ -107,8 +110,13 @@ int main(int argc, char** argv) {
       }
     }
   }
-  cbtd::agent::RemoteSender sender(receiver);
-  cbtd::agent::RemoteVault vault(std::move(receiver));
+  // The tenant key; a changed [agent] encryption or key_file takes effect
+  // at the next start.
+  cbtd::agent::KeySource keys(config->encryption, [](const std::string& m) {
+    std::cerr << SD_NOTICE << "cbtd: " << m << std::endl;
+  });
+  cbtd::agent::RemoteSender sender(receiver, keys);
+  cbtd::agent::RemoteVault vault(std::move(receiver), keys);
   cbtd::agent::BackupPorts ports{&snapshots, &tracker, &sender, &vault, &vault};
   return cbtd::agent::RunDaemon(*std::move(config), ports);
 }

@@ -253,6 +253,21 @@ class Builder {
       absl::StatusOr<uint64_t> b = common::ParseBytes(e.value);
       if (!b.ok()) return Problem(e, std::string(b.status().message()));
       config_.bandwidth_limit_bytes_per_sec = *b;
+    } else if (key == "encryption") {
+      if (e.value == "aes-256-gcm") {
+        config_.encryption.enabled = true;
+      } else if (e.value == "none") {
+        config_.encryption.enabled = false;
+      } else {
+        return Problem(e, absl::StrCat("'encryption' must be aes-256-gcm or "
+                                       "none, not '",
+                                       e.value, "'"));
+      }
+    } else if (key == "key_file") {
+      if (!e.value.starts_with("/")) {
+        return Problem(e, "'key_file' must be an absolute path");
+      }
+      config_.encryption.key_file = e.value;
     } else {
       Problem(e, absl::StrCat("unknown key '", key, "' in [agent]"));
     }
@@ -516,6 +531,18 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   absl::StatusOr<std::string> text = common::ReadFile(path);
   if (!text.ok()) return text.status();
   return ParseConfig(path, *text);
+}
+
+std::string EncryptionSummary(const Config& config) {
+  if (!config.encryption.enabled) {
+    return "encryption: none -- backups are stored UNENCRYPTED: the "
+           "receiver's operator can read them (set encryption = aes-256-gcm "
+           "in [agent] to seal them on this host)";
+  }
+  return absl::StrCat("encryption: aes-256-gcm, key ",
+                      config.encryption.key_file,
+                      " (created at the first backup if missing; back it up "
+                      "with cbtctl key export)");
 }
 
 std::vector<ConfigProblem> CheckConfig(const Config& config,

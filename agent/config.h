@@ -2,7 +2,10 @@
 // Boost.Program_options. Sections:
 //
 //   [agent]          state_dir, socket, metrics_file, max_concurrent_runs,
-//                    bandwidth_limit (bytes/s, e.g. 100M; 0 = unlimited)
+//                    bandwidth_limit (bytes/s, e.g. 100M; 0 = unlimited),
+//                    encryption (aes-256-gcm | none; default aes-256-gcm),
+//                    key_file (the tenant key; default
+//                    transport::kDefaultKeyFile, created at first use)
 //   [receiver]       address (host:port, [v6]:port or unix:/path),
 //                    ca_file, cert_file, key_file
 //   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
@@ -32,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/schedule.h"
+#include "transport/key_file.h"
 
 namespace cbtd::agent {
 
@@ -95,6 +99,13 @@ struct ReceiverConfig {
   std::string key_file;
 };
 
+// How backups are sealed before they leave the host (docs/operations.md,
+// "Encryption keys").
+struct EncryptionConfig {
+  bool enabled = true;  // aes-256-gcm; false: "none", stored as plaintext
+  std::string key_file = std::string(transport::kDefaultKeyFile);
+};
+
 struct Config {
   std::string path;  // the file it was read from
   std::string state_dir = "/var/lib/cbtd";
@@ -103,6 +114,7 @@ struct Config {
   int max_concurrent_runs = 2;
   uint64_t bandwidth_limit_bytes_per_sec = 0;  // 0 = unlimited
   ReceiverConfig receiver;
+  EncryptionConfig encryption;
   std::vector<VolumeConfig> volumes;  // in file order
   std::vector<GroupConfig> groups;
   // "volume.db.path" -> line number, for problems found after parsing.
@@ -146,6 +158,11 @@ class ConfigProbe {
   // OK when the receiver accepts a connection (a warning otherwise).
   virtual absl::Status CheckReachable(const std::string& address) = 0;
 };
+
+// One line for --check-config saying how backups are encrypted, e.g.
+// "encryption: aes-256-gcm, key /var/lib/cbtd/keys/default.key", or with
+// `none` that backups are stored unencrypted.
+std::string EncryptionSummary(const Config& config);
 
 // Checks the host against a parsed config: volume paths, TLS files, the
 // receiver. Returns every problem (empty when all is well).

@@ -45,7 +45,8 @@ int CheckConfigCommand(const std::string& path) {
   if (!problems.empty()) std::cerr << FormatProblems(path, problems) << "\n";
   if (HasErrors(problems)) return common::kExitUsage;
   std::cout << path << ": OK (" << config->volumes.size() << " volume(s), "
-            << config->groups.size() << " group(s))\n";
+            << config->groups.size() << " group(s))\n"
+            << EncryptionSummary(*config) << "\n";
   return common::kExitOk;
 }
 

@@ -93,6 +93,8 @@ absl::StatusOr<ReceiverEndpoint> ResolveReceiver(const ReceiverConfig& r) {
 absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     const SendRequest& request, RunControl& control) {
   if (!endpoint_.ok()) return endpoint_.status();
+  absl::StatusOr<std::optional<transport::TenantKey>> key = keys_.ForBackup();
+  if (!key.ok()) return key.status();
   const VolumeConfig& volume = *request.volume;
   const ChangedSet& changes = *request.changes;
   transport::ClientOptions co = endpoint_->options;
@@ -111,11 +113,16 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     absl::StatusOr<transport::VersionIndex> idx = (*client)->GetIndex(
         endpoint_->identity, volume.name, request.base_version);
     if (absl::IsNotFound(idx.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      return absl::NotFoundError(absl::StrCat(
           "the receiver no longer holds base version ", request.base_version,
           " of ", volume.name, " (", std::string(idx.status().message()), ")"));
     }
     if (!idx.ok()) return idx.status();
+    if (absl::Status st =
+            CheckChainKey(volume.name, *idx, *key, keys_.config());
+        !st.ok()) {
+      return st;
+    }
     base = *std::move(idx);
   }
   absl::StatusOr<std::unique_ptr<common::BlockReader>> device =
@@ -128,6 +135,7 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
   opts.chunk_size_bytes = static_cast<uint32_t>(volume.chunk_bytes);
   opts.full = changes.full;
   opts.allow_resize = true;  // a grown LV sends its new tail
+  opts.key = *std::move(key);
   cbt::ExtentSet everything;
   everything.Add(0, (*device)->SizeBytes());
   const cbt::ExtentSet& changed = changes.full ? everything : changes.extents;

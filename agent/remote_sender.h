@@ -8,6 +8,11 @@
 // with ca_file / cert_file / key_file, the identity being the
 // certificate's CN. Version ids are UTC times, e.g. 20261122T014500.123Z.
 //
+// Every run seals its chunks with KeySource::ForBackup()'s key (none:
+// plaintext). A base made under another key, or plaintext while encryption
+// is on (or the reverse), fails the run with FAILED_PRECONDITION from
+// CheckChainKey, before anything is read or sent.
+//
 // Thread-safety: SendAndCommit may run concurrently (one client per call,
 // so progress and bandwidth limits stay per run).
 #ifndef CBTD_AGENT_REMOTE_SENDER_H_
@@ -17,6 +22,7 @@
 #include <string>
 
 #include "agent/backup_ports.h"
+#include "agent/key_source.h"
 #include "transport/grpc_client.h"
 
 namespace cbtd::agent {
@@ -34,8 +40,9 @@ class RemoteSender : public Sender {
  public:
   // An endpoint that could not be resolved makes every send fail with its
   // error, so cbtd still starts and its runs say what is wrong.
-  explicit RemoteSender(absl::StatusOr<ReceiverEndpoint> endpoint)
-      : endpoint_(std::move(endpoint)) {}
+  // `keys` must outlive this object.
+  RemoteSender(absl::StatusOr<ReceiverEndpoint> endpoint, KeySource& keys)
+      : endpoint_(std::move(endpoint)), keys_(keys) {}
 
   absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                            RunControl& control) override;
@@ -45,6 +52,7 @@ class RemoteSender : public Sender {
 
  private:
   absl::StatusOr<ReceiverEndpoint> endpoint_;
+  KeySource& keys_;
   int max_restarts_ = 3;
 };
 

@@ -30,15 +30,27 @@ absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
     const RestoreRequest& request) {
   auto client = Client();
   if (!client.ok()) return client.status();
+  // The key first: a key file that can't be read fails before the target
+  // is created.
+  auto key = keys_.ForRestore();
+  if (!key.ok()) return key.status();
   auto target = restore::OpenRestoreTarget(request.target_path);
   if (!target.ok()) return target.status();
   restore::RestoreOptions options;
   options.from_version = request.from_version;
   options.state_path = request.state_path;
   options.verify = request.verify;
+  const bool have_key = key->has_value();
+  options.key = *std::move(key);
   auto stats = restore::RestoreRemoteVersion(**client, endpoint_->identity,
                                              request.volume, request.version,
                                              **target, options);
+  if (!have_key && absl::IsFailedPrecondition(stats.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        std::string(stats.status().message()), " (cbtd's key file ",
+        keys_.config().key_file,
+        " does not exist: cbtctl key import the key's recovery text)"));
+  }
   if (!stats.ok()) return stats.status();
   return RestoreOutcome{stats->chunks_written, stats->chunks_zeroed,
                         stats->chunks_skipped, stats->bytes_written,
@@ -49,8 +61,10 @@ absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
                                                   const std::string& version) {
   auto client = Client();
   if (!client.ok()) return client.status();
+  auto key = keys_.ForRestore();
+  if (!key.ok()) return key.status();
   auto report = restore::VerifyRemoteVersion(**client, endpoint_->identity,
-                                             volume, version);
+                                             volume, version, *key);
   if (!report.ok()) return report.status();
   VerifyOutcome out;
   out.chunks_checked = report->chunks_checked;

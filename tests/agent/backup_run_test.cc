@@ -221,8 +221,7 @@ TEST_F(BackupRunTest, CancelledSendKeepsTheBase) {
 TEST_F(BackupRunTest, ReceiverWithoutTheBaseGetsAFullInTheSameRun) {
   ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
   const std::string old_base = Tracking("a")->base_snapshot;
-  sender_.error_with_base =
-      absl::FailedPreconditionError("receiver has no version a-v1");
+  sender_.error_with_base = absl::NotFoundError("receiver has no version a-v1");
   std::vector<RunRecord> runs = Backup("a");
   EXPECT_EQ(runs[0].result, RunResult::kSucceeded) << runs[0].error;
   EXPECT_EQ(runs[0].method, "hash");
@@ -235,6 +234,22 @@ TEST_F(BackupRunTest, ReceiverWithoutTheBaseGetsAFullInTheSameRun) {
   EXPECT_EQ(Tracking("a")->base_version, runs[0].version_id);
   EXPECT_NE(Tracking("a")->base_snapshot, old_base);
   EXPECT_EQ(snapshots_.Existing().size(), 1u);
+}
+
+// A base the sender can't continue (made under another key) fails the run;
+// no full is sent in its place.
+TEST_F(BackupRunTest, BaseUnderAnotherKeyFailsTheRunWithoutAFull) {
+  ASSERT_EQ(Backup("a")[0].result, RunResult::kSucceeded);
+  const TrackingRecord before = *Tracking("a");
+  sender_.error_with_base = absl::FailedPreconditionError(
+      "cannot continue the backups of a: its base a-v1 was made with key "
+      "1111111111111111 but the key file holds key 2222222222222222");
+  std::vector<RunRecord> runs = Backup("a");
+  EXPECT_EQ(runs[0].result, RunResult::kFailed);
+  EXPECT_EQ(runs[0].step, kStepSend);
+  EXPECT_THAT(runs[0].error, HasSubstr("1111111111111111"));
+  EXPECT_THAT(sender_.base_versions, ElementsAre("", "a-v1"));
+  EXPECT_EQ(Tracking("a")->base_version, before.base_version);
 }
 
 TEST_F(BackupRunTest, CleanupFailuresAfterCommitDoNotUndoTheBackup) {

@@ -113,6 +113,10 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
        "cbtd.conf:3: expected 'key = value'"},
       {"[volume.a b]\npath = /dev/x\n", "cbtd.conf:2: 'a b' is not a valid"},
       {"stray = 1\n", "cbtd.conf:1: 'stray' is outside any section"},
+      {"[agent]\nencryption = aes\n",
+       "cbtd.conf:2: 'encryption' must be aes-256-gcm or none, not 'aes'"},
+      {"[agent]\nkey_file = keys/k\n",
+       "cbtd.conf:2: 'key_file' must be an absolute path"},
       {"[group.g]\nfreeze = maybe\nmembers = \n",
        "cbtd.conf:2: 'freeze' must be yes or no"},
       {"[volume.a]\npath = /dev/x\n[volume.b]\npath = /dev/y\n"
@@ -126,6 +130,30 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
     EXPECT_THAT(std::string(c.status().message()), HasSubstr(row.expected))
         << row.text;
   }
+}
+
+TEST(ConfigTest, EncryptionIsOnByDefaultAndCheckConfigSaysSo) {
+  absl::StatusOr<Config> c = ParseConfig("cbtd.conf", "");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->encryption.enabled);
+  EXPECT_EQ(c->encryption.key_file, "/var/lib/cbtd/keys/default.key");
+  EXPECT_THAT(EncryptionSummary(*c),
+              HasSubstr("encryption: aes-256-gcm, key "
+                        "/var/lib/cbtd/keys/default.key"));
+
+  c = ParseConfig("cbtd.conf", "[agent]\nkey_file = /etc/cbtd/host.key\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(EncryptionSummary(*c), HasSubstr("key /etc/cbtd/host.key"));
+}
+
+TEST(ConfigTest, EncryptionNoneSaysPlainlyBackupsAreUnencrypted) {
+  absl::StatusOr<Config> c =
+      ParseConfig("cbtd.conf", "[agent]\nencryption = none\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->encryption.enabled);
+  EXPECT_THAT(EncryptionSummary(*c), HasSubstr("encryption: none"));
+  EXPECT_THAT(EncryptionSummary(*c),
+              HasSubstr("backups are stored UNENCRYPTED"));
 }
 
 TEST(ConfigTest, ReportsAllProblemsAtOnce) {
