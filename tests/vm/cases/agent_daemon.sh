@@ -176,6 +176,14 @@ assert_eq 2 "$(echo $data_versions | wc -w)" "data keeps exactly two versions ($
 raw_count=$(echo $(versions raw) | wc -w)
 [ "$raw_count" -ge 4 ] || fail "raw keeps every version, expected at least 4, got $raw_count"
 
+# Encrypted by default: cbtd created its key at the first backup, and
+# every version in the vault names that key, none is stored plaintext.
+[ -s /var/lib/cbtd/keys/default.key ] || fail "cbtd did not create its key"
+fp=$(cbtctl key show --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])')
+listing=$(cbt-receiver versions --vault "$VAULT")
+if echo "$listing" | grep -q "encryption none"; then fail "a version is stored unencrypted: $listing"; fi
+echo "$listing" | grep -q "key $fp" || fail "versions do not name cbtd's key $fp: $listing"
+
 # Every retained version restores (through cbtd) to its snapshot's bytes:
 # data's two in full then incrementally onto the same LV, raw's in full.
 check_restore() {  # VOLUME VERSION
