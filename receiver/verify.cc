@@ -18,126 +18,172 @@ namespace {
 
 using VersionList = std::vector<std::pair<VolumeName, std::string>>;
 
-// Verifies `versions`, all of one tenant, into `report`.
-absl::Status VerifyTenant(Vault& vault, const std::string& tenant,
-                          const VersionList& versions, const VerifyScope& scope,
-                          VerifyReport& report) {
+// Verifies `versions`, all of one tenant, into `report`: reads their
+// indexes (Collect), checks each distinct chunk once (CheckChunks), then
+// names every damaged position (Report).
+class TenantVerifier {
+ public:
+  TenantVerifier(Vault& vault, const std::string& tenant,
+                 const VersionList& versions, const VerifyScope& scope,
+                 VerifyReport& report)
+      : vault_(vault),
+        tenant_(tenant),
+        versions_(versions),
+        scope_(scope),
+        report_(report) {}
+
+  absl::Status Run() {
+    if (auto s = Collect(); !s.ok()) return s;
+    CheckChunks();
+    Report();
+    return absl::OkStatus();
+  }
+
+ private:
   // Which versions reference which chunk: each chunk is read once however
   // many versions share it.
-  std::unordered_map<ChunkHash, std::vector<size_t>,
-                     transport::ChunkHashStdHash>
-      users;
-  std::map<size_t, std::string> bad_index;  // version slot -> reason
-  // The tenant's key (one per tenant, receive_session.h), and whether the
-  // key given is it: then sealed chunks are opened and fully checked.
-  std::string tenant_key;
-  for (size_t slot = 0; slot < versions.size(); ++slot) {
-    auto idx = vault.ReadIndex(versions[slot].first, versions[slot].second);
-    if (!scope.version.empty() && (absl::IsNotFound(idx.status()) ||
-                                   absl::IsInvalidArgument(idx.status()))) {
-      return idx.status();  // the version named does not exist
+  absl::Status Collect() {
+    for (size_t slot = 0; slot < versions_.size(); ++slot) {
+      auto idx =
+          vault_.ReadIndex(versions_[slot].first, versions_[slot].second);
+      if (!scope_.version.empty() && (absl::IsNotFound(idx.status()) ||
+                                      absl::IsInvalidArgument(idx.status()))) {
+        return idx.status();  // the version named does not exist
+      }
+      // Pruned between the listing and the read: not a version any more.
+      if (absl::IsNotFound(idx.status())) continue;
+      if (!idx.ok()) {
+        bad_index_[slot] = std::string(idx.status().message());
+        continue;
+      }
+      ++report_.versions_checked;
+      if (idx->encrypted()) tenant_key_ = idx->key_fingerprint;
+      if (scope_.volume && idx->encrypted() && scope_.key &&
+          scope_.key->fingerprint() != idx->key_fingerprint) {
+        return restore::CheckRestoreKey(*idx, scope_.key);
+      }
+      for (const ChunkHash& h : idx->entries) {
+        if (transport::IsZeroEntry(h)) continue;
+        auto& u = users_[h];
+        if (u.empty() || u.back() != slot) u.push_back(slot);
+      }
     }
-    // Pruned between the listing and the read: not a version any more.
-    if (absl::IsNotFound(idx.status())) continue;
-    if (!idx.ok()) {
-      bad_index[slot] = std::string(idx.status().message());
-      continue;
-    }
-    ++report.versions_checked;
-    if (idx->encrypted()) tenant_key = idx->key_fingerprint;
-    if (scope.volume && idx->encrypted() && scope.key &&
-        scope.key->fingerprint() != idx->key_fingerprint) {
-      return restore::CheckRestoreKey(*idx, scope.key);
-    }
-    for (const ChunkHash& h : idx->entries) {
-      if (transport::IsZeroEntry(h)) continue;
-      auto& u = users[h];
-      if (u.empty() || u.back() != slot) u.push_back(slot);
-    }
+    report_.versions_checked += bad_index_.size();
+    return absl::OkStatus();
   }
-  report.versions_checked += bad_index.size();
 
-  std::vector<const std::pair<const ChunkHash, std::vector<size_t>>*> work;
-  for (const auto& kv : users) work.push_back(&kv);
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  // Damaged chunk -> why; and the versions that use at least one.
-  std::unordered_map<ChunkHash, absl::Status, transport::ChunkHashStdHash>
-      bad_chunks;
-  std::set<size_t> hurt;  // version slots
-  const bool open_sealed = scope.key && !tenant_key.empty() &&
-                           scope.key->fingerprint() == tenant_key;
-  std::atomic<uint64_t> checksum_only{0};
-  auto run = [&] {
+  // With scope_.threads workers.
+  void CheckChunks() {
+    for (const auto& kv : users_) work_.push_back(&kv);
+    open_sealed_ = scope_.key && !tenant_key_.empty() &&
+                   scope_.key->fingerprint() == tenant_key_;
+    std::vector<std::thread> ts;
+    for (int t = 1; t < std::max(1, scope_.threads); ++t) {
+      ts.emplace_back([this] { Worker(); });
+    }
+    Worker();
+    for (auto& t : ts) t.join();
+    report_.chunks_checked += work_.size();
+    report_.chunks_checksum_only += checksum_only_;
+  }
+
+  void Worker() {
     // One cipher per thread: ChunkCipher is not thread-safe.
     std::optional<transport::ChunkCipher> cipher;
     absl::Status cipher_status;
-    if (open_sealed) {
-      auto c = transport::ChunkCipher::Create(*scope.key);
-      if (c.ok())
+    if (open_sealed_) {
+      auto c = transport::ChunkCipher::Create(*scope_.key);
+      if (c.ok()) {
         cipher.emplace(*std::move(c));
-      else
+      } else {
         cipher_status = c.status();
-    }
-    for (size_t k; (k = next++) < work.size();) {
-      const ChunkHash& id = work[k]->first;
-      auto data = vault.ReadStoredChunk(tenant, id);
-      absl::Status bad = data.status();
-      if (data.ok() && data->sealed != !tenant_key.empty()) {
-        bad = absl::DataLossError(
-            absl::StrCat("chunk ", id.ToHex(), " is stored ",
-                         data->sealed ? "sealed" : "in plaintext",
-                         " in tenant '", tenant, "', whose versions are ",
-                         tenant_key.empty() ? "plaintext" : "encrypted"));
-      } else if (data.ok() && data->sealed && !open_sealed) {
-        ++checksum_only;
-      } else if (data.ok() && data->sealed) {
-        bad = cipher_status;
-        if (cipher) {
-          bad = transport::OpenChunkPayload(*cipher, id, data->data,
-                                            transport::kMaxChunkBytes,
-                                            absl::StrCat("chunk ", id.ToHex()))
-                    .status();
-        }
       }
-      if (bad.ok()) continue;
-      std::lock_guard l(mu);
-      bad_chunks.emplace(id, bad);
-      hurt.insert(work[k]->second.begin(), work[k]->second.end());
     }
-  };
-  std::vector<std::thread> ts;
-  for (int t = 1; t < std::max(1, scope.threads); ++t) ts.emplace_back(run);
-  run();
-  for (auto& t : ts) t.join();
-  report.chunks_checked += work.size();
-  report.chunks_checksum_only += checksum_only;
+    for (size_t k; (k = next_++) < work_.size();) {
+      const ChunkHash& id = work_[k]->first;
+      absl::Status bad =
+          CheckOne(id, cipher ? &*cipher : nullptr, cipher_status);
+      if (bad.ok()) continue;
+      std::lock_guard l(mu_);
+      bad_chunks_.emplace(id, bad);
+      hurt_.insert(work_[k]->second.begin(), work_[k]->second.end());
+    }
+  }
+
+  // The stored record's checksum; a sealed chunk opened with the key when
+  // there is one (its keyed id checked), a plaintext one by its SHA-256.
+  absl::Status CheckOne(const ChunkHash& id, transport::ChunkCipher* cipher,
+                        const absl::Status& cipher_status) {
+    auto data = vault_.ReadStoredChunk(tenant_, id);
+    if (!data.ok()) return data.status();
+    if (data->sealed != !tenant_key_.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("chunk ", id.ToHex(), " is stored ",
+                       data->sealed ? "sealed" : "in plaintext", " in tenant '",
+                       tenant_, "', whose versions are ",
+                       tenant_key_.empty() ? "plaintext" : "encrypted"));
+    }
+    if (!data->sealed) return absl::OkStatus();
+    if (!open_sealed_) {
+      ++checksum_only_;
+      return absl::OkStatus();
+    }
+    if (cipher == nullptr) return cipher_status;
+    return transport::OpenChunkPayload(*cipher, id, data->data,
+                                       transport::kMaxChunkBytes,
+                                       absl::StrCat("chunk ", id.ToHex()))
+        .status();
+  }
 
   // Every position of every hurt version: damage is rare, so reading those
   // indexes again is cheaper than keeping every index in memory.
-  std::map<size_t, DamagedVersion> out;
-  for (const auto& [slot, reason] : bad_index) {
-    out[slot] = {versions[slot].first, versions[slot].second, reason, {}};
-  }
-  for (size_t slot : hurt) {
-    DamagedVersion d{versions[slot].first, versions[slot].second, "", {}};
-    auto idx = vault.ReadIndex(d.volume, d.version);
-    if (!idx.ok()) {
-      d.reason = std::string(idx.status().message());
-    } else {
-      for (uint64_t i = 0; i < idx->entries.size(); ++i) {
-        auto it = bad_chunks.find(idx->entries[i]);
-        if (it == bad_chunks.end()) continue;
-        d.chunks.push_back({i, it->first, absl::IsNotFound(it->second),
-                            std::string(it->second.message())});
-      }
-      if (!d.chunks.empty()) d.reason = d.chunks.front().reason;
+  void Report() {
+    std::map<size_t, DamagedVersion> out;
+    for (const auto& [slot, reason] : bad_index_) {
+      out[slot] = {versions_[slot].first, versions_[slot].second, reason, {}};
     }
-    out[slot] = std::move(d);
+    for (size_t slot : hurt_) {
+      DamagedVersion d{versions_[slot].first, versions_[slot].second, "", {}};
+      auto idx = vault_.ReadIndex(d.volume, d.version);
+      if (!idx.ok()) {
+        d.reason = std::string(idx.status().message());
+      } else {
+        for (uint64_t i = 0; i < idx->entries.size(); ++i) {
+          auto it = bad_chunks_.find(idx->entries[i]);
+          if (it == bad_chunks_.end()) continue;
+          d.chunks.push_back({i, it->first, absl::IsNotFound(it->second),
+                              std::string(it->second.message())});
+        }
+        if (!d.chunks.empty()) d.reason = d.chunks.front().reason;
+      }
+      out[slot] = std::move(d);
+    }
+    for (auto& [slot, d] : out) report_.damaged.push_back(std::move(d));
   }
-  for (auto& [slot, d] : out) report.damaged.push_back(std::move(d));
-  return absl::OkStatus();
-}
+
+  Vault& vault_;
+  const std::string& tenant_;
+  const VersionList& versions_;
+  const VerifyScope& scope_;
+  VerifyReport& report_;
+
+  std::unordered_map<ChunkHash, std::vector<size_t>,
+                     transport::ChunkHashStdHash>
+      users_;
+  std::map<size_t, std::string> bad_index_;  // version slot -> reason
+  // The tenant's key (one per tenant, receive_session.h), and whether the
+  // key given is it: then sealed chunks are opened and fully checked.
+  std::string tenant_key_;
+  bool open_sealed_ = false;
+  std::vector<const std::pair<const ChunkHash, std::vector<size_t>>*> work_;
+  std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> checksum_only_{0};
+  std::mutex mu_;
+  // Damaged chunk -> why; and the versions that use at least one.
+  std::unordered_map<ChunkHash, absl::Status, transport::ChunkHashStdHash>
+      bad_chunks_;
+  std::set<size_t> hurt_;  // version slots
+};
 
 }  // namespace
 
@@ -181,7 +227,8 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
     by_tenant[vault.TenantOf(v.first.host)].push_back(std::move(v));
   }
   for (const auto& [tenant, list] : by_tenant) {
-    if (auto s = VerifyTenant(vault, tenant, list, scope, report); !s.ok()) {
+    if (auto s = TenantVerifier(vault, tenant, list, scope, report).Run();
+        !s.ok()) {
       return s;
     }
   }
