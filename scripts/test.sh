@@ -19,5 +19,9 @@ cmake --build "$build" -j "$(nproc)"
 cd "$build"
 start=$(date +%s)
 # Unit tests are quick and parallel; VM tests each boot a VM.
+# Leaks inside system libraries are not ours (tests/lsan.supp says which).
+if [ -n "${CBTD_SANITIZE:-}" ]; then
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+fi
 ctest --output-on-failure -j "$(nproc)" --timeout 1800 "$@"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
