@@ -1,9 +1,10 @@
-// The Linux RestoreTarget: a regular file or a block device.
+// The Linux RestoreTargets: a regular file, a block device, or /dev/null.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -134,10 +135,44 @@ class LinuxRestoreTarget : public RestoreTarget {
   bool kept_ = false;
 };
 
+// /dev/null: every chunk is read, decrypted and checked, and the bytes are
+// dropped (a restore test that needs no space, and the bench's measure of
+// the read side alone). Nothing can be read back.
+class DiscardRestoreTarget : public RestoreTarget {
+ public:
+  uint64_t SizeBytes() const override { return size_; }
+  bool fresh() const override { return true; }
+  void Keep() override {}
+  absl::Status Resize(uint64_t size) override {
+    size_ = size;
+    return absl::OkStatus();
+  }
+  absl::Status WriteAt(uint64_t, std::span<const uint8_t>) override {
+    return absl::OkStatus();
+  }
+  absl::Status Zero(uint64_t, uint64_t) override { return absl::OkStatus(); }
+  absl::Status ReadAt(uint64_t, std::span<uint8_t>) override {
+    return absl::FailedPreconditionError(
+        "restore target /dev/null keeps nothing to read back: --verify and "
+        "--from need a file or a block device");
+  }
+  absl::Status Sync() override { return absl::OkStatus(); }
+
+ private:
+  uint64_t size_ = 0;
+};
+
 }  // namespace
+
+bool IsDiscardTarget(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
+         st.st_rdev == makedev(1, 3);
+}
 
 absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     const std::string& path) {
+  if (IsDiscardTarget(path)) return std::make_unique<DiscardRestoreTarget>();
   struct stat st;
   bool fresh = false;
   if (::stat(path.c_str(), &st) != 0) {

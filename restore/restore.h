@@ -108,9 +108,13 @@ class RestoreTarget {
 };
 
 // Opens a regular file (created if missing; removed again when the target
-// is destroyed unless Keep() was called) or a block device for writing.
+// is destroyed unless Keep() was called) or a block device for writing, or
+// /dev/null (IsDiscardTarget): every chunk is still read and checked, its
+// bytes dropped, and reading back fails (FAILED_PRECONDITION).
 absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     const std::string& path);
+// True when `path` is /dev/null (the character device 1:3, by any name).
+bool IsDiscardTarget(const std::string& path);
 
 struct RestoreOptions {
   std::string from_version;  // empty: full restore

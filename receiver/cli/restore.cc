@@ -19,7 +19,9 @@ int RunRestore(std::span<char*> args) {
   desc.add_options()("host", po::value<std::string>(), "source host")(
       "volume", po::value<std::string>(), "volume id")(
       "version", po::value<std::string>(), "version to restore")(
-      "target", po::value<std::string>(), "file or block device to write")(
+      "target", po::value<std::string>(),
+      "file or block device to write; /dev/null reads and checks every "
+      "chunk and keeps nothing (a restore test)")(
       "from", po::value<std::string>(),
       "incremental: the target holds this version; write only what differs")(
       "state", po::value<std::string>(),
@@ -47,11 +49,18 @@ int RunRestore(std::span<char*> args) {
           CheckNameArgs(vm, "restore", {"host", "volume", "version", "from"})) {
     return *rc;
   }
+  const std::string path = vm["target"].as<std::string>();
+  if (restore::IsDiscardTarget(path) &&
+      (vm.count("verify") || vm.count("from") || vm.count("state"))) {
+    std::cerr << "cbt-receiver restore: --target /dev/null keeps nothing: "
+                 "--verify, --from and --state need a file or a block "
+                 "device\n";
+    return common::kExitUsage;
+  }
   auto key = LoadKeyOption(vm);
   if (!key.ok()) return Fail(vm, "restore", key.status());
   auto opened = OpenVault(vm, false);
   if (!opened.ok()) return Fail(vm, "restore", opened.status());
-  const std::string path = vm["target"].as<std::string>();
   auto target = OpenRestoreTarget(path);  // creates a missing file
   if (!target.ok()) return Fail(vm, "restore", target.status());
   RestoreOptions opts;

@@ -178,4 +178,12 @@ cmp "$T/enc" "$T/img.v1" || fail "encrypted restore differs"
   fail "verify without the key does not say it checked checksums only"
 "$B/cbt-receiver" verify --vault "$T/vault" --host e --volume d --key-file "$T/keys/e.key" > "$T/verify.out"
 grep -q "checksums only" "$T/verify.out" && fail "verify with the key still checked checksums only"
+# A restore to /dev/null reads and checks every chunk and keeps nothing:
+# it passes on a sound version, fails on a damaged one, refuses --verify.
+"$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target /dev/null \
+  --key-file "$T/keys/e.key" --json > "$T/null.json"
+grep -q '"ok": true' "$T/null.json" || fail "restore to /dev/null: $(cat "$T/null.json")"
+expect_rc 4 "restore of a damaged version to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault" --host h --volume d --version v1 --target /dev/null
+expect_rc 2 "restore --verify to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target /dev/null --verify --key-file "$T/keys/e.key"
+[ -c /dev/null ] || fail "a restore replaced /dev/null"
 echo "cli_test: OK"
