@@ -454,7 +454,7 @@ class CbtdTool:
         self.vault = os.path.join(bench.work, f"vault-{method}-{tag}")
         self.volume = "bench"
         self.a = cbtd_adapter.Cbtd(bench.bin_dir, bench.certs, compression,
-                                   bench.args.chunk_bytes)
+                                   bench.args.chunk_bytes, bench.key_file)
         self.seq = 0
         self.pending = []     # change lists not yet in a committed version
         self.in_sync = False  # newest version == the source now
@@ -577,6 +577,7 @@ class Bench:
         self.results = {"rows": [], "notes": []}
         self.certs = None
         self.transport = "pipe"
+        self.key_file = None  # the tenant key of every cbtd chain (or none)
 
     def note(self, msg):
         log("NOTE: " + msg)
@@ -607,6 +608,12 @@ class Bench:
                 self.note("scripts/make-certs.sh failed: " + r.stderr[-300:])
                 self.certs = None
         self.transport = "grpc" if avail["serve"] else "pipe"
+        if self.args.encryption != "none" and avail["send"]:
+            self.key_file = a.create_key(os.path.join(self.work, "bench.key"))
+        self.results["cbtd_encryption"] = (
+            "aes-256-gcm" if self.key_file else "none")
+        self.note("cbtd encrypts every chain (AES-256-GCM, keyed chunk ids)"
+                  if self.key_file else "cbtd runs WITHOUT encryption")
         self.results["cbtd_available"] = avail
         self.results["cbtd_transport"] = self.transport
         if not avail["send"] or not avail["receive"]:
@@ -738,6 +745,7 @@ class Bench:
                 # The raw chain holds only the full: restore it now, then
                 # free its vault (it is not used again).
                 self.restore_and_check(t, img, size)
+                self.halves(t, img, size)
                 self.free(t)
         if cbtd_ok and self.args.profile:
             self.profile_full(img, size)
@@ -779,6 +787,33 @@ class Bench:
                 if isinstance(t, (Restic, Borg)):
                     self.free(t)
         return img, tools
+
+    def halves(self, t, img, size):
+        """The two sides of a full alone, each against its disk limit: the
+        sender writing its stream to a file, the receiver applying that
+        file to a fresh vault (ingest, vs fio write), and a restore of the
+        version to /dev/null (the read side, vs fio read)."""
+        d = os.path.join(self.work, "halves")
+        os.makedirs(d, exist_ok=True)
+        stream = os.path.join(d, "full.stream")
+        vault = os.path.join(d, "vault")
+        kw = {"size_bytes": size, "source": "file"}
+        step = t.a.full_to_file(img, t.volume, "halves", stream)
+        self.add(summarize(self.r.single(f"{t.name}-send-file", step.sender,
+                                         d), t.name, "send-to-file", **kw))
+        self.r.cold = [img, stream]
+        step = t.a.receive_file(vault, stream)
+        row = summarize(self.r.single(f"{t.name}-ingest", step.sender, d),
+                        t.name, "ingest", **kw)
+        row["stream_bytes"] = os.path.getsize(stream)
+        self.add(row)
+        os.remove(stream)
+        self.r.cold = [img]
+        step = t.a.full_restore(vault, t.volume, "/dev/null")
+        self.add(summarize(self.r.single(f"{t.name}-restore-null",
+                                         step.sender, vault),
+                           t.name, "restore-null", **kw))
+        shutil.rmtree(d, ignore_errors=True)
 
     @staticmethod
     def free(t):
@@ -1001,6 +1036,10 @@ def main():
                    type=int, default=None,
                    help="chunk size for 'changed chunks' when cbtd does not "
                         "report it")
+    p.add_argument("--encryption", choices=["aes-256-gcm", "none"],
+                   default="aes-256-gcm",
+                   help="cbtd's chains: encrypted under one bench key (the "
+                        "daemon's default) or plaintext")
     p.add_argument("--drop-caches", action="store_true",
                    help="drop the whole page cache before every step "
                         "(default: evict only the source and destination)")

@@ -43,12 +43,22 @@ class Cbtd:
     HOST = "bench-host"
 
     def __init__(self, bin_dir, certs_dir=None, compression="zstd",
-                 chunk_bytes=None):
+                 chunk_bytes=None, key_file=None):
         self.cbtctl = os.path.join(bin_dir, "cbtctl")
         self.receiver = os.path.join(bin_dir, "cbt-receiver")
         self.certs = certs_dir
         self.compression = compression
         self.chunk_bytes = chunk_bytes
+        self.key_file = key_file  # None: plaintext (no encryption)
+
+    def create_key(self, path):
+        """A new tenant key at `path` (cbtctl key create)."""
+        subprocess.run([self.cbtctl, "key", "create", "--key-file", path],
+                       check=True, capture_output=True)
+        return path
+
+    def _key_args(self):
+        return ["--key-file", self.key_file] if self.key_file else []
 
     # --- what exists in this build -----------------------------------------
     def has_send(self):
@@ -82,6 +92,7 @@ class Cbtd:
             argv += ["--compression", "none"]
         if self.chunk_bytes:
             argv += ["--chunk-size", str(self.chunk_bytes)]
+        argv += self._key_args()
         if transport == "grpc":
             addr = "127.0.0.1:47211"
             argv += ["--to", addr,
@@ -112,10 +123,21 @@ class Cbtd:
                           base=True)
 
     def full_restore(self, vault, volume, dst):
+        """dst may be /dev/null: every chunk read and checked, none kept."""
         return Step("single", [self.receiver, "restore", "--vault", vault,
                                "--host", self.HOST, "--volume", volume,
                                "--version", self.newest_version(vault, volume),
-                               "--target", dst])
+                               "--target", dst] + self._key_args())
+
+    def full_to_file(self, src, volume, version, stream_path):
+        """The sender alone: a full stream written to a file."""
+        step = self._send(src, volume, version, ["--full"], None, "pipe")
+        return Step("single", step.sender + ["--output", stream_path])
+
+    def receive_file(self, vault, stream_path):
+        """The receiver alone: a stream file applied to the vault."""
+        return Step("single", [self.receiver, "receive", "--vault", vault,
+                               "--create", "--input", stream_path, "--json"])
 
     def has_compression_flag(self):
         r = subprocess.run([self.cbtctl, "send", "--help"],
