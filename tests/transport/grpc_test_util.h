@@ -87,6 +87,17 @@ absl::StatusOr<ProduceResult> Backup(
     const VersionIndex* base, const cbt::ExtentSet& changed,
     SendProgress* progress = nullptr, bool force_full = false);
 
+// Collects a produced stream's records (to replay or forge them).
+class VectorSink : public RecordSink {
+ public:
+  absl::Status Put(const stream::Record& r) override {
+    records.push_back(r);
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  std::vector<stream::Record> records;
+};
+
 // Fetches the index and chunks of a version and rebuilds the volume bytes.
 absl::StatusOr<std::string> RemoteRestore(RemoteClient& client,
                                           const std::string& host,

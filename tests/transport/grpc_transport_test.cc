@@ -23,6 +23,7 @@ using testing::CuttingProxy;
 using testing::RemoteRestore;
 using testing::TestVault;
 using testing::TlsClient;
+using testing::VectorSink;
 using testing::VolumeBytes;
 
 constexpr size_t kVolumeBytes = 2 * 1024 * 1024 + 4096;  // short last chunk
@@ -451,16 +452,6 @@ class RawClient {
 
  private:
   std::unique_ptr<service::Receiver::Stub> stub_;
-};
-
-class VectorSink : public RecordSink {
- public:
-  absl::Status Put(const stream::Record& r) override {
-    records.push_back(r);
-    return absl::OkStatus();
-  }
-  absl::Status Finish() override { return absl::OkStatus(); }
-  std::vector<stream::Record> records;
 };
 
 TEST_F(GrpcTransportTest, HostileMessagesFailTheSessionVaultUntouched) {
