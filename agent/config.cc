@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/fs.h"
 #include "common/units.h"
+#include "transport/names.h"
 
 namespace cbtd::agent {
 namespace {
@@ -299,6 +300,10 @@ class Builder {
       if (v.name == name) return v;
     }
     volume_lines_[name] = line;
+    // The name is the volume's id in the vault: a path component there.
+    if (auto s = transport::ValidateName("volume name", name); !s.ok()) {
+      problems_.push_back({line, std::string(s.message())});
+    }
     config_.volumes.emplace_back();
     config_.volumes.back().name = name;
     return config_.volumes.back();

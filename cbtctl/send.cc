@@ -18,6 +18,7 @@
 #include "common/unique_fd.h"
 #include "transport/extent_list.h"
 #include "transport/key_file.h"
+#include "transport/names.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
@@ -140,6 +141,14 @@ int RunSendCommand(std::span<char*> args) {
                             : source_path.substr(source_path.rfind('/') + 1));
   opts.version_id = vm.count("version-id") ? vm["version-id"].as<std::string>()
                                            : DefaultVersionId();
+  for (auto [flag, name] : {std::pair{"--host", &opts.host},
+                            {"--volume", &opts.volume},
+                            {"--version-id", &opts.version_id}}) {
+    if (auto s = transport::ValidateName(flag, *name); !s.ok()) {
+      std::cerr << "cbtctl send: " << s.message() << "\n";
+      return common::kExitUsage;
+    }
+  }
   opts.chunk_size_bytes = vm["chunk-size"].as<uint32_t>();
   opts.full = vm.count("full") > 0;
   opts.allow_resize = vm.count("allow-resize") > 0;

@@ -45,21 +45,6 @@ static absl::Status ValidateVolume(const VolumeName& v) {
   return ValidateName("volume", v.volume);
 }
 
-absl::Status ValidateName(std::string_view what, std::string_view name) {
-  const bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' &&
-                  std::all_of(name.begin(), name.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                           (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                           c == '-';
-                  });
-  if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid ", std::string(what), " '", std::string(name),
-        "': use 1-128 characters of [A-Za-z0-9._-], not starting with '.'"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> DecodePayload(stream::Compression compression,
                                           uint32_t raw_size,
                                           std::string_view payload,

@@ -38,6 +38,7 @@
 #include "receiver/chunk_index.h"
 #include "receiver/object_store.h"
 #include "transport/chunk_hash.h"
+#include "transport/names.h"
 #include "transport/proto/stream.pb.h"
 #include "transport/stream_index.h"
 
@@ -55,7 +56,7 @@ struct VolumeName {
 
 // INVALID_ARGUMENT naming `what` ("host", "volume", "version id") unless
 // `name` is 1..128 chars of [A-Za-z0-9._-] not starting with '.'.
-absl::Status ValidateName(std::string_view what, std::string_view name);
+using transport::ValidateName;
 
 // Writers seal a pack when its records reach Vault::pack_target_bytes()
 // (default kPackTargetBytes) or kPackMaxChunks records. docs/vault.md,

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "transport/grpc_status.h"
+#include "transport/names.h"
 #include "transport/proto/service.grpc.pb.h"
 #include "transport/session_table.h"
 #include "transport/stream_index.h"
@@ -38,17 +39,8 @@ namespace {
 constexpr size_t kMaxHashesPerCall = 4096;
 constexpr char kIdentityMetadata[] = "cbtd-identity";
 
-// Names used as vault path components must be plain.
-bool IsPlainName(const std::string& s) {
-  if (s.empty() || s.size() > 128 || s[0] == '.') return false;
-  for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-          c == '.' || c == '@')) {
-      return false;
-    }
-  }
-  return true;
-}
+// Names used as vault path components must be plain (transport/names.h).
+bool IsPlainName(const std::string& s) { return IsValidName(s); }
 
 svc::VersionInfo ToProto(const VersionSummary& v) {
   svc::VersionInfo p;

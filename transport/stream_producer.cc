@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "transport/names.h"
 #include "transport/sealed_chunk.h"
 #include "transport/stream_codec.h"
 
@@ -690,6 +691,12 @@ absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const VersionIndex* base,
                                             const ProducerOptions& options,
                                             RecordSink& sink) {
+  // Refused here, before a byte is read, not only by the receiver.
+  for (auto [what, name] : {std::pair{"host", &options.host},
+                            {"volume", &options.volume},
+                            {"version id", &options.version_id}}) {
+    if (auto s = ValidateName(what, *name); !s.ok()) return s;
+  }
   absl::StatusOr<Plan> plan =
       PlanStream(source, changed, zeroed, base, options);
   if (!plan.ok()) return plan.status();

@@ -112,6 +112,11 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
       {"[volume.a]\npath = /dev/x\njust some words\n",
        "cbtd.conf:3: expected 'key = value'"},
       {"[volume.a b]\npath = /dev/x\n", "cbtd.conf:2: 'a b' is not a valid"},
+      {"[volume."
+       "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+       "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+       "]\npath = /dev/x\n",
+       "cbtd.conf:2: invalid volume name 'vvvv"},
       {"stray = 1\n", "cbtd.conf:1: 'stray' is outside any section"},
       {"[agent]\nencryption = aes\n",
        "cbtd.conf:2: 'encryption' must be aes-256-gcm or none, not 'aes'"},

@@ -120,6 +120,11 @@ expect_rc 2 "verify --volume a/b" -- "$B/cbt-receiver" verify --vault "$T/vault"
 grep -q -- "--volume" "$T/err" || fail "invalid --volume not named: $(cat "$T/err")"
 expect_rc 2 "restore --version ../x" -- "$B/cbt-receiver" restore --vault "$T/vault" --host h --volume d --version ../x --target "$T/new.img"
 grep -q -- "--version" "$T/err" || fail "invalid --version not named: $(cat "$T/err")"
+# ... and at the sender, before a byte is read, naming the argument.
+for args in "--host a/b" "--volume ../x" "--version-id .hidden" "--volume $(printf 'v%.0s' $(seq 129))"; do
+  expect_rc 2 "cbtctl send $args" -- "$B/cbtctl" send "$T/img" --full $args -o "$T/bad.stream"
+  grep -q "invalid ${args%% *} '" "$T/err" || fail "cbtctl send $args: $(cat "$T/err")"
+done
 grep -q "object key" "$T/err" && fail "the error speaks of object keys: $(cat "$T/err")"
 
 # Verify passes, then detects a damaged chunk (exit 4) naming the version.
@@ -183,7 +188,7 @@ grep -q "checksums only" "$T/verify.out" && fail "verify with the key still chec
 "$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target /dev/null \
   --key-file "$T/keys/e.key" --json > "$T/null.json"
 grep -q '"ok": true' "$T/null.json" || fail "restore to /dev/null: $(cat "$T/null.json")"
-expect_rc 4 "restore of a damaged version to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault" --host h --volume d --version v1 --target /dev/null
+expect_rc 4 "restore of a damaged version to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault2" --host h --volume d --version v1 --target /dev/null
 expect_rc 2 "restore --verify to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target /dev/null --verify --key-file "$T/keys/e.key"
 [ -c /dev/null ] || fail "a restore replaced /dev/null"
 echo "cli_test: OK"
