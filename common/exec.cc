@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -34,6 +35,18 @@ struct Pipe {
   }
 };
 
+std::vector<std::string> InheritedEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+std::vector<std::string> CleanEnvironment() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return {kCleanPath, "LANG=C.UTF-8",
+          absl::StrCat("HOME=", pw != nullptr ? pw->pw_dir : "/")};
+}
+
 }  // namespace
 
 std::string CommandLine(const std::vector<std::string>& argv) {
@@ -65,9 +78,10 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                       POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
 
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<std::string> env_strings =
+      options.clean_env ? CleanEnvironment() : InheritedEnvironment();
   for (const std::string& e : options.env) env_strings.push_back(e);
+  if (options.clean_env) posix_spawn_file_actions_addchdir_np(&actions, "/");
   std::vector<char*> envp;
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -20,13 +20,22 @@ struct CommandResult {
 };
 
 struct CommandOptions {
-  // Extra environment entries "NAME=value", added to the current one.
+  // Extra environment entries "NAME=value", added to the current one (or,
+  // with clean_env, to kCleanEnvironment's).
   std::vector<std::string> env;
+  // Run with a fixed environment and "/" as working directory instead of
+  // cbtd's: what an operator's hook sees does not depend on how cbtd was
+  // started, and nothing of cbtd's environment leaks into it.
+  bool clean_env = false;
   // Kill the process (SIGKILL to its process group) after this long.
   std::optional<std::chrono::milliseconds> timeout;
   // Written to the child's stdin, which is then closed.
   std::string stdin_data;
 };
+
+// The environment of a clean_env command (HOME is the effective user's).
+inline constexpr const char* kCleanPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // Runs argv[0] (looked up in PATH) with the arguments. Returns an error only
 // if it could not be started; a non-zero exit is reported in the result.

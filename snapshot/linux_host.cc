@@ -128,7 +128,8 @@ class LinuxHost : public Host {
                        const std::vector<std::string>& env,
                        std::chrono::milliseconds timeout) override {
     common::CommandOptions opts;
-    opts.env = env;
+    opts.env = env;  // CBTD_GROUP, CBTD_PHASE, ... on a clean environment
+    opts.clean_env = true;
     opts.timeout = timeout;
     absl::StatusOr<std::string> r =
         common::RunCommandOk({"/bin/sh", "-c", command}, opts);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
 
 namespace cbtd::common {
 namespace {
@@ -22,6 +24,33 @@ TEST(ExecTest, FeedsStdinAndPassesEnv) {
   auto r = RunCommand({"sh", "-c", "cat; echo $CBTD_EXEC_TEST"}, opts);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->out, "hello42\n");
+}
+
+// Issue 13: hooks run with a clean environment, from "/".
+TEST(ExecTest, CleanEnvHidesTheCallersEnvironmentAndWorkingDirectory) {
+  ASSERT_EQ(::setenv("CBTD_EXEC_SECRET", "leaked", 1), 0);
+  ASSERT_EQ(::setenv("LD_PRELOAD", "/nonexistent.so", 1), 0);
+  CommandOptions opts;
+  opts.clean_env = true;
+  opts.env = {"CBTD_PHASE=pre"};
+  auto r = RunCommand({"/bin/sh", "-c", "env | sort; pwd"}, opts);
+  ::unsetenv("CBTD_EXEC_SECRET");
+  ::unsetenv("LD_PRELOAD");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out.find("CBTD_EXEC_SECRET"), std::string::npos) << r->out;
+  EXPECT_EQ(r->out.find("LD_PRELOAD"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("CBTD_PHASE=pre\n"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find(std::string(kCleanPath) + "\n"), std::string::npos)
+      << r->out;
+  EXPECT_NE(r->out.find("HOME="), std::string::npos) << r->out;
+  EXPECT_TRUE(r->out.ends_with("\n/\n")) << r->out;
+  // Without clean_env the environment is inherited (the default for lvm2
+  // and the other tools cbtd runs).
+  ASSERT_EQ(::setenv("CBTD_EXEC_SECRET", "inherited", 1), 0);
+  r = RunCommand({"/bin/sh", "-c", "echo $CBTD_EXEC_SECRET"});
+  ::unsetenv("CBTD_EXEC_SECRET");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, "inherited\n");
 }
 
 TEST(ExecTest, TimeoutKillsTheProcessTree) {
