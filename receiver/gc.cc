@@ -30,11 +30,13 @@ absl::StatusOr<std::map<std::string, VersionList>> VersionsByTenant(
   auto volumes = vault.ListVolumes();
   if (!volumes.ok()) return volumes.status();
   for (const VolumeName& vol : *volumes) {
+    // A host whose tenant is unknown stops GC before it deletes anything:
+    // its versions could reference any tenant's chunks.
+    auto tenant = vault.TenantOf(vol.host);
+    if (!tenant.ok()) return tenant.status();
     auto ids = vault.ListVersions(vol);
     if (!ids.ok()) return ids.status();
-    for (std::string& id : *ids) {
-      out[vault.TenantOf(vol.host)].emplace_back(vol, std::move(id));
-    }
+    for (std::string& id : *ids) out[*tenant].emplace_back(vol, std::move(id));
   }
   return out;
 }

@@ -94,7 +94,9 @@ absl::Status MigrateVersion(Vault& from, Vault& to, const VolumeName& v,
     ++result.versions_already_there;
     return absl::OkStatus();
   }
-  ChunkCopier copier(from, to, to.TenantOf(v.host), result);
+  auto tenant = to.TenantOf(v.host);
+  if (!tenant.ok()) return tenant.status();
+  ChunkCopier copier(from, to, *tenant, result);
   for (const ChunkHash& h : idx->entries) {
     if (auto s = copier.Copy(h); !s.ok()) return s;
   }

@@ -105,14 +105,21 @@ absl::StatusOr<bool> CheckTenantKey(Vault& vault, const std::string& tenant,
   const std::string& mine = h.key_fingerprint();
   std::string tenant_key = *bound;
   bool unbound = false;
+  // Plaintext or new: plaintext if any host of the tenant has versions.
+  auto hosts = vault.HostsOfTenant(tenant);
+  if (!hosts.ok()) return hosts.status();
   if (bound->empty()) {
-    auto versions = vault.ListHostVersions(h.source_host());
-    if (!versions.ok()) return versions.status();
-    unbound = versions->empty();
+    unbound = true;
+    for (const std::string& host : *hosts) {
+      auto versions = vault.ListHostVersions(host);
+      if (!versions.ok()) return versions.status();
+      unbound = unbound && versions->empty();
+    }
     if (unbound) return true;
   }
   if (tenant_key == mine) return false;
-  const std::string remedy =
+  const bool shared = hosts->size() > 1 || tenant != h.source_host();
+  std::string remedy =
       tenant_key.empty()
           ? "send without a key file, or under a new host name"
           : absl::StrCat(
@@ -121,6 +128,19 @@ absl::StatusOr<bool> CheckTenantKey(Vault& vault, const std::string& tenant,
                 tenant_key,
                 "): cbtctl key import --key-file FILE < recovery "
                 "text, then send with --key-file FILE");
+  if (shared && !tenant_key.empty()) {
+    remedy = absl::StrCat(
+        "the hosts of one tenant share one key: export it on a host of "
+        "tenant '",
+        tenant, "' (cbtctl key export) and import it on ", h.source_host(),
+        " (cbtctl key import --key-file FILE < recovery text), then send "
+        "with --key-file FILE");
+  } else if (shared) {
+    remedy = absl::StrCat(
+        "the hosts of one tenant share one key, and tenant '", tenant,
+        "' has versions without one: send without a key file, or assign "
+        "this host to another tenant");
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "tenant '", tenant, "' is bound to ", KeyName(tenant_key),
       " but this stream of ", Describe(h, h.new_version_id()), " has ",
@@ -154,12 +174,13 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
         "id"));
   }
 
-  const std::string tenant = vault.TenantOf(header.source_host());
-  auto unbound = CheckTenantKey(vault, tenant, header);
+  auto tenant = vault.TenantOf(header.source_host());
+  if (!tenant.ok()) return tenant.status();
+  auto unbound = CheckTenantKey(vault, *tenant, header);
   if (!unbound.ok()) return unbound.status();
 
   auto session = std::unique_ptr<ReceiveSession>(
-      new ReceiveSession(vault, header, *std::move(lock)));
+      new ReceiveSession(vault, header, *std::move(lock), *tenant));
   VersionIndex& idx = session->index_;
   const uint64_t n = transport::ChunkCount(header.volume_size_bytes(),
                                            header.chunk_size_bytes());
@@ -251,11 +272,12 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
 }
 
 ReceiveSession::ReceiveSession(Vault& vault, const stream::Header& header,
-                               std::unique_ptr<StoreLock> lock)
+                               std::unique_ptr<StoreLock> lock,
+                               std::string tenant)
     : vault_(vault),
       header_(header),
       gc_lock_(std::move(lock)),
-      tenant_(vault.TenantOf(header.source_host())) {}
+      tenant_(std::move(tenant)) {}
 
 // Nothing to undo on abort: stored chunks are valid, content-addressed and
 // reused by a retry; GC removes them if no version ever references them.

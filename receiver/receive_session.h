@@ -18,7 +18,9 @@
 //    header, a version id that already exists (ALREADY_EXISTS), an unknown
 //    base or a base root hash that differs from the vault's, a chunk size
 //    different from the base's, a volume size different from the base's
-//    without header.allow_resize (FAILED_PRECONDITION / INVALID_ARGUMENT).
+//    without header.allow_resize (FAILED_PRECONDITION / INVALID_ARGUMENT),
+//    a host Vault::TenantOf refuses (FAILED_PRECONDITION: unassigned, named
+//    like a group's tenant; DATA_LOSS: a damaged assignment).
 //  * The header's checksum must match (format 2): a damaged name, id or
 //    time is refused before anything is written.
 //  * Apply checks every record before storing anything from it: chunk index
@@ -31,8 +33,9 @@
 //    sealed under the header's key fingerprint, and its XXH3 matches. Its
 //    content is not checked: a host can only damage its own tenant's
 //    backups, which restore and `verify --key-file` detect.
-//  * A tenant is bound to one key or to none (Vault::TenantKeyFingerprint):
-//    the first encrypted stream of a tenant without versions binds it
+//  * A tenant is bound to one key or to none (Vault::TenantKeyFingerprint),
+//    shared by all its hosts: the first encrypted stream of a tenant none
+//    of whose hosts has versions binds it
 //    just before it first stores anything;
 //    a stream under another key, a plaintext stream into an encrypted
 //    tenant and an encrypted one into a plaintext tenant are refused
@@ -104,7 +107,7 @@ class ReceiveSession {
  private:
   enum class State { kReceiving, kFailed, kCommitted };
   ReceiveSession(Vault& vault, const stream::Header& header,
-                 std::unique_ptr<StoreLock> lock);
+                 std::unique_ptr<StoreLock> lock, std::string tenant);
   absl::Status ApplyInner(const stream::Record& record);
   absl::Status CheckIndex(uint64_t first, uint64_t count,
                           std::string_view what);

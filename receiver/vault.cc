@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/byte_order.h"
 #include "receiver/pack.h"
 #include "transport/sealed_chunk.h"
@@ -149,6 +150,109 @@ absl::Status Vault::BindTenantKey(std::string_view tenant,
       ", not to key ", fingerprint,
       ": use the key this host's backups were made with (cbtctl key "
       "import)"));
+}
+
+std::string Vault::HostTenantKey(std::string_view host) {
+  return absl::StrCat("host-tenants/", std::string(host));
+}
+
+absl::StatusOr<std::optional<std::string>> Vault::AssignedTenant(
+    std::string_view host) {
+  if (auto s = ValidateName("host", host); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> l(assigned_mu_);
+    if (auto it = assigned_.find(host); it != assigned_.end()) {
+      return it->second;
+    }
+  }
+  const std::string key = HostTenantKey(host);
+  auto data = store_.Get(key);
+  if (absl::IsNotFound(data.status())) return std::nullopt;
+  if (!data.ok()) return data.status();
+  std::string tenant = *data;
+  if (!tenant.empty() && tenant.back() == '\n') tenant.pop_back();
+  if (!ValidateName("tenant", tenant).ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "vault object ", key,
+        " is damaged: it should hold the name of the tenant host '",
+        std::string(host),
+        "' is assigned to; restore it from a backup of the vault (its "
+        "versions name chunks of that tenant, no other will do)"));
+  }
+  std::lock_guard<std::mutex> l(assigned_mu_);
+  assigned_.emplace(std::string(host), tenant);
+  return tenant;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Vault::TenantAssignments() {
+  auto keys = store_.List("host-tenants");
+  if (!keys.ok()) return keys.status();
+  std::map<std::string, std::string> out;
+  for (const std::string& k : *keys) {
+    const std::string host = k.substr(k.find('/') + 1);
+    // Not an assignment (a deeper key): not ours to interpret.
+    if (host.find('/') != std::string::npos) continue;
+    auto tenant = AssignedTenant(host);
+    if (!tenant.ok()) return tenant.status();
+    if (tenant->has_value()) out.emplace(host, **tenant);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Vault::HostsOfTenant(
+    std::string_view tenant) {
+  if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
+  auto all = TenantAssignments();
+  if (!all.ok()) return all.status();
+  std::set<std::string> hosts;
+  for (const auto& [host, t] : *all) {
+    if (t == tenant) hosts.insert(host);
+  }
+  // The host of the tenant's name, unassigned, is in it only while nobody
+  // else is (TenantOf refuses it otherwise).
+  if (hosts.empty() && !all->contains(std::string(tenant))) {
+    hosts.insert(std::string(tenant));
+  }
+  return std::vector<std::string>(hosts.begin(), hosts.end());
+}
+
+absl::StatusOr<std::string> Vault::TenantOf(std::string_view host) {
+  auto assigned = AssignedTenant(host);
+  if (!assigned.ok()) return assigned.status();
+  if (assigned->has_value()) return **assigned;
+  // Unassigned: the host's own tenant, unless that name is a group.
+  auto all = TenantAssignments();
+  if (!all.ok()) return all.status();
+  std::vector<std::string> members;
+  for (const auto& [other, t] : *all) {
+    if (t == host) members.push_back(other);
+  }
+  if (!members.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "host '", std::string(host), "' is assigned to no tenant, but hosts ",
+        absl::StrJoin(members, ", "), " are assigned to tenant '",
+        std::string(host),
+        "' of the same name: a host joins a group only when the operator "
+        "says so (cbt-receiver tenant assign --host ",
+        std::string(host), " --tenant TENANT, with --join-existing to join '",
+        std::string(host), "'), or back it up under another host name"));
+  }
+  return std::string(host);
+}
+
+absl::Status Vault::PublishTenantAssignment(std::string_view host,
+                                            std::string_view tenant) {
+  if (auto s = ValidateName("host", host); !s.ok()) return s;
+  if (auto s = ValidateName("tenant", tenant); !s.ok()) return s;
+  absl::Status s = store_.Publish(HostTenantKey(host),
+                                  absl::StrCat(std::string(tenant), "\n"));
+  if (!absl::IsAlreadyExists(s)) return s;
+  auto assigned = AssignedTenant(host);
+  if (!assigned.ok()) return assigned.status();
+  if (assigned->has_value() && **assigned == tenant) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "host '", std::string(host), "' is already assigned to tenant '",
+      assigned->value_or(""), "', not '", std::string(tenant), "'"));
 }
 
 std::string Vault::PackKey(std::string_view tenant, std::string_view pack) {

@@ -6,10 +6,11 @@
 //   hosts/<host>/<volume>/versions/<id>.idx   one index per version
 //   hosts/<host>/<volume>/protected/<id>      retention: never prune
 //   tenants/<tenant>/key-fingerprint          the tenant's key, once bound
+//   host-tenants/<host>                       the host's tenant, if assigned
 // plus a ChunkIndex (chunk id -> pack range, per tenant) kept by the
 // backend. A tenant is the unit of deduplication and trust: chunk calls
-// take the tenant, and no lookup crosses tenants. Today every host is its
-// own tenant (TenantOf).
+// take the tenant, and no lookup crosses tenants. A host is its own tenant
+// unless an operator assigned it to one (TenantOf, receiver/tenants.h).
 // Format 1 (read, and written only by tests and `migrate`'s source):
 //   chunks/<hh>/<64 hex>                 one chunk object, named by its
 //                                        SHA-256, shared by every host
@@ -29,6 +30,9 @@
 #define CBTD_RECEIVER_VAULT_H_
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -88,10 +92,33 @@ class Vault {
   // For measurements (tests/receiver/pack_size_tradeoff.cc).
   void set_pack_target_bytes(size_t bytes) { pack_target_bytes_ = bytes; }
 
-  // The tenant whose chunks `host` stores and names: the host itself.
-  std::string TenantOf(std::string_view host) const {
-    return std::string(host);
-  }
+  // The tenant whose chunks `host` stores and names: the tenant the host
+  // is assigned to (host-tenants/<host>), else the host itself.
+  // INVALID_ARGUMENT for an invalid host name; DATA_LOSS naming the object
+  // if the assignment is damaged; FAILED_PRECONDITION if the host is not
+  // assigned but other hosts are assigned to the tenant of its name (an
+  // unassigned host must not fall into a group by its name: the operator
+  // assigns it explicitly). Assignments never change once written, so
+  // they are cached; an absent one is read again on every call.
+  absl::StatusOr<std::string> TenantOf(std::string_view host);
+
+  // The tenant `host` is assigned to, nullopt if none (DATA_LOSS naming the
+  // object if it does not hold a valid tenant name).
+  absl::StatusOr<std::optional<std::string>> AssignedTenant(
+      std::string_view host);
+  // Every assignment, host -> tenant.
+  absl::StatusOr<std::map<std::string, std::string>> TenantAssignments();
+  // The hosts whose tenant is `tenant` (as TenantOf says): those assigned
+  // to it, or, if there are none, the host of that name unless it is
+  // assigned elsewhere. Sorted.
+  absl::StatusOr<std::vector<std::string>> HostsOfTenant(
+      std::string_view tenant);
+  // Writes host-tenants/<host> (publish-if-absent) without any policy
+  // check: callers are receiver/tenants.h and tests. OK if the host is
+  // already assigned to `tenant`; FAILED_PRECONDITION naming both tenants
+  // if it is assigned to another.
+  absl::Status PublishTenantAssignment(std::string_view host,
+                                       std::string_view tenant);
 
   // Format 1 chunk objects.
   static std::string ChunkKey(const ChunkHash& hash);
@@ -101,6 +128,7 @@ class Vault {
   static std::string ProtectedKey(const VolumeName& v,
                                   std::string_view version);
   static std::string TenantKeyKey(std::string_view tenant);
+  static std::string HostTenantKey(std::string_view host);
 
   // The fingerprint of the key `tenant` is bound to, "" if none (a tenant
   // whose versions are plaintext, or a new one). DATA_LOSS if the object
@@ -180,6 +208,8 @@ class Vault {
   ObjectStore& store_;
   ChunkIndex* index_;
   size_t pack_target_bytes_ = kPackTargetBytes;
+  std::mutex assigned_mu_;
+  std::map<std::string, std::string, std::less<>> assigned_;  // host -> tenant
 };
 
 // Checks a stored chunk record (header, XXH3 of the payload) and decodes

@@ -26,15 +26,29 @@ absl::StatusOr<bool> VaultVersionSource::Encrypted(std::string_view version) {
   return idx->encrypted();
 }
 
+absl::StatusOr<std::string> VaultVersionSource::Tenant() {
+  {
+    std::lock_guard l(mu_);
+    if (tenant_.has_value()) return *tenant_;
+  }
+  auto tenant = vault_.TenantOf(volume_.host);
+  if (!tenant.ok()) return tenant.status();
+  std::lock_guard l(mu_);
+  tenant_ = *tenant;
+  return tenant;
+}
+
 absl::StatusOr<std::vector<std::string>> VaultVersionSource::ReadChunks(
     std::string_view version, std::span<const ChunkHash> hashes) {
   auto encrypted = Encrypted(version);
   if (!encrypted.ok()) return encrypted.status();
+  auto tenant = Tenant();
+  if (!tenant.ok()) return tenant.status();
   std::vector<std::string> out;
   out.reserve(hashes.size());
   for (const ChunkHash& h : hashes) {
     // Checks the record checksum and, for a plaintext chunk, the content.
-    auto data = vault_.ReadStoredChunk(vault_.TenantOf(volume_.host), h);
+    auto data = vault_.ReadStoredChunk(*tenant, h);
     if (!data.ok()) return data.status();
     // A sealed record where plaintext is expected would skip the content
     // check, and a plaintext one where sealed is expected cannot open.

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,11 +35,15 @@ class VaultVersionSource : public restore::VersionSource {
  private:
   // Whether `version` is encrypted (from its index, read once).
   absl::StatusOr<bool> Encrypted(std::string_view version);
+  // The volume's host's tenant (Vault::TenantOf), looked up once: a host
+  // with versions never changes tenant (receiver/tenants.h).
+  absl::StatusOr<std::string> Tenant();
 
   Vault& vault_;
   const VolumeName volume_;
   std::mutex mu_;
   std::map<std::string, bool, std::less<>> encrypted_;  // guarded by mu_
+  std::optional<std::string> tenant_;                   // guarded by mu_
 };
 
 // restore::RestoreFromSource over VaultVersionSource(vault, vol).

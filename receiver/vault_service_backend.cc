@@ -95,7 +95,9 @@ absl::StatusOr<VersionIndex> VaultServiceBackend::GetIndex(
 absl::StatusOr<std::string> VaultServiceBackend::GetChunk(
     const std::string& source_host, const ChunkHash& hash) {
   if (auto s = ValidateName("host", source_host); !s.ok()) return s;
-  return vault_.ReadChunk(vault_.TenantOf(source_host), hash);
+  auto tenant = vault_.TenantOf(source_host);
+  if (!tenant.ok()) return tenant.status();
+  return vault_.ReadChunk(*tenant, hash);
 }
 
 absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(

@@ -224,7 +224,9 @@ absl::StatusOr<VerifyReport> VerifyVault(Vault& vault,
   // below then holds one tenant's chunks, not the vault's.
   std::map<std::string, VersionList> by_tenant;
   for (auto& v : versions) {
-    by_tenant[vault.TenantOf(v.first.host)].push_back(std::move(v));
+    auto tenant = vault.TenantOf(v.first.host);
+    if (!tenant.ok()) return tenant.status();
+    by_tenant[*tenant].push_back(std::move(v));
   }
   for (const auto& [tenant, list] : by_tenant) {
     if (auto s = TenantVerifier(vault, tenant, list, scope, report).Run();

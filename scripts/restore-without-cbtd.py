@@ -11,7 +11,12 @@ its checksum and root hash. Encrypted versions need the key: use
 import hashlib, json, sqlite3, struct, subprocess, sys
 
 vault, host, volume, version, out = sys.argv[1:6]
-tenant = host  # every host is its own tenant
+# The host's tenant: host-tenants/HOST if assigned, else the host itself.
+try:
+    tenant = open(f"{vault}/host-tenants/{host}").read().rstrip("\n")
+except FileNotFoundError:
+    tenant = host
+assert tenant and all(c.isalnum() or c in "._-" for c in tenant), "tenant name"
 idx = open(f"{vault}/hosts/{host}/{volume}/versions/{version}.idx", "rb").read()
 assert idx[:8] == b"CBTDIDX1", "not a cbtd index"
 assert hashlib.sha256(idx[:-32]).digest() == idx[-32:], "index checksum"

@@ -23,6 +23,8 @@ constexpr common::Subcommand kCommands[] = {
     {"prune", "remove versions outside the retention policy", RunPrune},
     {"gc", "delete or repack data no version references", RunGc},
     {"migrate", "copy a first-format vault into a format-2 vault", RunMigrate},
+    {"tenant", "group hosts under one tenant (shared dedup); list tenants",
+     RunTenant},
     {"serve", "serve the vault to senders over gRPC with mutual TLS", RunServe},
     {"version", "print the version and the stream format it speaks",
      RunVersion},

@@ -64,6 +64,7 @@ int RunVerify(std::span<char*> args);
 int RunPrune(std::span<char*> args);
 int RunGc(std::span<char*> args);
 int RunMigrate(std::span<char*> args);
+int RunTenant(std::span<char*> args);
 int RunServe(std::span<char*> args);  // cli_serve.cc
 
 }  // namespace cbtd::receiver::cli

@@ -191,4 +191,48 @@ grep -q '"ok": true' "$T/null.json" || fail "restore to /dev/null: $(cat "$T/nul
 expect_rc 4 "restore of a damaged version to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault2" --host h --volume d --version v1 --target /dev/null
 expect_rc 2 "restore --verify to /dev/null" -- "$B/cbt-receiver" restore --vault "$T/vault" --host e --volume d --version v1 --target /dev/null --verify --key-file "$T/keys/e.key"
 [ -c /dev/null ] || fail "a restore replaced /dev/null"
+# Tenants (issue 14): two hosts assigned to one tenant dedup against each
+# other; refused assignments exit 3 and change nothing; list shows them.
+TV="$T/tv"
+tv_packs() { (cd "$TV" && find tenants -name '*.pack' -exec sha256sum {} + | sort); }
+tv_listing() { (cd "$TV" && find . -type f ! -path './locks/*' ! -path './index/*' -exec sha256sum {} + | sort); }
+"$B/cbt-receiver" tenant assign --vault "$TV" --create --host web1 --tenant acme > /dev/null
+"$B/cbt-receiver" tenant assign --vault "$TV" --host web2 --tenant acme > "$T/out"
+grep -q "host web2 is now in tenant acme" "$T/out" || fail "assign: $(cat "$T/out")"
+"$B/cbtctl" send "$T/img.v1" --host web1 --volume d --version-id t1 --chunk-size $CH 2>/dev/null |
+  "$B/cbt-receiver" receive --vault "$TV" > /dev/null
+packs=$(tv_packs)
+"$B/cbtctl" send "$T/img.v1" --host web2 --volume d --version-id t1 --chunk-size $CH 2>/dev/null |
+  "$B/cbt-receiver" receive --vault "$TV" --json > "$T/t2.json"
+grep -q '"stored_bytes": 0' "$T/t2.json" || fail "web2 stored chunks acme holds: $(cat "$T/t2.json")"
+[ "$packs" = "$(tv_packs)" ] || fail "web2's receive wrote packs though acme held every chunk"
+"$B/cbt-receiver" restore --vault "$TV" --host web2 --volume d --version t1 --target "$T/web2.img" > /dev/null
+cmp "$T/web2.img" "$T/img.v1" || fail "web2's restore differs"
+cp -a "$TV" "$T/tv-py"  # the documented restore without cbtd follows the assignment
+python3 "$(dirname "$0")/../../scripts/restore-without-cbtd.py" "$T/tv-py" web2 d t1 "$T/web2-py.img" ||
+  fail "restore-without-cbtd.py failed for a grouped host"
+cmp "$T/web2-py.img" "$T/img.v1" || fail "restore-without-cbtd.py restored other bytes for web2"
+"$B/cbtctl" send "$T/small" --host solo --volume d --version-id s1 --chunk-size $CH 2>/dev/null |
+  "$B/cbt-receiver" receive --vault "$TV" > /dev/null
+before=$(tv_listing)
+expect_rc 3 "assign of an assigned host" -- "$B/cbt-receiver" tenant assign --vault "$TV" --host web1 --tenant globex
+grep -q "already assigned to tenant 'acme'" "$T/err" || fail "assign web1: $(cat "$T/err")"
+expect_rc 3 "assign of a host with versions" -- "$B/cbt-receiver" tenant assign --vault "$TV" --host solo --tenant acme
+grep -q "host 'solo' already has 1 versions" "$T/err" || fail "assign solo: $(cat "$T/err")"
+expect_rc 3 "joining a tenant with chunks" -- "$B/cbt-receiver" tenant assign --vault "$TV" --host web3 --tenant acme
+grep -q -- "--join-existing" "$T/err" || fail "assign web3: $(cat "$T/err")"
+expect_rc 2 "assign --tenant a/b" -- "$B/cbt-receiver" tenant assign --vault "$TV" --host web3 --tenant a/b
+grep -q -- "--tenant" "$T/err" || fail "invalid --tenant not named: $(cat "$T/err")"
+[ "$before" = "$(tv_listing)" ] || fail "a refused assignment changed the vault"
+"$B/cbt-receiver" tenant assign --vault "$TV" --host web3 --tenant acme --join-existing > /dev/null
+"$B/cbt-receiver" tenant assign --vault "$TV" --host web3 --tenant acme > "$T/out"
+grep -q "host web3 was already in tenant acme" "$T/out" || fail "re-assign: $(cat "$T/out")"
+"$B/cbt-receiver" tenant list --vault "$TV" --json > "$T/tenants.json"
+python3 - "$T/tenants.json" <<'PY' || fail "tenant list: $(cat "$T/tenants.json")"
+import json, sys
+t = {x["tenant"]: x for x in json.load(open(sys.argv[1]))}
+assert sorted(t) == ["acme", "solo"], t
+assert [h["host"] for h in t["acme"]["hosts"]] == ["web1", "web2", "web3"], t
+assert t["acme"]["packs"] > 0 and t["solo"]["hosts"] == [{"host": "solo", "assigned": False}], t
+PY
 echo "cli_test: OK"
