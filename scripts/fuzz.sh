@@ -8,7 +8,9 @@
 # New inputs that raise coverage go to build-fuzz/corpus/<target> (the seed
 # corpus stays as committed); a crash leaves crash-* in build-fuzz/ and
 # fails the run: turn it into a regression test and a seed.
-# Environment: CBTD_FUZZ_BUILD_DIR (default ./build-fuzz).
+# Environment: CBTD_FUZZ_BUILD_DIR (default ./build-fuzz), CBTD_FUZZ_SEED
+# (libFuzzer's -seed; the CI slice fixes it so a run repeats; default: a
+# new seed every run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CBTD_FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -35,6 +37,7 @@ for t in "${targets[@]}"; do
   # -max_len: streams and packs need room for a few chunk records.
   if ! (cd "$build" && "$build/fuzz/$t" -max_total_time="$seconds" \
           -max_len=262144 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+          -seed="${CBTD_FUZZ_SEED:-0}" \
           "$work" "$seeds" > "$log" 2>&1); then
     tail -40 "$log" >&2
     echo "fuzz.sh: $t FAILED (log $log)" >&2

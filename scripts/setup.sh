@@ -27,6 +27,7 @@ packages=(
   libdevmapper-dev libaio-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libzstd-dev libxxhash-dev libssl-dev
   libsqlite3-dev libsystemd-dev nlohmann-json3-dev libexpat1-dev
+  clang   # libFuzzer targets (scripts/fuzz.sh)
   # runtime: LVM, device-mapper tools, filesystems, certificates
   lvm2 dmsetup thin-provisioning-tools e2fsprogs xfsprogs util-linux
   openssl

@@ -25,3 +25,11 @@ if [ -n "${CBTD_SANITIZE:-}" ]; then
 fi
 ctest --output-on-failure -j "$(nproc)" --timeout 1800 "$@"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
+# The fuzzers' CI slice (issue 13): a clang build of its own, then each
+# target from its seed corpus with a fixed seed. With ctest arguments
+# (e.g. -L unit, -R name) it is left out; CBTD_FUZZ_SECONDS=0 skips it.
+if [ $# -eq 0 ] && [ "${CBTD_FUZZ_SECONDS:-15}" != 0 ]; then
+  CBTD_FUZZ_SEED=${CBTD_FUZZ_SEED:-1} \
+    "$root/scripts/fuzz.sh" "${CBTD_FUZZ_SECONDS:-15}"
+fi
+echo "test.sh: done in $(( $(date +%s) - start )) s"
