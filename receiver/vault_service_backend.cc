@@ -32,8 +32,8 @@ class VaultUpload : public transport::UploadSession {
     stream::Record r;
     *r.mutable_trailer() = trailer;
     if (absl::Status s = session_->Apply(r); !s.ok()) return s;
-    return transport::CommitResult{session_->index().version_id,
-                                   session_->index().root_hash};
+    return transport::CommitResult{session_->metadata().version_id,
+                                   session_->metadata().root_hash};
   }
 
   // Destroying an uncommitted ReceiveSession is its abort: chunks stay
