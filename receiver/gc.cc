@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -41,22 +42,38 @@ absl::StatusOr<std::map<std::string, VersionList>> VersionsByTenant(
   return out;
 }
 
-// Reads a version's index for the mark: NOT_FOUND means pruned between the
-// listing and the read (a deleted index protects nothing; receives cannot
-// publish while GC holds the lock, so no index appears unseen); any other
-// error stops GC before it deletes anything.
-absl::StatusOr<std::optional<VersionIndex>> IndexForMark(
-    Vault& vault, const VolumeName& vol, const std::string& id) {
-  auto idx = vault.ReadIndex(vol, id);
-  if (absl::IsNotFound(idx.status())) return std::nullopt;
-  if (!idx.ok()) {
+// Streams a version's index for the mark, block by block into `mark`,
+// then checks the whole object. Returns false if the version was pruned
+// between the listing and the read (NOT_FOUND: a deleted index protects
+// nothing; receives cannot publish while GC holds the lock, so no index
+// appears unseen). Any other error stops GC before it deletes anything.
+// Marking from entries not yet verified is safe for that reason: a mark
+// only keeps chunks, and a damaged index is found by Finish before the
+// sweep.
+absl::StatusOr<bool> MarkIndex(
+    Vault& vault, const VolumeName& vol, const std::string& id,
+    const std::function<absl::Status(std::span<const ChunkHash>)>& mark) {
+  auto stopped = [](const absl::Status& s) {
     return absl::Status(
-        idx.status().code(),
-        absl::StrCat(
-            "gc stopped before deleting anything: ", idx.status().message(),
-            "; an unreadable index could reference any chunk"));
+        s.code(),
+        absl::StrCat("gc stopped before deleting anything: ", s.message(),
+                     "; an unreadable index could reference any "
+                     "chunk"));
+  };
+  auto reader = vault.OpenIndex(vol, id);
+  if (absl::IsNotFound(reader.status())) return false;
+  if (!reader.ok()) return stopped(reader.status());
+  for (;;) {
+    auto block = (*reader)->Next();
+    if (absl::IsNotFound(block.status())) return false;
+    if (!block.ok()) return stopped(block.status());
+    if (block->empty()) break;
+    if (absl::Status s = mark(*block); !s.ok()) return s;
   }
-  return *std::move(idx);
+  absl::Status s = (*reader)->Finish();
+  if (absl::IsNotFound(s)) return false;
+  if (!s.ok()) return stopped(s);
+  return true;
 }
 
 // ---- Format 1: one object per chunk.
@@ -68,13 +85,14 @@ absl::Status CollectLooseChunks(Vault& vault, const GcOptions& options,
   if (!versions.ok()) return versions.status();
   for (const auto& [tenant, list] : *versions) {
     for (const auto& [vol, id] : list) {
-      auto idx = IndexForMark(vault, vol, id);
-      if (!idx.ok()) return idx.status();
-      if (!idx->has_value()) continue;
-      ++result.indexes;
-      for (const ChunkHash& h : (*idx)->entries) {
-        if (!transport::IsZeroEntry(h)) live.insert(h);
-      }
+      auto marked = MarkIndex(vault, vol, id, [&](auto block) {
+        for (const ChunkHash& h : block) {
+          if (!transport::IsZeroEntry(h)) live.insert(h);
+        }
+        return absl::OkStatus();
+      });
+      if (!marked.ok()) return marked.status();
+      if (*marked) ++result.indexes;
     }
   }
   result.referenced = live.size();
@@ -122,13 +140,11 @@ class TenantGc {
   absl::Status Mark(const VersionList& versions) {
     if (auto s = index_.BeginMark(tenant_); !s.ok()) return s;
     for (const auto& [vol, id] : versions) {
-      auto idx = IndexForMark(vault_, vol, id);
-      if (!idx.ok()) return idx.status();
-      if (!idx->has_value()) continue;
-      ++result_.indexes;
-      if (auto s = index_.MarkLive(tenant_, (*idx)->entries); !s.ok()) {
-        return s;
-      }
+      auto marked = MarkIndex(vault_, vol, id, [&](auto block) {
+        return index_.MarkLive(tenant_, block);
+      });
+      if (!marked.ok()) return marked.status();
+      if (*marked) ++result_.indexes;
     }
     return absl::OkStatus();
   }
@@ -345,6 +361,14 @@ absl::Status CollectPacks(Vault& vault, const GcOptions& options,
   }
   for (auto& gc : gcs) {
     if (auto s = gc->Sweep(); !s.ok()) return s;
+  }
+  // What interrupted index writers left (receive_session.h stages a new
+  // index there); no receive runs while GC holds the lock.
+  if (!options.dry_run) {
+    auto temps =
+        vault.store().RemoveTempFiles("hosts", NowMs() - options.grace_ms);
+    if (!temps.ok()) return temps.status();
+    result.temp_files_removed += *temps;
   }
   return absl::OkStatus();
 }

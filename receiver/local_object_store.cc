@@ -71,6 +71,120 @@ bool WriteAll(int fd, std::span<const std::string_view> parts) {
   return true;
 }
 
+// `length` bytes at `offset` of the open file `path`; DATA_LOSS if it
+// ends first.
+absl::StatusOr<std::string> PreadExactly(int fd, const std::string& path,
+                                         uint64_t offset, uint32_t length) {
+  std::string out(length, '\0');
+  size_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd, out.data() + done, length - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return ErrnoStatus(errno, absl::StrCat("read ", length, " bytes at ",
+                                             offset, " of ", path));
+    }
+    if (n == 0) {
+      return absl::DataLossError(
+          absl::StrCat(path, " ends at byte ", offset + done, ", before ",
+                       offset + length, ": the object is truncated"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+class LocalObjectReader : public ObjectReader {
+ public:
+  LocalObjectReader(common::UniqueFd fd, std::string path, uint64_t size)
+      : fd_(std::move(fd)), path_(std::move(path)), size_(size) {}
+  uint64_t size_bytes() const override { return size_; }
+  absl::StatusOr<std::string> ReadAt(uint64_t offset,
+                                     uint32_t length) override {
+    return PreadExactly(fd_.get(), path_, offset, length);
+  }
+
+ private:
+  common::UniqueFd fd_;
+  const std::string path_;
+  const uint64_t size_;
+};
+
+// A temporary file next to the object's path, linked into place on
+// Publish; unlinked if never published.
+class LocalObjectWriter : public ObjectWriter {
+ public:
+  LocalObjectWriter(common::UniqueFd fd, std::string tmp, std::string path)
+      : fd_(std::move(fd)), tmp_(std::move(tmp)), path_(std::move(path)) {}
+  ~LocalObjectWriter() override {
+    if (!tmp_.empty()) {
+      fd_.reset();
+      ::unlink(tmp_.c_str());
+    }
+  }
+  LocalObjectWriter(const LocalObjectWriter&) = delete;
+  LocalObjectWriter& operator=(const LocalObjectWriter&) = delete;
+
+  absl::Status Append(std::string_view data) override {
+    if (!fd_) return Spent();
+    if (!WriteAll(fd_.get(), {&data, 1})) {
+      const int err = errno;
+      fd_.reset();
+      return ErrnoStatus(err, absl::StrCat("write ", tmp_));
+    }
+    size_ += data.size();
+    return absl::OkStatus();
+  }
+
+  uint64_t size_bytes() const override { return size_; }
+
+  absl::StatusOr<std::string> ReadBack(uint64_t offset,
+                                       uint32_t length) override {
+    if (!fd_) return Spent();
+    if (offset > size_ || length > size_ - offset) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("read back ", length, " bytes at ", offset, " of ", tmp_,
+                       ", which holds ", size_));
+    }
+    return PreadExactly(fd_.get(), tmp_, offset, length);
+  }
+
+  absl::Status Publish() override {
+    if (!fd_) return Spent();
+    if (::fchmod(fd_.get(), 0640) != 0 || ::fsync(fd_.get()) != 0) {
+      const int err = errno;
+      fd_.reset();
+      return ErrnoStatus(err, absl::StrCat("fsync ", tmp_));
+    }
+    if (absl::Status st = fd_.Close(tmp_); !st.ok()) return st;
+    // link(2) fails with EEXIST instead of replacing: publish never clobbers.
+    const int rc = ::link(tmp_.c_str(), path_.c_str());
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    tmp_.clear();
+    if (rc != 0) {
+      if (err == EEXIST) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("object ", path_, " already exists"));
+      }
+      return ErrnoStatus(err, absl::StrCat("link to ", path_));
+    }
+    return common::FsyncDirectory(DirOf(path_));
+  }
+
+ private:
+  absl::Status Spent() const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("writer of ", path_, " already failed or published"));
+  }
+
+  common::UniqueFd fd_;
+  std::string tmp_;  // empty once published
+  std::string path_;
+  uint64_t size_ = 0;
+};
+
 // A store lock is a lock file under locks/.
 class LocalStoreLock : public StoreLock {
  public:
@@ -214,6 +328,32 @@ absl::Status LocalObjectStore::Publish(const std::string& key,
   return common::FsyncDirectory(DirOf(path));
 }
 
+absl::StatusOr<std::unique_ptr<ObjectWriter>> LocalObjectStore::OpenWriter(
+    const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  if (auto s = MakeDirs(root_, key); !s.ok()) return s;
+  std::string path = PathOf(key);
+  std::string tmp = path + ".tmp.XXXXXX";
+  common::UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  return std::make_unique<LocalObjectWriter>(std::move(fd), std::move(tmp),
+                                             std::move(path));
+}
+
+absl::StatusOr<std::unique_ptr<ObjectReader>> LocalObjectStore::OpenReader(
+    const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  std::string path = PathOf(key);
+  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  return std::make_unique<LocalObjectReader>(std::move(fd), std::move(path),
+                                             static_cast<uint64_t>(st.st_size));
+}
+
 absl::StatusOr<std::string> LocalObjectStore::Get(const std::string& key) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
   return common::ReadFile(PathOf(key));
@@ -226,24 +366,7 @@ absl::StatusOr<std::string> LocalObjectStore::GetRange(const std::string& key,
   const std::string path = PathOf(key);
   common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::string out(length, '\0');
-  size_t done = 0;
-  while (done < length) {
-    const ssize_t n = ::pread(fd.get(), out.data() + done, length - done,
-                              static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return ErrnoStatus(errno, absl::StrCat("read ", length, " bytes at ",
-                                             offset, " of ", path));
-    }
-    if (n == 0) {
-      return absl::DataLossError(
-          absl::StrCat(path, " ends at byte ", offset + done, ", before ",
-                       offset + length, ": the object is truncated"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return out;
+  return PreadExactly(fd.get(), path, offset, length);
 }
 
 absl::StatusOr<bool> LocalObjectStore::Exists(const std::string& key) {

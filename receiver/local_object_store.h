@@ -27,7 +27,14 @@ class LocalObjectStore : public ObjectStore {
   // syncfs(2) of the vault's filesystem.
   absl::Status SyncAll() override;
   absl::Status Publish(const std::string& key, std::string_view data) override;
+  // A temporary file as Publish writes, appended to unsynced; its Publish
+  // fsyncs it and links it into place.
+  absl::StatusOr<std::unique_ptr<ObjectWriter>> OpenWriter(
+      const std::string& key) override;
   absl::StatusOr<std::string> Get(const std::string& key) override;
+  // Holds the file open: a reader survives the object's deletion.
+  absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const std::string& key) override;
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint32_t length) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;

@@ -31,6 +31,56 @@ class StoreLock {
 
 enum class LockMode { kShared, kExclusive };
 
+// An object opened for reading (ObjectStore::OpenReader), for objects too
+// large to get whole. The reader sees the object as it was when opened:
+// objects are immutable, and a reader opened before the object is deleted
+// keeps reading it (a local directory keeps the file open; an object
+// store without that must copy, or fail reads with NOT_FOUND, and say so).
+//
+// Thread-safety: one reader is used by one thread at a time.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  virtual uint64_t size_bytes() const = 0;
+  // `length` bytes at `offset`; DATA_LOSS naming the object if it ends
+  // before offset + length.
+  virtual absl::StatusOr<std::string> ReadAt(uint64_t offset,
+                                             uint32_t length) = 0;
+};
+
+// An object being written piece by piece (ObjectStore::OpenWriter), for
+// objects too large to hold in memory. Bytes are appended in order and
+// can be read back; Publish makes the object appear under its key,
+// complete and durable, or not at all. Destroying a writer that was not
+// published discards what it wrote, so a writer that is never published
+// is scratch space inside the store (a streaming index writer stages its
+// entries in one while the metadata that precedes them is not yet known).
+//
+// An implementation writes somewhere readers never look (a temporary file,
+// a temporary object) and publishes without ever exposing a part: a local
+// directory links the file into place; an object store with no rename can
+// copy the temporary object, or write the final object under an exclusive
+// create and drop the temporary. What an interrupted writer leaves is a
+// temporary that RemoveTempFiles removes.
+//
+// Thread-safety: one writer is used by one thread at a time.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  // Appends `data`. After any error the writer is unusable.
+  virtual absl::Status Append(std::string_view data) = 0;
+  // Bytes appended so far.
+  virtual uint64_t size_bytes() const = 0;
+  // `length` bytes at `offset` of what was appended; INVALID_ARGUMENT past
+  // size_bytes().
+  virtual absl::StatusOr<std::string> ReadBack(uint64_t offset,
+                                               uint32_t length) = 0;
+  // Publishes the object under the key given to OpenWriter, like
+  // ObjectStore::Publish: ALREADY_EXISTS (nothing published) if the key
+  // exists. Call at most once; the writer is spent after it.
+  virtual absl::Status Publish() = 0;
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -55,8 +105,16 @@ class ObjectStore {
   virtual absl::Status Publish(const std::string& key,
                                std::string_view data) = 0;
 
+  // A writer for a new object under `key` (see ObjectWriter); nothing is
+  // visible under `key` before its Publish.
+  virtual absl::StatusOr<std::unique_ptr<ObjectWriter>> OpenWriter(
+      const std::string& key) = 0;
+
   // NOT_FOUND if absent.
   virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
+  // A reader of the object (see ObjectReader). NOT_FOUND if absent.
+  virtual absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const std::string& key) = 0;
   // `length` bytes at `offset` of the object (a chunk inside a pack).
   // NOT_FOUND if absent; DATA_LOSS naming the object if it ends before
   // offset + length.

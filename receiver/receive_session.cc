@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -147,6 +148,66 @@ absl::StatusOr<bool> CheckTenantKey(Vault& vault, const std::string& tenant,
       KeyName(mine), ": ", remedy, "; nothing was stored"));
 }
 
+// Opens the stream's base index and checks its metadata against the
+// header: it exists, has the root hash the sender based the stream on,
+// the same key, chunk size, and volume size unless resizing is allowed.
+// The metadata is not verified yet: the session checks the whole base
+// (IndexReader::Finish) before it publishes anything built from it.
+absl::StatusOr<std::unique_ptr<IndexReader>> OpenBase(
+    Vault& vault, const VolumeName& vol, const stream::Header& header) {
+  auto base = vault.OpenIndex(vol, header.base_version_id());
+  if (!base.ok()) {
+    if (absl::IsNotFound(base.status())) {
+      auto versions = vault.ListVersions(vol);
+      std::string held =
+          versions.ok() && !versions->empty()
+              ? absl::StrCat("the newest it holds is ", versions->back())
+              : "it holds no version of this volume";
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream's base version ", Describe(header, header.base_version_id()),
+          " does not exist in the vault (", held,
+          "); send a full stream or one based on a version the vault "
+          "holds"));
+    }
+    return base.status();
+  }
+  const IndexMetadata& b = (*base)->metadata();
+  if (b.root_hash.ToBytes() != header.base_root_hash()) {
+    std::string stream_root =
+        header.base_root_hash().size() == ChunkHash::kSize
+            ? ChunkHash::FromBytes(header.base_root_hash())->ToHex()
+            : absl::StrCat("<", header.base_root_hash().size(), " bytes>");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream's base ", Describe(header, header.base_version_id()),
+        " has root hash ", stream_root, " but the vault's has ",
+        b.root_hash.ToHex(),
+        ": the sender's base is not the vault's; send a full stream"));
+  }
+  if (b.key_fingerprint != header.key_fingerprint()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream's base ", Describe(header, header.base_version_id()),
+        " was stored with ", KeyName(b.key_fingerprint), " but the stream has ",
+        KeyName(header.key_fingerprint()),
+        "; send with the base's key, or a full stream"));
+  }
+  if (b.chunk_size_bytes != header.chunk_size_bytes()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream chunk size ", header.chunk_size_bytes(),
+                     " differs from ", b.chunk_size_bytes, " of base ",
+                     Describe(header, header.base_version_id()),
+                     "; a new chunk size needs a full stream"));
+  }
+  if (b.volume_size_bytes != header.volume_size_bytes() &&
+      !header.allow_resize()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream volume size ", header.volume_size_bytes(),
+        " bytes differs from ", b.volume_size_bytes, " bytes of base ",
+        Describe(header, header.base_version_id()),
+        "; resend with allow_resize if the volume was resized"));
+  }
+  return base;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
@@ -181,89 +242,44 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
 
   auto session = std::unique_ptr<ReceiveSession>(
       new ReceiveSession(vault, header, *std::move(lock), *tenant));
-  VersionIndex& idx = session->index_;
   const uint64_t n = transport::ChunkCount(header.volume_size_bytes(),
                                            header.chunk_size_bytes());
   session->chunk_count_ = n;
   session->must_cover_from_ = n;
-  if (header.base_version_id().empty()) {
-    // A full: every chunk not in the stream is zero.
-    // A full: every chunk the stream does not carry is zero, so a full
-    // stream need not list zero chunks.
-    idx.entries.assign(n, transport::kZeroEntry);
-  } else {
-    auto base = vault.ReadIndex(vol, header.base_version_id());
-    if (!base.ok()) {
-      if (absl::IsNotFound(base.status())) {
-        auto versions = vault.ListVersions(vol);
-        std::string held =
-            versions.ok() && !versions->empty()
-                ? absl::StrCat("the newest it holds is ", versions->back())
-                : "it holds no version of this volume";
-        return absl::FailedPreconditionError(absl::StrCat(
-            "stream's base version ",
-            Describe(header, header.base_version_id()),
-            " does not exist in the vault (", held,
-            "); send a full stream or one based on a version the vault "
-            "holds"));
-      }
-      return base.status();
-    }
-    if (base->root_hash.ToBytes() != header.base_root_hash()) {
-      std::string stream_root =
-          header.base_root_hash().size() == ChunkHash::kSize
-              ? ChunkHash::FromBytes(header.base_root_hash())->ToHex()
-              : absl::StrCat("<", header.base_root_hash().size(), " bytes>");
-      return absl::FailedPreconditionError(absl::StrCat(
-          "stream's base ", Describe(header, header.base_version_id()),
-          " has root hash ", stream_root, " but the vault's has ",
-          base->root_hash.ToHex(),
-          ": the sender's base is not the vault's; send a full stream"));
-    }
-    if (base->key_fingerprint != header.key_fingerprint()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "stream's base ", Describe(header, header.base_version_id()),
-          " was stored with ", KeyName(base->key_fingerprint),
-          " but the stream has ", KeyName(header.key_fingerprint()),
-          "; send with the base's key, or a full stream"));
-    }
-    if (base->chunk_size_bytes != header.chunk_size_bytes()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("stream chunk size ", header.chunk_size_bytes(),
-                       " differs from ", base->chunk_size_bytes, " of base ",
-                       Describe(header, header.base_version_id()),
-                       "; a new chunk size needs a full stream"));
-    }
-    if (base->volume_size_bytes != header.volume_size_bytes()) {
-      if (!header.allow_resize()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "stream volume size ", header.volume_size_bytes(),
-            " bytes differs from ", base->volume_size_bytes, " bytes of base ",
-            Describe(header, header.base_version_id()),
-            "; resend with allow_resize if the volume was resized"));
-      }
+  // A full has no base: every chunk the stream does not carry is zero, so
+  // a full stream need not list zero chunks.
+  if (!header.base_version_id().empty()) {
+    auto base = OpenBase(vault, vol, header);
+    if (!base.ok()) return base.status();
+    session->base_ = *std::move(base);
+    const IndexMetadata& b = session->base_->metadata();
+    session->base_count_ = session->base_->chunk_count();
+    if (b.volume_size_bytes != header.volume_size_bytes()) {
       // Chunks from the shorter size's last whole chunk on are not known
       // from the base: the stream must carry every one of them.
       session->must_cover_from_ =
-          std::min(base->volume_size_bytes, header.volume_size_bytes()) /
+          std::min(b.volume_size_bytes, header.volume_size_bytes()) /
           header.chunk_size_bytes();
     }
-    idx.entries = std::move(base->entries);
-    idx.entries.resize(n, transport::kZeroEntry);
   }
-  idx.host = header.source_host();
-  idx.volume = header.volume_id();
-  idx.key_fingerprint = header.key_fingerprint();
-  idx.version_id = header.new_version_id();
-  idx.base_version_id = header.base_version_id();
-  idx.volume_size_bytes = header.volume_size_bytes();
-  idx.chunk_size_bytes = header.chunk_size_bytes();
-  idx.created_unix_ms =
+  IndexMetadata& meta = session->meta_;
+  meta.host = header.source_host();
+  meta.volume = header.volume_id();
+  meta.key_fingerprint = header.key_fingerprint();
+  meta.version_id = header.new_version_id();
+  meta.base_version_id = header.base_version_id();
+  meta.volume_size_bytes = header.volume_size_bytes();
+  meta.chunk_size_bytes = header.chunk_size_bytes();
+  meta.created_unix_ms =
       header.created_unix_ms() != 0
           ? header.created_unix_ms()
           : std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
+  // The new index is written as the records arrive, staged unpublished.
+  auto writer = vault.CreateIndex(meta);
+  if (!writer.ok()) return writer.status();
+  session->writer_ = *std::move(writer);
   // The first encrypted stream of a tenant binds it to its key, just
   // before its first write (EnsureKeyBound): a stream refused before it
   // stores anything leaves the vault as it was.
@@ -390,9 +406,11 @@ absl::Status ReceiveSession::ApplyInner(const stream::Record& record) {
           !s.ok()) {
         return s;
       }
-      for (uint64_t i = 0; i < z.chunk_count(); ++i) {
-        index_.entries[z.first_chunk_index() + i] = transport::kZeroEntry;
+      if (auto s = ReplaceRange(z.first_chunk_index(), z.chunk_count());
+          !s.ok()) {
+        return s;
       }
+      if (auto s = writer_->AppendZeros(z.chunk_count()); !s.ok()) return s;
       counted_.zero_chunks += z.chunk_count();
       return absl::OkStatus();
     }
@@ -460,14 +478,14 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
       }
       std::string obj =
           Vault::EncodeChunk(c.compression(), c.raw_size_bytes(), c.payload());
-      ++index_.stats.new_objects;
-      index_.stats.stored_bytes += obj.size();
+      ++meta_.stats.new_objects;
+      meta_.stats.stored_bytes += obj.size();
       staged_bytes_ += obj.size();
       pending_.insert(*entry);
       staged_.emplace_back(*entry, std::move(obj));
     }
   }
-  index_.entries[i] = *entry;
+  if (auto s = PutEntry(i, *entry); !s.ok()) return s;
   ++counted_.chunk_records;
   counted_.payload_bytes += c.payload().size();
   counted_.raw_bytes += c.raw_size_bytes();
@@ -534,7 +552,7 @@ absl::Status ReceiveSession::ApplyChunkRef(const stream::ChunkRef& c) {
     }
   }
   if (auto s = CheckIndex(i, 1, "chunk ref"); !s.ok()) return s;
-  index_.entries[i] = *hash;
+  if (auto s = PutEntry(i, *hash); !s.ok()) return s;
   ++counted_.chunk_ref_records;
   return absl::OkStatus();
 }
@@ -560,32 +578,49 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
         " chunks from chunk ", must_cover_from_,
         " on, which the base cannot supply; the sender must send them all"));
   }
-  index_.root_hash = transport::ComputeRootHash(
-      index_.volume_size_bytes, index_.chunk_size_bytes, index_.entries);
-  if (t.root_hash() != index_.root_hash.ToBytes()) {
+  // The base's entries the stream did not replace, then the whole base
+  // checked: nothing built from a damaged base is published.
+  if (auto s = CarryBaseTo(chunk_count_); !s.ok()) return s;
+  if (base_ != nullptr) {
+    if (absl::Status s = base_->Finish(); !s.ok()) return BaseFailed(s);
+  }
+  auto root = writer_->Finish();
+  if (!root.ok()) return root.status();
+  meta_.root_hash = *root;
+  if (t.root_hash() != meta_.root_hash.ToBytes()) {
     std::string sent = t.root_hash().size() == ChunkHash::kSize
                            ? ChunkHash::FromBytes(t.root_hash())->ToHex()
                            : absl::StrCat("<", t.root_hash().size(), " bytes>");
     return absl::InvalidArgumentError(absl::StrCat(
         "root hash mismatch for ", Describe(header_, header_.new_version_id()),
         ": the sender computed ", sent, ", the base plus the stream give ",
-        index_.root_hash.ToHex()));
+        meta_.root_hash.ToHex()));
   }
-  const uint64_t new_objects = index_.stats.new_objects;
-  const uint64_t stored_bytes = index_.stats.stored_bytes;
-  index_.stats = counted_;
-  index_.stats.new_objects = new_objects;
-  index_.stats.stored_bytes = stored_bytes;
+  const uint64_t new_objects = meta_.stats.new_objects;
+  const uint64_t stored_bytes = meta_.stats.stored_bytes;
+  meta_.stats = counted_;
+  meta_.stats.new_objects = new_objects;
+  meta_.stats.stored_bytes = stored_bytes;
   // Every chunk the index names is durable before the index appears.
   if (auto s = FlushStaged(); !s.ok()) return s;
   if (auto s = IndexWritten(); !s.ok()) return s;
   if (auto s = EnsureKeyBound(); !s.ok()) return s;
-  absl::Status published = vault_.PublishIndex(index_);
-  if (!published.ok() && !absl::IsAlreadyExists(published)) {
+  return Publish();
+}
+
+absl::Status ReceiveSession::Publish() {
+  absl::Status published = writer_->Publish(meta_.stats);
+  writer_.reset();
+  if (absl::IsAlreadyExists(published)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("version ", Describe(header_, header_.new_version_id()),
+                     " already exists"));
+  }
+  if (!published.ok()) {
     // E.g. the directory sync after the link failed: the index may be
     // there all the same, and then the version exists.
     auto there = vault_.store().Exists(
-        Vault::IndexKey({index_.host, index_.volume}, index_.version_id));
+        Vault::IndexKey({meta_.host, meta_.volume}, meta_.version_id));
     if (!there.ok() || !*there) return published;
     state_ = State::kCommitted;
     gc_lock_.reset();
@@ -595,10 +630,57 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
                      " (the index was written, so the version exists; run "
                      "`cbt-receiver verify` on it)"));
   }
-  if (!published.ok()) return published;
   state_ = State::kCommitted;
   gc_lock_.reset();
   return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::BaseFailed(const absl::Status& s) const {
+  return absl::Status(
+      s.code(), absl::StrCat("reading the stream's base ",
+                             Describe(header_, header_.base_version_id()), ": ",
+                             s.message(),
+                             absl::IsDataLoss(s)
+                                 ? "; nothing was published: send a full stream"
+                                 : ""));
+}
+
+// The base and the writer advance together: before a record for chunks
+// [first, first + count), the chunks before it come from the base (zeros
+// past its end, or for a full), and the base entries it replaces are read
+// past (they still count for the base's checksum).
+absl::Status ReceiveSession::ReplaceRange(uint64_t first, uint64_t count) {
+  if (auto s = CarryBaseTo(first); !s.ok()) return s;
+  if (base_ == nullptr) return absl::OkStatus();
+  const uint64_t end = std::min(first + count, base_count_);
+  if (base_->position() >= end) return absl::OkStatus();
+  if (absl::Status s = base_->Skip(end - base_->position()); !s.ok()) {
+    return BaseFailed(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::CarryBaseTo(uint64_t end) {
+  while (writer_->position() < end) {
+    const uint64_t pos = writer_->position();
+    if (base_ == nullptr || pos >= base_count_) {
+      return writer_->AppendZeros(end - pos);
+    }
+    auto got = base_->Next(
+        static_cast<size_t>(std::min<uint64_t>(end, base_count_) - pos));
+    if (!got.ok()) return BaseFailed(got.status());
+    if (got->empty()) {
+      return absl::InternalError(
+          absl::StrCat("base index ended at chunk ", pos, " of ", base_count_));
+    }
+    if (absl::Status s = writer_->Append(*got); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::PutEntry(uint64_t index, const ChunkHash& entry) {
+  if (auto s = ReplaceRange(index, 1); !s.ok()) return s;
+  return writer_->Append({&entry, 1});
 }
 
 namespace {
@@ -670,7 +752,7 @@ absl::StatusOr<ReceiveResult> ReceiveStream(Vault& vault,
   if (absl::Status s = ApplyRecords(**session, reader); !s.ok()) {
     return WithOutcome(s, session->get());
   }
-  return ReceiveResult{(*session)->index()};
+  return ReceiveResult{(*session)->metadata()};
 }
 
 }  // namespace cbtd::receiver

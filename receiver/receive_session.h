@@ -52,7 +52,11 @@
 //    they arrive, so a stream cut anywhere leaves no version but reusable
 //    chunks; the index is built from the base index plus the stream and
 //    published atomically last, only if the Trailer's counts and root hash
-//    match.
+//    match and the whole base index checks out (its checksum and root
+//    hash; a damaged base is DATA_LOSS at the Trailer, nothing published).
+//  * Memory does not grow with the volume: the base index is read and the
+//    new one written in blocks as the records arrive (index_stream.h);
+//    what grows is bounded by kPackTargetBytes and kSyncBatchBytes.
 //  * While a session lives it holds the vault's GC lock shared: a GC waits
 //    for (or refuses during) a receive, so no chunk a session relies on is
 //    swept under it.
@@ -101,8 +105,8 @@ class ReceiveSession {
   // sender continues.
   uint64_t next_chunk_index() const { return next_index_; }
   const stream::Header& header() const { return header_; }
-  // The new version's index (complete once committed).
-  const VersionIndex& index() const { return index_; }
+  // The new version's metadata (root hash and stats set once committed).
+  const IndexMetadata& metadata() const { return meta_; }
 
  private:
   enum class State { kReceiving, kFailed, kCommitted };
@@ -118,6 +122,14 @@ class ReceiveSession {
                                               const ChunkHash& hash);
   absl::Status ApplyChunkRef(const stream::ChunkRef& c);
   absl::Status ApplyTrailer(const stream::Trailer& t);
+  // Publishes the new index (the commit).
+  absl::Status Publish();
+  // The new index's entries: see the merge in the .cc.
+  absl::Status ReplaceRange(uint64_t first, uint64_t count);
+  absl::Status CarryBaseTo(uint64_t end);
+  absl::Status PutEntry(uint64_t index, const ChunkHash& entry);
+  // `s`, from reading the base index, naming the base.
+  absl::Status BaseFailed(const absl::Status& s) const;
   // Writes the staged chunks as one pack (Vault::WritePack), and indexes
   // the written packs once they reach kSyncBatchBytes.
   absl::Status FlushStaged();
@@ -134,7 +146,14 @@ class ReceiveSession {
   std::unique_ptr<StoreLock> gc_lock_;
   const std::string tenant_;
   State state_ = State::kReceiving;
-  VersionIndex index_;
+  // The new version's metadata; its entries go to writer_ as the records
+  // arrive, merged with the base's (base_, null for a full), in one pass:
+  // records are strictly ascending, so memory does not grow with the
+  // volume.
+  IndexMetadata meta_;
+  std::unique_ptr<IndexReader> base_;
+  uint64_t base_count_ = 0;  // entries in the base
+  std::unique_ptr<IndexWriter> writer_;
   uint64_t chunk_count_ = 0;
   uint64_t next_index_ = 0;
   // With a resize, chunks from here on are not known from the base and
@@ -156,7 +175,8 @@ class ReceiveSession {
 };
 
 struct ReceiveResult {
-  VersionIndex index;  // the committed version
+  IndexMetadata index;  // the committed version (read its entries with
+                        // Vault::OpenIndex)
 };
 
 // Reads a whole stream from `reader` and applies it: Header, records,

@@ -80,7 +80,7 @@ absl::StatusOr<PruneResult> Prune(Vault& vault,
     if (!ids.ok()) return ids.status();
     std::vector<VersionStamp> stamps;
     for (const std::string& id : *ids) {
-      auto idx = vault.ReadIndex(vol, id);
+      auto idx = vault.ReadIndexMetadata(vol, id);
       if (!idx.ok()) {
         return absl::Status(
             idx.status().code(),

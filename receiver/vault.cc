@@ -442,6 +442,34 @@ absl::StatusOr<VersionIndex> Vault::ReadIndex(const VolumeName& v,
   return transport::DecodeIndex(*data, key);
 }
 
+absl::StatusOr<std::unique_ptr<IndexReader>> Vault::OpenIndex(
+    const VolumeName& v, std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  auto reader = IndexReader::Open(store_, IndexKey(v, version));
+  if (absl::IsNotFound(reader.status())) {
+    return absl::NotFoundError(absl::StrCat("version ", Describe(v, version),
+                                            " does not exist in the vault"));
+  }
+  return reader;
+}
+
+absl::StatusOr<IndexMetadata> Vault::ReadIndexMetadata(
+    const VolumeName& v, std::string_view version) {
+  auto reader = OpenIndex(v, version);
+  if (!reader.ok()) return reader.status();
+  if (absl::Status s = (*reader)->Finish(); !s.ok()) return s;
+  return (*reader)->metadata();
+}
+
+absl::StatusOr<std::unique_ptr<IndexWriter>> Vault::CreateIndex(
+    const IndexMetadata& meta) {
+  const VolumeName v{meta.host, meta.volume};
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", meta.version_id); !s.ok()) return s;
+  return IndexWriter::Create(store_, IndexKey(v, meta.version_id), meta);
+}
+
 absl::Status Vault::PublishIndex(const VersionIndex& index) {
   const VolumeName v{index.host, index.volume};
   absl::Status s =

@@ -40,6 +40,7 @@
 
 #include "absl/status/statusor.h"
 #include "receiver/chunk_index.h"
+#include "receiver/index_stream.h"
 #include "receiver/object_store.h"
 #include "transport/chunk_hash.h"
 #include "transport/names.h"
@@ -181,8 +182,23 @@ class Vault {
                                               const ChunkHash& hash);
 
   // NOT_FOUND naming host/volume/version if there is no such version.
+  // Holds every entry (32 bytes per chunk): for small volumes and tools;
+  // the receiver's own paths stream (OpenIndex).
   absl::StatusOr<VersionIndex> ReadIndex(const VolumeName& v,
                                          std::string_view version);
+  // Streams a version's index in bounded memory. Its metadata and entries
+  // are unverified until IndexReader::Finish succeeds (index_stream.h).
+  // NOT_FOUND naming host/volume/version if there is no such version.
+  absl::StatusOr<std::unique_ptr<IndexReader>> OpenIndex(
+      const VolumeName& v, std::string_view version);
+  // A version's metadata, after checking the whole index object (read
+  // through in bounded memory). Errors as OpenIndex, and DATA_LOSS.
+  absl::StatusOr<IndexMetadata> ReadIndexMetadata(const VolumeName& v,
+                                                  std::string_view version);
+  // A writer of the new version `meta` describes; the version exists once
+  // the writer's Publish succeeds (ALREADY_EXISTS if it already did).
+  absl::StatusOr<std::unique_ptr<IndexWriter>> CreateIndex(
+      const IndexMetadata& meta);
   // ALREADY_EXISTS if the version exists. The index's root hash must be set.
   absl::Status PublishIndex(const VersionIndex& index);
   absl::Status DeleteIndex(const VolumeName& v, std::string_view version);

@@ -32,8 +32,8 @@ class VaultUpload : public transport::UploadSession {
     stream::Record r;
     *r.mutable_trailer() = trailer;
     if (absl::Status s = session_->Apply(r); !s.ok()) return s;
-    return transport::CommitResult{session_->index().version_id,
-                                   session_->index().root_hash};
+    return transport::CommitResult{session_->metadata().version_id,
+                                   session_->metadata().root_hash};
   }
 
   // Destroying an uncommitted ReceiveSession is its abort: chunks stay
@@ -73,7 +73,7 @@ VaultServiceBackend::ListVersions(const std::string& source_host,
     auto ids = vault_.ListVersions(v);
     if (!ids.ok()) return ids.status();
     for (const std::string& id : *ids) {
-      auto index = vault_.ReadIndex(v, id);
+      auto index = vault_.ReadIndexMetadata(v, id);
       // Pruned between the listing and the read: not a version any more.
       if (absl::IsNotFound(index.status())) continue;
       if (!index.ok()) return index.status();

@@ -41,35 +41,63 @@ class TenantVerifier {
 
  private:
   // Which versions reference which chunk: each chunk is read once however
-  // many versions share it.
+  // many versions share it. Indexes are streamed (bounded memory per
+  // index); what grows is users_, one entry per distinct chunk.
   absl::Status Collect() {
     for (size_t slot = 0; slot < versions_.size(); ++slot) {
-      auto idx =
-          vault_.ReadIndex(versions_[slot].first, versions_[slot].second);
-      if (!scope_.version.empty() && (absl::IsNotFound(idx.status()) ||
-                                      absl::IsInvalidArgument(idx.status()))) {
-        return idx.status();  // the version named does not exist
+      auto reader =
+          vault_.OpenIndex(versions_[slot].first, versions_[slot].second);
+      if (!scope_.version.empty() &&
+          (absl::IsNotFound(reader.status()) ||
+           absl::IsInvalidArgument(reader.status()))) {
+        return reader.status();  // the version named does not exist
       }
       // Pruned between the listing and the read: not a version any more.
-      if (absl::IsNotFound(idx.status())) continue;
-      if (!idx.ok()) {
-        bad_index_[slot] = std::string(idx.status().message());
+      if (absl::IsNotFound(reader.status())) continue;
+      absl::Status s = reader.ok() ? AddUsers(**reader, slot) : reader.status();
+      if (!s.ok()) {
+        // Entries read before the damage showed are not to be trusted.
+        DropUsers(slot);
+        if (absl::IsNotFound(s)) continue;  // pruned while being read
+        bad_index_[slot] = std::string(s.message());
         continue;
       }
+      const IndexMetadata& meta = (*reader)->metadata();  // verified now
       ++report_.versions_checked;
-      if (idx->encrypted()) tenant_key_ = idx->key_fingerprint;
-      if (scope_.volume && idx->encrypted() && scope_.key &&
-          scope_.key->fingerprint() != idx->key_fingerprint) {
-        return restore::CheckRestoreKey(*idx, scope_.key);
+      if (meta.encrypted()) tenant_key_ = meta.key_fingerprint;
+      if (scope_.volume && meta.encrypted() && scope_.key &&
+          scope_.key->fingerprint() != meta.key_fingerprint) {
+        return restore::CheckRestoreKey(meta, scope_.key);
       }
-      for (const ChunkHash& h : idx->entries) {
+    }
+    report_.versions_checked += bad_index_.size();
+    return absl::OkStatus();
+  }
+
+  // Records `slot` as a user of every chunk of the index, then checks the
+  // whole index (IndexReader::Finish).
+  absl::Status AddUsers(IndexReader& reader, size_t slot) {
+    for (;;) {
+      auto block = reader.Next();
+      if (!block.ok()) return block.status();
+      if (block->empty()) break;
+      for (const ChunkHash& h : *block) {
         if (transport::IsZeroEntry(h)) continue;
         auto& u = users_[h];
         if (u.empty() || u.back() != slot) u.push_back(slot);
       }
     }
-    report_.versions_checked += bad_index_.size();
-    return absl::OkStatus();
+    return reader.Finish();
+  }
+
+  // Undoes AddUsers of `slot`, the newest slot (damage is rare: a pass
+  // over the map then costs less than holding every index).
+  void DropUsers(size_t slot) {
+    for (auto it = users_.begin(); it != users_.end();) {
+      std::vector<size_t>& u = it->second;
+      if (!u.empty() && u.back() == slot) u.pop_back();
+      it = u.empty() ? users_.erase(it) : std::next(it);
+    }
   }
 
   // With scope_.threads workers.
@@ -144,21 +172,35 @@ class TenantVerifier {
     }
     for (size_t slot : hurt_) {
       DamagedVersion d{versions_[slot].first, versions_[slot].second, "", {}};
-      auto idx = vault_.ReadIndex(d.volume, d.version);
-      if (!idx.ok()) {
-        d.reason = std::string(idx.status().message());
-      } else {
-        for (uint64_t i = 0; i < idx->entries.size(); ++i) {
-          auto it = bad_chunks_.find(idx->entries[i]);
-          if (it == bad_chunks_.end()) continue;
-          d.chunks.push_back({i, it->first, absl::IsNotFound(it->second),
-                              std::string(it->second.message())});
-        }
-        if (!d.chunks.empty()) d.reason = d.chunks.front().reason;
+      if (absl::Status s = FindDamaged(d); !s.ok()) {
+        d.chunks.clear();
+        d.reason = std::string(s.message());
+      } else if (!d.chunks.empty()) {
+        d.reason = d.chunks.front().reason;
       }
       out[slot] = std::move(d);
     }
     for (auto& [slot, d] : out) report_.damaged.push_back(std::move(d));
+  }
+
+  // Every position of `d`'s version whose chunk is damaged, streamed.
+  absl::Status FindDamaged(DamagedVersion& d) {
+    auto reader = vault_.OpenIndex(d.volume, d.version);
+    if (!reader.ok()) return reader.status();
+    for (uint64_t i = 0;;) {
+      auto block = (*reader)->Next();
+      if (!block.ok()) return block.status();
+      if (block->empty()) break;
+      for (const ChunkHash& h : *block) {
+        auto it = bad_chunks_.find(h);
+        if (it != bad_chunks_.end()) {
+          d.chunks.push_back({i, it->first, absl::IsNotFound(it->second),
+                              std::string(it->second.message())});
+        }
+        ++i;
+      }
+    }
+    return (*reader)->Finish();
   }
 
   Vault& vault_;

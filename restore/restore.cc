@@ -370,7 +370,7 @@ absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
 
 }  // namespace
 
-absl::Status CheckRestoreKey(const VersionIndex& idx,
+absl::Status CheckRestoreKey(const transport::IndexMetadata& idx,
                              const std::optional<transport::TenantKey>& key) {
   if (!idx.encrypted()) return absl::OkStatus();
   const std::string name =

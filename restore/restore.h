@@ -127,7 +127,7 @@ struct RestoreOptions {
 
 // OK if `options.key` can open `idx` (plaintext, or encrypted under that
 // key); FAILED_PRECONDITION naming the version and the fingerprints.
-absl::Status CheckRestoreKey(const VersionIndex& idx,
+absl::Status CheckRestoreKey(const transport::IndexMetadata& idx,
                              const std::optional<transport::TenantKey>& key);
 
 struct RestoreStats {

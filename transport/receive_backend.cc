@@ -2,7 +2,7 @@
 
 namespace cbtd::transport {
 
-VersionSummary SummaryOf(const VersionIndex& index) {
+VersionSummary SummaryOf(const IndexMetadata& index) {
   VersionSummary v;
   v.source_host = index.host;
   v.volume_id = index.volume;

@@ -40,7 +40,7 @@ struct VersionSummary {
 
 // The one copy of the fields a VersionIndex and a VersionSummary share,
 // each way. IndexWithoutEntries leaves entries and stats empty.
-VersionSummary SummaryOf(const VersionIndex& index);
+VersionSummary SummaryOf(const IndexMetadata& index);
 VersionIndex IndexWithoutEntries(const VersionSummary& summary);
 
 // Retention counts (receiver/retention.h): keep the newest `keep_last`

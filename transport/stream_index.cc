@@ -57,23 +57,48 @@ ChunkHash EntryOf(std::span<const uint8_t> data) {
   return IsAllZero(data) ? kZeroEntry : ChunkHash::Sha256(data);
 }
 
-ChunkHash ComputeRootHash(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
-                          std::span<const ChunkHash> entries) {
-  // Streamed through EVP so a 1 TiB volume's entries are never copied.
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, kRootDomain, sizeof(kRootDomain));  // with the NUL
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+
+Sha256Stream::~Sha256Stream() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
+
+void Sha256Stream::Update(const void* data, size_t size) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
+}
+
+std::array<uint8_t, ChunkHash::kSize> Sha256Stream::Finish() {
+  std::array<uint8_t, ChunkHash::kSize> out;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), nullptr);
+  return out;
+}
+
+RootHasher::RootHasher(uint64_t volume_size_bytes, uint32_t chunk_size_bytes) {
+  sha_.Update(kRootDomain, sizeof(kRootDomain));  // with the NUL
   std::string sizes;
   PutLe(sizes, volume_size_bytes, 8);
   PutLe(sizes, chunk_size_bytes, 4);
-  EVP_DigestUpdate(ctx, sizes.data(), sizes.size());
-  for (const ChunkHash& e : entries) {
-    EVP_DigestUpdate(ctx, e.bytes().data(), ChunkHash::kSize);
+  sha_.Update(sizes.data(), sizes.size());
+}
+
+void RootHasher::Add(std::span<const ChunkHash> entries) {
+  // ChunkHash is its 32 bytes, so a span of entries is contiguous bytes;
+  // one update per span instead of one per entry.
+  static_assert(sizeof(ChunkHash) == ChunkHash::kSize);
+  if (!entries.empty()) {
+    sha_.Update(entries.data(), entries.size() * ChunkHash::kSize);
   }
-  std::array<uint8_t, ChunkHash::kSize> out;
-  EVP_DigestFinal_ex(ctx, out.data(), nullptr);
-  EVP_MD_CTX_free(ctx);
-  return ChunkHash(out);
+}
+
+ChunkHash RootHasher::Finish() { return ChunkHash(sha_.Finish()); }
+
+ChunkHash ComputeRootHash(uint64_t volume_size_bytes, uint32_t chunk_size_bytes,
+                          std::span<const ChunkHash> entries) {
+  RootHasher hasher(volume_size_bytes, chunk_size_bytes);
+  hasher.Add(entries);
+  return hasher.Finish();
 }
 
 bool IsKeyFingerprint(std::string_view s) {
@@ -82,7 +107,7 @@ bool IsKeyFingerprint(std::string_view s) {
          });
 }
 
-std::string EncodeIndex(const VersionIndex& index) {
+std::string EncodeIndexHead(const IndexMetadata& index, uint64_t chunk_count) {
   // Format 2 marks an encrypted version, so a build that predates
   // encryption refuses it by its format instead of calling every chunk
   // damaged; a plaintext index stays format 1.
@@ -95,7 +120,7 @@ std::string EncodeIndex(const VersionIndex& index) {
       {"base_version", index.base_version_id},
       {"volume_size_bytes", index.volume_size_bytes},
       {"chunk_size_bytes", index.chunk_size_bytes},
-      {"chunk_count", index.entries.size()},
+      {"chunk_count", chunk_count},
       {"created_unix_ms", index.created_unix_ms},
       {"root_hash", index.root_hash.ToHex()},
       {"hash_algorithm", encrypted ? "hmac-sha256" : "sha256"},
@@ -114,6 +139,11 @@ std::string EncodeIndex(const VersionIndex& index) {
   std::string out(kIndexMagic, sizeof(kIndexMagic));
   PutLe(out, json.size(), 4);
   out += json;
+  return out;
+}
+
+std::string EncodeIndex(const VersionIndex& index) {
+  std::string out = EncodeIndexHead(index, index.entries.size());
   out.reserve(out.size() + (index.entries.size() + 1) * ChunkHash::kSize);
   for (const ChunkHash& e : index.entries) {
     out.append(reinterpret_cast<const char*>(e.bytes().data()),
@@ -125,25 +155,24 @@ std::string EncodeIndex(const VersionIndex& index) {
   return out;
 }
 
-absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
-                                         std::string_view what) {
-  const size_t fixed = sizeof(kIndexMagic) + 4;
-  if (data.size() < fixed + ChunkHash::kSize ||
-      std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
+absl::StatusOr<uint32_t> ParseIndexPrefix(std::string_view prefix,
+                                          std::string_view what) {
+  if (prefix.size() < kIndexPrefixBytes ||
+      std::memcmp(prefix.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
     return Damaged(what, "not a cbtd index (bad magic or too short)");
   }
-  std::array<uint8_t, ChunkHash::kSize> sum;
-  const size_t body = data.size() - ChunkHash::kSize;
-  SHA256(reinterpret_cast<const uint8_t*>(data.data()), body, sum.data());
-  if (std::memcmp(sum.data(), data.data() + body, sum.size()) != 0) {
-    return Damaged(what, "checksum mismatch");
+  const uint64_t json_len = GetLe(prefix.data() + sizeof(kIndexMagic), 4);
+  if (json_len > kMaxIndexMetadataBytes) {
+    return Damaged(what, absl::StrCat("metadata length ", json_len));
   }
-  const uint64_t json_len = GetLe(data.data() + sizeof(kIndexMagic), 4);
-  if (json_len > body - fixed) return Damaged(what, "metadata length");
-  VersionIndex index;
+  return static_cast<uint32_t>(json_len);
+}
+
+absl::StatusOr<IndexMetadata> ParseIndexMetadata(std::string_view json,
+                                                 std::string_view what) {
+  IndexMetadata index;
   try {
-    const nlohmann::json meta =
-        nlohmann::json::parse(data.substr(fixed, json_len));
+    const nlohmann::json meta = nlohmann::json::parse(json);
     const int format = meta.at("format").get<int>();
     if (format != 1 && format != 2) {
       return absl::FailedPreconditionError(
@@ -186,13 +215,35 @@ absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
     return Damaged(what, absl::StrCat("metadata: ", e.what()));
   }
   if (index.chunk_size_bytes == 0) return Damaged(what, "chunk size 0");
+  return index;
+}
+
+absl::StatusOr<VersionIndex> DecodeIndex(std::string_view data,
+                                         std::string_view what) {
+  const size_t fixed = kIndexPrefixBytes;
+  if (data.size() < fixed + ChunkHash::kSize) {
+    return Damaged(what, "not a cbtd index (bad magic or too short)");
+  }
+  auto json_len = ParseIndexPrefix(data, what);
+  if (!json_len.ok()) return json_len.status();
+  std::array<uint8_t, ChunkHash::kSize> sum;
+  const size_t body = data.size() - ChunkHash::kSize;
+  SHA256(reinterpret_cast<const uint8_t*>(data.data()), body, sum.data());
+  if (std::memcmp(sum.data(), data.data() + body, sum.size()) != 0) {
+    return Damaged(what, "checksum mismatch");
+  }
+  if (*json_len > body - fixed) return Damaged(what, "metadata length");
+  auto meta = ParseIndexMetadata(data.substr(fixed, *json_len), what);
+  if (!meta.ok()) return meta.status();
+  VersionIndex index;
+  static_cast<IndexMetadata&>(index) = *std::move(meta);
   const uint64_t n =
       ChunkCount(index.volume_size_bytes, index.chunk_size_bytes);
-  if (body - fixed - json_len != n * ChunkHash::kSize) {
+  if (body - fixed - *json_len != n * ChunkHash::kSize) {
     return Damaged(what, absl::StrCat("expected ", n, " entries"));
   }
   index.entries.resize(n);
-  const char* p = data.data() + fixed + json_len;
+  const char* p = data.data() + fixed + *json_len;
   for (uint64_t i = 0; i < n; ++i, p += ChunkHash::kSize) {
     std::array<uint8_t, ChunkHash::kSize> b;
     std::memcpy(b.data(), p, b.size());

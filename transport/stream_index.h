@@ -22,10 +22,12 @@
 // chunk ids, "encryption" is "aes256gcm-v1" and "key_fingerprint" names
 // the tenant key), so a build that predates encryption refuses it.
 //
-// Thread-safety: value types and pure functions.
+// Thread-safety: value types and pure functions; a Sha256Stream or
+// RootHasher is used by one thread at a time.
 #ifndef CBTD_TRANSPORT_STREAM_INDEX_H_
 #define CBTD_TRANSPORT_STREAM_INDEX_H_
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -68,7 +70,9 @@ struct IndexStats {
   uint64_t stored_bytes = 0;       // bytes of those objects
 };
 
-struct VersionIndex {
+// Everything an index says about its version but the entries: what a
+// listing, a commit result or a streaming reader's caller needs.
+struct IndexMetadata {
   std::string host;
   std::string volume;
   std::string version_id;
@@ -76,8 +80,7 @@ struct VersionIndex {
   uint64_t volume_size_bytes = 0;
   uint32_t chunk_size_bytes = 0;
   int64_t created_unix_ms = 0;
-  std::vector<ChunkHash> entries;  // one per chunk; kZeroEntry for zeros
-  ChunkHash root_hash;             // ComputeRootHash over the above
+  ChunkHash root_hash;  // ComputeRootHash over the entries
   IndexStats stats;
   // The public fingerprint of the tenant key whose keyed ids the entries
   // are and whose chunks are sealed (transport/tenant_key.h); empty for a
@@ -86,8 +89,65 @@ struct VersionIndex {
   bool encrypted() const { return !key_fingerprint.empty(); }
 };
 
+// A whole index in memory: 32 bytes per chunk (512 MiB per TiB of volume at
+// 64 KiB chunks). The receiver streams indexes instead
+// (receiver/index_stream.h); this is for small volumes, tests and tools.
+struct VersionIndex : IndexMetadata {
+  std::vector<ChunkHash> entries;  // one per chunk; kZeroEntry for zeros
+};
+
 // True for 16 lowercase hex digits (TenantKey::fingerprint()).
 bool IsKeyFingerprint(std::string_view s);
+
+// SHA-256 over bytes given in pieces. Not copyable.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(const void* data, size_t size);
+  // The digest; call once, after which the object is spent.
+  std::array<uint8_t, ChunkHash::kSize> Finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX, kept out of this header
+};
+
+// ComputeRootHash over entries given in order, in pieces: a volume's root
+// hash without holding its entries.
+class RootHasher {
+ public:
+  RootHasher(uint64_t volume_size_bytes, uint32_t chunk_size_bytes);
+  void Add(std::span<const ChunkHash> entries);
+  // Call once, after every entry was added.
+  ChunkHash Finish();
+
+ private:
+  Sha256Stream sha_;
+};
+
+// The encoded index is head | entries | checksum. The head is the magic,
+// u32le json_len and the metadata JSON; kIndexPrefixBytes of it come
+// before the JSON. A JSON longer than kMaxIndexMetadataBytes is refused as
+// damage (real ones are under 1 KiB), so a hostile length cannot make a
+// reader allocate gigabytes.
+inline constexpr size_t kIndexPrefixBytes = 12;
+inline constexpr uint32_t kMaxIndexMetadataBytes = 1u << 20;
+
+// The head of an index of `chunk_count` entries described by `meta` (its
+// root_hash and stats must be final).
+std::string EncodeIndexHead(const IndexMetadata& meta, uint64_t chunk_count);
+// The JSON length from the first kIndexPrefixBytes of an index. DATA_LOSS
+// naming `what` for a bad magic or a length over kMaxIndexMetadataBytes.
+absl::StatusOr<uint32_t> ParseIndexPrefix(std::string_view prefix,
+                                          std::string_view what);
+// Parses and checks the metadata JSON (format, encryption, chunk size > 0).
+// Errors: DATA_LOSS naming `what`; FAILED_PRECONDITION for a format this
+// build does not read. Nothing here is trusted until the whole object's
+// checksum is checked (DecodeIndex, or a streaming reader's Finish).
+absl::StatusOr<IndexMetadata> ParseIndexMetadata(std::string_view json,
+                                                 std::string_view what);
 
 // Serializes `index` (its root_hash must already be set).
 std::string EncodeIndex(const VersionIndex& index);

@@ -42,7 +42,7 @@ int RunReceive(std::span<char*> args) {
   file.reset();
   // The error already says what became of the version (ReceiveStream).
   if (!result.ok()) return Fail(vm, "receive", result.status());
-  const VersionIndex& idx = result->index;
+  const transport::IndexMetadata& idx = result->index;
   if (vm.count("json")) {
     PrintJson({{"ok", true},
                {"host", idx.host},

@@ -86,7 +86,12 @@ int main(int argc, char** argv) {
       std::cerr << full.status() << "\n";
       return 1;
     }
-    auto inc = Send(vault, v2, &full->index, changed, chunk, "v2");
+    auto base = vault.ReadIndex({"h", "v"}, "v1");
+    if (!base.ok()) {
+      std::cerr << base.status() << "\n";
+      return 1;
+    }
+    auto inc = Send(vault, v2, &*base, changed, chunk, "v2");
     if (!inc.ok()) {
       std::cerr << inc.status() << "\n";
       return 1;

@@ -28,6 +28,32 @@ struct FaultPlan {
   }
 };
 
+// A writer whose Append and Publish are writing calls of the plan.
+class FaultyWriter : public ObjectWriter {
+ public:
+  FaultyWriter(std::unique_ptr<ObjectWriter> inner, std::string key,
+               FaultPlan& plan)
+      : inner_(std::move(inner)), key_(std::move(key)), plan_(plan) {}
+  absl::Status Append(std::string_view data) override {
+    if (auto s = plan_.Next("Append " + key_); !s.ok()) return s;
+    return inner_->Append(data);
+  }
+  uint64_t size_bytes() const override { return inner_->size_bytes(); }
+  absl::StatusOr<std::string> ReadBack(uint64_t offset,
+                                       uint32_t length) override {
+    return inner_->ReadBack(offset, length);
+  }
+  absl::Status Publish() override {
+    if (auto s = plan_.Next("Publish " + key_); !s.ok()) return s;
+    return inner_->Publish();
+  }
+
+ private:
+  std::unique_ptr<ObjectWriter> inner_;
+  const std::string key_;
+  FaultPlan& plan_;
+};
+
 class FaultyStore : public ObjectStore {
  public:
   FaultyStore(ObjectStore& inner, FaultPlan& plan)
@@ -53,8 +79,19 @@ class FaultyStore : public ObjectStore {
     if (auto s = plan_.Next("Delete " + key); !s.ok()) return s;
     return inner_.Delete(key);
   }
+  absl::StatusOr<std::unique_ptr<ObjectWriter>> OpenWriter(
+      const std::string& key) override {
+    if (auto s = plan_.Next("OpenWriter " + key); !s.ok()) return s;
+    auto w = inner_.OpenWriter(key);
+    if (!w.ok()) return w.status();
+    return std::make_unique<FaultyWriter>(*std::move(w), key, plan_);
+  }
   absl::StatusOr<std::string> Get(const std::string& key) override {
     return inner_.Get(key);
+  }
+  absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const std::string& key) override {
+    return inner_.OpenReader(key);
   }
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t off,
                                        uint32_t len) override {

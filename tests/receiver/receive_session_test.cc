@@ -440,6 +440,50 @@ TEST_F(ReceiveSessionTest, ResizeNeedsAllowResizeAndRestoresNewSize) {
   EXPECT_TRUE(RestoreToFile("v2", "r2") == vol);
 }
 
+TEST_F(ReceiveSessionTest, ShrinkRestoresNewSizeAndReadsTheWholeBase) {
+  ReceiveFirstFull();
+  std::string vol = vol1_.substr(0, 30 * kChunk + 123);
+  const VersionIndex base = Index("v1");
+  transport::ProducerOptions opts;
+  opts.allow_resize = true;
+  auto r = Receive(Produce(vol, &base, {}, "v2", opts));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(RestoreToFile("v2", "r2") == vol);
+}
+
+// The base index is streamed, so its entries are checked only at the end:
+// a base damaged anywhere must still refuse the commit, name the base,
+// and leave no version and no temporary file behind.
+TEST_F(ReceiveSessionTest, DamagedBaseIndexPublishesNothing) {
+  ReceiveFirstFull();
+  const VersionIndex base = Index("v1");
+  std::string vol = vol1_;
+  cbt::ExtentSet changed;
+  Scribble(vol, changed, 3, 77);
+  const std::string stream = Produce(vol, &base, changed, "v2");
+  const std::string key = Vault::IndexKey(kVol, "v1");
+  const std::string good = *store_->Get(key);
+  // An entry in the middle, and the trailing checksum.
+  for (size_t at : {good.size() - 32 - 20 * 32 + 5, good.size() - 1}) {
+    SCOPED_TRACE(at);
+    std::string bad = good;
+    bad[at] ^= 1;
+    ASSERT_TRUE(store_->Put(key, bad).ok());
+    auto r = Receive(stream);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("host1/vol1@v1"));
+    EXPECT_THAT(std::string(r.status().message()),
+                HasSubstr("[no version was created]"));
+    EXPECT_FALSE(*store_->Exists(Vault::IndexKey(kVol, "v2")));
+    for (const auto& [path, bytes] : Listing()) {
+      EXPECT_EQ(path.find(".tmp."), std::string::npos) << path << " left";
+    }
+  }
+  ASSERT_TRUE(store_->Put(key, good).ok());
+  ASSERT_TRUE(Receive(stream).ok()) << "the stream itself was good";
+}
+
 // Fault 1 of issue 13: a host that knows only the hash of another host's
 // chunk forges a stream that references it, to read the bytes back through
 // its own version. The reference must be refused: the bytes were never
@@ -485,7 +529,9 @@ TEST_F(ReceiveSessionTest, ForeignChunkRefIsRefused) {
   std::string bytes = vol1_.substr(0, kChunk);
   r = Receive(Produce(bytes, nullptr, {}, "stolen", as2));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->index.entries[0], secret);
+  auto stolen = vault_->ReadIndex({"host2", "loot"}, "stolen");
+  ASSERT_TRUE(stolen.ok()) << stolen.status();
+  EXPECT_EQ(stolen->entries[0], secret);
 }
 
 // The dedup handshake answers for the asking host's own scope only: the
@@ -539,7 +585,9 @@ TEST_F(ReceiveSessionTest, ChunkRefToTheSameHostsOtherVolumeIsAccepted) {
   t->set_chunk_ref_records(1);
   auto r = Receive(transport::FrameRecords(recs));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->index.entries[0], v1.entries[0]);
+  auto c1 = vault_->ReadIndex({"host1", "vol2"}, "c1");
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_EQ(c1->entries[0], v1.entries[0]);
 }
 
 // Fault 2 of issue 13: a valid stream followed by more bytes committed the

@@ -92,7 +92,7 @@ class RetentionVaultTest : public VaultFixture {
       opts.created_unix_ms = kT0 + v * kDay;
       auto r = Receive(Produce(vol, base, changed, absl::StrCat("v", v), opts));
       ASSERT_TRUE(r.ok()) << r.status();
-      prev = r->index;
+      prev = Index(absl::StrCat("v", v));
       base = &prev;
       states_.push_back(vol);
     }
