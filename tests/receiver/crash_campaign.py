@@ -44,6 +44,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -735,6 +736,35 @@ class Campaign:
         # The vault ends collectable: a last gc and check.
         self.op_gc(False)
         self.full_check('at the end')
+        self.check_collected()
+
+    def check_collected(self):
+        """After the last gc --grace-seconds 0, nothing the crashes left
+        behind remains: no temporary file, and the pack files are exactly the
+        packs the chunk index knows (docs/vault.md: gc removes the others)."""
+        files, temps = set(), []
+        for root, _, names in os.walk(self.vault):
+            for name in names:
+                if '.tmp.' in name:
+                    temps.append(os.path.join(root, name))
+                elif name.endswith('.pack'):
+                    tenant = os.path.relpath(root, self.vault).split(os.sep)[1]
+                    files.add((tenant, name[:-len('.pack')]))
+        db = sqlite3.connect('file:' + os.path.join(self.vault, 'index',
+                             'chunks.sqlite') + '?mode=ro&immutable=1', uri=True)
+        try:
+            known = set((t, p) for p, t in db.execute(
+                'SELECT p.name, t.name FROM packs p JOIN tenants t USING (tenant_id)'))
+        finally:
+            db.close()
+        self.stats['packs_at_end'] = len(files)
+        if temps:
+            self.fail(f'temporary files left after the last gc: {temps}')
+        if files - known:
+            self.fail(f'pack files no index knows, left after the last gc: '
+                      f'{sorted(files - known)}')
+        if known - files:
+            self.fail(f'packs the index knows are missing: {sorted(known - files)}')
 
     def damage(self):
         """--inject-damage: break the vault on purpose; the campaign must fail.
@@ -855,6 +885,10 @@ class FullDisk:
             os.unlink(target + '.cbtd-state')
             self.stats['restores_compared'] += 1
 
+    def vault_files(self):
+        return {os.path.relpath(os.path.join(root, n), self.vault)
+                for root, _, names in os.walk(self.vault) for n in names}
+
     @staticmethod
     def names_the_problem(err):
         return 'No space left on device' in err or 'ENOSPC' in err
@@ -908,9 +942,12 @@ class FullDisk:
         stream = self.send('b', 'v1', size=20 << 20)
         for leave in (8 << 20, 0):
             self.fill(leave_bytes=leave)
+            before = self.vault_files()
             r = self.progs.start(self.receiver('receive', '--input', stream)).finish()
             what = f'a receive with {leave >> 20} MiB free'
             self.expect_enospc(what, r, must_say='[no version was created]')
+            self.stats.setdefault('files_left_by_the_failed_receives', []).extend(
+                sorted(self.vault_files() - before))
             self.stats['full_disk_receives_failed'] += 1
             self.check_while_full(f'after {what}', have)
             os.unlink(self.filler)
