@@ -576,10 +576,16 @@ class Campaign:
 
     def op_prune(self, crash):
         self.bump('operations', 'prune')
-        if self.rng.random() < 0.15:  # protect an old version now and then
+        if self.rng.random() < 0.15:  # move a volume's protection now and then
             vol = self.rng.choice(self.vols)
             old = sorted(vol.versions, key=lambda i: vol.versions[i]['order'])[:-1]
             if old:
+                for vid in old:
+                    if vol.versions[vid]['protected']:
+                        self.progs.run(self.receiver(
+                            'versions', '--host', vol.host, '--volume', vol.name,
+                            '--unprotect', vid))
+                        vol.versions[vid]['protected'] = False
                 vid = self.rng.choice(old)
                 self.progs.run(self.receiver('versions', '--host', vol.host,
                                              '--volume', vol.name, '--protect', vid))
@@ -621,7 +627,7 @@ class Campaign:
         vol = self.rng.choice(self.vols)
         vid = self.rng.choice(sorted(vol.versions))
         incremental = (vol.replica_version is not None and
-                       vol.replica_version != vid and self.rng.random() < 0.6)
+                       vol.replica_version != vid and self.rng.random() < 0.75)
         kind = 'restore_incremental' if incremental else 'restore_full'
         self.bump('operations', kind)
         target = vol.replica if incremental else os.path.join(self.tmp, 'r.img')
