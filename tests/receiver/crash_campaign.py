@@ -560,7 +560,7 @@ class Campaign:
 
     def prune_plan(self):
         """Seeded policy; returns (args, vols in scope, keys it removes)."""
-        keep = self.rng.randint(1, 3)
+        keep = self.rng.randint(1, 2)
         if self.rng.random() < 0.5:
             scope = [self.rng.choice(self.vols)]
             args = ['--host', scope[0].host, '--volume', scope[0].name]
@@ -730,7 +730,7 @@ class Campaign:
                 self.fail('too many operations finished before their kill')
             op = self.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
             self.crash_index = self.stats['crash_points'] + 1
-            if sum(len(v.versions) for v in self.vols) > 6:
+            if sum(len(v.versions) for v in self.vols) > 8:  # keeps restores cheap
                 op = self.op_prune
             crash = self.rng.random() < 0.9
             killed = op(crash)
@@ -1019,6 +1019,8 @@ def main():
     if not os.path.isdir(args.workdir):
         ap.error(f'--workdir {args.workdir} is not a directory')
     args.bin_dir = os.path.abspath(args.bin_dir)
+    # SIGTERM (a timeout, ^C from a wrapper) still cleans up and unmounts.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit('crash_campaign: terminated'))
 
     work = tempfile.mkdtemp(prefix='cbtd-crash.', dir=args.workdir)
     summary = {'seed': args.seed, 'crashes_requested': args.crashes}
