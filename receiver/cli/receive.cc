@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"
@@ -11,6 +12,17 @@
 #include "receiver/receive_session.h"
 
 namespace cbtd::receiver::cli {
+namespace {
+
+// An error before the stream is read (the vault or the input cannot be
+// opened, e.g. on a full disk) says what became of the version like every
+// other receive error (ReceiveStream).
+absl::Status NoVersion(const absl::Status& s) {
+  return absl::Status(s.code(),
+                      absl::StrCat(s.message(), " [no version was created]"));
+}
+
+}  // namespace
 
 int RunReceive(std::span<char*> args) {
   po::options_description desc("Options");
@@ -23,13 +35,14 @@ int RunReceive(std::span<char*> args) {
     return *rc;
   }
   auto opened = OpenVault(vm, vm.count("create") > 0);
-  if (!opened.ok()) return Fail(vm, "receive", opened.status());
+  if (!opened.ok()) return Fail(vm, "receive", NoVersion(opened.status()));
   const std::string input = vm["input"].as<std::string>();
   common::UniqueFd file;  // empty: stdin
   if (input != "-") {
     file.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
     if (!file) {
-      return Fail(vm, "receive", common::ErrnoStatus(errno, "open " + input));
+      return Fail(vm, "receive",
+                  NoVersion(common::ErrnoStatus(errno, "open " + input)));
     }
   } else if (::isatty(0)) {
     std::cerr << "cbt-receiver receive: stdin is a terminal; pipe a stream "

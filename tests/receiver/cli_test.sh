@@ -64,6 +64,16 @@ grep -q truncated "$T/err" || fail "no 'truncated' in: $(cat "$T/err")"
 count=$(grep -o "no version was created" "$T/err" | wc -l)
 [ "$count" = 1 ] || fail "'no version was created' said $count times: $(cat "$T/err")"
 
+# ... and so does an error before the stream is read (found by the full-disk
+# case of crash_campaign.py: a vault whose chunk index cannot be opened).
+for args in "--vault $T/vault --input $T/no-such-stream" "--vault $T/no-such-vault --input $T/s2"; do
+  set +e
+  "$B/cbt-receiver" receive $args 2> "$T/err"; rc=$?
+  set -e
+  [ $rc -eq 6 ] || fail "receive $args: expected exit 6, got $rc: $(cat "$T/err")"
+  grep -q "\[no version was created\]$" "$T/err" || fail "receive $args: the error does not say what became of the version: $(cat "$T/err")"
+done
+
 # Issue 13, fault 2: bytes after the trailer (garbage, a second stream) are
 # refused before the commit: exit 3, no version, the reason named; the clean
 # stream then commits.
