@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto result = cbtd::receiver::ReceiveStream(vault, reader);
   if (!result.ok()) return 0;
   // Committed: the version exists and its index reads back as committed.
-  const cbtd::transport::VersionIndex& idx = result->index;
-  auto stored = vault.ReadIndex({idx.host, idx.volume}, idx.version_id);
+  const cbtd::transport::IndexMetadata& idx = result->index;
+  auto stored = vault.ReadIndexMetadata({idx.host, idx.volume}, idx.version_id);
   if (!stored.ok() || stored->root_hash != idx.root_hash) std::abort();
   return 0;
 }
