@@ -16,6 +16,14 @@
 //
 // Thread-safety: implementations are safe for concurrent use from several
 // threads and processes (a receive, a GC and a restore may share a vault).
+//
+// Receives and GC run at the same time (docs/vault.md, "GC while
+// receiving"): a receive registers a session, and every pack it relies on
+// before its version is published (one it wrote, one holding a chunk it
+// referenced) is pinned to the session in the same transaction that found
+// or recorded it. GC neither forgets nor repacks a pack pinned by a session
+// that is open or ended after the GC began (the session clock), and checks
+// that again inside the transaction that forgets packs.
 #ifndef CBTD_RECEIVER_CHUNK_INDEX_H_
 #define CBTD_RECEIVER_CHUNK_INDEX_H_
 
@@ -59,6 +67,19 @@ struct PackInfo {
 };
 
 // What GC learns about one pack after a mark.
+// A receive session as GC sees it.
+using SessionId = int64_t;
+inline constexpr SessionId kNoSession = 0;
+
+struct SessionInfo {
+  SessionId id = kNoSession;
+  std::string tenant;
+  std::string lock_name;  // held by the live session (ObjectStore::Lock)
+  // The version the session publishes if it succeeds.
+  std::string host, volume, version;
+  friend bool operator==(const SessionInfo&, const SessionInfo&) = default;
+};
+
 struct PackUsage {
   PackInfo info;
   uint64_t live_chunks = 0;  // entries indexed to this pack and marked live
@@ -75,11 +96,42 @@ class ChunkIndex {
       std::string_view tenant, const ChunkHash& id) = 0;
 
   // Records a sealed, durable pack of `tenant` and its entries, in one
-  // transaction. An id the tenant already holds keeps its location (the
-  // second copy is dead weight in the new pack, reclaimed by GC).
+  // transaction, pinned to `session` unless that is kNoSession. An id the
+  // tenant already holds keeps its location (the second copy is dead
+  // weight in the new pack, reclaimed by GC).
   // ALREADY_EXISTS if a pack of that name is recorded.
   virtual absl::Status AddPack(std::string_view tenant, const PackInfo& pack,
-                               std::span<const PackEntry> entries) = 0;
+                               std::span<const PackEntry> entries,
+                               SessionId session) = 0;
+
+  // --- Receive sessions. Their bookkeeping need not survive a crash (a
+  // dead session relies on nothing), so it may skip the sync.
+
+  // Registers an open session; `info.id` is ignored.
+  virtual absl::StatusOr<SessionId> BeginSession(const SessionInfo& info) = 0;
+  // Ends it at the next tick of the session clock (ending twice keeps the
+  // first tick).
+  virtual absl::Status EndSession(SessionId session) = 0;
+  // Find, and pins the pack found to `session`, in one transaction.
+  virtual absl::StatusOr<std::optional<ChunkLocation>> FindAndPin(
+      SessionId session, std::string_view tenant, const ChunkHash& id) = 0;
+
+  // --- For GC: the clock, the sessions, their pins.
+
+  // The session clock now: sessions that end later end after it.
+  virtual absl::StatusOr<uint64_t> SessionClock() = 0;
+  // Sessions open, or ended after clock `since`, by id.
+  virtual absl::StatusOr<std::vector<SessionInfo>> SessionsSince(
+      uint64_t since) = 0;
+  // Sessions not yet ended (whether or not their process still lives).
+  virtual absl::StatusOr<std::vector<SessionInfo>> OpenSessions() = 0;
+  // Names of the tenant's packs pinned by a session open or ended after
+  // `since`, sorted.
+  virtual absl::StatusOr<std::vector<std::string>> PinnedPacks(
+      std::string_view tenant, uint64_t since) = 0;
+  // Forgets the sessions that ended at or before clock `until`, and their
+  // pins.
+  virtual absl::Status ForgetSessions(uint64_t until) = 0;
 
   // Tenants that hold at least one pack, sorted.
   virtual absl::StatusOr<std::vector<std::string>> ListTenants() = 0;
@@ -87,7 +139,8 @@ class ChunkIndex {
   virtual absl::StatusOr<std::vector<PackInfo>> ListPacks(
       std::string_view tenant) = 0;
 
-  // --- Garbage collection (callers hold the vault's GC lock exclusively).
+  // --- Garbage collection (one GC at a time: callers hold the vault's
+  // kGcRunLockName lock).
   // A mark is per tenant and lives in the index until the next BeginMark
   // of that tenant (so it costs no memory in the caller).
 
@@ -109,11 +162,12 @@ class ChunkIndex {
   // and every entry still indexed to them. After it, nothing is indexed to
   // an old pack, so the caller may delete their objects. Used for both
   // repack (a replacement holding the live entries) and dead packs
-  // (no replacement).
+  // (no replacement). ABORTED, changing nothing, if an old pack is pinned
+  // by a session open or ended after clock `pins_since`.
   virtual absl::Status ReplacePacks(
       std::string_view tenant, std::span<const std::string> old_packs,
       const std::optional<PackInfo>& replacement,
-      std::span<const PackEntry> replacement_entries) = 0;
+      std::span<const PackEntry> replacement_entries, uint64_t pins_since) = 0;
 };
 
 }  // namespace cbtd::receiver

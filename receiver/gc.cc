@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/byte_order.h"
 #include "receiver/pack.h"
-#include "receiver/receive_session.h"
+#include "receiver/receive_registration.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -45,11 +45,11 @@ absl::StatusOr<std::map<std::string, VersionList>> VersionsByTenant(
 // Streams a version's index for the mark, block by block into `mark`,
 // then checks the whole object. Returns false if the version was pruned
 // between the listing and the read (NOT_FOUND: a deleted index protects
-// nothing; receives cannot publish while GC holds the lock, so no index
-// appears unseen). Any other error stops GC before it deletes anything.
-// Marking from entries not yet verified is safe for that reason: a mark
-// only keeps chunks, and a damaged index is found by Finish before the
-// sweep.
+// nothing: what a version published since the listing references is
+// marked from it or pinned, see CollectPacks). Any other error stops GC before
+// it deletes anything. Marking from entries not yet verified is safe for that
+// reason: a mark only keeps chunks, and a damaged index is found by Finish
+// before the sweep.
 absl::StatusOr<bool> MarkIndex(
     Vault& vault, const VolumeName& vol, const std::string& id,
     const std::function<absl::Status(std::span<const ChunkHash>)>& mark) {
@@ -127,43 +127,61 @@ absl::Status CollectLooseChunks(Vault& vault, const GcOptions& options,
 
 class TenantGc {
  public:
+  // `clock`: the session clock when this GC began; `cutoff`: packs added
+  // after it are in their grace period.
   TenantGc(Vault& vault, std::string tenant, const GcOptions& options,
-           GcResult& result)
+           GcResult& result, uint64_t clock, int64_t cutoff)
       : vault_(vault),
         index_(*vault.chunk_index()),
         tenant_(std::move(tenant)),
         options_(options),
         result_(result),
-        cutoff_(NowMs() - options.grace_ms) {}
+        clock_(clock),
+        cutoff_(cutoff) {}
 
   // Marks what `versions` reference (in the index, not in memory).
   absl::Status Mark(const VersionList& versions) {
     if (auto s = index_.BeginMark(tenant_); !s.ok()) return s;
     for (const auto& [vol, id] : versions) {
-      auto marked = MarkIndex(vault_, vol, id, [&](auto block) {
-        return index_.MarkLive(tenant_, block);
-      });
-      if (!marked.ok()) return marked.status();
-      if (*marked) ++result_.indexes;
+      if (auto s = MarkVersion(vol, id); !s.ok()) return s;
     }
+    return absl::OkStatus();
+  }
+
+  // Adds what one more version references to the mark (a deleted one
+  // adds nothing).
+  absl::Status MarkVersion(const VolumeName& vol, const std::string& id) {
+    auto marked = MarkIndex(vault_, vol, id, [&](auto block) {
+      return index_.MarkLive(tenant_, block);
+    });
+    if (!marked.ok()) return marked.status();
+    if (*marked) ++result_.indexes;
     return absl::OkStatus();
   }
 
   const std::string& tenant() const { return tenant_; }
 
-  // Deletes, repacks and removes orphans after the mark.
+  // Deletes, repacks and removes orphans after the mark, sparing the packs
+  // receives have pinned.
   absl::Status Sweep() {
     auto usage = index_.Usage(tenant_);
     if (!usage.ok()) return usage.status();
+    auto pinned = index_.PinnedPacks(tenant_, clock_);
+    if (!pinned.ok()) return pinned.status();
     std::vector<PackInfo> dead, sparse;
-    Classify(*usage, dead, sparse);
+    Classify(*usage, {pinned->begin(), pinned->end()}, dead, sparse);
     if (auto s = DeletePacks(dead); !s.ok()) return s;
     if (auto s = Repack(sparse); !s.ok()) return s;
+    // A receive's packs are unknown to the index until it indexes them.
+    auto receiving = AnySessionOpen(vault_, tenant_);
+    if (!receiving.ok()) return receiving.status();
+    if (*receiving) return absl::OkStatus();
     return RemoveOrphans();
   }
 
  private:
   void Classify(const std::vector<PackUsage>& usage,
+                const std::set<std::string>& pinned,
                 std::vector<PackInfo>& dead, std::vector<PackInfo>& sparse) {
     for (const PackUsage& u : usage) {
       ++result_.packs_seen;
@@ -179,6 +197,10 @@ class TenantGc {
       if (!is_dead && !is_sparse) continue;
       if (u.info.added_unix_ms > cutoff_) {
         ++result_.packs_in_grace;
+        continue;
+      }
+      if (pinned.contains(u.info.pack)) {
+        ++result_.packs_pinned;
         continue;
       }
       (is_dead ? dead : sparse).push_back(u.info);
@@ -197,14 +219,34 @@ class TenantGc {
     }
     result_.packs_deleted += packs.size();
     if (options_.dry_run) return absl::OkStatus();
-    if (auto s = index_.ReplacePacks(tenant_, names, std::nullopt, {});
-        !s.ok()) {
-      return s;
-    }
+    absl::Status s =
+        index_.ReplacePacks(tenant_, names, std::nullopt, {}, clock_);
+    if (absl::IsAborted(s)) return DeleteEachUnpinned(packs);
+    if (!s.ok()) return s;
     return DeleteObjects(names);
   }
 
-  absl::Status DeleteObjects(const std::vector<std::string>& names) {
+  // A receive pinned one of the packs after Classify: one at a time, the
+  // pinned ones kept.
+  absl::Status DeleteEachUnpinned(const std::vector<PackInfo>& packs) {
+    for (const PackInfo& p : packs) {
+      const std::string name[] = {p.pack};
+      absl::Status s =
+          index_.ReplacePacks(tenant_, name, std::nullopt, {}, clock_);
+      if (absl::IsAborted(s)) {
+        --result_.packs_deleted;
+        result_.chunks_deleted -= p.chunk_count;
+        result_.bytes_reclaimed -= p.size_bytes;
+        ++result_.packs_pinned;
+        continue;
+      }
+      if (!s.ok()) return s;
+      if (s = DeleteObjects(name); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteObjects(std::span<const std::string> names) {
     for (const std::string& name : names) {
       if (auto s = vault_.store().Delete(Vault::PackKey(tenant_, name));
           !s.ok()) {
@@ -296,8 +338,20 @@ class TenantGc {
       }
     }
     if (s.ok() && !options_.dry_run) {
-      s = index_.ReplacePacks(tenant_, copies.olds, info, entries);
-      if (s.ok()) s = DeleteObjects(copies.olds);
+      s = index_.ReplacePacks(tenant_, copies.olds, info, entries, clock_);
+      if (absl::IsAborted(s)) {
+        // A receive pinned an old pack after Classify: its entries stay
+        // where they are, and the new pack, unknown to the index, goes.
+        result_.packs_pinned += copies.olds.size();
+        result_.packs_repacked -= copies.olds.size();
+        s = absl::OkStatus();
+        if (info.has_value()) {
+          --result_.packs_written;
+          s = vault_.store().Delete(Vault::PackKey(tenant_, info->pack));
+        }
+      } else if (s.ok()) {
+        s = DeleteObjects(copies.olds);
+      }
     }
     copies = Copies{};
     return s;
@@ -337,61 +391,98 @@ class TenantGc {
   const std::string tenant_;
   const GcOptions& options_;
   GcResult& result_;
+  const uint64_t clock_;
   const int64_t cutoff_;
 };
 
+// Marks, for each tenant, what the versions of sessions open or ended
+// since `clock` reference: a version published after the listing (its
+// base may since have been deleted) is marked all the same.
+absl::Status MarkSessionVersions(
+    Vault& vault, uint64_t clock,
+    std::map<std::string, std::unique_ptr<TenantGc>>& gcs) {
+  auto sessions = vault.chunk_index()->SessionsSince(clock);
+  if (!sessions.ok()) return sessions.status();
+  for (const SessionInfo& s : *sessions) {
+    auto gc = gcs.find(s.tenant);
+    if (gc == gcs.end()) continue;  // a tenant with no pack yet
+    if (auto st = gc->second->MarkVersion({s.host, s.volume}, s.version);
+        !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// See receiver/receive_registration.h and docs/vault.md, "GC while
+// receiving", for why this order keeps every chunk a receive relies on.
 absl::Status CollectPacks(Vault& vault, const GcOptions& options,
                           GcResult& result) {
+  ChunkIndex& index = *vault.chunk_index();
+  const int64_t cutoff = NowMs() - options.grace_ms;
+  auto clock = index.SessionClock();
+  if (!clock.ok()) return clock.status();
+  if (!options.dry_run) {
+    auto ended = EndDeadSessions(vault);
+    if (!ended.ok()) return ended.status();
+    result.dead_sessions_ended = *ended;
+  }
   auto versions = VersionsByTenant(vault);
   if (!versions.ok()) return versions.status();
-  auto tenants = vault.chunk_index()->ListTenants();
+  auto tenants = index.ListTenants();
   if (!tenants.ok()) return tenants.status();
-  std::vector<std::unique_ptr<TenantGc>> gcs;
+  std::map<std::string, std::unique_ptr<TenantGc>> gcs;
   for (const std::string& tenant : *tenants) {
-    gcs.push_back(std::make_unique<TenantGc>(vault, tenant, options, result));
+    gcs[tenant] = std::make_unique<TenantGc>(vault, tenant, options, result,
+                                             *clock, cutoff);
   }
   // Every tenant is marked before anything is deleted anywhere: one
   // unreadable index stops the whole GC untouched.
-  for (auto& gc : gcs) {
-    auto it = versions->find(gc->tenant());
+  for (auto& [tenant, gc] : gcs) {
+    auto it = versions->find(tenant);
     if (auto s = gc->Mark(it == versions->end() ? VersionList{} : it->second);
         !s.ok()) {
       return s;
     }
   }
-  for (auto& gc : gcs) {
+  if (auto s = MarkSessionVersions(vault, *clock, gcs); !s.ok()) return s;
+  for (auto& [tenant, gc] : gcs) {
     if (auto s = gc->Sweep(); !s.ok()) return s;
   }
+  if (options.dry_run) return absl::OkStatus();
   // What interrupted index writers left (receive_session.h stages a new
-  // index there); no receive runs while GC holds the lock.
-  if (!options.dry_run) {
-    auto temps =
-        vault.store().RemoveTempFiles("hosts", NowMs() - options.grace_ms);
+  // index there), unless a receive is writing one now.
+  auto receiving = AnySessionOpen(vault, "");
+  if (!receiving.ok()) return receiving.status();
+  if (!*receiving) {
+    auto temps = vault.store().RemoveTempFiles("hosts", cutoff);
     if (!temps.ok()) return temps.status();
     result.temp_files_removed += *temps;
   }
-  return absl::OkStatus();
+  return index.ForgetSessions(*clock);
 }
 
 }  // namespace
 
 absl::StatusOr<GcResult> CollectGarbage(Vault& vault,
                                         const GcOptions& options) {
-  auto lock =
-      vault.store().Lock(kGcLockName, LockMode::kExclusive, options.wait);
+  // Format 1 is read-only (nothing receives into it) and keeps the lock
+  // that excludes receives; format 2 runs alongside them, one GC at a time.
+  const bool packs = vault.format() == 2;
+  auto lock = vault.store().Lock(packs ? kGcRunLockName : kGcLockName,
+                                 LockMode::kExclusive, options.wait);
   if (!lock.ok()) {
     if (absl::IsUnavailable(lock.status())) {
       return absl::UnavailableError(absl::StrCat(
-          "a receive is running on this vault; retry gc later or pass --wait "
-          "(",
-          lock.status().message(), ")"));
+          packs ? "another gc is running on this vault"
+                : "a receive or migrate is using this vault",
+          "; retry gc later or pass --wait (", lock.status().message(), ")"));
     }
     return lock.status();
   }
   GcResult result;
-  absl::Status s = vault.format() == 1
-                       ? CollectLooseChunks(vault, options, result)
-                       : CollectPacks(vault, options, result);
+  absl::Status s = packs ? CollectPacks(vault, options, result)
+                         : CollectLooseChunks(vault, options, result);
   if (!s.ok()) return s;
   return result;
 }

@@ -1,9 +1,14 @@
 // Garbage collection: frees what no version references any more.
 //
-// Both formats mark first, under the vault's GC lock held exclusively (a
-// receive holds it shared for its whole session, so nothing a running
-// receive relies on is ever swept), from every index that exists; an index
-// that cannot be read stops GC before it deletes anything.
+// Both formats mark first from every index that exists; an index that
+// cannot be read stops GC before it deletes anything. One GC runs at a
+// time.
+//
+// Format 2 runs while receives do (receiver/receive_registration.h;
+// docs/vault.md, "GC while receiving"): it ends the sessions a crash left
+// open, marks from the listed versions and then from the versions of the
+// sessions open or ended since it began, and spares every pack a session
+// pinned, checked again inside the transaction that forgets packs.
 //
 // Format 1 deletes unreferenced chunk objects older than `grace_ms`.
 //
@@ -47,14 +52,17 @@ struct GcResult {
   uint64_t packs_written = 0;   // new packs holding those copies
   uint64_t packs_in_grace = 0;  // would be deleted or repacked, too recent
   uint64_t orphan_packs_removed = 0;
-  uint64_t bytes_reclaimed = 0;  // freed, net of what was rewritten
-  uint64_t bytes_rewritten = 0;  // copied into new packs
+  uint64_t packs_pinned = 0;         // spared: a running receive relies on them
+  uint64_t dead_sessions_ended = 0;  // receives a crash had left open
+  uint64_t bytes_reclaimed = 0;      // freed, net of what was rewritten
+  uint64_t bytes_rewritten = 0;      // copied into new packs
 };
 
 struct GcOptions {
   int64_t grace_ms = 3600 * 1000;
-  bool wait = false;          // false: UNAVAILABLE while a receive runs
-  bool dry_run = false;       // count only
+  bool wait = false;     // false: UNAVAILABLE while another GC runs (format 1:
+                         // while a receive or a migrate runs)
+  bool dry_run = false;  // count only
   double repack_below = 0.5;  // live fraction under which a pack is repacked
 };
 

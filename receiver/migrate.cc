@@ -133,6 +133,10 @@ absl::StatusOr<MigrateResult> MigrateVault(Vault& from, Vault& to) {
   if (!lock.ok()) return lock.status();
   auto to_lock = to.store().Lock(kGcLockName, LockMode::kShared, true);
   if (!to_lock.ok()) return to_lock.status();
+  // GC of the target runs alongside receives, not alongside a migrate,
+  // whose packs nothing pins.
+  auto to_gc = to.store().Lock(kGcRunLockName, LockMode::kExclusive, true);
+  if (!to_gc.ok()) return to_gc.status();
   MigrateResult result;
   auto volumes = from.ListVolumes();
   if (!volumes.ok()) return volumes.status();

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/receive_registration.h"
 #include "transport/sealed_chunk.h"
 
 namespace cbtd::receiver {
@@ -240,8 +241,14 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
   auto unbound = CheckTenantKey(vault, *tenant, header);
   if (!unbound.ok()) return unbound.status();
 
+  // Before the base is opened: from here the base cannot be deleted.
+  auto registration = ReceiveRegistration::Begin(
+      vault, *tenant, vol, header.new_version_id(), header.base_version_id());
+  if (!registration.ok()) return registration.status();
+
   auto session = std::unique_ptr<ReceiveSession>(
       new ReceiveSession(vault, header, *std::move(lock), *tenant));
+  session->registration_ = *std::move(registration);
   const uint64_t n = transport::ChunkCount(header.volume_size_bytes(),
                                            header.chunk_size_bytes());
   session->chunk_count_ = n;
@@ -319,9 +326,23 @@ absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
   return out;
 }
 
+// A chunk found in a pack this session pinned stays there (GC neither
+// forgets nor repacks a pinned pack), so only the first chunk found in
+// each pack costs a write: the pin.
 absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
   if (pending_.contains(hash)) return true;  // stored before the commit
-  return vault_.HasChunk(tenant_, hash);
+  ChunkIndex& index = *vault_.chunk_index();
+  auto found = index.Find(tenant_, hash);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return false;
+  if (pinned_packs_.contains((*found)->pack)) return true;
+  auto session = registration_->Id();
+  if (!session.ok()) return session.status();
+  found = index.FindAndPin(*session, tenant_, hash);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return false;  // a GC removed it meanwhile
+  pinned_packs_.insert((*found)->pack);
+  return true;
 }
 
 absl::Status ReceiveSession::EnsureKeyBound() {
@@ -339,6 +360,11 @@ absl::Status ReceiveSession::EnsureKeyBound() {
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
   if (absl::Status s = EnsureKeyBound(); !s.ok()) return s;
+  // Registered before its first pack object exists: GC removes unindexed
+  // packs only while no session of the tenant is open.
+  if (auto session = registration_->Id(); !session.ok()) {
+    return session.status();
+  }
   // Kept staged on failure: a retried Apply or the commit tries again.
   auto pack = vault_.WritePack(tenant_, staged_);
   if (!pack.ok()) {
@@ -357,7 +383,10 @@ absl::Status ReceiveSession::FlushStaged() {
 absl::Status ReceiveSession::IndexWritten() {
   if (written_.empty()) return absl::OkStatus();
   // Kept on failure: a retried Apply or the commit tries again.
-  if (absl::Status s = vault_.IndexPacks(tenant_, written_); !s.ok()) {
+  auto session = registration_->Id();
+  absl::Status s = session.status();
+  if (s.ok()) s = vault_.IndexPacks(tenant_, written_, *session);
+  if (!s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat("making ", written_.size(),
                                      " new packs durable: ", s.message()));
@@ -609,6 +638,11 @@ absl::Status ReceiveSession::ApplyTrailer(const stream::Trailer& t) {
 }
 
 absl::Status ReceiveSession::Publish() {
+  // Registered before the version appears, so a GC running now marks it
+  // (receiver/receive_registration.h).
+  if (auto session = registration_->Id(); !session.ok()) {
+    return session.status();
+  }
   absl::Status published = writer_->Publish(meta_.stats);
   writer_.reset();
   if (absl::IsAlreadyExists(published)) {
@@ -623,6 +657,7 @@ absl::Status ReceiveSession::Publish() {
         Vault::IndexKey({meta_.host, meta_.volume}, meta_.version_id));
     if (!there.ok() || !*there) return published;
     state_ = State::kCommitted;
+    registration_.reset();
     gc_lock_.reset();
     return absl::Status(
         published.code(),
@@ -631,6 +666,7 @@ absl::Status ReceiveSession::Publish() {
                      "`cbt-receiver verify` on it)"));
   }
   state_ = State::kCommitted;
+  registration_.reset();  // ends the session: the version now holds its own
   gc_lock_.reset();
   return absl::OkStatus();
 }

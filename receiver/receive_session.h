@@ -57,9 +57,12 @@
 //  * Memory does not grow with the volume: the base index is read and the
 //    new one written in blocks as the records arrive (index_stream.h);
 //    what grows is bounded by kPackTargetBytes and kSyncBatchBytes.
-//  * While a session lives it holds the vault's GC lock shared: a GC waits
-//    for (or refuses during) a receive, so no chunk a session relies on is
-//    swept under it.
+//  * GC runs alongside (receiver/receive_registration.h): the session is
+//    registered, its base cannot be deleted while it lives, and every pack
+//    it relies on (written, or holding a chunk HaveChunks or a ChunkRef
+//    found) is pinned until the session ends. It also holds the vault's GC
+//    lock shared, which keeps out what must not run alongside a receive
+//    (`tenant assign`).
 //
 // Thread-safety: one session is used by one thread at a time; several
 // sessions (different versions) may run concurrently on one vault.
@@ -68,6 +71,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -77,6 +81,8 @@
 #include "transport/stream_codec.h"
 
 namespace cbtd::receiver {
+
+class ReceiveRegistration;
 
 class ReceiveSession {
  public:
@@ -144,6 +150,11 @@ class ReceiveSession {
   Vault& vault_;
   stream::Header header_;
   std::unique_ptr<StoreLock> gc_lock_;
+  // Declared first among what the destructor uses, so it ends last: the
+  // destructor indexes the staged packs under it.
+  std::unique_ptr<ReceiveRegistration> registration_;
+  // Packs pinned to the session so far (Holds).
+  std::unordered_set<std::string> pinned_packs_;
   const std::string tenant_;
   State state_ = State::kReceiving;
   // The new version's metadata; its entries go to writer_ as the records

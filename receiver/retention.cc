@@ -99,7 +99,12 @@ absl::StatusOr<PruneResult> Prune(Vault& vault,
         continue;
       }
       if (!dry_run) {
-        if (auto st = vault.DeleteIndex(vol, s.id); !st.ok()) return st;
+        absl::Status st = vault.DeleteIndex(vol, s.id);
+        if (absl::IsFailedPrecondition(st)) {
+          result.in_use.emplace_back(vol, s.id);
+          continue;
+        }
+        if (!st.ok()) return st;
       }
       result.removed.emplace_back(vol, s.id);
     }

@@ -45,6 +45,8 @@ std::set<std::string> VersionsToKeep(const std::vector<VersionStamp>& versions,
 struct PruneResult {
   std::vector<std::pair<VolumeName, std::string>> kept;
   std::vector<std::pair<VolumeName, std::string>> removed;
+  // Would have been removed, kept: a running receive builds on them.
+  std::vector<std::pair<VolumeName, std::string>> in_use;
 };
 
 // Applies `policy` to `volume` (or every volume). dry_run lists only.

@@ -10,14 +10,21 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/sqlite_chunk_index_internal.h"
 
 namespace cbtd::receiver {
+
+using sqlite_internal::kMaxInt64;
+using sqlite_internal::Prepared;
+using sqlite_internal::Run;
+using sqlite_internal::Sv;
+
 namespace {
 
-// Version 1. chunks and marks are WITHOUT ROWID: their key is the 32-byte
-// id, and a rowid table would store it twice (row and key index).
-// chunks_by_pack serves Usage, LiveEntries (in offset order) and the
-// deletes of ReplacePacks.
+// Version 1 (UpgradeFromVersion1 adds version 2's tables). chunks and marks are
+// WITHOUT ROWID: their key is the 32-byte id, and a rowid table would store it
+// twice (row and key index). chunks_by_pack serves Usage, LiveEntries (in
+// offset order) and the deletes of ReplacePacks.
 constexpr char kSchema[] = R"sql(
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
@@ -51,90 +58,6 @@ CREATE TABLE marks (
   PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 )sql";
-
-// absl::StrCat takes absl::string_view, which is not std::string_view in
-// Debian's abseil.
-absl::string_view Sv(std::string_view v) { return {v.data(), v.size()}; }
-
-constexpr uint64_t kMaxInt64 =
-    static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-
-// A prepared statement kept for the life of the connection.
-class Prepared {
- public:
-  Prepared() = default;
-  ~Prepared() { sqlite3_finalize(stmt_); }
-  Prepared(const Prepared&) = delete;
-  Prepared& operator=(const Prepared&) = delete;
-
-  int Prepare(sqlite3* db, const char* sql) {
-    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
-                              nullptr);
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// One execution of a cached statement. It is reset when the Run goes out of
-// scope, so the next call finds it ready and no read stays open. Bound text
-// and blobs are not copied: they must outlive the Run.
-class Run {
- public:
-  explicit Run(const Prepared& p) : stmt_(p.get()) {}
-  ~Run() {
-    if (stmt_ == nullptr) return;  // a statement that failed to prepare
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  Run(const Run&) = delete;
-  Run& operator=(const Run&) = delete;
-
-  Run& Bind(int i, int64_t v) {
-    Check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-  Run& Bind(int i, std::string_view v) {
-    Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
-                            SQLITE_STATIC));
-    return *this;
-  }
-  Run& Bind(int i, const ChunkHash& id) {
-    Check(sqlite3_bind_blob(stmt_, i, id.bytes().data(), ChunkHash::kSize,
-                            SQLITE_STATIC));
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() {
-    if (bind_rc_ != SQLITE_OK) return bind_rc_;
-    return sqlite3_step(stmt_);
-  }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::string Text(int col) {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    const int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(p), n);
-  }
-  // nullopt if the column is not a 32-byte blob (a damaged row).
-  std::optional<ChunkHash> Hash(int col) {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    if (p == nullptr || sqlite3_column_bytes(stmt_, col) != ChunkHash::kSize) {
-      return std::nullopt;
-    }
-    std::array<uint8_t, ChunkHash::kSize> bytes;
-    std::memcpy(bytes.data(), p, bytes.size());
-    return ChunkHash(bytes);
-  }
-
- private:
-  void Check(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-  sqlite3_stmt* stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
 
 absl::Status InvalidPack(std::string_view why) {
   return absl::InvalidArgumentError(Sv(why));
@@ -190,39 +113,7 @@ int StepChunks(const Prepared& stmt, int64_t tenant_id, int64_t pack_id,
 struct SqliteChunkIndex::Statements {
   Prepared find, find_tenant, add_tenant, add_pack, add_chunk, move_chunk,
       find_pack, list_tenants, list_packs, clear_marks, add_mark, usage,
-      live_entries, delete_pack_chunks, delete_pack;
-};
-
-// Opens a transaction on construction's Begin, rolls it back on
-// destruction unless committed: every early return of a writing call
-// leaves the database as it was.
-class SqliteChunkIndex::Transaction {
- public:
-  explicit Transaction(SqliteChunkIndex& index) : index_(index) {}
-  ~Transaction() {
-    if (open_) sqlite3_exec(index_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-
-  // IMMEDIATE takes the write lock now, so a writer never fails half-way
-  // on a lock another writer holds; a read uses a deferred one, for one
-  // snapshot across its statements.
-  absl::Status Begin(bool write) {
-    absl::Status s = index_.Exec(write ? "BEGIN IMMEDIATE" : "BEGIN",
-                                 "starting a transaction");
-    open_ = s.ok();
-    return s;
-  }
-  absl::Status Commit() {
-    absl::Status s = index_.Exec("COMMIT", "committing");
-    if (s.ok()) open_ = false;
-    return s;
-  }
-
- private:
-  SqliteChunkIndex& index_;
-  bool open_ = false;
+      live_entries, delete_pack_chunks, delete_pack_pins, delete_pack;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteChunkIndex>> SqliteChunkIndex::Open(
@@ -360,9 +251,9 @@ absl::Status SqliteChunkIndex::InitSchema(bool create) {
       if (absl::Status s = Exec(kSchema, "creating the schema"); !s.ok()) {
         return s;
       }
-      const std::string version = absl::StrCat(
-          "INSERT INTO meta (key, value) VALUES ('schema_version', ",
-          kSchemaVersion, ")");
+      // Version 1; the upgrade below brings it to the current one.
+      const std::string version =
+          "INSERT INTO meta (key, value) VALUES ('schema_version', 1)";
       if (absl::Status s = Exec(version.c_str(), "recording the schema");
           !s.ok()) {
         return s;
@@ -385,6 +276,7 @@ absl::Status SqliteChunkIndex::InitSchema(bool create) {
       QueryInt("SELECT value FROM meta WHERE key = 'schema_version'",
                "reading the schema version");
   if (!version.ok()) return version.status();
+  if (*version == 1) return UpgradeFromVersion1();
   if (*version != kSchemaVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat("chunk index ", path_, " has schema version ", *version,
@@ -401,7 +293,7 @@ absl::Status SqliteChunkIndex::PrepareStatements() {
   };
   static constexpr StatementSql kStatements[] = {
       {&Statements::find,
-       "SELECT p.name, c.offset, c.length FROM tenants t "
+       "SELECT p.name, c.offset, c.length, p.pack_id FROM tenants t "
        "JOIN chunks c ON c.tenant_id = t.tenant_id "
        "JOIN packs p ON p.pack_id = c.pack_id "
        "WHERE t.name = ?1 AND c.id = ?2"},
@@ -460,6 +352,9 @@ absl::Status SqliteChunkIndex::PrepareStatements() {
        "ORDER BY c.offset"},
       {&Statements::delete_pack_chunks,
        "DELETE FROM chunks WHERE pack_id = ?1"},
+      // Pins of sessions that ended before the GC began (the others stop
+      // ReplacePacks before it gets here).
+      {&Statements::delete_pack_pins, "DELETE FROM pins WHERE pack_id = ?1"},
       {&Statements::delete_pack, "DELETE FROM packs WHERE pack_id = ?1"},
   };
   stmts_ = std::make_unique<Statements>();
@@ -550,9 +445,39 @@ absl::StatusOr<std::optional<ChunkLocation>> SqliteChunkIndex::Find(
                                 Sv(tenant)));
 }
 
+absl::StatusOr<std::optional<ChunkLocation>> SqliteChunkIndex::FindAndPin(
+    SessionId session, std::string_view tenant, const ChunkHash& id) {
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  if (absl::Status s = tx.Begin(/*write=*/true, /*sync=*/false); !s.ok()) {
+    return s;
+  }
+  std::optional<ChunkLocation> found;
+  int64_t pack_id = 0;
+  {
+    Run r(stmts_->find);
+    r.Bind(1, tenant).Bind(2, id);
+    const int rc = r.Step();
+    if (rc == SQLITE_ROW) {
+      found = ChunkLocation{.pack = r.Text(0),
+                            .offset_bytes = static_cast<uint64_t>(r.Int(1)),
+                            .length_bytes = static_cast<uint32_t>(r.Int(2))};
+      pack_id = r.Int(3);
+    } else if (rc != SQLITE_DONE) {
+      return Error(rc, absl::StrCat("finding chunk ", id.ToHex(), " of tenant ",
+                                    Sv(tenant)));
+    }
+  }
+  if (!found.has_value()) return found;
+  if (absl::Status s = Pin(session, pack_id); !s.ok()) return s;
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  return found;
+}
+
 absl::Status SqliteChunkIndex::AddPack(std::string_view tenant,
                                        const PackInfo& pack,
-                                       std::span<const PackEntry> entries) {
+                                       std::span<const PackEntry> entries,
+                                       SessionId session) {
   if (absl::Status s = CheckPack(pack, entries); !s.ok()) return s;
   std::lock_guard lock(mu_);
   Transaction tx(*this);
@@ -565,6 +490,9 @@ absl::Status SqliteChunkIndex::AddPack(std::string_view tenant,
           StepChunks(stmts_->add_chunk, *tenant_id, *pack_id, entries);
       rc != SQLITE_DONE) {
     return Error(rc, absl::StrCat("inserting chunks of pack ", pack.pack));
+  }
+  if (session != kNoSession) {
+    if (absl::Status s = Pin(session, *pack_id); !s.ok()) return s;
   }
   return tx.Commit();
 }
@@ -683,7 +611,7 @@ absl::StatusOr<std::vector<PackEntry>> SqliteChunkIndex::LiveEntries(
 absl::Status SqliteChunkIndex::ReplacePacks(
     std::string_view tenant, std::span<const std::string> old_packs,
     const std::optional<PackInfo>& replacement,
-    std::span<const PackEntry> replacement_entries) {
+    std::span<const PackEntry> replacement_entries, uint64_t pins_since) {
   if (replacement.has_value()) {
     if (absl::Status s = CheckPack(*replacement, replacement_entries);
         !s.ok()) {
@@ -705,6 +633,15 @@ absl::Status SqliteChunkIndex::ReplacePacks(
   for (const std::string& name : old_packs) {
     absl::StatusOr<int64_t> id = FindPack(*tenant_id, tenant, name);
     if (!id.ok()) return id.status();
+    // A receive pinned it since the caller looked: it relies on the pack's
+    // entries staying where they are until its version is published.
+    absl::StatusOr<bool> pinned = IsPinned(*id, pins_since);
+    if (!pinned.ok()) return pinned.status();
+    if (*pinned) {
+      return absl::AbortedError(absl::StrCat(
+          "chunk index ", path_, ": pack ", name, " of tenant ", Sv(tenant),
+          " is pinned by a running receive; left for the next gc"));
+    }
     old_ids.push_back(*id);
   }
   if (replacement.has_value()) {
@@ -720,7 +657,8 @@ absl::Status SqliteChunkIndex::ReplacePacks(
   }
   for (size_t i = 0; i < old_ids.size(); ++i) {
     for (const Prepared* p :
-         {&stmts_->delete_pack_chunks, &stmts_->delete_pack}) {
+         {&stmts_->delete_pack_chunks, &stmts_->delete_pack_pins,
+          &stmts_->delete_pack}) {
       Run r(*p);
       r.Bind(1, old_ids[i]);
       if (const int rc = r.Step(); rc != SQLITE_DONE) {

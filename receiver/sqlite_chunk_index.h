@@ -7,15 +7,22 @@
 //   packs(pack_id, tenant_id, name, size_bytes, chunk_count, added_unix_ms)
 //   chunks(tenant_id, id, pack_id, offset, length)   key (tenant_id, id)
 //   marks(tenant_id, id)                      the GC mark, on disk
-// A database of another schema version is refused, never migrated
-// silently.
+//   sessions(session_id, tenant, lock_name, host, volume, version, ended)
+//   pins(session_id, pack_id)                 packs a session relies on
+//   meta 'session_clock'                      ticks at each EndSession
+// A version-1 database (no sessions) is upgraded in place when opened (the
+// tables are added; nothing else changes). A database of a newer schema
+// version is refused, never migrated silently.
 //
 // Memory: bounded and independent of the number of entries: SQLite's page
 // cache is kPageCacheKiB per connection (the OS page cache holds the rest
 // of the file), and the GC mark is a table, not a set in memory.
 //
 // Durability: WAL journal with synchronous=FULL; every call that writes is
-// one transaction (BEGIN IMMEDIATE ... COMMIT), durable when it returns OK.
+// one transaction (BEGIN IMMEDIATE ... COMMIT), durable when it returns OK,
+// except the session bookkeeping (BeginSession, EndSession, the pin of
+// FindAndPin), committed without a sync: a crash may lose it, and a
+// session a crash ended relies on nothing.
 //
 // Thread-safety: one connection per object, guarded by a mutex, so calls
 // on one object are serialised (Find included). Several objects, in one
@@ -58,7 +65,7 @@ namespace cbtd::receiver {
 
 class SqliteChunkIndex : public ChunkIndex {
  public:
-  static constexpr int64_t kSchemaVersion = 1;
+  static constexpr int64_t kSchemaVersion = 2;
   static constexpr int kPageCacheKiB = 8192;
   static constexpr int kBusyTimeoutMs = 60'000;
 
@@ -77,7 +84,19 @@ class SqliteChunkIndex : public ChunkIndex {
   absl::StatusOr<std::optional<ChunkLocation>> Find(
       std::string_view tenant, const ChunkHash& id) override;
   absl::Status AddPack(std::string_view tenant, const PackInfo& pack,
-                       std::span<const PackEntry> entries) override;
+                       std::span<const PackEntry> entries,
+                       SessionId session) override;
+  absl::StatusOr<SessionId> BeginSession(const SessionInfo& info) override;
+  absl::Status EndSession(SessionId session) override;
+  absl::StatusOr<std::optional<ChunkLocation>> FindAndPin(
+      SessionId session, std::string_view tenant, const ChunkHash& id) override;
+  absl::StatusOr<uint64_t> SessionClock() override;
+  absl::StatusOr<std::vector<SessionInfo>> SessionsSince(
+      uint64_t since) override;
+  absl::StatusOr<std::vector<SessionInfo>> OpenSessions() override;
+  absl::StatusOr<std::vector<std::string>> PinnedPacks(std::string_view tenant,
+                                                       uint64_t since) override;
+  absl::Status ForgetSessions(uint64_t until) override;
   absl::StatusOr<std::vector<std::string>> ListTenants() override;
   absl::StatusOr<std::vector<PackInfo>> ListPacks(
       std::string_view tenant) override;
@@ -88,10 +107,11 @@ class SqliteChunkIndex : public ChunkIndex {
       std::string_view tenant) override;
   absl::StatusOr<std::vector<PackEntry>> LiveEntries(
       std::string_view tenant, std::string_view pack) override;
-  absl::Status ReplacePacks(
-      std::string_view tenant, std::span<const std::string> old_packs,
-      const std::optional<PackInfo>& replacement,
-      std::span<const PackEntry> replacement_entries) override;
+  absl::Status ReplacePacks(std::string_view tenant,
+                            std::span<const std::string> old_packs,
+                            const std::optional<PackInfo>& replacement,
+                            std::span<const PackEntry> replacement_entries,
+                            uint64_t pins_since) override;
 
  private:
   struct Statements;  // the cached prepared statements (.cc)
@@ -101,6 +121,8 @@ class SqliteChunkIndex : public ChunkIndex {
 
   absl::Status Configure();
   absl::Status InitSchema(bool create);
+  // Adds the session tables to a version-1 database.
+  absl::Status UpgradeFromVersion1();
   absl::Status PrepareStatements();
 
   // A status for SQLite result `rc` during `op`, naming the file.
@@ -115,6 +137,13 @@ class SqliteChunkIndex : public ChunkIndex {
                                    std::string_view pack);
   absl::StatusOr<int64_t> InsertPack(int64_t tenant_id, std::string_view tenant,
                                      const PackInfo& pack);
+  // Pins pack `pack_id` to `session` (inside a write transaction).
+  absl::Status Pin(SessionId session, int64_t pack_id);
+  // Whether a session open or ended after `since` pins pack `pack_id`.
+  absl::StatusOr<bool> IsPinned(int64_t pack_id, uint64_t since);
+  // Runs `sql` binding `since` to ?1 and reads SessionInfo rows.
+  absl::StatusOr<std::vector<SessionInfo>> QuerySessions(const char* sql,
+                                                         int64_t since);
 
   const std::string path_;
   std::mutex mu_;

@@ -150,7 +150,7 @@ absl::StatusOr<AssignResult> AssignTenant(Vault& vault,
   if (!lock.ok()) {
     if (absl::IsUnavailable(lock.status())) {
       return absl::UnavailableError(absl::StrCat(
-          "a receive or gc is running on this vault; assign when it is done, "
+          "a receive is running on this vault; assign when it is done, "
           "or pass --wait (",
           lock.status().message(), ")"));
     }

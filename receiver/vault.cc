@@ -322,11 +322,12 @@ absl::StatusOr<Vault::WrittenPack> Vault::WritePack(
 // The packs are durable before the index names them, so a chunk the index
 // knows is always readable.
 absl::Status Vault::IndexPacks(std::string_view tenant,
-                               std::span<const WrittenPack> packs) {
+                               std::span<const WrittenPack> packs,
+                               SessionId session) {
   if (packs.empty()) return absl::OkStatus();
   if (auto s = store_.SyncAll(); !s.ok()) return s;
   for (const WrittenPack& p : packs) {
-    if (auto s = index_->AddPack(tenant, p.info, p.entries); !s.ok()) {
+    if (auto s = index_->AddPack(tenant, p.info, p.entries, session); !s.ok()) {
       return s;
     }
   }
@@ -481,11 +482,30 @@ absl::Status Vault::PublishIndex(const VersionIndex& index) {
   return s;
 }
 
+std::string VersionLockName(const VolumeName& v, std::string_view version) {
+  std::string key = absl::StrCat(v.host, std::string(1, '\0'), v.volume,
+                                 std::string(1, '\0'), std::string(version));
+  return absl::StrCat("version-", absl::Hex(XXH3_64bits(key.data(), key.size()),
+                                            absl::kZeroPad16));
+}
+
 absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
   if (auto s = ValidateVolume(v); !s.ok()) return s;
   if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  const std::string lock_name = VersionLockName(v, version);
+  auto lock = store_.Lock(lock_name, LockMode::kExclusive, /*wait=*/false);
+  if (absl::IsUnavailable(lock.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "version ", Describe(v, version),
+        " is the base of a receive running now; it was kept: delete it "
+        "after the receive ends"));
+  }
+  if (!lock.ok()) return lock.status();
   if (auto s = store_.Delete(ProtectedKey(v, version)); !s.ok()) return s;
-  return store_.Delete(IndexKey(v, version));
+  if (auto s = store_.Delete(IndexKey(v, version)); !s.ok()) return s;
+  // Still held: a receive that opens the lock file now finds the version
+  // gone once it has the lock.
+  return store_.Delete(absl::StrCat("locks/", lock_name, ".lock"));
 }
 
 absl::StatusOr<std::vector<std::string>> Vault::ListVersions(

@@ -166,8 +166,10 @@ class Vault {
   absl::StatusOr<WrittenPack> WritePack(
       std::string_view tenant,
       const std::vector<std::pair<ChunkHash, std::string>>& encoded);
+  // `session`: the receive session the packs are pinned to, or kNoSession.
   absl::Status IndexPacks(std::string_view tenant,
-                          std::span<const WrittenPack> packs);
+                          std::span<const WrittenPack> packs,
+                          SessionId session = kNoSession);
 
   // Reads a chunk of `tenant` and checks the record checksum and the
   // content hash: DATA_LOSS naming the chunk if damaged, NOT_FOUND if the
@@ -201,6 +203,8 @@ class Vault {
       const IndexMetadata& meta);
   // ALREADY_EXISTS if the version exists. The index's root hash must be set.
   absl::Status PublishIndex(const VersionIndex& index);
+  // Deletes a version. FAILED_PRECONDITION, deleting nothing, while a
+  // receive builds on it (it holds VersionLockName(v, version) shared).
   absl::Status DeleteIndex(const VolumeName& v, std::string_view version);
 
   // Version ids of a volume, sorted (none for an unknown volume).
@@ -251,8 +255,18 @@ absl::StatusOr<std::string> DecodePayload(stream::Compression compression,
                                           std::string_view what,
                                           absl::StatusCode damage_code);
 
-// The name of the lock a receive holds shared and GC holds exclusive.
+// The store lock a receive holds shared on its base version, and a delete
+// of that version takes exclusive: "version-" and 16 hex digits of a hash
+// of the host, volume and version (a lock name is a single key component).
+std::string VersionLockName(const VolumeName& v, std::string_view version);
+
+// The name of the lock a receive (and a migrate) holds shared, and what
+// must not run alongside receives holds exclusive: `tenant assign`, and GC
+// of a format-1 vault.
 inline constexpr char kGcLockName[] = "gc";
+// The lock one GC of a format-2 vault holds exclusive (one GC at a time;
+// it runs alongside receives, see receiver/receive_registration.h).
+inline constexpr char kGcRunLockName[] = "gc-run";
 
 }  // namespace cbtd::receiver
 

@@ -52,11 +52,16 @@ int RunPrune(std::span<char*> args) {
     PrintJson({{"ok", true},
                {"dry_run", vm.count("dry-run") > 0},
                {"kept", list(result->kept)},
-               {"removed", list(result->removed)}});
+               {"removed", list(result->removed)},
+               {"in_use", list(result->in_use)}});
   } else {
     for (const auto& s : list(result->removed)) {
       std::cout << (vm.count("dry-run") ? "would remove " : "removed ")
                 << s.get<std::string>() << "\n";
+    }
+    for (const auto& s : list(result->in_use)) {
+      std::cout << "kept " << s.get<std::string>()
+                << ": a running receive builds on it; prune again later\n";
     }
     std::cout << result->kept.size() << " versions kept, "
               << result->removed.size() << " removed; run `cbt-receiver gc` "
@@ -82,6 +87,8 @@ void PrintGcResult(const po::variables_map& vm, int format, const GcResult& r) {
                {"packs_written", r.packs_written},
                {"packs_in_grace", r.packs_in_grace},
                {"orphan_packs_removed", r.orphan_packs_removed},
+               {"packs_pinned", r.packs_pinned},
+               {"dead_sessions_ended", r.dead_sessions_ended},
                {"bytes_reclaimed", r.bytes_reclaimed},
                {"bytes_rewritten", r.bytes_rewritten},
                {"temp_files_removed", r.temp_files_removed}});
@@ -101,7 +108,8 @@ void PrintGcResult(const po::variables_map& vm, int format, const GcResult& r) {
             << " live chunks of " << r.indexes << " versions kept, "
             << r.packs_written << " new packs); " << r.bytes_reclaimed
             << " bytes reclaimed, " << r.bytes_rewritten << " rewritten; "
-            << r.packs_in_grace << " packs within the grace period; "
+            << r.packs_in_grace << " packs within the grace period, "
+            << r.packs_pinned << " in use by running receives; "
             << r.orphan_packs_removed << " orphaned packs and "
             << r.temp_files_removed << " temporary files removed\n";
 }
@@ -112,7 +120,9 @@ int RunGc(std::span<char*> args) {
   po::options_description desc("Options");
   desc.add_options()("grace-seconds", po::value<int64_t>()->default_value(3600),
                      "spare unreferenced chunks modified this recently")(
-      "wait", "wait for running receives instead of refusing")(
+      "wait",
+      "wait for a running gc (a format-1 vault: for running receives) "
+      "instead of refusing")(
       "repack-below", po::value<double>()->default_value(0.5),
       "repack packs whose live part is below this fraction (format 2)")(
       "dry-run", "count only");

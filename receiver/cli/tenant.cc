@@ -29,7 +29,7 @@ constexpr char kUsage[] =
     "The hosts of a tenant share one key (cbtctl key export on one, cbtctl\n"
     "key import on the others): losing it loses the whole tenant's backups.\n"
     "Exit codes: 0 ok, 2 usage, 3 refused (nothing changed), 4 damaged\n"
-    "vault object, 5 a receive or gc is running, 6 no vault there.\n";
+    "vault object, 5 a receive is running, 6 no vault there.\n";
 
 // Parses args (args[0] = the action) with the shared options, under the
 // name "tenant ACTION" in messages.
@@ -48,7 +48,7 @@ int Assign(std::span<char*> args) {
       "tenant", po::value<std::string>(), "its tenant")(
       "join-existing",
       "allow a tenant that already holds chunks or versions: H then shares "
-      "them")("wait", "wait for running receives and gc instead of refusing")(
+      "them")("wait", "wait for running receives instead of refusing")(
       "create", "create the vault directory if it does not exist");
   po::variables_map vm;
   std::string name;

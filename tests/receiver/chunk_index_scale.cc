@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
         .size_bytes = pack.size() * kChunkRecordBytes,
         .chunk_count = pack.size(),
         .added_unix_ms = 0};
-    if (absl::Status s = index.AddPack(tenant, info, pack); !s.ok()) {
+    if (absl::Status s =
+            index.AddPack(tenant, info, pack, receiver::kNoSession);
+        !s.ok()) {
       return Fail(s);
     }
     const uint64_t done = i + pack.size();

@@ -84,7 +84,8 @@ class ChunkIndexTest : public ::testing::TestWithParam<IndexFactory> {
   void Add(ChunkIndex& index, std::string_view tenant, const std::string& pack,
            std::vector<PackEntry> entries) {
     ASSERT_TRUE(
-        index.AddPack(tenant, Pack(pack, entries.size()), entries).ok());
+        index.AddPack(tenant, Pack(pack, entries.size()), entries, kNoSession)
+            .ok());
   }
   void Add(std::string_view tenant, const std::string& pack,
            std::vector<PackEntry> entries) {
@@ -157,8 +158,8 @@ TEST_P(ChunkIndexTest, ListPacksReturnsWhatWasRecordedSortedByName) {
       .pack = "p1", .size_bytes = 7000, .chunk_count = 2, .added_unix_ms = 43};
   const std::vector<PackEntry> e2 = {{Id(1), 0, 10}};
   const std::vector<PackEntry> e1 = {{Id(2), 0, 10}, {Id(3), 10, 10}};
-  ASSERT_TRUE(index_->AddPack("t", p2, e2).ok());
-  ASSERT_TRUE(index_->AddPack("t", p1, e1).ok());
+  ASSERT_TRUE(index_->AddPack("t", p2, e2, kNoSession).ok());
+  ASSERT_TRUE(index_->AddPack("t", p1, e1, kNoSession).ok());
 
   auto packs = index_->ListPacks("t");
   ASSERT_TRUE(packs.ok()) << packs.status();
@@ -178,10 +179,10 @@ TEST_P(ChunkIndexTest, ARecordedPackNameIsAlreadyExistsAndChangesNothing) {
   Add("t", "p1", {{Id(1), 0, 10}});
   const std::vector<PackEntry> again = {{Id(1), 99, 10}, {Id(2), 0, 10}};
 
-  EXPECT_EQ(index_->AddPack("t", Pack("p1"), again).code(),
+  EXPECT_EQ(index_->AddPack("t", Pack("p1"), again, kNoSession).code(),
             absl::StatusCode::kAlreadyExists);
   // Pack names are unique in the vault, not per tenant.
-  EXPECT_EQ(index_->AddPack("u", Pack("p1"), again).code(),
+  EXPECT_EQ(index_->AddPack("u", Pack("p1"), again, kNoSession).code(),
             absl::StatusCode::kAlreadyExists);
 
   EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 10)));
@@ -259,7 +260,7 @@ TEST_P(ChunkIndexTest, ReplacePacksRepacksLiveEntriesIntoTheReplacement) {
   const std::vector<std::string> old = {"p1", "p2"};
   const std::vector<PackEntry> moved = {{Id(1), 0, 10}, {Id(3), 10, 10}};
 
-  ASSERT_TRUE(index_->ReplacePacks("t", old, Pack("r1", 2), moved).ok());
+  ASSERT_TRUE(index_->ReplacePacks("t", old, Pack("r1", 2), moved, 0).ok());
 
   EXPECT_THAT(Find("t", Id(1)), Optional(At("r1", 0, 10)));
   EXPECT_THAT(Find("t", Id(3)), Optional(At("r1", 10, 10)));
@@ -274,7 +275,7 @@ TEST_P(ChunkIndexTest, ReplacePacksWithoutReplacementForgetsDeadPacks) {
   Add("t", "p2", {{Id(3), 0, 10}});
   const std::vector<std::string> old = {"p1"};
 
-  ASSERT_TRUE(index_->ReplacePacks("t", old, std::nullopt, {}).ok());
+  ASSERT_TRUE(index_->ReplacePacks("t", old, std::nullopt, {}, 0).ok());
 
   EXPECT_EQ(Find("t", Id(1)), std::nullopt);
   EXPECT_EQ(Find("t", Id(2)), std::nullopt);
@@ -330,7 +331,7 @@ TEST_P(ChunkIndexTest, ConcurrentWritersThroughOneAndTwoHandlesLoseNothing) {
         const uint32_t n = w * 1000 + i;
         const std::vector<PackEntry> e = {{Id(n), 0, 10}};
         absl::Status s =
-            index.AddPack("t", Pack("p" + std::to_string(n), 1), e);
+            index.AddPack("t", Pack("p" + std::to_string(n), 1), e, kNoSession);
         if (!s.ok()) failures[w] = s;
       }
     });
@@ -346,6 +347,94 @@ TEST_P(ChunkIndexTest, ConcurrentWritersThroughOneAndTwoHandlesLoseNothing) {
                   Optional(At("p" + std::to_string(n), 0, 10)));
     }
   }
+}
+
+// --- Sessions and pins (chunk_index.h, "Receives and GC run at the same
+// time").
+
+SessionInfo Session(std::string tenant, std::string version) {
+  return SessionInfo{.tenant = std::move(tenant),
+                     .lock_name = "receive-" + version,
+                     .host = "h",
+                     .volume = "v",
+                     .version = std::move(version)};
+}
+
+TEST_P(ChunkIndexTest, APackFoundAndPinnedIsNotForgottenUntilTheSessionEnds) {
+  Add("t", "p1", {{Id(1), 0, 10}, {Id(2), 10, 10}});
+  Add("t", "p2", {{Id(3), 0, 10}});
+  auto clock = index_->SessionClock();
+  ASSERT_TRUE(clock.ok()) << clock.status();
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto found = index_->FindAndPin(*session, "t", Id(2));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_THAT(*found, Optional(At("p1", 10, 10)));
+  auto pinned = index_->PinnedPacks("t", *clock);
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  EXPECT_THAT(*pinned, ElementsAre("p1"));
+
+  const std::vector<std::string> both = {"p1", "p2"};
+  absl::Status s = index_->ReplacePacks("t", both, std::nullopt, {}, *clock);
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+  EXPECT_THAT(s.message(), HasSubstr("p1"));
+  EXPECT_THAT(PackNames("t"), ElementsAre("p1", "p2"));  // nothing changed
+  EXPECT_THAT(Find("t", Id(3)), Optional(At("p2", 0, 10)));
+
+  // Ended after `clock`: still pinned for a GC that began before the end.
+  ASSERT_TRUE(index_->EndSession(*session).ok());
+  auto open = index_->OpenSessions();
+  ASSERT_TRUE(open.ok());
+  EXPECT_THAT(*open, IsEmpty());
+  auto since = index_->SessionsSince(*clock);
+  ASSERT_TRUE(since.ok());
+  ASSERT_EQ(since->size(), 1u);
+  EXPECT_EQ((*since)[0].version, "v1");
+  EXPECT_EQ(index_->ReplacePacks("t", both, std::nullopt, {}, *clock).code(),
+            absl::StatusCode::kAborted);
+  // A GC that began after the end is free.
+  auto later = index_->SessionClock();
+  ASSERT_TRUE(later.ok());
+  EXPECT_GT(*later, *clock);
+  ASSERT_TRUE(index_->ReplacePacks("t", both, std::nullopt, {}, *later).ok());
+  EXPECT_THAT(PackNames("t"), IsEmpty());
+}
+
+TEST_P(ChunkIndexTest, AddPackPinsToTheSessionAndForgetSessionsDropsIt) {
+  auto clock = index_->SessionClock();
+  ASSERT_TRUE(clock.ok());
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok());
+  const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+  ASSERT_TRUE(index_->AddPack("t", Pack("p1", 1), e, *session).ok());
+  ASSERT_TRUE(index_->AddPack("u", Pack("q1", 1), e, kNoSession).ok());
+  auto pinned = index_->PinnedPacks("t", *clock);
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_THAT(*pinned, ElementsAre("p1"));
+  pinned = index_->PinnedPacks("u", *clock);
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_THAT(*pinned, IsEmpty());
+  // An open session is never forgotten.
+  ASSERT_TRUE(index_->ForgetSessions(*clock + 100).ok());
+  EXPECT_THAT(*index_->PinnedPacks("t", *clock), ElementsAre("p1"));
+  ASSERT_TRUE(index_->EndSession(*session).ok());
+  auto ended = index_->SessionClock();
+  ASSERT_TRUE(ended.ok());
+  ASSERT_TRUE(index_->ForgetSessions(*ended).ok());
+  EXPECT_THAT(*index_->PinnedPacks("t", *clock), IsEmpty());
+  auto since = index_->SessionsSince(*clock);
+  ASSERT_TRUE(since.ok());
+  EXPECT_THAT(*since, IsEmpty());
+}
+
+TEST_P(ChunkIndexTest, FindAndPinOfAChunkTheTenantLacksPinsNothing) {
+  Add("u", "q1", {{Id(1), 0, 10}});
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok());
+  auto found = index_->FindAndPin(*session, "t", Id(1));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, std::nullopt);  // another tenant's chunk
+  EXPECT_THAT(*index_->PinnedPacks("u", 0), IsEmpty());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -387,7 +476,7 @@ TEST_F(SqliteChunkIndexTest, OpenWithoutCreateOfAnExistingIndexWorks) {
     auto index = SqliteChunkIndex::Open(path(), true);
     ASSERT_TRUE(index.ok()) << index.status();
     const std::vector<PackEntry> e = {{Id(1), 0, 10}};
-    ASSERT_TRUE((*index)->AddPack("t", Pack("p1", 1), e).ok());
+    ASSERT_TRUE((*index)->AddPack("t", Pack("p1", 1), e, kNoSession).ok());
   }
   auto index = SqliteChunkIndex::Open(path(), false);
   ASSERT_TRUE(index.ok()) << index.status();
@@ -407,7 +496,30 @@ TEST_F(SqliteChunkIndexTest,
         << index.status();
     EXPECT_THAT(index.status().message(), HasSubstr(path()));
     EXPECT_THAT(index.status().message(), HasSubstr("version 99"));
-    EXPECT_THAT(index.status().message(), HasSubstr("reads version 1"));
+    EXPECT_THAT(index.status().message(), HasSubstr("reads version 2"));
+  }
+}
+
+// A version-1 index (before sessions) gains the session tables when opened
+// and keeps every entry.
+TEST_F(SqliteChunkIndexTest, AVersion1IndexIsUpgradedKeepingItsEntries) {
+  {
+    auto index = SqliteChunkIndex::Open(path(), true);
+    ASSERT_TRUE(index.ok()) << index.status();
+    const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+    ASSERT_TRUE((*index)->AddPack("t", Pack("p1", 1), e, kNoSession).ok());
+  }
+  RawExec(
+      "DROP TABLE pins; DROP TABLE sessions; "
+      "DELETE FROM meta WHERE key = 'session_clock'; "
+      "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+  for (int i = 0; i < 2; ++i) {  // the second open finds it upgraded
+    auto index = SqliteChunkIndex::Open(path(), false);
+    ASSERT_TRUE(index.ok()) << index.status();
+    EXPECT_THAT(*(*index)->Find("t", Id(1)), Optional(At("p1", 0, 10)));
+    auto session = (*index)->BeginSession(Session("t", "v1"));
+    ASSERT_TRUE(session.ok()) << session.status();
+    ASSERT_TRUE((*index)->EndSession(*session).ok());
   }
 }
 
@@ -452,11 +564,11 @@ TEST_F(SqliteChunkIndexTest,
   ASSERT_TRUE(index.ok()) << index.status();
   ChunkIndex& ix = **index;
   const std::vector<PackEntry> e = {{Id(1), 0, 10}};
-  ASSERT_TRUE(ix.AddPack("t", Pack("p1", 1), e).ok());
-  ASSERT_TRUE(ix.AddPack("u", Pack("q1", 1), e).ok());
+  ASSERT_TRUE(ix.AddPack("t", Pack("p1", 1), e, kNoSession).ok());
+  ASSERT_TRUE(ix.AddPack("u", Pack("q1", 1), e, kNoSession).ok());
   const std::vector<std::string> old = {"p1", "q1"};
 
-  absl::Status s = ix.ReplacePacks("t", old, Pack("r1", 1), e);
+  absl::Status s = ix.ReplacePacks("t", old, Pack("r1", 1), e, 0);
 
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   EXPECT_THAT(s.message(), HasSubstr("q1"));
@@ -476,7 +588,7 @@ TEST_F(SqliteChunkIndexTest, LiveEntriesOfAnUnknownPackIsNotFound) {
   auto index = SqliteChunkIndex::Open(path(), true);
   ASSERT_TRUE(index.ok()) << index.status();
   const std::vector<PackEntry> e = {{Id(1), 0, 10}};
-  ASSERT_TRUE((*index)->AddPack("u", Pack("q1", 1), e).ok());
+  ASSERT_TRUE((*index)->AddPack("u", Pack("q1", 1), e, kNoSession).ok());
 
   EXPECT_EQ((*index)->LiveEntries("t", "q1").status().code(),
             absl::StatusCode::kNotFound);
@@ -491,7 +603,7 @@ TEST_F(SqliteChunkIndexTest, AnEntryPastTheEndOfItsPackIsInvalid) {
   pack.size_bytes = 100;
   const std::vector<PackEntry> e = {{Id(1), 90, 11}};
 
-  absl::Status s = (*index)->AddPack("t", pack, e);
+  absl::Status s = (*index)->AddPack("t", pack, e, kNoSession);
 
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(s.message(), HasSubstr("p1"));

@@ -7,6 +7,7 @@
 #define CBTD_TESTS_RECEIVER_FAULT_INJECTION_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,7 +22,10 @@ struct FaultPlan {
   std::atomic<int> calls{0};
   int fail_at = -1;
   bool fired = false;
+  // Called first by every call of the plan: lets a test act at a step.
+  std::function<void(std::string_view)> on_call;
   absl::Status Next(const std::string& what) {
+    if (on_call) on_call(what);
     if (calls++ != fail_at) return absl::OkStatus();
     fired = true;
     return absl::UnavailableError("injected fault at " + what);
@@ -134,9 +138,39 @@ class FaultyIndex : public ChunkIndex {
     return inner_.Find(tenant, id);
   }
   absl::Status AddPack(std::string_view tenant, const PackInfo& pack,
-                       std::span<const PackEntry> entries) override {
+                       std::span<const PackEntry> entries,
+                       SessionId session) override {
     if (auto s = plan_.Next("AddPack"); !s.ok()) return s;
-    return inner_.AddPack(tenant, pack, entries);
+    return inner_.AddPack(tenant, pack, entries, session);
+  }
+  // Session bookkeeping may be lost in a crash by design; not a fault point.
+  absl::StatusOr<SessionId> BeginSession(const SessionInfo& info) override {
+    return inner_.BeginSession(info);
+  }
+  absl::Status EndSession(SessionId session) override {
+    return inner_.EndSession(session);
+  }
+  absl::StatusOr<std::optional<ChunkLocation>> FindAndPin(
+      SessionId session, std::string_view tenant,
+      const ChunkHash& id) override {
+    return inner_.FindAndPin(session, tenant, id);
+  }
+  absl::StatusOr<uint64_t> SessionClock() override {
+    return inner_.SessionClock();
+  }
+  absl::StatusOr<std::vector<SessionInfo>> SessionsSince(
+      uint64_t since) override {
+    return inner_.SessionsSince(since);
+  }
+  absl::StatusOr<std::vector<SessionInfo>> OpenSessions() override {
+    return inner_.OpenSessions();
+  }
+  absl::StatusOr<std::vector<std::string>> PinnedPacks(
+      std::string_view tenant, uint64_t since) override {
+    return inner_.PinnedPacks(tenant, since);
+  }
+  absl::Status ForgetSessions(uint64_t until) override {
+    return inner_.ForgetSessions(until);
   }
   absl::StatusOr<std::vector<std::string>> ListTenants() override {
     return inner_.ListTenants();
@@ -165,9 +199,11 @@ class FaultyIndex : public ChunkIndex {
   absl::Status ReplacePacks(std::string_view tenant,
                             std::span<const std::string> old_packs,
                             const std::optional<PackInfo>& replacement,
-                            std::span<const PackEntry> entries) override {
+                            std::span<const PackEntry> entries,
+                            uint64_t pins_since) override {
     if (auto s = plan_.Next("ReplacePacks"); !s.ok()) return s;
-    return inner_.ReplacePacks(tenant, old_packs, replacement, entries);
+    return inner_.ReplacePacks(tenant, old_packs, replacement, entries,
+                               pins_since);
   }
 
  private:

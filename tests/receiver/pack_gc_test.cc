@@ -9,6 +9,8 @@
 
 #include "receiver/gc.h"
 #include "receiver/pack.h"
+#include "receiver/receive_registration.h"
+#include "receiver/retention.h"
 #include "receiver/verify.h"
 #include "tests/receiver/fault_injection.h"
 #include "tests/receiver/vault_fixture.h"
@@ -64,6 +66,27 @@ class PackGcTest : public VaultFixture {
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_TRUE(report->ok());
     EXPECT_EQ(PackObjects(), IndexedPacks());
+  }
+
+  // Opens a session for `records` (records_[0] is its header) and applies
+  // every record before index `stop` (not the Trailer).
+  std::unique_ptr<ReceiveSession> OpenPartly(
+      const std::vector<stream::Record>& records, size_t stop) {
+    auto session = ReceiveSession::Open(*vault_, records[0].header());
+    EXPECT_TRUE(session.ok()) << session.status();
+    if (!session.ok()) return nullptr;
+    for (size_t i = 1; i < stop; ++i) {
+      EXPECT_TRUE((*session)->Apply(records[i]).ok()) << i;
+    }
+    return *std::move(session);
+  }
+  // Applies the records from `start` on, the Trailer included.
+  void Finish(ReceiveSession& session,
+              const std::vector<stream::Record>& records, size_t start) {
+    for (size_t i = start; i < records.size(); ++i) {
+      ASSERT_TRUE(session.Apply(records[i]).ok()) << i;
+    }
+    ASSERT_TRUE(session.committed());
   }
 
   std::string v1_, v2_;
@@ -201,6 +224,206 @@ TEST_F(PackGcTest, RestoresDuringRepackReadTheRightBytes) {
   gc.join();
   EXPECT_GT(repacks.load(), 0);
   ExpectSound();
+}
+
+// GC runs while a receive does (docs/vault.md, "GC while receiving").
+// v3 carries v1's bytes again: its chunks are in v1's pack, which v2 keeps
+// only partly live once v1 is pruned. A GC in the middle of the receive
+// must neither repack that pack (dropping the chunks v3 has found there)
+// nor delete it.
+TEST_F(PackGcTest, GcDuringReceiveSparesThePacksTheReceiveRelies) {
+  for (const size_t rewritten : {24u, 32u}) {  // sparse, then dead
+    SCOPED_TRACE(rewritten);
+    ResetVault();
+    MakeVersions(rewritten);
+    Produce(v1_, nullptr, {}, "v3");
+    const auto records = records_;
+    auto session = OpenPartly(records, records.size() - 1);
+    ASSERT_NE(session, nullptr);
+    auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
+    ASSERT_TRUE(gc.ok()) << gc.status();
+    EXPECT_EQ(gc->packs_pinned, 1u);
+    EXPECT_EQ(gc->packs_repacked + gc->packs_deleted, 0u);
+    Finish(*session, records, records.size() - 1);
+    session.reset();
+    EXPECT_TRUE(RestoresTo("v3", v1_));
+    // The session ended: the next GC is free to repack what v2 and v3 no
+    // longer fill.
+    auto again = CollectGarbage(*vault_, {.grace_ms = 0, .repack_below = 1});
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->packs_pinned, 0u);
+    EXPECT_TRUE(RestoresTo("v3", v1_));
+    ExpectSound();
+  }
+}
+
+// A receive's packs are written before the index knows them (one sync for
+// many): GC must not take them for what a crashed receive left.
+TEST_F(PackGcTest, GcDuringReceiveKeepsItsUnindexedPacks) {
+  MakeVersions(4);
+  vault_->set_pack_target_bytes(2 * kChunk);  // a pack every few chunks
+  const std::string v3 = RandomVolume(32 * kChunk, 77);
+  Produce(v3, nullptr, {}, "v3");
+  const auto records = records_;
+  auto session = OpenPartly(records, records.size() - 1);
+  ASSERT_NE(session, nullptr);
+  auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->orphan_packs_removed, 0u);
+  Finish(*session, records, records.size() - 1);
+  session.reset();
+  EXPECT_TRUE(RestoresTo("v3", v3));
+  ExpectSound();
+}
+
+// A version published after GC listed the versions, on a base deleted
+// before GC read it, is marked all the same (from the sessions that ended
+// since the GC began): here the receive commits and its base is pruned
+// between the listing and the mark.
+TEST_F(PackGcTest, VersionPublishedDuringGcIsMarked) {
+  MakeVersions(4);  // v2 only
+  std::string v3 = v2_;
+  cbt::ExtentSet changed;
+  Scribble(v3, changed, 3, 11);
+  const VersionIndex base = Index("v2");
+  Produce(v3, &base, changed, "v3");
+  const auto records = records_;
+  auto session = OpenPartly(records, records.size() - 1);
+  ASSERT_NE(session, nullptr);
+  // The hook runs at GC's first mark: after the listing, before v2 is read.
+  bool ran = false;
+  FaultPlan plan;
+  plan.on_call = [&](std::string_view op) {
+    if (op != "BeginMark" || ran) return;
+    ran = true;
+    Finish(*session, records, records.size() - 1);
+    session.reset();
+    ASSERT_TRUE(vault_->DeleteIndex(kVol, "v2").ok());
+  };
+  FaultyStore store(*store_, plan);
+  FaultyIndex index(*vault_->chunk_index(), plan);
+  Vault hooked(store, &index);
+  auto gc = CollectGarbage(hooked, {.grace_ms = 0, .repack_below = 1});
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  ASSERT_TRUE(ran);
+  EXPECT_TRUE(RestoresTo("v3", v3));
+  auto again = CollectGarbage(*vault_, {.grace_ms = 0, .repack_below = 1});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(RestoresTo("v3", v3));
+}
+
+// Prune keeps a version a running receive builds on, and says so.
+TEST_F(PackGcTest, PruneKeepsTheBaseOfARunningReceive) {
+  MakeVersions(4);
+  std::string v3 = v2_;
+  cbt::ExtentSet changed;
+  Scribble(v3, changed, 3, 12);
+  const VersionIndex base = Index("v2");
+  Produce(v3, &base, changed, "v3");
+  const auto records = records_;
+  auto session = OpenPartly(records, 1);
+  ASSERT_NE(session, nullptr);
+  absl::Status refused = vault_->DeleteIndex(kVol, "v2");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("base of a receive"));
+  // A newer version, so that keep-last 1 would remove v2.
+  transport::ProducerOptions later;
+  later.created_unix_ms = 1800000000000;
+  ASSERT_TRUE(Receive(Produce(v2_, nullptr, {}, "v2b", later)).ok());
+  auto pruned = Prune(*vault_, {kVol}, {.keep_last = 1}, false);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  ASSERT_EQ(pruned->in_use.size(), 1u);
+  EXPECT_EQ(pruned->in_use[0].second, "v2");
+  EXPECT_TRUE(pruned->removed.empty());
+  EXPECT_TRUE(RestoresTo("v2", v2_));
+  Finish(*session, records, 1);
+  session.reset();
+  EXPECT_TRUE(RestoresTo("v3", v3));
+  EXPECT_TRUE(vault_->DeleteIndex(kVol, "v2").ok());
+  EXPECT_TRUE(RestoresTo("v3", v3));
+}
+
+// A session a crash left open (its lock free) is ended by the next GC,
+// which still spares its pins that once; the GC after forgets them.
+TEST_F(PackGcTest, SessionACrashLeftOpenIsEndedByGc) {
+  MakeVersions(24);
+  auto packs = vault_->chunk_index()->ListPacks("host1");
+  ASSERT_TRUE(packs.ok() && !packs->empty());
+  // What a killed receive leaves: an open session, a pin, no lock held.
+  ChunkIndex& index = *vault_->chunk_index();
+  auto id = index.BeginSession({.tenant = "host1",
+                                .lock_name = "receive-dead",
+                                .host = "host1",
+                                .volume = "vol1",
+                                .version = "v9"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const std::vector<ChunkHash> live = Index("v2").entries;
+  ASSERT_FALSE(live.empty());
+  auto found = index.FindAndPin(*id, "host1", live.back());
+  ASSERT_TRUE(found.ok() && found->has_value());
+  auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->dead_sessions_ended, 1u);
+  EXPECT_EQ(gc->packs_pinned, 1u);
+  auto open = index.OpenSessions();
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty());
+  auto again = CollectGarbage(*vault_, {.grace_ms = 0});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->packs_pinned, 0u);
+  EXPECT_EQ(again->packs_repacked, 1u);
+  ExpectSound();
+}
+
+// Receives and GCs at the same time, over and over: incrementals with new
+// and old data, the oldest versions pruned, GC repacking everything it can.
+// Every version left restores byte-equal.
+TEST_F(PackGcTest, ReceivesAndGcTogetherLoseNothing) {
+  vault_->set_pack_target_bytes(4 * kChunk);
+  std::map<std::string, std::string> contents;
+  std::string vol = RandomVolume(48 * kChunk, 3);
+  ASSERT_TRUE(Receive(Produce(vol, nullptr, {}, "r00")).ok());
+  contents["r00"] = vol;
+  std::atomic<bool> stop{false};
+  std::atomic<int> runs{0}, pinned{0};
+  std::thread gc([&] {
+    while (!stop) {
+      auto r = CollectGarbage(*vault_,
+                              {.grace_ms = 0, .wait = true, .repack_below = 1});
+      ASSERT_TRUE(r.ok()) << r.status();
+      ++runs;
+      pinned += r->packs_pinned;
+    }
+  });
+  std::string last = "r00";
+  for (int i = 1; i <= 16; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof(id), "r%02d", i);
+    cbt::ExtentSet changed;
+    Scribble(vol, changed, 6, 100 + i);
+    if (i % 4 == 0) {  // bring back an old version's bytes
+      vol = contents.begin()->second;
+      changed.Add(0, vol.size());
+    }
+    const VersionIndex base = Index(last);
+    auto r = Receive(Produce(vol, &base, changed, id));
+    ASSERT_TRUE(r.ok()) << id << ": " << r.status();
+    contents[id] = vol;
+    last = id;
+    while (contents.size() > 3) {
+      const std::string oldest = contents.begin()->first;
+      ASSERT_TRUE(vault_->DeleteIndex(kVol, oldest).ok());
+      contents.erase(contents.begin());
+    }
+    for (const auto& [v, bytes] : contents) EXPECT_TRUE(RestoresTo(v, bytes));
+  }
+  stop = true;
+  gc.join();
+  EXPECT_GT(runs.load(), 1);
+  for (const auto& [v, bytes] : contents) EXPECT_TRUE(RestoresTo(v, bytes));
+  auto report = VerifyVault(*vault_, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->ok());
 }
 
 }  // namespace

@@ -441,7 +441,7 @@ TEST_F(TenantTest, AssignDuringAReceiveIsRefusedUnchanged) {
   auto r = Assign("web2", "acme");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(Message(r.status()), HasSubstr("a receive or gc is running"));
+  EXPECT_THAT(Message(r.status()), HasSubstr("a receive is running"));
   EXPECT_FALSE(*store_->Exists(Vault::HostTenantKey("web2")));
   session->reset();
   EXPECT_TRUE(Assign("web2", "acme").ok());
