@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "receiver/receive_registration.h"
@@ -357,6 +359,8 @@ absl::Status ReceiveSession::EnsureKeyBound() {
   return absl::OkStatus();
 }
 
+// The pack is written by a helper thread while the next records arrive:
+// one write in flight at a time, so memory stays within two packs.
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
   if (absl::Status s = EnsureKeyBound(); !s.ok()) return s;
@@ -365,22 +369,44 @@ absl::Status ReceiveSession::FlushStaged() {
   if (auto session = registration_->Id(); !session.ok()) {
     return session.status();
   }
-  // Kept staged on failure: a retried Apply or the commit tries again.
-  auto pack = vault_.WritePack(tenant_, staged_);
+  if (absl::Status s = AwaitInflight(); !s.ok()) return s;
+  auto records = std::make_shared<StagedRecords>(std::move(staged_));
+  staged_.clear();
+  inflight_.emplace(Inflight{
+      .records = records,
+      .bytes = staged_bytes_,
+      .result = std::async(std::launch::async,
+                           [&vault = vault_, tenant = tenant_, records] {
+                             return vault.WritePack(tenant, *records);
+                           })});
+  staged_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::AwaitInflight() {
+  if (!inflight_.has_value()) return absl::OkStatus();
+  auto pack = inflight_->result.get();
   if (!pack.ok()) {
+    // Staged again: a retried Apply or the commit tries again.
+    StagedRecords& records = *inflight_->records;
+    const size_t count = records.size();
+    staged_.insert(staged_.begin(), std::make_move_iterator(records.begin()),
+                   std::make_move_iterator(records.end()));
+    staged_bytes_ += inflight_->bytes;
+    inflight_.reset();
     return absl::Status(pack.status().code(),
-                        absl::StrCat("storing ", staged_.size(),
+                        absl::StrCat("storing ", count,
                                      " new chunks: ", pack.status().message()));
   }
+  inflight_.reset();
   written_bytes_ += pack->info.size_bytes;
   written_.push_back(*std::move(pack));
-  staged_.clear();
-  staged_bytes_ = 0;
   if (written_bytes_ >= kSyncBatchBytes) return IndexWritten();
   return absl::OkStatus();
 }
 
 absl::Status ReceiveSession::IndexWritten() {
+  if (absl::Status s = AwaitInflight(); !s.ok()) return s;
   if (written_.empty()) return absl::OkStatus();
   // Kept on failure: a retried Apply or the commit tries again.
   auto session = registration_->Id();

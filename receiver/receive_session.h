@@ -69,7 +69,9 @@
 #ifndef CBTD_RECEIVER_RECEIVE_SESSION_H_
 #define CBTD_RECEIVER_RECEIVE_SESSION_H_
 
+#include <future>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -136,10 +138,14 @@ class ReceiveSession {
   absl::Status PutEntry(uint64_t index, const ChunkHash& entry);
   // `s`, from reading the base index, naming the base.
   absl::Status BaseFailed(const absl::Status& s) const;
-  // Writes the staged chunks as one pack (Vault::WritePack), and indexes
-  // the written packs once they reach kSyncBatchBytes.
+  // Starts writing the staged chunks as one pack (Vault::WritePack) in the
+  // background, after the previous one is written (AwaitInflight).
   absl::Status FlushStaged();
-  // Makes the written packs durable and known (Vault::IndexPacks).
+  // Waits for the pack in flight, and indexes the written packs once they
+  // reach kSyncBatchBytes.
+  absl::Status AwaitInflight();
+  // Waits for the pack in flight, then makes the written packs durable and
+  // known (Vault::IndexPacks).
   absl::Status IndexWritten();
   // Binds the tenant to the stream's key if this is its first encrypted
   // stream (bind_key_); called before anything is stored.
@@ -175,8 +181,17 @@ class ReceiveSession {
   // New chunks not yet in the vault: stored one pack at a time (a pack
   // per kPackTargetBytes, not two fsyncs per chunk), all before the index
   // is published.
-  std::vector<std::pair<ChunkHash, std::string>> staged_;
+  using StagedRecords = std::vector<std::pair<ChunkHash, std::string>>;
+  StagedRecords staged_;
   size_t staged_bytes_ = 0;
+  // The pack being written in the background (FlushStaged), with its
+  // records, staged again if the write fails.
+  struct Inflight {
+    std::shared_ptr<StagedRecords> records;
+    size_t bytes = 0;
+    std::future<absl::StatusOr<Vault::WrittenPack>> result;
+  };
+  std::optional<Inflight> inflight_;
   // Packs written but not yet durable nor indexed (one sync for many).
   std::vector<Vault::WrittenPack> written_;
   size_t written_bytes_ = 0;
