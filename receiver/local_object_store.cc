@@ -451,9 +451,19 @@ absl::Status LocalObjectStore::Delete(const std::string& key) {
   return absl::OkStatus();
 }
 
+namespace {
+std::string LockKey(const std::string& name) {
+  return "locks/" + name + ".lock";
+}
+}  // namespace
+
+absl::Status LocalObjectStore::DeleteLock(const std::string& name) {
+  return Delete(LockKey(name));
+}
+
 absl::StatusOr<std::unique_ptr<StoreLock>> LocalObjectStore::Lock(
     const std::string& name, LockMode mode, bool wait) {
-  const std::string key = "locks/" + name + ".lock";
+  const std::string key = LockKey(name);
   if (auto s = ValidateKey(key); !s.ok()) return s;
   if (auto s = MakeDirs(root_, key); !s.ok()) return s;
   const std::string path = PathOf(key);

@@ -48,6 +48,7 @@ class LocalObjectStore : public ObjectStore {
   absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& name,
                                                   LockMode mode,
                                                   bool wait) override;
+  absl::Status DeleteLock(const std::string& name) override;
 
   const std::string& root() const { return root_; }
 

@@ -146,6 +146,10 @@ class ObjectStore {
   // wait=false a lock held by someone else returns UNAVAILABLE.
   virtual absl::StatusOr<std::unique_ptr<StoreLock>> Lock(
       const std::string& name, LockMode mode, bool wait) = 0;
+  // Removes the lock named `name` from the store (OK if absent). Called by
+  // a holder of the lock exclusive whose name is never used again, or
+  // whose object is gone: a later Lock of the name starts afresh.
+  virtual absl::Status DeleteLock(const std::string& name) = 0;
 };
 
 // INVALID_ARGUMENT naming `what` unless `key` is a valid key (see above).

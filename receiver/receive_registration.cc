@@ -6,14 +6,6 @@
 #include "receiver/pack.h"
 
 namespace cbtd::receiver {
-namespace {
-
-std::string LockKey(std::string_view lock_name) {
-  return absl::StrCat("locks/", std::string(lock_name), ".lock");
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ReceiveRegistration>> ReceiveRegistration::Begin(
     Vault& vault, std::string_view tenant, const VolumeName& volume,
     std::string_view version, std::string_view base_version) {
@@ -69,7 +61,7 @@ ReceiveRegistration::~ReceiveRegistration() {
   if (info_.id != kNoSession) {
     vault_.chunk_index()->EndSession(info_.id).IgnoreError();
   }
-  vault_.store().Delete(LockKey(info_.lock_name)).IgnoreError();
+  vault_.store().DeleteLock(info_.lock_name).IgnoreError();
   live_lock_.reset();
 }
 
@@ -85,7 +77,7 @@ absl::StatusOr<uint64_t> EndDeadSessions(Vault& vault) {
     if (!lock.ok()) return lock.status();
     // Its process is gone: it publishes nothing any more.
     if (auto st = index.EndSession(s.id); !st.ok()) return st;
-    if (auto st = vault.store().Delete(LockKey(s.lock_name)); !st.ok()) {
+    if (auto st = vault.store().DeleteLock(s.lock_name); !st.ok()) {
       return st;
     }
     ++ended;

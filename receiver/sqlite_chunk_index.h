@@ -141,9 +141,8 @@ class SqliteChunkIndex : public ChunkIndex {
   absl::Status Pin(SessionId session, int64_t pack_id);
   // Whether a session open or ended after `since` pins pack `pack_id`.
   absl::StatusOr<bool> IsPinned(int64_t pack_id, uint64_t since);
-  // Runs `sql` binding `since` to ?1 and reads SessionInfo rows.
-  absl::StatusOr<std::vector<SessionInfo>> QuerySessions(const char* sql,
-                                                         int64_t since);
+  // Sessions open or ended after clock `since`.
+  absl::StatusOr<std::vector<SessionInfo>> QuerySessions(int64_t since);
 
   const std::string path_;
   std::mutex mu_;

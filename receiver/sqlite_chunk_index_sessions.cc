@@ -4,6 +4,9 @@
 // statements are prepared per call.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "receiver/sqlite_chunk_index.h"
 #include "receiver/sqlite_chunk_index_internal.h"
@@ -39,10 +42,6 @@ CREATE INDEX pins_by_pack ON pins (pack_id);
 INSERT INTO meta (key, value) VALUES ('session_clock', 0);
 UPDATE meta SET value = 2 WHERE key = 'schema_version';
 )sql";
-
-constexpr char kSessionColumns[] =
-    "SELECT session_id, tenant, lock_name, host, volume, version "
-    "FROM sessions ";
 
 }  // namespace
 
@@ -149,10 +148,14 @@ absl::StatusOr<uint64_t> SqliteChunkIndex::SessionClock() {
   return static_cast<uint64_t>(*clock);
 }
 
+// Sessions open or ended after clock `since`, by id.
 absl::StatusOr<std::vector<SessionInfo>> SqliteChunkIndex::QuerySessions(
-    const char* where, int64_t since) {
+    int64_t since) {
   Prepared p;
-  int rc = p.Prepare(db_, absl::StrCat(kSessionColumns, where).c_str());
+  int rc = p.Prepare(db_,
+                     "SELECT session_id, tenant, lock_name, host, volume, "
+                     "version FROM sessions WHERE ended IS NULL OR ended > ?1 "
+                     "ORDER BY session_id");
   Run r(p);
   r.Bind(1, since);
   std::vector<SessionInfo> out;
@@ -173,14 +176,14 @@ absl::StatusOr<std::vector<SessionInfo>> SqliteChunkIndex::QuerySessions(
 absl::StatusOr<std::vector<SessionInfo>> SqliteChunkIndex::SessionsSince(
     uint64_t since) {
   std::lock_guard lock(mu_);
-  return QuerySessions("WHERE ended IS NULL OR ended > ?1 ORDER BY session_id",
-                       static_cast<int64_t>(since));
+  return QuerySessions(static_cast<int64_t>(
+      std::min<uint64_t>(since, std::numeric_limits<int64_t>::max())));
 }
 
+// No clock value is past the largest: only the open ones.
 absl::StatusOr<std::vector<SessionInfo>> SqliteChunkIndex::OpenSessions() {
   std::lock_guard lock(mu_);
-  return QuerySessions("WHERE ended IS NULL AND ?1 = ?1 ORDER BY session_id",
-                       0);
+  return QuerySessions(std::numeric_limits<int64_t>::max());
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteChunkIndex::PinnedPacks(

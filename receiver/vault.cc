@@ -505,7 +505,7 @@ absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
   if (auto s = store_.Delete(IndexKey(v, version)); !s.ok()) return s;
   // Still held: a receive that opens the lock file now finds the version
   // gone once it has the lock.
-  return store_.Delete(absl::StrCat("locks/", lock_name, ".lock"));
+  return store_.DeleteLock(lock_name);
 }
 
 absl::StatusOr<std::vector<std::string>> Vault::ListVersions(

@@ -123,6 +123,9 @@ class FaultyStore : public ObjectStore {
                                                   bool wait) override {
     return inner_.Lock(name, mode, wait);
   }
+  absl::Status DeleteLock(const std::string& name) override {
+    return inner_.DeleteLock(name);
+  }
 
  private:
   ObjectStore& inner_;

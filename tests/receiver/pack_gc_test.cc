@@ -68,27 +68,34 @@ class PackGcTest : public VaultFixture {
     EXPECT_EQ(PackObjects(), IndexedPacks());
   }
 
-  // Opens a session for `records` (records_[0] is its header) and applies
-  // every record before index `stop` (not the Trailer).
-  std::unique_ptr<ReceiveSession> OpenPartly(
-      const std::vector<stream::Record>& records, size_t stop) {
-    auto session = ReceiveSession::Open(*vault_, records[0].header());
-    EXPECT_TRUE(session.ok()) << session.status();
-    if (!session.ok()) return nullptr;
-    for (size_t i = 1; i < stop; ++i) {
-      EXPECT_TRUE((*session)->Apply(records[i]).ok()) << i;
+  // Produces the stream of `bytes` against `base` and opens a session for
+  // it (session_), applying every record but the Trailer, or none with
+  // `header_only`.
+  void StartReceive(const std::string& bytes, const VersionIndex* base,
+                    const cbt::ExtentSet& changed, const std::string& id,
+                    bool header_only = false) {
+    Produce(bytes, base, changed, id);
+    open_records_ = records_;
+    auto session = ReceiveSession::Open(*vault_, open_records_[0].header());
+    ASSERT_TRUE(session.ok()) << session.status();
+    session_ = *std::move(session);
+    applied_ = header_only ? 1 : open_records_.size() - 1;
+    for (size_t i = 1; i < applied_; ++i) {
+      ASSERT_TRUE(session_->Apply(open_records_[i]).ok()) << i;
     }
-    return *std::move(session);
   }
-  // Applies the records from `start` on, the Trailer included.
-  void Finish(ReceiveSession& session,
-              const std::vector<stream::Record>& records, size_t start) {
-    for (size_t i = start; i < records.size(); ++i) {
-      ASSERT_TRUE(session.Apply(records[i]).ok()) << i;
+  // Applies the rest, the Trailer included, and ends the session.
+  void FinishReceive() {
+    for (size_t i = applied_; i < open_records_.size(); ++i) {
+      ASSERT_TRUE(session_->Apply(open_records_[i]).ok()) << i;
     }
-    ASSERT_TRUE(session.committed());
+    ASSERT_TRUE(session_->committed());
+    session_.reset();
   }
 
+  std::vector<stream::Record> open_records_;
+  size_t applied_ = 0;
+  std::unique_ptr<ReceiveSession> session_;
   std::string v1_, v2_;
 };
 
@@ -236,16 +243,12 @@ TEST_F(PackGcTest, GcDuringReceiveSparesThePacksTheReceiveRelies) {
     SCOPED_TRACE(rewritten);
     ResetVault();
     MakeVersions(rewritten);
-    Produce(v1_, nullptr, {}, "v3");
-    const auto records = records_;
-    auto session = OpenPartly(records, records.size() - 1);
-    ASSERT_NE(session, nullptr);
+    StartReceive(v1_, nullptr, {}, "v3");
     auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
     ASSERT_TRUE(gc.ok()) << gc.status();
     EXPECT_EQ(gc->packs_pinned, 1u);
     EXPECT_EQ(gc->packs_repacked + gc->packs_deleted, 0u);
-    Finish(*session, records, records.size() - 1);
-    session.reset();
+    FinishReceive();
     EXPECT_TRUE(RestoresTo("v3", v1_));
     // The session ended: the next GC is free to repack what v2 and v3 no
     // longer fill.
@@ -263,15 +266,11 @@ TEST_F(PackGcTest, GcDuringReceiveKeepsItsUnindexedPacks) {
   MakeVersions(4);
   vault_->set_pack_target_bytes(2 * kChunk);  // a pack every few chunks
   const std::string v3 = RandomVolume(32 * kChunk, 77);
-  Produce(v3, nullptr, {}, "v3");
-  const auto records = records_;
-  auto session = OpenPartly(records, records.size() - 1);
-  ASSERT_NE(session, nullptr);
+  StartReceive(v3, nullptr, {}, "v3");
   auto gc = CollectGarbage(*vault_, {.grace_ms = 0});
   ASSERT_TRUE(gc.ok()) << gc.status();
   EXPECT_EQ(gc->orphan_packs_removed, 0u);
-  Finish(*session, records, records.size() - 1);
-  session.reset();
+  FinishReceive();
   EXPECT_TRUE(RestoresTo("v3", v3));
   ExpectSound();
 }
@@ -286,18 +285,14 @@ TEST_F(PackGcTest, VersionPublishedDuringGcIsMarked) {
   cbt::ExtentSet changed;
   Scribble(v3, changed, 3, 11);
   const VersionIndex base = Index("v2");
-  Produce(v3, &base, changed, "v3");
-  const auto records = records_;
-  auto session = OpenPartly(records, records.size() - 1);
-  ASSERT_NE(session, nullptr);
+  StartReceive(v3, &base, changed, "v3");
   // The hook runs at GC's first mark: after the listing, before v2 is read.
   bool ran = false;
   FaultPlan plan;
   plan.on_call = [&](std::string_view op) {
     if (op != "BeginMark" || ran) return;
     ran = true;
-    Finish(*session, records, records.size() - 1);
-    session.reset();
+    FinishReceive();
     ASSERT_TRUE(vault_->DeleteIndex(kVol, "v2").ok());
   };
   FaultyStore store(*store_, plan);
@@ -319,10 +314,7 @@ TEST_F(PackGcTest, PruneKeepsTheBaseOfARunningReceive) {
   cbt::ExtentSet changed;
   Scribble(v3, changed, 3, 12);
   const VersionIndex base = Index("v2");
-  Produce(v3, &base, changed, "v3");
-  const auto records = records_;
-  auto session = OpenPartly(records, 1);
-  ASSERT_NE(session, nullptr);
+  StartReceive(v3, &base, changed, "v3", /*header_only=*/true);
   absl::Status refused = vault_->DeleteIndex(kVol, "v2");
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_THAT(refused.message(), ::testing::HasSubstr("base of a receive"));
@@ -336,8 +328,7 @@ TEST_F(PackGcTest, PruneKeepsTheBaseOfARunningReceive) {
   EXPECT_EQ(pruned->in_use[0].second, "v2");
   EXPECT_TRUE(pruned->removed.empty());
   EXPECT_TRUE(RestoresTo("v2", v2_));
-  Finish(*session, records, 1);
-  session.reset();
+  FinishReceive();
   EXPECT_TRUE(RestoresTo("v3", v3));
   EXPECT_TRUE(vault_->DeleteIndex(kVol, "v2").ok());
   EXPECT_TRUE(RestoresTo("v3", v3));
