@@ -159,8 +159,6 @@ class TenantGc {
     return absl::OkStatus();
   }
 
-  const std::string& tenant() const { return tenant_; }
-
   // Deletes, repacks and removes orphans after the mark, sparing the packs
   // receives have pinned.
   absl::Status Sweep() {
