@@ -20,10 +20,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(stream_records_fuzz index_fuzz pack_fuzz
                                      tracking_fuzz config_fuzz receive_fuzz)
 
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCBTD_BUILD_TESTS=OFF -DCBTD_FUZZ=ON \
-  -DCBTD_SANITIZE=address,undefined >/dev/null
-cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+"$root/scripts/clang-build.sh" "${targets[@]}"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

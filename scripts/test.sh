@@ -2,7 +2,8 @@
 # Sets up a fresh Debian 12 machine (as root), builds cbtd and runs every
 # test: the unit tests and the VM tests against the real kernel.
 #   scripts/test.sh [-L unit|vm] [extra ctest arguments]
-# Environment: CBTD_BUILD_DIR (default ./build), CBTD_SANITIZE.
+# Environment: CBTD_BUILD_DIR (default ./build), CBTD_SANITIZE,
+# CBTD_ASAN_TESTS, CBTD_FUZZ_SECONDS.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,9 +26,15 @@ if [ -n "${CBTD_SANITIZE:-}" ]; then
 fi
 ctest --output-on-failure -j "$(nproc)" --timeout 1800 "$@"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
-# The fuzzers' CI slice (issue 13): a clang build of its own, then each
-# target from its seed corpus with a fixed seed. With ctest arguments
-# (e.g. -L unit, -R name) it is left out; CBTD_FUZZ_SECONDS=0 skips it.
+# Issue 13's sanitizer and fuzzer runs share one clang build (build-fuzz).
+# With ctest arguments (e.g. -L unit, -R name) both are left out.
+# The unit tests labelled `asan` under ASan + UBSan; CBTD_ASAN_TESTS=0
+# skips them.
+if [ $# -eq 0 ] && [ "${CBTD_ASAN_TESTS:-1}" != 0 ]; then
+  "$root/scripts/asan-tests.sh"
+fi
+# The fuzzers' CI slice: each target from its seed corpus with a fixed
+# seed; CBTD_FUZZ_SECONDS=0 skips it.
 if [ $# -eq 0 ] && [ "${CBTD_FUZZ_SECONDS:-15}" != 0 ]; then
   CBTD_FUZZ_SEED=${CBTD_FUZZ_SEED:-1} \
     "$root/scripts/fuzz.sh" "${CBTD_FUZZ_SECONDS:-15}"
