@@ -443,22 +443,34 @@ absl::StatusOr<uint64_t> LocalObjectStore::RemoveTempFiles(
   return removed;
 }
 
-absl::Status LocalObjectStore::Delete(const std::string& key) {
-  if (auto s = ValidateKey(key); !s.ok()) return s;
-  if (::unlink(PathOf(key).c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, absl::StrCat("delete ", PathOf(key)));
-  }
-  return absl::OkStatus();
+namespace {
+// Removes the file; true if it was there.
+absl::StatusOr<bool> Unlink(const std::string& path) {
+  if (::unlink(path.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  return ErrnoStatus(errno, absl::StrCat("delete ", path));
 }
 
-namespace {
 std::string LockKey(const std::string& name) {
   return "locks/" + name + ".lock";
 }
 }  // namespace
 
+// Durable on return: a deletion reported (a pruned version, a lifted
+// protection) must not come back after a power cut.
+absl::Status LocalObjectStore::Delete(const std::string& key) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  const std::string path = PathOf(key);
+  auto removed = Unlink(path);
+  if (!removed.ok() || !*removed) return removed.status();
+  return common::FsyncDirectory(DirOf(path));
+}
+
+// A lock file left behind by a power cut is harmless: no fsync.
 absl::Status LocalObjectStore::DeleteLock(const std::string& name) {
-  return Delete(LockKey(name));
+  const std::string key = LockKey(name);
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  return Unlink(PathOf(key)).status();
 }
 
 absl::StatusOr<std::unique_ptr<StoreLock>> LocalObjectStore::Lock(

@@ -139,7 +139,8 @@ class ObjectStore {
   virtual absl::StatusOr<uint64_t> RemoveTempFiles(
       const std::string& prefix, int64_t older_than_unix_ms) = 0;
 
-  // Removes the object; OK if it did not exist.
+  // Removes the object, durably (a power cut after the return does not
+  // bring it back); OK if it did not exist.
   virtual absl::Status Delete(const std::string& key) = 0;
 
   // A named advisory lock shared by every user of the store. With
