@@ -153,9 +153,13 @@ absl::Status SqliteChunkIndex::Error(int rc, std::string_view op) const {
   std::string msg =
       absl::StrCat("chunk index ", path_, ": ", Sv(op), ": ",
                    db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-  if (const int e = db_ != nullptr ? sqlite3_system_errno(db_) : 0; e != 0) {
-    absl::StrAppend(&msg, " (", std::strerror(e), ")");
-  }
+  const int sys_errno = db_ != nullptr ? sqlite3_system_errno(db_) : 0;
+  if (sys_errno != 0)
+    absl::StrAppend(&msg, " (", std::strerror(sys_errno), ")");
+  // An I/O error that is a lack of space (opening the WAL, growing -shm) is
+  // not a disk fault: say what to do about it.
+  const bool io = (rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN;
+  if (io && (sys_errno == ENOSPC || sys_errno == EDQUOT)) rc = SQLITE_FULL;
   switch (rc & 0xff) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(
@@ -222,6 +226,11 @@ absl::Status SqliteChunkIndex::Configure() {
           "memory mappings"));
     }
   }
+  // The -wal and -shm files stay when the last connection closes (the WAL
+  // truncated to nothing): opening the index again needs no free byte, so
+  // a vault whose filesystem is full can still be verified and restored.
+  int persist_wal = 1;
+  sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
   // synchronous=FULL: a commit is on disk when it returns. cache_size bounds
   // the page cache (negative: KiB). journal_size_limit truncates the WAL
   // after a checkpoint, so a big GC transaction does not leave it large.
