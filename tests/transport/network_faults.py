@@ -115,7 +115,7 @@ class Campaign:
         self.vault = os.path.join(work, 'vault')
         self.image = os.path.join(work, 'disk.img')
         self.versions = {}  # id -> sha256 of its source
-        self.stats = {'rounds': 0, 'faults_injected': 0, 'sends_ok': 0,
+        self.stats = {'rounds': 0, 'cuts_and_stalls': 0, 'sends_ok': 0,
                       'sends_failed_cleanly': 0, 'retries_ok': 0,
                       'restores_compared': 0, 'lost_or_corrupted': 0,
                       'partial_versions': 0}
@@ -217,7 +217,7 @@ class Campaign:
         before = self.proxy.faults_done
         r = self.send(vid, self.proxy.port, 0 if fault == 'down' else 5)
         self.proxy.fault = None
-        self.stats['faults_injected'] += self.proxy.faults_done - before
+        self.stats['cuts_and_stalls'] += self.proxy.faults_done - before
         when = f'after round {n} ({fault}, seed {self.args.seed})'
         present = self.settle(vid, r, when)
         if fault == 'down' and present:
