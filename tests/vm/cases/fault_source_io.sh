@@ -12,6 +12,8 @@
 #    to the volume's (nothing writes it meanwhile);
 #  - a full backup (no base yet) over the bad MiB fails the same way and
 #    leaves no version, and the volume's first good run is then a full.
+#  - a thin LV whose pool is 87% full (over the 80% limit) is refused
+#    before any snapshot is taken, naming the pool; grown, it backs up.
 . "$CBTD_SRC/tests/vm/lib.sh"
 
 SEED=${CBTD_VM_SEED:-1}
@@ -26,6 +28,11 @@ dmsetup create disk2 --table "0 $SIZE linear /dev/vda $SIZE"
 dmsetup create src2 --table "0 $SIZE linear /dev/mapper/disk2 0"
 rand_bytes "$SEED-src" $((64 << 20)) | dd of=/dev/mapper/src bs=1M oflag=direct status=none
 rand_bytes "$SEED-src2" $((64 << 20)) | dd of=/dev/mapper/src2 bs=1M oflag=direct status=none
+# A thin pool of 32 MiB, 28 MiB of it written (87.5%).
+make_vg fv /dev/vdg
+lvcreate -q -L 32M -T fv/pool >/dev/null
+lvcreate -q -V 64M -T fv/pool -n thin >/dev/null
+rand_bytes "$SEED-thin" $((28 << 20)) | dd of=/dev/fv/thin bs=1M oflag=direct status=none
 
 # disk_bad DISK / disk_good DISK: one MiB at BAD returns EIO for every I/O
 # (dm-flakey, up 0 s, down 3600 s), or the disk is whole again.
@@ -66,6 +73,9 @@ cow_device = /dev/vdb /dev/vdc
 [volume.src2]
 path = /dev/mapper/src2
 cow_device = /dev/vdd /dev/vde
+
+[volume.thin]
+path = /dev/fv/thin
 EOF
 cbtd --config /tmp/cbtd.conf > /tmp/cbtd.log 2>&1 &
 CBTD=$!
@@ -144,4 +154,17 @@ assert_eq "" "$(field base_version)" "src2's first good run is a full"
 cbtctl restore src2 --version "$(field version_id)" --target /dev/mapper/restored > /dev/null
 assert_eq "$(hash_of /dev/mapper/src2)" "$(hash_of /dev/mapper/restored)" "src2 restores to the volume's bytes"
 
-log "PASS: source I/O errors fail the run naming the offset, advance nothing, lose no change"
+# --- 3: the thin pool near full: refused before snapshotting.
+backup thin
+cat /tmp/run.json
+assert_eq failed "$(field result)" "backup of a thin LV in an 87% full pool"
+assert_contains "$(field error)" "thin pool fv/pool data is 87." "the error names the pool and its fill"
+assert_eq "" "$(lvs --noheadings -o lv_name --select 'lv_tags=cbtd' fv | tr -d ' ')" "no snapshot taken"
+assert_eq "" "$(versions thin)" "no version of thin"
+lvextend -q -L +16M fv/pool >/dev/null
+backup thin
+assert_eq succeeded "$(field result)" "thin after the pool was grown"
+cbtctl restore thin --version "$(field version_id)" --target /dev/mapper/restored > /dev/null
+assert_eq "$(hash_of /dev/fv/thin)" "$(hash_of /dev/mapper/restored)" "thin restores to the volume's bytes"
+
+log "PASS: source I/O errors fail the run naming the offset, advance nothing, lose no change; a near-full pool is refused"
