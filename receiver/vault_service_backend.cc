@@ -1,5 +1,10 @@
 #include "receiver/vault_service_backend.h"
 
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "receiver/receive_session.h"
 #include "receiver/retention.h"
@@ -92,12 +97,96 @@ absl::StatusOr<VersionIndex> VaultServiceBackend::GetIndex(
   return vault_.ReadIndex({source_host, volume_id}, version_id);
 }
 
-absl::StatusOr<std::string> VaultServiceBackend::GetChunk(
-    const std::string& source_host, const ChunkHash& hash) {
+namespace {
+
+// Whether the version's index lists `hash` (one pass, bounded memory).
+absl::StatusOr<bool> IndexLists(Vault& vault, const VolumeName& vol,
+                                const std::string& version,
+                                const ChunkHash& hash) {
+  auto reader = vault.OpenIndex(vol, version);
+  if (!reader.ok()) return reader.status();
+  for (;;) {
+    auto block = (*reader)->Next();
+    if (!block.ok()) return block.status();
+    if (block->empty()) return false;
+    if (std::find(block->begin(), block->end(), hash) != block->end()) {
+      return true;
+    }
+  }
+}
+
+// Reads chunks of one tenant; `allowed`, if set, limits them further.
+class VaultChunkSource : public transport::ChunkSource {
+ public:
+  VaultChunkSource(Vault& vault, std::string tenant, VolumeName vol,
+                   std::string version,
+                   std::optional<std::set<ChunkHash>> allowed)
+      : vault_(vault),
+        tenant_(std::move(tenant)),
+        vol_(std::move(vol)),
+        version_(std::move(version)),
+        allowed_(std::move(allowed)) {}
+
+  absl::StatusOr<transport::StoredChunkBytes> Read(
+      const ChunkHash& hash) override {
+    if (allowed_.has_value() && !allowed_->contains(hash)) return Refused(hash);
+    auto stored = vault_.ReadStoredChunk(tenant_, hash);
+    if (absl::IsNotFound(stored.status()) && !allowed_.has_value()) {
+      // Not in the tenant: a chunk the version lists is missing (damage,
+      // said as such); any other is refused, saying nothing more. Only
+      // this path reads the index, and a refusal ends the call.
+      auto listed = IndexLists(vault_, vol_, version_, hash);
+      if (!listed.ok()) return listed.status();
+      if (!*listed) return Refused(hash);
+    }
+    if (!stored.ok()) return stored.status();
+    return transport::StoredChunkBytes{std::move(stored->data), stored->sealed};
+  }
+
+ private:
+  absl::Status Refused(const ChunkHash& hash) const {
+    return absl::PermissionDeniedError(
+        absl::StrCat("chunk ", hash.ToHex(), " is not part of version '",
+                     version_, "' of ", vol_.host, "/", vol_.volume));
+  }
+
+  Vault& vault_;
+  std::string tenant_;
+  VolumeName vol_;
+  std::string version_;
+  std::optional<std::set<ChunkHash>> allowed_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<transport::ChunkSource>>
+VaultServiceBackend::OpenChunks(const std::string& source_host,
+                                const std::string& volume_id,
+                                const std::string& version_id) {
   if (auto s = ValidateName("host", source_host); !s.ok()) return s;
+  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version_id); !s.ok()) return s;
+  const VolumeName vol{source_host, volume_id};
   auto tenant = vault_.TenantOf(source_host);
   if (!tenant.ok()) return tenant.status();
-  return vault_.ReadChunk(*tenant, hash);
+  std::optional<std::set<ChunkHash>> allowed;
+  if (vault_.format() == 1) {
+    auto index = vault_.ReadIndex(vol, version_id);
+    if (!index.ok()) return index.status();
+    allowed.emplace();
+    for (const auto& c : index->entries) {
+      if (!IsZeroEntry(c)) allowed->insert(c);
+    }
+  } else {
+    auto ids = vault_.ListVersions(vol);
+    if (!ids.ok()) return ids.status();
+    if (std::find(ids->begin(), ids->end(), version_id) == ids->end()) {
+      return absl::NotFoundError(absl::StrCat(
+          "no version '", version_id, "' of ", source_host, "/", volume_id));
+    }
+  }
+  return std::make_unique<VaultChunkSource>(vault_, *std::move(tenant), vol,
+                                            version_id, std::move(allowed));
 }
 
 absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(

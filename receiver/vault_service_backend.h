@@ -28,8 +28,13 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   absl::StatusOr<VersionIndex> GetIndex(const std::string& source_host,
                                         const std::string& volume_id,
                                         const std::string& version_id) override;
-  absl::StatusOr<std::string> GetChunk(const std::string& source_host,
-                                       const ChunkHash& hash) override;
+  // Format 2: any chunk of the host's tenant (the unit of sharing: a
+  // tenant's hosts dedup against each other), the version's index unread.
+  // Format 1 (one chunk space for all hosts): only the version's chunks,
+  // from a set of its whole index.
+  absl::StatusOr<std::unique_ptr<transport::ChunkSource>> OpenChunks(
+      const std::string& source_host, const std::string& volume_id,
+      const std::string& version_id) override;
   // receiver::Prune on one volume; indexes only, chunks wait for GC.
   absl::StatusOr<transport::PruneOutcome> Prune(
       const std::string& source_host, const std::string& volume_id,

@@ -103,7 +103,8 @@ class RemoteClient {
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) = 0;
   // Uncompressed bytes of each hash, in order, checked against their
-  // SHA-256; every hash must belong to the named version. For an encrypted
+  // SHA-256; every hash must be a chunk the named version gives access to
+  // (the receiver's rule: docs/transport.md). For an encrypted
   // version (its index has a key_fingerprint) the sealed payloads as
   // stored, which this call cannot check: the caller opens them with the
   // key and checks them (transport/sealed_chunk.h).

@@ -8,7 +8,6 @@
 #include <cctype>
 #include <condition_variable>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -282,32 +281,20 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
                           absl::StrCat("at most ", kMaxHashesPerCall,
                                        " hashes per GetChunks call"));
     }
-    auto index = backend_->GetIndex(*host, req->volume_id(), req->version_id());
-    if (!index.ok()) return ToGrpc(index.status());
     // A chunk is readable only through a version the caller may read:
     // knowing a hash must not be enough to fetch another host's data.
-    std::set<ChunkHash> allowed;
-    for (const auto& c : index->entries) {
-      if (!IsZeroEntry(c)) allowed.insert(c);
-    }
+    auto chunks =
+        backend_->OpenChunks(*host, req->volume_id(), req->version_id());
+    if (!chunks.ok()) return ToGrpc(chunks.status());
     for (const auto& raw : req->hashes()) {
       auto h = ChunkHash::FromBytes(raw);
       if (!h.ok()) return ToGrpc(h.status());
-      if (!allowed.contains(*h)) {
-        return grpc::Status(
-            grpc::StatusCode::PERMISSION_DENIED,
-            absl::StrCat("chunk ", h->ToHex(), " is not part of version '",
-                         req->version_id(), "' of ", *host, "/",
-                         req->volume_id()));
-      }
-      auto data = backend_->GetChunk(*host, *h);
-      if (!data.ok()) return ToGrpc(data.status());
+      auto chunk = (*chunks)->Read(*h);
+      if (!chunk.ok()) return ToGrpc(chunk.status());
       svc::GetChunksResponse r;
       r.set_hash(raw);
-      r.set_data(std::move(*data));
-      // An encrypted version's chunks are stored sealed and served as
-      // stored: only the key's holder can open and check them.
-      r.set_sealed(index->encrypted());
+      r.set_data(std::move(chunk->data));
+      r.set_sealed(chunk->sealed);
       if (!writer->Write(r)) {
         return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
       }

@@ -91,6 +91,23 @@ class UploadSession {
   virtual void Abort() = 0;
 };
 
+// A chunk as stored: the uncompressed bytes (verified against the hash),
+// or the sealed payload of an encrypted tenant, which only the key's
+// holder can open and check.
+struct StoredChunkBytes {
+  std::string data;
+  bool sealed = false;
+};
+
+// What GetChunks reads from: Read refuses, PERMISSION_DENIED, a chunk the
+// version does not give access to (knowing a hash is not enough to read
+// another tenant's data).
+class ChunkSource {
+ public:
+  virtual ~ChunkSource() = default;
+  virtual absl::StatusOr<StoredChunkBytes> Read(const ChunkHash& hash) = 0;
+};
+
 class ReceiveBackend {
  public:
   virtual ~ReceiveBackend() = default;
@@ -105,11 +122,12 @@ class ReceiveBackend {
   virtual absl::StatusOr<VersionIndex> GetIndex(
       const std::string& source_host, const std::string& volume_id,
       const std::string& version_id) = 0;
-  // The uncompressed bytes of a chunk stored for source_host (verified
-  // against its hash); the caller has checked that a version of
-  // source_host the requester may read references it.
-  virtual absl::StatusOr<std::string> GetChunk(const std::string& source_host,
-                                               const ChunkHash& hash) = 0;
+  // The chunks readable through one version of source_host (the caller
+  // may read source_host's versions). NOT_FOUND if there is no such
+  // version. Opening costs no more than a listing: no whole index is read.
+  virtual absl::StatusOr<std::unique_ptr<ChunkSource>> OpenChunks(
+      const std::string& source_host, const std::string& volume_id,
+      const std::string& version_id) = 0;
   // Applies `rule` to source_host/volume_id: removes the index of every
   // version the rule does not keep (none if `dry_run`); chunks stay until
   // GC. source_host is the authenticated caller. INVALID_ARGUMENT for an

@@ -51,9 +51,10 @@ class TestVault : public ReceiveBackend {
                                         const std::string& id) override {
     return backend_->GetIndex(h, v, id);
   }
-  absl::StatusOr<std::string> GetChunk(const std::string& source_host,
-                                       const ChunkHash& hash) override {
-    return backend_->GetChunk(source_host, hash);
+  absl::StatusOr<std::unique_ptr<ChunkSource>> OpenChunks(
+      const std::string& h, const std::string& v,
+      const std::string& id) override {
+    return backend_->OpenChunks(h, v, id);
   }
   absl::StatusOr<PruneOutcome> Prune(const std::string& h, const std::string& v,
                                      const PruneRule& rule,

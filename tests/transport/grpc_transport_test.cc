@@ -684,6 +684,41 @@ TEST_F(GrpcTransportTest, ForgedChunkRefCannotReadAnotherHostsChunk) {
   EXPECT_FALSE(fetched.ok()) << "hosta read hostb's chunk";
 }
 
+// GetChunks reads through the caller's tenant (issue 14: no whole index is
+// read per call): a real version of hosta's own does not open hostb's
+// chunks, and a chunk of hosta's own is served, sealed as stored.
+TEST_F(GrpcTransportTest, GetChunksThroughOwnVersionReachesOnlyOwnTenant) {
+  auto b = Client("hostb");
+  const std::string b_data = VolumeBytes(kVolumeBytes, 41);
+  ASSERT_TRUE(
+      Backup(*b, b_data, "hostb", "db", "v1", nullptr, Whole(b_data)).ok());
+  auto b_index = vault_.vault().ReadIndex({"hostb", "db"}, "v1");
+  ASSERT_TRUE(b_index.ok()) << b_index.status();
+  const ChunkHash secret = b_index->entries[1];
+  auto a = Client("hosta");
+  const std::string a_data = VolumeBytes(kVolumeBytes, 42);
+  ASSERT_TRUE(
+      Backup(*a, a_data, "hosta", "own", "v1", nullptr, Whole(a_data)).ok());
+
+  auto stolen = a->GetChunks("", "own", "v1", {secret});
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kPermissionDenied)
+      << stolen.status();
+  EXPECT_NE(stolen.status().message().find("is not part of version 'v1'"),
+            std::string::npos)
+      << stolen.status();
+  auto missing = a->GetChunks("", "own", "v9", {secret});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound)
+      << missing.status();
+
+  auto a_index = vault_.vault().ReadIndex({"hosta", "own"}, "v1");
+  ASSERT_TRUE(a_index.ok()) << a_index.status();
+  auto own = a->GetChunks("", "own", "v1", {a_index->entries[1]});
+  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0],
+            a_data.substr(testing::kTestChunkBytes, testing::kTestChunkBytes));
+}
+
 // Also from issue 13: a receiver that rejects the sender's certificate is
 // not "unreachable": the sender stops at once instead of retrying for the
 // whole retry budget.

@@ -66,8 +66,8 @@ class FakeBackend : public ReceiveBackend {
                                         const std::string&) override {
     return absl::NotFoundError("none");
   }
-  absl::StatusOr<std::string> GetChunk(const std::string&,
-                                       const ChunkHash&) override {
+  absl::StatusOr<std::unique_ptr<ChunkSource>> OpenChunks(
+      const std::string&, const std::string&, const std::string&) override {
     return absl::NotFoundError("none");
   }
   absl::StatusOr<PruneOutcome> Prune(const std::string&, const std::string&,
