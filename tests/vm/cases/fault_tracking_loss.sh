@@ -210,18 +210,20 @@ write_regions() {
   done
 }
 
-# The runs of /tmp/runs.json, one python (slow to start under TCG) a round:
+# The runs of /tmp/runs.json, one python (slow to start under TCG) a round
+# (the guest has no /dev/fd, so no process substitution):
 # RUN[vol/field] for result method fallback_reason version_id base_version
 # bytes_read.
 declare -A RUN
 read_runs() {
   local line
   RUN=()
-  while IFS= read -r line; do RUN[${line%%=*}]=${line#*=}; done < <(py "
+  py "
 import json
 for r in json.load(open('/tmp/runs.json'))['runs']:
     for f in ('result', 'method', 'fallback_reason', 'version_id', 'base_version', 'bytes_read'):
-        print('%s/%s=%s' % (r['volume'], f, str(r.get(f) or '').replace(chr(10), ' ')))")
+        print('%s/%s=%s' % (r['volume'], f, str(r.get(f) or '').replace(chr(10), ' ')))" > /tmp/runs.txt
+  while IFS= read -r line; do RUN[${line%%=*}]=${line#*=}; done < /tmp/runs.txt
 }
 run_field() { echo "${RUN[$1/$2]:-}"; }  # VOLUME FIELD
 cbtd_snapshots() {
