@@ -17,7 +17,8 @@
 # receiver's vault is in /tmp: another machine, it survives.
 #
 # A seeded loop: seeded O_DIRECT writes to every volume, a backup run
-# (group g, all four), every version restored through cbtd and compared
+# (group g, all four), every version restored from the vault (cbt-receiver
+# restore with the host's key: faster than cbtctl restore under TCG) and compared
 # with the volume (nothing writes it meanwhile), then a power cut right
 # after the run, in the middle of writes (O_DIRECT ones, and buffered ones
 # still in the page cache), or in the middle of a run. After each reboot
@@ -232,7 +233,7 @@ cbtd_snapshots() {
 }
 
 # backup: runs g to the end with nothing writing the volumes, then checks
-# each run and restores each version through cbtd, comparing it with the
+# each run and restores each version from the vault, comparing it with the
 # volume. Sets METHOD[vol] and WHY[vol].
 declare -A METHOD WHY
 backup() {
