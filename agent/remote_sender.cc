@@ -149,9 +149,10 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
         transport::ProduceStream(**device, changed, changes.zeroed,
                                  base ? &*base : nullptr, opts, guarded);
     if (produced.ok() && sink->committed().has_value()) {
-      const transport::SendProgress p = sink->progress();
-      return SendResult{sink->committed()->version_id, p.bytes_read,
-                        p.bytes_sent};
+      // Read: every chunk taken off the snapshot (for the hash method the
+      // whole volume), not only the chunks that differed and were sent.
+      return SendResult{sink->committed()->version_id, produced->bytes_read,
+                        sink->progress().bytes_sent};
     }
     absl::Status s = produced.ok()
                          ? absl::InternalError("the receiver did not commit")

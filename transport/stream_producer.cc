@@ -611,7 +611,10 @@ class RecordEmitter {
 };
 
 absl::Status RecordEmitter::Emit(uint64_t i, Result r) {
-  if (r.read) ++result_.chunks_read;
+  if (r.read) {
+    ++result_.chunks_read;
+    result_.bytes_read += ChunkLength(plan_.size, plan_.chunk, i);
+  }
   const bool must = i >= plan_.must_cover_from;
   if (plan_.has_base && !must && r.entry == plan_.entries[i]) {
     return absl::OkStatus();  // unchanged

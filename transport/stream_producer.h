@@ -67,6 +67,7 @@ struct ProduceResult {
   stream::Trailer trailer;
   ChunkHash root_hash;
   uint64_t chunks_read = 0;
+  uint64_t bytes_read = 0;  // of those chunks: what came off the source
 };
 
 // `base` is the index of the version the receiver holds (nullptr: a full

@@ -252,12 +252,40 @@ TEST(StreamProducerTest, IncrementalSendsChangedSkipsUnchangedRefsKnown) {
   auto r = ProduceStream(dev, changed, zeroed, &base, o, sink);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(dev.reads.load(), 3u) << "the discarded chunk must not be read";
+  EXPECT_EQ(r->chunks_read, 3u);
+  EXPECT_EQ(r->bytes_read, 3u * kChunk) << "chunk 6 was read, though unsent";
   ASSERT_EQ(sink.records.size(), 5u);
   EXPECT_EQ(sink.records[1].chunk().chunk_index(), 1u);
   EXPECT_EQ(sink.records[2].chunk_ref().chunk_index(), 4u);
   EXPECT_EQ(sink.records[3].zero_run().first_chunk_index(), 8u);
   EXPECT_EQ(sink.records[0].header().base_root_hash(),
             base.root_hash.ToBytes());
+}
+
+// The hash method: everything is "changed", almost nothing differs. What
+// was read is the whole volume (what the run reports), not what was sent.
+TEST(StreamProducerTest, BytesReadCountsEveryChunkReadNotOnlyThoseSent) {
+  const std::string vol = Volume(6, 3) + std::string(100, 'x');  // short tail
+  VersionIndex base;
+  base.version_id = "x";
+  base.volume_size_bytes = vol.size();
+  base.chunk_size_bytes = kChunk;
+  for (size_t i = 0; i * kChunk < vol.size(); ++i) {
+    const size_t len = std::min<size_t>(kChunk, vol.size() - i * kChunk);
+    base.entries.push_back(EntryOf(
+        {reinterpret_cast<const uint8_t*>(vol.data()) + i * kChunk, len}));
+  }
+  std::string now = vol;
+  now[2 * kChunk] ^= 1;
+  common::MemoryBlockReader dev(now);
+  VectorRecordSink sink;
+  ProducerOptions o = Opts();
+  o.version_id = "y";
+  auto r = ProduceStream(dev, {{0, now.size()}}, {}, &base, o, sink);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->chunks_read, 7u);
+  EXPECT_EQ(r->bytes_read, now.size());
+  ASSERT_EQ(sink.records.size(), 3u);  // header, the one changed chunk, trailer
 }
 
 TEST(StreamProducerTest, WindowBoundsReadAheadAndOutputIsDeterministic) {
