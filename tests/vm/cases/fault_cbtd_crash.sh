@@ -47,7 +47,7 @@ T2=/mnt/t2
 declare -A SIZE=([t1]=$((8 << 20)) [t2]=$((16 << 20)) [k1]=$((8 << 20)))
 declare -A EXP      # EXP[vol@version] = what it must restore to
 declare -A N=([pre]=0 [frozen]=0 [delay]=0 [restore]=0 [receiver]=0
-  [interrupted]=0 [runs_ok]=0 [restores]=0 [lost]=0 [corrupted]=0)
+  [restore_landed]=0 [interrupted]=0 [runs_ok]=0 [restores]=0 [lost]=0 [corrupted]=0)
 declare -A STEPS    # where the delay kills landed (the run's step)
 declare -A EST=([tg]=3000 [kg]=3000)  # ms a run takes, measured
 EST_RESTORE=2000
@@ -350,10 +350,11 @@ kill_in_restore() {  # GROUP: a version of one of its raw members
   fi
   cbtctl restore $vol "${args[@]}" > $W/restore.log 2>&1 &
   local pid=$!
-  rnd $((EST_RESTORE * 5 / 4)); ms_sleep $R
+  rnd $((EST_RESTORE / 2)); ms_sleep $R  # a full restore's first half
   WHEN="$WHEN, $how $vol@$to at ${R} ms"
   kill_tree "$CBTD_PID"
   wait $pid || rc=$?
+  [ $rc = 0 ] || N[restore_landed]=$((N[restore_landed] + 1))
   start_cbtd
   check_released
   # Again: an incremental onto what the kill left must finish or refuse
@@ -430,5 +431,5 @@ WHEN="at the end"
 cbt-receiver verify --vault "$VAULT" --key-file /var/lib/cbtd/keys/default.key > $W/verify.log 2>&1 ||
   crash_fail corrupted "verify at the end: $(tail -5 $W/verify.log)"
 steps=$(for s in "${!STEPS[@]}"; do echo -n "$s=${STEPS[$s]} "; done)
-log "SUMMARY seed $SEED: $KILLS kills (pre ${N[pre]}, frozen ${N[frozen]}, delay ${N[delay]}, restore ${N[restore]}, receiver ${N[receiver]}); interrupted runs ${N[interrupted]} (steps: ${steps:-none}); runs succeeded ${N[runs_ok]}; restores compared ${N[restores]}; lost ${N[lost]}, corrupted ${N[corrupted]}; $((SECONDS - START)) s"
+log "SUMMARY seed $SEED: $KILLS kills (pre ${N[pre]}, frozen ${N[frozen]}, delay ${N[delay]}, restore ${N[restore]} (${N[restore_landed]} before it finished), receiver ${N[receiver]}); interrupted runs ${N[interrupted]} (steps: ${steps:-none}); runs succeeded ${N[runs_ok]}; restores compared ${N[restores]}; lost ${N[lost]}, corrupted ${N[corrupted]}; $((SECONDS - START)) s"
 log "PASS: cbtd and cbt-receiver killed $KILLS times, nothing held, lost or corrupted (seed $SEED)"
