@@ -406,6 +406,7 @@ if loss C; then
 WHEN="in loss C (state dir emptied)"
 kill_cbtd
 rm -rf "${STATE:?}"/*
+sync  # lost for good: the cut below must not bring the state back
 for v in "${VOLS[@]}"; do write_regions $v C; done
 reboot cut
 assert_eq "" "$(cbtd_snapshots)" "the old bases are orphans to a fresh state, removed at start"
