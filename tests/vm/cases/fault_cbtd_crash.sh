@@ -328,11 +328,13 @@ kill_in_hook() {  # PHASE: a backup of tg killed while PHASE's hook runs
     kill_tree "$CBTD_PID"
   fi
 }
+into_backup() {  # GROUP: starts a backup, waits a seeded 0-5/4 of a run
+  cbtctl backup "$1" > /dev/null
+  rnd $((EST[$1] * 5 / 4)); ms_sleep $R
+}
 kill_in_backup() {  # GROUP
-  local g=$1
-  cbtctl backup $g > /dev/null
-  rnd $((EST[$g] * 5 / 4)); ms_sleep $R
-  WHEN="$WHEN, $g at ${R} ms"
+  into_backup $1
+  WHEN="$WHEN, $1 at ${R} ms"
   kill_tree "$CBTD_PID"
 }
 kill_in_restore() {  # GROUP: a version of one of its raw members
@@ -373,10 +375,8 @@ kill_in_restore() {  # GROUP: a version of one of its raw members
   log "round $ROUND: restore killed (cbtctl exit $rc), restored again"
 }
 kill_receiver() {  # GROUP
-  local g=$1
-  cbtctl backup $g > /dev/null
-  rnd $((EST[$g] * 5 / 4)); ms_sleep $R
-  WHEN="$WHEN, receiver under $g at ${R} ms"
+  into_backup $1
+  WHEN="$WHEN, receiver under $1 at ${R} ms"
   kill -9 "$RECEIVER"; wait "$RECEIVER" 2> /dev/null || true
   start_receiver
   local i  # the run resumes or fails; wait for it to end
