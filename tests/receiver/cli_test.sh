@@ -8,6 +8,13 @@ B=$1
 T=$(mktemp -d "${TMPDIR:-/tmp}/cbtd-cli-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Damage one byte for sure: invert it (writing a fixed byte leaves it
+# unchanged when the file already holds that byte there, 1 time in 256).
+flip_byte() {  # flip_byte FILE OFFSET
+  python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xFF]))' "$1" "$2"
+}
 # The vault's files and their bytes; not locks/ nor the chunk index's -shm
 # (SQLite's shared memory, rewritten by every reader) and -wal (truncated
 # to nothing when the last connection closes: its content is in the index).
@@ -147,7 +154,7 @@ grep -q "object key" "$T/err" && fail "the error speaks of object keys: $(cat "$
 "$B/cbt-receiver" verify --vault "$T/vault" > /dev/null || fail "verify failed on a sound vault"
 # A pack's first record starts at byte 16, its payload at byte 36.
 victim=$(find "$T/vault/tenants/h/packs" -name '*.pack' -print -quit)
-printf 'X' | dd of="$victim" bs=1 seek=40 conv=notrunc status=none
+flip_byte "$victim" 40
 set +e
 "$B/cbt-receiver" verify --vault "$T/vault" > "$T/verify.out"; rc=$?
 set -e
@@ -167,7 +174,7 @@ foot = len(p) - 20 - 44 * n
 for i in range(3):
     off, length = struct.unpack_from("<QI", p, foot + 44 * i + 32)
     print(off + length // 2)' "$pack"); do
-  printf 'X' | dd of="$pack" bs=1 seek="$at" conv=notrunc status=none
+  flip_byte "$pack" "$at"
 done
 set +e
 "$B/cbt-receiver" verify --vault "$T/vault2" > "$T/verify.out"; rc=$?
