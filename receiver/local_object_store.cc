@@ -8,7 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_lock.h"
@@ -69,6 +74,99 @@ bool WriteAll(int fd, std::span<const std::string_view> parts) {
     }
   }
   return true;
+}
+
+// Objects at least this large (packs) are written with direct I/O.
+constexpr size_t kDirectWriteMinBytes = 1u << 20;
+constexpr size_t kDirectAlign = 4096;
+
+// An aligned buffer for direct writes, taken from a small pool and given
+// back on destruction: fresh pages for every pack cost more than the copy
+// into them (page faults; writes run on short-lived helper threads).
+class PooledBuffer {
+ public:
+  explicit PooledBuffer(size_t bytes) {
+    std::lock_guard l(mu_);
+    for (size_t i = 0; i < pool_.size(); ++i) {
+      if (pool_[i].second >= bytes) {
+        std::tie(data_, size_) = pool_[i];
+        pool_.erase(pool_.begin() + static_cast<ptrdiff_t>(i));
+        return;
+      }
+    }
+    void* mem = nullptr;
+    if (::posix_memalign(&mem, kDirectAlign, bytes) == 0) {
+      data_ = static_cast<char*>(mem);
+      size_ = bytes;
+    }
+  }
+  ~PooledBuffer() {
+    if (data_ == nullptr) return;
+    std::lock_guard l(mu_);
+    if (pool_.size() < kKept) {
+      pool_.emplace_back(data_, size_);
+    } else {
+      std::free(data_);
+    }
+  }
+  PooledBuffer(const PooledBuffer&) = delete;
+  PooledBuffer& operator=(const PooledBuffer&) = delete;
+  char* data() const { return data_; }  // null if allocation failed
+
+ private:
+  static constexpr size_t kKept = 4;
+  static inline std::mutex mu_;
+  static inline std::vector<std::pair<char*, size_t>> pool_;  // guarded by mu_
+  char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+enum class DirectWrite { kDone, kUnsupported, kFailed };
+
+// Writes `parts` with direct I/O: gathered into one aligned buffer, the
+// aligned prefix written with O_DIRECT (no copy into the page cache, which
+// bounds buffered writes on machines with slow memory copies:
+// docs/performance.md), the unaligned tail buffered. The bytes are durable
+// only after a sync, as with buffered writes. kUnsupported, nothing
+// written, when the filesystem refuses direct I/O (EINVAL: tmpfs, a block
+// size above kDirectAlign); kFailed with errno set on any other error.
+DirectWrite WriteDirect(int fd, std::span<const std::string_view> parts,
+                        size_t total) {
+  const size_t aligned = total / kDirectAlign * kDirectAlign;
+  PooledBuffer buf(std::max(aligned, kDirectAlign));
+  if (buf.data() == nullptr) {
+    errno = ENOMEM;
+    return DirectWrite::kFailed;
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return DirectWrite::kFailed;
+  if (::fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) {
+    return errno == EINVAL ? DirectWrite::kUnsupported : DirectWrite::kFailed;
+  }
+  std::vector<std::string_view> tail;
+  size_t at = 0;
+  for (std::string_view p : parts) {
+    const size_t take = at < aligned ? std::min(p.size(), aligned - at) : 0;
+    std::memcpy(buf.data() + at, p.data(), take);
+    at += take;
+    if (take < p.size()) tail.push_back(p.substr(take));
+  }
+  for (size_t done = 0; done < aligned;) {
+    const ssize_t n = ::write(fd, buf.data() + done, aligned - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && done == 0) {
+      return ::fcntl(fd, F_SETFL, flags) == 0 ? DirectWrite::kUnsupported
+                                              : DirectWrite::kFailed;
+    }
+    if (n < 0) return DirectWrite::kFailed;
+    if (n == 0) {
+      errno = EIO;
+      return DirectWrite::kFailed;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fcntl(fd, F_SETFL, flags) != 0) return DirectWrite::kFailed;
+  return WriteAll(fd, tail) ? DirectWrite::kDone : DirectWrite::kFailed;
 }
 
 // `length` bytes at `offset` of the open file `path`; DATA_LOSS if it
@@ -255,7 +353,18 @@ absl::StatusOr<std::string> LocalObjectStore::WriteTemp(
     ::unlink(tmp.c_str());
     return ErrnoStatus(err, absl::StrCat(std::string(what), " ", tmp));
   };
-  if (!WriteAll(fd.get(), parts)) return fail("write");
+  size_t total = 0;
+  for (std::string_view p : parts) total += p.size();
+  // Large unsynced objects (packs) bypass the page cache where the
+  // filesystem allows it.
+  DirectWrite direct = DirectWrite::kUnsupported;
+  if (!fsync && total >= kDirectWriteMinBytes) {
+    direct = WriteDirect(fd.get(), parts, total);
+  }
+  if (direct == DirectWrite::kFailed) return fail("write");
+  if (direct == DirectWrite::kUnsupported && !WriteAll(fd.get(), parts)) {
+    return fail("write");
+  }
   if (::fchmod(fd.get(), 0640) != 0 || (fsync && ::fsync(fd.get()) != 0)) {
     return fail("fsync");
   }
