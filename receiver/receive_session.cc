@@ -360,7 +360,8 @@ absl::Status ReceiveSession::EnsureKeyBound() {
 }
 
 // The pack is written by a helper thread while the next records arrive:
-// one write in flight at a time, so memory stays within two packs.
+// at most kMaxPacksInFlight writes at a time, so memory stays within that
+// many packs and one more being staged.
 absl::Status ReceiveSession::FlushStaged() {
   if (staged_.empty()) return absl::OkStatus();
   if (absl::Status s = EnsureKeyBound(); !s.ok()) return s;
@@ -369,10 +370,12 @@ absl::Status ReceiveSession::FlushStaged() {
   if (auto session = registration_->Id(); !session.ok()) {
     return session.status();
   }
-  if (absl::Status s = AwaitInflight(); !s.ok()) return s;
+  if (absl::Status s = AwaitInflight(kMaxPacksInFlight - 1); !s.ok()) {
+    return s;
+  }
   auto records = std::make_shared<StagedRecords>(std::move(staged_));
   staged_.clear();
-  inflight_.emplace(Inflight{
+  inflight_.push_back(Inflight{
       .records = records,
       .bytes = staged_bytes_,
       .result = std::async(std::launch::async,
@@ -383,30 +386,78 @@ absl::Status ReceiveSession::FlushStaged() {
   return absl::OkStatus();
 }
 
-absl::Status ReceiveSession::AwaitInflight() {
-  if (!inflight_.has_value()) return absl::OkStatus();
-  auto pack = inflight_->result.get();
-  if (!pack.ok()) {
-    // Staged again: a retried Apply or the commit tries again.
-    StagedRecords& records = *inflight_->records;
-    const size_t count = records.size();
-    staged_.insert(staged_.begin(), std::make_move_iterator(records.begin()),
-                   std::make_move_iterator(records.end()));
-    staged_bytes_ += inflight_->bytes;
-    inflight_.reset();
-    return absl::Status(pack.status().code(),
-                        absl::StrCat("storing ", count,
-                                     " new chunks: ", pack.status().message()));
+absl::Status ReceiveSession::AwaitInflight(size_t keep) {
+  while (inflight_.size() > keep) {
+    Inflight& oldest = inflight_.front();
+    auto pack = oldest.result.get();
+    if (!pack.ok()) {
+      // Staged again: a retried Apply or the commit tries again.
+      StagedRecords& records = *oldest.records;
+      const size_t count = records.size();
+      staged_.insert(staged_.begin(), std::make_move_iterator(records.begin()),
+                     std::make_move_iterator(records.end()));
+      staged_bytes_ += oldest.bytes;
+      inflight_.pop_front();
+      // The later writes finish (and count as written) before returning.
+      absl::Status later = AwaitInflight(0);
+      return absl::Status(
+          pack.status().code(),
+          absl::StrCat("storing ", count,
+                       " new chunks: ", pack.status().message(),
+                       later.ok() ? "" : absl::StrCat("; ", later.message())));
+    }
+    inflight_.pop_front();
+    written_bytes_ += pack->info.size_bytes;
+    written_.push_back(*std::move(pack));
+    if (written_bytes_ >= vault_.sync_batch_bytes()) {
+      if (absl::Status s = StartIndexing(); !s.ok()) return s;
+    }
   }
-  inflight_.reset();
-  written_bytes_ += pack->info.size_bytes;
-  written_.push_back(*std::move(pack));
-  if (written_bytes_ >= kSyncBatchBytes) return IndexWritten();
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::StartIndexing() {
+  if (absl::Status s = AwaitIndexing(); !s.ok()) return s;
+  auto session = registration_->Id();
+  if (!session.ok()) return session.status();
+  auto packs = std::make_shared<const std::vector<Vault::WrittenPack>>(
+      std::move(written_));
+  written_.clear();
+  indexing_.emplace(Indexing{
+      .packs = packs,
+      .bytes = written_bytes_,
+      .result =
+          std::async(std::launch::async,
+                     [&vault = vault_, tenant = tenant_, packs, id = *session] {
+                       return vault.IndexPacks(tenant, *packs, id);
+                     })});
+  written_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status ReceiveSession::AwaitIndexing() {
+  if (!indexing_.has_value()) return absl::OkStatus();
+  const absl::Status s = indexing_->result.get();
+  const auto owned = indexing_->packs;  // outlives indexing_
+  const std::vector<Vault::WrittenPack>& packs = *owned;
+  const size_t bytes = indexing_->bytes;
+  indexing_.reset();
+  if (!s.ok()) {
+    written_.insert(written_.begin(), packs.begin(), packs.end());
+    written_bytes_ += bytes;
+    return absl::Status(s.code(),
+                        absl::StrCat("making ", packs.size(),
+                                     " new packs durable: ", s.message()));
+  }
+  for (const Vault::WrittenPack& p : packs) {
+    for (const PackEntry& e : p.entries) pending_.erase(e.id);
+  }
   return absl::OkStatus();
 }
 
 absl::Status ReceiveSession::IndexWritten() {
-  if (absl::Status s = AwaitInflight(); !s.ok()) return s;
+  if (absl::Status s = AwaitInflight(0); !s.ok()) return s;
+  if (absl::Status s = AwaitIndexing(); !s.ok()) return s;
   if (written_.empty()) return absl::OkStatus();
   // Kept on failure: a retried Apply or the commit tries again.
   auto session = registration_->Id();

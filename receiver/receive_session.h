@@ -69,6 +69,7 @@
 #ifndef CBTD_RECEIVER_RECEIVE_SESSION_H_
 #define CBTD_RECEIVER_RECEIVE_SESSION_H_
 
+#include <deque>
 #include <future>
 #include <memory>
 #include <optional>
@@ -139,13 +140,21 @@ class ReceiveSession {
   // `s`, from reading the base index, naming the base.
   absl::Status BaseFailed(const absl::Status& s) const;
   // Starts writing the staged chunks as one pack (Vault::WritePack) in the
-  // background, after the previous one is written (AwaitInflight).
+  // background, once fewer than kMaxPacksInFlight are (AwaitInflight).
   absl::Status FlushStaged();
-  // Waits for the pack in flight, and indexes the written packs once they
-  // reach kSyncBatchBytes.
-  absl::Status AwaitInflight();
-  // Waits for the pack in flight, then makes the written packs durable and
-  // known (Vault::IndexPacks).
+  // Waits until at most `keep` packs are in flight, oldest first, and
+  // starts indexing the written packs once they reach Vault::sync_batch_bytes()
+  // (StartIndexing).
+  absl::Status AwaitInflight(size_t keep);
+  // Makes the written packs durable and known (Vault::IndexPacks) in the
+  // background, after the previous batch is (AwaitIndexing): the sync
+  // overlaps the next records and packs.
+  absl::Status StartIndexing();
+  // Waits for the batch being indexed; on failure its packs are written
+  // ones again, for a retried Apply or the commit.
+  absl::Status AwaitIndexing();
+  // Waits for everything in the background, then makes the written packs
+  // durable and known.
   absl::Status IndexWritten();
   // Binds the tenant to the stream's key if this is its first encrypted
   // stream (bind_key_); called before anything is stored.
@@ -191,10 +200,19 @@ class ReceiveSession {
     size_t bytes = 0;
     std::future<absl::StatusOr<Vault::WrittenPack>> result;
   };
-  std::optional<Inflight> inflight_;
+  static constexpr size_t kMaxPacksInFlight = 2;
+  std::deque<Inflight> inflight_;  // oldest first
   // Packs written but not yet durable nor indexed (one sync for many).
   std::vector<Vault::WrittenPack> written_;
   size_t written_bytes_ = 0;
+  // The batch of written packs being made durable and indexed in the
+  // background (StartIndexing).
+  struct Indexing {
+    std::shared_ptr<const std::vector<Vault::WrittenPack>> packs;
+    size_t bytes = 0;
+    std::future<absl::Status> result;
+  };
+  std::optional<Indexing> indexing_;
   // Every chunk staged or written and not yet indexed.
   std::unordered_set<ChunkHash, transport::ChunkHashStdHash> pending_;
   bool bind_key_ = false;

@@ -92,6 +92,10 @@ class Vault {
   size_t pack_target_bytes() const { return pack_target_bytes_; }
   // For measurements (tests/receiver/pack_size_tradeoff.cc).
   void set_pack_target_bytes(size_t bytes) { pack_target_bytes_ = bytes; }
+  // How many bytes of written packs a writer makes durable and indexes
+  // at once (default kSyncBatchBytes); tests lower it.
+  size_t sync_batch_bytes() const { return sync_batch_bytes_; }
+  void set_sync_batch_bytes(size_t bytes) { sync_batch_bytes_ = bytes; }
 
   // The tenant whose chunks `host` stores and names: the tenant the host
   // is assigned to (host-tenants/<host>), else the host itself.
@@ -228,6 +232,7 @@ class Vault {
   ObjectStore& store_;
   ChunkIndex* index_;
   size_t pack_target_bytes_ = kPackTargetBytes;
+  size_t sync_batch_bytes_ = kSyncBatchBytes;
   std::mutex assigned_mu_;
   std::map<std::string, std::string, std::less<>> assigned_;  // host -> tenant
 };

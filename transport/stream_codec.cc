@@ -172,29 +172,34 @@ std::string FrameRecords(std::span<const stream::Record> records) {
   return out;
 }
 
-absl::StatusOr<bool> StreamReader::ReadFull(std::span<uint8_t> buf,
-                                            bool eof_ok) {
-  size_t done = 0;
-  while (done < buf.size()) {
-    auto n = source_->Read(buf.subspan(done));
-    if (!n.ok()) return n.status();
-    if (*n == 0) {
-      if (done == 0 && eof_ok) return false;
+absl::StatusOr<bool> StreamReader::Fill(size_t n, bool eof_ok) {
+  if (in_end_ - in_pos_ >= n) return true;
+  // Keep the unconsumed bytes at the front, with room for the rest.
+  std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
+  in_end_ -= in_pos_;
+  in_pos_ = 0;
+  if (in_.size() < std::max(n, kReadAheadBytes)) {
+    in_.resize(std::max(n, kReadAheadBytes));
+  }
+  while (in_end_ < n) {
+    auto got = source_->Read(std::span(in_).subspan(in_end_));
+    if (!got.ok()) return got.status();
+    if (*got == 0) {
+      if (in_end_ == 0 && eof_ok) return false;
       return absl::InvalidArgumentError(absl::StrCat(
-          "stream truncated at byte ", offset_,
+          "stream truncated at byte ", offset_ + in_end_,
           ": it ends inside a record (the sender stopped or the file is "
           "incomplete)"));
     }
-    done += *n;
-    offset_ += *n;
+    in_end_ += *got;
   }
   return true;
 }
 
 absl::StatusOr<bool> StreamReader::AtEnd() {
-  uint8_t b;
-  auto got = ReadFull({&b, 1}, /*eof_ok=*/true);
+  auto got = Fill(1, /*eof_ok=*/true);
   if (!got.ok()) return got.status();
+  if (*got) Consume(1);
   return !*got;
 }
 
@@ -207,10 +212,11 @@ absl::StatusOr<std::optional<stream::Record>> StreamReader::Next() {
         return absl::InvalidArgumentError(absl::StrCat(
             "stream corrupt at byte ", record_start, ": bad record length"));
       }
-      uint8_t b;
-      auto got = ReadFull({&b, 1}, /*eof_ok=*/shift == 0);
+      auto got = Fill(1, /*eof_ok=*/shift == 0);
       if (!got.ok()) return got.status();
       if (!*got) return std::nullopt;  // clean end at a record boundary
+      const uint8_t b = in_[in_pos_];
+      Consume(1);
       len |= static_cast<uint64_t>(b & 0x7f) << shift;
       if ((b & 0x80) == 0) break;
     }
@@ -219,10 +225,12 @@ absl::StatusOr<std::optional<stream::Record>> StreamReader::Next() {
           "stream corrupt at byte ", record_start, ": record length ", len,
           " exceeds the limit of ", kMaxRecordBytes, " bytes"));
     }
-    buf_.resize(len);
-    if (auto got = ReadFull(buf_, false); !got.ok()) return got.status();
+    if (auto got = Fill(len, false); !got.ok()) return got.status();
     stream::Record record;
-    if (!record.ParseFromArray(buf_.data(), static_cast<int>(len))) {
+    const bool parsed =
+        record.ParseFromArray(in_.data() + in_pos_, static_cast<int>(len));
+    Consume(len);
+    if (!parsed) {
       return absl::InvalidArgumentError(
           absl::StrCat("stream corrupt at byte ", record_start,
                        ": record does not parse as a cbtd.stream.Record"));

@@ -65,14 +65,25 @@ class StreamReader {
   uint64_t skipped_records() const { return skipped_; }
 
  private:
-  // Fills buf completely; false at EOF before the first byte when
-  // `eof_ok`, error on a partial read.
-  absl::StatusOr<bool> ReadFull(std::span<uint8_t> buf, bool eof_ok);
+  // Makes at least `n` bytes available at in_[in_pos_]: reads ahead from
+  // the source (up to kReadAheadBytes or `n`, whichever is more), so most
+  // records cost no system call and parse where they were read. False at
+  // the end of input before any byte when `eof_ok`; error if the input
+  // ends before `n` bytes.
+  absl::StatusOr<bool> Fill(size_t n, bool eof_ok);
+  // Consumes `n` available bytes.
+  void Consume(size_t n) {
+    in_pos_ += n;
+    offset_ += n;
+  }
 
+  static constexpr size_t kReadAheadBytes = 1u << 20;
   std::unique_ptr<ByteSource> source_;
-  uint64_t offset_ = 0;
+  uint64_t offset_ = 0;  // bytes consumed
   uint64_t skipped_ = 0;
-  std::vector<uint8_t> buf_;
+  std::vector<uint8_t> in_;  // read ahead: in_[in_pos_, in_end_) unconsumed
+  size_t in_pos_ = 0;
+  size_t in_end_ = 0;
 };
 
 // The header checksum of format 3: SHA-256 over "cbtd-header-v3" 0x00, then

@@ -212,6 +212,42 @@ TEST_F(PackGcTest, GcInterruptedAtEveryStepLosesNothing) {
   }
 }
 
+// A receive that fails at any of its writing steps (a pack write, a sync,
+// an index update, the publish), with several packs in flight and a batch
+// being indexed in the background, creates no version and loses nothing;
+// the same stream sent again is stored whole.
+TEST_F(PackGcTest, ReceiveFailingAtEveryStepLeavesNoVersionAndLosesNothing) {
+  const std::string v3 = RandomVolume(32 * kChunk, 77);
+  for (int n = 0;; ++n) {
+    SCOPED_TRACE(::testing::Message() << "step " << n);
+    ResetVault();
+    MakeVersions(4);
+    FaultPlan plan;
+    plan.fail_at = n;
+    FaultyStore store(*store_, plan);
+    FaultyIndex index(*vault_->chunk_index(), plan);
+    Vault faulty(store, &index);
+    faulty.set_pack_target_bytes(2 * kChunk);  // 16 packs
+    faulty.set_sync_batch_bytes(5 * kChunk);   // indexed 3 packs at a time
+    transport::StreamReader reader(
+        transport::StringByteSource(Produce(v3, nullptr, {}, "v3")));
+    auto received = ReceiveStream(faulty, reader);
+    EXPECT_EQ(received.ok(), !plan.fired) << received.status();
+    if (plan.fired) {
+      EXPECT_THAT(std::string(received.status().message()),
+                  ::testing::HasSubstr("injected fault"));
+      EXPECT_THAT(*vault_->ListVersions(kVol), ::testing::ElementsAre("v2"));
+      ASSERT_TRUE(Receive(Produce(v3, nullptr, {}, "v3")).ok());
+    }
+    EXPECT_TRUE(RestoresTo("v3", v3));
+    // What the failed receive wrote and never indexed is GC's.
+    ASSERT_TRUE(CollectGarbage(*vault_, {.grace_ms = 0}).ok());
+    ExpectSound();
+    if (!plan.fired) break;
+    ASSERT_LT(n, 200) << "the receive never finished";
+  }
+}
+
 // A restore running while GC repacks every pack over and over always reads
 // the right bytes: a reader that finds a pack gone looks the chunk up again.
 TEST_F(PackGcTest, RestoresDuringRepackReadTheRightBytes) {

@@ -3,9 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "transport/extent_list.h"
 #include "transport/stream_producer.h"
 
@@ -89,6 +92,69 @@ TEST(StreamCodecTest, TruncationAtEveryByteIsAClearError) {
       EXPECT_THAT(std::string(back.status().message()), HasSubstr("truncated"));
     }
   }
+}
+
+// Hands out the bytes a few at a time, as a pipe or socket may.
+class TrickleSource : public ByteSource {
+ public:
+  explicit TrickleSource(std::string data) : data_(std::move(data)) {}
+  absl::StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    const size_t n =
+        std::min({buf.size(), data_.size() - pos_, 1 + step_++ % 7});
+    std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t pos_ = 0;
+  size_t step_ = 0;
+};
+
+// The reader reads ahead: records that straddle its buffer, one larger
+// than the buffer, and a source that returns a few bytes per read all
+// come back whole; a cut names the byte where the input ended.
+TEST(StreamCodecTest, ReadAheadAcrossRecordsSmallReadsAndLargeRecords) {
+  std::vector<stream::Record> records;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 40; ++i) {
+    auto& r = records.emplace_back();
+    r.mutable_chunk()->set_chunk_index(i);
+    // 1.5 MiB once (larger than the read-ahead), else up to 100 KiB.
+    std::string payload(i == 17 ? (3u << 19) : rng() % 100000, '\0');
+    for (char& c : payload) c = static_cast<char>(rng());
+    r.mutable_chunk()->set_payload(std::move(payload));
+  }
+  const std::string framed = FrameRecords(records);
+  ASSERT_GT(framed.size(), 3u << 20);
+  for (const bool trickle : {false, true}) {
+    StreamReader reader(trickle ? std::make_unique<TrickleSource>(framed)
+                                : StringByteSource(framed));
+    for (size_t i = 0; i < records.size(); ++i) {
+      auto r = reader.Next();
+      ASSERT_TRUE(r.ok() && r->has_value()) << "record " << i;
+      EXPECT_EQ((*r)->SerializeAsString(), records[i].SerializeAsString())
+          << "record " << i << (trickle ? " trickled" : "");
+    }
+    auto end = reader.Next();
+    ASSERT_TRUE(end.ok());
+    EXPECT_FALSE(end->has_value());
+    EXPECT_EQ(reader.offset(), framed.size());
+  }
+  const size_t cut = framed.size() - 12345;
+  StreamReader reader(StringByteSource(framed.substr(0, cut)));
+  absl::Status failed;
+  for (;;) {
+    auto r = reader.Next();
+    if (!r.ok()) {
+      failed = r.status();
+      break;
+    }
+    ASSERT_TRUE(r->has_value()) << "a cut stream ended cleanly";
+  }
+  EXPECT_THAT(std::string(failed.message()),
+              HasSubstr(absl::StrCat("truncated at byte ", cut, ":")));
 }
 
 TEST(StreamCodecTest, OversizeLengthRefused) {
