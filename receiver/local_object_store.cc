@@ -171,9 +171,11 @@ DirectWrite WriteDirect(int fd, std::span<const std::string_view> parts,
 
 // `length` bytes at `offset` of the open file `path`; DATA_LOSS if it
 // ends first.
-absl::StatusOr<std::string> PreadExactly(int fd, const std::string& path,
-                                         uint64_t offset, uint32_t length) {
-  std::string out(length, '\0');
+// Reads `length` bytes at `offset` of the open file `path` into `out`;
+// DATA_LOSS if it ends first.
+absl::Status PreadInto(int fd, const std::string& path, uint64_t offset,
+                       uint32_t length, std::string& out) {
+  out.resize(length);
   size_t done = 0;
   while (done < length) {
     const ssize_t n = ::pread(fd, out.data() + done, length - done,
@@ -190,6 +192,13 @@ absl::StatusOr<std::string> PreadExactly(int fd, const std::string& path,
     }
     done += static_cast<size_t>(n);
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PreadExactly(int fd, const std::string& path,
+                                         uint64_t offset, uint32_t length) {
+  std::string out;
+  if (auto s = PreadInto(fd, path, offset, length, out); !s.ok()) return s;
   return out;
 }
 
@@ -471,11 +480,19 @@ absl::StatusOr<std::string> LocalObjectStore::Get(const std::string& key) {
 absl::StatusOr<std::string> LocalObjectStore::GetRange(const std::string& key,
                                                        uint64_t offset,
                                                        uint32_t length) {
+  std::string out;
+  if (auto s = GetRangeInto(key, offset, length, out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status LocalObjectStore::GetRangeInto(const std::string& key,
+                                            uint64_t offset, uint32_t length,
+                                            std::string& out) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
   const std::string path = PathOf(key);
   common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  return PreadExactly(fd.get(), path, offset, length);
+  return PreadInto(fd.get(), path, offset, length, out);
 }
 
 absl::StatusOr<bool> LocalObjectStore::Exists(const std::string& key) {

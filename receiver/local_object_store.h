@@ -37,6 +37,8 @@ class LocalObjectStore : public ObjectStore {
       const std::string& key) override;
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint32_t length) override;
+  absl::Status GetRangeInto(const std::string& key, uint64_t offset,
+                            uint32_t length, std::string& out) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;
   absl::Status Touch(const std::string& key) override;
   absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;

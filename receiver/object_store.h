@@ -121,6 +121,15 @@ class ObjectStore {
   virtual absl::StatusOr<std::string> GetRange(const std::string& key,
                                                uint64_t offset,
                                                uint32_t length) = 0;
+  // GetRange into `out`, whose capacity a reader of many ranges reuses
+  // (fresh memory for every range costs page faults).
+  virtual absl::Status GetRangeInto(const std::string& key, uint64_t offset,
+                                    uint32_t length, std::string& out) {
+    auto range = GetRange(key, offset, length);
+    if (!range.ok()) return range.status();
+    out = *std::move(range);
+    return absl::OkStatus();
+  }
   virtual absl::StatusOr<bool> Exists(const std::string& key) = 0;
 
   // Marks an existing object as recently used (see ModifiedUnixMs), so a

@@ -427,6 +427,87 @@ absl::StatusOr<StoredChunk> Vault::ReadPackedChunk(std::string_view tenant,
   }
 }
 
+absl::StatusOr<std::vector<StoredChunk>> Vault::ReadStoredChunks(
+    std::string_view tenant, std::span<const ChunkHash> hashes) {
+  std::vector<StoredChunk> out;
+  out.reserve(hashes.size());
+  if (index_ == nullptr) {
+    for (const ChunkHash& h : hashes) {
+      auto one = ReadStoredChunk(tenant, h);
+      if (!one.ok()) return one.status();
+      out.push_back(*std::move(one));
+    }
+    return out;
+  }
+  std::vector<ChunkLocation> locs;
+  locs.reserve(hashes.size());
+  for (const ChunkHash& h : hashes) {
+    auto loc = index_->Find(tenant, h);
+    if (!loc.ok()) return loc.status();
+    if (!loc->has_value()) {
+      return absl::NotFoundError(absl::StrCat(
+          "chunk ", h.ToHex(), " is missing from the vault (tenant '",
+          std::string(tenant), "')"));
+    }
+    locs.push_back(**std::move(loc));
+  }
+  // Runs of records that follow each other in one pack.
+  for (size_t first = 0; first < locs.size();) {
+    size_t end = first + 1;
+    uint64_t run_bytes = locs[first].length_bytes;
+    while (end < locs.size() && locs[end].pack == locs[first].pack &&
+           locs[end].offset_bytes ==
+               locs[end - 1].offset_bytes + locs[end - 1].length_bytes &&
+           run_bytes + locs[end].length_bytes <= kMaxReadRunBytes) {
+      run_bytes += locs[end].length_bytes;
+      ++end;
+    }
+    if (auto s =
+            ReadPackedRun(tenant, hashes.subspan(first, end - first),
+                          std::span(locs).subspan(first, end - first), out);
+        !s.ok()) {
+      return s;
+    }
+    first = end;
+  }
+  return out;
+}
+
+absl::Status Vault::ReadPackedRun(std::string_view tenant,
+                                  std::span<const ChunkHash> hashes,
+                                  std::span<const ChunkLocation> locs,
+                                  std::vector<StoredChunk>& out) {
+  const std::string key = PackKey(tenant, locs.front().pack);
+  const uint64_t start = locs.front().offset_bytes;
+  const uint64_t length =
+      locs.back().offset_bytes + locs.back().length_bytes - start;
+  // Kept per thread: restore workers read many runs.
+  thread_local std::string run;
+  const absl::Status read =
+      store_.GetRangeInto(key, start, static_cast<uint32_t>(length), run);
+  if (absl::IsNotFound(read)) {
+    // A GC repack moved them meanwhile: look each one up again.
+    for (const ChunkHash& h : hashes) {
+      auto one = ReadPackedChunk(tenant, h);
+      if (!one.ok()) return one.status();
+      out.push_back(*std::move(one));
+    }
+    return absl::OkStatus();
+  }
+  if (!read.ok()) return read;
+  for (size_t k = 0; k < locs.size(); ++k) {
+    const std::string_view record = std::string_view(run).substr(
+        locs[k].offset_bytes - start, locs[k].length_bytes);
+    auto chunk = DecodeStoredRecord(
+        record, hashes[k],
+        absl::StrCat("chunk ", hashes[k].ToHex(), " in pack ", key, " at byte ",
+                     locs[k].offset_bytes));
+    if (!chunk.ok()) return chunk.status();
+    out.push_back(*std::move(chunk));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<VersionIndex> Vault::ReadIndex(const VolumeName& v,
                                               std::string_view version) {
   if (auto s = ValidateVolume(v); !s.ok()) return s;

@@ -186,6 +186,13 @@ class Vault {
   // that must check it matches the version's encryption.
   absl::StatusOr<StoredChunk> ReadStoredChunk(std::string_view tenant,
                                               const ChunkHash& hash);
+  // ReadStoredChunk of each of `hashes`, in order. Format 2 reads records
+  // that lie next to each other in a pack with one ranged read (up to
+  // kMaxReadRunBytes), which is what a restore in volume order mostly
+  // asks for. The first error wins.
+  absl::StatusOr<std::vector<StoredChunk>> ReadStoredChunks(
+      std::string_view tenant, std::span<const ChunkHash> hashes);
+  static constexpr uint64_t kMaxReadRunBytes = 8u << 20;
 
   // NOT_FOUND naming host/volume/version if there is no such version.
   // Holds every entry (32 bytes per chunk): for small volumes and tools;
@@ -228,6 +235,12 @@ class Vault {
  private:
   absl::StatusOr<StoredChunk> ReadPackedChunk(std::string_view tenant,
                                               const ChunkHash& hash);
+  // Appends the chunks of `locs` (adjacent records of one pack, for
+  // `hashes`) to `out`, read with one ranged read.
+  absl::Status ReadPackedRun(std::string_view tenant,
+                             std::span<const ChunkHash> hashes,
+                             std::span<const ChunkLocation> locs,
+                             std::vector<StoredChunk>& out);
 
   ObjectStore& store_;
   ChunkIndex* index_;

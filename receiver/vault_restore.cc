@@ -44,22 +44,23 @@ absl::StatusOr<std::vector<std::string>> VaultVersionSource::ReadChunks(
   if (!encrypted.ok()) return encrypted.status();
   auto tenant = Tenant();
   if (!tenant.ok()) return tenant.status();
+  // Checks each record checksum and, for a plaintext chunk, the content.
+  auto stored = vault_.ReadStoredChunks(*tenant, hashes);
+  if (!stored.ok()) return stored.status();
   std::vector<std::string> out;
   out.reserve(hashes.size());
-  for (const ChunkHash& h : hashes) {
-    // Checks the record checksum and, for a plaintext chunk, the content.
-    auto data = vault_.ReadStoredChunk(*tenant, h);
-    if (!data.ok()) return data.status();
+  for (size_t k = 0; k < hashes.size(); ++k) {
+    StoredChunk& data = (*stored)[k];
     // A sealed record where plaintext is expected would skip the content
     // check, and a plaintext one where sealed is expected cannot open.
-    if (data->sealed != *encrypted) {
+    if (data.sealed != *encrypted) {
       return absl::DataLossError(absl::StrCat(
-          "chunk ", h.ToHex(), " is stored ",
-          data->sealed ? "sealed" : "in plaintext", " but version ",
+          "chunk ", hashes[k].ToHex(), " is stored ",
+          data.sealed ? "sealed" : "in plaintext", " but version ",
           volume_.host, "/", volume_.volume, "@", std::string(version), " is ",
           *encrypted ? "encrypted" : "not encrypted"));
     }
-    out.push_back(std::move(data->data));
+    out.push_back(std::move(data.data));
   }
   return out;
 }

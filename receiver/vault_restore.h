@@ -30,7 +30,9 @@ class VaultVersionSource : public restore::VersionSource {
   absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) override;
   absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view version, std::span<const ChunkHash> hashes) override;
-  size_t max_batch_chunks() const override { return 1; }
+  // Enough for a pack's neighbouring records to be read together
+  // (Vault::ReadStoredChunks), few enough to keep both workers busy.
+  size_t max_batch_chunks() const override { return 64; }
 
  private:
   // Whether `version` is encrypted (from its index, read once).

@@ -223,6 +223,22 @@ absl::Status OpenSealed(const RestoreJob& job, const Batch& batch,
   return absl::OkStatus();
 }
 
+// A batch's fetch error, naming the one chunk that fails if reading the
+// batch's chunks one at a time finds it (the error path only), else the
+// batch's range.
+absl::Status PinpointError(const RestoreJob& job, const Batch& batch,
+                           const absl::Status& error) {
+  for (size_t k = 0; batch.hashes.size() > 1 && k < batch.hashes.size(); ++k) {
+    const Batch one{{batch.hashes[k]}, {batch.chunks[k]}};
+    auto data = job.source.ReadChunks(job.version, one.hashes);
+    if (data.ok() && job.idx.encrypted()) {
+      if (absl::Status s = OpenSealed(job, one, *data); !s.ok()) data = s;
+    }
+    if (!data.ok()) return BatchError(job, one, data.status());
+  }
+  return BatchError(job, batch, error);
+}
+
 // Fetches one batch and writes each chunk wherever the version has it;
 // adds the bytes written to `bytes`.
 absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
@@ -235,7 +251,7 @@ absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
   if (data.ok() && job.idx.encrypted()) {
     if (absl::Status s = OpenSealed(job, batch, *data); !s.ok()) data = s;
   }
-  if (!data.ok()) return BatchError(job, batch, data.status());
+  if (!data.ok()) return PinpointError(job, batch, data.status());
   const uint32_t chunk = job.idx.chunk_size_bytes;
   for (size_t k = 0; k < batch.hashes.size(); ++k) {
     const std::string& d = (*data)[k];
