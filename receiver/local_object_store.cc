@@ -86,11 +86,12 @@ constexpr size_t kDirectAlign = 4096;
 class PooledBuffer {
  public:
   explicit PooledBuffer(size_t bytes) {
-    std::lock_guard l(mu_);
-    for (size_t i = 0; i < pool_.size(); ++i) {
-      if (pool_[i].second >= bytes) {
-        std::tie(data_, size_) = pool_[i];
-        pool_.erase(pool_.begin() + static_cast<ptrdiff_t>(i));
+    Pool& pool = ThePool();
+    std::lock_guard l(pool.mu);
+    for (size_t i = 0; i < pool.free.size(); ++i) {
+      if (pool.free[i].second >= bytes) {
+        std::tie(data_, size_) = pool.free[i];
+        pool.free.erase(pool.free.begin() + static_cast<ptrdiff_t>(i));
         return;
       }
     }
@@ -102,9 +103,10 @@ class PooledBuffer {
   }
   ~PooledBuffer() {
     if (data_ == nullptr) return;
-    std::lock_guard l(mu_);
-    if (pool_.size() < kKept) {
-      pool_.emplace_back(data_, size_);
+    Pool& pool = ThePool();
+    std::lock_guard l(pool.mu);
+    if (pool.free.size() < kKept) {
+      pool.free.emplace_back(data_, size_);
     } else {
       std::free(data_);
     }
@@ -115,8 +117,16 @@ class PooledBuffer {
 
  private:
   static constexpr size_t kKept = 4;
-  static inline std::mutex mu_;
-  static inline std::vector<std::pair<char*, size_t>> pool_;  // guarded by mu_
+  struct Pool {
+    std::mutex mu;
+    std::vector<std::pair<char*, size_t>> free;  // guarded by mu
+  };
+  // Never destroyed: a write finishing during exit still has its pool, and
+  // the kept buffers stay reachable (not leaks) until the process ends.
+  static Pool& ThePool() {
+    static Pool* const pool = new Pool;
+    return *pool;
+  }
   char* data_ = nullptr;
   size_t size_ = 0;
 };

@@ -175,9 +175,11 @@ std::string FrameRecords(std::span<const stream::Record> records) {
 absl::StatusOr<bool> StreamReader::Fill(size_t n, bool eof_ok) {
   if (in_end_ - in_pos_ >= n) return true;
   // Keep the unconsumed bytes at the front, with room for the rest.
-  std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
-  in_end_ -= in_pos_;
-  in_pos_ = 0;
+  if (in_pos_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
+    in_end_ -= in_pos_;
+    in_pos_ = 0;
+  }
   if (in_.size() < std::max(n, kReadAheadBytes)) {
     in_.resize(std::max(n, kReadAheadBytes));
   }
