@@ -180,9 +180,11 @@ absl::StatusOr<bool> StreamReader::Fill(size_t n, bool eof_ok) {
     in_end_ -= in_pos_;
     in_pos_ = 0;
   }
-  if (in_.size() < std::max(n, kReadAheadBytes)) {
-    in_.resize(std::max(n, kReadAheadBytes));
-  }
+  // Grows by doubling up to kReadAheadBytes: a short stream (or a fuzz
+  // input) does not pay for a 1 MiB buffer.
+  const size_t want = std::max(
+      n, std::min(kReadAheadBytes, std::max<size_t>(2 * in_.size(), 4096)));
+  if (in_.size() < want) in_.resize(want);
   while (in_end_ < n) {
     auto got = source_->Read(std::span(in_).subspan(in_end_));
     if (!got.ok()) return got.status();
