@@ -397,22 +397,28 @@ absl::StatusOr<StoredChunk> Vault::ReadStoredChunk(std::string_view tenant,
   return DecodeStoredRecord(*obj, hash, absl::StrCat("chunk object ", key));
 }
 
+absl::StatusOr<ChunkLocation> Vault::Locate(std::string_view tenant,
+                                            const ChunkHash& hash) {
+  auto loc = index_->Find(tenant, hash);
+  if (!loc.ok()) return loc.status();
+  if (!loc->has_value()) {
+    return absl::NotFoundError(absl::StrCat(
+        "chunk ", hash.ToHex(), " is missing from the vault (tenant '",
+        std::string(tenant), "')"));
+  }
+  return **std::move(loc);
+}
+
 // A GC repack moves live chunks to a new pack and then deletes the old
 // one: a reader that looked up the old place just before may find it gone,
 // and then finds the new place on a second lookup.
 absl::StatusOr<StoredChunk> Vault::ReadPackedChunk(std::string_view tenant,
                                                    const ChunkHash& hash) {
   for (int attempt = 0;; ++attempt) {
-    auto loc = index_->Find(tenant, hash);
+    auto loc = Locate(tenant, hash);
     if (!loc.ok()) return loc.status();
-    if (!loc->has_value()) {
-      return absl::NotFoundError(absl::StrCat(
-          "chunk ", hash.ToHex(), " is missing from the vault (tenant '",
-          std::string(tenant), "')"));
-    }
-    const std::string key = PackKey(tenant, (*loc)->pack);
-    auto record =
-        store_.GetRange(key, (*loc)->offset_bytes, (*loc)->length_bytes);
+    const std::string key = PackKey(tenant, loc->pack);
+    auto record = store_.GetRange(key, loc->offset_bytes, loc->length_bytes);
     if (absl::IsNotFound(record.status()) && attempt == 0) continue;
     if (absl::IsNotFound(record.status())) {
       return absl::NotFoundError(
@@ -423,7 +429,7 @@ absl::StatusOr<StoredChunk> Vault::ReadPackedChunk(std::string_view tenant,
     return DecodeStoredRecord(
         *record, hash,
         absl::StrCat("chunk ", hash.ToHex(), " in pack ", key, " at byte ",
-                     (*loc)->offset_bytes));
+                     loc->offset_bytes));
   }
 }
 
@@ -442,14 +448,9 @@ absl::StatusOr<std::vector<StoredChunk>> Vault::ReadStoredChunks(
   std::vector<ChunkLocation> locs;
   locs.reserve(hashes.size());
   for (const ChunkHash& h : hashes) {
-    auto loc = index_->Find(tenant, h);
+    auto loc = Locate(tenant, h);
     if (!loc.ok()) return loc.status();
-    if (!loc->has_value()) {
-      return absl::NotFoundError(absl::StrCat(
-          "chunk ", h.ToHex(), " is missing from the vault (tenant '",
-          std::string(tenant), "')"));
-    }
-    locs.push_back(**std::move(loc));
+    locs.push_back(*std::move(loc));
   }
   // Runs of records that follow each other in one pack.
   for (size_t first = 0; first < locs.size();) {

@@ -233,6 +233,9 @@ class Vault {
                                    std::string_view version);
 
  private:
+  // Where the chunk index puts `hash` of `tenant`; NOT_FOUND if nowhere.
+  absl::StatusOr<ChunkLocation> Locate(std::string_view tenant,
+                                       const ChunkHash& hash);
   absl::StatusOr<StoredChunk> ReadPackedChunk(std::string_view tenant,
                                               const ChunkHash& hash);
   // Appends the chunks of `locs` (adjacent records of one pack, for
