@@ -172,10 +172,15 @@ absl::Status RetakeThinSnapshot(DeviceMapper& dm, const std::string& pool,
 
 // A member held in the window and what is done to it there: a thin
 // member's snapshot is re-taken with the same thin id; a dm member gets
-// its snapshot device and snapshot-origin table (live at the resume).
+// its snapshot device and snapshot-origin table (live at the resume); a
+// thick member's snapshot is created by lvcreate, which finds the origin
+// suspended, skips its own suspend and resumes it when done: the snapshot
+// holds the origin as it was when the window suspended it (writes after
+// lvcreate's resume are copied out to the new COW store first).
 struct WindowMember {
   size_t index;                          // into out.members
   std::optional<uint64_t> thin_snap_id;  // thin members
+  bool thick = false;
 };
 
 // The window: freeze, hold, frozen-hooks, take every member's snapshot,
@@ -232,6 +237,11 @@ absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
     if (members[k].thin_snap_id.has_value()) {
       st = RetakeThinSnapshot(dm, v.pool_dm_name, *members[k].thin_snap_id,
                               *v.thin_id);
+    } else if (members[k].thick) {
+      absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+          snapshotter.Create(v, names[members[k].index]);
+      st = snap.status();
+      if (st.ok()) out.snapshots[members[k].index] = *std::move(snap);
     } else {
       st = snapshotter.TakeDm(v, names[members[k].index]);
     }
@@ -322,6 +332,14 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     out.snapshots[i] = *std::move(snap);
     window.push_back({i, std::nullopt});
   }
+  // Thick members join the window when there is one to share (several
+  // members, or frozen hooks); alone, lvcreate's own suspend is the window.
+  if (out.members.size() > 1 || !options.frozen_hooks.empty()) {
+    for (size_t i = 0; i < out.members.size(); ++i) {
+      if (out.members[i].kind != VolumeKind::kThickLv) continue;
+      window.push_back({i, std::nullopt, /*thick=*/true});
+    }
+  }
   if (!window.empty()) {
     absl::Status st =
         RunWindow(snapshotter, dm, host, window, names, env, options, out);
@@ -363,33 +381,11 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   if (absl::Status st = snapshotter.CheckCanSnapshot(out.members); !st.ok()) {
     return st;
   }
-  if (out.members.size() > 1 && !options.sequential) {
-    for (const VolumeInfo& v : out.members) {
-      if (v.kind != VolumeKind::kThickLv) continue;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "group ", options.group_name, ": ", v.path,
-          " is a thick LV; lvm2 snapshots thick LVs one command at a time, "
-          "so the group cannot be captured at one instant "
-          "(docs/snapshots.md). Use thin LVs (or plain dm devices), or "
-          "accept per-volume "
-          "consistency with --sequential (and quiesce writers with a "
-          "pre-hook)"));
-    }
-  }
-  if (!options.frozen_hooks.empty()) {
-    bool has_window = !options.sequential;
-    if (has_window) {
-      has_window = false;
-      for (const VolumeInfo& v : out.members) {
-        has_window |= v.kind == VolumeKind::kThinLv || IsDmMember(v);
-      }
-    }
-    if (!has_window) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "group ", options.group_name,
-          ": frozen-hooks run in the window, and only thin and dm members "
-          "without --sequential have one; use a pre-hook"));
-    }
+  if (!options.frozen_hooks.empty() && options.sequential) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "group ", options.group_name,
+        ": frozen-hooks run in the window, and a --sequential group has "
+        "none; use a pre-hook"));
   }
   const auto when = options.when.value_or(std::chrono::system_clock::now());
   std::vector<std::string> names;

@@ -103,7 +103,11 @@ class Snapshotter {
   uint64_t CowSizeBytes(const VolumeInfo& volume) const;
 
   // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,
-  // which suspends the origin itself (the caller must not hold it). A
+  // which suspends the origin itself. A thick origin may already be held
+  // suspended by the caller (a group's window, with skip-lockfs): lvcreate
+  // then skips its suspend, snapshots the held instant and resumes the
+  // origin when done; a thin one must not be held (dm-thin needs the pool's
+  // messages). A
   // thick snapshot is always active; a thin one only if `activate` (a
   // consistency group re-takes inactive thin snapshots at its instant).
   // A dm volume: PrepareDm, suspend, TakeDm, resume (no filesystem freeze:

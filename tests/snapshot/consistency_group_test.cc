@@ -171,7 +171,7 @@ TEST_F(GroupTest, WatchdogReleasesAHungWindowAndNothingIsKept) {
   }
 }
 
-TEST_F(GroupTest, ThickMemberInAGroupIsRefusedUnlessSequential) {
+TEST_F(GroupTest, ThickMemberIsSnapshottedInsideTheWindow) {
   LvReport& thick = lvm_.Add("thick", "linear");
   thick.kernel_major = 253;
   thick.kernel_minor = 6;
@@ -180,19 +180,89 @@ TEST_F(GroupTest, ThickMemberInAGroupIsRefusedUnlessSequential) {
   DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
   EXPECT_CALL(dm_, InfoByDevice(253, 6))
       .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  size_t lvm_calls_in_window = 0;
+  {
+    InSequence seq;
+    EXPECT_CALL(host_, RunHook("pre", _, _)).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 4))
+        .WillOnce(Return(std::vector<std::string>{}));
+    EXPECT_CALL(host_, MountPoints(253, 6))
+        .WillOnce(Return(std::vector<std::string>{"/mnt/t"}));
+    EXPECT_CALL(host_, Freeze("/mnt/t")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Suspend("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Suspend("vg-thick")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("frozen", _, _))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "delete 10"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "create_snap 10 1"))
+        .WillOnce(Return(absl::OkStatus()));
+    // lvcreate of the thick snapshot runs here, with both members held.
+    EXPECT_CALL(dm_, Resume("vg-thick")).WillOnce(Invoke([&](auto&&) {
+      lvm_calls_in_window = lvm_.calls.size();
+      return absl::OkStatus();
+    }));
+    EXPECT_CALL(dm_, Resume("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, Thaw("/mnt/t")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("post", Contains("CBTD_RESULT=ok"), _))
+        .WillOnce(Return(absl::OkStatus()));
+  }
   absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
       snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/thick"}, options_);
-  EXPECT_EQ(g.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(g.status().message(), HasSubstr("--sequential"));
-  EXPECT_TRUE(lvm_.calls.empty());
+  ASSERT_TRUE(g.ok()) << g.status();
+  for (auto& s : g->snapshots) s->Release();
+  EXPECT_THAT(lvm_.calls,
+              ElementsAre("create vg/a.cbtd-20261121T224005Z thin inactive",
+                          "create vg/thick.cbtd-20261121T224005Z cow active",
+                          "activate vg/a.cbtd-20261121T224005Z"));
+  EXPECT_EQ(lvm_calls_in_window, 2u) << "the thick lvcreate ran outside";
+}
 
+TEST_F(GroupTest, ThickMemberFailingInTheWindowLeavesNothing) {
+  LvReport& thick = lvm_.Add("thick", "linear");
+  thick.kernel_major = 253;
+  thick.kernel_minor = 6;
+  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
+      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
+  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
+  EXPECT_CALL(dm_, InfoByDevice(253, 6))
+      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  lvm_.create_error = absl::ResourceExhaustedError("insufficient free extents");
+  lvm_.create_error_origin = "thick";  // the thin one succeeds
+  options_.frozen_hooks.clear();
+  EXPECT_CALL(host_, RunHook(_, _, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(host_, MountPoints(_, _))
+      .WillRepeatedly(Return(std::vector<std::string>{}));
+  EXPECT_CALL(dm_, Suspend(_))
+      .Times(2)
+      .WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Message(kPool, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Resume(_)).Times(2).WillRepeatedly(Return(absl::OkStatus()));
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/thick"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(g.status().message(), HasSubstr("/dev/vg/thick"));
+  for (const LvReport& lv : lvm_.lvs) {
+    EXPECT_FALSE(lv.HasTag("cbtd")) << lv.name << " was left behind";
+  }
+}
+
+TEST_F(GroupTest, SequentialGroupSnapshotsMembersOneByOne) {
+  LvReport& thick = lvm_.Add("thick", "linear");
+  thick.kernel_major = 253;
+  thick.kernel_minor = 6;
+  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
+      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
+  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
+  EXPECT_CALL(dm_, InfoByDevice(253, 6))
+      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
   options_.sequential = true;
   options_.frozen_hooks.clear();
   EXPECT_CALL(host_, RunHook(_, _, _))
       .Times(2)
       .WillRepeatedly(Return(absl::OkStatus()));
-  g = TakeGroupSnapshot(snapshotter_, dm_, host_,
-                        {"/dev/vg/a", "/dev/vg/thick"}, options_);
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/vg/a", "/dev/vg/thick"}, options_);
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_THAT(lvm_.calls,
               ElementsAre("create vg/a.cbtd-20261121T224005Z thin active",
