@@ -1,7 +1,9 @@
 #include "agent/config.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -167,6 +169,15 @@ class Builder {
         problems_.push_back(
             {group_lines_[g.name],
              absl::StrCat("group '", g.name, "' has no 'members'")});
+      }
+      if (g.sequential && !g.frozen_hooks.empty()) {
+        problems_.push_back(
+            {config_.LineOf(absl::StrCat("group.", g.name, ".frozen_hook")),
+             absl::StrCat("group '", g.name,
+                          "' has a frozen_hook but sequential = yes: frozen "
+                          "hooks run in the window a sequential group does "
+                          "not have; make it a pre_hook or drop "
+                          "'sequential'")});
       }
       std::set<std::string> seen;
       for (const std::string& m : g.members) {
@@ -345,6 +356,11 @@ class Builder {
                                        "16M"));
       }
       v.chunk_bytes = *b;
+    } else if (key == "snapshot") {
+      if (e.value != "auto" && e.value != "none") {
+        return Problem(e, "'snapshot' must be auto or none");
+      }
+      v.live_read = e.value == "none";
     } else if (key == "cow_size") {
       if (e.value.ends_with("%")) {
         long long pct = 0;
@@ -550,14 +566,128 @@ std::string EncryptionSummary(const Config& config) {
                       "with cbtctl key export)");
 }
 
+namespace {
+
+// Why a run would fall back from `method` to hash on a volume of `kind`;
+// empty when it would not.
+std::string MethodMismatch(TrackingMethod method, snapshot::VolumeKind kind) {
+  const bool thin = kind == snapshot::VolumeKind::kThinLv;
+  const bool cow = kind == snapshot::VolumeKind::kThickLv ||
+                   kind == snapshot::VolumeKind::kOtherDm;
+  if (method == TrackingMethod::kThinDelta && !thin) {
+    return "method thin-delta needs a thin LV";
+  }
+  if (method == TrackingMethod::kCowTable && !cow) {
+    return "method cow-table needs a thick LV or a dm volume";
+  }
+  return "";
+}
+
+// The problems a run of `v` would meet on this host: it cannot be
+// snapshotted, or its method would fall back. Records its device in
+// `devices` for the group check.
+void CheckVolumeKind(
+    const Config& config, const VolumeConfig& v, ConfigProbe& probe,
+    std::map<std::string, std::pair<uint32_t, uint32_t>>& devices,
+    std::vector<ConfigProblem>& problems) {
+  const int line = config.LineOf(absl::StrCat("volume.", v.name, ".path"));
+  absl::StatusOr<snapshot::VolumeInfo> info = probe.DescribeVolume(v.path);
+  if (!info.ok()) {
+    problems.push_back(
+        {line, absl::StrCat("volume '", v.name,
+                            "': ", std::string(info.status().message()))});
+    return;
+  }
+  devices[v.name] = {info->major, info->minor};
+  const bool file = info->kind == snapshot::VolumeKind::kImageFile;
+  if (file || info->kind == snapshot::VolumeKind::kBlockDevice) {
+    for (const GroupConfig& g : config.groups) {
+      if (std::find(g.members.begin(), g.members.end(), v.name) ==
+          g.members.end()) {
+        continue;
+      }
+      problems.push_back(
+          {config.LineOf(absl::StrCat("group.", g.name, ".members")),
+           absl::StrCat("group '", g.name, "': volume '", v.name, "' is ",
+                        file ? "an image file" : "a plain block device",
+                        ", which cannot share an instant with other volumes; "
+                        "back it up on its own")});
+    }
+    if (!file && !v.live_read) {
+      problems.push_back({line, absl::StrCat("volume '", v.name, "': ",
+                                             info->not_snapshottable_reason)});
+    }
+    return;
+  }
+  if (v.live_read) {
+    problems.push_back(
+        {config.LineOf(absl::StrCat("volume.", v.name, ".snapshot")),
+         absl::StrCat("volume '", v.name,
+                      "': snapshot = none is for plain "
+                      "block devices and image files; ",
+                      v.path, " is ",
+                      std::string(snapshot::VolumeKindName(info->kind)),
+                      " and is snapshotted")});
+  }
+  if (!info->not_snapshottable_reason.empty()) {
+    problems.push_back(
+        {line, absl::StrCat("volume '", v.name, "': cbtd cannot snapshot ",
+                            v.path, ": ", info->not_snapshottable_reason)});
+    return;
+  }
+  if (info->kind == snapshot::VolumeKind::kOtherDm && v.cow_devices.empty()) {
+    problems.push_back(
+        {line, absl::StrCat("volume '", v.name, "': ", v.path,
+                            " is a device-mapper volume that lvm2 does not "
+                            "manage; its snapshots need 'cow_device' (two "
+                            "spare block devices, docs/operations.md)")});
+  }
+  if (const std::string why = MethodMismatch(v.method, info->kind);
+      !why.empty()) {
+    problems.push_back(
+        {config.LineOf(absl::StrCat("volume.", v.name, ".method")),
+         absl::StrCat("volume '", v.name, "': ", why, "; ", v.path, " is ",
+                      std::string(snapshot::VolumeKindName(info->kind)),
+                      ", so every run would compare hashes instead"),
+         /*warning=*/true});
+  }
+}
+
+// Two members of one group on one device (two names for it): a run
+// refuses the group.
+void CheckGroupDevices(
+    const Config& config,
+    const std::map<std::string, std::pair<uint32_t, uint32_t>>& devices,
+    std::vector<ConfigProblem>& problems) {
+  for (const GroupConfig& g : config.groups) {
+    std::map<std::pair<uint32_t, uint32_t>, std::string> seen;
+    for (const std::string& m : g.members) {
+      auto it = devices.find(m);
+      if (it == devices.end()) continue;
+      auto [other, fresh] = seen.emplace(it->second, m);
+      if (fresh) continue;
+      problems.push_back(
+          {config.LineOf(absl::StrCat("group.", g.name, ".members")),
+           absl::StrCat("group '", g.name, "': volumes '", other->second,
+                        "' and '", m, "' are the same device (",
+                        it->second.first, ":", it->second.second, ")")});
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<ConfigProblem> CheckConfig(const Config& config,
                                        ConfigProbe& probe) {
   std::vector<ConfigProblem> problems;
+  std::map<std::string, std::pair<uint32_t, uint32_t>> devices;
   for (const VolumeConfig& v : config.volumes) {
     if (absl::Status s = probe.CheckVolumePath(v.path); !s.ok()) {
       problems.push_back(
           {config.LineOf(absl::StrCat("volume.", v.name, ".path")),
            absl::StrCat("volume '", v.name, "': ", std::string(s.message()))});
+    } else {
+      CheckVolumeKind(config, v, probe, devices, problems);
     }
     for (const std::string& cow : v.cow_devices) {
       if (absl::Status s = probe.CheckVolumePath(cow); !s.ok()) {
@@ -568,6 +698,7 @@ std::vector<ConfigProblem> CheckConfig(const Config& config,
       }
     }
   }
+  CheckGroupDevices(config, devices, problems);
   const ReceiverConfig& r = config.receiver;
   if (r.address.empty()) {
     problems.push_back(

@@ -10,7 +10,9 @@
 //                    ca_file, cert_file, key_file
 //   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
 //                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
-//                    (two devices; dm volumes that are not LVs), schedule,
+//                    (two devices; dm volumes that are not LVs),
+//                    snapshot (auto|none: none reads a plain block device
+//                    or an image file live), schedule,
 //                    keep_last, keep_hourly, keep_daily, keep_weekly,
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
@@ -35,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/schedule.h"
+#include "snapshot/volume.h"
 #include "transport/key_file.h"
 
 namespace cbtd::agent {
@@ -72,6 +75,11 @@ struct VolumeConfig {
   // snapshots' COW stores, used in turn (the base snapshot keeps one while
   // the next snapshot is taken on the other); overwritten by backups.
   std::vector<std::string> cow_devices;
+  // `snapshot = none`: read a plain block device or an image file live,
+  // with no snapshot (consistent only if nothing writes to it during the
+  // run; a block device is held open exclusively, so nothing can mount or
+  // stack on it meanwhile). Default: snapshot, or refuse.
+  bool live_read = false;
   std::optional<Schedule> schedule;
   RetentionPolicy retention;
 };
@@ -157,6 +165,11 @@ class ConfigProbe {
   virtual absl::Status CheckReadable(const std::string& path) = 0;
   // OK when the receiver accepts a connection (a warning otherwise).
   virtual absl::Status CheckReachable(const std::string& address) = 0;
+  // What a run would find at `path` (snapshot::DiscoverVolume): its kind,
+  // device numbers and why it cannot be snapshotted. Errors as
+  // DiscoverVolume's.
+  virtual absl::StatusOr<snapshot::VolumeInfo> DescribeVolume(
+      const std::string& path) = 0;
 };
 
 // One line for --check-config saying how backups are encrypted, e.g.
@@ -164,8 +177,12 @@ class ConfigProbe {
 // `none` that backups are stored unencrypted.
 std::string EncryptionSummary(const Config& config);
 
-// Checks the host against a parsed config: volume paths, TLS files, the
-// receiver. Returns every problem (empty when all is well).
+// Checks the host against a parsed config: volume paths and what a run
+// would refuse there (a volume cbtd cannot snapshot, a dm volume without
+// cow_device, one device in a group under two names; a method that does
+// not fit the volume's kind is a warning: the run would fall back to
+// hash), TLS files, the receiver. Returns every problem (empty when all is
+// well).
 std::vector<ConfigProblem> CheckConfig(const Config& config,
                                        ConfigProbe& probe);
 

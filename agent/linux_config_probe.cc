@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"
+#include "snapshot/linux.h"
 
 namespace cbtd::agent {
 
@@ -27,6 +28,15 @@ absl::Status LinuxConfigProbe::CheckVolumePath(const std::string& path) {
         absl::StrCat(path, " is neither a block device nor a regular file"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<snapshot::VolumeInfo> LinuxConfigProbe::DescribeVolume(
+    const std::string& path) {
+  const std::unique_ptr<snapshot::Lvm> lvm = snapshot::NewLinuxLvm();
+  const std::unique_ptr<snapshot::DeviceMapper> dm =
+      snapshot::NewLinuxDeviceMapper();
+  const std::unique_ptr<snapshot::Host> host = snapshot::NewLinuxHost();
+  return snapshot::DiscoverVolume(path, *lvm, *dm, *host);
 }
 
 absl::Status LinuxConfigProbe::CheckReadable(const std::string& path) {

@@ -14,6 +14,8 @@ class LinuxConfigProbe : public ConfigProbe {
   absl::Status CheckVolumePath(const std::string& path) override;
   absl::Status CheckReadable(const std::string& path) override;
   absl::Status CheckReachable(const std::string& address) override;
+  absl::StatusOr<snapshot::VolumeInfo> DescribeVolume(
+      const std::string& path) override;
 };
 
 }  // namespace cbtd::agent

@@ -2,13 +2,17 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "agent/file_point.h"
+#include "common/fs.h"
 #include "snapshot/consistency_group.h"
 #include "snapshot/naming.h"
 #include "snapshot/volume.h"
@@ -80,10 +84,38 @@ snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
   return policy;
 }
 
+absl::StatusOr<std::optional<snapshot::VolumeInfo>>
+LvmSnapshotPort::FileOrRawMember(const std::string& path) {
+  // Cheap first: an LV or dm device is a block device with dm info, and
+  // DiscoverVolume would ask lvm2 about it.
+  absl::StatusOr<snapshot::BlockDeviceId> id = host_.StatBlockDevice(path);
+  if (id.ok()) {
+    absl::StatusOr<std::optional<snapshot::DmInfo>> dm =
+        dm_.InfoByDevice(id->major, id->minor);
+    if (!dm.ok()) return dm.status();
+    if (dm->has_value()) return std::nullopt;
+  } else if (!absl::IsInvalidArgument(id.status())) {
+    return std::nullopt;  // TakeGroupSnapshot reports it
+  }
+  absl::StatusOr<snapshot::VolumeInfo> info =
+      snapshot::DiscoverVolume(path, lvm_, dm_, host_);
+  if (!info.ok()) return info.status();
+  if (!IsFileOrRawVolume(*info)) return std::nullopt;
+  return *std::move(info);
+}
+
 absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
     const ConsistencyRequest& request) {
   if (request.volumes.empty()) {
     return absl::InvalidArgumentError("a consistency point needs a volume");
+  }
+  for (const VolumeConfig& v : request.volumes) {
+    absl::StatusOr<std::optional<snapshot::VolumeInfo>> raw =
+        FileOrRawMember(v.path);
+    if (!raw.ok()) return raw.status();
+    if (raw->has_value()) {
+      return TakeFileOrRawPoint(host_, request, **raw, absl::Now());
+    }
   }
   auto snapshotter = std::make_unique<snapshot::Snapshotter>(
       lvm_, dm_, host_, PolicyFor(request));
@@ -124,6 +156,13 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
 
 absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
                                              const std::string& snapshot_name) {
+  if (snapshot_name.empty()) return absl::OkStatus();  // a live read
+  if (snapshot_name.starts_with("/")) {  // an image file's reflink copy
+    if (::unlink(snapshot_name.c_str()) != 0 && errno != ENOENT) {
+      return common::ErrnoStatus(errno, absl::StrCat("remove ", snapshot_name));
+    }
+    return absl::OkStatus();
+  }
   std::string vg, name;
   if (!snapshot::SplitFullName(snapshot_name, &vg, &name)) {
     return absl::InvalidArgumentError(
@@ -147,6 +186,12 @@ absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
       continue;
     }
     if (!v.ok()) return v.status();
+    if (v->kind == snapshot::VolumeKind::kImageFile) {
+      for (std::string& line : RemoveStaleClones(v->path)) {
+        done.push_back(std::move(line));
+      }
+      continue;
+    }
     if (!v->dm_name.empty()) {
       absl::StatusOr<std::optional<snapshot::DmInfo>> info =
           dm_.InfoByDevice(v->major, v->minor);

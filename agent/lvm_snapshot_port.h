@@ -2,6 +2,8 @@
 // point is one TakeGroupSnapshot of the request's member paths (a single
 // volume is a group of one); its snapshots are named "VG/LV" in SnapshotRef
 // and TrackingRecord, and removed when the point is destroyed unless Kept.
+// A plain block device or an image file is taken by file_point.h instead
+// (a reflink copy named by its path, or a live read with no name).
 //
 // Thread-safety: Take/RemoveSnapshot may run concurrently for different
 // volumes (the Lvm, DeviceMapper and Host given are thread-safe).
@@ -9,6 +11,7 @@
 #define CBTD_AGENT_LVM_SNAPSHOT_PORT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,7 @@
 #include "snapshot/host.h"
 #include "snapshot/lvm.h"
 #include "snapshot/snapshotter.h"
+#include "snapshot/volume.h"
 
 namespace cbtd::agent {
 
@@ -46,6 +50,10 @@ class LvmSnapshotPort : public ConsistencyPointTaker {
   snapshot::SnapshotPolicy PolicyFor(const ConsistencyRequest& request) const;
 
  private:
+  // What `path` is if it is a plain block device or an image file.
+  absl::StatusOr<std::optional<snapshot::VolumeInfo>> FileOrRawMember(
+      const std::string& path);
+
   snapshot::Lvm& lvm_;
   snapshot::DeviceMapper& dm_;
   snapshot::Host& host_;

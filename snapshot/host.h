@@ -23,6 +23,13 @@ struct BlockDeviceId {
   uint64_t size_bytes = 0;
 };
 
+// A regular file's identity: the filesystem it is on and its inode.
+struct ImageFileId {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size_bytes = 0;
+};
+
 class Host {
  public:
   virtual ~Host() = default;
@@ -31,6 +38,22 @@ class Host {
   // INVALID_ARGUMENT if it is not a block device.
   virtual absl::StatusOr<BlockDeviceId> StatBlockDevice(
       const std::string& path) = 0;
+
+  // stat of a regular file (an image file volume). NOT_FOUND if it does
+  // not exist, INVALID_ARGUMENT if it is not a regular file.
+  virtual absl::StatusOr<ImageFileId> StatImageFile(const std::string& path) {
+    return absl::InvalidArgumentError(path + " is not a block device");
+  }
+
+  // A reflink copy (FICLONE) of regular file `from` at new file `to`: a
+  // point-in-time copy that shares the blocks, made in constant time.
+  // UNIMPLEMENTED if the filesystem cannot share blocks (ext4; another
+  // filesystem), ALREADY_EXISTS if `to` exists. Nothing is left at `to` on
+  // error.
+  virtual absl::Status CloneFile(const std::string& from,
+                                 const std::string& to) {
+    return absl::UnimplementedError("no reflinks on " + from + " -> " + to);
+  }
 
   // Writes zeros over the first `bytes` (a multiple of 4096) of block
   // device `path`, durably (O_DIRECT, then fsync). Opens it exclusively:

@@ -61,6 +61,41 @@ class LinuxHost : public Host {
     return BlockDeviceId{major(st.st_rdev), minor(st.st_rdev), dev->size_bytes};
   }
 
+  absl::StatusOr<ImageFileId> StatImageFile(const std::string& path) override {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+      return common::ErrnoStatus(errno, absl::StrCat("volume ", path));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " is neither a block device nor a regular file"));
+    }
+    return ImageFileId{static_cast<uint64_t>(st.st_dev),
+                       static_cast<uint64_t>(st.st_ino),
+                       static_cast<uint64_t>(st.st_size)};
+  }
+
+  absl::Status CloneFile(const std::string& from,
+                         const std::string& to) override {
+    common::UniqueFd src(open(from.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!src) return common::ErrnoStatus(errno, absl::StrCat("open ", from));
+    common::UniqueFd dst(
+        open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!dst) return common::ErrnoStatus(errno, absl::StrCat("create ", to));
+    if (ioctl(dst.get(), FICLONE, src.get()) != 0) {
+      const int err = errno;
+      unlink(to.c_str());
+      if (err == EOPNOTSUPP || err == EXDEV || err == EINVAL || err == ENOTTY) {
+        return absl::UnimplementedError(absl::StrCat(
+            "the filesystem of ", from,
+            " cannot make reflink copies (FICLONE: ", strerror(err), ")"));
+      }
+      return common::ErrnoStatus(err,
+                                 absl::StrCat("FICLONE ", from, " to ", to));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status ZeroStart(const std::string& path, uint64_t bytes) override {
     // O_EXCL on a block device: EBUSY if anything holds it (a mounted
     // filesystem, a dm table), so a store in use is never overwritten.

@@ -68,6 +68,8 @@ std::string_view VolumeKindName(VolumeKind kind) {
       return "dm";
     case VolumeKind::kBlockDevice:
       return "block";
+    case VolumeKind::kImageFile:
+      return "file";
   }
   return "unknown";
 }
@@ -79,6 +81,18 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
   if (!path_in.empty() && path_in[0] != '/') v.path = "/dev/" + path_in;
 
   absl::StatusOr<BlockDeviceId> id = host.StatBlockDevice(v.path);
+  if (absl::IsInvalidArgument(id.status())) {
+    absl::StatusOr<ImageFileId> file = host.StatImageFile(v.path);
+    if (!file.ok()) return id.status();
+    v.kind = VolumeKind::kImageFile;
+    v.size_bytes = file->size_bytes;
+    v.uuid = absl::StrCat("file-", file->device, "-", file->inode);
+    v.not_snapshottable_reason =
+        absl::StrCat(v.path,
+                     " is an image file: cbtd snapshots it with a reflink copy "
+                     "(agent/), not with lvm2 or device-mapper");
+    return v;
+  }
   if (absl::IsNotFound(id.status())) {
     return absl::NotFoundError(absl::StrCat(
         "volume ", v.path,
@@ -99,7 +113,8 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
         v.path,
         " is a plain block device, not an LVM LV or device-mapper volume; "
         "cbtd can only snapshot LVs (move the data onto an LV), or back it "
-        "up without a snapshot while nothing writes to it");
+        "up without a snapshot while nothing writes to it (cbtd.conf: "
+        "snapshot = none)");
     return v;
   }
   const DmInfo& d = **info;

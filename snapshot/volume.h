@@ -22,7 +22,9 @@ enum class VolumeKind {
   kOtherDm,      // a dm device lvm2 does not manage: dm-snapshot if its
                  // table is linear/striped (dm_snapshotter.h); an LV's
                  // layer, a pool, a COW snapshot: refused
-  kBlockDevice,  // a plain disk or partition
+  kBlockDevice,  // a plain disk or partition: no snapshot below it
+  kImageFile,    // a regular file (a VM image): a reflink copy, if its
+                 // filesystem makes them (agent/, not the Snapshotter)
 };
 std::string_view VolumeKindName(VolumeKind kind);  // "thin", "thick", ...
 
@@ -32,7 +34,8 @@ struct VolumeInfo {
   uint64_t size_bytes = 0;
   uint32_t major = 0;
   uint32_t minor = 0;
-  // LV UUID for LVs, dm UUID for other dm devices, empty otherwise.
+  // LV UUID for LVs, dm UUID for other dm devices, "file-DEV-INODE" for
+  // image files, empty otherwise.
   std::string uuid;
   std::string dm_name;  // empty for plain block devices
 
@@ -56,8 +59,9 @@ struct VolumeInfo {
 
 // Works out what `path` is. `path` is a device path or "VG/LV".
 // Errors: NOT_FOUND if it does not exist (e.g. a missing LV),
-// INVALID_ARGUMENT if it is not a block device. A device that exists but
-// cannot be snapshotted is not an error here: see not_snapshottable_reason.
+// INVALID_ARGUMENT if it is neither a block device nor a regular file. A device
+// that exists but cannot be snapshotted is not an error here: see
+// not_snapshottable_reason.
 absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path, Lvm& lvm,
                                           DeviceMapper& dm, Host& host);
 

@@ -32,7 +32,7 @@ path = /dev/vg/b
 members = a b
 pre_hook = true
 frozen_hook = sync
-sequential = yes
+freeze = no
 )";
 
 class BackupRunTest : public ::testing::Test {
@@ -279,7 +279,7 @@ TEST_F(BackupRunTest, GroupTakesOneConsistencyPointAndMembersFailAlone) {
   EXPECT_EQ(snapshots_.requests[0].pre_hooks, std::vector<std::string>{"true"});
   EXPECT_EQ(snapshots_.requests[0].frozen_hooks,
             std::vector<std::string>{"sync"});
-  EXPECT_TRUE(snapshots_.requests[0].sequential);
+  EXPECT_FALSE(snapshots_.requests[0].freeze);
   EXPECT_EQ(runs[0].group, "g");
   EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
   EXPECT_EQ(runs[1].result, RunResult::kSucceeded);

@@ -43,7 +43,7 @@ pre_hook = virsh domfsfreeze vm1
 pre_hook = logger frozen
 frozen_hook = logger in-window
 post_hook = virsh domfsthaw vm1
-sequential = yes
+sequential = no
 schedule = every 6h
 )";
 
@@ -78,7 +78,7 @@ TEST(ConfigTest, ParsesAFullConfig) {
                                                     "logger frozen"}));
   EXPECT_EQ(g->post_hooks, (std::vector<std::string>{"virsh domfsthaw vm1"}));
   EXPECT_EQ(g->frozen_hooks, (std::vector<std::string>{"logger in-window"}));
-  EXPECT_TRUE(g->sequential);
+  EXPECT_FALSE(g->sequential);
   EXPECT_EQ(c->LineOf("volume.data.path"), 22);
   EXPECT_EQ(c->LineOf("agent.socket"), 0);
   EXPECT_EQ(c->socket_path, "/run/cbtd/cbtd.sock");
@@ -186,13 +186,92 @@ class FakeProbe : public ConfigProbe {
     return unreachable ? absl::UnavailableError("connection refused")
                        : absl::OkStatus();
   }
+  // A thin LV with its own device number unless `volumes` says otherwise.
+  absl::StatusOr<snapshot::VolumeInfo> DescribeVolume(
+      const std::string& path) override {
+    if (auto it = volumes.find(path); it != volumes.end()) return it->second;
+    snapshot::VolumeInfo v;
+    v.path = path;
+    v.kind = snapshot::VolumeKind::kThinLv;
+    v.major = 253;
+    v.minor = static_cast<uint32_t>(std::hash<std::string>{}(path) % 100000);
+    return v;
+  }
   bool unreachable = false;
+  std::map<std::string, snapshot::VolumeInfo> volumes;
 };
+
+snapshot::VolumeInfo Volume(snapshot::VolumeKind kind, uint32_t minor,
+                            std::string reason = "") {
+  snapshot::VolumeInfo v;
+  v.kind = kind;
+  v.major = 253;
+  v.minor = minor;
+  v.not_snapshottable_reason = std::move(reason);
+  return v;
+}
+
+TEST(ConfigTest, CheckConfigRefusesWhatARunWouldRefuse) {
+  const std::string text = R"([receiver]
+address = unix:/run/r.sock
+
+[volume.a]
+path = /dev/vg/a
+method = thin-delta
+
+[volume.b]
+path = /dev/mapper/b
+
+[volume.c]
+path = /dev/sdc
+
+[group.g]
+members = a b
+)";
+  absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  FakeProbe probe;
+  probe.volumes["/dev/vg/a"] = Volume(snapshot::VolumeKind::kThickLv, 4);
+  probe.volumes["/dev/mapper/b"] = Volume(snapshot::VolumeKind::kOtherDm, 4);
+  probe.volumes["/dev/sdc"] = Volume(snapshot::VolumeKind::kBlockDevice, 32,
+                                     "/dev/sdc is a plain block device");
+  const std::vector<ConfigProblem> problems = CheckConfig(*c, probe);
+  const std::string report = FormatProblems("cbtd.conf", problems);
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:6: warning: volume 'a': method "
+                                "thin-delta needs a thin LV; /dev/vg/a is "
+                                "thick, so every run would compare hashes"));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:9: volume 'b': /dev/mapper/b is "
+                                "a device-mapper volume that lvm2 does not "
+                                "manage; its snapshots need 'cow_device'"));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:12: volume 'c': /dev/sdc is a "
+                                "plain block device"));
+  EXPECT_THAT(report, HasSubstr("cbtd.conf:15: group 'g': volumes 'a' and "
+                                "'b' are the same device (253:4)"));
+  EXPECT_TRUE(HasErrors(problems));
+}
+
+TEST(ConfigTest, FrozenHookInASequentialGroupIsRefusedAtParse) {
+  const std::string text = R"([receiver]
+address = unix:/run/r.sock
+[volume.a]
+path = /dev/vg/a
+[group.g]
+members = a
+sequential = yes
+frozen_hook = true
+)";
+  absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", text);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("cbtd.conf:8: group 'g' has a frozen_hook but "
+                        "sequential = yes"));
+}
 
 TEST(ConfigTest, CheckConfigNamesEachHostProblemWithItsLine) {
   absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", kGood);
   ASSERT_TRUE(c.ok());
   FakeProbe probe;
+  probe.volumes["/dev/vg0/data"] = Volume(snapshot::VolumeKind::kThickLv, 7);
   EXPECT_TRUE(CheckConfig(*c, probe).empty());
   probe.missing = {"/dev/vg0/data", "/etc/cbtd/host.key"};
   probe.unreachable = true;
@@ -225,7 +304,7 @@ TEST(ConfigTest, DocumentedExampleParses) {
   EXPECT_EQ(c->FindGroup("vm1")->pre_hooks,
             std::vector<std::string>{"virsh domfsfreeze vm1"});
   EXPECT_EQ(c->FindVolume("vm1-data")->cow_size.percent_of_origin, 20);
-  EXPECT_TRUE(c->FindGroup("vm1")->sequential);
+  EXPECT_FALSE(c->FindGroup("vm1")->sequential);
 }
 
 TEST(ConfigTest, CowDeviceIsCheckedWithItsLine) {

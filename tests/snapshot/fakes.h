@@ -28,6 +28,7 @@ class FakeLvm : public Lvm {
   VgReport vg{"vg", 4 << 20, 100};
   std::vector<std::string> calls;
   absl::Status create_error;
+  std::string create_error_origin;  // if set, create_error only for it
   uint64_t next_thin_id = 10;
 
   absl::StatusOr<std::vector<LvReport>> ListLvs(
@@ -48,7 +49,10 @@ class FakeLvm : public Lvm {
     calls.push_back(absl::StrCat("create ", r.vg, "/", r.name,
                                  r.cow_size_bytes ? " cow" : " thin",
                                  r.activate ? " active" : " inactive"));
-    if (!create_error.ok()) return create_error;
+    if (!create_error.ok() &&
+        (create_error_origin.empty() || create_error_origin == r.origin)) {
+      return create_error;
+    }
     LvReport lv;
     lv.vg = r.vg;
     lv.name = r.name;
@@ -291,6 +295,8 @@ class MockHost : public Host {
   MOCK_METHOD(absl::Status, RunHook,
               (const std::string&, const std::vector<std::string>&,
                std::chrono::milliseconds),
+              (override));
+  MOCK_METHOD(absl::Status, CloneFile, (const std::string&, const std::string&),
               (override));
 };
 

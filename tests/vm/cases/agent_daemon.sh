@@ -1,6 +1,7 @@
 # Issue 7 end to end: the real cbtd daemon on real LVM, backing up a group
-# (thin LV with a mounted ext4 under a running writer + a thick raw LV) to
-# a cbt-receiver over mutual TLS.
+# (thin LV with a mounted ext4 under a running writer + a thick raw LV, at
+# one instant, the ext4 frozen: a write in the window blocks) to a
+# cbt-receiver over mutual TLS.
 #  - the control socket is root only; a non-root caller is refused;
 #  - full, then incrementals by thin-delta and cow-table that read a small
 #    fraction of the volumes;
@@ -25,6 +26,25 @@ lvcreate -q -L 160M -T ag/pool --chunksize 64k >/dev/null
 lvcreate -q -V 48M -T ag/pool -n data >/dev/null
 lvcreate -q -L 16M -n raw ag >/dev/null
 lvcreate -q -L 48M -n scratch ag >/dev/null
+# An image file on XFS (reflinks; mkfs.xfs's test override for a small
+# filesystem) and two partitions of a plain disk, one mounted.
+lvcreate -q -L 100M -n imgfs ag >/dev/null
+TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q /dev/ag/imgfs
+mkdir -p /mnt/img && mount /dev/ag/imgfs /mnt/img
+rand_bytes "$SEED-img" $((16 << 20)) > /mnt/img/vm.img
+python3 - <<'PY'  # an MBR with two 16 MiB Linux partitions (no sfdisk in the rig)
+import struct
+mbr = bytearray(512)
+for i, start in enumerate((2048, 2048 + 32768)):
+    mbr[446 + 16 * i:462 + 16 * i] = struct.pack("<B3sB3sII", 0, b"\xff" * 3, 0x83, b"\xff" * 3, start, 32768)
+mbr[510:512] = b"\x55\xaa"
+with open("/dev/vdb", "r+b") as f:
+    f.write(mbr)
+PY
+blockdev --rereadpt /dev/vdb
+for _ in $(seq 1 50); do [ -b /dev/vdb2 ] && break; sleep 0.1; done
+rand_bytes "$SEED-part" $((16 << 20)) | dd of=/dev/vdb1 bs=1M oflag=direct status=none
+mkfs.ext4 -q /dev/vdb2 && mkdir -p /mnt/busy && mount /dev/vdb2 /mnt/busy
 mkfs.ext4 -q -E nodiscard /dev/ag/data
 mkdir -p /mnt/data && mount /dev/ag/data /mnt/data
 rand_bytes "$SEED-raw" $((16 << 20)) | dd of=/dev/ag/raw bs=1M oflag=direct status=none
@@ -37,6 +57,9 @@ cbt-receiver serve --vault "$VAULT" --create --listen 127.0.0.1:7443 \
   --client-ca /tmp/certs/ca.crt > /tmp/receiver.log 2>&1 &
 RECEIVER=$!
 
+# Inside the window (thin data and thick raw held at one instant, data's
+# ext4 frozen), a write to data's filesystem must block until the thaw.
+FROZEN_PROBE='rm -f /tmp/probe-done; (echo x > /mnt/data/frozen-probe; touch /tmp/probe-done) >/dev/null 2>&1 & sleep 1; if [ -e /tmp/probe-done ]; then echo "frozen: probe written" >> /tmp/hooks.log; else echo "frozen: probe blocked" >> /tmp/hooks.log; fi'
 cat > "$CONF" <<EOF
 [agent]
 state_dir = $STATE
@@ -57,10 +80,22 @@ keep_last = 2
 path = /dev/ag/raw
 cow_size = 8M
 
+[volume.img]
+path = /mnt/img/vm.img
+
+[volume.part]
+path = /dev/vdb1
+snapshot = none
+
+[volume.busy]
+path = /dev/vdb2
+snapshot = none
+
 [group.g]
 members = data raw
-sequential = yes
+freeze_timeout = 30s
 pre_hook = echo "pre \$CBTD_GROUP" >> /tmp/hooks.log
+frozen_hook = $FROZEN_PROBE
 post_hook = echo "post \$CBTD_RESULT" >> /tmp/hooks.log
 EOF
 mkdir -p "$STATE" "$RUNTIME"
@@ -131,7 +166,10 @@ assert_eq "" "$(run_field data base_version)" "first run of data has no base"
 assert_eq $((48 << 20)) "$(run_field data bytes_read)" "first run of data reads it all"
 record_versions
 assert_eq "pre g
-post ok" "$(cat /tmp/hooks.log)" "hooks ran in order around the point"
+frozen: probe blocked
+post ok" "$(cat /tmp/hooks.log)" "hooks ran in order, the write blocked while frozen"
+[ -e /tmp/probe-done ] && [ -e /mnt/data/frozen-probe ] ||
+  fail "the write blocked in the window did not complete after the thaw"
 
 # --- 2: incrementals
 rand_bytes "$SEED-r2" $((1 << 20)) | dd of=/dev/ag/raw bs=1M seek=5 oflag=direct status=none
@@ -145,6 +183,36 @@ log "incremental read: data $data_read of $((48 << 20)), raw $raw_read of $((16 
 [ "$data_read" -lt $((16 << 20)) ] || fail "thin-delta incremental read $data_read bytes"
 [ "$raw_read" -lt $((4 << 20)) ] || fail "cow-table incremental read $raw_read bytes"
 record_versions
+
+# --- an image file (read from a reflink copy) and a raw partition (read
+# live, held exclusively), tracked by hash: full, then an incremental that
+# sends about what changed; both restore to their bytes; a mounted
+# partition is refused for a live read, naming why.
+backup_one() {  # VOLUME
+  cbtctl backup "$1" --wait --json > /tmp/runs.json || {
+    cat /tmp/runs.json; tail -20 /tmp/cbtd.log; fail "backup of $1 failed"; }
+}
+backup_one img
+backup_one part
+rand_bytes "$SEED-i2" $((1 << 20)) | dd of=/mnt/img/vm.img bs=1M seek=3 conv=notrunc,fsync status=none
+rand_bytes "$SEED-p2" $((1 << 20)) | dd of=/dev/vdb1 bs=1M seek=7 oflag=direct status=none
+for vol in img part; do
+  backup_one $vol
+  assert_eq hash "$(run_field $vol method)" "$vol tracked by hash"
+  sent=$(run_field $vol bytes_sent)
+  [ "$sent" -lt $((3 << 20)) ] || fail "$vol incremental sent $sent bytes for a 1 MiB change"
+  [ "$(run_field $vol base_version)" != "" ] || fail "$vol incremental has no base"
+done
+ls -a /mnt/img | grep -q '^\.vm\.img\.cbtd-' && fail "a reflink copy was left: $(ls -a /mnt/img)"
+for pair in img:/mnt/img/vm.img part:/dev/vdb1; do
+  vol=${pair%%:*} src=${pair#*:}
+  v=$(cbtctl versions "$vol" --json | py "import json,sys; print(json.load(sys.stdin)['versions'][-1]['version_id'])")
+  cbtctl restore "$vol" --version "$v" --target /dev/ag/scratch > /dev/null
+  assert_eq "$(hash_of "$src")" "$(hash_of /dev/ag/scratch $((16 << 20)))" "restore of $vol equals its source"
+done
+if cbtctl backup busy --wait --json > /tmp/runs.json; then fail "a mounted partition was read live"; fi
+assert_contains "$(run_field busy error)" "/dev/vdb2 is in use" "the refusal names the mounted partition"
+log "image file and raw partitions: backed up, restored, a mounted one refused"
 
 # --- 3..: SIGKILL at random points of runs, then restart and back up.
 for k in 1 2; do

@@ -1,0 +1,118 @@
+#include "agent/file_point.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/common/temp_dir.h"
+#include "tests/snapshot/fakes.h"
+
+namespace cbtd::agent {
+namespace {
+
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Invoke;
+using ::testing::Return;
+using ::testing::StrictMock;
+
+class FilePointTest : public ::testing::Test {
+ protected:
+  FilePointTest() {
+    image_ = dir_.path() + "/vm.img";
+    std::ofstream(image_) << "image bytes";
+    info_.path = image_;
+    info_.kind = snapshot::VolumeKind::kImageFile;
+    info_.not_snapshottable_reason = "an image file";
+    VolumeConfig v;
+    v.name = "vm";
+    v.path = image_;
+    request_.volumes.push_back(v);
+  }
+
+  std::vector<std::string> Entries() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+      out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  test::TempDir dir_;
+  std::string image_;
+  snapshot::VolumeInfo info_;
+  ConsistencyRequest request_;
+  StrictMock<snapshot::MockHost> host_;
+  const absl::Time now_ = absl::FromUnixSeconds(1795300805);
+};
+
+TEST_F(FilePointTest, ImageIsReadFromAReflinkCopyRemovedWithThePoint) {
+  std::string clone;
+  EXPECT_CALL(host_, CloneFile(image_, _))
+      .WillOnce(Invoke([&](const std::string& from, const std::string& to) {
+        clone = to;
+        std::filesystem::copy_file(from, to);
+        return absl::OkStatus();
+      }));
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  ASSERT_TRUE(point.ok()) << point.status();
+  EXPECT_EQ(clone, dir_.path() + "/.vm.img.cbtd-20261121T224005Z");
+  ASSERT_EQ((*point)->snapshots().size(), 1u);
+  EXPECT_EQ((*point)->snapshots()[0].device_path, clone);
+  EXPECT_EQ((*point)->snapshots()[0].snapshot_name, clone);
+  (*point)->Keep("vm");  // hash keeps no base: the copy still goes
+  point->reset();
+  EXPECT_EQ(Entries(), std::vector<std::string>{"vm.img"});
+}
+
+TEST_F(FilePointTest, NoReflinksIsRefusedNamingTheSetting) {
+  EXPECT_CALL(host_, CloneFile(image_, _))
+      .WillOnce(Return(absl::UnimplementedError(
+          "the filesystem of " + image_ + " cannot make reflink copies")));
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  EXPECT_EQ(point.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(point.status().message(), HasSubstr("volume 'vm'"));
+  EXPECT_THAT(point.status().message(), HasSubstr("set snapshot = none"));
+}
+
+TEST_F(FilePointTest, LiveReadUsesTheImageItself) {
+  request_.volumes[0].live_read = true;  // StrictMock: no CloneFile
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  ASSERT_TRUE(point.ok()) << point.status();
+  EXPECT_EQ((*point)->snapshots()[0].device_path, image_);
+  EXPECT_EQ((*point)->snapshots()[0].snapshot_name, "");
+}
+
+TEST_F(FilePointTest, BlockDeviceNeedsSnapshotNone) {
+  info_.kind = snapshot::VolumeKind::kBlockDevice;
+  info_.not_snapshottable_reason = "/dev/sdb is a plain block device";
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  EXPECT_EQ(point.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(point.status().message(), HasSubstr("plain block device"));
+}
+
+TEST_F(FilePointTest, AGroupMemberIsRefused) {
+  request_.group = "g";
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  EXPECT_EQ(point.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(point.status().message(),
+              HasSubstr("cannot share an instant with other volumes"));
+}
+
+TEST_F(FilePointTest, StaleCopiesOfThisImageOnlyAreRemoved) {
+  std::ofstream(dir_.path() + "/.vm.img.cbtd-20261121T224005Z") << "x";
+  std::ofstream(dir_.path() + "/.other.img.cbtd-20261121T224005Z") << "x";
+  std::ofstream(dir_.path() + "/vm.img.bak") << "x";
+  const std::vector<std::string> removed = RemoveStaleClones(image_);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_THAT(removed[0], HasSubstr(".vm.img.cbtd-20261121T224005Z"));
+  EXPECT_EQ(Entries(),
+            (std::vector<std::string>{".other.img.cbtd-20261121T224005Z",
+                                      "vm.img", "vm.img.bak"}));
+}
+
+}  // namespace
+}  // namespace cbtd::agent
