@@ -1,7 +1,9 @@
 #include "agent/daemon.h"
 
 #include <signal.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 #include <iostream>
 
@@ -10,6 +12,7 @@
 #include "agent/control_service.h"
 #include "agent/linux_config_probe.h"
 #include "agent/metrics.h"
+#include "agent/run_journal.h"
 #include "common/cli.h"
 
 namespace cbtd::agent {
@@ -19,6 +22,19 @@ namespace {
 // the syslog priority journald reads (sd-daemon.h).
 void Log(const char* priority, const std::string& message) {
   std::cerr << priority << "cbtd: " << message << std::endl;
+}
+
+// A run's structured entry (run_journal.h) to the journal; its MESSAGE to
+// stderr when there is no journal to take it (a VM, a container).
+void JournalRun(const RunRecord& run) {
+  JournalEntry e = RunJournalEntry(run);
+  e.fields.push_back("SYSLOG_IDENTIFIER=cbtd");
+  std::vector<iovec> iov;
+  for (std::string& f : e.fields) iov.push_back({f.data(), f.size()});
+  if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0) return;
+  std::cerr << "<" << e.priority
+            << ">cbtd: " << e.fields.front().substr(sizeof("MESSAGE=") - 1)
+            << std::endl;
 }
 
 absl::Duration LoopPeriod() {
@@ -57,6 +73,13 @@ int RunDaemon(Config config, BackupPorts ports) {
   if (!store.ok()) {
     Log(SD_ERR, std::string(store.status().message()));
     return common::kExitFailure;
+  }
+  (*store)->set_run_observer(JournalRun);
+  // What a run would refuse is said at start too (cbtd still starts: a
+  // volume may appear later, an LV be activated).
+  LinuxConfigProbe probe;
+  for (const ConfigProblem& p : CheckConfig(config, probe)) {
+    Log(p.warning ? SD_WARNING : SD_ERR, FormatProblems(config_path, {p}));
   }
   const std::string socket_path = config.socket_path;
   std::string metrics_file = config.metrics_file;

@@ -279,8 +279,25 @@ absl::StatusOr<std::vector<RunRecord>> StateStore::RecoverInterruptedRuns(
   return runs;
 }
 
+void StateStore::Notify(int64_t id) {
+  if (!observer_) return;
+  absl::StatusOr<RunRecord> run = GetRun(id);
+  if (run.ok()) observer_(*run);
+}
+
 absl::StatusOr<int64_t> StateStore::StartRun(const RunRecord& run) {
-  std::lock_guard lock(mu_);
+  int64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    absl::StatusOr<int64_t> inserted = InsertRun(run);
+    if (!inserted.ok()) return inserted.status();
+    id = *inserted;
+  }
+  Notify(id);
+  return id;
+}
+
+absl::StatusOr<int64_t> StateStore::InsertRun(const RunRecord& run) {
   Stmt s(db_,
          "INSERT INTO runs (volume, grp, full, trigger, started_at_us, "
          "result, step, base_version) VALUES (?1, ?2, ?3, ?4, ?5, 'running', "
@@ -335,14 +352,17 @@ void BindOutcome(Stmt& s, int64_t id, const RunOutcome& o, RunResult result,
 
 absl::Status StateStore::FinishRun(int64_t id, const RunOutcome& outcome,
                                    absl::Time ended_at) {
-  std::lock_guard lock(mu_);
-  Stmt s(db_, kUpdateOutcome);
-  BindOutcome(s, id, outcome, outcome.result, outcome.step);
-  s.Bind(12, ToMicros(ended_at));
-  if (s.Step() != SQLITE_DONE) return Error("finish run");
-  if (sqlite3_changes(db_) != 1) {
-    return absl::NotFoundError(absl::StrCat("run ", id, " does not exist"));
+  {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, kUpdateOutcome);
+    BindOutcome(s, id, outcome, outcome.result, outcome.step);
+    s.Bind(12, ToMicros(ended_at));
+    if (s.Step() != SQLITE_DONE) return Error("finish run");
+    if (sqlite3_changes(db_) != 1) {
+      return absl::NotFoundError(absl::StrCat("run ", id, " does not exist"));
+    }
   }
+  Notify(id);
   return absl::OkStatus();
 }
 

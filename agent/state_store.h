@@ -18,6 +18,7 @@
 #define CBTD_AGENT_STATE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -126,7 +127,15 @@ class StateStore {
   // Returns the rows it changed. Call once at start, before any run.
   absl::StatusOr<std::vector<RunRecord>> RecoverInterruptedRuns(absl::Time now);
 
-  // Inserts a 'running' row; fills id and returns it.
+  // Called with the row as stored after StartRun (queued) and after
+  // FinishRun (ended), outside the store's lock; for the journal. Set it
+  // before any run.
+  using RunObserver = std::function<void(const RunRecord&)>;
+  void set_run_observer(RunObserver observer) {
+    observer_ = std::move(observer);
+  }
+
+  // Inserts a 'running' row; returns its id.
   absl::StatusOr<int64_t> StartRun(const RunRecord& run);
   // Records the step a running run entered (what failed_step says after a
   // crash).
@@ -162,8 +171,12 @@ class StateStore {
   absl::Status Exec(const char* sql);
   absl::Status Error(const char* what) const;
 
+  void Notify(int64_t id);
+  absl::StatusOr<int64_t> InsertRun(const RunRecord& run);  // under mu_
+
   std::mutex mu_;
   sqlite3* db_;
+  RunObserver observer_;
 };
 
 }  // namespace cbtd::agent

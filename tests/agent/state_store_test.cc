@@ -137,6 +137,29 @@ TEST_F(StateStoreTest, FailedRunLeavesTrackingUntouched) {
   EXPECT_EQ((*runs)[0].error, "receiver unavailable");
 }
 
+TEST_F(StateStoreTest, ObserverSeesEachRunQueuedAndEndedAsStored) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<RunRecord> seen;
+  store->set_run_observer([&](const RunRecord& r) {
+    // Called outside the lock: reading the store again must not deadlock.
+    EXPECT_TRUE(store->GetRun(r.id).ok());
+    seen.push_back(r);
+  });
+  const int64_t id = *store->StartRun(NewRun("db"));
+  RunOutcome failed;
+  failed.result = RunResult::kFailed;
+  failed.step = kStepSend;
+  failed.error = "receiver unavailable";
+  ASSERT_TRUE(store->FinishRun(id, failed, absl::FromUnixSeconds(9)).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].id, id);
+  EXPECT_EQ(seen[0].result, RunResult::kRunning);
+  EXPECT_EQ(seen[1].result, RunResult::kFailed);
+  EXPECT_EQ(seen[1].error, "receiver unavailable");
+  EXPECT_EQ(seen[1].ended_at, absl::FromUnixSeconds(9));
+}
+
 TEST_F(StateStoreTest, RefusesADatabaseFromANewerCbtd) {
   { ASSERT_NE(OpenOrDie(), nullptr); }
   sqlite3* db = nullptr;
