@@ -2,9 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "cbt/cow_store.h"
+#include "cbt/external_method.h"
 #include "cbt/lvm_methods.h"
+#include "common/fs.h"
 #include "nlohmann/json.hpp"
 #include "snapshot/naming.h"
 #include "snapshot/volume.h"
@@ -46,17 +51,82 @@ std::string ResolveMethod(const VolumeConfig& volume,
       return "hash";
     case TrackingMethod::kHash:
       return "hash";
+    case TrackingMethod::kExternal:
+      return "external";
   }
   return "hash";
+}
+
+// The largest changes_file read: a list of a million extents is ~40 MB.
+constexpr uint64_t kMaxExternalListBytes = 64 << 20;
+
+// method external: the list a run found in the volume's changes_file.
+struct ExternalList {
+  std::string contents;
+  std::string next_generation;  // what the next list must carry
+  std::string problem;          // why there is no usable list; "" if none
+};
+
+ExternalList ReadExternalList(const std::string& path) {
+  ExternalList out;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    out.problem = absl::StrCat("cannot read ", path, ": ", strerror(errno));
+    return out;
+  }
+  if (!S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) > kMaxExternalListBytes) {
+    out.problem = absl::StrCat(path, " is not a regular file of at most ",
+                               kMaxExternalListBytes >> 20, " MiB");
+    return out;
+  }
+  absl::StatusOr<std::string> text = common::ReadFile(path);
+  if (!text.ok()) {
+    out.problem = std::string(text.status().message());
+    return out;
+  }
+  out.contents = *std::move(text);
+  const nlohmann::json j = nlohmann::json::parse(out.contents, nullptr,
+                                                 /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("next_generation") &&
+      j["next_generation"].is_string()) {
+    out.next_generation = j["next_generation"].get<std::string>();
+  }
+  return out;
+}
+
+// Why `list` does not answer for the writes since `base`; fills `set` when
+// it does.
+std::string UseExternalList(const ExternalList& list,
+                            const TrackingRecord& base, uint64_t size_bytes,
+                            cbt::ChangedSet& set) {
+  if (!list.problem.empty()) return list.problem;
+  const nlohmann::json blob = nlohmann::json::parse(base.state_blob, nullptr,
+                                                    /*allow_exceptions=*/false);
+  std::string expected;
+  if (blob.is_object() && blob.contains("external_generation") &&
+      blob["external_generation"].is_string()) {
+    expected = blob["external_generation"].get<std::string>();
+  }
+  if (expected.empty()) {
+    return "the last run's list named no next_generation, so no list can "
+           "be trusted for the writes since it";
+  }
+  set = cbt::ComputeExternal(list.contents, expected, size_bytes);
+  return set.lost ? set.lost_reason : "";
 }
 
 // `tracks` is the method the new snapshot can anchor next time, even when
 // this run fell back to hash.
 std::string StateBlob(const snapshot::VolumeInfo& info,
-                      const std::string& tracks) {
-  return nlohmann::json{
-      {"uuid", info.uuid}, {"size", info.size_bytes}, {"tracks", tracks}}
-      .dump();
+                      const std::string& tracks,
+                      const std::string& external_generation) {
+  nlohmann::json blob{
+      {"uuid", info.uuid}, {"size", info.size_bytes}, {"tracks", tracks}};
+  if (!external_generation.empty()) {
+    blob["external_generation"] = external_generation;
+  }
+  return blob.dump();
 }
 
 // Why the committed record cannot anchor an incremental of `info` by
@@ -73,7 +143,7 @@ std::string ChainProblem(const TrackingRecord& base, const std::string& method,
     return absl::StrCat("the method changed from ",
                         blob["tracks"].get<std::string>(), " to ", method);
   }
-  if (method != "hash" && base.base_snapshot.empty()) {
+  if (method != "hash" && method != "external" && base.base_snapshot.empty()) {
     return "no base snapshot was kept";
   }
   if (blob["uuid"] != info.uuid) {
@@ -120,8 +190,11 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   ChangedSet out;
   out.volume_bytes = info->size_bytes;
   out.method = ResolveMethod(volume, *info, &out.fallback_reason);
-  out.next_state_blob = StateBlob(*info, out.method);
-  out.keep_snapshot = out.method != "hash";  // hash needs no base snapshot
+  ExternalList list;
+  if (out.method == "external") list = ReadExternalList(volume.changes_file);
+  out.next_state_blob = StateBlob(*info, out.method, list.next_generation);
+  // Neither hash nor an external list needs a base snapshot.
+  out.keep_snapshot = out.method != "hash" && out.method != "external";
   out.extents.Add(0, info->size_bytes);
   if (full || !base.has_value() || base->base_version.empty()) {
     out.full = true;  // nothing to compare with: every chunk is new
@@ -133,6 +206,17 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   if (!problem.empty()) {
     if (out.fallback_reason.empty()) out.fallback_reason = problem;
     out.method = "hash";
+    return out;
+  }
+  if (out.method == "external") {
+    cbt::ChangedSet set;
+    const std::string why = UseExternalList(list, *base, info->size_bytes, set);
+    if (!why.empty()) {
+      out.fallback_reason = absl::StrCat("external list not used: ", why);
+      out.method = "hash";
+      return out;
+    }
+    out.extents = set.changed;
     return out;
   }
   const std::string lv = absl::StrCat(info->vg, "/", info->lv);

@@ -86,6 +86,7 @@ std::optional<TrackingMethod> ParseMethod(std::string_view v) {
   if (v == "cow-table") return TrackingMethod::kCowTable;
   if (v == "era") return TrackingMethod::kEra;
   if (v == "hash") return TrackingMethod::kHash;
+  if (v == "external") return TrackingMethod::kExternal;
   return std::nullopt;
 }
 
@@ -201,6 +202,14 @@ class Builder {
         problems_.push_back(
             {volume_lines_[v.name],
              absl::StrCat("volume '", v.name, "' has no 'path'")});
+      }
+      if ((v.method == TrackingMethod::kExternal) != !v.changes_file.empty()) {
+        problems_.push_back(
+            {volume_lines_[v.name],
+             absl::StrCat("volume '", v.name,
+                          "': method = external and changes_file go "
+                          "together (the file the changed extents are read "
+                          "from)")});
       }
     }
     for (const GroupConfig& g : config_.groups) {
@@ -344,7 +353,7 @@ class Builder {
       if (!m) {
         return Problem(e, absl::StrCat("method '", e.value,
                                        "' is not one of auto, thin-delta, "
-                                       "cow-table, era, hash"));
+                                       "cow-table, era, hash, external"));
       }
       v.method = *m;
     } else if (key == "chunk_size") {
@@ -356,6 +365,11 @@ class Builder {
                                        "16M"));
       }
       v.chunk_bytes = *b;
+    } else if (key == "changes_file") {
+      if (!e.value.starts_with("/")) {
+        return Problem(e, "'changes_file' must be an absolute path");
+      }
+      v.changes_file = e.value;
     } else if (key == "snapshot") {
       if (e.value != "auto" && e.value != "none") {
         return Problem(e, "'snapshot' must be auto or none");
@@ -467,6 +481,8 @@ std::string_view TrackingMethodName(TrackingMethod m) {
       return "era";
     case TrackingMethod::kHash:
       return "hash";
+    case TrackingMethod::kExternal:
+      return "external";
   }
   return "?";
 }

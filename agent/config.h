@@ -8,7 +8,8 @@
 //                    transport::kDefaultKeyFile, created at first use)
 //   [receiver]       address (host:port, [v6]:port or unix:/path),
 //                    ca_file, cert_file, key_file
-//   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash),
+//   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash|
+//                    external, with changes_file),
 //                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
 //                    (two devices; dm volumes that are not LVs),
 //                    snapshot (auto|none: none reads a plain block device
@@ -42,7 +43,14 @@
 
 namespace cbtd::agent {
 
-enum class TrackingMethod { kAuto, kThinDelta, kCowTable, kEra, kHash };
+enum class TrackingMethod {
+  kAuto,
+  kThinDelta,
+  kCowTable,
+  kEra,
+  kHash,
+  kExternal
+};
 std::string_view TrackingMethodName(TrackingMethod m);  // "thin-delta", ...
 
 // How many versions the receiver keeps (0 = that rule keeps none). A version
@@ -80,6 +88,13 @@ struct VolumeConfig {
   // run; a block device is held open exclusively, so nothing can mount or
   // stack on it meanwhile). Default: snapshot, or refuse.
   bool live_read = false;
+  // method = external: the file a hypervisor (or any tool that knows the
+  // volume's writes) leaves before each run, JSON
+  //   {"generation": G, "next_generation": N, "extents": [[off, len], ...]}
+  // meaning "every write since the point that started G"; N names the
+  // tracking that started at this run's point. A list is trusted only when
+  // G is the N the last committed run stored (cbt_change_tracker.h).
+  std::string changes_file;
   std::optional<Schedule> schedule;
   RetentionPolicy retention;
 };

@@ -7,8 +7,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "tests/cbt/fake_device_mapper.h"
 #include "tests/cbt/fake_runner.h"
+#include "tests/common/temp_dir.h"
 #include "tests/snapshot/fakes.h"
 
 namespace cbtd::agent {
@@ -225,6 +229,70 @@ TEST_F(TrackerTest, DmVolumeIsTrackedByItsCowStoreAndLosesAForeignBase) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->method, "hash");
   EXPECT_THAT(c->fallback_reason, HasSubstr("is missing"));
+  ExpectWholeVolume(*c);
+}
+
+// method = external: a list is trusted only when its generation is the
+// next_generation the last committed run read; otherwise the whole volume
+// is compared, saying why. The next generation is stored either way.
+TEST_F(TrackerTest, ExternalListIsTrustedOnlyForTheStoredGeneration) {
+  test::TempDir dir;
+  volume_.method = TrackingMethod::kExternal;
+  volume_.changes_file = dir / "data.json";
+  const auto write = [&](const std::string& json) {
+    std::ofstream(volume_.changes_file) << json;
+  };
+  write(R"({"generation": "g0", "next_generation": "g1", "extents": []})");
+  absl::StatusOr<ChangedSet> first = Compute(std::nullopt);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->full);
+  EXPECT_EQ(first->method, "external");
+  EXPECT_FALSE(first->keep_snapshot);
+  EXPECT_THAT(first->next_state_blob,
+              HasSubstr(R"("external_generation":"g1")"));
+
+  TrackingRecord base = Base("external");
+  base.base_snapshot.clear();
+  base.state_blob = first->next_state_blob;
+  write(R"({"generation": "g1", "next_generation": "g2",
+            "extents": [[65536, 4096], [1048576, 131072]]})");
+  absl::StatusOr<ChangedSet> next = Compute(base);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->method, "external");
+  EXPECT_EQ(next->fallback_reason, "");
+  EXPECT_EQ(next->extents, (cbt::ExtentSet{{65536, 4096}, {1048576, 131072}}));
+  EXPECT_THAT(next->next_state_blob,
+              HasSubstr(R"("external_generation":"g2")"));
+
+  struct Row {
+    const char* file;  // nullptr: no file
+    const char* reason;
+  };
+  const Row rows[] = {
+      {R"({"generation": "g0", "next_generation": "g9", "extents": []})",
+       "generation 'g0' does not match 'g1'"},
+      {R"({"generation": "g1", "extents": [[0, 134217728]]})",
+       "beyond the volume"},
+      {R"({"generation": "g1", "extents": [[0]]})", "is not [offset_bytes"},
+      {"not json", "not valid JSON"},
+      {nullptr, "cannot read"},
+  };
+  for (const Row& row : rows) {
+    std::filesystem::remove(volume_.changes_file);
+    if (row.file != nullptr) write(row.file);
+    absl::StatusOr<ChangedSet> c = Compute(base);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->method, "hash") << row.reason;
+    EXPECT_THAT(c->fallback_reason, HasSubstr("external list not used"));
+    EXPECT_THAT(c->fallback_reason, HasSubstr(row.reason));
+    ExpectWholeVolume(*c);
+  }
+  // A base whose list named no next generation trusts nothing.
+  base.state_blob = Base("external").state_blob;
+  write(R"({"generation": "", "extents": []})");
+  absl::StatusOr<ChangedSet> c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->fallback_reason, HasSubstr("named no next_generation"));
   ExpectWholeVolume(*c);
 }
 

@@ -86,6 +86,8 @@ path = /mnt/img/vm.img
 [volume.part]
 path = /dev/vdb1
 snapshot = none
+method = external
+changes_file = /tmp/part-changes.json
 
 [volume.busy]
 path = /dev/vdb2
@@ -184,25 +186,42 @@ log "incremental read: data $data_read of $((48 << 20)), raw $raw_read of $((16 
 [ "$raw_read" -lt $((4 << 20)) ] || fail "cow-table incremental read $raw_read bytes"
 record_versions
 
-# --- an image file (read from a reflink copy) and a raw partition (read
-# live, held exclusively), tracked by hash: full, then an incremental that
-# sends about what changed; both restore to their bytes; a mounted
-# partition is refused for a live read, naming why.
+# --- an image file (read from a reflink copy, tracked by hash) and a raw
+# partition (read live, held exclusively, tracked by an external list):
+# full, then incrementals that read and send about what changed; a stale
+# list is not trusted (hash compare, reason given); both restore to their
+# bytes; a mounted partition is refused for a live read, naming why.
 backup_one() {  # VOLUME
   cbtctl backup "$1" --wait --json > /tmp/runs.json || {
     cat /tmp/runs.json; tail -20 /tmp/cbtd.log; fail "backup of $1 failed"; }
 }
+changes() {  # GENERATION NEXT EXTENTS
+  echo "{\"generation\": \"$1\", \"next_generation\": \"$2\", \"extents\": [$3]}" > /tmp/part-changes.json
+}
+changes boot g1 ""
 backup_one img
 backup_one part
 rand_bytes "$SEED-i2" $((1 << 20)) | dd of=/mnt/img/vm.img bs=1M seek=3 conv=notrunc,fsync status=none
 rand_bytes "$SEED-p2" $((1 << 20)) | dd of=/dev/vdb1 bs=1M seek=7 oflag=direct status=none
+changes g1 g2 "[$((7 << 20)), $((1 << 20))]"
+backup_one img
+assert_eq hash "$(run_field img method)" "img tracked by hash"
+backup_one part
+assert_eq external "$(run_field part method)" "part tracked by its external list"
+assert_eq "" "$(run_field part fallback_reason)" "the list was trusted"
+read=$(run_field part bytes_read)
+[ "$read" -le $((1 << 20)) ] || fail "external incremental read $read bytes for a 1 MiB list"
 for vol in img part; do
-  backup_one $vol
-  assert_eq hash "$(run_field $vol method)" "$vol tracked by hash"
   sent=$(run_field $vol bytes_sent)
   [ "$sent" -lt $((3 << 20)) ] || fail "$vol incremental sent $sent bytes for a 1 MiB change"
-  [ "$(run_field $vol base_version)" != "" ] || fail "$vol incremental has no base"
 done
+# The list left from the last run is stale now: not trusted, whole compare.
+rand_bytes "$SEED-p3" $((1 << 20)) | dd of=/dev/vdb1 bs=1M seek=11 oflag=direct status=none
+backup_one part
+assert_eq hash "$(run_field part method)" "a stale list falls back to hash"
+assert_contains "$(run_field part fallback_reason)" "generation 'g1' does not match 'g2'" "the fallback says why"
+grep -q "run [0-9]* of part succeeded: hash.*fell back to hash: external list not used" /tmp/cbtd.log ||
+  fail "the run's end with its fallback is not logged: $(grep 'of part' /tmp/cbtd.log)"
 ls -a /mnt/img | grep -q '^\.vm\.img\.cbtd-' && fail "a reflink copy was left: $(ls -a /mnt/img)"
 for pair in img:/mnt/img/vm.img part:/dev/vdb1; do
   vol=${pair%%:*} src=${pair#*:}
@@ -212,7 +231,9 @@ for pair in img:/mnt/img/vm.img part:/dev/vdb1; do
 done
 if cbtctl backup busy --wait --json > /tmp/runs.json; then fail "a mounted partition was read live"; fi
 assert_contains "$(run_field busy error)" "/dev/vdb2 is in use" "the refusal names the mounted partition"
-log "image file and raw partitions: backed up, restored, a mounted one refused"
+grep -q "run [0-9]* of busy failed at step consistency-point: .*is in use" /tmp/cbtd.log ||
+  fail "the failed run is not logged"
+log "image file and raw partitions: backed up, restored, a stale list and a mounted one refused"
 
 # --- 3..: SIGKILL at random points of runs, then restart and back up.
 for k in 1 2; do
