@@ -12,5 +12,5 @@ cmake -S "$root" -B "$build" -G Ninja >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
 cd "$root"
-exec "$root/tests/vm/run-vm.sh" --build "$build" --timeout 1800 \
+exec "$root/tests/vm/run-vm.sh" --build "$build" --timeout 1800 --follow \
   --disk 512M --disk 512M -- "$root/scripts/demo-guest.sh"

@@ -3,11 +3,13 @@
 # host's own filesystem (read-only, tmpfs overlay) and fresh sparse disks.
 #
 #   tests/vm/run-vm.sh [--build DIR] [--disk SIZE]... [--timeout SEC]
-#                      [--mem MiB] [--smp N] [--keep] -- SCRIPT [ARGS...]
+#                      [--mem MiB] [--smp N] [--keep] [--follow]
+#                      -- SCRIPT [ARGS...]
 #   tests/vm/run-vm.sh [--disk SIZE]... --shell      interactive shell
 #
 # Inside the guest SCRIPT runs as root under bash in the current directory;
-# disks are /dev/vda, /dev/vdb, ... in the order given. Exit status: the
+# disks are /dev/vda, /dev/vdb, ... in the order given. Its output is
+# printed when the VM stops, or as it is written with --follow. Exit status: the
 # script's, or 124 on timeout, 125 if the VM failed to start the script.
 # Environment: CBTD_VM_CACHE, CBTD_VM_SEED (default: random, printed),
 # CBTD_VM_ACCEL (default tcg; kvm hangs on some hosts).
@@ -21,6 +23,7 @@ mem=2048
 smp=2
 keep=0
 shell=0
+follow=0
 disks=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,9 +33,10 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --follow) follow=1; shift ;;
     --shell) shell=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run-vm.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -89,13 +93,40 @@ if [ "$shell" = 1 ]; then
   exec "${qemu[@]}" -serial mon:stdio
 fi
 
+# --follow: print the guest's output as it is written (the job directory
+# is shared over 9p), not all at the end.
+follow_log() {
+  local off=0 size
+  while :; do
+    if [ -f "$job/log" ]; then
+      size=$(stat -c %s "$job/log")
+      if [ "$size" -gt "$off" ]; then
+        tail -c +$((off + 1)) "$job/log" | head -c $((size - off))
+        off=$size
+      fi
+    fi
+    [ -e "$job/.stopped" ] && return 0
+    sleep 0.5
+  done
+}
+
 echo "run-vm.sh: $* (seed $seed, disks: ${disks[*]:-none}, kernel $kver)" >&2
 start=$(date +%s)
+follower=
+if [ "$follow" = 1 ]; then
+  follow_log &
+  follower=$!
+fi
 set +e
 timeout --kill-after=10 "$timeout" "${qemu[@]}" -serial "file:$job/console.log" </dev/null
 qrc=$?
 set -e
-[ -f "$job/log" ] && cat "$job/log"
+if [ -n "$follower" ]; then
+  touch "$job/.stopped"
+  wait "$follower"
+elif [ -f "$job/log" ]; then
+  cat "$job/log"
+fi
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
   echo "run-vm.sh: TIMEOUT after ${timeout}s (seed $seed); console tail:" >&2
   tail -n 30 "$job/console.log" >&2 || true
