@@ -1,18 +1,46 @@
 #include "agent/agent.h"
 
+#include <algorithm>
 #include <future>
+#include <iostream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 
 namespace cbtd::agent {
+namespace {
+
+// Counting missed slots stops here (an every-second calendar over a long
+// downtime); the schedule then restarts from now.
+constexpr int kMaxCountedSlots = 100000;
+
+SchedulerHooks WithDefaults(SchedulerHooks hooks) {
+  if (!hooks.warn) {
+    hooks.warn = [](const std::string& message) {
+      std::cerr << "<4>cbtd: " << message << std::endl;
+    };
+  }
+  if (!hooks.random_delay) {
+    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+    hooks.random_delay = [engine](absl::Duration max) {
+      std::uniform_int_distribution<int64_t> us(0,
+                                                absl::ToInt64Microseconds(max));
+      return absl::Microseconds(us(*engine));
+    };
+  }
+  return hooks;
+}
+
+}  // namespace
 
 Agent::Agent(Config config, StateStore& store, BackupPorts ports, Clock clock,
-             absl::TimeZone tz)
+             absl::TimeZone tz, SchedulerHooks hooks)
     : store_(store),
       ports_(ports),
       orchestrator_(ports, store, clock),
       clock_(clock),
       tz_(tz),
+      hooks_(WithDefaults(std::move(hooks))),
       started_at_(clock()),
       runner_(config.max_concurrent_runs),
       config_(std::move(config)) {}
@@ -146,19 +174,86 @@ absl::StatusOr<ConsistencyPointResult> Agent::TakeConsistencyPoint(
   return result;
 }
 
-std::optional<absl::Time> Agent::NextRunLocked(
-    const std::string& target) const {
+const Schedule* Agent::ScheduleLocked(const std::string& target,
+                                      absl::Duration& delay) const {
   const std::optional<Schedule>* schedule = nullptr;
   if (const VolumeConfig* v = config_.FindVolume(target)) {
     schedule = &v->schedule;
+    delay = v->randomized_delay;
   } else if (const GroupConfig* g = config_.FindGroup(target)) {
     schedule = &g->schedule;
+    delay = g->randomized_delay;
   }
-  if (schedule == nullptr || !schedule->has_value()) return std::nullopt;
+  if (schedule == nullptr || !schedule->has_value()) return nullptr;
+  return &**schedule;
+}
+
+std::optional<absl::Time> Agent::NextSlotLocked(
+    const std::string& target) const {
+  absl::Duration delay;
+  const Schedule* schedule = ScheduleLocked(target, delay);
+  if (schedule == nullptr) return std::nullopt;
   auto it = last_scheduled_.find(target);
   const absl::Time anchor =
       it == last_scheduled_.end() ? started_at_ : it->second;
-  return (*schedule)->NextRun(anchor, tz_);
+  const absl::Time next = schedule->NextRun(anchor, tz_);
+  // A calendar expression whose dates are all past never runs again.
+  if (next == absl::InfiniteFuture()) return std::nullopt;
+  return next;
+}
+
+std::optional<absl::Time> Agent::NextRunLocked(
+    const std::string& target) const {
+  std::optional<absl::Time> slot = NextSlotLocked(target);
+  auto drawn = delays_.find(target);
+  if (slot && drawn != delays_.end() && drawn->second.slot == *slot) {
+    return *slot + drawn->second.delay;
+  }
+  return slot;
+}
+
+absl::Duration Agent::DelayLocked(const std::string& target, absl::Time slot,
+                                  absl::Duration max) {
+  if (max <= absl::ZeroDuration()) return absl::ZeroDuration();
+  DrawnDelay& drawn = delays_[target];
+  if (drawn.slot != slot || drawn.max != max) {
+    const absl::Duration d = hooks_.random_delay(max);
+    drawn = DrawnDelay{.slot = slot,
+                       .max = max,
+                       .delay = std::clamp(d, absl::ZeroDuration(), max)};
+  }
+  return drawn.delay;
+}
+
+std::optional<Agent::DueSlot> Agent::TakeDueLocked(const std::string& target,
+                                                   absl::Time now) {
+  absl::Duration max_delay;
+  const Schedule* schedule = ScheduleLocked(target, max_delay);
+  std::optional<absl::Time> slot = NextSlotLocked(target);
+  if (schedule == nullptr || !slot || *slot > now) return std::nullopt;
+  if (*slot + DelayLocked(target, *slot, max_delay) > now) return std::nullopt;
+  DueSlot due;
+  due.target = target;
+  due.slot = *slot;
+  // Run once for the latest slot that has passed; the earlier ones are
+  // missed. Anchoring there keeps an interval's phase and never anchors in
+  // the past twice.
+  for (absl::Time next = schedule->NextRun(*slot, tz_); next <= now;
+       next = schedule->NextRun(next, tz_)) {
+    if (due.missed == 0) due.first_missed = due.slot;
+    due.last_missed = due.slot;
+    due.slot = next;
+    if (++due.missed == kMaxCountedSlots) {
+      due.slot = now;
+      break;
+    }
+  }
+  last_scheduled_[target] = due.slot;
+  return due;
+}
+
+std::string Agent::FormatSlot(absl::Time t) const {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", t, tz_);
 }
 
 std::vector<VolumeStatus> Agent::ListVolumes() {
@@ -257,26 +352,37 @@ std::string Agent::StatusLine() {
 }
 
 void Agent::Tick(absl::Time now) {
-  std::vector<std::string> due;
+  std::vector<DueSlot> due;
   {
     std::lock_guard lock(mu_);
     std::vector<std::string> targets;
     for (const VolumeConfig& v : config_.volumes) targets.push_back(v.name);
     for (const GroupConfig& g : config_.groups) targets.push_back(g.name);
     for (const std::string& t : targets) {
-      std::optional<absl::Time> next = NextRunLocked(t);
-      if (next && *next <= now) {
-        // Anchor at the slot, not at `now`, so a late tick does not shift
-        // an interval schedule; but never anchor in the past twice.
-        last_scheduled_[t] = std::max(*next, now - absl::Seconds(1));
-        due.push_back(t);
+      if (std::optional<DueSlot> d = TakeDueLocked(t, now)) {
+        due.push_back(std::move(*d));
       }
     }
   }
-  for (const std::string& t : due) {
-    // A busy target skips this slot silently: no run is recorded and
-    // nothing is logged (the next slot tries again).
-    BackupNow(t, /*full=*/false, "schedule").IgnoreError();
+  // Outside mu_: BackupNow takes it, and the log may block.
+  for (const DueSlot& d : due) {
+    if (d.missed > 0) {
+      hooks_.warn(absl::StrCat(
+          "schedule of ", d.target, ": ", d.missed, " slot(s) from ",
+          FormatSlot(d.first_missed), " to ", FormatSlot(d.last_missed),
+          d.missed == kMaxCountedSlots ? " (or more)" : "",
+          " were missed (cbtd was not running or the host was suspended); "
+          "backing up once now for the slot at ",
+          FormatSlot(d.slot)));
+    }
+    absl::StatusOr<std::vector<int64_t>> ids =
+        BackupNow(d.target, /*full=*/false, "schedule");
+    if (!ids.ok()) {
+      hooks_.warn(absl::StrCat(
+          "schedule of ", d.target, ": skipped the slot at ",
+          FormatSlot(d.slot),
+          " (the next slot tries again): ", ids.status().message()));
+    }
   }
 }
 

@@ -63,12 +63,24 @@ struct ConsistencyPointResult {
   std::vector<int64_t> run_ids;  // empty unless a backup follows
 };
 
+// What the scheduler uses besides the clock; an empty member gets the real
+// one.
+struct SchedulerHooks {
+  // A warning for the log (a slot skipped or missed). Default: a line on
+  // stderr with sd-daemon's "<4>" (warning) prefix, as daemon.cc logs.
+  std::function<void(const std::string&)> warn;
+  // A random duration in [0, max], for randomized_delay. Default: uniform,
+  // from a std::mt19937_64 seeded by std::random_device. Called with the
+  // Agent's lock held, so it needs no lock of its own.
+  std::function<absl::Duration(absl::Duration max)> random_delay;
+};
+
 class Agent {
  public:
   using Clock = std::function<absl::Time()>;
   // `store` and the ports must outlive the Agent.
   Agent(Config config, StateStore& store, BackupPorts ports, Clock clock,
-        absl::TimeZone tz);
+        absl::TimeZone tz, SchedulerHooks hooks = {});
   ~Agent();  // Shutdown(/*cancel=*/true)
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -116,8 +128,12 @@ class Agent {
   // One line for sd_notify STATUS=.
   std::string StatusLine();
 
-  // Starts every scheduled backup that is due at `now`. Busy targets are
-  // skipped until their next slot.
+  // Starts every scheduled backup that is due at `now`: its slot has come
+  // and its randomized delay (drawn once per slot) has passed. A target
+  // that cannot start (busy, or any other error) skips the slot until its
+  // next one, with a warning naming the slot and why. When several slots
+  // have passed (cbtd was stopped, the host suspended) it runs once, with
+  // a warning saying how many slots were missed.
   void Tick(absl::Time now);
   // Applies a new config to runs started from now on; running jobs keep
   // the config they started with.
@@ -133,7 +149,29 @@ class Agent {
   absl::StatusOr<std::vector<int64_t>> Submit(BackupPlan plan);
   // OK when `volume` is configured and a VaultBrowser is wired in.
   absl::Status CheckVaultVolume(const std::string& volume);
+  // A due slot found by Tick, for the log.
+  struct DueSlot {
+    std::string target;
+    absl::Time slot;  // the one run now: the latest that has passed
+    int missed = 0;   // earlier slots that passed without a run
+    absl::Time first_missed;
+    absl::Time last_missed;
+  };
+  // The schedule of a volume or group and its randomized_delay; nullptr
+  // when it has none.
+  const Schedule* ScheduleLocked(const std::string& target,
+                                 absl::Duration& delay) const;
+  // The next slot after the target's anchor (the delay not added).
+  std::optional<absl::Time> NextSlotLocked(const std::string& target) const;
+  // The next slot plus its delay once Tick has drawn it.
   std::optional<absl::Time> NextRunLocked(const std::string& target) const;
+  // Draws (once) the delay for `target`'s `slot`.
+  absl::Duration DelayLocked(const std::string& target, absl::Time slot,
+                             absl::Duration max);
+  // When `target` is due at `now`: its slot, and moves its anchor on.
+  std::optional<DueSlot> TakeDueLocked(const std::string& target,
+                                       absl::Time now);
+  std::string FormatSlot(absl::Time t) const;
 
   StateStore& store_;
   BackupPorts ports_;
@@ -141,6 +179,7 @@ class Agent {
   BackupOrchestrator orchestrator_;
   Clock clock_;
   absl::TimeZone tz_;
+  SchedulerHooks hooks_;
   absl::Time started_at_;
   JobRunner runner_;
 
@@ -154,6 +193,13 @@ class Agent {
   std::map<int64_t, LiveRun> live_;
   // Last scheduled start per target, the anchor for the next one.
   std::map<std::string, absl::Time> last_scheduled_;
+  // The randomized delay drawn for a target's next slot.
+  struct DrawnDelay {
+    absl::Time slot;
+    absl::Duration max;
+    absl::Duration delay;
+  };
+  std::map<std::string, DrawnDelay> delays_;
 };
 
 }  // namespace cbtd::agent

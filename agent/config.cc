@@ -407,6 +407,8 @@ class Builder {
       v.cow_devices = std::move(devices);
     } else if (key == "schedule") {
       ScheduleValue(e, v.schedule);
+    } else if (key == "randomized_delay") {
+      Duration(e, v.randomized_delay);
     } else if (key == "keep_last") {
       Number(e, r.keep_last, 0, 100000);
     } else if (key == "keep_hourly") {
@@ -450,6 +452,8 @@ class Builder {
       g.sequential = *b;
     } else if (key == "schedule") {
       ScheduleValue(e, g.schedule);
+    } else if (key == "randomized_delay") {
+      Duration(e, g.randomized_delay);
     } else {
       Problem(e, absl::StrCat("unknown key '", key, "' in [group.", name, "]"));
     }

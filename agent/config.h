@@ -13,13 +13,14 @@
 //                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
 //                    (two devices; dm volumes that are not LVs),
 //                    snapshot (auto|none: none reads a plain block device
-//                    or an image file live), schedule,
+//                    or an image file live), schedule, randomized_delay,
 //                    keep_last, keep_hourly, keep_daily, keep_weekly,
 //                    keep_monthly
 //   [group.NAME]     members (volume names, space or comma separated),
 //                    freeze (yes|no), freeze_timeout, hook_timeout,
 //                    pre_hook / frozen_hook / post_hook (repeatable; run
-//                    in file order), sequential (yes|no), schedule
+//                    in file order), sequential (yes|no), schedule,
+//                    randomized_delay
 //
 // docs/operations.md has a full example. Names are [A-Za-z0-9_-]+.
 // Values run to the end of the line; '#' starts a comment anywhere.
@@ -96,6 +97,10 @@ struct VolumeConfig {
   // G is the N the last committed run stored (cbt_change_tracker.h).
   std::string changes_file;
   std::optional<Schedule> schedule;
+  // Each scheduled start waits a random time in [0, randomized_delay] (as
+  // systemd's RandomizedDelaySec=), drawn once per slot, to spread the
+  // load of many hosts on one receiver.
+  absl::Duration randomized_delay = absl::ZeroDuration();
   RetentionPolicy retention;
 };
 
@@ -113,6 +118,7 @@ struct GroupConfig {
   // groups with thick members); each is then consistent only on its own.
   bool sequential = false;
   std::optional<Schedule> schedule;
+  absl::Duration randomized_delay = absl::ZeroDuration();  // as a volume's
 };
 
 struct ReceiverConfig {

@@ -83,9 +83,11 @@ int RunDaemon(Config config, BackupPorts ports) {
   }
   const std::string socket_path = config.socket_path;
   std::string metrics_file = config.metrics_file;
+  SchedulerHooks hooks;
+  hooks.warn = [](const std::string& m) { Log(SD_WARNING, m); };
   Agent agent(
       std::move(config), **store, ports, [] { return absl::Now(); },
-      absl::LocalTimeZone());
+      absl::LocalTimeZone(), std::move(hooks));
   absl::StatusOr<std::vector<RunRecord>> interrupted = agent.Start();
   if (!interrupted.ok()) {
     Log(SD_ERR, absl::StrCat("start: ", interrupted.status().message()));

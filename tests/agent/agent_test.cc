@@ -50,7 +50,27 @@ class AgentTest : public ::testing::Test {
     agent_ = std::make_unique<Agent>(
         *config, *store_,
         BackupPorts{&snapshots_, &tracker_, &sender_, &retention_},
-        [this] { return now_; }, absl::UTCTimeZone());
+        [this] { return now_; }, absl::UTCTimeZone(),
+        SchedulerHooks{
+            .warn = [this](const std::string& m) { warnings_.push_back(m); },
+            .random_delay =
+                [this](absl::Duration max) {
+                  delay_maxima_.push_back(max);
+                  return next_delay_;
+                }});
+  }
+
+  // Waits until no run of `volume` is queued or in progress.
+  void WaitIdle(const std::string& volume) {
+    for (int i = 0; i < 5000; ++i) {
+      bool busy = false;
+      for (const VolumeStatus& v : agent_->ListVolumes()) {
+        if (v.config.name == volume) busy = v.busy;
+      }
+      if (!busy) return;
+      usleep(1000);
+    }
+    FAIL() << volume << " is still busy";
   }
 
   // Runs that the scheduler started, by volume, oldest first.
@@ -71,6 +91,10 @@ class AgentTest : public ::testing::Test {
   testing::FakeTracker tracker_;
   testing::FakeSender sender_;
   testing::FakeRetention retention_;
+  // What the scheduler logged and drew (Tick runs on the test's thread).
+  std::vector<std::string> warnings_;
+  std::vector<absl::Duration> delay_maxima_;
+  absl::Duration next_delay_ = absl::ZeroDuration();
   std::unique_ptr<Agent> agent_;
 };
 
@@ -140,6 +164,93 @@ TEST_F(AgentTest, DailyScheduleFiresOnceAndBusyVolumesSkipTheirSlot) {
   std::vector<std::string> v = ScheduledVolumes();
   EXPECT_EQ(std::count(v.begin(), v.end(), "b"), 1);
   EXPECT_EQ(std::count(v.begin(), v.end(), "c"), 0);  // no schedule
+}
+
+TEST_F(AgentTest, TickWaitsOutTheRandomizedDelayDrawnOncePerSlot) {
+  MakeAgent(
+      "[volume.a]\npath = /dev/vg/a\nschedule = hourly\n"
+      "randomized_delay = 10m\n");
+  ASSERT_TRUE(agent_->Start().ok());  // anchor 00:30: the slot is 01:00
+  next_delay_ = absl::Minutes(7);
+  agent_->Tick(Utc(0, 59));  // before the slot: nothing drawn
+  EXPECT_TRUE(delay_maxima_.empty());
+  agent_->Tick(Utc(1, 0));
+  EXPECT_EQ(delay_maxima_, std::vector<absl::Duration>{absl::Minutes(10)});
+  EXPECT_EQ(agent_->ListVolumes()[0].next_run, Utc(1, 7));
+  next_delay_ = absl::Minutes(1);  // not drawn again for this slot
+  agent_->Tick(Utc(1, 6));
+  EXPECT_TRUE(ScheduledVolumes().empty());
+  agent_->Tick(Utc(1, 7));
+  EXPECT_EQ(ScheduledVolumes(), std::vector<std::string>{"a"});
+  EXPECT_EQ(delay_maxima_.size(), 1u);
+  WaitIdle("a");
+  // The next slot (02:00) gets its own draw: 1m.
+  agent_->Tick(Utc(2, 0));
+  EXPECT_EQ(delay_maxima_.size(), 2u);
+  EXPECT_EQ(ScheduledVolumes().size(), 1u);
+  agent_->Tick(Utc(2, 1));
+  agent_->Shutdown(/*cancel=*/false);
+  EXPECT_EQ(ScheduledVolumes(), (std::vector<std::string>{"a", "a"}));
+  EXPECT_THAT(warnings_, ::testing::IsEmpty());
+}
+
+TEST_F(AgentTest, NoRandomizedDelayStartsAtTheSlotWithoutADraw) {
+  MakeAgent("[volume.a]\npath = /dev/vg/a\nschedule = hourly\n");
+  ASSERT_TRUE(agent_->Start().ok());
+  next_delay_ = absl::Minutes(7);  // would delay it, if it were asked
+  agent_->Tick(Utc(1, 0));
+  agent_->Shutdown(/*cancel=*/false);
+  EXPECT_EQ(ScheduledVolumes(), std::vector<std::string>{"a"});
+  EXPECT_TRUE(delay_maxima_.empty());
+}
+
+TEST_F(AgentTest, ABusyTargetSkipsItsSlotWithAWarning) {
+  MakeAgent("[volume.a]\npath = /dev/vg/a\nschedule = hourly\n");
+  ASSERT_TRUE(agent_->Start().ok());
+  std::atomic<bool> release{false};
+  sender_.during_send = [&](RunControl&) {
+    while (!release) usleep(1000);
+  };
+  ASSERT_TRUE(agent_->BackupNow("a", false, "api").ok());
+  agent_->Tick(Utc(1, 0));
+  release = true;
+  agent_->Shutdown(/*cancel=*/false);
+  EXPECT_TRUE(ScheduledVolumes().empty());
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_THAT(warnings_[0],
+              ::testing::HasSubstr("schedule of a: skipped the slot at "
+                                   "2026-05-01 01:00:00 UTC"));
+  EXPECT_THAT(warnings_[0],
+              ::testing::HasSubstr("already has a run queued or in progress"));
+}
+
+TEST_F(AgentTest, MissedSlotsRunOnceAndAreCounted) {
+  MakeAgent("[volume.a]\npath = /dev/vg/a\nschedule = hourly\n");
+  ASSERT_TRUE(agent_->Start().ok());  // anchor 00:30
+  agent_->Tick(Utc(5, 10));           // 01:00 .. 05:00 have passed
+  agent_->Tick(Utc(5, 20));
+  agent_->Shutdown(/*cancel=*/false);
+  EXPECT_EQ(ScheduledVolumes(), std::vector<std::string>{"a"});
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_THAT(warnings_[0],
+              ::testing::HasSubstr(
+                  "schedule of a: 4 slot(s) from 2026-05-01 01:00:00 UTC to "
+                  "2026-05-01 04:00:00 UTC were missed"));
+  EXPECT_THAT(warnings_[0],
+              ::testing::HasSubstr("once now for the slot at 2026-05-01 "
+                                   "05:00:00 UTC"));
+  // The anchor is the 05:00 slot, so the next is 06:00.
+  EXPECT_EQ(agent_->ListVolumes()[0].next_run, Utc(6, 0));
+}
+
+TEST_F(AgentTest, AnIntervalKeepsItsPhaseAfterALateTick) {
+  MakeAgent("[volume.a]\npath = /dev/vg/a\nschedule = every 1h\n");
+  ASSERT_TRUE(agent_->Start().ok());  // anchor 00:30
+  agent_->Tick(Utc(1, 40));           // the 01:30 slot, ten minutes late
+  agent_->Shutdown(/*cancel=*/false);
+  EXPECT_EQ(ScheduledVolumes(), std::vector<std::string>{"a"});
+  EXPECT_EQ(agent_->ListVolumes()[0].next_run, Utc(2, 30));
+  EXPECT_THAT(warnings_, ::testing::IsEmpty());
 }
 
 TEST_F(AgentTest, ReloadAddsVolumesAndRefusesUnknownOnes) {

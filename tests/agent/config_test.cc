@@ -34,6 +34,8 @@ keep_daily = 7
 path = /dev/vg0/data   # a thick LV
 method = cow-table
 cow_size = 10G
+schedule = Mon..Fri 01:00
+randomized_delay = 10m
 
 [group.vm1]
 members = root, data
@@ -45,6 +47,7 @@ frozen_hook = logger in-window
 post_hook = virsh domfsthaw vm1
 sequential = no
 schedule = every 6h
+randomized_delay = 1h30m
 )";
 
 TEST(ConfigTest, ParsesAFullConfig) {
@@ -69,6 +72,10 @@ TEST(ConfigTest, ParsesAFullConfig) {
   EXPECT_EQ(data->path, "/dev/vg0/data");
   EXPECT_EQ(data->cow_size.bytes, 10ULL << 30);
   EXPECT_TRUE(data->retention.KeepsEverything());
+  ASSERT_TRUE(data->schedule.has_value());
+  EXPECT_EQ(data->schedule->kind(), Schedule::Kind::kCalendar);
+  EXPECT_EQ(data->randomized_delay, absl::Minutes(10));
+  EXPECT_EQ(root->randomized_delay, absl::ZeroDuration());  // the default
   const GroupConfig* g = c->FindGroup("vm1");
   ASSERT_NE(g, nullptr);
   EXPECT_EQ(g->members, (std::vector<std::string>{"root", "data"}));
@@ -79,6 +86,7 @@ TEST(ConfigTest, ParsesAFullConfig) {
   EXPECT_EQ(g->post_hooks, (std::vector<std::string>{"virsh domfsthaw vm1"}));
   EXPECT_EQ(g->frozen_hooks, (std::vector<std::string>{"logger in-window"}));
   EXPECT_FALSE(g->sequential);
+  EXPECT_EQ(g->randomized_delay, absl::Minutes(90));
   EXPECT_EQ(c->LineOf("volume.data.path"), 22);
   EXPECT_EQ(c->LineOf("agent.socket"), 0);
   EXPECT_EQ(c->socket_path, "/run/cbtd/cbtd.sock");
@@ -105,8 +113,14 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
       {"[receiver]\naddress = host:99999\n", "cbtd.conf:2: receiver address"},
       {"[volume.a]\npath = /dev/x\n[group.g]\nmembers = a b\n",
        "cbtd.conf:4: group 'g' names volume 'b'"},
-      {"[volume.a]\npath = /dev/x\nschedule = weekly\n",
-       "cbtd.conf:3: schedule 'weekly'"},
+      {"[volume.a]\npath = /dev/x\nschedule = weekly 02:00\n",
+       "cbtd.conf:3: schedule 'weekly 02:00': 'weekly' is a shorthand"},
+      {"[volume.a]\npath = /dev/x\nschedule = *-02-30\n",
+       "cbtd.conf:3: schedule '*-02-30': no calendar day matches it"},
+      {"[volume.a]\npath = /dev/x\nrandomized_delay = soon\n",
+       "cbtd.conf:3: 'soon' is not a duration"},
+      {"[group.g]\nmembers = a\nrandomized_delay = -5m\n",
+       "cbtd.conf:3: '-5m' is not a duration"},
       {"[agent]\nmax_concurrent_runs = 0\n",
        "cbtd.conf:2: 'agent.max_concurrent_runs' must be a whole number"},
       {"[volume.a]\npath = /dev/x\njust some words\n",
