@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
@@ -29,9 +30,16 @@ void Log(const char* priority, const std::string& message) {
 void JournalRun(const RunRecord& run) {
   JournalEntry e = RunJournalEntry(run);
   e.fields.push_back("SYSLOG_IDENTIFIER=cbtd");
+  // sd_journal_sendv reports success when journald is not there at all
+  // (ENOENT on its socket), so look first.
+  static const bool journal =
+      ::access("/run/systemd/journal/socket", F_OK) == 0;
   std::vector<iovec> iov;
   for (std::string& f : e.fields) iov.push_back({f.data(), f.size()});
-  if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0) return;
+  if (journal &&
+      sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0) {
+    return;
+  }
   std::cerr << "<" << e.priority
             << ">cbtd: " << e.fields.front().substr(sizeof("MESSAGE=") - 1)
             << std::endl;
