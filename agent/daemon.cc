@@ -2,9 +2,9 @@
 
 #include <signal.h>
 #include <sys/uio.h>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include <iostream>
 

@@ -1,8 +1,8 @@
 // cbtctl runs: the run history, newest first, with live progress;
 // --follow then prints every change (a new run, a new step, its end, each
 // tenth of its progress) as it happens, until interrupted.
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -65,8 +65,9 @@ int RunRunsCommand(std::span<char*> args) {
   bool follow = false;
   desc.add_options()("follow,f", po::bool_switch(&follow),
                      "then print each change as it happens (new runs, "
-                     "steps, progress, ends) until interrupted")("volume", po::value<std::string>(&volume),
-                     "only this volume (also the first argument)")(
+                     "steps, progress, ends) until interrupted")(
+      "volume", po::value<std::string>(&volume),
+      "only this volume (also the first argument)")(
       "limit,n", po::value<int>(&limit)->default_value(20),
       "show at most this many runs")("active", po::bool_switch(&active),
                                      "only runs queued or in progress");
@@ -76,8 +77,7 @@ int RunRunsCommand(std::span<char*> args) {
   DaemonOptions opts;
   if (auto exit = ParseDaemonCommand(
           args, "runs [VOLUME] [--limit N] [--active] [--follow] [--json]",
-          desc,
-          positional, vm, opts)) {
+          desc, positional, vm, opts)) {
     return *exit;
   }
   control::ControlClient client(opts.socket_path);
