@@ -41,7 +41,10 @@ class FilePoint : public ConsistencyPoint {
     if (!clone_.empty()) ::unlink(clone_.c_str());
   }
   const std::vector<SnapshotRef>& snapshots() const override { return refs_; }
-  void Keep(const std::string&) override {}  // hash keeps no base
+  // A run never keeps it (hash and external lists need no base); the
+  // hypervisor's "consistency point only" does, and then owns the copy
+  // (the next start removes it, like a kept LV snapshot).
+  void Keep(const std::string&) override { clone_.clear(); }
 
  private:
   std::vector<SnapshotRef> refs_;

@@ -6,8 +6,9 @@
 // image file is read live. A live block device is held open with O_EXCL
 // for the point's life: nothing can mount it or stack a device on it
 // while it is read, and one that is mounted or held already is refused.
-// These volumes are tracked by hash (or an external list), so no snapshot
-// is ever kept as a base: Keep() is a no-op.
+// These volumes are tracked by hash (or an external list), so a run never
+// keeps the copy as a base; Keep() (the hypervisor's "consistency point
+// only") leaves it to the caller, and the next start removes it.
 //
 // Thread-safety: the functions are reentrant; a point is used by one run.
 #ifndef CBTD_AGENT_FILE_POINT_H_

@@ -63,8 +63,23 @@ TEST_F(FilePointTest, ImageIsReadFromAReflinkCopyRemovedWithThePoint) {
   ASSERT_EQ((*point)->snapshots().size(), 1u);
   EXPECT_EQ((*point)->snapshots()[0].device_path, clone);
   EXPECT_EQ((*point)->snapshots()[0].snapshot_name, clone);
-  (*point)->Keep("vm");  // hash keeps no base: the copy still goes
   point->reset();
+  EXPECT_EQ(Entries(), std::vector<std::string>{"vm.img"});
+}
+
+TEST_F(FilePointTest, AKeptCopyOutlivesThePointUntilTheNextStart) {
+  EXPECT_CALL(host_, CloneFile(image_, _))
+      .WillOnce(Invoke([&](const std::string& from, const std::string& to) {
+        std::filesystem::copy_file(from, to);
+        return absl::OkStatus();
+      }));
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  ASSERT_TRUE(point.ok()) << point.status();
+  (*point)->Keep("vm");  // the hypervisor's consistency point
+  point->reset();
+  EXPECT_EQ(Entries(), (std::vector<std::string>{
+                           ".vm.img.cbtd-20261121T224005Z", "vm.img"}));
+  EXPECT_EQ(RemoveStaleClones(image_).size(), 1u);
   EXPECT_EQ(Entries(), std::vector<std::string>{"vm.img"});
 }
 
