@@ -89,8 +89,9 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
     v.uuid = absl::StrCat("file-", file->device, "-", file->inode);
     v.not_snapshottable_reason =
         absl::StrCat(v.path,
-                     " is an image file: cbtd snapshots it with a reflink copy "
-                     "(agent/), not with lvm2 or device-mapper");
+                     " is an image file: the daemon backs it up from a "
+                     "reflink copy (docs/operations.md); snapshots here are "
+                     "of LVs and dm devices");
     return v;
   }
   if (absl::IsNotFound(id.status())) {
