@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/fs.h"
 
 namespace cbtd::agent {
 namespace {
@@ -427,11 +428,14 @@ absl::StatusOr<RestoreOutcome> Agent::Restore(const RestoreRequest& request) {
   }
   {
     std::lock_guard lock(mu_);
+    // By device or inode, not by name: /dev/mapper/VG-LV and /dev/dm-N
+    // are /dev/VG/LV too.
     for (const VolumeConfig& v : config_.volumes) {
-      if (v.path == request.target_path) {
+      if (v.path == request.target_path ||
+          common::SameFileOrDevice(v.path, request.target_path)) {
         return absl::FailedPreconditionError(absl::StrCat(
-            request.target_path, " is volume '", v.name,
-            "' that cbtd backs up; restore to a new LV (lvcreate) and swap "
+            request.target_path, " is volume '", v.name, "' (", v.path,
+            ") that cbtd backs up; restore to a new LV (lvcreate) and swap "
             "it in, or remove the volume from the config first"));
       }
     }

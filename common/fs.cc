@@ -104,4 +104,17 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+bool SameFileOrDevice(const std::string& a, const std::string& b) {
+  struct stat sa {};
+  struct stat sb {};
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) {
+    return false;
+  }
+  if (S_ISBLK(sa.st_mode) || S_ISBLK(sb.st_mode)) {
+    return S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode) &&
+           sa.st_rdev == sb.st_rdev;
+  }
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 }  // namespace cbtd::common

@@ -27,6 +27,11 @@ absl::Status FsyncDirectory(const std::string& dir);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// Whether two paths name one thing, whatever the names: the same block
+// device (major:minor, so /dev/VG/LV, /dev/mapper/VG-LV and /dev/dm-N
+// match) or the same file (device and inode). False if either is missing.
+bool SameFileOrDevice(const std::string& a, const std::string& b);
+
 }  // namespace cbtd::common
 
 #endif  // CBTD_COMMON_FS_H_

@@ -180,9 +180,21 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
     fresh = true;
   }
   const bool created = fresh;
+  // O_EXCL on an existing block device is an exclusive open: EBUSY if a
+  // filesystem is mounted on it or device-mapper or md holds it, so a
+  // restore never writes under a live user.
+  const bool block = !created && S_ISBLK(st.st_mode);
   absl::StatusOr<common::OpenedDevice> dev = common::OpenBlockDevice(
-      path, O_RDWR | (created ? O_CREAT | O_EXCL : 0), 0640);
+      path, O_RDWR | (created ? O_CREAT | O_EXCL : 0) | (block ? O_EXCL : 0),
+      0640);
   if (!dev.ok() && created) ::unlink(path.c_str());
+  if (block && absl::IsUnavailable(dev.status())) {  // EBUSY
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restore target ", path,
+        " is in use (mounted, or held by a device-mapper or md device); "
+        "unmount it or stop what holds it: a restore never writes under a "
+        "live filesystem"));
+  }
   if (absl::IsInvalidArgument(dev.status())) {
     return absl::InvalidArgumentError(
         absl::StrCat("restore target ", dev.status().message()));

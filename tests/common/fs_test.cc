@@ -33,6 +33,21 @@ TEST_F(FsTest, AtomicWriteReplacesContentsAndLeavesNoTemporary) {
   EXPECT_EQ(entries, 1);
 }
 
+TEST_F(FsTest, SameFileOrDeviceSeesThroughNamesNotContents) {
+  const std::string a = dir_ + "/a", b = dir_ + "/b";
+  ASSERT_TRUE(AtomicWriteFile(a, "same bytes").ok());
+  ASSERT_TRUE(AtomicWriteFile(b, "same bytes").ok());
+  ASSERT_EQ(::symlink(a.c_str(), (dir_ + "/alias").c_str()), 0);
+  ASSERT_EQ(::link(a.c_str(), (dir_ + "/hard").c_str()), 0);
+  EXPECT_TRUE(SameFileOrDevice(a, dir_ + "/alias"));
+  EXPECT_TRUE(SameFileOrDevice(dir_ + "/hard", a));
+  EXPECT_TRUE(SameFileOrDevice(dir_ + "/./a", a));
+  EXPECT_FALSE(SameFileOrDevice(a, b));  // equal contents, another file
+  EXPECT_FALSE(SameFileOrDevice(a, dir_ + "/missing"));
+  // /dev/null is a character device: never the same as a file.
+  EXPECT_FALSE(SameFileOrDevice(a, "/dev/null"));
+}
+
 TEST_F(FsTest, ErrorsNameThePath) {
   auto got = ReadFile(dir_ + "/missing");
   ASSERT_FALSE(got.ok());

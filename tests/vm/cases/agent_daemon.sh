@@ -301,6 +301,19 @@ if out=$(cbtctl restore raw --version "$v" --target /dev/ag/raw 2>&1); then
   fail "cbtctl restored over the live volume"
 fi
 assert_contains "$out" "restore to a new LV" "restore onto the volume itself is refused"
+# ...also under its other names (the check is by device, not by path)...
+for alias in /dev/mapper/ag-raw "/dev/dm-$(dmsetup info -c --noheadings -o minor ag-raw | tr -d ' ')"; do
+  if out=$(cbtctl restore raw --version "$v" --target "$alias" 2>&1); then
+    fail "cbtctl restored over the live volume through $alias"
+  fi
+  assert_contains "$out" "is volume 'raw'" "restore onto $alias, an alias of raw, is refused"
+done
+# ...and onto a device with a mounted filesystem (exclusive open).
+if out=$(cbtctl restore raw --version "$v" --target /dev/ag/imgfs 2>&1); then
+  fail "cbtctl restored onto a mounted filesystem"
+fi
+assert_contains "$out" "is in use" "restore onto a mounted device is refused"
+[ -e /mnt/img/vm.img ] || fail "the refused restore damaged the mounted filesystem"
 cbtctl verify data "$2"
 
 # --- the schedule fires by itself (every 1m), after a reload adds it.
