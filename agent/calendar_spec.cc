@@ -282,6 +282,11 @@ absl::StatusOr<CalendarSpec> CalendarSpec::Parse(std::string_view text) {
   absl::StatusOr<uint64_t> seconds = ParseMask(hms[2], kSecond);
   if (!seconds.ok()) return seconds.status();
   spec.seconds_ = *seconds;
+  if (std::popcount(spec.seconds_) > 1) {
+    return bad(absl::StrCat("the seconds '", hms[2],
+                            "' fire more than once a minute; backups start "
+                            "at most once a minute (as 'every 1m')"));
+  }
 
   if (i < words.size()) {
     if (LooksLikeTimeZone(words[i])) {

@@ -19,8 +19,9 @@
 //
 // Not accepted (INVALID_ARGUMENT names the part): "~" (days from the end of
 // the month), fractional seconds, two-digit years, time zones other than
-// UTC, "*/STEP" (write 0/STEP), and expressions no calendar day can match
-// ("*-02-30", "Mon 2026-06-02").
+// UTC, "*/STEP" (write 0/STEP), more than one second per minute ("*:*:*":
+// backups start at most once a minute, as with "every 1m"), and
+// expressions no calendar day can match ("*-02-30", "Mon 2026-06-02").
 //
 // Thread-safety: a CalendarSpec is an immutable value.
 #ifndef CBTD_AGENT_CALENDAR_SPEC_H_

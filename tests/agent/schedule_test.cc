@@ -228,6 +228,8 @@ TEST(ScheduleTest, RejectsBadSpecsSayingWhy) {
       {"*:*/15", "a repetition starts at a value, e.g. '0/15'"},
       {"0/0:00", "needs a step from 1 to 23"},
       {"12:00:00.5", "fractional seconds"},
+      {"*:*:*", "the seconds '*' fire more than once a minute"},
+      {"*:0/5:0/30", "the seconds '0/30' fire more than once a minute"},
       {"x:00", "'x' is not a number for the hour"},
       {"1-2-3-4", "must be YYYY-MM-DD or MM-DD"},
       {"1:2:3:4", "must be HH:MM or HH:MM:SS"},
