@@ -56,6 +56,18 @@ class GroupTest : public ::testing::Test {
         .WillRepeatedly(Return(std::optional<DmInfo>(info)));
   }
 
+  // A thick LV (253:6) for the tests that mix one in.
+  void AddThick() {
+    LvReport& thick = lvm_.Add("thick", "linear");
+    thick.kernel_major = 253;
+    thick.kernel_minor = 6;
+    EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
+        .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
+    DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
+    EXPECT_CALL(dm_, InfoByDevice(253, 6))
+        .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  }
+
   FakeLvm lvm_;
   StrictMock<MockDeviceMapper> dm_;
   StrictMock<MockHost> host_;
@@ -172,14 +184,7 @@ TEST_F(GroupTest, WatchdogReleasesAHungWindowAndNothingIsKept) {
 }
 
 TEST_F(GroupTest, ThickMemberIsSnapshottedInsideTheWindow) {
-  LvReport& thick = lvm_.Add("thick", "linear");
-  thick.kernel_major = 253;
-  thick.kernel_minor = 6;
-  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
-      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
-  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
-  EXPECT_CALL(dm_, InfoByDevice(253, 6))
-      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  AddThick();
   size_t lvm_calls_in_window = 0;
   {
     InSequence seq;
@@ -219,14 +224,7 @@ TEST_F(GroupTest, ThickMemberIsSnapshottedInsideTheWindow) {
 }
 
 TEST_F(GroupTest, ThickMemberFailingInTheWindowLeavesNothing) {
-  LvReport& thick = lvm_.Add("thick", "linear");
-  thick.kernel_major = 253;
-  thick.kernel_minor = 6;
-  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
-      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
-  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
-  EXPECT_CALL(dm_, InfoByDevice(253, 6))
-      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  AddThick();
   lvm_.create_error = absl::ResourceExhaustedError("insufficient free extents");
   lvm_.create_error_origin = "thick";  // the thin one succeeds
   options_.frozen_hooks.clear();
@@ -248,14 +246,7 @@ TEST_F(GroupTest, ThickMemberFailingInTheWindowLeavesNothing) {
 }
 
 TEST_F(GroupTest, SequentialGroupSnapshotsMembersOneByOne) {
-  LvReport& thick = lvm_.Add("thick", "linear");
-  thick.kernel_major = 253;
-  thick.kernel_minor = 6;
-  EXPECT_CALL(host_, StatBlockDevice("/dev/vg/thick"))
-      .WillRepeatedly(Return(BlockDeviceId{253, 6, 64 << 20}));
-  DmInfo info{"vg-thick", "LVM-" + std::string(64, 'y'), false, {"linear"}};
-  EXPECT_CALL(dm_, InfoByDevice(253, 6))
-      .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+  AddThick();
   options_.sequential = true;
   options_.frozen_hooks.clear();
   EXPECT_CALL(host_, RunHook(_, _, _))
