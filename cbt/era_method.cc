@@ -88,6 +88,9 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner, DeviceMapper& dm,
   if (!era.ok()) return era.status();
   EraResult result;
   result.generation = *generation;
+  // Every write after the checkpoint is in era >= E-1: the next run's
+  // anchor, also when this run's set is lost.
+  result.next_since_era = *era >= 1 ? *era - 1 : 0;
   if (!req.expected_generation.empty() &&
       *generation != req.expected_generation) {
     result.set = ChangedSet::Lost(
@@ -110,7 +113,6 @@ absl::StatusOr<EraResult> ComputeEra(CommandRunner& runner, DeviceMapper& dm,
                      ": the era stack was rebuilt"));
     return result;
   }
-  result.next_since_era = *era - 1;
 
   absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> snap =
       ScopedMetadataSnap::Reserve(dm, req.era_dm_name, /*era=*/true);

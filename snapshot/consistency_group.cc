@@ -209,20 +209,29 @@ absl::Status RunWindow(Snapshotter& snapshotter, DeviceMapper& dm, Host& host,
   // snapshots are crash-consistent, as if the power had been cut.
   for (const WindowMember& m : members) {
     if (!options.freeze) break;
-    const VolumeInfo& v = out.members[m.index];
-    absl::StatusOr<std::vector<std::string>> mps =
-        host.MountPoints(v.major, v.minor);
-    if (!mps.ok()) {
-      st = mps.status();
-      break;
-    }
-    for (const std::string& mp : *mps) {
-      if (!seen_mounts.insert(mp).second) continue;
-      st = hold.Freeze(mp);
-      if (!st.ok()) break;
+    // An era member's filesystem is on the era device above it.
+    for (const VolumeInfo* v :
+         {&out.members[m.index],
+          out.era_above[m.index] ? &*out.era_above[m.index] : nullptr}) {
+      if (v == nullptr || !st.ok()) continue;
+      absl::StatusOr<std::vector<std::string>> mps =
+          host.MountPoints(v->major, v->minor);
+      if (!mps.ok()) {
+        st = mps.status();
+        break;
+      }
+      for (const std::string& mp : *mps) {
+        if (!seen_mounts.insert(mp).second) continue;
+        st = hold.Freeze(mp);
+        if (!st.ok()) break;
+      }
     }
     if (!st.ok()) break;
   }
+  // An era device above a member is not suspended: holding the LV below
+  // holds its writes too (era marks a block, then passes the write down,
+  // where it waits), and a suspended era device blocks every status query
+  // (its worker stops), which lvcreate makes of every dm device.
   for (size_t k = 0; st.ok() && k < members.size(); ++k) {
     st = hold.Suspend(out.members[members[k].index].dm_name);
   }
@@ -264,36 +273,18 @@ bool IsDmMember(const VolumeInfo& v) {
   return v.kind == VolumeKind::kOtherDm && v.not_snapshottable_reason.empty();
 }
 
-// Everything between the pre-hooks and the post-hooks.
-absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
-                             Host& host, const std::vector<std::string>& names,
-                             const std::vector<std::string>& env,
-                             const GroupOptions& options, GroupSnapshot& out) {
-  out.snapshots.resize(out.members.size());
-  if (options.sequential) {
-    for (size_t i = 0; i < out.members.size(); ++i) {
-      if (IsDmMember(out.members[i])) {
-        // A window of its own: its filesystem is frozen, like lvcreate
-        // freezes an LV's.
-        absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
-            snapshotter.PrepareDm(out.members[i], names[i]);
-        if (!snap.ok()) return snap.status();
-        out.snapshots[i] = *std::move(snap);
-        absl::Status st = RunWindow(snapshotter, dm, host, {{i, std::nullopt}},
-                                    names, env, options, out);
-        if (!st.ok()) return st;
-        continue;
-      }
-      absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
-          snapshotter.Create(out.members[i], names[i]);
-      if (!snap.ok()) return snap.status();
-      out.snapshots[i] = *std::move(snap);
-    }
-    return absl::OkStatus();
-  }
+// Snapshots the members `which` at one instant: thin snapshots are made
+// inactive first and re-taken in the window, dm members' helper devices are
+// made first and their snapshots in the window, thick members are
+// lvcreate'd in it when there is a window to share.
+absl::Status SnapshotTogether(Snapshotter& snapshotter, DeviceMapper& dm,
+                              Host& host, const std::vector<size_t>& which,
+                              const std::vector<std::string>& names,
+                              const std::vector<std::string>& env,
+                              const GroupOptions& options, GroupSnapshot& out) {
   std::vector<size_t> thin;
   std::vector<WindowMember> window;
-  for (size_t i = 0; i < out.members.size(); ++i) {
+  for (size_t i : which) {
     if (out.members[i].kind != VolumeKind::kThinLv) continue;
     absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
         snapshotter.Create(out.members[i], names[i], /*activate=*/false);
@@ -324,7 +315,7 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     }
   }
   // dm members: helper devices now, the snapshot itself in the window.
-  for (size_t i = 0; i < out.members.size(); ++i) {
+  for (size_t i : which) {
     if (!IsDmMember(out.members[i])) continue;
     absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
         snapshotter.PrepareDm(out.members[i], names[i]);
@@ -333,10 +324,12 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     window.push_back({i, std::nullopt});
   }
   // Thick members join the window when there is one to share (several
-  // members, or frozen hooks); alone, lvcreate's own suspend is the window.
-  if (out.members.size() > 1 || !options.frozen_hooks.empty()) {
-    for (size_t i = 0; i < out.members.size(); ++i) {
-      if (out.members[i].kind != VolumeKind::kThickLv) continue;
+  // members, frozen hooks, an era device to hold); alone, lvcreate's own
+  // suspend is the window.
+  for (size_t i : which) {
+    if (out.members[i].kind != VolumeKind::kThickLv) continue;
+    if (which.size() > 1 || !options.frozen_hooks.empty() ||
+        out.era_above[i].has_value()) {
       window.push_back({i, std::nullopt, /*thick=*/true});
     }
   }
@@ -349,7 +342,7 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
       if (!st.ok()) return st;
     }
   }
-  for (size_t i = 0; i < out.members.size(); ++i) {
+  for (size_t i : which) {
     if (out.snapshots[i] != nullptr) continue;
     absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
         snapshotter.Create(out.members[i], names[i]);
@@ -357,6 +350,63 @@ absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
     out.snapshots[i] = *std::move(snap);
   }
   return absl::OkStatus();
+}
+
+// Everything between the pre-hooks and the post-hooks.
+absl::Status SnapshotMembers(Snapshotter& snapshotter, DeviceMapper& dm,
+                             Host& host, const std::vector<std::string>& names,
+                             const std::vector<std::string>& env,
+                             const GroupOptions& options, GroupSnapshot& out) {
+  out.snapshots.resize(out.members.size());
+  std::vector<size_t> all;
+  for (size_t i = 0; i < out.members.size(); ++i) all.push_back(i);
+  if (!options.sequential) {
+    return SnapshotTogether(snapshotter, dm, host, all, names, env, options,
+                            out);
+  }
+  for (size_t i : all) {
+    // dm and era members get a window of their own (their filesystem is
+    // frozen there, as lvcreate freezes an LV's); LVs get lvcreate's.
+    absl::Status st;
+    if (IsDmMember(out.members[i]) || out.era_above[i].has_value()) {
+      st = SnapshotTogether(snapshotter, dm, host, {i}, names, env, options,
+                            out);
+    } else {
+      absl::StatusOr<std::unique_ptr<ScopedSnapshot>> snap =
+          snapshotter.Create(out.members[i], names[i]);
+      st = snap.status();
+      if (st.ok()) out.snapshots[i] = *std::move(snap);
+    }
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+// What `path` is, and when it is an era device (a cbtd era stack), the LV
+// below it that is snapshotted in its place (the era device in `above`).
+absl::StatusOr<VolumeInfo> DiscoverMember(Snapshotter& snapshotter,
+                                          const std::string& path,
+                                          std::optional<VolumeInfo>& above) {
+  absl::StatusOr<VolumeInfo> v = snapshotter.Discover(path);
+  if (!v.ok() || v->kind != VolumeKind::kEraDevice ||
+      !v->not_snapshottable_reason.empty()) {
+    return v;
+  }
+  above = *std::move(v);
+  absl::StatusOr<VolumeInfo> below =
+      snapshotter.Discover(above->era_origin_path);
+  if (!below.ok()) return below.status();
+  if (below->kind != VolumeKind::kThinLv &&
+      below->kind != VolumeKind::kThickLv) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot snapshot ", path, ": dm-era device ", above->dm_name,
+        " is over ", below->path, ", which is not an LV (",
+        below->not_snapshottable_reason.empty()
+            ? std::string(VolumeKindName(below->kind))
+            : below->not_snapshottable_reason,
+        "); cbtd snapshots the thin or thick LV below an era device"));
+  }
+  return below;
 }
 
 }  // namespace
@@ -370,13 +420,19 @@ absl::StatusOr<GroupSnapshot> TakeGroupSnapshot(
   GroupSnapshot out;
   std::set<std::pair<uint32_t, uint32_t>> devices;
   for (const std::string& p : paths) {
-    absl::StatusOr<VolumeInfo> v = snapshotter.Discover(p);
+    std::optional<VolumeInfo> above;
+    absl::StatusOr<VolumeInfo> v = DiscoverMember(snapshotter, p, above);
     if (!v.ok()) return v.status();
-    if (!devices.insert({v->major, v->minor}).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(p, " is given twice in group ", options.group_name));
+    const bool fresh =
+        devices.insert({v->major, v->minor}).second &&
+        (!above || devices.insert({above->major, above->minor}).second);
+    if (!fresh) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          p, " is given twice in group ", options.group_name,
+          above ? " (an era device and the LV below it are one volume)" : ""));
     }
     out.members.push_back(*std::move(v));
+    out.era_above.push_back(std::move(above));
   }
   if (absl::Status st = snapshotter.CheckCanSnapshot(out.members); !st.ok()) {
     return st;

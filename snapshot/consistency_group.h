@@ -2,33 +2,40 @@
 //
 //   discover + safety checks ─▶ create thin snapshots (inactive, lvcreate)
 //   ─▶ pre-hooks ─▶ [ FIFREEZE filesystems ─▶ suspend members ─▶ frozen-hooks
-//   ─▶ re-take every thin snapshot at this instant ─▶ resume ─▶ thaw ]
-//   ─▶ thick members (lvcreate, one at a time) ─▶ activate ─▶ post-hooks
+//   ─▶ re-take every thin snapshot, make every dm and thick snapshot, at
+//   this instant ─▶ resume ─▶ thaw ] ─▶ activate ─▶ post-hooks
 //                 [ ... ] is the window, bounded by a watchdog
 //
 // Why this shape (docs/snapshots.md has the whole argument):
 // - lvm2 snapshots one LV per command, and skips loading the snapshot
-//   tables if the origin is already suspended, so I/O cannot be held across
-//   several lvcreate calls; and on Linux 6.1 lvcreate's own freeze fails
-//   with EBUSY on a filesystem frozen with FIFREEZE.
+//   tables of a thin LV whose origin is already suspended; and on Linux 6.1
+//   lvcreate's own freeze fails with EBUSY on a filesystem frozen with
+//   FIFREEZE.
 // - For thin members the instant is therefore taken below lvm2, the way the
 //   kernel documents it: with every member suspended (flush, no lockfs),
 //   the pool is sent `delete <id>` + `create_snap <id> <origin id>` for each
 //   snapshot lvm2 has already created (same thin id, so lvm2's metadata
 //   stays right). All members are held at the same time, so the snapshots
-//   are one cut even for raw writers, and no lvm2 command runs in the
-//   window.
+//   are one cut even for raw writers.
 // - Device-mapper members that are not LVs (dm_snapshotter.h) need no lvm2
 //   command: their helper devices are made before the window, and in it,
 //   with every member held, each gets its snapshot device and its
 //   snapshot-origin table (live at the resume). With `sequential` each
 //   gets a window of its own.
-// - Thick (COW) members cannot be re-taken; lvcreate snapshots each one at
-//   its own instant (freezing its filesystem itself). A group with more
-//   than one member and a thick one is refused unless `sequential` accepts
-//   that the members are then consistent only one by one (or through what
-//   the pre-hooks quiesce).
-//
+// - Thick (COW) members are snapshotted by lvcreate inside the window
+//   whenever there is one to share (several members, frozen hooks, an era
+//   device above whose filesystem must be frozen): lvm2 finds the origin suspended, skips its own suspend,
+//   and still loads the snapshot tables, so the snapshot holds the
+//   window's instant. Alone, lvcreate's own suspend is the window.
+// - A member given as a dm-era device (a cbtd era stack) is snapshotted
+//   below it: its origin LV is the member (suspended in the window, which
+//   holds the era device's writes too) and the filesystem on the era
+//   device is what is frozen, so the origin's snapshot is the era device's
+//   content at the instant. The era device itself is never suspended: its
+//   status queries (lvcreate makes them) block while it is.
+// - `sequential` gives each member a window of its own (an era or dm
+//   member) or lvcreate's (a thin or thick LV): each is consistent on its
+//   own only.
 // - Pre-hooks run before anything is frozen: they quiesce applications
 //   (flush a database, pause a guest) and may write to the members.
 // - Frozen-hooks run inside the window and must not write to the members.
@@ -72,16 +79,19 @@ struct GroupOptions {
   // Thick members are frozen by lvcreate itself either way.
   bool freeze = true;
   // Snapshot every member on its own (lvcreate, or a one-member window for
-  // dm members), one after the other, with no common window: each member is
-  // consistent on its own only. Needed for groups with thick members; otherwise
-  // only for demonstrating what goes wrong without the window.
+  // dm and era members), one after the other, with no common window: each
+  // member is consistent on its own only (for demonstrating what goes
+  // wrong without the window, or members that cannot be held together).
   bool sequential = false;
   // Names the snapshots (naming.h); defaults to now.
   std::optional<std::chrono::system_clock::time_point> when;
 };
 
 struct GroupSnapshot {
+  // What is snapshotted: for a path that is an era device, the LV below it.
   std::vector<VolumeInfo> members;
+  // era_above[i]: the era device path i named, held with members[i].
+  std::vector<std::optional<VolumeInfo>> era_above;
   // snapshots[i] is of members[i]; removed on destruction unless released.
   std::vector<std::unique_ptr<ScopedSnapshot>> snapshots;
   std::chrono::milliseconds window{0};  // how long the window was open

@@ -1,8 +1,11 @@
 #include "snapshot/volume.h"
 
+#include <cstdio>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "snapshot/naming.h"
 
 namespace cbtd::snapshot {
@@ -70,8 +73,32 @@ std::string_view VolumeKindName(VolumeKind kind) {
       return "block";
     case VolumeKind::kImageFile:
       return "file";
+    case VolumeKind::kEraDevice:
+      return "era";
   }
   return "unknown";
+}
+
+absl::StatusOr<std::string> EraOriginPath(DeviceMapper& dm,
+                                          const std::string& era_dm_name) {
+  absl::StatusOr<DmTable> table = dm.Table(era_dm_name);
+  if (!table.ok()) return table.status();
+  // era <metadata dev> <origin dev> <block sectors>
+  const std::vector<std::string> params =
+      table->size() == 1
+          ? absl::StrSplit(table->front().params, ' ', absl::SkipEmpty())
+          : std::vector<std::string>{};
+  uint32_t major = 0, minor = 0;
+  if (table->size() != 1 || table->front().type != "era" || params.size() < 2 ||
+      std::sscanf(params[1].c_str(), "%u:%u", &major, &minor) != 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(era_dm_name, " is not one era target over a device (",
+                     FormatDmTable(*table), ")"));
+  }
+  absl::StatusOr<std::optional<DmInfo>> below = dm.InfoByDevice(major, minor);
+  if (!below.ok()) return below.status();
+  if (!below->has_value()) return std::string();
+  return absl::StrCat("/dev/mapper/", (*below)->name);
 }
 
 absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
@@ -122,6 +149,19 @@ absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path_in, Lvm& lvm,
   v.dm_name = d.name;
   v.uuid = d.uuid;
   v.kind = VolumeKind::kOtherDm;
+  if (d.target_types == std::vector<std::string>{"era"}) {
+    v.kind = VolumeKind::kEraDevice;
+    absl::StatusOr<std::string> origin = EraOriginPath(dm, d.name);
+    if (!origin.ok()) return origin.status();
+    v.era_origin_path = *origin;
+    if (v.era_origin_path.empty()) {
+      v.not_snapshottable_reason = absl::StrCat(
+          v.path, " is dm-era device ", d.name,
+          " over a device that is not device-mapper's; cbtd snapshots the "
+          "origin below an era device only when it is an LV");
+    }
+    return v;
+  }
   if (!absl::StartsWith(d.uuid, "LVM-")) {
     v.not_snapshottable_reason = ForeignDmReason(v, d, dm);
     return v;

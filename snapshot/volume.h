@@ -25,6 +25,8 @@ enum class VolumeKind {
   kBlockDevice,  // a plain disk or partition: no snapshot below it
   kImageFile,    // a regular file (a VM image): a reflink copy, if its
                  // filesystem makes them (agent/, not the Snapshotter)
+  kEraDevice,    // a dm-era device: its origin below is snapshotted, the
+                 // era device held with it (consistency_group.h)
 };
 std::string_view VolumeKindName(VolumeKind kind);  // "thin", "thick", ...
 
@@ -53,6 +55,10 @@ struct VolumeInfo {
   std::optional<double> pool_data_percent;
   std::optional<double> pool_metadata_percent;
 
+  // Era devices only: the device below the era target ("/dev/mapper/NAME"),
+  // whose snapshot is the era device's content (era maps 1:1).
+  std::string era_origin_path;
+
   // Why this volume cannot be snapshotted; empty if it can.
   std::string not_snapshottable_reason;
 };
@@ -64,6 +70,12 @@ struct VolumeInfo {
 // not_snapshottable_reason.
 absl::StatusOr<VolumeInfo> DiscoverVolume(const std::string& path, Lvm& lvm,
                                           DeviceMapper& dm, Host& host);
+
+// The device below dm-era device `era_dm_name`, as "/dev/mapper/NAME";
+// empty when it is not a device-mapper device. FAILED_PRECONDITION when the
+// table is not one era target.
+absl::StatusOr<std::string> EraOriginPath(DeviceMapper& dm,
+                                          const std::string& era_dm_name);
 
 }  // namespace cbtd::snapshot
 

@@ -226,6 +226,7 @@ TEST(EraMethodTest, OtherGenerationIsLostEvenWhenTheEraMovedOn) {
             std::string::npos)
       << r->set.lost_reason;
   EXPECT_EQ(r->set.changed, (ExtentSet{{0, 204800u * 512}}));
+  EXPECT_EQ(r->next_since_era, 39u) << "the checkpoint anchors the next run";
   for (const std::string& c : run.calls) {
     EXPECT_EQ(c.find("era_invalidate"), std::string::npos) << c;
   }

@@ -68,6 +68,22 @@ class GroupTest : public ::testing::Test {
         .WillRepeatedly(Return(std::optional<DmInfo>(info)));
   }
 
+  // A dm-era device cbtd-era-e (253:7, ext4 at /mnt/e) over LV `origin`
+  // (found by its dm name, as the era table names it by device number).
+  void AddEraOver(const std::string& origin, uint32_t origin_minor) {
+    EXPECT_CALL(host_, StatBlockDevice("/dev/mapper/cbtd-era-e"))
+        .WillRepeatedly(Return(BlockDeviceId{253, 7, 64 << 20}));
+    DmInfo info{"cbtd-era-e", "CBTD-ERA-0123456789abcdef", false, {"era"}};
+    EXPECT_CALL(dm_, InfoByDevice(253, 7))
+        .WillRepeatedly(Return(std::optional<DmInfo>(info)));
+    EXPECT_CALL(dm_, Table("cbtd-era-e"))
+        .WillRepeatedly(Return(
+            DmTable{{0, 131072, "era",
+                     "253:8 253:" + std::to_string(origin_minor) + " 128"}}));
+    EXPECT_CALL(host_, StatBlockDevice("/dev/mapper/vg-" + origin))
+        .WillRepeatedly(Return(BlockDeviceId{253, origin_minor, 64 << 20}));
+  }
+
   FakeLvm lvm_;
   StrictMock<MockDeviceMapper> dm_;
   StrictMock<MockHost> host_;
@@ -266,6 +282,95 @@ TEST_F(GroupTest, FrozenHooksWithoutAWindowAreRefused) {
       TakeGroupSnapshot(snapshotter_, dm_, host_, {"/dev/vg/a"}, options_);
   EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(g.status().message(), HasSubstr("use a pre-hook"));
+  EXPECT_TRUE(lvm_.calls.empty());
+}
+
+// An era device's origin is snapshotted in the window, the filesystem on
+// the era device frozen; the era device itself is not suspended (holding
+// the LV below holds its writes; a suspended dm-era blocks status queries).
+// StrictMock: a Suspend of cbtd-era-e would fail the test.
+TEST_F(GroupTest, EraMemberIsSnapshottedBelowWithTheEraDeviceHeld) {
+  AddEraOver("a", 4);
+  {
+    InSequence seq;
+    EXPECT_CALL(host_, RunHook("pre", _, _)).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 4))
+        .WillOnce(Return(std::vector<std::string>{}));
+    EXPECT_CALL(host_, MountPoints(253, 7))
+        .WillOnce(Return(std::vector<std::string>{"/mnt/e"}));
+    EXPECT_CALL(host_, Freeze("/mnt/e")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 5))
+        .WillOnce(Return(std::vector<std::string>{}));
+    EXPECT_CALL(dm_, Suspend("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Suspend("vg-b")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("frozen", _, _))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "delete 10"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "create_snap 10 1"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "delete 11"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Message(kPool, "create_snap 11 2"))
+        .WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Resume("vg-b")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Resume("vg-a")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, Thaw("/mnt/e")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("post", Contains("CBTD_RESULT=ok"), _))
+        .WillOnce(Return(absl::OkStatus()));
+  }
+  absl::StatusOr<GroupSnapshot> g =
+      TakeGroupSnapshot(snapshotter_, dm_, host_,
+                        {"/dev/mapper/cbtd-era-e", "/dev/vg/b"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  for (auto& s : g->snapshots) s->Release();
+  EXPECT_EQ(g->members[0].lv, "a") << "the LV below the era device";
+  ASSERT_TRUE(g->era_above[0].has_value());
+  EXPECT_EQ(g->era_above[0]->dm_name, "cbtd-era-e");
+  EXPECT_FALSE(g->era_above[1].has_value());
+  EXPECT_EQ(g->snapshots[0]->name(), "a.cbtd-20261121T224005Z");
+}
+
+// Alone, a thick LV below an era device still gets a window: lvcreate's
+// own suspend would not freeze the filesystem on the era device.
+TEST_F(GroupTest, ThickLvBelowAnEraDeviceIsSnapshottedInAWindow) {
+  AddThick();
+  AddEraOver("thick", 6);
+  options_.frozen_hooks.clear();
+  size_t lvm_calls_in_window = 0;
+  {
+    InSequence seq;
+    EXPECT_CALL(host_, RunHook("pre", _, _)).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, MountPoints(253, 6))
+        .WillOnce(Return(std::vector<std::string>{}));
+    EXPECT_CALL(host_, MountPoints(253, 7))
+        .WillOnce(Return(std::vector<std::string>{"/mnt/e"}));
+    EXPECT_CALL(host_, Freeze("/mnt/e")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Suspend("vg-thick")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(dm_, Resume("vg-thick")).WillOnce(Invoke([&](auto&&) {
+      lvm_calls_in_window = lvm_.calls.size();
+      return absl::OkStatus();
+    }));
+    EXPECT_CALL(host_, Thaw("/mnt/e")).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(host_, RunHook("post", _, _))
+        .WillOnce(Return(absl::OkStatus()));
+  }
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter_, dm_, host_, {"/dev/mapper/cbtd-era-e"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  for (auto& s : g->snapshots) s->Release();
+  EXPECT_THAT(lvm_.calls,
+              ElementsAre("create vg/thick.cbtd-20261121T224005Z cow active"));
+  EXPECT_EQ(lvm_calls_in_window, 1u) << "the lvcreate ran outside the window";
+}
+
+TEST_F(GroupTest, EraDeviceAndTheLvBelowItAreOneVolume) {
+  AddEraOver("a", 4);
+  absl::StatusOr<GroupSnapshot> g =
+      TakeGroupSnapshot(snapshotter_, dm_, host_,
+                        {"/dev/mapper/cbtd-era-e", "/dev/vg/a"}, options_);
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(g.status().message(), HasSubstr("given twice"));
   EXPECT_TRUE(lvm_.calls.empty());
 }
 
