@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cbt/cow_store.h"
+#include "cbt/era_stack.h"
 #include "cbt/external_method.h"
 #include "cbt/lvm_methods.h"
 #include "common/fs.h"
@@ -29,6 +30,7 @@ std::string ResolveMethod(const VolumeConfig& volume,
                      info.kind == snapshot::VolumeKind::kOtherDm;
   switch (volume.method) {
     case TrackingMethod::kAuto:
+      if (info.kind == snapshot::VolumeKind::kEraDevice) return "era";
       return thin ? "thin-delta" : thick ? "cow-table" : "hash";
     case TrackingMethod::kThinDelta:
       if (thin) return "thin-delta";
@@ -45,9 +47,12 @@ std::string ResolveMethod(const VolumeConfig& volume,
           std::string(snapshot::VolumeKindName(info.kind)));
       return "hash";
     case TrackingMethod::kEra:
-      *why_not =
-          "method era is not driven by cbtd yet (use `cbtctl changes "
-          "--method era`); comparing hashes";
+      if (info.kind == snapshot::VolumeKind::kEraDevice) return "era";
+      *why_not = absl::StrCat(
+          "method era needs a dm-era device (a cbtd era stack: cbtctl "
+          "era-stack create); ",
+          volume.path, " is ",
+          std::string(snapshot::VolumeKindName(info.kind)));
       return "hash";
     case TrackingMethod::kHash:
       return "hash";
@@ -60,15 +65,40 @@ std::string ResolveMethod(const VolumeConfig& volume,
 // The largest changes_file read: a list of a million extents is ~40 MB.
 constexpr uint64_t kMaxExternalListBytes = 64 << 20;
 
-// method external: the list a run found in the volume's changes_file.
+// method external: the list a run was handed or found in the volume's
+// changes_file.
 struct ExternalList {
   std::string contents;
   std::string next_generation;  // what the next list must carry
   std::string problem;          // why there is no usable list; "" if none
 };
 
-ExternalList ReadExternalList(const std::string& path) {
+// `contents` as a list: its next_generation.
+ExternalList ParseExternalList(std::string contents) {
   ExternalList out;
+  out.contents = std::move(contents);
+  const nlohmann::json j = nlohmann::json::parse(out.contents, nullptr,
+                                                 /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("next_generation") &&
+      j["next_generation"].is_string()) {
+    out.next_generation = j["next_generation"].get<std::string>();
+  }
+  return out;
+}
+
+// The list handed in for this run, else the volume's changes_file.
+ExternalList FindExternalList(const VolumeConfig& volume) {
+  if (!volume.handed_changes.empty()) {
+    return ParseExternalList(volume.handed_changes);
+  }
+  ExternalList out;
+  if (volume.changes_file.empty()) {
+    out.problem =
+        "no list was handed in for this run (BackupNow changes) and the "
+        "volume has no changes_file";
+    return out;
+  }
+  const std::string& path = volume.changes_file;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     out.problem = absl::StrCat("cannot read ", path, ": ", strerror(errno));
@@ -85,14 +115,7 @@ ExternalList ReadExternalList(const std::string& path) {
     out.problem = std::string(text.status().message());
     return out;
   }
-  out.contents = *std::move(text);
-  const nlohmann::json j = nlohmann::json::parse(out.contents, nullptr,
-                                                 /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("next_generation") &&
-      j["next_generation"].is_string()) {
-    out.next_generation = j["next_generation"].get<std::string>();
-  }
-  return out;
+  return ParseExternalList(*std::move(text));
 }
 
 // Why `list` does not answer for the writes since `base`; fills `set` when
@@ -116,17 +139,42 @@ std::string UseExternalList(const ExternalList& list,
   return set.lost ? set.lost_reason : "";
 }
 
+// What a run of an era volume found: the era its next run starts from,
+// and the stack's generation (cbt/era_stack.h).
+struct EraAnchor {
+  uint64_t since_era = 0;
+  std::string generation;
+};
+
 // `tracks` is the method the new snapshot can anchor next time, even when
 // this run fell back to hash.
 std::string StateBlob(const snapshot::VolumeInfo& info,
                       const std::string& tracks,
-                      const std::string& external_generation) {
+                      const std::string& external_generation,
+                      const std::optional<EraAnchor>& era) {
   nlohmann::json blob{
       {"uuid", info.uuid}, {"size", info.size_bytes}, {"tracks", tracks}};
   if (!external_generation.empty()) {
     blob["external_generation"] = external_generation;
   }
+  if (era.has_value()) {
+    blob["since_era"] = era->since_era;
+    blob["era_generation"] = era->generation;
+  }
   return blob.dump();
+}
+
+// The era anchor the last run stored; nullopt when it stored none.
+std::optional<EraAnchor> StoredEra(const TrackingRecord& base) {
+  const nlohmann::json blob = nlohmann::json::parse(base.state_blob, nullptr,
+                                                    /*allow_exceptions=*/false);
+  if (!blob.is_object() || !blob.contains("since_era") ||
+      !blob["since_era"].is_number_unsigned() ||
+      !blob.contains("era_generation") || !blob["era_generation"].is_string()) {
+    return std::nullopt;
+  }
+  return EraAnchor{blob["since_era"].get<uint64_t>(),
+                   blob["era_generation"].get<std::string>()};
 }
 
 // Why the committed record cannot anchor an incremental of `info` by
@@ -143,6 +191,7 @@ std::string ChainProblem(const TrackingRecord& base, const std::string& method,
     return absl::StrCat("the method changed from ",
                         blob["tracks"].get<std::string>(), " to ", method);
   }
+  if (method == "era") return "";  // the stack's generation says it all
   if (method != "hash" && method != "external" && base.base_snapshot.empty()) {
     return "no base snapshot was kept";
   }
@@ -181,6 +230,40 @@ absl::StatusOr<cbt::ChangedSet> DmCowTable(const snapshot::VolumeInfo& info,
 
 }  // namespace
 
+absl::StatusOr<std::optional<cbt::EraResult>> CbtChangeTracker::Era(
+    const snapshot::VolumeInfo& info,
+    const std::optional<TrackingRecord>& base) {
+  const cbt::EraStackRegistry registry(era_registry_dir_);
+  absl::StatusOr<std::optional<cbt::EraStackSpec>> spec =
+      registry.Find(info.dm_name);
+  if (!spec.ok()) return spec.status();
+  if (!spec->has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        info.path, " is dm-era device ", info.dm_name,
+        " but not a recorded cbtd era stack (no record in ", era_registry_dir_,
+        "); create it with `cbtctl era-stack create`, or set method = hash"));
+  }
+  cbt::EraRequest req;
+  req.era_dm_name = info.dm_name;
+  req.metadata_path = (*spec)->metadata_path;
+  req.lock_path = absl::StrCat(lock_dir_, "/era-", info.dm_name, ".lock");
+  // Without a stored anchor the whole set is not used (a full or a
+  // fallback), but the checkpoint still anchors the next run.
+  const std::optional<EraAnchor> stored =
+      base.has_value() ? StoredEra(*base) : std::nullopt;
+  if (stored.has_value()) {
+    req.since_era = stored->since_era;
+    req.expected_generation = stored->generation;
+  }
+  absl::StatusOr<cbt::EraResult> r = cbt::ComputeEra(runner_, cbt_dm_, req);
+  if (!r.ok()) return r.status();
+  if (!stored.has_value() && !r->set.lost) {
+    r->set = cbt::ChangedSet::Lost(cbt::Method::kEra, info.size_bytes,
+                                   "the last run stored no era to count from");
+  }
+  return std::optional<cbt::EraResult>(*std::move(r));
+}
+
 absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
     const VolumeConfig& volume, const std::optional<TrackingRecord>& base,
     const SnapshotRef& snapshot, bool full) {
@@ -191,10 +274,20 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   out.volume_bytes = info->size_bytes;
   out.method = ResolveMethod(volume, *info, &out.fallback_reason);
   ExternalList list;
-  if (out.method == "external") list = ReadExternalList(volume.changes_file);
-  out.next_state_blob = StateBlob(*info, out.method, list.next_generation);
-  // Neither hash nor an external list needs a base snapshot.
-  out.keep_snapshot = out.method != "hash" && out.method != "external";
+  if (out.method == "external") list = FindExternalList(volume);
+  absl::StatusOr<std::optional<cbt::EraResult>> era =
+      out.method == "era" ? Era(*info, base)
+                          : std::optional<cbt::EraResult>(std::nullopt);
+  if (!era.ok()) return era.status();
+  std::optional<EraAnchor> anchor;
+  if (era->has_value()) {
+    anchor = EraAnchor{(*era)->next_since_era, (*era)->generation};
+  }
+  out.next_state_blob =
+      StateBlob(*info, out.method, list.next_generation, anchor);
+  // Neither hash, an external list nor era needs a base snapshot.
+  out.keep_snapshot =
+      out.method != "hash" && out.method != "external" && out.method != "era";
   out.extents.Add(0, info->size_bytes);
   if (full || !base.has_value() || base->base_version.empty()) {
     out.full = true;  // nothing to compare with: every chunk is new
@@ -219,9 +312,12 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
     out.extents = set.changed;
     return out;
   }
-  const std::string lv = absl::StrCat(info->vg, "/", info->lv);
   absl::StatusOr<cbt::ChangedSet> set;
-  if (out.method == "thin-delta") {
+  if (out.method == "era") set = std::move((*era)->set);
+  const std::string lv = absl::StrCat(info->vg, "/", info->lv);
+  if (out.method == "era") {
+    // computed above, right after the snapshot
+  } else if (out.method == "thin-delta") {
     set = cbt::ThinDeltaBetweenLvs(runner_, cbt_dm_, lv, base->base_snapshot,
                                    snapshot.snapshot_name, lock_dir_);
   } else if (out.method == "cow-table" &&

@@ -1,7 +1,9 @@
 // CbtChangeTracker: the ChangeTracker over cbt/. Picks the method from the
 // volume's kind and config (auto: thin LV -> thin-delta, thick LV ->
-// cow-table, anything else -> hash) and computes what changed between the
-// committed base snapshot and the new one.
+// cow-table, a dm-era device -> era, anything else -> hash) and computes
+// what changed between the committed base snapshot and the new one (era:
+// what the stack recorded since the era the last run stored; its state
+// also holds the stack's generation, so a rebuilt stack is never trusted).
 //
 // Never a silent partial: whenever the method cannot answer (no base
 // snapshot, the method or the volume changed, the pool or COW store says
@@ -22,6 +24,8 @@
 
 #include "agent/backup_ports.h"
 #include "cbt/device_mapper.h"
+#include "cbt/era_method.h"
+#include "cbt/era_stack.h"
 #include "cbt/system.h"
 #include "snapshot/device_mapper.h"
 #include "snapshot/host.h"
@@ -34,27 +38,39 @@ class CbtChangeTracker : public ChangeTracker {
   // `runner` and `cbt_dm` serve cbt/'s methods (lvs, thin_delta, pool
   // messages), `lvm`, `dm` and `host` the volume's discovery. `lock_dir`
   // holds the per-pool lock files (e.g. /run/cbtd).
+  // `era_registry_dir` holds the era stacks' records (cbt/era_stack.h).
   CbtChangeTracker(cbt::CommandRunner& runner, cbt::DeviceMapper& cbt_dm,
                    snapshot::Lvm& lvm, snapshot::DeviceMapper& dm,
-                   snapshot::Host& host, std::string lock_dir)
+                   snapshot::Host& host, std::string lock_dir,
+                   std::string era_registry_dir = cbt::kDefaultEraRegistryDir)
       : runner_(runner),
         cbt_dm_(cbt_dm),
         lvm_(lvm),
         dm_(dm),
         host_(host),
-        lock_dir_(std::move(lock_dir)) {}
+        lock_dir_(std::move(lock_dir)),
+        era_registry_dir_(std::move(era_registry_dir)) {}
 
   absl::StatusOr<ChangedSet> ComputeChanges(
       const VolumeConfig& volume, const std::optional<TrackingRecord>& base,
       const SnapshotRef& snapshot, bool full) override;
 
  private:
+  // era: checkpoints the stack and reads what was written since the era
+  // the last run stored (the whole set is marked lost when it stored
+  // none). Run on every era run, full or not: its checkpoint anchors the
+  // next one.
+  absl::StatusOr<std::optional<cbt::EraResult>> Era(
+      const snapshot::VolumeInfo& info,
+      const std::optional<TrackingRecord>& base);
+
   cbt::CommandRunner& runner_;
   cbt::DeviceMapper& cbt_dm_;
   snapshot::Lvm& lvm_;
   snapshot::DeviceMapper& dm_;
   snapshot::Host& host_;
   std::string lock_dir_;
+  std::string era_registry_dir_;
 };
 
 }  // namespace cbtd::agent

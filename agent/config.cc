@@ -203,13 +203,12 @@ class Builder {
             {volume_lines_[v.name],
              absl::StrCat("volume '", v.name, "' has no 'path'")});
       }
-      if ((v.method == TrackingMethod::kExternal) != !v.changes_file.empty()) {
+      if (v.method != TrackingMethod::kExternal && !v.changes_file.empty()) {
         problems_.push_back(
             {volume_lines_[v.name],
              absl::StrCat("volume '", v.name,
-                          "': method = external and changes_file go "
-                          "together (the file the changed extents are read "
-                          "from)")});
+                          "': changes_file is read only with method = "
+                          "external")});
       }
     }
     for (const GroupConfig& g : config_.groups) {
@@ -600,6 +599,10 @@ std::string MethodMismatch(TrackingMethod method, snapshot::VolumeKind kind) {
   if (method == TrackingMethod::kCowTable && !cow) {
     return "method cow-table needs a thick LV or a dm volume";
   }
+  if (method == TrackingMethod::kEra &&
+      kind != snapshot::VolumeKind::kEraDevice) {
+    return "method era needs a dm-era device (cbtctl era-stack create)";
+  }
   return "";
 }
 
@@ -654,6 +657,20 @@ void CheckVolumeKind(
         {line, absl::StrCat("volume '", v.name, "': cbtd cannot snapshot ",
                             v.path, ": ", info->not_snapshottable_reason)});
     return;
+  }
+  if (info->kind == snapshot::VolumeKind::kEraDevice) {
+    // What is snapshotted is the LV below the era device.
+    absl::StatusOr<snapshot::VolumeInfo> below =
+        probe.DescribeVolume(info->era_origin_path);
+    if (!below.ok() || (below->kind != snapshot::VolumeKind::kThinLv &&
+                        below->kind != snapshot::VolumeKind::kThickLv)) {
+      problems.push_back(
+          {line,
+           absl::StrCat("volume '", v.name, "': ", v.path,
+                        " is a dm-era device over ", info->era_origin_path,
+                        ", which is not a thin or thick LV; cbtd "
+                        "snapshots the LV below an era device")});
+    }
   }
   if (info->kind == snapshot::VolumeKind::kOtherDm && v.cow_devices.empty()) {
     problems.push_back(

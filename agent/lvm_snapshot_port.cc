@@ -104,6 +104,20 @@ LvmSnapshotPort::FileOrRawMember(const std::string& path) {
   return *std::move(info);
 }
 
+absl::StatusOr<std::string> LvmSnapshotPort::EraOriginOf(
+    const std::string& path) {
+  absl::StatusOr<snapshot::BlockDeviceId> id = host_.StatBlockDevice(path);
+  if (!id.ok()) return std::string();  // TakeGroupSnapshot reports it
+  absl::StatusOr<std::optional<snapshot::DmInfo>> dm =
+      dm_.InfoByDevice(id->major, id->minor);
+  if (!dm.ok()) return dm.status();
+  if (!dm->has_value() ||
+      (*dm)->target_types != std::vector<std::string>{"era"}) {
+    return std::string();
+  }
+  return snapshot::EraOriginPath(dm_, (*dm)->name);
+}
+
 absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
     const ConsistencyRequest& request) {
   if (request.volumes.empty()) {
@@ -117,8 +131,23 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
       return TakeFileOrRawPoint(host_, request, **raw, absl::Now());
     }
   }
-  auto snapshotter = std::make_unique<snapshot::Snapshotter>(
-      lvm_, dm_, host_, PolicyFor(request));
+  snapshot::SnapshotPolicy policy = PolicyFor(request);
+  for (const VolumeConfig& v : request.volumes) {
+    absl::StatusOr<std::string> origin = EraOriginOf(v.path);
+    if (!origin.ok()) return origin.status();
+    if (origin->empty()) continue;
+    // The LV below an era device is what gets the COW store.
+    if (auto it = policy.cow_size_bytes_for.find(v.path);
+        it != policy.cow_size_bytes_for.end()) {
+      policy.cow_size_bytes_for[*origin] = it->second;
+    }
+    if (auto it = policy.cow_percent_for.find(v.path);
+        it != policy.cow_percent_for.end()) {
+      policy.cow_percent_for[*origin] = it->second;
+    }
+  }
+  auto snapshotter =
+      std::make_unique<snapshot::Snapshotter>(lvm_, dm_, host_, policy);
   snapshot::GroupOptions options;
   options.group_name =
       request.group.empty() ? request.volumes.front().name : request.group;
@@ -178,7 +207,9 @@ absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
 absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
     const std::vector<std::string>& paths) {
   std::vector<std::string> done;
-  for (const std::string& path : paths) {
+  std::vector<std::string> todo = paths;
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const std::string path = todo[k];
     absl::StatusOr<snapshot::VolumeInfo> v =
         snapshot::DiscoverVolume(path, lvm_, dm_, host_);
     // Missing, or not a device cbtd could have held (a file): nothing to do.
@@ -192,6 +223,8 @@ absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
       }
       continue;
     }
+    // The LV below an era device was held with it.
+    if (!v->era_origin_path.empty()) todo.push_back(v->era_origin_path);
     if (!v->dm_name.empty()) {
       absl::StatusOr<std::optional<snapshot::DmInfo>> info =
           dm_.InfoByDevice(v->major, v->minor);

@@ -3,7 +3,9 @@
 // volume is a group of one); its snapshots are named "VG/LV" in SnapshotRef
 // and TrackingRecord, and removed when the point is destroyed unless Kept.
 // A plain block device or an image file is taken by file_point.h instead
-// (a reflink copy named by its path, or a live read with no name).
+// (a reflink copy named by its path, or a live read with no name). A
+// dm-era device (a cbtd era stack) is snapshotted below: the snapshot is of
+// its origin LV, taken while the era device is held too.
 //
 // Thread-safety: Take/RemoveSnapshot may run concurrently for different
 // volumes (the Lvm, DeviceMapper and Host given are thread-safe).
@@ -50,6 +52,9 @@ class LvmSnapshotPort : public ConsistencyPointTaker {
   snapshot::SnapshotPolicy PolicyFor(const ConsistencyRequest& request) const;
 
  private:
+  // The LV below `path` when it is a dm-era device ("/dev/mapper/NAME");
+  // empty otherwise.
+  absl::StatusOr<std::string> EraOriginOf(const std::string& path);
   // What `path` is if it is a plain block device or an image file.
   absl::StatusOr<std::optional<snapshot::VolumeInfo>> FileOrRawMember(
       const std::string& path);

@@ -4,6 +4,8 @@
 // and, on real LVM, by tests/vm/cases/agent_daemon.sh.
 #include "agent/cbt_change_tracker.h"
 
+#include "cbt/era_stack.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -132,8 +134,8 @@ TEST_F(TrackerTest, MissingBaseSnapshotFallsBackToHashOverTheWholeVolume) {
 }
 
 // hash compares with the receiver's index: no base snapshot to keep, so
-// none slows the volume's writes between runs. Also when era (not driven
-// by cbtd yet) falls back to hash.
+// none slows the volume's writes between runs. Also when era falls back to
+// hash on a volume that is not an era device.
 TEST_F(TrackerTest, HashKeepsNoBaseSnapshot) {
   for (TrackingMethod m : {TrackingMethod::kHash, TrackingMethod::kEra}) {
     volume_.method = m;
@@ -296,11 +298,163 @@ TEST_F(TrackerTest, ExternalListIsTrustedOnlyForTheStoredGeneration) {
   ExpectWholeVolume(*c);
 }
 
+// A list handed in through the control API wins over the file and is
+// held to the same rule; with neither, the whole volume is compared.
+TEST_F(TrackerTest, HandedInListIsUsedInsteadOfTheFile) {
+  test::TempDir dir;
+  volume_.method = TrackingMethod::kExternal;
+  volume_.changes_file = dir / "data.json";
+  std::ofstream(volume_.changes_file)
+      << R"({"generation": "g1", "next_generation": "g2", "extents": []})";
+  TrackingRecord base = Base("external");
+  base.base_snapshot.clear();
+  base.state_blob =
+      R"({"uuid":"uuid-data","size":67108864,"tracks":"external",)"
+      R"("external_generation":"g1"})";
+  volume_.handed_changes =
+      R"({"generation":"g1","next_generation":"h2","extents":[[0,4096]]})";
+  absl::StatusOr<ChangedSet> c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "external");
+  EXPECT_EQ(c->extents, (cbt::ExtentSet{{0, 4096}}));
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("external_generation":"h2")"));
+
+  volume_.handed_changes =
+      R"({"generation":"g0","next_generation":"h2","extents":[]})";
+  c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("generation 'g0' does not match"));
+
+  volume_.handed_changes.clear();
+  volume_.changes_file.clear();
+  c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason, HasSubstr("no list was handed in"));
+  ExpectWholeVolume(*c);
+}
+
 TEST_F(TrackerTest, MissingVolumeIsAnError) {
   volume_.path = "/dev/vg/gone";
   ON_CALL(host_, StatBlockDevice("/dev/vg/gone"))
       .WillByDefault(Return(absl::NotFoundError("stat /dev/vg/gone")));
   EXPECT_FALSE(Compute(std::nullopt).ok());
+}
+
+}  // namespace
+}  // namespace cbtd::agent
+
+namespace cbtd::agent {
+namespace {
+
+constexpr char kGen[] = "00aa11bb22cc33dd";
+
+// An era stack cbtd-era-e (253:7) over LV data (253:4), recorded in a
+// registry of its own; the era device's answers are scripted as on a live
+// stack at era 7.
+class EraTrackerTest : public TrackerTest {
+ protected:
+  EraTrackerTest() {
+    volume_.name = "e";
+    volume_.path = "/dev/mapper/cbtd-era-e";
+    volume_.method = TrackingMethod::kAuto;
+    ON_CALL(host_, StatBlockDevice(volume_.path))
+        .WillByDefault(Return(snapshot::BlockDeviceId{253, 7, kSize}));
+    snapshot::DmInfo info{
+        "cbtd-era-e", std::string("CBTD-ERA-") + kGen, false, {"era"}};
+    ON_CALL(dm_, InfoByDevice(253, 7))
+        .WillByDefault(Return(std::optional<snapshot::DmInfo>(info)));
+    ON_CALL(dm_, Table("cbtd-era-e"))
+        .WillByDefault(Return(
+            snapshot::DmTable{{0, kSize / 512, "era", "253:8 253:4 128"}}));
+    cbt::EraStackSpec spec{"cbtd-era-e", "/dev/vg/data", "/dev/vg/meta", 128,
+                           kGen};
+    EXPECT_TRUE(cbt::EraStackRegistry(registry_.path()).Save(spec).ok());
+    Script(std::string("CBTD-ERA-") + kGen);
+    run_.On("era_invalidate",
+            std::string(R"(<blocks><range begin="2" end="4"/></blocks>)"));
+  }
+
+  void Script(const std::string& uuid) {
+    cbt_dm_.On("dmsetup table",
+               absl::StrCat("0 ", kSize / 512, " era 253:8 253:4 128\n"));
+    cbt_dm_.On("dmsetup info -c", uuid + "\n");
+    cbt_dm_.On("dmsetup status",
+               absl::StrCat("0 ", kSize / 512, " era 8 30/4096 7 -\n"));
+    cbt_dm_.On("dmsetup message", std::string());
+  }
+
+  TrackingRecord EraBase(const std::string& generation, uint64_t since) {
+    TrackingRecord r;
+    r.volume = "e";
+    r.method = "era";
+    r.base_version = "v1";
+    r.state_blob =
+        absl::StrCat(R"({"uuid":"CBTD-ERA-)", generation, R"(","size":)", kSize,
+                     R"(,"tracks":"era","since_era":)", since,
+                     R"(,"era_generation":")", generation, R"("})");
+    return r;
+  }
+
+  absl::StatusOr<ChangedSet> Compute(const std::optional<TrackingRecord>& base,
+                                     bool full = false) {
+    return era_tracker_.ComputeChanges(volume_, base, snap_, full);
+  }
+
+  test::TempDir registry_;
+  CbtChangeTracker era_tracker_{run_,   cbt_dm_,         lvm_, dm_, host_,
+                                "/tmp", registry_.path()};
+};
+
+TEST_F(EraTrackerTest, FirstRunCheckpointsAndAnchorsTheNextRun) {
+  absl::StatusOr<ChangedSet> c = Compute(std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->full);
+  EXPECT_EQ(c->method, "era");
+  EXPECT_FALSE(c->keep_snapshot) << "era needs no base snapshot";
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("since_era":6)"));
+  EXPECT_THAT(c->next_state_blob,
+              HasSubstr(absl::StrCat(R"("era_generation":")", kGen, "\"")));
+  EXPECT_THAT(run_.calls, ::testing::Contains("dmsetup message cbtd-era-e 0 "
+                                              "checkpoint"));
+}
+
+TEST_F(EraTrackerTest, IncrementalReadsWhatWasWrittenSinceTheStoredEra) {
+  absl::StatusOr<ChangedSet> c = Compute(EraBase(kGen, 5));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->full);
+  EXPECT_EQ(c->method, "era");
+  EXPECT_EQ(c->fallback_reason, "");
+  EXPECT_EQ(c->extents, (cbt::ExtentSet{{2 * 65536, 2 * 65536}}));
+  EXPECT_THAT(run_.calls,
+              ::testing::Contains(
+                  "era_invalidate --metadata-snapshot --written-since 5 "
+                  "/dev/vg/meta"));
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("since_era":6)"));
+}
+
+TEST_F(EraTrackerTest, RebuiltStackFallsBackToHashSayingWhy) {
+  Script("CBTD-ERA-ffff000011112222");
+  absl::StatusOr<ChangedSet> c = Compute(EraBase(kGen, 5));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->full) << "the base version anchors a hash compare";
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason,
+              HasSubstr("era tracking lost: era stack cbtd-era-e was "
+                        "rebuilt: its generation is ffff000011112222"));
+  ExpectWholeVolume(*c);
+  // The next run trusts the new stack, from this run's checkpoint.
+  EXPECT_THAT(c->next_state_blob,
+              HasSubstr(R"("era_generation":"ffff000011112222")"));
+  EXPECT_THAT(c->next_state_blob, HasSubstr(R"("since_era":6)"));
+}
+
+TEST_F(EraTrackerTest, AnUnrecordedEraDeviceIsAnErrorThatSaysWhatToDo) {
+  std::filesystem::remove_all(registry_.path());
+  absl::StatusOr<ChangedSet> c = Compute(EraBase(kGen, 5));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(c.status().message(), HasSubstr("cbtctl era-stack create"));
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 # Issue 7 end to end: the real cbtd daemon on real LVM, backing up a group
-# (thin LV with a mounted ext4 under a running writer + a thick raw LV, at
-# one instant, the ext4 frozen: a write in the window blocks) to a
-# cbt-receiver over mutual TLS.
+# (thin LV with a mounted ext4 under a running writer + a thick raw LV + a
+# dm-era stack over a thin LV, at one instant, the ext4 frozen: a write in
+# the window blocks) to a cbt-receiver over mutual TLS.
 #  - the control socket is root only; a non-root caller is refused;
-#  - full, then incrementals by thin-delta and cow-table that read a small
-#    fraction of the volumes;
+#  - full, then incrementals by thin-delta, cow-table and era that read a
+#    small fraction of the volumes; a rebuilt era stack (new generation)
+#    falls back to hash saying why, and the next run trusts it again;
 #  - retention (keep_last = 2) leaves exactly the newest two versions, and
 #    every retained version restores to the bytes of its snapshot;
 #  - cbtd SIGKILLed in the middle of runs: nothing stays frozen or
@@ -26,6 +27,12 @@ lvcreate -q -L 160M -T ag/pool --chunksize 64k >/dev/null
 lvcreate -q -V 48M -T ag/pool -n data >/dev/null
 lvcreate -q -L 16M -n raw ag >/dev/null
 lvcreate -q -L 48M -n scratch ag >/dev/null
+# An era stack (cbtctl era-stack) over a thin LV: the daemon snapshots the
+# LV below while the era device is held with the group.
+lvcreate -q -V 16M -T ag/pool -n eo >/dev/null
+lvcreate -q -L 8M -n em ag >/dev/null
+cbtctl era-stack create era-e --origin /dev/ag/eo --metadata /dev/ag/em >/dev/null
+rand_bytes "$SEED-era" $((16 << 20)) | dd of=/dev/mapper/era-e bs=1M oflag=direct status=none
 # An image file on XFS (reflinks; mkfs.xfs's test override for a small
 # filesystem) and two partitions of a plain disk, one mounted.
 lvcreate -q -L 100M -n imgfs ag >/dev/null
@@ -80,6 +87,10 @@ keep_last = 2
 path = /dev/ag/raw
 cow_size = 8M
 
+[volume.era]
+path = /dev/mapper/era-e
+method = era
+
 [volume.img]
 path = /mnt/img/vm.img
 
@@ -94,7 +105,7 @@ path = /dev/vdb2
 snapshot = none
 
 [group.g]
-members = data raw
+members = data raw era
 freeze_timeout = 30s
 pre_hook = echo "pre \$CBTD_GROUP" >> /tmp/hooks.log
 frozen_hook = $FROZEN_PROBE
@@ -148,9 +159,11 @@ run_field() {  # VOLUME FIELD
 base_snapshot() {  # VOLUME -> VG/LV of its kept base
   cbtctl volumes --json | py "import json,sys; print([v for v in json.load(sys.stdin)['volumes'] if v['name']=='$1'][0]['base_snapshot'])"
 }
-# After every run, the hash of each kept base snapshot by version id.
+# After every run, the hash of each kept base snapshot by version id (era
+# keeps none: nothing but this script writes to it, so its live bytes).
 declare -A SNAP_HASH
 record_versions() {
+  SNAP_HASH[era/$(run_field era version_id)]=$(hash_of /dev/mapper/era-e)
   for vol in data raw; do
     local v snap
     v=$(run_field $vol version_id)
@@ -175,10 +188,15 @@ post ok" "$(cat /tmp/hooks.log)" "hooks ran in order, the write blocked while fr
 
 # --- 2: incrementals
 rand_bytes "$SEED-r2" $((1 << 20)) | dd of=/dev/ag/raw bs=1M seek=5 oflag=direct status=none
+rand_bytes "$SEED-e2" $((1 << 20)) | dd of=/dev/mapper/era-e bs=1M seek=9 oflag=direct status=none
 backup_group
 assert_eq thin-delta "$(run_field data method)" "data tracked by thin-delta"
 assert_eq cow-table "$(run_field raw method)" "raw tracked by cow-table"
+assert_eq era "$(run_field era method)" "era tracked by era"
 assert_eq "" "$(run_field data fallback_reason)" "no fallback for data"
+assert_eq "" "$(run_field era fallback_reason)" "no fallback for era"
+era_read=$(run_field era bytes_read)
+[ "$era_read" -le $((2 << 20)) ] || fail "era incremental read $era_read bytes for a 1 MiB change"
 data_read=$(run_field data bytes_read)
 raw_read=$(run_field raw bytes_read)
 log "incremental read: data $data_read of $((48 << 20)), raw $raw_read of $((16 << 20))"
@@ -225,6 +243,18 @@ assert_eq hash "$(run_field part method)" "a stale list falls back to hash"
 assert_contains "$(run_field part fallback_reason)" "generation 'g1' does not match 'g2'" "the fallback says why"
 grep -q "run [0-9]* of part succeeded: hash.*fell back to hash: external list not used" /tmp/cbtd.log ||
   fail "the run's end with its fallback is not logged: $(grep 'of part' /tmp/cbtd.log)"
+# A list handed in through the control API (BackupNow changes) instead of
+# the file: trusted by the same rule (it names the generation the last run
+# stored, g2); one for a volume not tracked by lists is refused.
+rand_bytes "$SEED-p4" $((1 << 20)) | dd of=/dev/vdb1 bs=1M seek=13 oflag=direct status=none
+echo "{\"generation\": \"g2\", \"next_generation\": \"g3\", \"extents\": [[$((13 << 20)), $((1 << 20))]]}" > /tmp/api-list.json
+cbtctl backup part --changes part=/tmp/api-list.json --wait --json > /tmp/runs.json ||
+  fail "backup of part with a handed-in list failed: $(cat /tmp/runs.json)"
+assert_eq external "$(run_field part method)" "the handed-in list was used"
+assert_eq "" "$(run_field part fallback_reason)" "the handed-in list was trusted"
+[ "$(run_field part bytes_read)" -le $((1 << 20)) ] || fail "read $(run_field part bytes_read) bytes for a 1 MiB list"
+if out=$(cbtctl backup img --changes img=/tmp/api-list.json 2>&1); then fail "a list for a hash volume was accepted"; fi
+assert_contains "$out" "not tracked by external lists" "the refusal says why"
 ls -a /mnt/img | grep -q '^\.vm\.img\.cbtd-' && fail "a reflink copy was left: $(ls -a /mnt/img)"
 for pair in img:/mnt/img/vm.img part:/dev/vdb1; do
   vol=${pair%%:*} src=${pair#*:}
@@ -251,7 +281,8 @@ for k in 1 2; do
     fail "a device stayed suspended after the restart"
   fi
   timeout 20 touch /mnt/data/after-kill-$k || fail "the filesystem stayed frozen"
-  # ...and only the bases (one per volume) survive the restart's cleanup.
+  # ...and only the bases (one per volume, era keeps none) survive the
+  # restart's cleanup.
   assert_eq 2 "$(cbtd_snapshots | wc -l)" "snapshots after restart (was $before while running)"
   backup_group
   assert_eq succeeded "$(run_field data result)" "run after kill $k"
@@ -290,13 +321,34 @@ cbtctl restore data --version "$2" --from "$1" --target /dev/ag/scratch --state 
 check_restore data "$2"
 written=$(py "import json; j=json.load(open('/tmp/inc.json')); print(int(j['chunks_written']) + int(j['chunks_zeroed']))")
 [ "$written" -lt 64 ] || fail "incremental restore wrote $written chunks"
-for v in $(versions raw); do
-  # A killed run may have committed at the receiver before cbtd recorded
-  # it; that version has no snapshot hash here (and is never a base).
-  [ -n "${SNAP_HASH[raw/$v]:-}" ] || continue
-  cbtctl restore raw --version "$v" --target /dev/ag/scratch > /dev/null
-  check_restore raw "$v"
+for vol in raw era; do
+  for v in $(versions $vol); do
+    # A killed run may have committed at the receiver before cbtd recorded
+    # it; that version has no snapshot hash here (and is never a base).
+    [ -n "${SNAP_HASH[$vol/$v]:-}" ] || continue
+    cbtctl restore $vol --version "$v" --target /dev/ag/scratch > /dev/null
+    assert_eq "${SNAP_HASH[$vol/$v]}" "$(hash_of /dev/ag/scratch $((16 << 20)))" "restore of $vol@$v equals its snapshot"
+  done
 done
+# A rebuilt era stack (fresh metadata, new generation) is not trusted: the
+# run compares hashes and says why; the next one trusts the new stack.
+cbtctl era-stack remove era-e
+cbtctl era-stack create era-e --origin /dev/ag/eo --metadata /dev/ag/em --force >/dev/null
+rand_bytes "$SEED-e3" $((1 << 20)) | dd of=/dev/mapper/era-e bs=1M seek=2 oflag=direct status=none
+backup_group
+assert_eq hash "$(run_field era method)" "a rebuilt era stack falls back to hash"
+assert_contains "$(run_field era fallback_reason)" "era stack era-e was rebuilt: its generation is" "the fallback says why"
+record_versions
+rand_bytes "$SEED-e4" $((1 << 20)) | dd of=/dev/mapper/era-e bs=1M seek=12 oflag=direct status=none
+backup_group
+assert_eq era "$(run_field era method)" "the rebuilt stack is trusted from its first run"
+[ "$(run_field era bytes_read)" -le $((2 << 20)) ] || fail "era read $(run_field era bytes_read) bytes after the rebuild"
+record_versions
+v=$(versions era | awk '{print $NF}')
+cbtctl restore era --version "$v" --target /dev/ag/scratch > /dev/null
+assert_eq "${SNAP_HASH[era/$v]}" "$(hash_of /dev/ag/scratch $((16 << 20)))" "restore of era@$v after the rebuild"
+log "era through the daemon: incrementals read what changed, a rebuilt stack is caught"
+v=$(versions raw | awk '{print $NF}')
 if out=$(cbtctl restore raw --version "$v" --target /dev/ag/raw 2>&1); then
   fail "cbtctl restored over the live volume"
 fi
