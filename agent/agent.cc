@@ -122,24 +122,32 @@ absl::StatusOr<std::vector<int64_t>> Agent::Submit(BackupPlan plan) {
 }
 
 absl::StatusOr<std::vector<int64_t>> Agent::BackupNow(
-    const std::string& target, bool full, const std::string& trigger) {
+    const std::string& target, bool full, const std::string& trigger,
+    const std::map<std::string, std::string>& change_lists) {
   absl::StatusOr<BackupPlan> plan;
   {
     std::lock_guard lock(mu_);
     plan = PlanBackup(config_, target, full, trigger);
   }
   if (!plan.ok()) return plan.status();
+  if (absl::Status s = AttachChangeLists(*plan, change_lists); !s.ok()) {
+    return s;
+  }
   return Submit(std::move(*plan));
 }
 
 absl::StatusOr<ConsistencyPointResult> Agent::TakeConsistencyPoint(
-    const std::string& target, bool backup, bool full) {
+    const std::string& target, bool backup, bool full,
+    const std::map<std::string, std::string>& change_lists) {
   absl::StatusOr<BackupPlan> plan;
   {
     std::lock_guard lock(mu_);
     plan = PlanBackup(config_, target, full, "hypervisor");
   }
   if (!plan.ok()) return plan.status();
+  if (absl::Status s = AttachChangeLists(*plan, change_lists); !s.ok()) {
+    return s;
+  }
   ConsistencyPointResult result;
   if (!backup) {
     // Not a job: it holds no volume for longer than the point itself, but

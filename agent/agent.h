@@ -96,18 +96,21 @@ class Agent {
   }
 
   // Queues a backup of a volume or group; returns one run id per member.
-  // NOT_FOUND for an unknown target, FAILED_PRECONDITION when a member is
-  // busy, UNAVAILABLE while shutting down.
-  absl::StatusOr<std::vector<int64_t>> BackupNow(const std::string& target,
-                                                 bool full,
-                                                 const std::string& trigger);
+  // `change_lists` (volume -> list JSON, AttachChangeLists) are handed to
+  // members tracked by external lists. NOT_FOUND for an unknown target,
+  // INVALID_ARGUMENT for a list no member takes, FAILED_PRECONDITION when
+  // a member is busy, UNAVAILABLE while shutting down.
+  absl::StatusOr<std::vector<int64_t>> BackupNow(
+      const std::string& target, bool full, const std::string& trigger,
+      const std::map<std::string, std::string>& change_lists = {});
 
   // The hypervisor trigger. Returns once the group's consistency point is
   // taken (the guest may resume). With `backup`, the backup continues in
   // the background from that point (run ids returned); without, the
   // snapshots are kept for the caller and tracking is untouched.
   absl::StatusOr<ConsistencyPointResult> TakeConsistencyPoint(
-      const std::string& target, bool backup, bool full);
+      const std::string& target, bool backup, bool full,
+      const std::map<std::string, std::string>& change_lists = {});
 
   std::vector<VolumeStatus> ListVolumes();
   // Newest first; `volume` empty means all; `active_only` keeps running ones.

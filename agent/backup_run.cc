@@ -63,6 +63,30 @@ absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
   return plan;
 }
 
+absl::Status AttachChangeLists(
+    BackupPlan& plan, const std::map<std::string, std::string>& lists) {
+  for (const auto& [name, json] : lists) {
+    VolumeConfig* member = nullptr;
+    for (VolumeConfig& v : plan.request.volumes) {
+      if (v.name == name) member = &v;
+    }
+    if (member == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a change list names volume '", name,
+                       "', which is not a member of what is backed up"));
+    }
+    if (member->method != TrackingMethod::kExternal) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a change list was handed in for volume '", name,
+          "', which is not tracked by external lists (set method = external "
+          "in its [volume.",
+          name, "] section)"));
+    }
+    member->handed_changes = json;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<int64_t>> BackupOrchestrator::Prepare(
     const BackupPlan& plan) {
   std::vector<int64_t> ids;

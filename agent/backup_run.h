@@ -48,6 +48,12 @@ absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
                                       const std::string& target, bool full,
                                       const std::string& trigger);
 
+// Hands each list in `lists` (volume name -> the changes_file JSON) to its
+// member of `plan` for this run. INVALID_ARGUMENT, naming it, for a volume
+// that is not a member or not tracked by `method = external`.
+absl::Status AttachChangeLists(BackupPlan& plan,
+                               const std::map<std::string, std::string>& lists);
+
 class BackupOrchestrator {
  public:
   using Clock = std::function<absl::Time()>;

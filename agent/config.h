@@ -95,7 +95,12 @@ struct VolumeConfig {
   // meaning "every write since the point that started G"; N names the
   // tracking that started at this run's point. A list is trusted only when
   // G is the N the last committed run stored (cbt_change_tracker.h).
+  // Optional: lists may come through the control API instead.
   std::string changes_file;
+  // Not from the file: a list in that JSON handed in for one run through
+  // the control API (BackupNow / ConsistencyPoint `changes`); used instead
+  // of changes_file.
+  std::string handed_changes;
   std::optional<Schedule> schedule;
   // Each scheduled start waits a random time in [0, randomized_delay] (as
   // systemd's RandomizedDelaySec=), drawn once per slot, to spread the

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "control/proto/control.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "transport/grpc_status.h"
 
 namespace cbtd::agent {
@@ -44,6 +45,27 @@ void FillRun(const RunRecord& r, const std::optional<RunProgress>& progress,
   }
 }
 
+// The request's change lists as the JSON a changes_file holds, by volume
+// (the tracker parses and checks them as hostile input either way).
+absl::StatusOr<std::map<std::string, std::string>> ChangeListsJson(
+    const google::protobuf::RepeatedPtrField<pb::ChangeList>& lists) {
+  std::map<std::string, std::string> out;
+  for (const pb::ChangeList& l : lists) {
+    nlohmann::json extents = nlohmann::json::array();
+    for (const pb::ByteRange& e : l.extents()) {
+      extents.push_back({e.offset(), e.length()});
+    }
+    const nlohmann::json j{{"generation", l.generation()},
+                           {"next_generation", l.next_generation()},
+                           {"extents", std::move(extents)}};
+    if (!out.emplace(l.volume(), j.dump()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two change lists for volume '", l.volume(), "'"));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 class ControlService final : public pb::Control::Service {
@@ -66,8 +88,11 @@ class ControlService final : public pb::Control::Service {
 
   grpc::Status BackupNow(grpc::ServerContext*, const pb::BackupNowRequest* in,
                          pb::BackupNowResponse* out) override {
+    absl::StatusOr<std::map<std::string, std::string>> lists =
+        ChangeListsJson(in->changes());
+    if (!lists.ok()) return ToGrpc(lists.status());
     absl::StatusOr<std::vector<int64_t>> ids =
-        agent_.BackupNow(in->target(), in->full(), "api");
+        agent_.BackupNow(in->target(), in->full(), "api", *lists);
     if (!ids.ok()) return ToGrpc(ids.status());
     for (int64_t id : *ids) out->add_run_ids(id);
     return grpc::Status::OK;
@@ -76,8 +101,11 @@ class ControlService final : public pb::Control::Service {
   grpc::Status ConsistencyPoint(grpc::ServerContext*,
                                 const pb::ConsistencyPointRequest* in,
                                 pb::ConsistencyPointResponse* out) override {
-    absl::StatusOr<ConsistencyPointResult> r =
-        agent_.TakeConsistencyPoint(in->target(), in->backup(), in->full());
+    absl::StatusOr<std::map<std::string, std::string>> lists =
+        ChangeListsJson(in->changes());
+    if (!lists.ok()) return ToGrpc(lists.status());
+    absl::StatusOr<ConsistencyPointResult> r = agent_.TakeConsistencyPoint(
+        in->target(), in->backup(), in->full(), *lists);
     if (!r.ok()) return ToGrpc(r.status());
     for (const SnapshotRef& s : r->snapshots) {
       pb::Snapshot* snap = out->add_snapshots();

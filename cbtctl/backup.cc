@@ -7,9 +7,12 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "cbtctl/commands.h"
 #include "cbtctl/daemon.h"
+#include "common/fs.h"
 #include "control/control_client.h"
+#include "nlohmann/json.hpp"
 
 namespace cbtd::cbtctl {
 namespace {
@@ -55,6 +58,48 @@ absl::StatusOr<std::vector<control::Run>> WaitForRuns(
   }
 }
 
+// "VOLUME=FILE": FILE holds a list in the changes_file format
+// (docs/cbt.md): {"generation", "next_generation", "extents": [[off, len]]}.
+absl::StatusOr<control::ChangeList> ReadChangeList(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--changes takes VOLUME=FILE, not '", spec, "'"));
+  }
+  const std::string file = spec.substr(eq + 1);
+  absl::StatusOr<std::string> text = common::ReadFile(file);
+  if (!text.ok()) return text.status();
+  const nlohmann::json j =
+      nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  const auto bad = [&file](const char* what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": ", what,
+                     " (expected {\"generation\": G, \"next_generation\": N, "
+                     "\"extents\": [[offset, length], ...]})"));
+  };
+  if (!j.is_object() || !j.contains("generation") ||
+      !j["generation"].is_string() || !j.contains("extents") ||
+      !j["extents"].is_array()) {
+    return bad("not a change list");
+  }
+  control::ChangeList list;
+  list.set_volume(spec.substr(0, eq));
+  list.set_generation(j["generation"].get<std::string>());
+  if (j.contains("next_generation") && j["next_generation"].is_string()) {
+    list.set_next_generation(j["next_generation"].get<std::string>());
+  }
+  for (const nlohmann::json& e : j["extents"]) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_number_unsigned() ||
+        !e[1].is_number_unsigned()) {
+      return bad("an extent is not [offset, length]");
+    }
+    control::ByteRange* r = list.add_extents();
+    r->set_offset(e[0].get<uint64_t>());
+    r->set_length(e[1].get<uint64_t>());
+  }
+  return list;
+}
+
 }  // namespace
 
 int RunBackupCommand(std::span<char*> args) {
@@ -64,6 +109,7 @@ int RunBackupCommand(std::span<char*> args) {
   bool wait = false;
   bool point = false;
   bool snapshot_only = false;
+  std::vector<std::string> change_specs;
   desc.add_options()("target", po::value<std::string>(&target)->required(),
                      "volume or group (first argument)")(
       "full", po::bool_switch(&full),
@@ -75,7 +121,11 @@ int RunBackupCommand(std::span<char*> args) {
       "trigger: the guest may resume), printing the snapshots")(
       "snapshot-only", po::bool_switch(&snapshot_only),
       "take the consistency point and keep its snapshots, without a backup; "
-      "prints them (you remove them when done)");
+      "prints them (you remove them when done)")(
+      "changes", po::value<std::vector<std::string>>(&change_specs),
+      "VOLUME=FILE: the changes since the last run for a member with method "
+      "= external, in the changes_file format (repeatable); used instead of "
+      "its changes_file");
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
@@ -83,7 +133,7 @@ int RunBackupCommand(std::span<char*> args) {
   if (auto exit = ParseDaemonCommand(
           args,
           "backup TARGET [--full] [--wait] [--point | --snapshot-only] "
-          "[--json]",
+          "[--changes VOLUME=FILE]... [--json]",
           desc, positional, vm, opts)) {
     return *exit;
   }
@@ -92,6 +142,15 @@ int RunBackupCommand(std::span<char*> args) {
                  "other\n";
     return common::kExitUsage;
   }
+  std::vector<control::ChangeList> lists;
+  for (const std::string& spec : change_specs) {
+    absl::StatusOr<control::ChangeList> l = ReadChangeList(spec);
+    if (!l.ok()) {
+      std::cerr << "cbtctl backup: " << l.status().message() << "\n";
+      return common::kExitUsage;
+    }
+    lists.push_back(*std::move(l));
+  }
   control::ControlClient client(opts.socket_path);
   std::vector<int64_t> ids;
   if (point || snapshot_only) {
@@ -99,6 +158,7 @@ int RunBackupCommand(std::span<char*> args) {
     request.set_target(target);
     request.set_backup(point);
     request.set_full(full);
+    for (const control::ChangeList& l : lists) *request.add_changes() = l;
     absl::StatusOr<control::ConsistencyPointResponse> r =
         client.ConsistencyPoint(request);
     if (!r.ok()) return ReportError(r.status());
@@ -112,6 +172,7 @@ int RunBackupCommand(std::span<char*> args) {
     control::BackupNowRequest request;
     request.set_target(target);
     request.set_full(full);
+    for (const control::ChangeList& l : lists) *request.add_changes() = l;
     absl::StatusOr<control::BackupNowResponse> r = client.BackupNow(request);
     if (!r.ok()) return ReportError(r.status());
     ids.assign(r->run_ids().begin(), r->run_ids().end());

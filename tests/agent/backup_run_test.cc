@@ -315,6 +315,26 @@ TEST_F(BackupRunTest, UnknownTargetIsNotFound) {
               HasSubstr("cbtctl volumes"));
 }
 
+TEST_F(BackupRunTest, ChangeListsGoOnlyToMembersTrackedByLists) {
+  for (VolumeConfig& v : config_.volumes) {
+    if (v.name == "b") v.method = TrackingMethod::kExternal;
+  }
+  absl::StatusOr<BackupPlan> plan = PlanBackup(config_, "g", false, "api");
+  ASSERT_TRUE(plan.ok());
+  const std::string list = R"({"generation":"g1","extents":[]})";
+  ASSERT_TRUE(AttachChangeLists(*plan, {{"b", list}}).ok());
+  EXPECT_EQ(plan->request.volumes[1].handed_changes, list);
+  EXPECT_EQ(plan->request.volumes[0].handed_changes, "");
+
+  absl::Status s = AttachChangeLists(*plan, {{"a", list}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("'a', which is not tracked by external lists"));
+  s = AttachChangeLists(*plan, {{"zz", list}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("not a member"));
+}
+
 TEST_F(BackupRunTest, ConsistencyPointOnlyKeepsSnapshotsAndState) {
   absl::StatusOr<BackupPlan> plan = PlanBackup(config_, "g", false, "api");
   ASSERT_TRUE(plan.ok());

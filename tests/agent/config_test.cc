@@ -141,6 +141,9 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
       {"[volume.a]\npath = /dev/x\n[volume.b]\npath = /dev/y\n"
        "[group.g]\nmembers = a\n[group.h]\nmembers = a b\n",
        "cbtd.conf:8: volume 'a' is in groups 'g' and 'h'"},
+      {"[volume.a]\npath = /dev/x\nchanges_file = /run/a.json\n",
+       "cbtd.conf:2: volume 'a': changes_file is read only with method = "
+       "external"},
   };
   for (const BadRow& row : rows) {
     absl::StatusOr<Config> c = ParseConfig("/etc/cbtd/cbtd.conf", row.text);
@@ -149,6 +152,15 @@ TEST(ConfigTest, EveryProblemNamesItsLine) {
     EXPECT_THAT(std::string(c.status().message()), HasSubstr(row.expected))
         << row.text;
   }
+}
+
+// Lists may come only through the control API.
+TEST(ConfigTest, ExternalListsNeedNoChangesFile) {
+  absl::StatusOr<Config> c = ParseConfig(
+      "cbtd.conf", "[volume.a]\npath = /dev/x\nmethod = external\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->volumes[0].method, TrackingMethod::kExternal);
+  EXPECT_EQ(c->volumes[0].changes_file, "");
 }
 
 TEST(ConfigTest, EncryptionIsOnByDefaultAndCheckConfigSaysSo) {
