@@ -108,6 +108,29 @@ std::vector<Batch> MakeBatches(const VersionIndex& idx,
   return out;
 }
 
+// Bytes compared and written so far, reported through options.progress.
+class Progress {
+ public:
+  explicit Progress(const RestoreOptions& options) : fn_(options.progress) {}
+
+  void AddTotal(uint64_t bytes) { total_ += bytes; }
+  // Counts `bytes` as done; CANCELLED when the caller asks to stop.
+  absl::Status Add(uint64_t bytes) {
+    const uint64_t done = done_ += bytes;
+    if (fn_ && !fn_(done, total_.load())) {
+      return absl::CancelledError(
+          "the restore was cancelled: the target holds part of the version "
+          "and part of what it held before; restore it again before use");
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::function<bool(uint64_t, uint64_t)>& fn_;
+  std::atomic<uint64_t> done_{0};
+  std::atomic<uint64_t> total_{0};
+};
+
 // What the steps of one restore share.
 struct RestoreJob {
   VersionSource& source;
@@ -118,7 +141,54 @@ struct RestoreJob {
   VolumeName vol;
   RestoreTarget& target;
   const RestoreOptions& options;
+  Progress& progress;
 };
+
+// The entry chunk `i` of the target would have in the version's index
+// (its keyed id for an encrypted version).
+absl::StatusOr<ChunkHash> TargetEntry(const RestoreJob& job, uint64_t i) {
+  const uint32_t chunk = job.idx.chunk_size_bytes;
+  std::vector<uint8_t> buf(
+      transport::ChunkLength(job.idx.volume_size_bytes, chunk, i));
+  if (auto r = job.target.ReadAt(i * chunk, buf); !r.ok()) return r;
+  ChunkHash entry = transport::EntryOf(buf);
+  if (job.idx.encrypted() && !transport::IsZeroEntry(entry)) {
+    auto cipher = transport::ChunkCipher::Create(*job.options.key);
+    if (!cipher.ok()) return cipher.status();
+    auto id = cipher->KeyedChunkId(buf);
+    if (!id.ok()) return id.status();
+    entry = *id;
+  }
+  return entry;
+}
+
+// For a rollback: the entries of what the target holds now, read and
+// hashed chunk by chunk.
+absl::StatusOr<std::vector<ChunkHash>> CompareTarget(const RestoreJob& job) {
+  const VersionIndex& idx = job.idx;
+  if (!job.options.from_version.empty()) {
+    return absl::InvalidArgumentError(
+        "a rollback compares the target itself and takes no base version");
+  }
+  if (job.target.SizeBytes() < idx.volume_size_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the target holds ", job.target.SizeBytes(), " bytes, the version ",
+        idx.volume_size_bytes, "; a rollback needs the volume at its size"));
+  }
+  std::vector<uint64_t> all(idx.entries.size());
+  for (uint64_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<ChunkHash> held(all.size());
+  job.progress.AddTotal(idx.volume_size_bytes);
+  absl::Status s = ParallelFor(all, job.options.threads, [&](uint64_t i) {
+    absl::StatusOr<ChunkHash> e = TargetEntry(job, i);
+    if (!e.ok()) return e.status();
+    held[i] = *e;
+    return job.progress.Add(
+        transport::ChunkLength(idx.volume_size_bytes, idx.chunk_size_bytes, i));
+  });
+  if (!s.ok()) return s;
+  return held;
+}
 
 // For an incremental restore (options.from_version set): the entries of the
 // version the target holds, once its state file proves it holds it and the
@@ -127,6 +197,7 @@ absl::StatusOr<std::vector<ChunkHash>> EntriesTargetHolds(
     const RestoreJob& job) {
   const RestoreOptions& options = job.options;
   const VolumeName& vol = job.vol;
+  if (options.compare_target) return CompareTarget(job);
   if (options.from_version.empty()) return std::vector<ChunkHash>();
   if (options.state_path.empty()) {
     return absl::InvalidArgumentError(
@@ -263,6 +334,7 @@ absl::Status WriteBatch(const RestoreJob& job, const Batch& batch,
           !w.ok()) {
         return w;
       }
+      if (auto p = job.progress.Add(d.size()); !p.ok()) return p;
     }
   }
   return absl::OkStatus();
@@ -302,20 +374,10 @@ absl::Status WriteZeros(const RestoreJob& job,
 // with the version's entries.
 absl::Status VerifyTarget(const RestoreJob& job,
                           const std::vector<uint64_t>& check) {
-  const uint32_t chunk = job.idx.chunk_size_bytes;
   return ParallelFor(check, job.options.threads, [&](uint64_t i) {
-    std::vector<uint8_t> buf(
-        transport::ChunkLength(job.idx.volume_size_bytes, chunk, i));
-    if (auto r = job.target.ReadAt(i * chunk, buf); !r.ok()) return r;
-    ChunkHash entry = transport::EntryOf(buf);
-    if (job.idx.encrypted() && !transport::IsZeroEntry(entry)) {
-      auto cipher = transport::ChunkCipher::Create(*job.options.key);
-      if (!cipher.ok()) return cipher.status();
-      auto id = cipher->KeyedChunkId(buf);
-      if (!id.ok()) return id.status();
-      entry = *id;
-    }
-    if (entry != job.idx.entries[i]) {
+    absl::StatusOr<ChunkHash> entry = TargetEntry(job, i);
+    if (!entry.ok()) return entry.status();
+    if (*entry != job.idx.entries[i]) {
       return absl::DataLossError(absl::StrCat(
           "verify after restore: chunk ", i, " of the target does not match ",
           job.vol.host, "/", job.vol.volume, "@", std::string(job.version)));
@@ -345,9 +407,10 @@ absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
   auto idx = source.ReadIndex(version);
   if (!idx.ok()) return idx.status();
   if (auto s = CheckRestoreKey(*idx, options.key); !s.ok()) return s;
-  const RestoreJob job{source, version,
-                       *idx,   VolumeName{idx->host, idx->volume},
-                       target, options};
+  Progress progress(options);
+  const RestoreJob job{
+      source, version, *idx,    VolumeName{idx->host, idx->volume},
+      target, options, progress};
   RestoreStats stats;
   stats.chunks = idx->entries.size();
   absl::StatusOr<std::vector<ChunkHash>> held = EntriesTargetHolds(job);
@@ -362,6 +425,10 @@ absl::StatusOr<RestoreStats> RestoreSteps(VersionSource& source,
 
   const WritePlan plan = PlanWrites(*idx, *held, target.fresh());
   stats.chunks_skipped = plan.skipped;
+  for (uint64_t i : plan.writes) {
+    progress.AddTotal(transport::ChunkLength(idx->volume_size_bytes,
+                                             idx->chunk_size_bytes, i));
+  }
   absl::StatusOr<uint64_t> bytes = WriteChunks(job, plan.writes);
   if (!bytes.ok()) return bytes.status();
   if (auto s = WriteZeros(job, plan.zeros); !s.ok()) return s;

@@ -12,6 +12,9 @@
 //    unless the state file names A with A's root hash. While writing, the
 //    state file says "incomplete", so a crashed restore is never mistaken
 //    for a clean A or B.
+//  * Rollback (options.compare_target): the target's own chunks are read
+//    and hashed, and only those that differ from the version are written
+//    (stats.chunks_skipped counts the others).
 //  * options.verify re-reads what was written and checks it against the
 //    version's entries (DATA_LOSS naming the chunk on a mismatch).
 //  * An encrypted version (index.key_fingerprint set) needs options.key,
@@ -32,6 +35,7 @@
 #define CBTD_RESTORE_RESTORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -123,6 +127,15 @@ struct RestoreOptions {
   int threads = 2;
   // The tenant key, for encrypted versions (ignored for plaintext ones).
   std::optional<transport::TenantKey> key;
+  // A rollback: the target holds data of unknown version (the volume
+  // itself). Every chunk of it is read and hashed first, and only the
+  // chunks that differ from the version are written. Not with
+  // from_version.
+  bool compare_target = false;
+  // Called from the workers as the restore goes (bytes read to compare
+  // plus bytes written so far, and their total as far as known); returning
+  // false stops the restore with CANCELLED.
+  std::function<bool(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
 
 // OK if `options.key` can open `idx` (plaintext, or encrypted under that

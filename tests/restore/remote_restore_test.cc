@@ -146,6 +146,59 @@ TEST_F(RemoteRestoreTest, IncrementalRestoreIsByteEqualAndWritesOnlyChanges) {
   EXPECT_THAT(ReadWholeFile(opts.state_path), HasSubstr("\"v2\""));
 }
 
+// A rollback: the target holds v2 (no state file says so); only the
+// chunks that differ from v1 are written, and progress covers the compare
+// and the writes.
+TEST_F(RemoteRestoreTest, RollbackWritesOnlyTheChunksThatDiffer) {
+  ReceiveV1();
+  ReceiveV2();
+  uint64_t differing = 0;
+  for (size_t off = 0; off < vol2_.size(); off += kChunk) {
+    if (vol2_.compare(off, kChunk, vol1_, off, kChunk) != 0) ++differing;
+  }
+  {
+    std::ofstream out(dir_ + "/live", std::ios::binary);
+    out << vol2_;
+  }
+  RestoreOptions opts;
+  opts.compare_target = true;
+  opts.verify = true;
+  uint64_t last_done = 0, last_total = 0;
+  opts.progress = [&](uint64_t done, uint64_t total) {
+    last_done = done;
+    last_total = total;
+    return true;
+  };
+  auto stats = RestoreTo("v1", "live", opts);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(ReadWholeFile(dir_ + "/live") == vol1_);
+  EXPECT_EQ(stats->chunks_written + stats->chunks_zeroed, differing);
+  EXPECT_EQ(stats->chunks_skipped, 41u - differing);
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_GE(last_total, vol1_.size()) << "the compare reads the whole target";
+
+  // Rolled back already: nothing more to write.
+  stats = RestoreTo("v1", "live", opts);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->chunks_written + stats->chunks_zeroed, 0u);
+
+  opts.from_version = "v2";
+  EXPECT_EQ(RestoreTo("v1", "live", opts).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RemoteRestoreTest, ProgressCanCancelARestore) {
+  ReceiveV1();
+  RestoreOptions opts;
+  int calls = 0;
+  opts.progress = [&](uint64_t, uint64_t) { return ++calls < 3; };
+  auto stats = RestoreTo("v1", "cancelled", opts);
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(stats.status().message(), HasSubstr("restore it again"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cancelled"))
+      << "a target the cancelled restore created is removed";
+}
+
 TEST_F(RemoteRestoreTest, IncrementalRefusedWhenStateNamesAnotherVersion) {
   ReceiveV1();
   ReceiveV2();
@@ -265,6 +318,21 @@ TEST_F(EncryptedRemoteRestoreTest, FullAndIncrementalRestoreByteEqual) {
   ASSERT_TRUE(sealed.ok()) << sealed.status();
   EXPECT_EQ(transport::SealedKeyFingerprint((*sealed)[0]), key_.fingerprint());
   EXPECT_EQ((*sealed)[0].find(vol1_.substr(0, 64)), std::string::npos);
+}
+
+TEST_F(EncryptedRemoteRestoreTest, RollbackComparesByKeyedIds) {
+  ReceiveEncrypted();
+  {
+    std::ofstream out(dir_ + "/live", std::ios::binary);
+    out << vol2_;
+  }
+  RestoreOptions opts;
+  opts.key = key_;
+  opts.compare_target = true;
+  auto stats = RestoreTo("v1", "live", opts);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(ReadWholeFile(dir_ + "/live") == vol1_);
+  EXPECT_GT(stats->chunks_skipped, 30u) << "unchanged chunks are not written";
 }
 
 TEST_F(EncryptedRemoteRestoreTest, WithoutOrWithWrongKeyRefusedNoTargetLeft) {
