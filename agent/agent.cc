@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "nlohmann/json.hpp"
 
 namespace cbtd::agent {
 namespace {
@@ -431,24 +432,144 @@ absl::StatusOr<std::vector<VersionView>> Agent::ListVersions(
 
 absl::StatusOr<RestoreOutcome> Agent::Restore(const RestoreRequest& request) {
   if (absl::Status s = CheckVaultVolume(request.volume); !s.ok()) return s;
-  if (request.target_path.empty() || request.version.empty()) {
-    return absl::InvalidArgumentError("restore needs a version and a target");
+  if (request.version.empty()) {
+    return absl::InvalidArgumentError("restore needs a version");
   }
-  {
-    std::lock_guard lock(mu_);
-    // By device or inode, not by name: /dev/mapper/VG-LV and /dev/dm-N
-    // are /dev/VG/LV too.
-    for (const VolumeConfig& v : config_.volumes) {
-      if (v.path == request.target_path ||
-          common::SameFileOrDevice(v.path, request.target_path)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            request.target_path, " is volume '", v.name, "' (", v.path,
-            ") that cbtd backs up; restore to a new LV (lvcreate) and swap "
-            "it in, or remove the volume from the config first"));
-      }
+  RestoreRequest resolved = request;
+  if (absl::Status s = ResolveRestoreTarget(resolved); !s.ok()) return s;
+  return RunRestoreJob(std::move(resolved));
+}
+
+absl::Status Agent::ResolveRestoreTarget(RestoreRequest& request) {
+  std::lock_guard lock(mu_);
+  const VolumeConfig* own = config_.FindVolume(request.volume);
+  if (request.in_place) {
+    if (!request.from_version.empty()) {
+      return absl::InvalidArgumentError(
+          "a rollback compares the volume itself with the version; it takes "
+          "no base version (--from)");
+    }
+    if (!request.target_path.empty() && request.target_path != own->path &&
+        !common::SameFileOrDevice(own->path, request.target_path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a rollback writes to volume '", own->name, "' itself (",
+                       own->path, "), not to ", request.target_path));
+    }
+    request.target_path = own->path;
+    request.state_path.clear();
+    return absl::OkStatus();
+  }
+  if (request.target_path.empty()) {
+    return absl::InvalidArgumentError(
+        "restore needs a target (--target), or --in-place to roll the "
+        "volume itself back");
+  }
+  // By device or inode, not by name: /dev/mapper/VG-LV and /dev/dm-N are
+  // /dev/VG/LV too.
+  for (const VolumeConfig& v : config_.volumes) {
+    if (v.path == request.target_path ||
+        common::SameFileOrDevice(v.path, request.target_path)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          request.target_path, " is volume '", v.name, "' (", v.path,
+          ") that cbtd backs up; restore to a new LV (lvcreate) and swap "
+          "it in, or roll the volume back with --in-place"));
     }
   }
-  return ports_.vault->Restore(request);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RestoreOutcome> Agent::RunRestoreJob(RestoreRequest request) {
+  RunRecord row;
+  row.volume = request.volume;
+  row.full = !request.in_place && request.from_version.empty();
+  row.trigger = request.in_place ? kTriggerRollback : kTriggerRestore;
+  row.started_at = clock_();
+  row.step = kStepRestore;
+  row.base_version = request.from_version;
+  absl::StatusOr<int64_t> id = store_.StartRun(row);
+  if (!id.ok()) return id.status();
+  auto done = std::make_shared<std::promise<absl::StatusOr<RestoreOutcome>>>();
+  std::future<absl::StatusOr<RestoreOutcome>> outcome = done->get_future();
+  {
+    // As Submit: a job over the volume, so no backup of it runs meanwhile.
+    std::lock_guard lock(mu_);
+    absl::StatusOr<JobRunner::Submitted> job = runner_.Submit(
+        {request.volume}, [this, request, run = *id, done](RunControl& c) {
+          done->set_value(ExecuteRestore(request, run, c));
+          std::lock_guard job_lock(mu_);
+          live_.erase(run);
+        });
+    if (!job.ok()) {
+      RunOutcome refused;
+      refused.result = RunResult::kCancelled;
+      refused.step = kStepQueued;
+      refused.error = std::string(job.status().message());
+      store_.FinishRun(*id, refused, clock_()).IgnoreError();
+      return job.status();
+    }
+    live_[*id] = LiveRun{job->id, job->control};
+  }
+  return outcome.get();
+}
+
+absl::StatusOr<RestoreOutcome> Agent::ExecuteRestore(RestoreRequest request,
+                                                     int64_t run,
+                                                     RunControl& control) {
+  control.SetStep(request.volume, kStepRestore);
+  RunOutcome out;
+  out.step = kStepRestore;
+  out.base_version = request.from_version;
+  out.version_id = request.version;
+  absl::StatusOr<RestoreOutcome> r;
+  if (control.cancelled()) {
+    r = absl::CancelledError("the restore was cancelled before it started");
+  } else {
+    request.progress = [&control](uint64_t done, uint64_t total) {
+      control.SetBytes(done, total);
+      return !control.cancelled();
+    };
+    r = ports_.vault->Restore(request);
+  }
+  if (r.ok() && request.in_place) {
+    out.bytes_sent = r->bytes_written;
+    if (absl::Status s = RestartChain(request, run, out); !s.ok()) r = s;
+  }
+  if (r.ok()) {
+    out.result = RunResult::kSucceeded;
+    out.bytes_sent = r->bytes_written;
+  } else {
+    out.result = absl::IsCancelled(r.status()) ? RunResult::kCancelled
+                                               : RunResult::kFailed;
+    out.error = std::string(r.status().message());
+  }
+  store_.FinishRun(run, out, clock_()).IgnoreError();
+  return r;
+}
+
+absl::Status Agent::RestartChain(const RestoreRequest& request, int64_t run,
+                                 const RunOutcome& outcome) {
+  absl::StatusOr<std::optional<TrackingRecord>> t =
+      store_.GetTracking(request.volume);
+  if (!t.ok()) return t.status();
+  if (!t->has_value()) return absl::OkStatus();  // never backed up
+  TrackingRecord record = **t;
+  nlohmann::json blob = nlohmann::json::parse(record.state_blob, nullptr,
+                                              /*allow_exceptions=*/false);
+  if (!blob.is_object()) blob = nlohmann::json::object();
+  blob[kRolledBackToKey] = request.version;
+  record.state_blob = blob.dump();
+  RunOutcome committed = outcome;
+  committed.result = RunResult::kSucceeded;
+  if (absl::Status s = store_.CommitRun(run, committed, record); !s.ok()) {
+    return absl::Status(
+        s.code(),
+        absl::StrCat("the volume was rolled back to ", request.version,
+                     " but its tracking state could not be reset (",
+                     s.message(),
+                     "): run the next backup with --full before trusting "
+                     "an incremental"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<VerifyOutcome> Agent::Verify(const std::string& volume,

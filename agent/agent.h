@@ -124,6 +124,14 @@ class Agent {
   // configured volume's own device is refused (FAILED_PRECONDITION).
   absl::StatusOr<std::vector<VersionView>> ListVersions(
       const std::string& volume);
+  // A restore is a job over its volume (no backup of it runs meanwhile),
+  // recorded as a run (trigger "restore", or "rollback" for in_place) with
+  // progress and cancel like a backup's; returns when it ends.
+  // `in_place` rolls the volume itself back: only the chunks that differ
+  // are written, the device must be idle (not mounted, held or open), and
+  // the volume's next backup compares every chunk once (its tracking chain
+  // restarts). Otherwise a target that is a configured volume's device,
+  // under any name, is refused (FAILED_PRECONDITION).
   absl::StatusOr<RestoreOutcome> Restore(const RestoreRequest& request);
   absl::StatusOr<VerifyOutcome> Verify(const std::string& volume,
                                        const std::string& version);
@@ -150,6 +158,18 @@ class Agent {
 
  private:
   absl::StatusOr<std::vector<int64_t>> Submit(BackupPlan plan);
+  // The restore's target: the volume's own device for a rollback; else
+  // refuses a configured volume's device.
+  absl::Status ResolveRestoreTarget(RestoreRequest& request);
+  absl::StatusOr<RestoreOutcome> RunRestoreJob(RestoreRequest request);
+  // The job's body: runs the restore, records the run's outcome.
+  absl::StatusOr<RestoreOutcome> ExecuteRestore(RestoreRequest request,
+                                                int64_t run,
+                                                RunControl& control);
+  // After a rollback: the volume's tracking state says so, so its next
+  // run compares every chunk with its base version.
+  absl::Status RestartChain(const RestoreRequest& request, int64_t run,
+                            const RunOutcome& outcome);
   // OK when `volume` is configured and a VaultBrowser is wired in.
   absl::Status CheckVaultVolume(const std::string& volume);
   // A due slot found by Tick, for the log.

@@ -25,6 +25,7 @@
 #define CBTD_AGENT_BACKUP_PORTS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,7 +175,17 @@ struct RestoreRequest {
   std::string from_version;  // incremental: the target holds this version
   std::string state_path;    // the target's state file (incremental)
   bool verify = false;       // re-read what was written
+  // Roll the volume itself back (target_path is its device): the target's
+  // chunks are compared, only those that differ are written.
+  bool in_place = false;
+  // Called as the restore goes (bytes done, total as far as known);
+  // returning false cancels it (CANCELLED).
+  std::function<bool(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
+
+// The key a rollback adds to the volume's tracking state blob (the change
+// tracker's JSON): the next run compares every chunk, saying why.
+inline constexpr char kRolledBackToKey[] = "rolled_back_to";
 
 struct RestoreOutcome {
   uint64_t chunks_written = 0;

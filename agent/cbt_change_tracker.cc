@@ -187,6 +187,11 @@ std::string ChainProblem(const TrackingRecord& base, const std::string& method,
       !blob["tracks"].is_string()) {
     return "the tracking state has no volume identity";
   }
+  if (blob.contains(kRolledBackToKey) && blob[kRolledBackToKey].is_string()) {
+    return absl::StrCat(info.path, " was rolled back in place to version ",
+                        blob[kRolledBackToKey].get<std::string>(),
+                        "; every chunk is compared once");
+  }
   if (blob["tracks"] != method) {
     return absl::StrCat("the method changed from ",
                         blob["tracks"].get<std::string>(), " to ", method);

@@ -181,6 +181,7 @@ class ControlService final : public pb::Control::Service {
     r.from_version = in->from_version();
     r.state_path = in->state_file();
     r.verify = in->verify();
+    r.in_place = in->in_place();
     absl::StatusOr<RestoreOutcome> done = agent_.Restore(r);
     if (!done.ok()) return ToGrpc(done.status());
     out->set_chunks_written(done->chunks_written);

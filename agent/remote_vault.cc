@@ -40,6 +40,8 @@ absl::StatusOr<RestoreOutcome> RemoteVault::Restore(
   options.from_version = request.from_version;
   options.state_path = request.state_path;
   options.verify = request.verify;
+  options.compare_target = request.in_place;
+  options.progress = request.progress;
   const bool have_key = key->has_value();
   options.key = *std::move(key);
   auto stats = restore::RestoreRemoteVersion(**client, endpoint_->identity,

@@ -18,6 +18,14 @@ std::string Mib(uint64_t bytes) {
 std::string EndMessage(const RunRecord& run) {
   std::string m = absl::StrCat("run ", run.id, " of ", run.volume, " ",
                                std::string(RunResultName(run.result)));
+  const bool rollback = run.trigger == kTriggerRollback;
+  if (run.result == RunResult::kSucceeded &&
+      (rollback || run.trigger == kTriggerRestore)) {
+    absl::StrAppend(&m, ": ",
+                    rollback ? "rolled back in place to " : "restored ",
+                    run.version_id, ", wrote ", Mib(run.bytes_sent));
+    return m;
+  }
   if (run.result == RunResult::kSucceeded) {
     absl::StrAppend(&m, ": ", run.method.empty() ? "" : run.method + ", ",
                     "read ", Mib(run.bytes_read), ", sent ",

@@ -466,18 +466,21 @@ absl::Status StateStore::ClearTracking(const std::string& volume) {
 
 absl::StatusOr<std::vector<VolumeRunStats>> StateStore::Stats() {
   std::lock_guard lock(mu_);
-  // Per volume: the last success, the last finished run, and counters.
+  // Per volume, backups only (not restore jobs): the last success, the
+  // last finished run, and counters.
   Stmt s(db_, R"sql(
+    WITH b AS (SELECT * FROM runs
+               WHERE trigger NOT IN ('restore', 'rollback'))
     SELECT v.volume,
-      (SELECT MAX(ended_at_us) FROM runs r WHERE r.volume = v.volume
+      (SELECT MAX(ended_at_us) FROM b r WHERE r.volume = v.volume
          AND r.result = 'succeeded'),
       l.started_at_us, l.ended_at_us, l.bytes_read, l.bytes_sent,
-      (SELECT COUNT(*) FROM runs r WHERE r.volume = v.volume
+      (SELECT COUNT(*) FROM b r WHERE r.volume = v.volume
          AND r.result IN ('failed', 'interrupted')),
-      (SELECT COUNT(*) FROM runs r WHERE r.volume = v.volume
+      (SELECT COUNT(*) FROM b r WHERE r.volume = v.volume
          AND r.fallback_reason != '')
-    FROM (SELECT DISTINCT volume FROM runs) v
-    LEFT JOIN runs l ON l.id = (SELECT MAX(id) FROM runs r
+    FROM (SELECT DISTINCT volume FROM b) v
+    LEFT JOIN b l ON l.id = (SELECT MAX(id) FROM b r
          WHERE r.volume = v.volume AND r.ended_at_us IS NOT NULL)
     ORDER BY v.volume)sql");
   std::vector<VolumeRunStats> out;

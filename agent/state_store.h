@@ -52,6 +52,11 @@ inline constexpr char kStepCommitState[] = "commit-state";
 inline constexpr char kStepRotateBase[] = "rotate-base";
 inline constexpr char kStepRetention[] = "retention";
 inline constexpr char kStepDone[] = "done";
+// A restore job's one step (its run's trigger is kTriggerRestore or
+// kTriggerRollback).
+inline constexpr char kStepRestore[] = "restore";
+inline constexpr char kTriggerRestore[] = "restore";
+inline constexpr char kTriggerRollback[] = "rollback";
 
 // What links a volume to its last committed version at the receiver. The
 // next run's changed set is computed against base_snapshot with the

@@ -83,6 +83,7 @@ absl::StatusOr<std::optional<DmInfo>> ToInfo(dm_task* t) {
   out.suspended = info.suspended != 0;
   out.major = static_cast<uint32_t>(info.major);
   out.minor = static_cast<uint32_t>(info.minor);
+  out.open_count = info.open_count;
   for (const DmTarget& target : Targets(t)) {
     out.target_types.push_back(target.type);
   }

@@ -37,6 +37,9 @@ struct DmInfo {
   std::vector<std::string> target_types;  // live table, e.g. {"thin"}
   uint32_t major = 0;
   uint32_t minor = 0;
+  // How many times the device is open: a mount, a holder (another dm
+  // device) or a process each count.
+  int32_t open_count = 0;
 };
 
 // One line of a table (what `dmsetup table` prints) or of a status (what

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/block_device.h"
 #include "common/fs.h"
+#include "common/libdevmapper.h"
 #include "common/unique_fd.h"
 #include "restore/restore.h"
 
@@ -184,6 +185,19 @@ absl::StatusOr<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(
   // filesystem is mounted on it or device-mapper or md holds it, so a
   // restore never writes under a live user.
   const bool block = !created && S_ISBLK(st.st_mode);
+  // O_EXCL below does not see a process (a VM's qemu) that opened the
+  // device without it; device-mapper counts every open.
+  if (block) {
+    absl::StatusOr<std::optional<common::DmInfo>> dm =
+        common::DmInfoByDevice(major(st.st_rdev), minor(st.st_rdev));
+    if (dm.ok() && dm->has_value() && (*dm)->open_count > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "restore target ", path, " is in use: device-mapper device ",
+          (*dm)->name, " is open ", (*dm)->open_count,
+          " time(s) (a mount, a VM, a process or a stacked device); stop "
+          "what uses it: a restore never writes under a live user"));
+    }
+  }
   absl::StatusOr<common::OpenedDevice> dev = common::OpenBlockDevice(
       path, O_RDWR | (created ? O_CREAT | O_EXCL : 0) | (block ? O_EXCL : 0),
       0640);

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 #include "absl/time/civil_time.h"
 #include "tests/agent/fake_ports.h"
@@ -35,6 +37,32 @@ absl::Time Utc(int h, int m) {
                          absl::UTCTimeZone());
 }
 
+// A vault whose Restore reports progress until the caller cancels it (or,
+// with `finish`, completes at once), recording the requests it got.
+class FakeVault : public VaultBrowser {
+ public:
+  absl::StatusOr<std::vector<VersionView>> ListVersions(
+      const std::string&) override {
+    return std::vector<VersionView>{};
+  }
+  absl::StatusOr<RestoreOutcome> Restore(const RestoreRequest& r) override {
+    requests.push_back(r);
+    for (uint64_t done = 1;; ++done) {
+      if (!r.progress(done, 1000)) {
+        return absl::CancelledError("the restore was cancelled");
+      }
+      if (finish) return RestoreOutcome{3, 0, 7, 3 << 16, 0};
+      usleep(1000);
+    }
+  }
+  absl::StatusOr<VerifyOutcome> Verify(const std::string&,
+                                       const std::string&) override {
+    return VerifyOutcome{};
+  }
+  std::atomic<bool> finish{false};
+  std::vector<RestoreRequest> requests;
+};
+
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,7 +77,7 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(config.ok()) << config.status();
     agent_ = std::make_unique<Agent>(
         *config, *store_,
-        BackupPorts{&snapshots_, &tracker_, &sender_, &retention_},
+        BackupPorts{&snapshots_, &tracker_, &sender_, &retention_, &vault_},
         [this] { return now_; }, absl::UTCTimeZone(),
         SchedulerHooks{
             .warn = [this](const std::string& m) { warnings_.push_back(m); },
@@ -91,6 +119,7 @@ class AgentTest : public ::testing::Test {
   testing::FakeTracker tracker_;
   testing::FakeSender sender_;
   testing::FakeRetention retention_;
+  FakeVault vault_;
   // What the scheduler logged and drew (Tick runs on the test's thread).
   std::vector<std::string> warnings_;
   std::vector<absl::Duration> delay_maxima_;
@@ -283,6 +312,99 @@ TEST_F(AgentTest, StatusLineSaysWhatIsRunning) {
   EXPECT_EQ(agent_->StatusLine(), "backing up: c send");
   release = true;
   agent_->Shutdown(/*cancel=*/false);
+}
+
+}  // namespace
+}  // namespace cbtd::agent
+
+namespace cbtd::agent {
+namespace {
+
+// A restore is a run of its own: listed with its progress while it goes,
+// cancelled through the run id like a backup, its outcome recorded.
+TEST_F(AgentTest, RestoreIsARunWithProgressThatCanBeCancelled) {
+  MakeAgent();
+  RestoreRequest r;
+  r.volume = "a";
+  r.version = "v1";
+  r.target_path = dir_ + "/restored.img";
+  absl::StatusOr<RestoreOutcome> outcome;
+  std::thread restore([&] { outcome = agent_->Restore(r); });
+  std::optional<RunView> seen;
+  for (int i = 0; i < 5000 && !seen; ++i) {
+    auto runs = agent_->ListRuns("a", 10, /*active_only=*/true);
+    if (runs.ok() && !runs->empty() && (*runs)[0].progress &&
+        (*runs)[0].progress->done_bytes > 0) {
+      seen = (*runs)[0];
+    }
+    usleep(1000);
+  }
+  ASSERT_TRUE(seen.has_value()) << "no restore run with progress was listed";
+  EXPECT_EQ(seen->record.trigger, "restore");
+  EXPECT_EQ(seen->progress->step, "restore");
+  EXPECT_EQ(seen->progress->total_bytes, 1000u);
+  // The volume is busy: no backup of it starts under the restore.
+  EXPECT_EQ(agent_->BackupNow("a", false, "api").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(agent_->Cancel(seen->record.id).ok());
+  restore.join();
+  EXPECT_EQ(outcome.status().code(), absl::StatusCode::kCancelled);
+  absl::StatusOr<RunRecord> row = store_->GetRun(seen->record.id);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->result, RunResult::kCancelled);
+  EXPECT_EQ(row->version_id, "v1");
+  EXPECT_TRUE(row->ended_at.has_value());
+  // Restores are not backups: the volume's backup statistics ignore them.
+  auto stats = store_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->empty());
+}
+
+// --in-place writes to the volume's own device and restarts its chain:
+// the tracking state says it was rolled back, so the next run compares.
+TEST_F(AgentTest, RollbackWritesTheVolumeAndRestartsItsChain) {
+  MakeAgent();
+  TrackingRecord base;
+  base.volume = "a";
+  base.method = "thin-delta";
+  base.state_blob = R"({"uuid":"u","tracks":"thin-delta"})";
+  base.base_snapshot = "vg/a.cbtd-1";
+  base.base_version = "v2";
+  RunRecord seed;
+  seed.volume = "a";
+  seed.trigger = "api";
+  const int64_t seed_run = *store_->StartRun(seed);
+  ASSERT_TRUE(store_->CommitRun(seed_run, RunOutcome{}, base).ok());
+  ASSERT_TRUE(store_->FinishRun(seed_run, RunOutcome{}, now_).ok());
+
+  vault_.finish = true;
+  RestoreRequest r;
+  r.volume = "a";
+  r.version = "v1";
+  r.in_place = true;
+  absl::StatusOr<RestoreOutcome> outcome = agent_->Restore(r);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(vault_.requests.size(), 1u);
+  EXPECT_EQ(vault_.requests[0].target_path, "/dev/vg/a");
+  EXPECT_TRUE(vault_.requests[0].in_place);
+  auto tracking = store_->GetTracking("a");
+  ASSERT_TRUE(tracking.ok() && tracking->has_value());
+  EXPECT_THAT((*tracking)->state_blob,
+              ::testing::HasSubstr(R"("rolled_back_to":"v1")"));
+  EXPECT_EQ((*tracking)->base_version, "v2") << "the compare's base stays";
+  auto runs = store_->ListRuns("a", 1);
+  ASSERT_TRUE(runs.ok() && !runs->empty());
+  EXPECT_EQ((*runs)[0].trigger, "rollback");
+  EXPECT_EQ((*runs)[0].result, RunResult::kSucceeded);
+
+  // A rollback takes no base version and no other target.
+  r.from_version = "v0";
+  EXPECT_EQ(agent_->Restore(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r.from_version.clear();
+  r.target_path = dir_ + "/elsewhere";
+  EXPECT_EQ(agent_->Restore(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -164,6 +164,22 @@ TEST_F(TrackerTest, RecreatedVolumeLosesItsChain) {
   EXPECT_TRUE(run_.calls.empty());
 }
 
+TEST_F(TrackerTest, RolledBackVolumeComparesEveryChunkOnce) {
+  TrackingRecord base = Base("thin-delta");
+  base.state_blob =
+      R"({"uuid":"uuid-data","size":67108864,"tracks":"thin-delta",)"
+      R"("rolled_back_to":"v0"})";
+  absl::StatusOr<ChangedSet> c = Compute(base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->full) << "the base version anchors the compare";
+  EXPECT_EQ(c->method, "hash");
+  EXPECT_THAT(c->fallback_reason,
+              HasSubstr("rolled back in place to version v0"));
+  ExpectWholeVolume(*c);
+  EXPECT_EQ(c->next_state_blob.find("rolled_back_to"), std::string::npos)
+      << "the next chain starts clean";
+}
+
 TEST_F(TrackerTest, ChangedMethodLosesTheChain) {
   absl::StatusOr<ChangedSet> c = Compute(Base("cow-table"));
   ASSERT_TRUE(c.ok()) << c.status();

@@ -57,6 +57,22 @@ TEST(RunJournalTest, SucceededRunCarriesItsFiguresAndFallback) {
   EXPECT_THAT(e.fields, Not(Contains("CBTD_ERROR=")));
 }
 
+TEST(RunJournalTest, RollbackSaysWhatItWrote) {
+  RunRecord r = Queued();
+  r.group.clear();
+  r.trigger = kTriggerRollback;
+  r.result = RunResult::kSucceeded;
+  r.step = kStepRestore;
+  r.bytes_sent = 2 << 20;
+  r.version_id = "20261121T224005Z";
+  r.ended_at = r.started_at + absl::Seconds(3);
+  const JournalEntry e = RunJournalEntry(r);
+  EXPECT_EQ(e.priority, 6);
+  EXPECT_EQ(e.fields[0],
+            "MESSAGE=run 12 of data succeeded: rolled back in place to "
+            "20261121T224005Z, wrote 2.0 MiB");
+}
+
 TEST(RunJournalTest, FailedRunIsAnErrorNamingStepAndCause) {
   RunRecord r = Queued();
   r.result = RunResult::kFailed;
