@@ -13,7 +13,7 @@
 #  - the schedule fires on its own;
 #  - a receiver that lost the base gets a full in the same run;
 #  - hooks run in order, and a failing hook fails the run and keeps nothing.
-. "$CBTD_SRC/tests/vm/lib.sh"
+. "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"  # lib.sh, pair_writer
 
 SEED=${CBTD_VM_SEED:-1}
 RUNTIME=/run/cbtd
@@ -207,6 +207,23 @@ log "incremental read: data $data_read of $((48 << 20)), raw $raw_read of $((16 
 [ "$raw_read" -lt $((4 << 20)) ] || fail "cow-table incremental read $raw_read bytes"
 record_versions
 
+# --- one instant across the thick member and the era member (the thin LV
+# below its era device), under a raw writer that writes n to raw, then to
+# the era device: every point has raw >= era >= raw - 1.
+pair_writer /dev/ag/raw /dev/mapper/era-e &
+PAIR=$!
+sleep 1
+for i in 1 2 3; do
+  out=$(cbtctl backup g --snapshot-only)
+  a=$(first_number "$(echo "$out" | awk '$1 == "raw" {print $3}')")
+  b=$(first_number "$(echo "$out" | awk '$1 == "era" {print $3}')")
+  log "point $i: raw=$a era=$b"
+  [ -n "$a" ] && [ -n "$b" ] && [ "$a" -ge "$b" ] && [ $((a - b)) -le 1 ] ||
+    fail "point $i is not one instant: raw=$a era=$b"
+  for s in $(echo "$out" | awk '{print $2}'); do lvremove -qy "$s" >/dev/null; done
+done
+kill "$PAIR"; wait "$PAIR" 2>/dev/null || true
+
 # --- an image file (read from a reflink copy, tracked by hash) and a raw
 # partition (read live, held exclusively, tracked by an external list):
 # full, then incrementals that read and send about what changed; a stale
@@ -324,8 +341,11 @@ cbtctl restore data --version "$2" --from "$1" --target /dev/ag/scratch --state 
 check_restore data "$2"
 written=$(py "import json; j=json.load(open('/tmp/inc.json')); print(int(j['chunks_written']) + int(j['chunks_zeroed']))")
 [ "$written" -lt 64 ] || fail "incremental restore wrote $written chunks"
+# raw's every version; era's newest (its chain: a full and incrementals).
 for vol in raw era; do
-  for v in $(versions $vol); do
+  vs=$(versions $vol)
+  [ $vol = era ] && vs=$(echo $vs | awk '{print $NF}')
+  for v in $vs; do
     # A killed run may have committed at the receiver before cbtd recorded
     # it; that version has no snapshot hash here (and is never a base).
     [ -n "${SNAP_HASH[$vol/$v]:-}" ] || continue
@@ -339,16 +359,15 @@ cbtctl verify data "$2"  # before the runs below prune it (keep_last = 2)
 cbtctl era-stack remove era-e
 cbtctl era-stack create era-e --origin /dev/ag/eo --metadata /dev/ag/em --force >/dev/null
 rand_bytes "$SEED-e3" $((1 << 20)) | dd of=/dev/mapper/era-e bs=1M seek=2 oflag=direct status=none
-backup_group
+backup_one era  # a member backed up on its own
 assert_eq hash "$(run_field era method)" "a rebuilt era stack falls back to hash"
 assert_contains "$(run_field era fallback_reason)" "era stack era-e was rebuilt: its generation is" "the fallback says why"
-record_versions
 rand_bytes "$SEED-e4" $((1 << 20)) | dd of=/dev/mapper/era-e bs=1M seek=12 oflag=direct status=none
-backup_group
+backup_one era
 assert_eq era "$(run_field era method)" "the rebuilt stack is trusted from its first run"
 # The 1 MiB written before the fallback run and the 1 MiB since.
 [ "$(run_field era bytes_read)" -le $((2 << 20)) ] || fail "era read $(run_field era bytes_read) bytes after the rebuild"
-record_versions
+SNAP_HASH[era/$(run_field era version_id)]=$(hash_of /dev/mapper/era-e)
 v=$(versions era | awk '{print $NF}')
 cbtctl restore era --version "$v" --target /dev/ag/scratch > /dev/null
 assert_eq "${SNAP_HASH[era/$v]}" "$(hash_of /dev/ag/scratch $((16 << 20)))" "restore of era@$v after the rebuild"
