@@ -100,15 +100,45 @@ std::string FormatUnix(int64_t unix_seconds) {
                           absl::UTCTimeZone());
 }
 
-std::string RenderProgressLine(const control::Run& run, int width) {
+namespace {
+
+// "17s", "3m05s", "2h04m".
+std::string ShortDuration(int64_t seconds) {
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  if (seconds < 3600) {
+    return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  }
+  return absl::StrFormat("%dh%02dm", seconds / 3600, seconds / 60 % 60);
+}
+
+// " 85.3 MiB/s ETA 17s": the rate since the run started, and the time the
+// rest takes at it; empty while there is nothing to tell.
+std::string RateAndEta(const control::Run& run, uint64_t done, uint64_t total,
+                       absl::Time now) {
+  if (run.started_unix() == 0 || done == 0) return "";
+  const double seconds =
+      absl::ToDoubleSeconds(now - absl::FromUnixSeconds(run.started_unix()));
+  if (seconds < 1) return "";
+  const double rate = static_cast<double>(done) / seconds;
+  const auto eta =
+      static_cast<int64_t>(static_cast<double>(total - done) / rate);
+  return absl::StrCat(" ", HumanBytes(static_cast<uint64_t>(rate)), "/s ETA ",
+                      ShortDuration(eta));
+}
+
+}  // namespace
+
+std::string RenderProgressLine(const control::Run& run, int width,
+                               absl::Time now) {
   std::string head =
       absl::StrCat("run ", run.id(), " ", run.volume(), " ", run.step());
   const uint64_t total = run.progress_total_bytes();
   if (total == 0) return head.substr(0, static_cast<size_t>(width));
   const uint64_t done = std::min(run.progress_done_bytes(), total);
   const int percent = static_cast<int>(done * 100 / total);
-  const std::string tail = absl::StrCat(" ", percent, "% ", HumanBytes(done),
-                                        " / ", HumanBytes(total));
+  const std::string tail =
+      absl::StrCat(" ", percent, "% ", HumanBytes(done), " / ",
+                   HumanBytes(total), RateAndEta(run, done, total, now));
   const int bar = std::clamp(
       width - static_cast<int>(head.size() + tail.size()) - 3, 0, 40);
   if (bar < 5) return (head + tail).substr(0, static_cast<size_t>(width));

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "control/proto/control.pb.h"
 
 namespace cbtd::cbtctl {
@@ -52,7 +54,8 @@ std::string HumanBytes(uint64_t bytes);
 std::string FormatUnix(int64_t unix_seconds);
 // One line for a run in progress: "run 12 db send [#####.....] 48% 1.2 GiB
 // / 2.5 GiB", sized to `width` columns.
-std::string RenderProgressLine(const control::Run& run, int width);
+std::string RenderProgressLine(const control::Run& run, int width,
+                               absl::Time now = absl::Now());
 // One row of `cbtctl runs` (no trailing newline).
 std::string RunRow(const control::Run& run);
 // The JSON object for a run, volume, ... (stable field names: the proto's).

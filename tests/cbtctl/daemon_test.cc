@@ -38,6 +38,25 @@ TEST(CbtctlFormatTest, ProgressLineFitsAndShowsTheFraction) {
   EXPECT_EQ(RenderProgressLine(run, 79), "run 7 db send");
 }
 
+TEST(CbtctlFormatTest, ProgressLineShowsRateAndEta) {
+  control::Run run;
+  run.set_id(9);
+  run.set_volume("db");
+  run.set_step("restore");
+  run.set_started_unix(1000);
+  run.set_progress_done_bytes(40 << 20);
+  run.set_progress_total_bytes(100 << 20);
+  const std::string line =
+      RenderProgressLine(run, 100, absl::FromUnixSeconds(1010));
+  EXPECT_NE(line.find("40% 40.0 MiB / 100.0 MiB 4.0 MiB/s ETA 15s"),
+            std::string::npos)
+      << line;
+  run.set_progress_done_bytes(1 << 20);
+  EXPECT_NE(RenderProgressLine(run, 100, absl::FromUnixSeconds(1010))
+                .find("ETA 16m30s"),
+            std::string::npos);
+}
+
 TEST(CbtctlFormatTest, ExitCodesFollowTheStatus) {
   EXPECT_EQ(ExitCodeFor(absl::OkStatus()), common::kExitOk);
   EXPECT_EQ(ExitCodeFor(absl::NotFoundError("")), common::kExitRefused);
