@@ -24,9 +24,10 @@
 //   gets a window of its own.
 // - Thick (COW) members are snapshotted by lvcreate inside the window
 //   whenever there is one to share (several members, frozen hooks, an era
-//   device above whose filesystem must be frozen): lvm2 finds the origin suspended, skips its own suspend,
-//   and still loads the snapshot tables, so the snapshot holds the
-//   window's instant. Alone, lvcreate's own suspend is the window.
+//   device above whose filesystem must be frozen): lvm2 finds the origin
+//   suspended, skips its own suspend, and still loads the snapshot tables, so
+//   the snapshot holds the window's instant. Alone, lvcreate's own suspend is
+//   the window.
 // - A member given as a dm-era device (a cbtd era stack) is snapshotted
 //   below it: its origin LV is the member (suspended in the window, which
 //   holds the era device's writes too) and the filesystem on the era
