@@ -443,6 +443,10 @@ absl::StatusOr<RestoreOutcome> Agent::Restore(const RestoreRequest& request) {
 absl::Status Agent::ResolveRestoreTarget(RestoreRequest& request) {
   std::lock_guard lock(mu_);
   const VolumeConfig* own = config_.FindVolume(request.volume);
+  if (own == nullptr) {  // removed by a reload since CheckVaultVolume
+    return absl::NotFoundError(
+        absl::StrCat("no [volume.", request.volume, "] in ", config_.path));
+  }
   if (request.in_place) {
     if (!request.from_version.empty()) {
       return absl::InvalidArgumentError(
@@ -530,13 +534,12 @@ absl::StatusOr<RestoreOutcome> Agent::ExecuteRestore(RestoreRequest request,
     };
     r = ports_.vault->Restore(request);
   }
+  if (r.ok()) out.bytes_sent = r->bytes_written;
   if (r.ok() && request.in_place) {
-    out.bytes_sent = r->bytes_written;
     if (absl::Status s = RestartChain(request, run, out); !s.ok()) r = s;
   }
   if (r.ok()) {
     out.result = RunResult::kSucceeded;
-    out.bytes_sent = r->bytes_written;
   } else {
     out.result = absl::IsCancelled(r.status()) ? RunResult::kCancelled
                                                : RunResult::kFailed;
