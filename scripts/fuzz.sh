@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz) with clang, AddressSanitizer and
 # UndefinedBehaviorSanitizer in build-fuzz, then runs each from its seed
-# corpus (tests/fuzz/corpus/<target>) for a bounded time.
+# corpus (tests/fuzz/corpus/<target>) for a bounded time, as many at once
+# as there are cores.
 #   scripts/fuzz.sh                 every target, 20 s each (the CI slice)
 #   scripts/fuzz.sh 3600            every target, an hour each
 #   scripts/fuzz.sh 600 pack_fuzz   one target
@@ -25,12 +26,11 @@ targets=("$@")
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp"
-total=0
-for t in "${targets[@]}"; do
-  seeds=$root/tests/fuzz/corpus/$t
-  work=$build/corpus/$t
+# One target per core at a time: each libFuzzer run is single-threaded.
+fuzz_one() {  # TARGET: runs it; prints its line; non-zero on a finding
+  local t=$1 seeds=$root/tests/fuzz/corpus/$1 work=$build/corpus/$1
+  local log=$build/$1.log runs
   mkdir -p "$work"
-  log=$build/$t.log
   # -max_len: streams and packs need room for a few chunk records.
   if ! (cd "$build" && "$build/fuzz/$t" -max_total_time="$seconds" \
           -max_len=262144 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
@@ -38,10 +38,30 @@ for t in "${targets[@]}"; do
           "$work" "$seeds" > "$log" 2>&1); then
     tail -40 "$log" >&2
     echo "fuzz.sh: $t FAILED (log $log)" >&2
-    exit 1
+    return 1
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   echo "fuzz.sh: $t: ${runs:-?} executions in ${seconds} s, no crash"
+}
+jobs_max=$(nproc)
+failed=0
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs_max" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+[ "$failed" = 0 ] || { echo "fuzz.sh: a target found a crash (see above)" >&2; exit 1; }
+total=0
+for t in "${targets[@]}"; do
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/$t.log" | tail -1)
   total=$(( total + ${runs:-0} ))
 done
 echo "fuzz.sh: all ${#targets[@]} targets clean, $total executions"
