@@ -21,7 +21,7 @@ pair_writer /dev/vg/a /dev/vg/b &
 wpid=$!
 sleep 2
 prev=0
-for i in $(seq 1 6); do
+for i in $(seq 1 4); do
   out=$("$CBTCTL" snapshot create --json --group ab /dev/vg/a /dev/vg/b)
   sa=$(first_number "$(snap_dev "$out" 0)")
   sb=$(first_number "$(snap_dev "$out" 1)")
