@@ -8,8 +8,9 @@
 #    falls back to hash saying why, and the next run trusts it again;
 #  - retention (keep_last = 2) leaves exactly the newest two versions, and
 #    every retained version restores to the bytes of its snapshot;
-#  - cbtd SIGKILLed in the middle of runs: nothing stays frozen or
-#    suspended, no snapshot leaks beyond the bases, the next run succeeds;
+#  - cbtd SIGKILLed in the middle of a run (fault_cbtd_crash kills it at
+#    chosen points): nothing stays frozen or suspended, no snapshot leaks
+#    beyond the bases, the next run succeeds;
 #  - the schedule fires on its own;
 #  - a receiver that lost the base gets a full in the same run;
 #  - hooks run in order, and a failing hook fails the run and keeps nothing.
@@ -213,7 +214,7 @@ record_versions
 pair_writer /dev/ag/raw /dev/mapper/era-e &
 PAIR=$!
 sleep 1
-for i in 1 2 3; do
+for i in 1 2; do
   out=$(cbtctl backup g --snapshot-only)
   a=$(first_number "$(echo "$out" | awk '$1 == "raw" {print $3}')")
   b=$(first_number "$(echo "$out" | awk '$1 == "era" {print $3}')")
@@ -288,8 +289,8 @@ grep -q "run [0-9]* of busy failed at step consistency-point: .*is in use" /tmp/
   fail "the failed run is not logged"
 log "image file and raw partitions: backed up, restored, a stale list and a mounted one refused"
 
-# --- 3..: SIGKILL at random points of runs, then restart and back up.
-for k in 1 2; do
+# --- SIGKILL at a random point of a run, then restart and back up.
+for k in 1; do
   before=$(cbtd_snapshots | wc -l)
   cbtctl backup g > /dev/null
   sleep "0.$(( (SEED * 37 + k * 53) % 10 ))$k"
@@ -309,7 +310,7 @@ for k in 1 2; do
   record_versions
 done
 cbtctl runs --json | grep -q '"result": *"interrupted"' ||
-  log "note: both kills landed before a run row existed"
+  log "note: the kill landed before a run row existed"
 
 # --- retention: keep_last = 2 for data; raw keeps everything.
 versions() { cbtctl versions "$1" --json |
@@ -317,7 +318,7 @@ versions() { cbtctl versions "$1" --json |
 data_versions=$(versions data)
 assert_eq 2 "$(echo $data_versions | wc -w)" "data keeps exactly two versions ($data_versions)"
 raw_count=$(echo $(versions raw) | wc -w)
-[ "$raw_count" -ge 4 ] || fail "raw keeps every version, expected at least 4, got $raw_count"
+[ "$raw_count" -ge 3 ] || fail "raw keeps every version, expected at least 3, got $raw_count"
 
 # Encrypted by default: cbtd created its key at the first backup, and
 # every version in the vault names that key, none is stored plaintext.
