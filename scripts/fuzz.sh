@@ -26,10 +26,13 @@ targets=("$@")
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp"
+runs_of() {  # TARGET: executions its last run reported
+  sed -n 's/^stat::number_of_executed_units: *//p' "$build/$1.log" | tail -1
+}
 # One target per core at a time: each libFuzzer run is single-threaded.
-fuzz_one() {  # TARGET: runs it; prints its line; non-zero on a finding
+fuzz_one() {  # TARGET: runs it; prints its line; non-zero if it fails
   local t=$1 seeds=$root/tests/fuzz/corpus/$1 work=$build/corpus/$1
-  local log=$build/$1.log runs
+  local log=$build/$1.log
   mkdir -p "$work"
   # -max_len: streams and packs need room for a few chunk records.
   if ! (cd "$build" && "$build/fuzz/$t" -max_total_time="$seconds" \
@@ -40,8 +43,7 @@ fuzz_one() {  # TARGET: runs it; prints its line; non-zero on a finding
     echo "fuzz.sh: $t FAILED (log $log)" >&2
     return 1
   fi
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  echo "fuzz.sh: $t: ${runs:-?} executions in ${seconds} s, no crash"
+  echo "fuzz.sh: $t: $(runs_of "$t") executions in ${seconds} s, no crash"
 }
 jobs_max=$(nproc)
 failed=0
@@ -58,10 +60,10 @@ while [ "$running" -gt 0 ]; do
   wait -n || failed=1
   running=$((running - 1))
 done
-[ "$failed" = 0 ] || { echo "fuzz.sh: a target found a crash (see above)" >&2; exit 1; }
+[ "$failed" = 0 ] || { echo "fuzz.sh: a target failed (see above)" >&2; exit 1; }
 total=0
 for t in "${targets[@]}"; do
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/$t.log" | tail -1)
+  runs=$(runs_of "$t")
   total=$(( total + ${runs:-0} ))
 done
 echo "fuzz.sh: all ${#targets[@]} targets clean, $total executions"
