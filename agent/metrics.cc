@@ -64,6 +64,28 @@ std::string RenderMetrics(const std::vector<VolumeRunStats>& stats,
           "Runs that fell back to a full hash read, with a reason in the "
           "run history."},
          [](const VolumeRunStats& s) { return s.fallbacks; });
+  family({"cbtd_last_restore_success_timestamp_seconds", "gauge",
+          "End of the volume's last successful restore or rollback (0: "
+          "never)."},
+         [](const VolumeRunStats& s) {
+           const std::optional<absl::Time>& t = s.restores.last_success;
+           return t ? absl::ToUnixSeconds(*t) : 0;
+         });
+  family({"cbtd_last_restore_duration_seconds", "gauge",
+          "Duration of the volume's last finished restore or rollback."},
+         [](const VolumeRunStats& s) {
+           return absl::ToDoubleSeconds(s.restores.last_duration);
+         });
+  family({"cbtd_last_restore_written_bytes", "gauge",
+          "Bytes written to the target by the last finished restore or "
+          "rollback."},
+         [](const VolumeRunStats& s) { return s.restores.last_bytes_written; });
+  family({"cbtd_restores_total", "counter",
+          "Restores and rollbacks that succeeded."},
+         [](const VolumeRunStats& s) { return s.restores.succeeded; });
+  family({"cbtd_restore_failures_total", "counter",
+          "Restores and rollbacks that failed or were interrupted."},
+         [](const VolumeRunStats& s) { return s.restores.failures; });
   absl::StrAppend(&out,
                   "# HELP cbtd_metrics_timestamp_seconds When cbtd wrote "
                   "this file.\n# TYPE cbtd_metrics_timestamp_seconds gauge\n"

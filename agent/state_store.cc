@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 
 namespace cbtd::agent {
@@ -466,11 +468,11 @@ absl::Status StateStore::ClearTracking(const std::string& volume) {
 
 absl::StatusOr<std::vector<VolumeRunStats>> StateStore::Stats() {
   std::lock_guard lock(mu_);
-  // Per volume, backups only (not restore jobs): the last success, the
-  // last finished run, and counters.
-  Stmt s(db_, R"sql(
+  // Per volume and kind of run (?1 = 0: backups, 1: restores and
+  // rollbacks): the last success, the last finished run, and counters.
+  static constexpr char kSql[] = R"sql(
     WITH b AS (SELECT * FROM runs
-               WHERE trigger NOT IN ('restore', 'rollback'))
+               WHERE (trigger IN ('restore', 'rollback')) = ?1)
     SELECT v.volume,
       (SELECT MAX(ended_at_us) FROM b r WHERE r.volume = v.volume
          AND r.result = 'succeeded'),
@@ -478,27 +480,46 @@ absl::StatusOr<std::vector<VolumeRunStats>> StateStore::Stats() {
       (SELECT COUNT(*) FROM b r WHERE r.volume = v.volume
          AND r.result IN ('failed', 'interrupted')),
       (SELECT COUNT(*) FROM b r WHERE r.volume = v.volume
-         AND r.fallback_reason != '')
+         AND r.fallback_reason != ''),
+      (SELECT COUNT(*) FROM b r WHERE r.volume = v.volume
+         AND r.result = 'succeeded')
     FROM (SELECT DISTINCT volume FROM b) v
     LEFT JOIN b l ON l.id = (SELECT MAX(id) FROM b r
-         WHERE r.volume = v.volume AND r.ended_at_us IS NOT NULL)
-    ORDER BY v.volume)sql");
-  std::vector<VolumeRunStats> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    VolumeRunStats st;
-    st.volume = s.Text(0);
-    if (!s.IsNull(1)) st.last_success = FromMicros(s.Int(1));
-    if (!s.IsNull(2) && !s.IsNull(3)) {
-      st.last_duration = absl::Microseconds(s.Int(3) - s.Int(2));
+         WHERE r.volume = v.volume AND r.ended_at_us IS NOT NULL))sql";
+  std::map<std::string, VolumeRunStats> by_volume;
+  for (const bool restores : {false, true}) {
+    Stmt s(db_, kSql);
+    s.Bind(1, int64_t{restores});
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      VolumeRunStats& st = by_volume[s.Text(0)];
+      st.volume = s.Text(0);
+      std::optional<absl::Time> last_success;
+      if (!s.IsNull(1)) last_success = FromMicros(s.Int(1));
+      absl::Duration last_duration;
+      if (!s.IsNull(2) && !s.IsNull(3)) {
+        last_duration = absl::Microseconds(s.Int(3) - s.Int(2));
+      }
+      if (restores) {
+        // A restore's bytes_sent are the bytes it wrote to the target.
+        st.restores.last_success = last_success;
+        st.restores.last_duration = last_duration;
+        st.restores.last_bytes_written = static_cast<uint64_t>(s.Int(5));
+        st.restores.failures = s.Int(6);
+        st.restores.succeeded = s.Int(8);
+        continue;
+      }
+      st.last_success = last_success;
+      st.last_duration = last_duration;
+      st.last_bytes_read = static_cast<uint64_t>(s.Int(4));
+      st.last_bytes_sent = static_cast<uint64_t>(s.Int(5));
+      st.failures = s.Int(6);
+      st.fallbacks = s.Int(7);
     }
-    st.last_bytes_read = static_cast<uint64_t>(s.Int(4));
-    st.last_bytes_sent = static_cast<uint64_t>(s.Int(5));
-    st.failures = s.Int(6);
-    st.fallbacks = s.Int(7);
-    out.push_back(std::move(st));
+    if (rc != SQLITE_DONE) return Error("compute run statistics");
   }
-  if (rc != SQLITE_DONE) return Error("compute run statistics");
+  std::vector<VolumeRunStats> out;
+  for (auto& [volume, st] : by_volume) out.push_back(std::move(st));
   return out;
 }
 

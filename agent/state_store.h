@@ -104,7 +104,17 @@ struct RunOutcome {
   std::string error;
 };
 
-// Per-volume aggregates for the metrics file.
+// Per-volume aggregates of restore jobs (trigger restore or rollback).
+struct RestoreStats {
+  std::optional<absl::Time> last_success;
+  absl::Duration last_duration;     // of the last finished restore
+  uint64_t last_bytes_written = 0;  // to the target, by that restore
+  int64_t succeeded = 0;            // ever
+  int64_t failures = 0;             // failed + interrupted, ever
+};
+
+// Per-volume aggregates for the metrics file: backups in the top fields,
+// restores and rollbacks in `restores`.
 struct VolumeRunStats {
   std::string volume;
   std::optional<absl::Time> last_success;
@@ -113,6 +123,7 @@ struct VolumeRunStats {
   uint64_t last_bytes_sent = 0;
   int64_t failures = 0;   // failed + interrupted runs, ever
   int64_t fallbacks = 0;  // runs with a fallback reason, ever
+  RestoreStats restores;
 };
 
 class StateStore {

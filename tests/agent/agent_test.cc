@@ -354,10 +354,16 @@ TEST_F(AgentTest, RestoreIsARunWithProgressThatCanBeCancelled) {
   EXPECT_EQ(row->result, RunResult::kCancelled);
   EXPECT_EQ(row->version_id, "v1");
   EXPECT_TRUE(row->ended_at.has_value());
-  // Restores are not backups: the volume's backup statistics ignore them.
+  // Restores are not backups: the volume's backup statistics ignore them,
+  // and a cancelled restore is neither a success nor a failure.
   auto stats = store_->Stats();
   ASSERT_TRUE(stats.ok());
-  EXPECT_TRUE(stats->empty());
+  ASSERT_EQ(stats->size(), 1u);
+  EXPECT_FALSE((*stats)[0].last_success.has_value());
+  EXPECT_EQ((*stats)[0].failures, 0);
+  EXPECT_EQ((*stats)[0].restores.succeeded, 0);
+  EXPECT_EQ((*stats)[0].restores.failures, 0);
+  EXPECT_FALSE((*stats)[0].restores.last_success.has_value());
 }
 
 // --in-place writes to the volume's own device and restarts its chain:

@@ -25,6 +25,11 @@ std::vector<VolumeRunStats> TwoVolumes() {
   a.last_bytes_sent = 1024;
   a.failures = 2;
   a.fallbacks = 1;
+  a.restores.last_success = absl::FromUnixSeconds(1700000050);
+  a.restores.last_duration = absl::Milliseconds(250);
+  a.restores.last_bytes_written = 65536;
+  a.restores.succeeded = 3;
+  a.restores.failures = 1;
   VolumeRunStats b;
   b.volume = "root";
   return {a, b};
@@ -48,6 +53,18 @@ TEST(MetricsTest, RendersEveryFamilyPerVolume) {
   EXPECT_THAT(text, HasSubstr("# TYPE cbtd_run_failures_total counter\n"
                               "cbtd_run_failures_total{volume=\"db\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("cbtd_tracking_fallbacks_total{volume=\"db\"} "
+                              "1\n"));
+  EXPECT_THAT(text, HasSubstr("cbtd_last_restore_success_timestamp_seconds{"
+                              "volume=\"db\"} 1700000050\n"));
+  EXPECT_THAT(text, HasSubstr("cbtd_last_restore_success_timestamp_seconds{"
+                              "volume=\"root\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cbtd_last_restore_duration_seconds{volume="
+                              "\"db\"} 0.25\n"));
+  EXPECT_THAT(text, HasSubstr("cbtd_last_restore_written_bytes{volume="
+                              "\"db\"} 65536\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE cbtd_restores_total counter\n"
+                              "cbtd_restores_total{volume=\"db\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("cbtd_restore_failures_total{volume=\"db\"} "
                               "1\n"));
   EXPECT_THAT(text, HasSubstr("cbtd_metrics_timestamp_seconds 1700000100\n"));
   // Every sample line is "name{labels} value" or "name value".

@@ -215,5 +215,68 @@ TEST_F(StateStoreTest, StatsPerVolume) {
   EXPECT_EQ(s.fallbacks, 1);
 }
 
+TEST_F(StateStoreTest, RestoresAndRollbacksHaveStatsOfTheirOwn) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  RunRecord backup = NewRun("db");
+  backup.started_at = absl::FromUnixSeconds(100);
+  RunOutcome sent;
+  sent.step = kStepDone;
+  sent.bytes_read = 10;
+  sent.bytes_sent = 5;
+  ASSERT_TRUE(store
+                  ->FinishRun(*store->StartRun(backup), sent,
+                              absl::FromUnixSeconds(110))
+                  .ok());
+  RunRecord restore = NewRun("db");
+  restore.trigger = kTriggerRestore;
+  restore.started_at = absl::FromUnixSeconds(200);
+  RunOutcome written;
+  written.step = kStepRestore;
+  written.bytes_sent = 4096;  // a restore's bytes written to its target
+  ASSERT_TRUE(store
+                  ->FinishRun(*store->StartRun(restore), written,
+                              absl::FromUnixSeconds(204))
+                  .ok());
+  RunRecord rollback = restore;
+  rollback.trigger = kTriggerRollback;
+  rollback.started_at = absl::FromUnixSeconds(300);
+  RunOutcome failed;
+  failed.result = RunResult::kFailed;
+  failed.step = kStepRestore;
+  ASSERT_TRUE(store
+                  ->FinishRun(*store->StartRun(rollback), failed,
+                              absl::FromUnixSeconds(301))
+                  .ok());
+  // Only restores of "logs": it is listed with no backup figures.
+  RunRecord other = restore;
+  other.volume = "logs";
+  ASSERT_TRUE(store
+                  ->FinishRun(*store->StartRun(other), written,
+                              absl::FromUnixSeconds(210))
+                  .ok());
+
+  absl::StatusOr<std::vector<VolumeRunStats>> stats = store->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 2u);
+  const VolumeRunStats& db = (*stats)[0];
+  EXPECT_EQ(db.volume, "db");
+  // The backup's figures are not touched by the restores after it.
+  EXPECT_EQ(db.last_success, absl::FromUnixSeconds(110));
+  EXPECT_EQ(db.last_duration, absl::Seconds(10));
+  EXPECT_EQ(db.last_bytes_sent, 5u);
+  EXPECT_EQ(db.failures, 0);
+  EXPECT_EQ(db.restores.last_success, absl::FromUnixSeconds(204));
+  EXPECT_EQ(db.restores.last_duration, absl::Seconds(1));  // the rollback
+  EXPECT_EQ(db.restores.last_bytes_written, 0u);
+  EXPECT_EQ(db.restores.succeeded, 1);
+  EXPECT_EQ(db.restores.failures, 1);
+  const VolumeRunStats& logs = (*stats)[1];
+  EXPECT_EQ(logs.volume, "logs");
+  EXPECT_FALSE(logs.last_success.has_value());
+  EXPECT_EQ(logs.restores.last_bytes_written, 4096u);
+  EXPECT_EQ(logs.restores.succeeded, 1);
+}
+
 }  // namespace
 }  // namespace cbtd::agent
