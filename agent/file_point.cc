@@ -1,17 +1,10 @@
 #include "agent/file_point.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/fs.h"
-#include "common/unique_fd.h"
 #include "snapshot/naming.h"
 
 namespace cbtd::agent {
@@ -33,12 +26,13 @@ std::string ClonePrefix(const std::string& image) {
 // device); removes the copy when destroyed.
 class FilePoint : public ConsistencyPoint {
  public:
-  FilePoint(SnapshotRef ref, std::string clone, common::UniqueFd hold)
-      : clone_(std::move(clone)), hold_(std::move(hold)) {
+  FilePoint(snapshot::Host& host, SnapshotRef ref, std::string clone,
+            std::unique_ptr<snapshot::ExclusiveHold> hold)
+      : host_(host), clone_(std::move(clone)), hold_(std::move(hold)) {
     refs_.push_back(std::move(ref));
   }
   ~FilePoint() override {
-    if (!clone_.empty()) ::unlink(clone_.c_str());
+    if (!clone_.empty()) host_.RemoveFile(clone_).IgnoreError();
   }
   const std::vector<SnapshotRef>& snapshots() const override { return refs_; }
   // A run never keeps it (hash and external lists need no base); the
@@ -47,23 +41,11 @@ class FilePoint : public ConsistencyPoint {
   void Keep(const std::string&) override { clone_.clear(); }
 
  private:
+  snapshot::Host& host_;
   std::vector<SnapshotRef> refs_;
   std::string clone_;
-  common::UniqueFd hold_;
+  std::unique_ptr<snapshot::ExclusiveHold> hold_;
 };
-
-absl::StatusOr<common::UniqueFd> HoldBlockDevice(const std::string& path) {
-  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
-  if (fd) return fd;
-  if (errno == EBUSY) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path,
-        " is in use (mounted, or held by a device-mapper or md device): "
-        "snapshot = none reads a device live only while nothing uses it; "
-        "unmount it, or put the data on an LV that cbtd can snapshot"));
-  }
-  return common::ErrnoStatus(errno, absl::StrCat("open ", path));
-}
 
 }  // namespace
 
@@ -86,13 +68,22 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> TakeFileOrRawPoint(
   }
   SnapshotRef ref{v.name, "", info.path};
   if (v.live_read) {
-    common::UniqueFd hold;
+    std::unique_ptr<snapshot::ExclusiveHold> hold;
     if (!file) {
-      absl::StatusOr<common::UniqueFd> fd = HoldBlockDevice(info.path);
-      if (!fd.ok()) return fd.status();
-      hold = *std::move(fd);
+      absl::StatusOr<std::unique_ptr<snapshot::ExclusiveHold>> held =
+          host.HoldExclusive(info.path);
+      if (absl::IsFailedPrecondition(held.status())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            held.status().message(),
+            ": snapshot = none reads a device live only while nothing uses "
+            "it; unmount it, or put the data on an LV that cbtd can "
+            "snapshot"));
+      }
+      if (!held.ok()) return held.status();
+      hold = *std::move(held);
     }
-    return std::make_unique<FilePoint>(std::move(ref), "", std::move(hold));
+    return std::make_unique<FilePoint>(host, std::move(ref), "",
+                                       std::move(hold));
   }
   if (!file) {
     return absl::FailedPreconditionError(
@@ -113,26 +104,22 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> TakeFileOrRawPoint(
   if (!st.ok()) return st;
   ref.snapshot_name = clone;
   ref.device_path = clone;
-  return std::make_unique<FilePoint>(std::move(ref), clone, common::UniqueFd());
+  return std::make_unique<FilePoint>(host, std::move(ref), clone, nullptr);
 }
 
-std::vector<std::string> RemoveStaleClones(const std::string& image) {
+std::vector<std::string> RemoveStaleClones(snapshot::Host& host,
+                                           const std::string& image) {
   std::vector<std::string> removed;
   const std::string prefix = ClonePrefix(image);
   const size_t slash = prefix.rfind('/');
   const std::string dir = prefix.substr(0, slash);
-  const std::string name_prefix = prefix.substr(slash + 1);
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return removed;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (!absl::StartsWith(name, name_prefix)) continue;
+  for (const std::string& name :
+       host.ListDirectory(dir, prefix.substr(slash + 1))) {
     const std::string path = absl::StrCat(dir, "/", name);
-    if (::unlink(path.c_str()) == 0) {
+    if (host.RemoveFile(path).ok()) {
       removed.push_back(absl::StrCat("removed stale copy ", path));
     }
   }
-  ::closedir(d);
   return removed;
 }
 

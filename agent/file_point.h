@@ -10,7 +10,10 @@
 // keeps the copy as a base; Keep() (the hypervisor's "consistency point
 // only") leaves it to the caller, and the next start removes it.
 //
-// Thread-safety: the functions are reentrant; a point is used by one run.
+// Every file and device operation goes through snapshot::Host.
+//
+// Thread-safety: the functions are reentrant; a point is used by one run
+// and must not outlive the Host it was taken with.
 #ifndef CBTD_AGENT_FILE_POINT_H_
 #define CBTD_AGENT_FILE_POINT_H_
 
@@ -41,7 +44,8 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> TakeFileOrRawPoint(
 
 // Removes the reflink copies of `image` a killed cbtd left behind; one
 // line per removed file.
-std::vector<std::string> RemoveStaleClones(const std::string& image);
+std::vector<std::string> RemoveStaleClones(snapshot::Host& host,
+                                           const std::string& image);
 
 }  // namespace cbtd::agent
 

@@ -2,9 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -12,7 +10,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/file_point.h"
-#include "common/fs.h"
 #include "snapshot/consistency_group.h"
 #include "snapshot/naming.h"
 #include "snapshot/volume.h"
@@ -104,20 +101,6 @@ LvmSnapshotPort::FileOrRawMember(const std::string& path) {
   return *std::move(info);
 }
 
-absl::StatusOr<std::string> LvmSnapshotPort::EraOriginOf(
-    const std::string& path) {
-  absl::StatusOr<snapshot::BlockDeviceId> id = host_.StatBlockDevice(path);
-  if (!id.ok()) return std::string();  // TakeGroupSnapshot reports it
-  absl::StatusOr<std::optional<snapshot::DmInfo>> dm =
-      dm_.InfoByDevice(id->major, id->minor);
-  if (!dm.ok()) return dm.status();
-  if (!dm->has_value() ||
-      (*dm)->target_types != std::vector<std::string>{"era"}) {
-    return std::string();
-  }
-  return snapshot::EraOriginPath(dm_, (*dm)->name);
-}
-
 absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
     const ConsistencyRequest& request) {
   if (request.volumes.empty()) {
@@ -131,23 +114,8 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
       return TakeFileOrRawPoint(host_, request, **raw, absl::Now());
     }
   }
-  snapshot::SnapshotPolicy policy = PolicyFor(request);
-  for (const VolumeConfig& v : request.volumes) {
-    absl::StatusOr<std::string> origin = EraOriginOf(v.path);
-    if (!origin.ok()) return origin.status();
-    if (origin->empty()) continue;
-    // The LV below an era device is what gets the COW store.
-    if (auto it = policy.cow_size_bytes_for.find(v.path);
-        it != policy.cow_size_bytes_for.end()) {
-      policy.cow_size_bytes_for[*origin] = it->second;
-    }
-    if (auto it = policy.cow_percent_for.find(v.path);
-        it != policy.cow_percent_for.end()) {
-      policy.cow_percent_for[*origin] = it->second;
-    }
-  }
-  auto snapshotter =
-      std::make_unique<snapshot::Snapshotter>(lvm_, dm_, host_, policy);
+  auto snapshotter = std::make_unique<snapshot::Snapshotter>(
+      lvm_, dm_, host_, PolicyFor(request));
   snapshot::GroupOptions options;
   options.group_name =
       request.group.empty() ? request.volumes.front().name : request.group;
@@ -187,10 +155,7 @@ absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
                                              const std::string& snapshot_name) {
   if (snapshot_name.empty()) return absl::OkStatus();  // a live read
   if (snapshot_name.starts_with("/")) {  // an image file's reflink copy
-    if (::unlink(snapshot_name.c_str()) != 0 && errno != ENOENT) {
-      return common::ErrnoStatus(errno, absl::StrCat("remove ", snapshot_name));
-    }
-    return absl::OkStatus();
+    return host_.RemoveFile(snapshot_name);
   }
   std::string vg, name;
   if (!snapshot::SplitFullName(snapshot_name, &vg, &name)) {
@@ -218,7 +183,7 @@ absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
     }
     if (!v.ok()) return v.status();
     if (v->kind == snapshot::VolumeKind::kImageFile) {
-      for (std::string& line : RemoveStaleClones(v->path)) {
+      for (std::string& line : RemoveStaleClones(host_, v->path)) {
         done.push_back(std::move(line));
       }
       continue;

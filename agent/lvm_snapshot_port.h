@@ -52,9 +52,6 @@ class LvmSnapshotPort : public ConsistencyPointTaker {
   snapshot::SnapshotPolicy PolicyFor(const ConsistencyRequest& request) const;
 
  private:
-  // The LV below `path` when it is a dm-era device ("/dev/mapper/NAME");
-  // empty otherwise.
-  absl::StatusOr<std::string> EraOriginOf(const std::string& path);
   // What `path` is if it is a plain block device or an image file.
   absl::StatusOr<std::optional<snapshot::VolumeInfo>> FileOrRawMember(
       const std::string& path);

@@ -396,6 +396,7 @@ absl::StatusOr<VolumeInfo> DiscoverMember(Snapshotter& snapshotter,
   absl::StatusOr<VolumeInfo> below =
       snapshotter.Discover(above->era_origin_path);
   if (!below.ok()) return below.status();
+  snapshotter.InheritCowSize(above->path, below->path);
   if (below->kind != VolumeKind::kThinLv &&
       below->kind != VolumeKind::kThickLv) {
     return absl::FailedPreconditionError(absl::StrCat(

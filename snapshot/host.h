@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct ImageFileId {
   uint64_t device = 0;
   uint64_t inode = 0;
   uint64_t size_bytes = 0;
+};
+
+// Keeps a block device opened exclusively until destroyed.
+class ExclusiveHold {
+ public:
+  virtual ~ExclusiveHold() = default;
 };
 
 class Host {
@@ -53,6 +60,29 @@ class Host {
   virtual absl::Status CloneFile(const std::string& from,
                                  const std::string& to) {
     return absl::UnimplementedError("no reflinks on " + from + " -> " + to);
+  }
+
+  // Removes file `path` (an image file's reflink copy). OK if there is
+  // none.
+  virtual absl::Status RemoveFile(const std::string& path) {
+    return absl::UnimplementedError("cannot remove " + path);
+  }
+
+  // The names in directory `dir` that start with `prefix`; none if `dir`
+  // cannot be read.
+  virtual std::vector<std::string> ListDirectory(const std::string& dir,
+                                                 const std::string& prefix) {
+    (void)dir, (void)prefix;
+    return {};
+  }
+
+  // Opens block device `path` read-only and exclusively (O_EXCL) for the
+  // hold's life: nothing can mount it or stack a device on it meanwhile.
+  // FAILED_PRECONDITION, saying so, if it is in use already (mounted, or
+  // held by a device-mapper or md device).
+  virtual absl::StatusOr<std::unique_ptr<ExclusiveHold>> HoldExclusive(
+      const std::string& path) {
+    return absl::UnimplementedError("cannot hold " + path);
   }
 
   // Writes zeros over the first `bytes` (a multiple of 4096) of block

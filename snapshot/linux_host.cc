@@ -1,5 +1,6 @@
 // Host over Linux system calls: stat/ioctl for block devices and
 // freezing, /proc/self/mountinfo for mounts, common::RunCommand for hooks.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -13,6 +14,8 @@
 #include <cstring>
 #include <memory>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -40,6 +43,14 @@ std::string Unescape(std::string_view s) {
   }
   return out;
 }
+
+class FdHold : public ExclusiveHold {
+ public:
+  explicit FdHold(common::UniqueFd fd) : fd_(std::move(fd)) {}
+
+ private:
+  common::UniqueFd fd_;
+};
 
 class LinuxHost : public Host {
  public:
@@ -94,6 +105,42 @@ class LinuxHost : public Host {
                                  absl::StrCat("FICLONE ", from, " to ", to));
     }
     return absl::OkStatus();
+  }
+
+  absl::Status RemoveFile(const std::string& path) override {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return common::ErrnoStatus(errno, absl::StrCat("remove ", path));
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<std::string> ListDirectory(const std::string& dir,
+                                         const std::string& prefix) override {
+    std::vector<std::string> names;
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return names;
+    while (const dirent* e = readdir(d)) {
+      if (std::string_view(e->d_name).starts_with(prefix)) {
+        names.emplace_back(e->d_name);
+      }
+    }
+    closedir(d);
+    return names;
+  }
+
+  absl::StatusOr<std::unique_ptr<ExclusiveHold>> HoldExclusive(
+      const std::string& path) override {
+    common::UniqueFd fd(open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+    if (!fd) {
+      if (errno == EBUSY) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            path,
+            " is in use (mounted, or held by a device-mapper or md "
+            "device)"));
+      }
+      return common::ErrnoStatus(errno, absl::StrCat("open ", path));
+    }
+    return std::make_unique<FdHold>(std::move(fd));
   }
 
   absl::Status ZeroStart(const std::string& path, uint64_t bytes) override {

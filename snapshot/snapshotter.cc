@@ -75,6 +75,20 @@ uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
   return (bytes + 511) / 512 * 512;
 }
 
+void Snapshotter::InheritCowSize(const std::string& from,
+                                 const std::string& to) {
+  policy_.cow_size_bytes_for.erase(to);
+  policy_.cow_percent_for.erase(to);
+  if (auto it = policy_.cow_size_bytes_for.find(from);
+      it != policy_.cow_size_bytes_for.end()) {
+    policy_.cow_size_bytes_for[to] = it->second;
+  }
+  if (auto it = policy_.cow_percent_for.find(from);
+      it != policy_.cow_percent_for.end()) {
+    policy_.cow_percent_for[to] = it->second;
+  }
+}
+
 absl::Status Snapshotter::CheckCanSnapshot(
     const std::vector<VolumeInfo>& volumes) {
   std::map<std::string, uint64_t> cow_bytes_by_vg;

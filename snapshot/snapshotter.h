@@ -101,6 +101,10 @@ class Snapshotter {
   // The COW size policy applied to `volume`, rounded up to 512-byte
   // sectors (lvm2 then rounds up to extents).
   uint64_t CowSizeBytes(const VolumeInfo& volume) const;
+  // The per-volume COW size given for path `from` applies to path `to`
+  // too: the LV below an era device is snapshotted under the settings of
+  // the era device that was configured.
+  void InheritCowSize(const std::string& from, const std::string& to);
 
   // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,
   // which suspends the origin itself. A thick origin may already be held

@@ -30,6 +30,22 @@ class FilePointTest : public ::testing::Test {
     v.name = "vm";
     v.path = image_;
     request_.volumes.push_back(v);
+    // The point's file operations act on the test's directory.
+    ON_CALL(host_, RemoveFile(_))
+        .WillByDefault(Invoke([](const std::string& p) {
+          std::filesystem::remove(p);
+          return absl::OkStatus();
+        }));
+    ON_CALL(host_, ListDirectory(_, _))
+        .WillByDefault(
+            Invoke([](const std::string& dir, const std::string& prefix) {
+              std::vector<std::string> names;
+              for (const auto& e : std::filesystem::directory_iterator(dir)) {
+                const std::string name = e.path().filename().string();
+                if (name.starts_with(prefix)) names.push_back(name);
+              }
+              return names;
+            }));
   }
 
   std::vector<std::string> Entries() {
@@ -63,6 +79,7 @@ TEST_F(FilePointTest, ImageIsReadFromAReflinkCopyRemovedWithThePoint) {
   ASSERT_EQ((*point)->snapshots().size(), 1u);
   EXPECT_EQ((*point)->snapshots()[0].device_path, clone);
   EXPECT_EQ((*point)->snapshots()[0].snapshot_name, clone);
+  EXPECT_CALL(host_, RemoveFile(clone));
   point->reset();
   EXPECT_EQ(Entries(), std::vector<std::string>{"vm.img"});
 }
@@ -79,7 +96,10 @@ TEST_F(FilePointTest, AKeptCopyOutlivesThePointUntilTheNextStart) {
   point->reset();
   EXPECT_EQ(Entries(), (std::vector<std::string>{
                            ".vm.img.cbtd-20261121T224005Z", "vm.img"}));
-  EXPECT_EQ(RemoveStaleClones(image_).size(), 1u);
+  EXPECT_CALL(host_, ListDirectory(dir_.path(), ".vm.img.cbtd-"));
+  EXPECT_CALL(host_,
+              RemoveFile(dir_.path() + "/.vm.img.cbtd-20261121T224005Z"));
+  EXPECT_EQ(RemoveStaleClones(host_, image_).size(), 1u);
   EXPECT_EQ(Entries(), std::vector<std::string>{"vm.img"});
 }
 
@@ -109,6 +129,41 @@ TEST_F(FilePointTest, BlockDeviceNeedsSnapshotNone) {
   EXPECT_THAT(point.status().message(), HasSubstr("plain block device"));
 }
 
+// A live block device is held exclusively for the point's life, and one
+// in use is refused, naming it and what to do.
+TEST_F(FilePointTest, LiveBlockDeviceIsHeldForThePointsLife) {
+  info_ = snapshot::VolumeInfo{};
+  info_.path = "/dev/sdb1";
+  info_.kind = snapshot::VolumeKind::kBlockDevice;
+  request_.volumes[0].path = info_.path;
+  request_.volumes[0].live_read = true;
+  struct Hold : snapshot::ExclusiveHold {
+    explicit Hold(bool& held) : held_(held) { held_ = true; }
+    ~Hold() override { held_ = false; }
+    bool& held_;
+  };
+  bool held = false;
+  EXPECT_CALL(host_, HoldExclusive("/dev/sdb1"))
+      .WillOnce(Invoke([&](const std::string&) {
+        return absl::StatusOr<std::unique_ptr<snapshot::ExclusiveHold>>(
+            std::make_unique<Hold>(held));
+      }))
+      .WillOnce(Return(absl::FailedPreconditionError(
+          "/dev/sdb1 is in use (mounted, or held by a device-mapper or md "
+          "device)")));
+  auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
+  ASSERT_TRUE(point.ok()) << point.status();
+  EXPECT_TRUE(held);
+  EXPECT_EQ((*point)->snapshots()[0].device_path, "/dev/sdb1");
+  point->reset();
+  EXPECT_FALSE(held) << "the hold outlived the point";
+
+  auto busy = TakeFileOrRawPoint(host_, request_, info_, now_);
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(busy.status().message(), HasSubstr("/dev/sdb1 is in use"));
+  EXPECT_THAT(busy.status().message(), HasSubstr("unmount it"));
+}
+
 TEST_F(FilePointTest, AGroupMemberIsRefused) {
   request_.group = "g";
   auto point = TakeFileOrRawPoint(host_, request_, info_, now_);
@@ -121,7 +176,9 @@ TEST_F(FilePointTest, StaleCopiesOfThisImageOnlyAreRemoved) {
   std::ofstream(dir_.path() + "/.vm.img.cbtd-20261121T224005Z") << "x";
   std::ofstream(dir_.path() + "/.other.img.cbtd-20261121T224005Z") << "x";
   std::ofstream(dir_.path() + "/vm.img.bak") << "x";
-  const std::vector<std::string> removed = RemoveStaleClones(image_);
+  EXPECT_CALL(host_, ListDirectory(dir_.path(), ".vm.img.cbtd-"));
+  EXPECT_CALL(host_, RemoveFile(_));
+  const std::vector<std::string> removed = RemoveStaleClones(host_, image_);
   ASSERT_EQ(removed.size(), 1u);
   EXPECT_THAT(removed[0], HasSubstr(".vm.img.cbtd-20261121T224005Z"));
   EXPECT_EQ(Entries(),

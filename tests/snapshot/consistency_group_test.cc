@@ -364,6 +364,29 @@ TEST_F(GroupTest, ThickLvBelowAnEraDeviceIsSnapshottedInAWindow) {
   EXPECT_EQ(lvm_calls_in_window, 1u) << "the lvcreate ran outside the window";
 }
 
+// The COW size configured for the era device is the one its thick LV's
+// snapshot gets (not the default share of the origin).
+TEST_F(GroupTest, ThickLvBelowAnEraDeviceGetsTheEraDevicesCowSize) {
+  AddThick();
+  AddEraOver("thick", 6);
+  SnapshotPolicy policy;
+  policy.cow_size_bytes_for["/dev/mapper/cbtd-era-e"] = 8 << 20;
+  Snapshotter snapshotter(lvm_, dm_, host_, policy);
+  options_ = GroupOptions{};
+  options_.freeze = false;
+  options_.when = std::chrono::system_clock::from_time_t(1795300805);
+  EXPECT_CALL(dm_, Suspend("vg-thick")).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Resume("vg-thick")).WillOnce(Return(absl::OkStatus()));
+  absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+      snapshotter, dm_, host_, {"/dev/mapper/cbtd-era-e"}, options_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  for (auto& s : g->snapshots) s->Release();
+  ASSERT_EQ(lvm_.requests.size(), 1u);
+  EXPECT_EQ(lvm_.requests[0].origin, "thick");
+  EXPECT_EQ(lvm_.requests[0].cow_size_bytes, uint64_t{8} << 20)
+      << "the default would be 20% of 64 MiB";
+}
+
 TEST_F(GroupTest, EraDeviceAndTheLvBelowItAreOneVolume) {
   AddEraOver("a", 4);
   absl::StatusOr<GroupSnapshot> g =

@@ -27,6 +27,7 @@ class FakeLvm : public Lvm {
   std::vector<LvReport> lvs;
   VgReport vg{"vg", 4 << 20, 100};
   std::vector<std::string> calls;
+  std::vector<SnapshotRequest> requests;  // every CreateSnapshot, in order
   absl::Status create_error;
   std::string create_error_origin;  // if set, create_error only for it
   uint64_t next_thin_id = 10;
@@ -49,6 +50,7 @@ class FakeLvm : public Lvm {
     calls.push_back(absl::StrCat("create ", r.vg, "/", r.name,
                                  r.cow_size_bytes ? " cow" : " thin",
                                  r.activate ? " active" : " inactive"));
+    requests.push_back(r);
     if (!create_error.ok() &&
         (create_error_origin.empty() || create_error_origin == r.origin)) {
       return create_error;
@@ -298,6 +300,11 @@ class MockHost : public Host {
               (override));
   MOCK_METHOD(absl::Status, CloneFile, (const std::string&, const std::string&),
               (override));
+  MOCK_METHOD(absl::Status, RemoveFile, (const std::string&), (override));
+  MOCK_METHOD(std::vector<std::string>, ListDirectory,
+              (const std::string&, const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::unique_ptr<ExclusiveHold>>, HoldExclusive,
+              (const std::string&), (override));
 };
 
 }  // namespace cbtd::snapshot
