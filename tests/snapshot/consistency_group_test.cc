@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "snapshot/caching_lvm.h"
 #include "tests/snapshot/fakes.h"
 
 namespace cbtd::snapshot {
@@ -84,7 +85,7 @@ class GroupTest : public ::testing::Test {
         .WillRepeatedly(Return(BlockDeviceId{253, origin_minor, 64 << 20}));
   }
 
-  FakeLvm lvm_;
+  CountingFakeLvm lvm_;
   StrictMock<MockDeviceMapper> dm_;
   StrictMock<MockHost> host_;
   Snapshotter snapshotter_;
@@ -148,6 +149,35 @@ TEST_F(GroupTest, WithoutFreezeMembersAreOnlySuspended) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->snapshots.size(), 2u);
   for (auto& s : g->snapshots) s->Release();
+}
+
+// Each lvs costs a host 0.35-0.45 s. Without a cache the group reports all
+// LVs once per member (discovery), once for the names already taken and
+// once after the creates (the new thin ids); through a CachingLvm, once
+// before the creates and once after.
+TEST_F(GroupTest, CachingLvmCutsAGroupToOneReportBeforeAndOneAfterCreates) {
+  options_.freeze = false;
+  EXPECT_CALL(host_, RunHook(_, _, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Suspend(_)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Message(kPool, _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(dm_, Resume(_)).WillRepeatedly(Return(absl::OkStatus()));
+  auto reports_of_one_group = [&](Lvm& lvm) {
+    Snapshotter snapshotter(lvm, dm_, host_, SnapshotPolicy{});
+    const int before = lvm_.list_lvs_calls;
+    absl::StatusOr<GroupSnapshot> g = TakeGroupSnapshot(
+        snapshotter, dm_, host_, {"/dev/vg/a", "/dev/vg/b"}, options_);
+    EXPECT_TRUE(g.ok()) << g.status();
+    // Counted before the snapshots are removed (by g's destructor).
+    return lvm_.list_lvs_calls - before;
+  };
+  EXPECT_EQ(reports_of_one_group(lvm_), 4);
+  {
+    CachingLvm caching(lvm_);
+    EXPECT_EQ(reports_of_one_group(caching), 2);
+  }
+  for (const LvReport& lv : lvm_.lvs) {
+    EXPECT_FALSE(lv.HasTag("cbtd")) << lv.name << " was left behind";
+  }
 }
 
 TEST_F(GroupTest, FailedPreHookFreezesNothingAndStillRunsPostHooks) {

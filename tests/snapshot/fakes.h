@@ -101,6 +101,33 @@ class FakeLvm : public Lvm {
   std::mutex mu_;
 };
 
+// FakeLvm that counts its reports (each one an `lvs` or `vgs` run on a
+// host). Like lvm2, it answers a report of a VG that is neither `vg` nor
+// the VG of one of its LVs with NOT_FOUND. `list_error`, when set, is the
+// answer to the next ListLvs only.
+class CountingFakeLvm : public FakeLvm {
+ public:
+  int list_lvs_calls = 0;
+  int get_vg_calls = 0;
+  absl::Status list_error;
+
+  absl::StatusOr<std::vector<LvReport>> ListLvs(
+      const std::string& vg_name) override {
+    ++list_lvs_calls;
+    if (!list_error.ok()) return std::exchange(list_error, absl::OkStatus());
+    bool known = vg_name.empty() || vg_name == vg.name;
+    for (const LvReport& lv : lvs) known |= lv.vg == vg_name;
+    if (!known) {
+      return absl::NotFoundError("Volume group not found: " + vg_name);
+    }
+    return FakeLvm::ListLvs(vg_name);
+  }
+  absl::StatusOr<VgReport> GetVg(const std::string& name) override {
+    ++get_vg_calls;
+    return FakeLvm::GetVg(name);
+  }
+};
+
 // Defaults (for NiceMock): no dm devices at all.
 class MockDeviceMapper : public DeviceMapper {
  public:
