@@ -14,7 +14,14 @@
 #  - a volume tracked by hash keeps no snapshot between runs (nothing slows
 #    its writes), and its incrementals still restore byte-equal;
 #  - rollback in place of a thick and a thin LV: refused while the device
-#    is open, only differing chunks written, the next backup compares.
+#    is open, only differing chunks written, the next backup compares;
+#  - a database's group (data on a thin LV, its WAL on a thick LV, an index
+#    on an era-tracked thin LV), an ext4 on each, frozen: a write to each
+#    filesystem in the window blocks until the thaw; under a writer that
+#    writes n to each in turn, every restored version is one instant and
+#    each restored ext4 is clean (frozen: no journal to replay); rollback
+#    of the WAL is refused while it is mounted, done once unmounted;
+#  - restores and rollbacks have metrics of their own.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
 make_vg hv /dev/vda
@@ -36,6 +43,7 @@ CONF=/tmp/cbtd.conf
 cat > "$CONF" <<'EOF'
 [agent]
 state_dir = /tmp/cbtd-state
+metrics_file = /tmp/cbtd.prom
 
 [receiver]
 address = unix:/run/cbt-receiver.sock
@@ -211,4 +219,100 @@ cbtctl backup vm1 --wait --json > /tmp/runs.json
 assert_contains "$(py_runs "print([r for r in rs if r['volume']=='vm1-data'][0]['fallback_reason'])")" "rolled back in place" "the thin member's next run compares"
 assert_eq "thin-delta" "$(py_runs "print([r for r in rs if r['volume']=='vm1-root'][0]['method'])")" "the other member's chain is untouched"
 
-log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback"
+# --- a database over three member kinds, an ext4 on each, frozen at once.
+lvcreate -q -V 16M -T hv/pool -n db-data >/dev/null
+lvcreate -q -L 16M -n db-wal hv >/dev/null
+lvcreate -q -V 16M -T hv/pool -n db-eo >/dev/null
+lvcreate -q -L 8M -n db-em hv >/dev/null
+cbtctl era-stack create era-db --origin /dev/hv/db-eo --metadata /dev/hv/db-em >/dev/null
+for d in data:/dev/hv/db-data wal:/dev/hv/db-wal idx:/dev/mapper/era-db; do
+  mkfs.ext4 -q -E nodiscard "${d#*:}"
+  mkdir -p "/mnt/db-${d%%:*}" && mount "${d#*:}" "/mnt/db-${d%%:*}"
+done
+# In the window, a write to each filesystem must still be blocked 1 s on.
+cat >> "$CONF" <<'EOF'
+
+[volume.db-data]
+path = /dev/hv/db-data
+
+[volume.db-wal]
+path = /dev/hv/db-wal
+cow_size = 8M
+
+[volume.db-idx]
+path = /dev/mapper/era-db
+method = era
+
+[group.db]
+members = db-data db-wal db-idx
+freeze_timeout = 30s
+frozen_hook = rm -f /tmp/probe-*; for d in data wal idx; do (echo x > /mnt/db-$d/probe; touch /tmp/probe-$d) >/dev/null 2>&1 & done; sleep 1; echo /tmp/probe-* > /tmp/probe.log
+EOF
+kill -HUP "$CBTD"; sleep 1
+# n into data, then wal, then idx, each durable before the next: any one
+# instant of the three has data >= wal >= idx >= data - 1.
+python3 - <<'PY' &
+import os, time
+fds = [os.open("/mnt/db-%s/seq" % d, os.O_WRONLY | os.O_CREAT, 0o644)
+       for d in ("data", "wal", "idx")]
+n = 0
+while True:
+    n += 1
+    for fd in fds:
+        os.pwrite(fd, (b"%d\n" % n).ljust(16, b" "), 0)
+        os.fsync(fd)
+    time.sleep(0.02)
+PY
+WRITER=$!
+sleep 1
+declare -A SEQ  # member/round -> the n its restored filesystem holds
+for round in 1 2; do
+  cbtctl backup db --wait --json > /tmp/runs.json ||
+    { cat /tmp/runs.json; tail -20 /tmp/cbtd.log; fail "backup of group db failed"; }
+  assert_eq "/tmp/probe-*" "$(cat /tmp/probe.log)" "round $round: every member's write blocked while frozen"
+  for d in data wal idx; do
+    [ -e "/tmp/probe-$d" ] && [ -e "/mnt/db-$d/probe" ] ||
+      fail "round $round: the write to db-$d blocked in the window did not complete after the thaw"
+  done
+  py_runs "print('\n'.join(r['volume'] + ' ' + r['version_id'] for r in rs if r['volume'].startswith('db-')))" > /tmp/db-versions
+  assert_eq 3 "$(wc -l < /tmp/db-versions)" "round $round: a version per member"
+  while read -r vol version; do
+    cbtctl restore "$vol" --version "$version" --target /dev/hv/restored > /dev/null
+    if dumpe2fs -h /dev/hv/restored 2>/dev/null | grep -q needs_recovery; then
+      fail "$vol@$version: the restored ext4 needs journal recovery: it was not frozen at the instant"
+    fi
+    mkdir -p /mnt/check && mount -o ro /dev/hv/restored /mnt/check
+    SEQ[$vol/$round]=$(head -n1 /mnt/check/seq)
+    umount /mnt/check
+  done < /tmp/db-versions
+  a=${SEQ[db-data/$round]} b=${SEQ[db-wal/$round]} c=${SEQ[db-idx/$round]}
+  log "group db, round $round: data=$a wal=$b idx=$c"
+  [ -n "$a" ] && [ -n "$b" ] && [ -n "$c" ] && [ "$a" -ge "$b" ] && [ "$b" -ge "$c" ] && [ $((a - c)) -le 1 ] ||
+    fail "round $round is not one instant: data=$a wal=$b idx=$c"
+done
+kill "$WRITER"; wait "$WRITER" 2>/dev/null || true
+# Rollback of the WAL to its first version: refused while mounted...
+wal_v1=$(cbtctl versions db-wal --json | python3 -c "import json,sys; print(json.load(sys.stdin)['versions'][0]['version_id'])")
+if out=$(cbtctl restore db-wal --version "$wal_v1" --in-place 2>&1); then
+  fail "rolled back a mounted filesystem's device"
+fi
+assert_contains "$out" "in use" "a rollback of a mounted device is refused"
+[ -e /mnt/db-wal/seq ] || fail "the refused rollback damaged the mounted filesystem"
+# ...done once unmounted: the WAL then holds what its first version held.
+umount /mnt/db-wal
+cbtctl restore db-wal --version "$wal_v1" --in-place > /dev/null
+mount /dev/hv/db-wal /mnt/db-wal
+assert_eq "${SEQ[db-wal/1]}" "$(head -n1 /mnt/db-wal/seq)" "the rolled-back WAL holds its first version"
+umount /mnt/db-wal /mnt/db-data /mnt/db-idx
+
+# --- restores and rollbacks have metrics of their own (written at exit).
+cbtctl runs logs --json > /tmp/runs.json
+restores=$(py_runs "print(sum(1 for r in rs if r['trigger'] in ('restore', 'rollback') and r['result'] == 'succeeded'))")
+[ "$restores" -ge 4 ] || fail "expected at least 4 restores of logs in its runs, got $restores"
+kill "$CBTD"; wait "$CBTD" 2>/dev/null || true
+assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"logs\"} $restores" "restores of logs counted"
+assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 3" "two restores and a rollback of db-wal"
+grep -q '^cbtd_last_restore_written_bytes{volume="db-wal"} [1-9]' /tmp/cbtd.prom ||
+  fail "the rollback's written bytes are not in the metrics: $(grep db-wal /tmp/cbtd.prom)"
+
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, restore metrics"
