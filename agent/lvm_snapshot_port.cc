@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/file_point.h"
+#include "snapshot/caching_lvm.h"
 #include "snapshot/consistency_group.h"
 #include "snapshot/naming.h"
 #include "snapshot/volume.h"
@@ -23,13 +24,15 @@ std::chrono::milliseconds Millis(absl::Duration d) {
 
 // The snapshots of one TakeGroupSnapshot. Members are destroyed in reverse
 // order: the group (whose ScopedSnapshots remove what was not kept) before
-// the Snapshotter they point to.
+// the Snapshotter they point to, and that before its Lvm.
 class LvmConsistencyPoint : public ConsistencyPoint {
  public:
-  LvmConsistencyPoint(std::unique_ptr<snapshot::Snapshotter> snapshotter,
+  LvmConsistencyPoint(std::unique_ptr<snapshot::CachingLvm> lvm,
+                      std::unique_ptr<snapshot::Snapshotter> snapshotter,
                       snapshot::GroupSnapshot group,
                       std::vector<SnapshotRef> refs)
-      : snapshotter_(std::move(snapshotter)),
+      : lvm_(std::move(lvm)),
+        snapshotter_(std::move(snapshotter)),
         group_(std::move(group)),
         refs_(std::move(refs)) {}
 
@@ -42,6 +45,7 @@ class LvmConsistencyPoint : public ConsistencyPoint {
   }
 
  private:
+  std::unique_ptr<snapshot::CachingLvm> lvm_;
   std::unique_ptr<snapshot::Snapshotter> snapshotter_;
   snapshot::GroupSnapshot group_;
   std::vector<SnapshotRef> refs_;
@@ -114,8 +118,11 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
       return TakeFileOrRawPoint(host_, request, **raw, absl::Now());
     }
   }
+  // One lvs report serves the whole point (each member's discovery, the
+  // name check, the snapshots' devices) unless a change is made.
+  auto lvm = std::make_unique<snapshot::CachingLvm>(lvm_);
   auto snapshotter = std::make_unique<snapshot::Snapshotter>(
-      lvm_, dm_, host_, PolicyFor(request));
+      *lvm, dm_, host_, PolicyFor(request));
   snapshot::GroupOptions options;
   options.group_name =
       request.group.empty() ? request.volumes.front().name : request.group;
@@ -147,8 +154,11 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
     refs.push_back(SnapshotRef{request.volumes[i].name, info->FullName(),
                                info->device_path});
   }
-  return std::unique_ptr<ConsistencyPoint>(new LvmConsistencyPoint(
-      std::move(snapshotter), *std::move(group), std::move(refs)));
+  // The point lives as long as its run: from now on, lvm2 as it is.
+  lvm->StopCaching();
+  return std::unique_ptr<ConsistencyPoint>(
+      new LvmConsistencyPoint(std::move(lvm), std::move(snapshotter),
+                              *std::move(group), std::move(refs)));
 }
 
 absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
@@ -173,10 +183,11 @@ absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
     const std::vector<std::string>& paths) {
   std::vector<std::string> done;
   std::vector<std::string> todo = paths;
+  snapshot::CachingLvm lvm(lvm_);  // one lvs report for every volume
   for (size_t k = 0; k < todo.size(); ++k) {
     const std::string path = todo[k];
     absl::StatusOr<snapshot::VolumeInfo> v =
-        snapshot::DiscoverVolume(path, lvm_, dm_, host_);
+        snapshot::DiscoverVolume(path, lvm, dm_, host_);
     // Missing, or not a device cbtd could have held (a file): nothing to do.
     if (absl::IsNotFound(v.status()) || absl::IsInvalidArgument(v.status())) {
       continue;
@@ -211,7 +222,9 @@ absl::StatusOr<std::vector<std::string>> LvmSnapshotPort::ReleaseStaleHolds(
 
 absl::Status LvmSnapshotPort::RemoveOrphans(
     const std::vector<std::string>& keep) {
-  snapshot::Snapshotter snapshotter(lvm_, dm_, host_, defaults_);
+  snapshot::CachingLvm lvm(
+      lvm_);  // one report for the listing and the first removal
+  snapshot::Snapshotter snapshotter(lvm, dm_, host_, defaults_);
   const std::set<std::string> keep_set(keep.begin(), keep.end());
   return snapshotter.RemoveOrphans(keep_set).status();
 }

@@ -27,7 +27,7 @@ absl::StatusOr<std::vector<LvReport>> CachingLvm::ListLvs(
   absl::StatusOr<std::vector<LvReport>> lvs = inner_.ListLvs(vg);
   if (!lvs.ok()) return lvs;
   std::lock_guard lock(mu_);
-  if (generation == generation_) {
+  if (generation == generation_ && !stopped_) {
     if (vg.empty()) {
       all_lvs_ = *lvs;
     } else {
@@ -48,7 +48,7 @@ absl::StatusOr<VgReport> CachingLvm::GetVg(const std::string& vg) {
   absl::StatusOr<VgReport> report = inner_.GetVg(vg);
   if (!report.ok()) return report;
   std::lock_guard lock(mu_);
-  if (generation == generation_) vgs_[vg] = *report;
+  if (generation == generation_ && !stopped_) vgs_[vg] = *report;
   return report;
 }
 
@@ -77,6 +77,12 @@ absl::Status CachingLvm::RemoveLv(const std::string& vg,
   absl::Status st = inner_.RemoveLv(vg, name);
   Invalidate();
   return st;
+}
+
+void CachingLvm::StopCaching() {
+  Invalidate();
+  std::lock_guard lock(mu_);
+  stopped_ = true;
 }
 
 void CachingLvm::Invalidate() {

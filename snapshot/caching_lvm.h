@@ -48,6 +48,12 @@ class CachingLvm : public Lvm {
   CachingLvm(const CachingLvm&) = delete;
   CachingLvm& operator=(const CachingLvm&) = delete;
 
+  // Ends the operation: drops everything kept and keeps nothing from now
+  // on (every call goes to the inner Lvm). For an object that must outlive
+  // the operation, as the Snapshotter of a consistency point does until the
+  // run that uses it ends.
+  void StopCaching();
+
   absl::StatusOr<std::vector<LvReport>> ListLvs(const std::string& vg) override;
   absl::StatusOr<VgReport> GetVg(const std::string& vg) override;
   absl::Status CreateSnapshot(const SnapshotRequest& request) override;
@@ -65,6 +71,7 @@ class CachingLvm : public Lvm {
   // Bumped by every Invalidate(): a report is kept only if no change began
   // or ended while it ran.
   uint64_t generation_ = 0;                              // guarded by mu_
+  bool stopped_ = false;                                 // guarded by mu_
   std::optional<std::vector<LvReport>> all_lvs_;         // guarded by mu_
   std::map<std::string, std::vector<LvReport>> vg_lvs_;  // guarded by mu_
   std::map<std::string, VgReport> vgs_;                  // guarded by mu_

@@ -147,6 +147,23 @@ TEST_F(CachingLvmTest, FailedCreateStillDropsTheReport) {
   EXPECT_EQ(inner_.list_lvs_calls, 2);
 }
 
+// After the operation, a long-lived holder (a consistency point's
+// Snapshotter) sees lvm2 as it is: nothing is answered from a report.
+TEST_F(CachingLvmTest, StoppedCachingAsksLvmEveryTime) {
+  ASSERT_TRUE(lvm_.ListLvs("").ok());
+  ASSERT_TRUE(lvm_.GetVg("vg").ok());
+  lvm_.StopCaching();
+  inner_.Add("c", "thin");  // made by someone else
+  absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs("vg");
+  ASSERT_TRUE(lvs.ok()) << lvs.status();
+  EXPECT_THAT(Names(*lvs), ElementsAre("vg/pool", "vg/a", "vg/c"));
+  ASSERT_TRUE(lvm_.ListLvs("").ok());
+  ASSERT_TRUE(lvm_.ListLvs("").ok());
+  ASSERT_TRUE(lvm_.GetVg("vg").ok());
+  EXPECT_EQ(inner_.list_lvs_calls, 4);
+  EXPECT_EQ(inner_.get_vg_calls, 2);
+}
+
 TEST_F(CachingLvmTest, FailedReportIsNotKept) {
   inner_.list_error = absl::UnavailableError("lvm2 lock busy");
   absl::StatusOr<std::vector<LvReport>> failed = lvm_.ListLvs("");
