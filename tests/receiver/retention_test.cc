@@ -208,27 +208,43 @@ TEST_F(RetentionVaultTest, ConcurrentGcNeverLosesAChunkAReceiveReferences) {
   std::atomic<int> gcs{0};
   // GC (waiting for the lock) in a loop while incrementals arrive, each
   // followed by pruning all but the newest version.
+  absl::Status gc_error;
   std::thread gc_thread([&] {
-    while (!stop) {
+    while (!stop && gc_error.ok()) {
       auto gc = CollectGarbage(*vault_, {.grace_ms = 0, .wait = true});
-      ASSERT_TRUE(gc.ok()) << gc.status();
+      if (!gc.ok()) gc_error = gc.status();
       ++gcs;
     }
   });
+  // Failures are collected, not asserted, until the GC thread is joined:
+  // an assertion returning here would leave it running (std::terminate).
+  absl::Status error;
   std::string vol = states_[0];
-  for (int v = 2; v <= 6; ++v) {
+  for (int v = 2; v <= 6 && error.ok(); ++v) {
     cbt::ExtentSet changed;
     Scribble(vol, changed, 3, 90 + v);
     VersionIndex base = Index(absl::StrCat("v", v - 1));
     transport::ProducerOptions opts;
     opts.created_unix_ms = kT0 + v * kDay;
     auto r = Receive(Produce(vol, &base, changed, absl::StrCat("v", v), opts));
-    ASSERT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) {
+      error = absl::Status(
+          r.status().code(),
+          absl::StrCat("receive of v", v, ": ", r.status().message()));
+      break;
+    }
     states_.push_back(vol);
-    ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
+    auto pruned = Prune(*vault_, {kVol}, {.keep_last = 1}, false);
+    if (!pruned.ok()) {
+      error = absl::Status(
+          pruned.status().code(),
+          absl::StrCat("prune after v", v, ": ", pruned.status().message()));
+    }
   }
   stop = true;
   gc_thread.join();
+  ASSERT_TRUE(error.ok()) << error;
+  ASSERT_TRUE(gc_error.ok()) << gc_error;
   EXPECT_GT(gcs.load(), 0);
   EXPECT_TRUE(Restores(6));
 }
