@@ -71,6 +71,10 @@ class ConsistencyPoint {
   // One per requested volume, in request order.
   virtual const std::vector<SnapshotRef>& snapshots() const = 0;
   virtual void Keep(const std::string& volume) = 0;
+  // Why `volume`'s snapshot became unreadable while the run held it, when
+  // the point knows (a COW snapshot that overflowed), with what to change;
+  // empty otherwise.
+  virtual std::string Overflow(const std::string& volume) { return ""; }
 };
 
 class ConsistencyPointTaker {

@@ -207,14 +207,23 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
 
   if (control.cancelled()) return Cancelled(m, kStepChangedSet);
   Step(run_id, control, volume.name, kStepChangedSet);
+  // A snapshot that overflowed fails its reads with EIO: say so instead.
+  const auto explained = [&](const absl::Status& s) {
+    const std::string why = point.Overflow(volume.name);
+    if (why.empty()) return s;
+    return absl::FailedPreconditionError(
+        absl::StrCat(why, " (the failure: ", StatusText(s), ")"));
+  };
   absl::StatusOr<ChangedSet> changes = ComputeChangedSet(m);
-  if (!changes.ok()) return Failed(m, kStepChangedSet, changes.status());
+  if (!changes.ok()) {
+    return Failed(m, kStepChangedSet, explained(changes.status()));
+  }
 
   // The receiver commits before SendAndCommit returns.
   if (control.cancelled()) return Cancelled(m, kStepSend);
   Step(run_id, control, volume.name, kStepSend);
   absl::StatusOr<SendResult> sent = SendAndCommit(m, *changes);
-  if (!sent.ok()) return Failed(m, kStepSend, sent.status());
+  if (!sent.ok()) return Failed(m, kStepSend, explained(sent.status()));
 
   // The commit point: tracking state advances with the run record.
   Step(run_id, control, volume.name, kStepCommitState);

@@ -97,6 +97,27 @@ std::optional<bool> ParseYesNo(std::string_view v) {
 }
 
 // Well-formed: "unix:/abs/path", "host:port", "[v6addr]:port".
+// "20%" (1..100 % of the origin) or a size ("10G"); the error completes
+// "cow_size ...".
+absl::StatusOr<CowSizePolicy> ParseCowSize(const std::string& value) {
+  if (value.ends_with("%")) {
+    long long pct = 0;
+    if (!common::ParseInt(std::string_view(value).substr(0, value.size() - 1),
+                          pct) ||
+        pct < 1 || pct > 100) {
+      return absl::InvalidArgumentError("as a percentage must be 1% to 100%");
+    }
+    return CowSizePolicy{.percent_of_origin = static_cast<int>(pct),
+                         .bytes = 0};
+  }
+  absl::StatusOr<uint64_t> b = common::ParseBytes(value);
+  if (!b.ok() || *b == 0) {
+    return absl::InvalidArgumentError(
+        "must be a percentage (20%) or a size (10G)");
+  }
+  return CowSizePolicy{.percent_of_origin = 0, .bytes = *b};
+}
+
 bool WellFormedAddress(std::string_view a) {
   if (a.starts_with("unix:")) return a.size() > 6 && a[5] == '/';
   std::string_view host;
@@ -374,25 +395,12 @@ class Builder {
         return Problem(e, "'snapshot' must be auto or none");
       }
       v.live_read = e.value == "none";
-    } else if (key == "cow_size") {
-      if (e.value.ends_with("%")) {
-        long long pct = 0;
-        if (!common::ParseInt(
-                std::string_view(e.value).substr(0, e.value.size() - 1), pct) ||
-            pct < 1 || pct > 100) {
-          return Problem(e, "cow_size as a percentage must be 1% to 100%");
-        }
-        v.cow_size = CowSizePolicy{.percent_of_origin = static_cast<int>(pct),
-                                   .bytes = 0};
-      } else {
-        absl::StatusOr<uint64_t> b = common::ParseBytes(e.value);
-        if (!b.ok() || *b == 0) {
-          return Problem(e,
-                         "cow_size must be a percentage (20%) or a size "
-                         "(10G)");
-        }
-        v.cow_size = CowSizePolicy{.percent_of_origin = 0, .bytes = *b};
+    } else if (key == "cow_size" || key == "cow_max_size") {
+      absl::StatusOr<CowSizePolicy> size = ParseCowSize(e.value);
+      if (!size.ok()) {
+        return Problem(e, absl::StrCat(key, " ", size.status().message()));
       }
+      (key == "cow_size" ? v.cow_size : v.cow_max_size) = *size;
     } else if (key == "cow_device") {
       std::vector<std::string> devices =
           absl::StrSplit(e.value, absl::ByAnyChar(" ,\t"), absl::SkipEmpty());

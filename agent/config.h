@@ -10,7 +10,8 @@
 //                    ca_file, cert_file, key_file
 //   [volume.NAME]    path, method (auto|thin-delta|cow-table|era|hash|
 //                    external, with changes_file),
-//                    chunk_size, cow_size (e.g. 20% or 10G), cow_device
+//                    chunk_size, cow_size (e.g. 20% or 10G), cow_max_size,
+//                    cow_device
 //                    (two devices; dm volumes that are not LVs),
 //                    snapshot (auto|none: none reads a plain block device
 //                    or an image file live), schedule, randomized_delay,
@@ -72,6 +73,13 @@ struct RetentionPolicy {
 struct CowSizePolicy {
   int percent_of_origin = 20;  // used when bytes == 0
   uint64_t bytes = 0;
+
+  uint64_t BytesFor(uint64_t origin_bytes) const {
+    const uint64_t pct = static_cast<uint64_t>(percent_of_origin);
+    return bytes > 0
+               ? bytes
+               : origin_bytes / 100 * pct + origin_bytes % 100 * pct / 100;
+  }
 };
 
 struct VolumeConfig {
@@ -80,6 +88,10 @@ struct VolumeConfig {
   TrackingMethod method = TrackingMethod::kAuto;
   uint64_t chunk_bytes = 64 * 1024;  // power of two, 4K..16M
   CowSizePolicy cow_size;
+  // How large a run's COW snapshot may grow: cbtd extends one that fills
+  // past 60% while a run reads it (snapshot/cow_guard.h). Default: the
+  // origin's size, at which it cannot overflow.
+  CowSizePolicy cow_max_size{.percent_of_origin = 100, .bytes = 0};
   // A device-mapper volume lvm2 does not manage: two block devices for its
   // snapshots' COW stores, used in turn (the base snapshot keeps one while
   // the next snapshot is taken on the other); overwritten by backups.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <set>
 #include <utility>
 
@@ -12,6 +13,7 @@
 #include "agent/file_point.h"
 #include "snapshot/caching_lvm.h"
 #include "snapshot/consistency_group.h"
+#include "snapshot/cow_guard.h"
 #include "snapshot/naming.h"
 #include "snapshot/volume.h"
 
@@ -30,13 +32,19 @@ class LvmConsistencyPoint : public ConsistencyPoint {
   LvmConsistencyPoint(std::unique_ptr<snapshot::CachingLvm> lvm,
                       std::unique_ptr<snapshot::Snapshotter> snapshotter,
                       snapshot::GroupSnapshot group,
-                      std::vector<SnapshotRef> refs)
+                      std::vector<SnapshotRef> refs,
+                      std::unique_ptr<snapshot::CowGuard> guard)
       : lvm_(std::move(lvm)),
         snapshotter_(std::move(snapshotter)),
         group_(std::move(group)),
-        refs_(std::move(refs)) {}
+        refs_(std::move(refs)),
+        guard_(std::move(guard)) {}
 
   const std::vector<SnapshotRef>& snapshots() const override { return refs_; }
+
+  std::string Overflow(const std::string& volume) override {
+    return guard_->Overflow(volume);
+  }
 
   void Keep(const std::string& volume) override {
     for (size_t i = 0; i < refs_.size(); ++i) {
@@ -49,6 +57,8 @@ class LvmConsistencyPoint : public ConsistencyPoint {
   std::unique_ptr<snapshot::Snapshotter> snapshotter_;
   snapshot::GroupSnapshot group_;
   std::vector<SnapshotRef> refs_;
+  // Destroyed first: it stops watching before any snapshot is removed.
+  std::unique_ptr<snapshot::CowGuard> guard_;
 };
 
 // The first of `devices` no device-mapper device holds (the base
@@ -141,6 +151,7 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
   if (!group.ok()) return group.status();
   // Where each snapshot can be read: lvs knows the dm path once active.
   std::vector<SnapshotRef> refs;
+  std::vector<snapshot::GuardedSnapshot> thick;
   for (size_t i = 0; i < group->snapshots.size(); ++i) {
     const snapshot::ScopedSnapshot& s = *group->snapshots[i];
     absl::StatusOr<snapshot::SnapshotInfo> info =
@@ -153,12 +164,24 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
     }
     refs.push_back(SnapshotRef{request.volumes[i].name, info->FullName(),
                                info->device_path});
+    if (info->kind == snapshot::VolumeKind::kThickLv) {
+      thick.push_back({request.volumes[i].name, info->vg, info->name,
+                       request.volumes[i].cow_max_size.BytesFor(
+                           group->members[i].size_bytes)});
+    }
   }
   // The point lives as long as its run: from now on, lvm2 as it is.
   lvm->StopCaching();
-  return std::unique_ptr<ConsistencyPoint>(
-      new LvmConsistencyPoint(std::move(lvm), std::move(snapshotter),
-                              *std::move(group), std::move(refs)));
+  snapshot::CowGuardOptions guard_options;
+  // To the journal (cbtd's stderr): an extension says cow_size is small.
+  guard_options.on_note = [](const std::string& line) {
+    std::cerr << "cbtd: " << line << std::endl;
+  };
+  auto guard = std::make_unique<snapshot::CowGuard>(lvm_, dm_, std::move(thick),
+                                                    guard_options);
+  return std::unique_ptr<ConsistencyPoint>(new LvmConsistencyPoint(
+      std::move(lvm), std::move(snapshotter), *std::move(group),
+      std::move(refs), std::move(guard)));
 }
 
 absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,

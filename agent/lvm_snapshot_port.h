@@ -5,7 +5,10 @@
 // A plain block device or an image file is taken by file_point.h instead
 // (a reflink copy named by its path, or a live read with no name). A
 // dm-era device (a cbtd era stack) is snapshotted below: the snapshot is of
-// its origin LV, taken while the era device is held too.
+// its origin LV, taken while the era device is held too. While a point
+// lives, its thick (COW) snapshots are kept from overflowing: extended up
+// to each volume's cow_max_size (snapshot/cow_guard.h, notes on stderr),
+// and one that overflowed anyway is named by Overflow().
 //
 // Thread-safety: Take/RemoveSnapshot may run concurrently for different
 // volumes (the Lvm, DeviceMapper and Host given are thread-safe).

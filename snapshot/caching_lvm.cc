@@ -71,6 +71,15 @@ absl::Status CachingLvm::SetActive(const std::string& vg,
   return st;
 }
 
+absl::Status CachingLvm::ExtendLv(const std::string& vg,
+                                  const std::string& name,
+                                  uint64_t size_bytes) {
+  Invalidate();
+  absl::Status st = inner_.ExtendLv(vg, name, size_bytes);
+  Invalidate();
+  return st;
+}
+
 absl::Status CachingLvm::RemoveLv(const std::string& vg,
                                   const std::string& name) {
   Invalidate();

@@ -16,8 +16,8 @@
 //     in it: an empty VG, or no such VG) the inner answer, then kept per
 //     `vg`. So NOT_FOUND for a missing VG still comes from lvm2.
 //   - GetVg(vg): per `vg`.
-// CreateSnapshot, SetActive and RemoveLv drop everything kept, before they
-// run and again when they return (whatever they return), then the next
+// CreateSnapshot, SetActive, ExtendLv and RemoveLv drop everything kept, before
+// they run and again when they return (whatever they return), then the next
 // report is fresh. Errors of the inner Lvm are returned unchanged and never
 // kept: the next call asks again.
 //
@@ -59,6 +59,8 @@ class CachingLvm : public Lvm {
   absl::Status CreateSnapshot(const SnapshotRequest& request) override;
   absl::Status SetActive(const std::string& vg, const std::string& name,
                          bool active) override;
+  absl::Status ExtendLv(const std::string& vg, const std::string& name,
+                        uint64_t size_bytes) override;
   absl::Status RemoveLv(const std::string& vg,
                         const std::string& name) override;
 

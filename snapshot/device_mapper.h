@@ -32,6 +32,14 @@ using common::FormatDmTable;
 // Sum of the targets' lengths.
 uint64_t DmTableSectors(const DmTable& table);
 
+// How full a dm-snapshot's COW store is, in percent, from its status line
+// ("<used>/<total> <metadata>" in sectors); nullopt when the status says
+// the snapshot is unusable ("Invalid", "Overflow", "Merge failed").
+std::optional<double> SnapshotFillPercent(const std::string& status);
+
+// The COW store's size in bytes from the same status line; 0 if unusable.
+uint64_t SnapshotCowBytes(const std::string& status);
+
 class DeviceMapper {
  public:
   virtual ~DeviceMapper() = default;

@@ -49,16 +49,6 @@ absl::StatusOr<std::optional<DmInfo>> Ours(DeviceMapper& dm,
 }
 
 // Fill of a "snapshot" target from its status: "<used>/<total> <meta>".
-std::optional<double> FillPercent(const std::string& status) {
-  std::vector<std::string> words = absl::StrSplit(status, ' ');
-  std::vector<std::string> parts = absl::StrSplit(words[0], '/');
-  uint64_t used = 0, total = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &used) ||
-      !absl::SimpleAtoi(parts[1], &total) || total == 0) {
-    return std::nullopt;
-  }
-  return 100.0 * static_cast<double>(used) / static_cast<double>(total);
-}
 
 }  // namespace
 
@@ -231,7 +221,7 @@ absl::StatusOr<std::vector<SnapshotInfo>> DmSnapshotter::List() {
       if (!status.ok()) return status.status();
       if (status->size() == 1 && (*status)[0].type == "snapshot") {
         s.size_bytes = (*status)[0].length_sectors * 512;
-        s.cow_fill_percent = FillPercent((*status)[0].params);
+        s.cow_fill_percent = SnapshotFillPercent((*status)[0].params);
         // "Invalid" (overflowed or failed), "Overflow", "Merge failed".
         s.invalid = !s.cow_fill_percent.has_value();
       }

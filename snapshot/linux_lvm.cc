@@ -69,6 +69,14 @@ class LinuxLvm : public Lvm {
     return Run(argv, vg).status();
   }
 
+  absl::Status ExtendLv(const std::string& vg, const std::string& name,
+                        uint64_t size_bytes) override {
+    return Run({"lvextend", "--size", absl::StrCat(size_bytes, "b"),
+                absl::StrCat(vg, "/", name)},
+               vg)
+        .status();
+  }
+
   absl::Status RemoveLv(const std::string& vg,
                         const std::string& name) override {
     return Run({"lvremove", "--yes", absl::StrCat(vg, "/", name)}, vg).status();

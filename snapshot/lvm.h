@@ -79,6 +79,12 @@ class Lvm {
   virtual absl::Status SetActive(const std::string& vg, const std::string& name,
                                  bool active) = 0;
 
+  // lvextend of exactly vg/name (a thick snapshot's COW store) to
+  // `size_bytes` (lvm2 rounds up to whole extents). Callers check
+  // ownership first. RESOURCE_EXHAUSTED if the VG lacks the space.
+  virtual absl::Status ExtendLv(const std::string& vg, const std::string& name,
+                                uint64_t size_bytes) = 0;
+
   // lvremove of exactly vg/name. Callers check ownership first.
   virtual absl::Status RemoveLv(const std::string& vg,
                                 const std::string& name) = 0;

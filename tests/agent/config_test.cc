@@ -197,6 +197,24 @@ TEST(ConfigTest, ReportsAllProblemsAtOnce) {
   EXPECT_THAT(m, HasSubstr("cbtd.conf:4:"));
 }
 
+TEST(ConfigTest, CowMaxSizeDefaultsToTheOriginAndTakesTheCowSizeForms) {
+  absl::StatusOr<Config> c =
+      ParseConfig("cbtd.conf",
+                  "[volume.a]\npath = /dev/vg/a\n[volume.b]\npath = /dev/vg/b\n"
+                  "cow_max_size = 50%\n[volume.c]\npath = /dev/vg/c\n"
+                  "cow_max_size = 2G\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->FindVolume("a")->cow_max_size.BytesFor(8ULL << 30), 8ULL << 30);
+  EXPECT_EQ(c->FindVolume("b")->cow_max_size.BytesFor(8ULL << 30), 4ULL << 30);
+  EXPECT_EQ(c->FindVolume("c")->cow_max_size.BytesFor(8ULL << 30), 2ULL << 30);
+  absl::StatusOr<Config> bad = ParseConfig(
+      "cbtd.conf", "[volume.a]\npath = /dev/vg/a\ncow_max_size = 0%\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("cbtd.conf:3: cow_max_size as a percentage must be 1% "
+                        "to 100%"));
+}
+
 class FakeProbe : public ConfigProbe {
  public:
   std::set<std::string> missing;

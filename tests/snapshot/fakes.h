@@ -29,6 +29,7 @@ class FakeLvm : public Lvm {
   std::vector<std::string> calls;
   std::vector<SnapshotRequest> requests;  // every CreateSnapshot, in order
   absl::Status create_error;
+  absl::Status extend_error;
   std::string create_error_origin;  // if set, create_error only for it
   uint64_t next_thin_id = 10;
 
@@ -73,6 +74,17 @@ class FakeLvm : public Lvm {
         absl::StrCat(active ? "activate " : "deactivate ", vg_name, "/", name));
     for (LvReport& lv : lvs) {
       if (lv.vg == vg_name && lv.name == name) lv.active = active;
+    }
+    return absl::OkStatus();
+  }
+  absl::Status ExtendLv(const std::string& vg_name, const std::string& name,
+                        uint64_t size_bytes) override {
+    std::lock_guard lock(mu_);
+    calls.push_back(
+        absl::StrCat("extend ", vg_name, "/", name, " ", size_bytes));
+    if (!extend_error.ok()) return extend_error;
+    for (LvReport& lv : lvs) {
+      if (lv.vg == vg_name && lv.name == name) lv.size_bytes = size_bytes;
     }
     return absl::OkStatus();
   }
