@@ -21,6 +21,9 @@
 #    writes n to each in turn, every restored version is one instant and
 #    each restored ext4 is clean (frozen: no journal to replay); rollback
 #    of the WAL is refused while it is mounted, done once unmounted;
+#  - a thick volume's COW snapshot filling during its backup is extended
+#    and the backup succeeds; one that may not grow overflows, and the run
+#    says so, naming the settings to change;
 #  - restores and rollbacks have metrics of their own.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
@@ -305,6 +308,55 @@ mount /dev/hv/db-wal /mnt/db-wal
 assert_eq "${SEQ[db-wal/1]}" "$(head -n1 /mnt/db-wal/seq)" "the rolled-back WAL holds its first version"
 umount /mnt/db-wal /mnt/db-data /mnt/db-idx
 
+# --- thick volumes whose COW snapshot fills while their backup reads it
+# (the backups held to 1 MiB/s): busy's 8 MiB snapshot takes 8 MiB of new
+# writes, so cbtd extends it and the backup succeeds; tight's may not grow
+# (cow_max_size = cow_size), overflows, and the run says so, naming the
+# settings.
+lvcreate -q -L 16M -n busy hv >/dev/null
+lvcreate -q -L 16M -n tight hv >/dev/null
+rand_bytes busy $((16 << 20)) | dd of=/dev/hv/busy bs=1M oflag=direct status=none
+rand_bytes tight $((16 << 20)) | dd of=/dev/hv/tight bs=1M oflag=direct status=none
+cat >> "$CONF" <<'EOF'
+
+[volume.busy]
+path = /dev/hv/busy
+cow_size = 8M
+
+[volume.tight]
+path = /dev/hv/tight
+cow_size = 8M
+cow_max_size = 8M
+EOF
+sed -i 's|^metrics_file = /tmp/cbtd.prom$|metrics_file = /tmp/cbtd.prom\nbandwidth_limit = 1M|' "$CONF"
+kill -HUP "$CBTD"; sleep 1
+# VOLUME MIB PAUSE: new data into the first MIB MiB, PAUSE s after each.
+overwrite() {
+  for i in $(seq 0 $(($2 - 1))); do
+    rand_bytes "$1-new-$i" $((1 << 20)) | dd of="/dev/hv/$1" bs=1M seek="$i" oflag=direct status=none
+    sleep "$3"
+  done
+}
+cbtctl backup busy --point > /dev/null  # returns once the snapshot exists
+overwrite busy 8 0.7  # about 1 MiB/s, done before the 16 s backup
+wait_idle
+cbtctl runs busy --json > /tmp/runs.json
+assert_eq succeeded "$(py_runs "print(rs[0]['result'])")" "busy's backup, its snapshot extended"
+grep "extended COW snapshot hv/busy" /tmp/cbtd.log ||
+  fail "the busy snapshot was not extended: $(grep -i cow /tmp/cbtd.log | tail -5)"
+base=$(cbtctl volumes --json | python3 -c "import json,sys; print([v for v in json.load(sys.stdin)['volumes'] if v['name']=='busy'][0]['base_snapshot'])")
+cbtctl restore busy --version "$(py_runs "print(rs[0]['version_id'])")" --target /dev/hv/restored > /dev/null
+assert_eq "$(hash_of "/dev/$base")" "$(hash_of /dev/hv/restored $((16 << 20)))" "the extended snapshot's backup restores to its bytes"
+cbtctl backup tight --point > /dev/null
+overwrite tight 12 0
+wait_idle
+cbtctl runs tight --json > /tmp/runs.json
+assert_eq failed "$(py_runs "print(rs[0]['result'])")" "tight's backup, its snapshot overflowed"
+error=$(py_runs "print(rs[0]['error'])")
+log "overflow: $error"
+assert_contains "$error" "of volume 'tight' overflowed" "the error names the overflow and the volume"
+assert_contains "$error" "Raise cow_size or cow_max_size" "the error names the settings"
+
 # --- restores and rollbacks have metrics of their own (written at exit).
 cbtctl runs logs --json > /tmp/runs.json
 restores=$(py_runs "print(sum(1 for r in rs if r['trigger'] in ('restore', 'rollback') and r['result'] == 'succeeded'))")
@@ -315,4 +367,4 @@ assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 
 grep -q '^cbtd_last_restore_written_bytes{volume="db-wal"} [1-9]' /tmp/cbtd.prom ||
   fail "the rollback's written bytes are not in the metrics: $(grep db-wal /tmp/cbtd.prom)"
 
-log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, restore metrics"
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, COW extension and overflow, restore metrics"
