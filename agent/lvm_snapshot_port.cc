@@ -77,6 +77,58 @@ std::string FreeCowDevice(const std::vector<std::string>& devices) {
   return devices.front();
 }
 
+// Where each of the point's snapshots can be read (lvs knows the dm path
+// once active), and its thick snapshots for the COW guard.
+struct PointSnapshots {
+  std::vector<SnapshotRef> refs;
+  std::vector<snapshot::GuardedSnapshot> thick;
+};
+absl::StatusOr<PointSnapshots> DescribeSnapshots(
+    snapshot::Snapshotter& snapshotter, const snapshot::GroupSnapshot& group,
+    const ConsistencyRequest& request) {
+  PointSnapshots out;
+  for (size_t i = 0; i < group.snapshots.size(); ++i) {
+    const snapshot::ScopedSnapshot& s = *group.snapshots[i];
+    const VolumeConfig& v = request.volumes[i];
+    absl::StatusOr<snapshot::SnapshotInfo> info =
+        snapshotter.Get(s.vg(), s.name());
+    if (!info.ok()) return info.status();
+    if (!info->active || info->device_path.empty()) {
+      return absl::InternalError(absl::StrCat(
+          "snapshot ", info->FullName(), " of ", v.path,
+          " is not active after the consistency point; nothing is kept"));
+    }
+    out.refs.push_back(
+        SnapshotRef{v.name, info->FullName(), info->device_path});
+    if (info->kind == snapshot::VolumeKind::kThickLv) {
+      out.thick.push_back(
+          {v.name, info->vg, info->name,
+           v.cow_max_size.BytesFor(group.members[i].size_bytes)});
+    }
+  }
+  return out;
+}
+
+snapshot::GroupOptions GroupOptionsFor(const ConsistencyRequest& request) {
+  snapshot::GroupOptions options;
+  options.group_name =
+      request.group.empty() ? request.volumes.front().name : request.group;
+  options.pre_hooks = request.pre_hooks;
+  options.frozen_hooks = request.frozen_hooks;
+  options.post_hooks = request.post_hooks;
+  options.hook_timeout = Millis(request.hook_timeout);
+  options.freeze_bound = Millis(request.freeze_timeout);
+  options.freeze = request.freeze;
+  options.sequential = request.sequential;
+  return options;
+}
+
+// COW extensions go to the journal (cbtd's stderr): one says that the
+// volume's cow_size is small.
+void LogCowNote(const std::string& line) {
+  std::cerr << "cbtd: " << line << std::endl;
+}
+
 }  // namespace
 
 snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
@@ -133,55 +185,25 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
   auto lvm = std::make_unique<snapshot::CachingLvm>(lvm_);
   auto snapshotter = std::make_unique<snapshot::Snapshotter>(
       *lvm, dm_, host_, PolicyFor(request));
-  snapshot::GroupOptions options;
-  options.group_name =
-      request.group.empty() ? request.volumes.front().name : request.group;
-  options.pre_hooks = request.pre_hooks;
-  options.frozen_hooks = request.frozen_hooks;
-  options.post_hooks = request.post_hooks;
-  options.hook_timeout = Millis(request.hook_timeout);
-  options.freeze_bound = Millis(request.freeze_timeout);
-  options.freeze = request.freeze;
-  options.sequential = request.sequential;
   std::vector<std::string> paths;
   for (const VolumeConfig& v : request.volumes) paths.push_back(v.path);
 
-  absl::StatusOr<snapshot::GroupSnapshot> group =
-      snapshot::TakeGroupSnapshot(*snapshotter, dm_, host_, paths, options);
+  absl::StatusOr<snapshot::GroupSnapshot> group = snapshot::TakeGroupSnapshot(
+      *snapshotter, dm_, host_, paths, GroupOptionsFor(request));
   if (!group.ok()) return group.status();
-  // Where each snapshot can be read: lvs knows the dm path once active.
-  std::vector<SnapshotRef> refs;
-  std::vector<snapshot::GuardedSnapshot> thick;
-  for (size_t i = 0; i < group->snapshots.size(); ++i) {
-    const snapshot::ScopedSnapshot& s = *group->snapshots[i];
-    absl::StatusOr<snapshot::SnapshotInfo> info =
-        snapshotter->Get(s.vg(), s.name());
-    if (!info.ok()) return info.status();  // `group` removes them all
-    if (!info->active || info->device_path.empty()) {
-      return absl::InternalError(absl::StrCat(
-          "snapshot ", info->FullName(), " of ", paths[i],
-          " is not active after the consistency point; nothing is kept"));
-    }
-    refs.push_back(SnapshotRef{request.volumes[i].name, info->FullName(),
-                               info->device_path});
-    if (info->kind == snapshot::VolumeKind::kThickLv) {
-      thick.push_back({request.volumes[i].name, info->vg, info->name,
-                       request.volumes[i].cow_max_size.BytesFor(
-                           group->members[i].size_bytes)});
-    }
-  }
+  // On error `group` removes every snapshot.
+  absl::StatusOr<PointSnapshots> described =
+      DescribeSnapshots(*snapshotter, *group, request);
+  if (!described.ok()) return described.status();
   // The point lives as long as its run: from now on, lvm2 as it is.
   lvm->StopCaching();
   snapshot::CowGuardOptions guard_options;
-  // To the journal (cbtd's stderr): an extension says cow_size is small.
-  guard_options.on_note = [](const std::string& line) {
-    std::cerr << "cbtd: " << line << std::endl;
-  };
-  auto guard = std::make_unique<snapshot::CowGuard>(lvm_, dm_, std::move(thick),
-                                                    guard_options);
+  guard_options.on_note = LogCowNote;
+  auto guard = std::make_unique<snapshot::CowGuard>(
+      lvm_, dm_, std::move(described->thick), guard_options);
   return std::unique_ptr<ConsistencyPoint>(new LvmConsistencyPoint(
       std::move(lvm), std::move(snapshotter), *std::move(group),
-      std::move(refs), std::move(guard)));
+      std::move(described->refs), std::move(guard)));
 }
 
 absl::Status LvmSnapshotPort::RemoveSnapshot(const std::string& volume,
