@@ -304,11 +304,8 @@ absl::StatusOr<std::vector<RunView>> Agent::ListRuns(const std::string& volume,
     if (active_only && r.result != RunResult::kRunning) continue;
     RunView view;
     if (auto it = live_.find(r.id); it != live_.end()) {
-      RunProgress p = it->second.control->progress();
-      // A group job works on one member at a time; show bytes only on the
-      // member they belong to.
-      if (p.volume != r.volume) p.done_bytes = p.total_bytes = 0;
-      view.progress = p;
+      // A group job's members may run at once: each row gets its own.
+      view.progress = it->second.control->progress(r.volume);
     }
     view.record = std::move(r);
     out.push_back(std::move(view));
@@ -425,9 +422,32 @@ absl::Status Agent::CheckVaultVolume(const std::string& volume) {
 }
 
 absl::StatusOr<std::vector<VersionView>> Agent::ListVersions(
-    const std::string& volume) {
-  if (absl::Status s = CheckVaultVolume(volume); !s.ok()) return s;
-  return ports_.vault->ListVersions(volume);
+    const std::string& target) {
+  std::vector<std::string> members;
+  {
+    std::lock_guard lock(mu_);
+    if (const GroupConfig* g = config_.FindGroup(target)) members = g->members;
+  }
+  if (members.empty()) {
+    if (absl::Status s = CheckVaultVolume(target); !s.ok()) return s;
+    return ports_.vault->ListVersions(target);
+  }
+  // A group: its members' versions that belong to its group versions
+  // (the receiver lists only committed ones), by group version.
+  std::vector<VersionView> out;
+  for (const std::string& member : members) {
+    if (absl::Status s = CheckVaultVolume(member); !s.ok()) return s;
+    absl::StatusOr<std::vector<VersionView>> versions =
+        ports_.vault->ListVersions(member);
+    if (!versions.ok()) return versions.status();
+    for (VersionView& v : *versions) {
+      if (v.group == target) out.push_back(std::move(v));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.group_version_id < b.group_version_id;
+  });
+  return out;
 }
 
 absl::StatusOr<RestoreOutcome> Agent::Restore(const RestoreRequest& request) {

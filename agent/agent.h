@@ -122,8 +122,10 @@ class Agent {
   // A configured volume's versions at the receiver, restore, verify
   // (ports.vault). NOT_FOUND for an unknown volume; a restore onto a
   // configured volume's own device is refused (FAILED_PRECONDITION).
+  // ListVersions of a configured group: the versions of its committed
+  // group versions, every member's, ordered by group version id.
   absl::StatusOr<std::vector<VersionView>> ListVersions(
-      const std::string& volume);
+      const std::string& target);
   // A restore is a job over its volume (no backup of it runs meanwhile),
   // recorded as a run (trigger "restore", or "rollback" for in_place) with
   // progress and cancel like a backup's; returns when it ends.

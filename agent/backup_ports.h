@@ -127,12 +127,32 @@ struct SendRequest {
   const ChangedSet* changes = nullptr;
   std::string base_version;                    // empty for a full
   uint64_t bandwidth_limit_bytes_per_sec = 0;  // 0 = unlimited
+  // A member of a group's consistency point: the version is stored as a
+  // pending member of group_version_id, dated at the point's instant
+  // (created_unix_ms), and listed once Sender::CommitGroup succeeds.
+  std::string group;
+  std::string group_version_id;
+  int64_t created_unix_ms = 0;  // 0: now
 };
 
 struct SendResult {
   std::string version_id;  // committed at the receiver
+  std::string root_hash;   // hex, of the committed version
   uint64_t bytes_read = 0;
   uint64_t bytes_sent = 0;
+};
+
+// A group's consistency point, as committed at the receiver.
+struct GroupPoint {
+  std::string group;
+  std::string group_version_id;
+  int64_t created_unix_ms = 0;
+  struct Member {
+    std::string volume;
+    std::string version_id;
+    std::string root_hash;  // hex
+  };
+  std::vector<Member> members;
 };
 
 class Sender {
@@ -151,6 +171,9 @@ class Sender {
   // reached.
   virtual absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                                    RunControl& control) = 0;
+  // Commits a group version once every member's SendAndCommit has: until
+  // then the receiver lists none of them. Idempotent.
+  virtual absl::Status CommitGroup(const GroupPoint& point) = 0;
 };
 
 class RetentionApplier {
@@ -170,6 +193,10 @@ struct VersionView {
   int64_t created_unix_ms = 0;
   uint64_t volume_bytes = 0;
   std::string root_hash;  // hex
+  // The group version the version is a member of (empty: none). Listings
+  // show members of committed group versions only.
+  std::string group;
+  std::string group_version_id;
 };
 
 struct RestoreRequest {

@@ -1,6 +1,11 @@
 #include "agent/backup_run.h"
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace cbtd::agent {
 namespace {
@@ -43,6 +48,38 @@ ChangedSet EverythingOf(const ChangedSet& changes) {
   return everything;
 }
 
+// The group version a run of a group commits. Its id is the point's
+// instant written as version ids are, and its members are dated at it, so
+// retention decides alike for each of them.
+GroupPoint NewGroupPoint(const BackupPlan& plan, absl::Time instant) {
+  GroupPoint g;
+  g.group = plan.request.group;
+  g.group_version_id =
+      absl::FormatTime("%Y%m%dT%H%M%E3SZ", instant, absl::UTCTimeZone());
+  g.created_unix_ms = absl::ToUnixMillis(instant);
+  return g;
+}
+
+// The rule `volume`'s versions are pruned by: its own, or, for a member
+// of a group, the group's: a point is kept while any member's rule keeps
+// it (the largest count of each kind), and a member without a rule keeps
+// every point.
+RetentionPolicy RetentionFor(const BackupPlan& plan,
+                             const VolumeConfig& volume) {
+  if (plan.request.group.empty()) return volume.retention;
+  RetentionPolicy merged;
+  for (const VolumeConfig& v : plan.request.volumes) {
+    const RetentionPolicy& r = v.retention;
+    if (r.KeepsEverything()) return RetentionPolicy{};
+    merged.keep_last = std::max(merged.keep_last, r.keep_last);
+    merged.keep_hourly = std::max(merged.keep_hourly, r.keep_hourly);
+    merged.keep_daily = std::max(merged.keep_daily, r.keep_daily);
+    merged.keep_weekly = std::max(merged.keep_weekly, r.keep_weekly);
+    merged.keep_monthly = std::max(merged.keep_monthly, r.keep_monthly);
+  }
+  return merged;
+}
+
 }  // namespace
 
 absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
@@ -60,6 +97,7 @@ absl::StatusOr<BackupPlan> PlanBackup(const Config& config,
   plan.full = full;
   plan.trigger = trigger;
   plan.bandwidth_limit_bytes_per_sec = config.bandwidth_limit_bytes_per_sec;
+  if (group != nullptr) plan.parallel_members = group->parallel;
   return plan;
 }
 
@@ -129,6 +167,20 @@ void BackupOrchestrator::Fail(int64_t run_id, RunOutcome outcome,
   store_.FinishRun(run_id, outcome, clock_()).IgnoreError();
 }
 
+// What RunMember's steps share about one member's run.
+struct BackupOrchestrator::Member {
+  const BackupPlan& plan;
+  const VolumeConfig& volume;
+  const SnapshotRef& snapshot;
+  int64_t run_id;
+  RunControl& control;
+  RunOutcome outcome;
+  std::optional<TrackingRecord> base;  // the committed state before this run
+  const GroupPoint* group = nullptr;   // null: a volume on its own
+  std::string root_hash;               // of the committed version
+  bool keep_snapshot = true;           // the changed set's
+};
+
 absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
                                          const std::vector<int64_t>& run_ids,
                                          RunControl& control) {
@@ -166,44 +218,104 @@ absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
   }
   const std::vector<SnapshotRef>& snaps = (*point)->snapshots();
   notify(snaps);
+  std::optional<GroupPoint> group;
+  if (!plan.request.group.empty()) group = NewGroupPoint(plan, clock_());
+  std::deque<RunControl> controls;  // one per member, outliving them
   absl::Status first_error;
-  for (size_t i = 0; i < members.size(); ++i) {
-    const SnapshotRef* snap = nullptr;
-    for (const SnapshotRef& s : snaps) {
-      if (s.volume == members[i].name) snap = &s;
+  std::vector<std::unique_ptr<Member>> committed =
+      RunMembers(plan, run_ids, **point, group ? &*group : nullptr, control,
+                 controls, first_error);
+  std::string group_note;
+  if (group.has_value()) {
+    absl::Status s = CommitGroup(*group, committed, first_error);
+    if (!s.ok()) {
+      group_note = std::string(s.message());
+      if (first_error.ok()) first_error = s;
     }
-    absl::Status s;
-    if (snap == nullptr) {
-      s = absl::InternalError(absl::StrCat(
-          "the consistency point has no snapshot of '", members[i].name, "'"));
-      Fail(run_ids[i], {}, RunResult::kFailed, kStepConsistencyPoint, s);
-    } else {
-      s = RunMember(plan, members[i], *snap, run_ids[i], **point, control);
-    }
-    if (!s.ok() && first_error.ok()) first_error = s;
   }
+  for (const auto& m : committed) FinishAfterCommit(*m, group_note);
   // `point` goes out of scope here: snapshots not kept are removed.
   return first_error;
 }
 
-// What RunMember's steps share about one member's run.
-struct BackupOrchestrator::Member {
-  const BackupPlan& plan;
-  const VolumeConfig& volume;
-  const SnapshotRef& snapshot;
-  int64_t run_id;
-  RunControl& control;
-  RunOutcome outcome;
-  std::optional<TrackingRecord> base;  // the committed state before this run
-};
+std::vector<std::unique_ptr<BackupOrchestrator::Member>>
+BackupOrchestrator::RunMembers(const BackupPlan& plan,
+                               const std::vector<int64_t>& run_ids,
+                               ConsistencyPoint& point, const GroupPoint* group,
+                               RunControl& control,
+                               std::deque<RunControl>& controls,
+                               absl::Status& first_error) {
+  const std::vector<VolumeConfig>& members = plan.request.volumes;
+  const size_t n = members.size();
+  for (size_t i = 0; i < n; ++i) controls.emplace_back(&control);
+  std::vector<std::unique_ptr<Member>> done(n);
+  std::vector<absl::Status> results(n);
+  const auto run = [&](size_t i) {
+    const SnapshotRef* snap = nullptr;
+    for (const SnapshotRef& s : point.snapshots()) {
+      if (s.volume == members[i].name) snap = &s;
+    }
+    if (snap == nullptr) {
+      results[i] = absl::InternalError(absl::StrCat(
+          "the consistency point has no snapshot of '", members[i].name, "'"));
+      Fail(run_ids[i], {}, RunResult::kFailed, kStepConsistencyPoint,
+           results[i]);
+      return;
+    }
+    auto m = std::make_unique<Member>(Member{
+        plan, members[i], *snap, run_ids[i], controls[i], {}, {}, group, {},
+        true});
+    results[i] = RunMember(*m, point);
+    if (results[i].ok()) done[i] = std::move(m);
+  };
+  const size_t width =
+      std::clamp<size_t>(static_cast<size_t>(plan.parallel_members), 1, n);
+  std::atomic<size_t> next{0};
+  const auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) run(i);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t w = 1; w < width; ++w) helpers.emplace_back(worker);
+  worker();
+  for (std::thread& t : helpers) t.join();
+  std::vector<std::unique_ptr<Member>> committed;
+  for (size_t i = 0; i < n; ++i) {
+    if (!results[i].ok() && first_error.ok()) first_error = results[i];
+    if (done[i] != nullptr) committed.push_back(std::move(done[i]));
+  }
+  return committed;
+}
 
-absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
-                                           const VolumeConfig& volume,
-                                           const SnapshotRef& snapshot,
-                                           int64_t run_id,
-                                           ConsistencyPoint& point,
-                                           RunControl& control) {
-  Member m{plan, volume, snapshot, run_id, control, {}, std::nullopt};
+absl::Status BackupOrchestrator::CommitGroup(
+    GroupPoint& group, const std::vector<std::unique_ptr<Member>>& committed,
+    const absl::Status& member_error) {
+  const std::string name =
+      absl::StrCat(group.group, "@", group.group_version_id);
+  if (!member_error.ok()) {
+    return absl::Status(
+        member_error.code(),
+        absl::StrCat("group version ", name, " was not committed (",
+                     StatusText(member_error),
+                     "); the members stored are kept as the next run's base "
+                     "but are not a restore point"));
+  }
+  for (const auto& m : committed) {
+    group.members.push_back(
+        {m->volume.name, m->outcome.version_id, m->root_hash});
+  }
+  if (absl::Status s = ports_.sender->CommitGroup(group); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("group version ", name,
+                               " was not committed: ", StatusText(s),
+                               "; the next run of the group commits one"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BackupOrchestrator::RunMember(Member& m, ConsistencyPoint& point) {
+  const VolumeConfig& volume = m.volume;
+  const int64_t run_id = m.run_id;
+  RunControl& control = m.control;
 
   if (control.cancelled()) return Cancelled(m, kStepChangedSet);
   Step(run_id, control, volume.name, kStepChangedSet);
@@ -237,8 +349,7 @@ absl::Status BackupOrchestrator::RunMember(const BackupPlan& plan,
   // need is removed below, inside the run, so a finished run has left
   // nothing behind.
   point.Keep(volume.name);
-
-  FinishAfterCommit(m, *changes);
+  m.keep_snapshot = changes->keep_snapshot;
   return absl::OkStatus();
 }
 
@@ -284,7 +395,18 @@ absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
   request.snapshot = m.snapshot;
   request.changes = &changes;
   request.base_version = m.outcome.base_version;
-  request.bandwidth_limit_bytes_per_sec = m.plan.bandwidth_limit_bytes_per_sec;
+  // Members sent at once share the host's limit.
+  const uint64_t limit = m.plan.bandwidth_limit_bytes_per_sec;
+  const uint64_t width = std::clamp<uint64_t>(
+      static_cast<uint64_t>(m.plan.parallel_members), 1,
+      m.plan.request.volumes.size());
+  request.bandwidth_limit_bytes_per_sec =
+      limit == 0 ? 0 : std::max<uint64_t>(1, limit / width);
+  if (m.group != nullptr) {
+    request.group = m.group->group;
+    request.group_version_id = m.group->group_version_id;
+    request.created_unix_ms = m.group->created_unix_ms;
+  }
   absl::StatusOr<SendResult> sent =
       ports_.sender->SendAndCommit(request, m.control);
   ChangedSet everything;
@@ -307,6 +429,7 @@ absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
   m.outcome.bytes_read = sent->bytes_read;
   m.outcome.bytes_sent = sent->bytes_sent;
   m.outcome.version_id = sent->version_id;
+  m.root_hash = sent->root_hash;
   return sent;
 }
 
@@ -324,7 +447,7 @@ absl::Status BackupOrchestrator::CommitState(Member& m,
 }
 
 void BackupOrchestrator::FinishAfterCommit(Member& m,
-                                           const ChangedSet& changes) {
+                                           const std::string& group_note) {
   // After the commit nothing undoes the backup; failures are notes.
   std::vector<std::string> notes;
   std::string note_step = kStepDone;
@@ -335,7 +458,7 @@ void BackupOrchestrator::FinishAfterCommit(Member& m,
   const std::string& volume = m.volume.name;
   const std::string& snapshot = m.snapshot.snapshot_name;
   m.control.SetStep(volume, kStepRotateBase);
-  if (!changes.keep_snapshot) {
+  if (!m.keep_snapshot) {
     if (absl::Status s = ports_.snapshots->RemoveSnapshot(volume, snapshot);
         !s.ok()) {
       note(kStepRotateBase, absl::StrCat("snapshot ", snapshot,
@@ -355,10 +478,13 @@ void BackupOrchestrator::FinishAfterCommit(Member& m,
                                          StatusText(s)));
     }
   }
-  if (!m.volume.retention.KeepsEverything()) {
+  if (!group_note.empty()) note(kStepGroupCommit, group_note);
+  const RetentionPolicy policy = RetentionFor(m.plan, m.volume);
+  // An uncommitted group version prunes nothing: its members' next run
+  // retries the point.
+  if (group_note.empty() && !policy.KeepsEverything()) {
     Step(m.run_id, m.control, volume, kStepRetention);
-    if (absl::Status s = ports_.retention->Apply(volume, m.volume.retention);
-        !s.ok()) {
+    if (absl::Status s = ports_.retention->Apply(volume, policy); !s.ok()) {
       note(kStepRetention, absl::StrCat("retention not applied (the next run "
                                         "retries): ",
                                         StatusText(s)));

@@ -11,7 +11,17 @@
 // `step` and `error` naming the cleanup that failed.
 //
 // Members of a group are independent after the consistency point: one
-// member failing does not stop the others.
+// member failing does not stop the others, and up to [group] `parallel`
+// of them (default 2) are sent at once, so a snapshot is held for the
+// longest member's transfer rather than the sum. A group's run is one unit at
+// the receiver: every member is sent as a member of one group version
+// (its id is the point's instant), which is committed only when every
+// member's version is (Sender::CommitGroup); until then the receiver
+// lists none of them. A member whose own version was committed keeps it
+// as its next base either way; if the group version was not committed,
+// its run says so ('succeeded' at step group-commit, with the reason) and
+// retention waits for a committed point. A group's members are pruned by
+// one rule (RetentionFor in backup_run.cc).
 //
 // Thread-safety: Prepare and Execute may run concurrently for plans over
 // disjoint volumes (JobRunner guarantees that); the ports and the store
@@ -19,8 +29,10 @@
 #ifndef CBTD_AGENT_BACKUP_RUN_H_
 #define CBTD_AGENT_BACKUP_RUN_H_
 
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +47,8 @@ struct BackupPlan {
   bool full = false;
   std::string trigger;  // "schedule", "api", "hypervisor"
   uint64_t bandwidth_limit_bytes_per_sec = 0;
+  // Members sent at once after the point ([group] parallel).
+  int parallel_members = 1;
   // If set, called once when the consistency point is taken or has failed
   // (or the job was cancelled first): the moment a hypervisor may resume
   // its guest. Runs on the job's thread.
@@ -80,10 +94,22 @@ class BackupOrchestrator {
  private:
   struct Member;
 
-  // Runs one member after the consistency point; records its outcome.
-  absl::Status RunMember(const BackupPlan& plan, const VolumeConfig& volume,
-                         const SnapshotRef& snapshot, int64_t run_id,
-                         ConsistencyPoint& point, RunControl& control);
+  // Runs one member after the consistency point up to its state commit;
+  // records a failure. FinishAfterCommit finishes a member that committed.
+  absl::Status RunMember(Member& m, ConsistencyPoint& point);
+  // RunMember of every member, plan.parallel_members at a time, each with
+  // its own control in `controls` (under `control`). Returns the members
+  // that committed, in member order; `first_error` gets the first failure
+  // in member order.
+  std::vector<std::unique_ptr<Member>> RunMembers(
+      const BackupPlan& plan, const std::vector<int64_t>& run_ids,
+      ConsistencyPoint& point, const GroupPoint* group, RunControl& control,
+      std::deque<RunControl>& controls, absl::Status& first_error);
+  // Commits the group version once every member has; the error, saying
+  // what happened to the point, if it was not committed.
+  absl::Status CommitGroup(
+      GroupPoint& group, const std::vector<std::unique_ptr<Member>>& committed,
+      const absl::Status& member_error);
   // RunMember's steps, in order. Each returns its error unrecorded; the
   // caller records it with Failed.
   absl::StatusOr<ChangedSet> ComputeChangedSet(Member& m);
@@ -93,8 +119,9 @@ class BackupOrchestrator {
   absl::Status CommitState(Member& m, const ChangedSet& changes,
                            const SendResult& sent);
   // Rotates the base snapshot, applies retention and records the run as
-  // succeeded; failures here become notes in the run record.
-  void FinishAfterCommit(Member& m, const ChangedSet& changes);
+  // succeeded; failures here, and `group_note` (the group version was not
+  // committed), become notes in the run record.
+  void FinishAfterCommit(Member& m, const std::string& group_note);
   // Record the member's run as cancelled / failed at `step`; return the
   // status the caller reports.
   absl::Status Cancelled(Member& m, const std::string& step);

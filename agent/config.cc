@@ -457,6 +457,8 @@ class Builder {
       std::optional<bool> b = ParseYesNo(e.value);
       if (!b) return Problem(e, "'sequential' must be yes or no");
       g.sequential = *b;
+    } else if (key == "parallel") {
+      Number(e, g.parallel, 1, 16);
     } else if (key == "schedule") {
       ScheduleValue(e, g.schedule);
     } else if (key == "randomized_delay") {

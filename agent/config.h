@@ -134,6 +134,10 @@ struct GroupConfig {
   // Snapshot members one after another with no common window (needed for
   // groups with thick members); each is then consistent only on its own.
   bool sequential = false;
+  // How many members are sent at once after the point (1: one after the
+  // other), so a snapshot is held for the longest member's transfer, not
+  // the sum.
+  int parallel = 2;
   std::optional<Schedule> schedule;
   absl::Duration randomized_delay = absl::ZeroDuration();  // as a volume's
 };

@@ -168,6 +168,8 @@ class ControlService final : public pb::Control::Service {
       p->set_created_unix(v.created_unix_ms / 1000);
       p->set_volume_bytes(v.volume_bytes);
       p->set_root_hash(v.root_hash);
+      p->set_group(v.group);
+      p->set_group_version_id(v.group_version_id);
     }
     return grpc::Status::OK;
   }

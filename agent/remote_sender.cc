@@ -136,6 +136,9 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
   opts.full = changes.full;
   opts.allow_resize = true;  // a grown LV sends its new tail
   opts.key = *std::move(key);
+  opts.group = request.group;
+  opts.group_version_id = request.group_version_id;
+  opts.created_unix_ms = request.created_unix_ms;
   cbt::ExtentSet everything;
   everything.Add(0, (*device)->SizeBytes());
   const cbt::ExtentSet& changed = changes.full ? everything : changes.extents;
@@ -151,8 +154,9 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     if (produced.ok() && sink->committed().has_value()) {
       // Read: every chunk taken off the snapshot (for the hash method the
       // whole volume), not only the chunks that differed and were sent.
-      return SendResult{sink->committed()->version_id, produced->bytes_read,
-                        sink->progress().bytes_sent};
+      return SendResult{sink->committed()->version_id,
+                        sink->committed()->root_hash.ToHex(),
+                        produced->bytes_read, sink->progress().bytes_sent};
     }
     absl::Status s = produced.ok()
                          ? absl::InternalError("the receiver did not commit")
@@ -166,6 +170,24 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::seconds(30));
   }
+}
+
+absl::Status RemoteSender::CommitGroup(const GroupPoint& point) {
+  if (!endpoint_.ok()) return endpoint_.status();
+  transport::GroupCommit commit;
+  commit.group = point.group;
+  commit.group_version_id = point.group_version_id;
+  commit.created_unix_ms = point.created_unix_ms;
+  for (const GroupPoint::Member& m : point.members) {
+    absl::StatusOr<transport::ChunkHash> root =
+        transport::ChunkHash::FromHex(m.root_hash);
+    if (!root.ok()) return root.status();
+    commit.members.push_back({m.volume, m.version_id, *root});
+  }
+  absl::StatusOr<std::unique_ptr<transport::RemoteClient>> client =
+      transport::RemoteClient::Create(endpoint_->options);
+  if (!client.ok()) return client.status();
+  return (*client)->CommitGroup(commit);
 }
 
 }  // namespace cbtd::agent

@@ -46,6 +46,7 @@ class RemoteSender : public Sender {
 
   absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                            RunControl& control) override;
+  absl::Status CommitGroup(const GroupPoint& point) override;
 
   // Restarts of a run after the receiver lost its session.
   void set_max_restarts(int n) { max_restarts_ = n; }

@@ -21,7 +21,8 @@ absl::StatusOr<std::vector<VersionView>> RemoteVault::ListVersions(
   for (const transport::VersionSummary& v : *versions) {
     out.push_back(VersionView{v.volume_id, v.version_id, v.base_version_id,
                               v.created_unix_ms, v.volume_size_bytes,
-                              v.root_hash.ToHex()});
+                              v.root_hash.ToHex(), v.group,
+                              v.group_version_id});
   }
   return out;
 }

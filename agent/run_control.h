@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -23,32 +24,61 @@ struct RunProgress {
 class RunControl {
  public:
   RunControl() = default;
+  // A group member's handle: cancelled with `parent`, and its progress is
+  // reported to `parent` under its volume (members may run at once).
+  explicit RunControl(RunControl* parent) : parent_(parent) {}
   RunControl(const RunControl&) = delete;
   RunControl& operator=(const RunControl&) = delete;
 
   // Asks the job to stop at its next check; it records 'cancelled' and
   // leaves the previous base intact. Idempotent.
   void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  bool cancelled() const {
+    return cancelled_.load(std::memory_order_relaxed) ||
+           (parent_ != nullptr && parent_->cancelled());
+  }
 
   void SetStep(const std::string& volume, const std::string& step) {
-    std::lock_guard lock(mu_);
-    progress_ = RunProgress{volume, step, 0, 0};
+    Report(RunProgress{volume, step, 0, 0});
   }
   void SetBytes(uint64_t done_bytes, uint64_t total_bytes) {
-    std::lock_guard lock(mu_);
-    progress_.done_bytes = done_bytes;
-    progress_.total_bytes = total_bytes;
+    RunProgress p = progress();
+    p.done_bytes = done_bytes;
+    p.total_bytes = total_bytes;
+    Report(p);
   }
+  // The latest progress of any member.
   RunProgress progress() const {
     std::lock_guard lock(mu_);
     return progress_;
   }
+  // `volume`'s own progress, once it has reported any; before that the
+  // latest of any member without its bytes.
+  RunProgress progress(const std::string& volume) const {
+    std::lock_guard lock(mu_);
+    if (auto it = members_.find(volume); it != members_.end()) {
+      return it->second;
+    }
+    RunProgress p = progress_;
+    p.done_bytes = p.total_bytes = 0;
+    return p;
+  }
 
  private:
+  void Report(const RunProgress& p) {
+    {
+      std::lock_guard lock(mu_);
+      progress_ = p;
+      members_[p.volume] = p;
+    }
+    if (parent_ != nullptr) parent_->Report(p);
+  }
+
   std::atomic<bool> cancelled_{false};
+  RunControl* const parent_ = nullptr;
   mutable std::mutex mu_;
   RunProgress progress_;
+  std::map<std::string, RunProgress> members_;  // by volume
 };
 
 }  // namespace cbtd::agent

@@ -50,6 +50,7 @@ inline constexpr char kStepChangedSet[] = "changed-set";
 inline constexpr char kStepSend[] = "send";
 inline constexpr char kStepCommitState[] = "commit-state";
 inline constexpr char kStepRotateBase[] = "rotate-base";
+inline constexpr char kStepGroupCommit[] = "group-commit";
 inline constexpr char kStepRetention[] = "retention";
 inline constexpr char kStepDone[] = "done";
 // A restore job's one step (its run's trigger is kTriggerRestore or

@@ -67,6 +67,13 @@ absl::Status ValidateHeader(const stream::Header& h) {
   if (auto s = ValidateName("new version id", h.new_version_id()); !s.ok()) {
     return s;
   }
+  if (!h.group().empty() || !h.group_version_id().empty()) {
+    if (auto s = ValidateName("group", h.group()); !s.ok()) return s;
+    if (auto s = ValidateName("group version id", h.group_version_id());
+        !s.ok()) {
+      return s;
+    }
+  }
   if (!h.base_version_id().empty()) {
     if (auto s = ValidateName("base version id", h.base_version_id());
         !s.ok()) {
@@ -277,6 +284,8 @@ absl::StatusOr<std::unique_ptr<ReceiveSession>> ReceiveSession::Open(
   meta.key_fingerprint = header.key_fingerprint();
   meta.version_id = header.new_version_id();
   meta.base_version_id = header.base_version_id();
+  meta.group = header.group();
+  meta.group_version_id = header.group_version_id();
   meta.volume_size_bytes = header.volume_size_bytes();
   meta.chunk_size_bytes = header.chunk_size_bytes();
   meta.created_unix_ms =

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/groups.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -66,6 +69,105 @@ std::set<std::string> VersionsToKeep(const std::vector<VersionStamp>& versions,
   return keep;
 }
 
+namespace {
+
+// One version as Prune sees it.
+struct Candidate {
+  VersionStamp stamp;
+  std::string group;  // a committed group version's member: its group
+  std::string group_version_id;
+  bool pending = false;  // a member of a group version not committed
+};
+
+absl::StatusOr<std::vector<Candidate>> ReadCandidates(
+    Vault& vault, const VolumeName& vol, const CommittedGroups& groups) {
+  auto ids = vault.ListVersions(vol);
+  if (!ids.ok()) return ids.status();
+  std::vector<Candidate> out;
+  for (const std::string& id : *ids) {
+    auto idx = vault.ReadIndexMetadata(vol, id);
+    if (!idx.ok()) {
+      return absl::Status(
+          idx.status().code(),
+          absl::StrCat("prune stopped, nothing removed from ", vol.host, "/",
+                       vol.volume, ": ", idx.status().message(),
+                       "; run `cbt-receiver verify`"));
+    }
+    auto prot = vault.IsProtected(vol, id);
+    if (!prot.ok()) return prot.status();
+    Candidate c{{id, idx->created_unix_ms, *prot},
+                idx->group,
+                idx->group_version_id,
+                !groups.Listed(*idx)};
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// The pending member a volume's next incremental may build on: the
+// volume's newest version, if it is pending.
+const Candidate* NewestPending(const std::vector<Candidate>& all) {
+  const Candidate* newest = nullptr;
+  for (const Candidate& c : all) {
+    if (newest == nullptr ||
+        std::tie(c.stamp.created_unix_ms, c.stamp.id) >
+            std::tie(newest->stamp.created_unix_ms, newest->stamp.id)) {
+      newest = &c;
+    }
+  }
+  return newest != nullptr && newest->pending ? newest : nullptr;
+}
+
+// Removes one version; a committed group member's group record goes
+// first, so the vault never lists the group with a member missing.
+absl::Status Remove(Vault& vault, const VolumeName& vol, const Candidate& c) {
+  if (!c.group.empty() && !c.pending) {
+    if (auto s = DeleteGroup(vault, vol.host, c.group, c.group_version_id);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return vault.DeleteIndex(vol, c.stamp.id);
+}
+
+absl::Status PruneVolume(Vault& vault, const VolumeName& vol,
+                         const CommittedGroups& groups,
+                         const RetentionPolicy& policy, bool dry_run,
+                         PruneResult& result) {
+  auto all = ReadCandidates(vault, vol, groups);
+  if (!all.ok()) return all.status();
+  // Pending members are not restore points: the rule counts the others.
+  // They are removed, except the newest version of the volume (the next
+  // run's base) and protected ones.
+  std::vector<VersionStamp> points;
+  for (const Candidate& c : *all) {
+    if (!c.pending) points.push_back(c.stamp);
+  }
+  std::set<std::string> keep = VersionsToKeep(points, policy);
+  for (const Candidate& c : *all) {
+    if (c.pending && c.stamp.is_protected) keep.insert(c.stamp.id);
+  }
+  if (const Candidate* base = NewestPending(*all)) keep.insert(base->stamp.id);
+  for (const Candidate& c : *all) {
+    if (keep.contains(c.stamp.id)) {
+      result.kept.emplace_back(vol, c.stamp.id);
+      continue;
+    }
+    if (!dry_run) {
+      absl::Status st = Remove(vault, vol, c);
+      if (absl::IsFailedPrecondition(st)) {
+        result.in_use.emplace_back(vol, c.stamp.id);
+        continue;
+      }
+      if (!st.ok()) return st;
+    }
+    result.removed.emplace_back(vol, c.stamp.id);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<PruneResult> Prune(Vault& vault,
                                   const std::vector<VolumeName>& volumes,
                                   const RetentionPolicy& policy, bool dry_run) {
@@ -75,38 +177,17 @@ absl::StatusOr<PruneResult> Prune(Vault& vault,
         "--keep-last, --hourly, --daily, --weekly, --monthly");
   }
   PruneResult result;
+  std::map<std::string, CommittedGroups> groups;  // per host
   for (const VolumeName& vol : volumes) {
-    auto ids = vault.ListVersions(vol);
-    if (!ids.ok()) return ids.status();
-    std::vector<VersionStamp> stamps;
-    for (const std::string& id : *ids) {
-      auto idx = vault.ReadIndexMetadata(vol, id);
-      if (!idx.ok()) {
-        return absl::Status(
-            idx.status().code(),
-            absl::StrCat("prune stopped, nothing removed from ", vol.host, "/",
-                         vol.volume, ": ", idx.status().message(),
-                         "; run `cbt-receiver verify`"));
-      }
-      auto prot = vault.IsProtected(vol, id);
-      if (!prot.ok()) return prot.status();
-      stamps.push_back({id, idx->created_unix_ms, *prot});
+    if (!groups.contains(vol.host)) {
+      auto loaded = CommittedGroups::Load(vault, vol.host);
+      if (!loaded.ok()) return loaded.status();
+      groups.emplace(vol.host, *std::move(loaded));
     }
-    const std::set<std::string> keep = VersionsToKeep(stamps, policy);
-    for (const VersionStamp& s : stamps) {
-      if (keep.contains(s.id)) {
-        result.kept.emplace_back(vol, s.id);
-        continue;
-      }
-      if (!dry_run) {
-        absl::Status st = vault.DeleteIndex(vol, s.id);
-        if (absl::IsFailedPrecondition(st)) {
-          result.in_use.emplace_back(vol, s.id);
-          continue;
-        }
-        if (!st.ok()) return st;
-      }
-      result.removed.emplace_back(vol, s.id);
+    if (auto s = PruneVolume(vault, vol, groups.at(vol.host), policy, dry_run,
+                             result);
+        !s.ok()) {
+      return s;
     }
   }
   return result;

@@ -7,6 +7,12 @@
 // keep the newest version of each of the N most recent periods (UTC) that
 // hold a version; always keep protected versions. A policy that keeps
 // nothing is refused, so a typo cannot empty a volume.
+// Group versions (receiver/groups.h): the members of a committed group
+// version carry its instant, so one rule keeps or drops a point on every
+// member alike; removing a member removes the group record first. A
+// member of a group version that was never committed is not a point: it
+// is removed unless it is the volume's newest version (the next
+// incremental's base) or protected.
 // GC (freeing what no index references) is receiver/gc.h.
 #ifndef CBTD_RECEIVER_RETENTION_H_
 #define CBTD_RECEIVER_RETENTION_H_

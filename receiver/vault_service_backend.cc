@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/groups.h"
 #include "receiver/receive_session.h"
 #include "receiver/retention.h"
 
@@ -73,6 +74,10 @@ VaultServiceBackend::ListVersions(const std::string& source_host,
       if (v.host == source_host) volumes.push_back(std::move(v));
     }
   }
+  // A member of a group version that is not committed is not listed: the
+  // listing never shows half a group (receiver/groups.h).
+  auto groups = CommittedGroups::Load(vault_, source_host);
+  if (!groups.ok()) return groups.status();
   std::vector<transport::VersionSummary> out;
   for (const VolumeName& v : volumes) {
     auto ids = vault_.ListVersions(v);
@@ -82,6 +87,7 @@ VaultServiceBackend::ListVersions(const std::string& source_host,
       // Pruned between the listing and the read: not a version any more.
       if (absl::IsNotFound(index.status())) continue;
       if (!index.ok()) return index.status();
+      if (!groups->Listed(*index)) continue;
       out.push_back(transport::SummaryOf(*index));
     }
   }
@@ -221,6 +227,11 @@ absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(
   for (auto& [v, id] : result->kept) out.kept.push_back(std::move(id));
   for (auto& [v, id] : result->removed) out.removed.push_back(std::move(id));
   return out;
+}
+
+absl::Status VaultServiceBackend::CommitGroup(
+    const std::string& source_host, const transport::GroupCommit& commit) {
+  return receiver::CommitGroup(vault_, source_host, commit);
 }
 
 }  // namespace cbtd::receiver

@@ -39,6 +39,9 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   absl::StatusOr<transport::PruneOutcome> Prune(
       const std::string& source_host, const std::string& volume_id,
       const transport::PruneRule& rule, bool dry_run) override;
+  // receiver/groups.h CommitGroup.
+  absl::Status CommitGroup(const std::string& source_host,
+                           const transport::GroupCommit& commit) override;
 
  private:
   Vault& vault_;

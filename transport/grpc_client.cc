@@ -54,6 +54,8 @@ VersionSummary FromProto(const svc::VersionInfo& p) {
   v.chunk_size_bytes = p.chunk_size_bytes();
   v.created_unix_ms = p.created_unix_ms();
   v.key_fingerprint = p.key_fingerprint();
+  v.group = p.group();
+  v.group_version_id = p.group_version_id();
   return v;
 }
 
@@ -334,6 +336,25 @@ class ClientImpl final : public RemoteClient {
     out.kept.assign(resp.kept().begin(), resp.kept().end());
     out.removed.assign(resp.removed().begin(), resp.removed().end());
     return out;
+  }
+
+  absl::Status CommitGroup(const GroupCommit& commit) override {
+    svc::CommitGroupRequest req;
+    req.set_group(commit.group);
+    req.set_group_version_id(commit.group_version_id);
+    req.set_created_unix_ms(commit.created_unix_ms);
+    for (const GroupMemberVersion& m : commit.members) {
+      svc::GroupMember* p = req.add_members();
+      p->set_volume_id(m.volume_id);
+      p->set_version_id(m.version_id);
+      p->set_root_hash(m.root_hash.ToBytes());
+    }
+    return Retrying([&] {
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      svc::CommitGroupResponse resp;
+      return FromGrpc(stub_->CommitGroup(&ctx, req, &resp));
+    });
   }
 
   std::unique_ptr<RemoteSink> NewSink() override {

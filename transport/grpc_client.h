@@ -122,6 +122,11 @@ class RemoteClient {
                                              const PruneRule& rule,
                                              bool dry_run) = 0;
 
+  // Commits a group version of the caller's own host once its members'
+  // versions are (receiver/groups.h). Retried on UNAVAILABLE: a commit
+  // is idempotent.
+  virtual absl::Status CommitGroup(const GroupCommit& commit) = 0;
+
   virtual std::unique_ptr<RemoteSink> NewSink() = 0;
 };
 

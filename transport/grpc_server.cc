@@ -52,6 +52,8 @@ svc::VersionInfo ToProto(const VersionSummary& v) {
   p.set_chunk_size_bytes(v.chunk_size_bytes);
   p.set_created_unix_ms(v.created_unix_ms);
   p.set_key_fingerprint(v.key_fingerprint);
+  p.set_group(v.group);
+  p.set_group_version_id(v.group_version_id);
   return p;
 }
 
@@ -337,6 +339,24 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     for (const auto& id : out->kept) resp->add_kept(id);
     for (const auto& id : out->removed) resp->add_removed(id);
     return grpc::Status::OK;
+  }
+
+  // Only the caller's own host, as Prune.
+  grpc::Status CommitGroup(grpc::ServerContext* ctx,
+                           const svc::CommitGroupRequest* req,
+                           svc::CommitGroupResponse*) override {
+    auto who = Identify(ctx);
+    if (!who.ok()) return ToGrpc(who.status());
+    GroupCommit commit;
+    commit.group = req->group();
+    commit.group_version_id = req->group_version_id();
+    commit.created_unix_ms = req->created_unix_ms();
+    for (const svc::GroupMember& m : req->members()) {
+      auto root = ChunkHash::FromBytes(m.root_hash());
+      if (!root.ok()) return ToGrpc(root.status());
+      commit.members.push_back({m.volume_id(), m.version_id(), *root});
+    }
+    return ToGrpc(backend_->CommitGroup(*who, commit));
   }
 
  private:

@@ -13,6 +13,8 @@ VersionSummary SummaryOf(const IndexMetadata& index) {
   v.chunk_size_bytes = index.chunk_size_bytes;
   v.created_unix_ms = index.created_unix_ms;
   v.key_fingerprint = index.key_fingerprint;
+  v.group = index.group;
+  v.group_version_id = index.group_version_id;
   return v;
 }
 
@@ -27,6 +29,8 @@ VersionIndex IndexWithoutEntries(const VersionSummary& summary) {
   index.created_unix_ms = summary.created_unix_ms;
   index.root_hash = summary.root_hash;
   index.key_fingerprint = summary.key_fingerprint;
+  index.group = summary.group;
+  index.group_version_id = summary.group_version_id;
   return index;
 }
 

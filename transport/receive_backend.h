@@ -36,6 +36,11 @@ struct VersionSummary {
   uint32_t chunk_size_bytes = 0;
   int64_t created_unix_ms = 0;
   std::string key_fingerprint;  // empty: stored in plaintext
+  // A member of this group version (both empty for a volume backed up on
+  // its own). Listings show a member only once its group version is
+  // committed.
+  std::string group;
+  std::string group_version_id;
 };
 
 // The one copy of the fields a VersionIndex and a VersionSummary share,
@@ -63,6 +68,24 @@ struct PruneRule {
 struct PruneOutcome {
   std::vector<std::string> kept;
   std::vector<std::string> removed;
+};
+
+// A group's consistency point, committed once every member's version is
+// (receiver/groups.h): members whose stream header named this group and
+// group version.
+struct GroupMemberVersion {
+  std::string volume_id;
+  std::string version_id;
+  ChunkHash root_hash;
+  friend bool operator==(const GroupMemberVersion&,
+                         const GroupMemberVersion&) = default;
+};
+struct GroupCommit {
+  std::string group;
+  std::string group_version_id;
+  int64_t created_unix_ms = 0;  // the consistency point's instant
+  std::vector<GroupMemberVersion> members;
+  friend bool operator==(const GroupCommit&, const GroupCommit&) = default;
 };
 
 struct CommitResult {
@@ -136,6 +159,11 @@ class ReceiveBackend {
                                              const std::string& volume_id,
                                              const PruneRule& rule,
                                              bool dry_run) = 0;
+  // Publishes a group version of source_host (the authenticated caller)
+  // once its members' versions are committed; until then they are not
+  // listed. Errors: receiver/groups.h CommitGroup.
+  virtual absl::Status CommitGroup(const std::string& source_host,
+                                   const GroupCommit& commit) = 0;
 };
 
 }  // namespace cbtd::transport

@@ -127,6 +127,12 @@ ChunkHash HeaderChecksum(const stream::Header& h) {
   PutU64(c, h.allow_resize() ? 1 : 0);
   PutU64(c, static_cast<uint64_t>(h.encryption()));
   PutBytes(c, h.key_fingerprint());
+  // Appended only when set, so the checksum of a header without a group
+  // is the one earlier releases computed.
+  if (!h.group().empty() || !h.group_version_id().empty()) {
+    PutBytes(c, h.group());
+    PutBytes(c, h.group_version_id());
+  }
   return ChunkHash::Sha256(
       {reinterpret_cast<const uint8_t*>(c.data()), c.size()});
 }

@@ -135,6 +135,10 @@ std::string EncodeIndexHead(const IndexMetadata& index, uint64_t chunk_count) {
         {"new_objects", index.stats.new_objects},
         {"stored_bytes", index.stats.stored_bytes}}},
   };
+  if (!index.group.empty()) {
+    meta["group"] = index.group;
+    meta["group_version"] = index.group_version_id;
+  }
   const std::string json = meta.dump();
   std::string out(kIndexMagic, sizeof(kIndexMagic));
   PutLe(out, json.size(), 4);
@@ -202,6 +206,13 @@ absl::StatusOr<IndexMetadata> ParseIndexMetadata(std::string_view json,
       return Damaged(what, absl::StrCat("encryption '", encryption,
                                         "' with key fingerprint '",
                                         index.key_fingerprint, "'"));
+    }
+    // Absent in versions backed up on their own and in indexes written
+    // before groups existed.
+    index.group = meta.value("group", "");
+    index.group_version_id = meta.value("group_version", "");
+    if (index.group.empty() != index.group_version_id.empty()) {
+      return Damaged(what, "a group without a group version, or the reverse");
     }
     const nlohmann::json& st = meta.at("stats");
     index.stats.chunk_records = st.value("chunk_records", uint64_t{0});

@@ -87,6 +87,10 @@ struct IndexMetadata {
   // version stored in plaintext (entries are SHA-256).
   std::string key_fingerprint;
   bool encrypted() const { return !key_fingerprint.empty(); }
+  // A member of a group version (receiver/groups.h); both empty for a
+  // version of a volume backed up on its own.
+  std::string group;
+  std::string group_version_id;
 };
 
 // A whole index in memory: 32 bytes per chunk (512 MiB per TiB of volume at

@@ -386,6 +386,8 @@ stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
                 std::chrono::system_clock::now().time_since_epoch())
                 .count());
   h->set_allow_resize(options.allow_resize);
+  h->set_group(options.group);
+  h->set_group_version_id(options.group_version_id);
   if (options.key) {
     h->set_encryption(stream::ENCRYPTION_AES256GCM_V1);
     h->set_key_fingerprint(options.key->fingerprint());

@@ -61,6 +61,10 @@ struct ProducerOptions {
   // Encrypt under this tenant key; none: plaintext. Each worker thread
   // makes its own ChunkCipher from it.
   std::optional<TenantKey> key;
+  // A member of a group's consistency point (stream.proto Header); both
+  // empty for a volume on its own.
+  std::string group;
+  std::string group_version_id;
 };
 
 struct ProduceResult {

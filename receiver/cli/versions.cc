@@ -1,9 +1,11 @@
 // cbt-receiver versions: lists volumes and versions; protects versions from
 // pruning; exports a version's index (for `cbtctl send --base-index`).
 #include <iostream>
+#include <map>
 
 #include "common/cli.h"
 #include "receiver/cli/util.h"
+#include "receiver/groups.h"
 
 namespace cbtd::receiver::cli {
 
@@ -62,7 +64,13 @@ int RunVersions(std::span<char*> args) {
     if (!s.ok()) return Fail(vm, "versions", s);
   }
   nlohmann::json out = nlohmann::json::array();
+  std::map<std::string, CommittedGroups> groups;  // per host
   for (const VolumeName& v : volumes) {
+    if (!groups.contains(v.host)) {
+      auto loaded = CommittedGroups::Load(vault, v.host);
+      if (!loaded.ok()) return Fail(vm, "versions", loaded.status());
+      groups.emplace(v.host, *std::move(loaded));
+    }
     auto ids = vault.ListVersions(v);
     if (!ids.ok()) return Fail(vm, "versions", ids.status());
     for (const std::string& id : *ids) {
@@ -82,6 +90,11 @@ int RunVersions(std::span<char*> args) {
         // Every line says which: "none" is never left to be inferred.
         j["encryption"] = idx->encrypted() ? "aes256gcm-v1" : "none";
         j["key_fingerprint"] = idx->key_fingerprint;
+        if (!idx->group.empty()) {
+          j["group"] = idx->group;
+          j["group_version"] = idx->group_version_id;
+          j["group_committed"] = groups.at(v.host).Listed(*idx);
+        }
       }
       j["protected"] = prot.ok() && *prot;
       out.push_back(j);
@@ -106,7 +119,15 @@ int RunVersions(std::span<char*> args) {
               << (j["key_fingerprint"].get<std::string>().empty()
                       ? std::string("encryption none")
                       : "key " + j["key_fingerprint"].get<std::string>())
-              << (j["protected"].get<bool>() ? "  protected" : "") << "\n";
+              << (j["protected"].get<bool>() ? "  protected" : "");
+    if (j.contains("group")) {
+      std::cout << "  group " << j["group"].get<std::string>() << "@"
+                << j["group_version"].get<std::string>()
+                << (j["group_committed"].get<bool>()
+                        ? ""
+                        : " (not committed: not a restore point)");
+    }
+    std::cout << "\n";
   }
   return common::kExitOk;
 }

@@ -5,8 +5,11 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 
+#include "absl/strings/str_cat.h"
 #include "tests/agent/fake_ports.h"
 #include "tests/common/temp_dir.h"
 
@@ -19,6 +22,7 @@ using testing::FakeSender;
 using testing::FakeSnapshots;
 using testing::FakeTracker;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 constexpr char kConfig[] = R"(
 [receiver]
@@ -286,11 +290,7 @@ TEST_F(BackupRunTest, GroupTakesOneConsistencyPointAndMembersFailAlone) {
 
   // b's send fails; a still commits.
   const std::string b_base = Tracking("b")->base_snapshot;
-  int n = 0;
-  FakeSender* sender = &sender_;
-  sender_.during_send = [&n, sender](RunControl&) {
-    if (++n == 2) sender->error = absl::UnavailableError("cut");
-  };
+  sender_.volume_errors["b"] = absl::UnavailableError("cut");
   runs = Backup("g");
   EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
   EXPECT_EQ(runs[1].result, RunResult::kFailed);
@@ -298,6 +298,154 @@ TEST_F(BackupRunTest, GroupTakesOneConsistencyPointAndMembersFailAlone) {
   EXPECT_EQ(Tracking("b")->base_snapshot, b_base);
   EXPECT_TRUE(snapshots_.Existing().contains(b_base));
   EXPECT_EQ(snapshots_.Existing().size(), 2u);  // a's new base, b's old
+}
+
+TEST_F(BackupRunTest, AGroupRunCommitsOneGroupVersionOfEveryMember) {
+  std::vector<RunRecord> runs = Backup("g");
+  ASSERT_EQ(sender_.group_points.size(), 1u);
+  const GroupPoint& point = sender_.group_points[0];
+  EXPECT_EQ(point.group, "g");
+  // The point's instant, written as version ids are; every member is sent
+  // as its member and dated at it.
+  EXPECT_EQ(point.group_version_id, "19700112T134642.000Z");
+  EXPECT_EQ(point.created_unix_ms, 1000002000);
+  EXPECT_THAT(sender_.group_tags,
+              UnorderedElementsAre("a g@19700112T134642.000Z 1000002000",
+                                   "b g@19700112T134642.000Z 1000002000"));
+  ASSERT_EQ(point.members.size(), 2u);
+  EXPECT_EQ(point.members[0].volume, "a");
+  EXPECT_EQ(point.members[0].version_id, runs[0].version_id);
+  EXPECT_EQ(point.members[1].version_id, runs[1].version_id);
+  EXPECT_EQ(point.members[1].root_hash.size(), 64u);
+  EXPECT_EQ(runs[0].step, kStepDone);
+  // b has no retention rule, so the group keeps every point.
+  EXPECT_TRUE(retention_.applied.empty());
+
+  // A volume on its own is no group's member.
+  Backup("a");
+  EXPECT_EQ(sender_.group_tags.back(), "a @ 0");
+  EXPECT_EQ(sender_.group_points.size(), 1u);
+}
+
+TEST_F(BackupRunTest, AFailedMemberLeavesNoGroupVersionAndTheRetryCommitsOne) {
+  sender_.volume_errors["b"] = absl::UnavailableError("receiver went away");
+  std::vector<RunRecord> runs = Backup("g");
+  EXPECT_TRUE(sender_.group_points.empty());
+  EXPECT_EQ(runs[1].result, RunResult::kFailed);
+  // a's own version is stored and is its next base, but the run says the
+  // point was not committed, and nothing is pruned for it.
+  EXPECT_EQ(runs[0].result, RunResult::kSucceeded);
+  EXPECT_EQ(runs[0].step, kStepGroupCommit);
+  EXPECT_THAT(runs[0].error, HasSubstr("was not committed"));
+  EXPECT_THAT(runs[0].error, HasSubstr("receiver went away"));
+  EXPECT_EQ(Tracking("a")->base_version, runs[0].version_id);
+  EXPECT_TRUE(retention_.applied.empty());
+
+  const std::string a_pending = runs[0].version_id;
+  sender_.volume_errors.clear();
+  runs = Backup("g");
+  ASSERT_EQ(sender_.group_points.size(), 1u);
+  EXPECT_EQ(runs[0].step, kStepDone);
+  EXPECT_EQ(sender_.group_points[0].members.size(), 2u);
+  // a's retry is an incremental on its pending member: stored data reused.
+  EXPECT_EQ(runs[0].base_version, a_pending);
+  // b's first version is a full.
+  EXPECT_THAT(sender_.base_versions, ::testing::Contains(""));
+}
+
+TEST_F(BackupRunTest, AGroupCommitThatFailsIsReportedOnEveryMember) {
+  sender_.group_error = absl::UnavailableError("receiver restarting");
+  std::vector<RunRecord> runs = Backup("g");
+  for (const RunRecord& r : runs) {
+    EXPECT_EQ(r.result, RunResult::kSucceeded) << r.volume;
+    EXPECT_EQ(r.step, kStepGroupCommit) << r.volume;
+    EXPECT_THAT(r.error, HasSubstr("receiver restarting")) << r.volume;
+    EXPECT_THAT(r.error, HasSubstr("the next run of the group commits one"));
+  }
+  absl::StatusOr<BackupPlan> plan = PlanBackup(config_, "g", false, "api");
+  ASSERT_TRUE(plan.ok());
+  absl::StatusOr<std::vector<int64_t>> ids = orchestrator_->Prepare(*plan);
+  ASSERT_TRUE(ids.ok());
+  RunControl control;
+  absl::Status s = orchestrator_->Execute(*plan, *ids, control);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+}
+
+TEST_F(BackupRunTest, AGroupIsPrunedByOneRuleAfterItsPointIsCommitted) {
+  auto config = ParseConfig("cbtd.conf", R"(
+[receiver]
+address = unix:/run/cbt-receiver.sock
+[volume.a]
+path = /dev/vg/a
+keep_last = 3
+keep_daily = 1
+[volume.b]
+path = /dev/vg/b
+keep_last = 5
+[group.g]
+members = a b
+freeze = no
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config_ = *config;
+  Backup("g");
+  ASSERT_EQ(retention_.applied.size(), 2u);
+  for (const RetentionPolicy& p : retention_.policies) {
+    EXPECT_EQ(p.keep_last, 5);
+    EXPECT_EQ(p.keep_daily, 1);
+  }
+}
+
+// Members overlap when parallel allows it; parallel = 1 sends one after
+// the other.
+TEST_F(BackupRunTest, GroupMembersAreSentInParallelUpToTheLimit) {
+  const auto most_at_once = [this](int parallel) {
+    auto config = ParseConfig(
+        "cbtd.conf", absl::StrCat(kConfig, "parallel = ", parallel, "\n"));
+    EXPECT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    std::mutex mu;
+    std::condition_variable cv;
+    int inside = 0, most = 0;
+    sender_.during_send = [&](RunControl&) {
+      std::unique_lock lock(mu);
+      most = std::max(most, ++inside);
+      cv.notify_all();
+      // Wait (bounded) for a partner, so an overlap cannot be missed.
+      cv.wait_for(lock, std::chrono::milliseconds(parallel > 1 ? 5000 : 200),
+                  [&] { return most > 1; });
+      --inside;
+    };
+    for (const RunRecord& r : Backup("g")) {
+      EXPECT_EQ(r.result, RunResult::kSucceeded) << r.volume << ": " << r.error;
+    }
+    sender_.during_send = nullptr;
+    return most;
+  };
+  EXPECT_EQ(most_at_once(2), 2);
+  EXPECT_EQ(sender_.group_points.size(), 1u);
+  EXPECT_EQ(most_at_once(1), 1);
+  EXPECT_EQ(sender_.group_points.size(), 2u);
+}
+
+TEST_F(BackupRunTest, MembersSentAtOnceShareTheBandwidthLimit) {
+  auto config = ParseConfig("cbtd.conf", absl::StrCat(kConfig, R"(
+[agent]
+bandwidth_limit = 10M
+)"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  config_ = *config;
+  std::vector<uint64_t> limits;
+  std::mutex mu;
+  sender_.during_request = [&](const SendRequest& r) {
+    std::lock_guard lock(mu);
+    limits.push_back(r.bandwidth_limit_bytes_per_sec);
+  };
+  Backup("g");
+  EXPECT_THAT(limits, ElementsAre(5u << 20, 5u << 20));
+  limits.clear();
+  Backup("a");
+  EXPECT_THAT(limits, ElementsAre(10u << 20));
 }
 
 TEST_F(BackupRunTest, FullIgnoresTheBase) {

@@ -116,14 +116,38 @@ class FakeSender : public Sender {
   absl::Status error_with_base;
   // When set, called inside SendAndCommit (e.g. to block or cancel).
   std::function<void(RunControl&)> during_send;
+  // When set, called with every request.
+  std::function<void(const SendRequest&)> during_request;
+  // Per volume: returned instead of a commit.
+  std::map<std::string, absl::Status> volume_errors;
+  // Every request's group fields, in order: "volume group@id created".
+  std::vector<std::string> group_tags;
+  // Group versions committed, and the error CommitGroup returns.
+  std::vector<GroupPoint> group_points;
+  absl::Status group_error;
+
+  absl::Status CommitGroup(const GroupPoint& point) override {
+    std::lock_guard lock(mu_);
+    if (!group_error.ok()) return group_error;
+    group_points.push_back(point);
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<SendResult> SendAndCommit(const SendRequest& request,
                                            RunControl& control) override {
+    if (during_request) during_request(request);
     if (during_send) during_send(control);
     if (control.cancelled()) return absl::CancelledError("send cancelled");
     {
       std::lock_guard lock(mu_);
       base_versions.push_back(request.base_version);
+      group_tags.push_back(
+          absl::StrCat(request.volume->name, " ", request.group, "@",
+                       request.group_version_id, " ", request.created_unix_ms));
+      if (auto it = volume_errors.find(request.volume->name);
+          it != volume_errors.end()) {
+        return it->second;
+      }
     }
     if (!error.ok()) return error;
     if (!request.base_version.empty() && !error_with_base.ok()) {
@@ -133,6 +157,7 @@ class FakeSender : public Sender {
     control.SetBytes(request.changes->extents.TotalBytes(),
                      request.changes->extents.TotalBytes());
     return SendResult{absl::StrCat(request.volume->name, "-v", n),
+                      std::string(64, 'a' + n % 6),
                       request.changes->extents.TotalBytes(),
                       request.changes->extents.TotalBytes() / 2};
   }
@@ -145,9 +170,11 @@ class FakeRetention : public RetentionApplier {
  public:
   absl::Status error;
   std::vector<std::string> applied;
+  std::vector<RetentionPolicy> policies;
   absl::Status Apply(const std::string& volume,
-                     const RetentionPolicy&) override {
+                     const RetentionPolicy& policy) override {
     applied.push_back(volume);
+    policies.push_back(policy);
     return error;
   }
 };

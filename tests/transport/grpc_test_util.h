@@ -61,6 +61,10 @@ class TestVault : public ReceiveBackend {
                                      bool dry_run) override {
     return backend_->Prune(h, v, rule, dry_run);
   }
+  absl::Status CommitGroup(const std::string& h,
+                           const GroupCommit& commit) override {
+    return backend_->CommitGroup(h, commit);
+  }
 
   receiver::Vault& vault() { return *local_.vault; }
   // Every object key in the store, sorted (to show "vault unchanged").

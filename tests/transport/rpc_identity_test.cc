@@ -37,14 +37,15 @@ enum class Rpc {
   kListVersions,
   kGetIndex,
   kGetChunks,
-  kPrune
+  kPrune,
+  kCommitGroup
 };
 enum class Caller { kOwner, kOtherHost, kAdmin, kNoCert, kForeignCa, kExpired };
 
 const char* Name(Rpc r) {
   static const char* const kNames[] = {
       "OpenSession", "HaveChunks", "Upload", "ListVersions",
-      "GetIndex",    "GetChunks",  "Prune"};
+      "GetIndex",    "GetChunks",  "Prune",  "CommitGroup"};
   return kNames[static_cast<int>(r)];
 }
 const char* Name(Caller c) {
@@ -56,8 +57,9 @@ const char* Name(Caller c) {
 
 // What each caller gets from each RPC aimed at hostb's data. NOT_FOUND for
 // another host's session (it must not learn that the session exists) and
-// for Prune (which only ever names the caller's own namespace, where "db"
-// does not exist). Without an accepted certificate nothing gets past TLS.
+// for Prune and CommitGroup (which only ever name the caller's own
+// namespace, where "db" does not exist). Without an accepted certificate
+// nothing gets past TLS.
 StatusCode Expected(Rpc rpc, Caller caller) {
   switch (caller) {
     case Caller::kOwner:
@@ -77,6 +79,7 @@ StatusCode Expected(Rpc rpc, Caller caller) {
     case Rpc::kHaveChunks:
     case Rpc::kUpload:
     case Rpc::kPrune:
+    case Rpc::kCommitGroup:
       return StatusCode::NOT_FOUND;
     case Rpc::kListVersions:
     case Rpc::kGetIndex:
@@ -207,6 +210,19 @@ class RpcIdentityTest : public ::testing::Test {
         leaked = resp.kept_size() + resp.removed_size() > 0;
         return st;
       }
+      case Rpc::kCommitGroup: {
+        // hostb's v2 (sent as a member of grp@g1, committed by the owner's
+        // Upload just before) as a group version of the caller's own.
+        service::CommitGroupRequest req;
+        req.set_group("grp");
+        req.set_group_version_id("g1");
+        service::GroupMember* m = req.add_members();
+        m->set_volume_id("db");
+        m->set_version_id("v2");
+        m->set_root_hash(next_records_.back().trailer().root_hash());
+        service::CommitGroupResponse resp;
+        return stub->CommitGroup(&ctx, req, &resp);
+      }
     }
     return grpc::Status(StatusCode::UNKNOWN, "no such rpc");
   }
@@ -268,6 +284,8 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
   po.volume = "db";
   po.version_id = "v2";
   po.chunk_size_bytes = testing::kTestChunkBytes;
+  po.group = "grp";
+  po.group_version_id = "g1";
   VectorSink recs;
   ASSERT_TRUE(ProduceStream(dev, whole, {}, nullptr, po, recs).ok());
   next_records_ = recs.records;
@@ -291,7 +309,7 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
                             Caller::kExpired,   Caller::kOwner};
   const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks, Rpc::kUpload,
                       Rpc::kListVersions, Rpc::kGetIndex,   Rpc::kGetChunks,
-                      Rpc::kPrune};
+                      Rpc::kPrune,        Rpc::kCommitGroup};
   int rows = 0;
   for (Caller caller : callers) {
     for (Rpc rpc : rpcs) {
@@ -307,7 +325,7 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
       ++rows;
     }
   }
-  EXPECT_EQ(rows, 42);
+  EXPECT_EQ(rows, 48);
   // The owner's Upload committed v2; nothing else was committed, removed
   // or written by any call, and nothing at all outside hostb's namespace.
   auto versions = vault_.vault().ListVersions({"hostb", "db"});
@@ -324,9 +342,15 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
   for (const auto& key : after) {
     if (std::binary_search(before.begin(), before.end(), key)) continue;
     EXPECT_TRUE(key.starts_with("hosts/hostb/db/versions/v2") ||
-                key.starts_with("tenants/hostb/"))
+                key.starts_with("tenants/hostb/") ||
+                key == "groups/hostb/grp/g1.grp")
         << key << " was written";
   }
+  // The owner's commit made v2 a listed member of grp@g1.
+  auto listed = (*b)->ListVersions("", "db");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].group_version_id, "g1");
   for (const char* id : {"v1", "v2"}) {
     auto restored = testing::RemoteRestore(**b, "", "db", id);
     ASSERT_TRUE(restored.ok()) << id << ": " << restored.status();

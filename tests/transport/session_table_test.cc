@@ -74,6 +74,9 @@ class FakeBackend : public ReceiveBackend {
                                      const PruneRule&, bool) override {
     return absl::NotFoundError("none");
   }
+  absl::Status CommitGroup(const std::string&, const GroupCommit&) override {
+    return absl::NotFoundError("none");
+  }
 
   std::vector<std::unique_ptr<Seen>> seen;  // one per opened session
 };

@@ -24,6 +24,10 @@
 #  - a thick volume's COW snapshot filling during its backup is extended
 #    and the backup succeeds; one that may not grow overflows, and the run
 #    says so, naming the settings to change;
+#  - the database group's points are group versions: one per point with
+#    every member, restored together with `cbtctl restore --group`; a
+#    member that fails leaves none (its partners' versions unlisted), the
+#    retry commits one on top of them;
 #  - restores and rollbacks have metrics of their own.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
@@ -293,6 +297,59 @@ for round in 1 2; do
   [ -n "$a" ] && [ -n "$b" ] && [ -n "$c" ] && [ "$a" -ge "$b" ] && [ "$b" -ge "$c" ] && [ $((a - c)) -le 1 ] ||
     fail "round $round is not one instant: data=$a wal=$b idx=$c"
 done
+# --- the group as one unit (issue 19): one group version per point with
+# every member, restorable together; a failed member leaves none.
+db_groups() {
+  cbtctl versions db --json | python3 -c "
+import json, sys
+groups = {}
+for v in json.load(sys.stdin).get('versions', []):
+    groups.setdefault(v['group_version_id'], []).append(v['volume'] + '@' + v['version_id'])
+for g, m in sorted(groups.items()):
+    print(g, ' '.join(sorted(m)))"
+}
+db_groups > /tmp/db-groups
+assert_eq 2 "$(wc -l < /tmp/db-groups)" "one group version per group backup"
+assert_eq "$(sort /tmp/db-versions | tr ' ' @ | tr '\n' ' ' | sed 's/ $//')" \
+  "$(tail -n1 /tmp/db-groups | cut -d' ' -f2-)" "the last group version lists the members its run committed"
+gv2=$(tail -n1 /tmp/db-groups | cut -d' ' -f1)
+assert_contains "$(cbtctl versions db)" "$gv2" "cbtctl versions db shows the group version"
+assert_contains "$(cbtctl versions db-wal)" "group db@$gv2" "a member's listing names its group version"
+mkdir -p /tmp/grp
+cbtctl restore --group db --version "$gv2" --target-dir /tmp/grp > /tmp/grp.log ||
+  { cat /tmp/grp.log; fail "group restore of db@$gv2 failed"; }
+assert_eq 3 "$(grep -c '^restored db-' /tmp/grp.log)" "the group restore wrote every member"
+for vol in db-data db-wal db-idx; do
+  if dumpe2fs -h "/tmp/grp/$vol" 2>/dev/null | grep -q needs_recovery; then
+    fail "group restore: $vol needs journal recovery"
+  fi
+  mkdir -p /mnt/check && mount -o ro,loop "/tmp/grp/$vol" /mnt/check
+  assert_eq "${SEQ[$vol/2]}" "$(head -n1 /mnt/check/seq)" "group restore: $vol holds the point's data"
+  umount /mnt/check
+done
+rm -rf /tmp/grp
+# db-idx's tracking fails after the point (its era stack record is gone):
+# db-data and db-wal store their versions, the group version is not
+# committed, and no listing shows any of them.
+mv /etc/cbtd/era-stacks /etc/cbtd/era-stacks.off
+if cbtctl backup db --wait --json > /tmp/runs.json; then fail "a group backup with a failing member succeeded"; fi
+assert_eq "failed" "$(py_runs "print(' '.join(r['result'] for r in rs if r['volume'] == 'db-idx'))")" "db-idx failed"
+assert_eq "succeeded group-commit" "$(py_runs "print(' '.join(r['result'] + ' ' + r['step'] for r in rs if r['volume'] == 'db-data'))")" \
+  "db-data's own version is stored, its run names the uncommitted group version"
+assert_contains "$(py_runs "print([r for r in rs if r['volume'] == 'db-data'][0]['error'])")" "was not committed" "db-data's run says why"
+pending=$(py_runs "print([r for r in rs if r['volume'] == 'db-data'][0]['version_id'])")
+db_groups > /tmp/db-groups-after
+assert_eq "$(cat /tmp/db-groups)" "$(cat /tmp/db-groups-after)" "no group version for the failed point"
+if cbtctl versions db-data | grep -q "$pending"; then fail "the pending member $pending is listed"; fi
+assert_contains "$(cbt-receiver versions --vault /tmp/vault)" "@$pending" "the receiver's own listing shows the pending member"
+assert_contains "$(cbt-receiver versions --vault /tmp/vault | grep "@$pending")" "not committed" "marked as not a restore point"
+mv /etc/cbtd/era-stacks.off /etc/cbtd/era-stacks
+cbtctl backup db --wait --json > /tmp/runs.json ||
+  { cat /tmp/runs.json; fail "the retry of group db failed"; }
+db_groups > /tmp/db-groups
+assert_eq 3 "$(wc -l < /tmp/db-groups)" "the retry committed a group version"
+assert_eq "$pending" "$(py_runs "print([r for r in rs if r['volume'] == 'db-data'][0]['base_version'])")" \
+  "the retry of db-data is an incremental on its pending member"
 kill "$WRITER"; wait "$WRITER" 2>/dev/null || true
 # Rollback of the WAL to its first version: refused while mounted...
 wal_v1=$(cbtctl versions db-wal --json | python3 -c "import json,sys; print(json.load(sys.stdin)['versions'][0]['version_id'])")
@@ -367,4 +424,4 @@ assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 
 grep -q '^cbtd_last_restore_written_bytes{volume="db-wal"} [1-9]' /tmp/cbtd.prom ||
   fail "the rollback's written bytes are not in the metrics: $(grep db-wal /tmp/cbtd.prom)"
 
-log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, COW extension and overflow, restore metrics"
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, group versions all or nothing, COW extension and overflow, restore metrics"
