@@ -262,9 +262,16 @@ BackupOrchestrator::RunMembers(const BackupPlan& plan,
            results[i]);
       return;
     }
-    auto m = std::make_unique<Member>(Member{
-        plan, members[i], *snap, run_ids[i], controls[i], {}, {}, group, {},
-        true});
+    auto m = std::make_unique<Member>(Member{plan,
+                                             members[i],
+                                             *snap,
+                                             run_ids[i],
+                                             controls[i],
+                                             {},
+                                             {},
+                                             group,
+                                             {},
+                                             true});
     results[i] = RunMember(*m, point);
     if (results[i].ok()) done[i] = std::move(m);
   };
@@ -397,9 +404,9 @@ absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
   request.base_version = m.outcome.base_version;
   // Members sent at once share the host's limit.
   const uint64_t limit = m.plan.bandwidth_limit_bytes_per_sec;
-  const uint64_t width = std::clamp<uint64_t>(
-      static_cast<uint64_t>(m.plan.parallel_members), 1,
-      m.plan.request.volumes.size());
+  const uint64_t width =
+      std::clamp<uint64_t>(static_cast<uint64_t>(m.plan.parallel_members), 1,
+                           m.plan.request.volumes.size());
   request.bandwidth_limit_bytes_per_sec =
       limit == 0 ? 0 : std::max<uint64_t>(1, limit / width);
   if (m.group != nullptr) {
@@ -495,7 +502,8 @@ void BackupOrchestrator::FinishAfterCommit(Member& m,
   for (const std::string& n : notes) {
     m.outcome.error += m.outcome.error.empty() ? n : "; " + n;
   }
-  m.control.SetStep(volume, kStepDone);
+  // What a watcher sees until the job ends is what the record says.
+  m.control.SetStep(volume, note_step);
   store_.FinishRun(m.run_id, m.outcome, clock_()).IgnoreError();
 }
 

@@ -30,7 +30,11 @@ void FillRun(const RunRecord& r, const std::optional<RunProgress>& progress,
   out->set_started_unix(Unix(r.started_at));
   if (r.ended_at) out->set_ended_unix(Unix(*r.ended_at));
   out->set_result(std::string(RunResultName(r.result)));
-  out->set_step(progress && !progress->step.empty() ? progress->step : r.step);
+  // Live progress only while running: a finished member of a job still
+  // going has its recorded step.
+  const bool live =
+      progress && !progress->step.empty() && r.result == RunResult::kRunning;
+  out->set_step(live ? progress->step : r.step);
   out->set_method(r.method);
   out->set_fallback_reason(r.fallback_reason);
   out->set_bytes_read(r.bytes_read);

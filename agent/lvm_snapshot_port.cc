@@ -143,6 +143,11 @@ snapshot::SnapshotPolicy LvmSnapshotPort::PolicyFor(
     } else {
       policy.cow_percent_for[v.path] = v.cow_size.percent_of_origin;
     }
+    if (v.cow_max_size.bytes > 0) {
+      policy.cow_limit_bytes_for[v.path] = v.cow_max_size.bytes;
+    } else {
+      policy.cow_limit_percent_for[v.path] = v.cow_max_size.percent_of_origin;
+    }
   }
   return policy;
 }
@@ -191,6 +196,7 @@ absl::StatusOr<std::unique_ptr<ConsistencyPoint>> LvmSnapshotPort::Take(
   absl::StatusOr<snapshot::GroupSnapshot> group = snapshot::TakeGroupSnapshot(
       *snapshotter, dm_, host_, paths, GroupOptionsFor(request));
   if (!group.ok()) return group.status();
+  for (const std::string& note : snapshotter->notes()) LogCowNote(note);
   // On error `group` removes every snapshot.
   absl::StatusOr<PointSnapshots> described =
       DescribeSnapshots(*snapshotter, *group, request);

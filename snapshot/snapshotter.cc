@@ -55,7 +55,7 @@ Snapshotter::Snapshotter(Lvm& lvm, DeviceMapper& dm, Host& host,
                          SnapshotPolicy policy)
     : lvm_(lvm), dm_(dm), host_(host), policy_(policy) {}
 
-uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
+uint64_t Snapshotter::PolicyCowBytes(const VolumeInfo& volume) const {
   std::optional<uint64_t> fixed = policy_.cow_size_bytes;
   double percent = policy_.cow_percent;
   if (auto it = policy_.cow_size_bytes_for.find(volume.path);
@@ -66,19 +66,105 @@ uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
     fixed.reset();
     percent = pt->second;
   }
-  uint64_t bytes =
-      fixed.has_value()
-          ? *fixed
-          : static_cast<uint64_t>(std::ceil(
-                static_cast<double>(volume.size_bytes) * percent / 100.0));
+  return fixed.has_value()
+             ? *fixed
+             : static_cast<uint64_t>(std::ceil(
+                   static_cast<double>(volume.size_bytes) * percent / 100.0));
+}
+
+uint64_t Snapshotter::CowSizeBytes(const VolumeInfo& volume) const {
+  uint64_t bytes = PolicyCowBytes(volume);
+  if (auto it = learned_cow_bytes_.find(volume.path);
+      it != learned_cow_bytes_.end()) {
+    bytes = std::max(bytes, it->second);
+  }
   // lvcreate --size takes whole 512-byte sectors only.
   return (bytes + 511) / 512 * 512;
+}
+
+uint64_t Snapshotter::CowLimitBytes(const VolumeInfo& volume) const {
+  if (auto it = policy_.cow_limit_bytes_for.find(volume.path);
+      it != policy_.cow_limit_bytes_for.end() && it->second > 0) {
+    return it->second;
+  }
+  double percent = 100.0;
+  if (auto it = policy_.cow_limit_percent_for.find(volume.path);
+      it != policy_.cow_limit_percent_for.end()) {
+    percent = it->second;
+  }
+  return static_cast<uint64_t>(static_cast<double>(volume.size_bytes) *
+                               percent / 100.0);
+}
+
+absl::StatusOr<uint64_t> Snapshotter::LearnedCowBytes(
+    const VolumeInfo& volume) {
+  absl::StatusOr<std::vector<LvReport>> lvs = lvm_.ListLvs(volume.vg);
+  if (!lvs.ok()) return lvs.status();
+  uint64_t held = 0;
+  for (const LvReport& lv : *lvs) {
+    if (lv.origin != volume.lv || !lv.data_percent.has_value() ||
+        !ParseSnapshotName(lv.name).has_value()) {
+      continue;
+    }
+    held = std::max(held,
+                    static_cast<uint64_t>(static_cast<double>(lv.size_bytes) *
+                                          *lv.data_percent / 100.0));
+  }
+  return held;
+}
+
+absl::Status Snapshotter::LearnCowSizes(
+    const std::vector<VolumeInfo>& volumes) {
+  std::map<std::string, uint64_t> spare_by_vg;  // free beyond the policy's
+  for (const VolumeInfo& v : volumes) {
+    if (v.kind != VolumeKind::kThickLv) continue;
+    absl::StatusOr<uint64_t> held = LearnedCowBytes(v);
+    if (!held.ok()) return held.status();
+    const uint64_t want = std::min(2 * *held, CowLimitBytes(v));
+    const uint64_t policy = PolicyCowBytes(v);
+    if (want <= policy) continue;
+    if (!spare_by_vg.contains(v.vg)) {
+      absl::StatusOr<VgReport> vg = lvm_.GetVg(v.vg);
+      if (!vg.ok()) return vg.status();
+      const uint64_t extent = std::max<uint64_t>(vg->extent_size_bytes, 1);
+      uint64_t taken = 0;  // the policy's sizes, one extent of slack each
+      for (const VolumeInfo& o : volumes) {
+        if (o.vg == v.vg && o.kind == VolumeKind::kThickLv) {
+          taken += PolicyCowBytes(o) + extent;
+        }
+      }
+      const uint64_t free = vg->free_extents * extent;
+      spare_by_vg[v.vg] = free > taken ? free - taken : 0;
+    }
+    uint64_t& spare = spare_by_vg[v.vg];
+    const uint64_t raise = std::min(want - policy, spare);
+    if (raise == 0) continue;
+    spare -= raise;
+    learned_cow_bytes_[v.path] = policy + raise;
+    notes_.push_back(absl::StrFormat(
+        "sized the COW snapshot of %s at %.1f MiB: its last snapshot holds "
+        "%.1f MiB of writes (cow_size gives %.1f MiB, cow_max_size bounds it)",
+        v.path, static_cast<double>(policy + raise) / (1 << 20),
+        static_cast<double>(*held) / (1 << 20),
+        static_cast<double>(policy) / (1 << 20)));
+  }
+  return absl::OkStatus();
 }
 
 void Snapshotter::InheritCowSize(const std::string& from,
                                  const std::string& to) {
   policy_.cow_size_bytes_for.erase(to);
   policy_.cow_percent_for.erase(to);
+  policy_.cow_limit_bytes_for.erase(to);
+  policy_.cow_limit_percent_for.erase(to);
+  if (auto it = policy_.cow_limit_bytes_for.find(from);
+      it != policy_.cow_limit_bytes_for.end()) {
+    policy_.cow_limit_bytes_for[to] = it->second;
+  }
+  if (auto it = policy_.cow_limit_percent_for.find(from);
+      it != policy_.cow_limit_percent_for.end()) {
+    policy_.cow_limit_percent_for[to] = it->second;
+  }
   if (auto it = policy_.cow_size_bytes_for.find(from);
       it != policy_.cow_size_bytes_for.end()) {
     policy_.cow_size_bytes_for[to] = it->second;
@@ -91,6 +177,7 @@ void Snapshotter::InheritCowSize(const std::string& from,
 
 absl::Status Snapshotter::CheckCanSnapshot(
     const std::vector<VolumeInfo>& volumes) {
+  if (absl::Status s = LearnCowSizes(volumes); !s.ok()) return s;
   std::map<std::string, uint64_t> cow_bytes_by_vg;
   // COW stores of dm members by device, and the members' own devices.
   std::map<std::pair<uint32_t, uint32_t>, std::string> store_users;

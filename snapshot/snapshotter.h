@@ -47,6 +47,11 @@ struct SnapshotPolicy {
   // fixed size wins over a percentage.
   std::map<std::string, uint64_t> cow_size_bytes_for;
   std::map<std::string, double> cow_percent_for;
+  // The largest COW size a thick snapshot may be created with (keyed by
+  // VolumeInfo::path; absent: the origin's size): the bound on sizes
+  // learned from the volume's write rate (LearnCowSizes).
+  std::map<std::string, uint64_t> cow_limit_bytes_for;
+  std::map<std::string, double> cow_limit_percent_for;
   // Device-mapper volumes (kOtherDm): the COW store block device of each,
   // keyed by VolumeInfo::path. Its first 4 KiB are zeroed and the whole
   // device is used; it must hold at least the COW size above. A dm volume
@@ -98,13 +103,27 @@ class Snapshotter {
   // extents. Messages say how full and what to do.
   absl::Status CheckCanSnapshot(const std::vector<VolumeInfo>& volumes);
 
-  // The COW size policy applied to `volume`, rounded up to 512-byte
-  // sectors (lvm2 then rounds up to extents).
+  // The COW size policy applied to `volume`, or the size learned for it
+  // if larger, rounded up to 512-byte sectors (lvm2 then rounds up to
+  // extents).
   uint64_t CowSizeBytes(const VolumeInfo& volume) const;
+  // What a thick volume's last snapshot shows of its write rate: each of
+  // cbtd's snapshots of the origin that exists now (the base of its
+  // tracking) has collected the writes since it was taken, about one
+  // interval between runs. A new snapshot of `volumes`' thick members is
+  // sized at twice the most any of them holds, if that is more than the
+  // policy gives, bounded by the volume's limit and by what its VG has
+  // free beyond the policy's sizes (so learning never makes a point
+  // fail). Adds one line to notes() per size raised. CheckCanSnapshot
+  // calls it first.
+  absl::Status LearnCowSizes(const std::vector<VolumeInfo>& volumes);
   // The per-volume COW size given for path `from` applies to path `to`
   // too: the LV below an era device is snapshotted under the settings of
   // the era device that was configured.
   void InheritCowSize(const std::string& from, const std::string& to);
+
+  // LearnCowSizes' lines, in order.
+  const std::vector<std::string>& notes() const { return notes_; }
 
   // Creates snapshot `name` of `volume` (tagged, read-only) with lvcreate,
   // which suspends the origin itself. A thick origin may already be held
@@ -155,10 +174,20 @@ class Snapshotter {
   const SnapshotPolicy& policy() const { return policy_; }
 
  private:
+  // The policy's COW size, before learning (not rounded).
+  uint64_t PolicyCowBytes(const VolumeInfo& volume) const;
+  // The most a thick snapshot of `volume` may be created with.
+  uint64_t CowLimitBytes(const VolumeInfo& volume) const;
+  // The most COW any of cbtd's existing snapshots of `volume` holds (0:
+  // none): the writes of about one interval between runs.
+  absl::StatusOr<uint64_t> LearnedCowBytes(const VolumeInfo& volume);
+
   Lvm& lvm_;
   DeviceMapper& dm_;
   Host& host_;
   SnapshotPolicy policy_;
+  std::map<std::string, uint64_t> learned_cow_bytes_;  // by path
+  std::vector<std::string> notes_;
 };
 
 // Owns one snapshot the agent created.

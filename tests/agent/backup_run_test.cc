@@ -369,6 +369,8 @@ TEST_F(BackupRunTest, AGroupCommitThatFailsIsReportedOnEveryMember) {
   RunControl control;
   absl::Status s = orchestrator_->Execute(*plan, *ids, control);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  // Watchers see each member's recorded step, not a bare "done".
+  EXPECT_EQ(control.progress("a").step, kStepGroupCommit);
 }
 
 TEST_F(BackupRunTest, AGroupIsPrunedByOneRuleAfterItsPointIsCommitted) {

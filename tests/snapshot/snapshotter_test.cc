@@ -83,6 +83,69 @@ TEST_F(SnapshotterTest, CowSnapshotsMustFitTheVgTogether) {
   EXPECT_FALSE(fixed.CheckCanSnapshot({Thick("a", 8 << 20)}).ok());
 }
 
+// A thick snapshot of cbtd's: the base of `origin`'s tracking.
+LvReport BaseSnapshot(const std::string& origin, uint64_t cow_bytes,
+                      double percent, const std::string& name = "") {
+  LvReport lv;
+  lv.vg = "vg";
+  lv.name = name.empty() ? origin + ".cbtd-20261201T020000Z" : name;
+  lv.origin = origin;
+  lv.segtype = "linear";
+  lv.size_bytes = cow_bytes;
+  lv.data_percent = percent;
+  return lv;
+}
+
+TEST_F(SnapshotterTest, ANewCowSnapshotIsSizedFromWhatTheBaseSnapshotHolds) {
+  // db's base (a 16 MiB COW, 75 % full) collected 12 MiB of writes since
+  // the last run: the next snapshot gets 24 MiB instead of 20 % of 64.
+  lvm_.lvs = {BaseSnapshot("db", 16 << 20, 75.0),
+              // Someone else's snapshot of db, fuller: not cbtd's, ignored.
+              BaseSnapshot("db", 64 << 20, 100.0, "db-manual"),
+              BaseSnapshot("quiet", 16 << 20, 1.0)};
+  Snapshotter s = Make();
+  ASSERT_TRUE(
+      s.CheckCanSnapshot({Thick("db", 64 << 20), Thick("quiet", 64 << 20)})
+          .ok());
+  EXPECT_EQ(s.CowSizeBytes(Thick("db", 64 << 20)), 24u << 20);
+  // quiet's writes fit what the policy gives: unchanged.
+  EXPECT_EQ(s.CowSizeBytes(Thick("quiet", 64 << 20)),
+            Make().CowSizeBytes(Thick("quiet", 64 << 20)));
+  ASSERT_EQ(s.notes().size(), 1u);
+  EXPECT_THAT(s.notes()[0], HasSubstr("/dev/vg/db at 24.0 MiB"));
+  EXPECT_THAT(s.notes()[0], HasSubstr("holds 12.0 MiB of writes"));
+}
+
+TEST_F(SnapshotterTest, ALearnedCowSizeStaysWithinTheLimitAndTheVg) {
+  lvm_.lvs = {BaseSnapshot("db", 64 << 20, 100.0)};
+  // Bounded by cow_max_size: 2 x 64 MiB wanted, 40 MiB allowed.
+  SnapshotPolicy limited;
+  limited.cow_limit_bytes_for["/dev/vg/db"] = 40 << 20;
+  Snapshotter a = Make(limited);
+  ASSERT_TRUE(a.CheckCanSnapshot({Thick("db", 128 << 20)}).ok());
+  EXPECT_EQ(a.CowSizeBytes(Thick("db", 128 << 20)), 40u << 20);
+  // cow_max_size equal to cow_size: nothing to learn.
+  SnapshotPolicy tight;
+  tight.cow_size_bytes_for["/dev/vg/db"] = 8 << 20;
+  tight.cow_limit_bytes_for["/dev/vg/db"] = 8 << 20;
+  Snapshotter b = Make(tight);
+  ASSERT_TRUE(b.CheckCanSnapshot({Thick("db", 256 << 20)}).ok());
+  EXPECT_EQ(b.CowSizeBytes(Thick("db", 256 << 20)), 8u << 20);
+  EXPECT_TRUE(b.notes().empty());
+  // A VG with 10 extents of 4 MiB: the policy's 20 % of 32 MiB (7 MiB,
+  // plus an extent of slack) comes first; learning gets what is left, and
+  // the point does not fail for it.
+  lvm_.vg.free_extents = 10;
+  Snapshotter c = Make();
+  ASSERT_TRUE(c.CheckCanSnapshot({Thick("db", 32 << 20)}).ok());
+  EXPECT_EQ(c.CowSizeBytes(Thick("db", 32 << 20)), 32u << 20);  // the limit
+  lvm_.vg.free_extents = 3;
+  Snapshotter d = Make();
+  ASSERT_TRUE(d.CheckCanSnapshot({Thick("db", 32 << 20)}).ok());
+  // 12 MiB free, 6.4 MiB + 4 MiB taken by the policy's size: 8 MiB.
+  EXPECT_EQ(d.CowSizeBytes(Thick("db", 32 << 20)), 8u << 20);
+}
+
 TEST_F(SnapshotterTest, PerVolumeCowSizeOverridesThePolicy) {
   SnapshotPolicy policy;
   policy.cow_percent = 10;

@@ -28,6 +28,8 @@
 #    every member, restored together with `cbtctl restore --group`; a
 #    member that fails leaves none (its partners' versions unlisted), the
 #    retry commits one on top of them;
+#  - a thick volume's next COW snapshot is sized from what its base
+#    collected since the last run;
 #  - restores and rollbacks have metrics of their own.
 . "$CBTD_SRC/tests/vm/cases/snapshot_lib.sh"
 
@@ -319,7 +321,13 @@ mkdir -p /tmp/grp
 cbtctl restore --group db --version "$gv2" --target-dir /tmp/grp > /tmp/grp.log ||
   { cat /tmp/grp.log; fail "group restore of db@$gv2 failed"; }
 assert_eq 3 "$(grep -c '^restored db-' /tmp/grp.log)" "the group restore wrote every member"
-for vol in db-data db-wal db-idx; do
+for member in $(tail -n1 /tmp/db-groups | cut -d' ' -f2-); do
+  vol=${member%@*}
+  # Byte-equal to the member's version restored on its own...
+  cbtctl restore "$vol" --version "${member#*@}" --target /dev/hv/restored > /dev/null
+  assert_eq "$(hash_of /dev/hv/restored "$(stat -c %s "/tmp/grp/$vol")")" "$(hash_of "/tmp/grp/$vol")" \
+    "group restore: $vol equals its version"
+  # ...which is the point's: a clean ext4 holding the round's n.
   if dumpe2fs -h "/tmp/grp/$vol" 2>/dev/null | grep -q needs_recovery; then
     fail "group restore: $vol needs journal recovery"
   fi
@@ -413,6 +421,16 @@ error=$(py_runs "print(rs[0]['error'])")
 log "overflow: $error"
 assert_contains "$error" "of volume 'tight' overflowed" "the error names the overflow and the volume"
 assert_contains "$error" "Raise cow_size or cow_max_size" "the error names the settings"
+# busy's next snapshot is sized from what its base collected since the
+# last run (8 MiB of writes): twice that, bounded by busy's size, instead
+# of cow_size's 8 MiB.
+lvremove -qy hv/restored hv/logs-restored >/dev/null
+cbtctl backup busy --wait > /dev/null || fail "busy's second backup failed"
+grep -q "sized the COW snapshot of /dev/hv/busy at 16.0 MiB" /tmp/cbtd.log ||
+  fail "busy's snapshot was not sized from its writes: $(grep -i 'cow' /tmp/cbtd.log | tail -3)"
+base=$(cbtctl volumes --json | python3 -c "import json,sys; print([v for v in json.load(sys.stdin)['volumes'] if v['name']=='busy'][0]['base_snapshot'])")
+assert_eq $((16 << 20)) "$(lvs --noheadings --units b --nosuffix -o lv_size "$base" | tr -d ' ')" \
+  "busy's new snapshot has the learned COW size"
 
 # --- restores and rollbacks have metrics of their own (written at exit).
 cbtctl runs logs --json > /tmp/runs.json
@@ -420,8 +438,9 @@ restores=$(py_runs "print(sum(1 for r in rs if r['trigger'] in ('restore', 'roll
 [ "$restores" -ge 4 ] || fail "expected at least 4 restores of logs in its runs, got $restores"
 kill "$CBTD"; wait "$CBTD" 2>/dev/null || true
 assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"logs\"} $restores" "restores of logs counted"
-assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 3" "two restores and a rollback of db-wal"
+assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 5" \
+  "three restores, a group restore and a rollback of db-wal"
 grep -q '^cbtd_last_restore_written_bytes{volume="db-wal"} [1-9]' /tmp/cbtd.prom ||
   fail "the rollback's written bytes are not in the metrics: $(grep db-wal /tmp/cbtd.prom)"
 
-log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, group versions all or nothing, COW extension and overflow, restore metrics"
+log "PASS: hypervisor trigger, hook order, freeze bound, hook failure, dm volume, hash volume, rollback, a database group frozen at one instant, group versions all or nothing, COW extension, overflow and learned size, restore metrics"
