@@ -3,6 +3,7 @@
 // version (--group), through cbtd (which holds
 // the receiver's address and this host's TLS identity). The restore is a
 // run of cbtd's: `cbtctl runs` shows its progress, `cbtctl cancel` stops it.
+#include <filesystem>
 #include <iostream>
 #include <vector>
 
@@ -133,6 +134,10 @@ int RunRestoreCommand(std::span<char*> args) {
           "| --in-place) [--verify]",
           desc, positional, vm, opts)) {
     return *exit;
+  }
+  // cbtd opens the paths, from its own working directory: send them whole.
+  for (std::string* path : {&target, &state, &target_dir}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   }
   if (!group.empty()) {
     if (!volume.empty() || !target.empty() || !from.empty() ||

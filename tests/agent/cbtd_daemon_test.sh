@@ -61,6 +61,13 @@ expect_exit 3 "${ctl[@]}" backup nope "${sock[@]}"
 expect_exit 0 "${ctl[@]}" runs --json "${sock[@]}"
 grep -q '"step":"consistency-point"' "$tmp/out" || fail "runs: $(cat "$tmp/out")"
 
+# A relative --target is relative to cbtctl's directory, not cbtd's: here
+# it names the volume's own image, which a restore must not overwrite.
+(cd "$tmp" && exec "${ctl[@]}" restore disk --version v1 --target disk "${sock[@]}") >"$tmp/out" 2>&1
+rc=$?
+[[ $rc == 3 ]] && grep -q "$tmp/disk is volume 'disk'" "$tmp/out" ||
+  fail "relative --target: exit $rc: $(cat "$tmp/out")"
+
 # A non-root user is refused by the socket's mode.
 if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
   chmod 0755 "$tmp" "$tmp/run"
