@@ -179,10 +179,15 @@ class Sender {
 class RetentionApplier {
  public:
   virtual ~RetentionApplier() = default;
-  // Asks the receiver to drop the volume's versions the policy does not
-  // keep. Never called with a policy that keeps everything.
+  // Asks the receiver to drop the volume's versions backed up on their own
+  // that the policy does not keep; members of group versions are left to
+  // ApplyGroup. Never called with a policy that keeps everything.
   virtual absl::Status Apply(const std::string& volume,
                              const RetentionPolicy& policy) = 0;
+  // The same for the group versions of `group`, each kept or dropped
+  // whole (with its members' versions).
+  virtual absl::Status ApplyGroup(const std::string& group,
+                                  const RetentionPolicy& policy) = 0;
 };
 
 // One version of a volume at the receiver.

@@ -60,13 +60,10 @@ GroupPoint NewGroupPoint(const BackupPlan& plan, absl::Time instant) {
   return g;
 }
 
-// The rule `volume`'s versions are pruned by: its own, or, for a member
-// of a group, the group's: a point is kept while any member's rule keeps
-// it (the largest count of each kind), and a member without a rule keeps
-// every point.
-RetentionPolicy RetentionFor(const BackupPlan& plan,
-                             const VolumeConfig& volume) {
-  if (plan.request.group.empty()) return volume.retention;
+// The rule a group's versions are pruned by, as units: a point is kept
+// while any member's rule keeps it (the largest count of each kind), and a
+// member without a rule keeps every point.
+RetentionPolicy GroupRetention(const BackupPlan& plan) {
   RetentionPolicy merged;
   for (const VolumeConfig& v : plan.request.volumes) {
     const RetentionPolicy& r = v.retention;
@@ -225,15 +222,17 @@ absl::Status BackupOrchestrator::Execute(const BackupPlan& plan,
   std::vector<std::unique_ptr<Member>> committed =
       RunMembers(plan, run_ids, **point, group ? &*group : nullptr, control,
                  controls, first_error);
-  std::string group_note;
+  GroupOutcome outcome;
   if (group.has_value()) {
     absl::Status s = CommitGroup(*group, committed, first_error);
     if (!s.ok()) {
-      group_note = std::string(s.message());
+      outcome.not_committed = std::string(s.message());
       if (first_error.ok()) first_error = s;
+    } else {
+      outcome.retention = ApplyGroupRetention(plan);
     }
   }
-  for (const auto& m : committed) FinishAfterCommit(*m, group_note);
+  for (const auto& m : committed) FinishAfterCommit(*m, outcome);
   // `point` goes out of scope here: snapshots not kept are removed.
   return first_error;
 }
@@ -291,6 +290,15 @@ BackupOrchestrator::RunMembers(const BackupPlan& plan,
     if (done[i] != nullptr) committed.push_back(std::move(done[i]));
   }
   return committed;
+}
+
+std::string BackupOrchestrator::ApplyGroupRetention(const BackupPlan& plan) {
+  const RetentionPolicy policy = GroupRetention(plan);
+  if (policy.KeepsEverything()) return "";
+  absl::Status s = ports_.retention->ApplyGroup(plan.request.group, policy);
+  if (s.ok()) return "";
+  return absl::StrCat("group retention not applied (the next run retries): ",
+                      StatusText(s));
 }
 
 absl::Status BackupOrchestrator::CommitGroup(
@@ -454,7 +462,7 @@ absl::Status BackupOrchestrator::CommitState(Member& m,
 }
 
 void BackupOrchestrator::FinishAfterCommit(Member& m,
-                                           const std::string& group_note) {
+                                           const GroupOutcome& group) {
   // After the commit nothing undoes the backup; failures are notes.
   std::vector<std::string> notes;
   std::string note_step = kStepDone;
@@ -485,11 +493,15 @@ void BackupOrchestrator::FinishAfterCommit(Member& m,
                                          StatusText(s)));
     }
   }
-  if (!group_note.empty()) note(kStepGroupCommit, group_note);
-  const RetentionPolicy policy = RetentionFor(m.plan, m.volume);
-  // An uncommitted group version prunes nothing: its members' next run
-  // retries the point.
-  if (group_note.empty() && !policy.KeepsEverything()) {
+  if (!group.not_committed.empty()) {
+    note(kStepGroupCommit, group.not_committed);
+  }
+  if (!group.retention.empty()) note(kStepRetention, group.retention);
+  // The volume's own rule prunes its versions backed up on their own (a
+  // group's are the group's). An uncommitted group version prunes
+  // nothing: its members' next run retries the point.
+  const RetentionPolicy& policy = m.volume.retention;
+  if (group.not_committed.empty() && !policy.KeepsEverything()) {
     Step(m.run_id, m.control, volume, kStepRetention);
     if (absl::Status s = ports_.retention->Apply(volume, policy); !s.ok()) {
       note(kStepRetention, absl::StrCat("retention not applied (the next run "

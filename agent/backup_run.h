@@ -20,8 +20,9 @@
 // lists none of them. A member whose own version was committed keeps it
 // as its next base either way; if the group version was not committed,
 // its run says so ('succeeded' at step group-commit, with the reason) and
-// retention waits for a committed point. A group's members are pruned by
-// one rule (RetentionFor in backup_run.cc).
+// retention waits for a committed point. A group's versions are pruned as
+// units by one rule (GroupRetention in backup_run.cc); each member's own
+// rule prunes only its versions backed up on their own.
 //
 // Thread-safety: Prepare and Execute may run concurrently for plans over
 // disjoint volumes (JobRunner guarantees that); the ports and the store
@@ -118,10 +119,18 @@ class BackupOrchestrator {
                                            const ChangedSet& changes);
   absl::Status CommitState(Member& m, const ChangedSet& changes,
                            const SendResult& sent);
+  // What became of a group's point after its members ran; notes for each
+  // member's run (empty: fine).
+  struct GroupOutcome {
+    std::string not_committed;  // why the group version was not committed
+    std::string retention;      // why the group's retention failed
+  };
   // Rotates the base snapshot, applies retention and records the run as
-  // succeeded; failures here, and `group_note` (the group version was not
-  // committed), become notes in the run record.
-  void FinishAfterCommit(Member& m, const std::string& group_note);
+  // succeeded; failures here, and the group's outcome, become notes in the
+  // run record.
+  void FinishAfterCommit(Member& m, const GroupOutcome& group);
+  // Prunes the group's versions by their one rule; a note if that failed.
+  std::string ApplyGroupRetention(const BackupPlan& plan);
   // Record the member's run as cancelled / failed at `step`; return the
   // status the caller reports.
   absl::Status Cancelled(Member& m, const std::string& step);

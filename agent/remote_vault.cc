@@ -19,10 +19,9 @@ absl::StatusOr<std::vector<VersionView>> RemoteVault::ListVersions(
   if (!versions.ok()) return versions.status();
   std::vector<VersionView> out;
   for (const transport::VersionSummary& v : *versions) {
-    out.push_back(VersionView{v.volume_id, v.version_id, v.base_version_id,
-                              v.created_unix_ms, v.volume_size_bytes,
-                              v.root_hash.ToHex(), v.group,
-                              v.group_version_id});
+    out.push_back(VersionView{
+        v.volume_id, v.version_id, v.base_version_id, v.created_unix_ms,
+        v.volume_size_bytes, v.root_hash.ToHex(), v.group, v.group_version_id});
   }
   return out;
 }
@@ -79,17 +78,40 @@ absl::StatusOr<VerifyOutcome> RemoteVault::Verify(const std::string& volume,
   return out;
 }
 
-absl::Status RemoteVault::Apply(const std::string& volume,
-                                const RetentionPolicy& policy) {
-  auto client = Client();
-  if (!client.ok()) return client.status();
+namespace {
+
+transport::PruneRule RuleOf(const RetentionPolicy& policy) {
   transport::PruneRule rule;
   rule.keep_last = policy.keep_last;
   rule.keep_hourly = policy.keep_hourly;
   rule.keep_daily = policy.keep_daily;
   rule.keep_weekly = policy.keep_weekly;
   rule.keep_monthly = policy.keep_monthly;
-  return (*client)->Prune(volume, rule, /*dry_run=*/false).status();
+  return rule;
+}
+
+}  // namespace
+
+absl::Status RemoteVault::Apply(const std::string& volume,
+                                const RetentionPolicy& policy) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  absl::Status s = (*client)
+                       ->Prune(volume, RuleOf(policy), /*dry_run=*/false,
+                               transport::PruneScope{"", /*alone=*/true})
+                       .status();
+  // Nothing of the volume's own yet (all its versions are a group's).
+  return absl::IsNotFound(s) ? absl::OkStatus() : s;
+}
+
+absl::Status RemoteVault::ApplyGroup(const std::string& group,
+                                     const RetentionPolicy& policy) {
+  auto client = Client();
+  if (!client.ok()) return client.status();
+  return (*client)
+      ->Prune("", RuleOf(policy), /*dry_run=*/false,
+              transport::PruneScope{group, false})
+      .status();
 }
 
 }  // namespace cbtd::agent

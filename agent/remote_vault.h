@@ -30,6 +30,8 @@ class RemoteVault : public VaultBrowser, public RetentionApplier {
                                        const std::string& version) override;
   absl::Status Apply(const std::string& volume,
                      const RetentionPolicy& policy) override;
+  absl::Status ApplyGroup(const std::string& group,
+                          const RetentionPolicy& policy) override;
 
  private:
   absl::StatusOr<std::unique_ptr<transport::RemoteClient>> Client();

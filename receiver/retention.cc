@@ -133,9 +133,12 @@ absl::Status Remove(Vault& vault, const VolumeName& vol, const Candidate& c) {
 absl::Status PruneVolume(Vault& vault, const VolumeName& vol,
                          const CommittedGroups& groups,
                          const RetentionPolicy& policy, bool dry_run,
-                         PruneResult& result) {
+                         VersionScope scope, PruneResult& result) {
   auto all = ReadCandidates(vault, vol, groups);
   if (!all.ok()) return all.status();
+  if (scope == VersionScope::kAlone) {
+    std::erase_if(*all, [](const Candidate& c) { return !c.group.empty(); });
+  }
   // Pending members are not restore points: the rule counts the others.
   // They are removed, except the newest version of the volume (the next
   // run's base) and protected ones.
@@ -166,16 +169,120 @@ absl::Status PruneVolume(Vault& vault, const VolumeName& vol,
   return absl::OkStatus();
 }
 
+absl::Status RefuseEmpty(const RetentionPolicy& policy) {
+  if (!policy.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "the retention policy keeps nothing; give at least one of "
+      "--keep-last, --hourly, --daily, --weekly, --monthly");
+}
+
+// Removes a member version of a group version PruneGroup drops.
+absl::Status RemoveMember(Vault& vault, const VolumeName& vol,
+                          const std::string& version,
+                          GroupPruneResult& result) {
+  absl::Status st = vault.DeleteIndex(vol, version);
+  if (absl::IsFailedPrecondition(st)) {
+    result.in_use.emplace_back(vol, version);
+    return absl::OkStatus();
+  }
+  if (!st.ok()) return st;
+  result.removed_members.emplace_back(vol, version);
+  return absl::OkStatus();
+}
+
+// The group's pending members, but each volume's newest version and
+// protected ones.
+absl::Status RemovePendingMembers(Vault& vault, const std::string& host,
+                                  const std::string& group,
+                                  const std::set<std::string>& volumes,
+                                  bool dry_run, GroupPruneResult& result) {
+  auto committed = CommittedGroups::Load(vault, host);
+  if (!committed.ok()) return committed.status();
+  for (const std::string& volume : volumes) {
+    const VolumeName vol{host, volume};
+    auto all = ReadCandidates(vault, vol, *committed);
+    if (!all.ok()) return all.status();
+    const Candidate* base = NewestPending(*all);
+    for (const Candidate& c : *all) {
+      if (!c.pending || c.group != group || c.stamp.is_protected ||
+          &c == base) {
+        continue;
+      }
+      if (dry_run) {
+        result.removed_members.emplace_back(vol, c.stamp.id);
+      } else if (auto s = RemoveMember(vault, vol, c.stamp.id, result);
+                 !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<GroupPruneResult> PruneGroup(Vault& vault,
+                                            const std::string& host,
+                                            const std::string& group,
+                                            const RetentionPolicy& policy,
+                                            bool dry_run) {
+  if (auto s = RefuseEmpty(policy); !s.ok()) return s;
+  if (auto s = ValidateName("group", group); !s.ok()) return s;
+  auto records = ListGroups(vault, host);
+  if (!records.ok()) return records.status();
+  std::erase_if(*records,
+                [&](const GroupRecord& r) { return r.commit.group != group; });
+  if (records->empty()) {
+    return absl::NotFoundError(absl::StrCat("no group versions of group '",
+                                            group, "' of host '", host,
+                                            "' to prune"));
+  }
+  std::vector<VersionStamp> stamps;
+  std::set<std::string> volumes;
+  for (const GroupRecord& r : *records) {
+    VersionStamp stamp{r.commit.group_version_id, r.commit.created_unix_ms,
+                       false};
+    for (const transport::GroupMemberVersion& m : r.commit.members) {
+      volumes.insert(m.volume_id);
+      auto prot = vault.IsProtected({host, m.volume_id}, m.version_id);
+      if (!prot.ok()) return prot.status();
+      stamp.is_protected = stamp.is_protected || *prot;
+    }
+    stamps.push_back(stamp);
+  }
+  const std::set<std::string> keep = VersionsToKeep(stamps, policy);
+  GroupPruneResult result;
+  for (const GroupRecord& r : *records) {
+    const std::string& gv = r.commit.group_version_id;
+    if (keep.contains(gv)) {
+      result.kept.push_back(gv);
+      continue;
+    }
+    result.removed.push_back(gv);
+    if (dry_run) continue;
+    // The record first: from here on the group version is not listed.
+    if (auto s = DeleteGroup(vault, host, group, gv); !s.ok()) return s;
+    for (const transport::GroupMemberVersion& m : r.commit.members) {
+      if (auto s =
+              RemoveMember(vault, {host, m.volume_id}, m.version_id, result);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  if (auto s =
+          RemovePendingMembers(vault, host, group, volumes, dry_run, result);
+      !s.ok()) {
+    return s;
+  }
+  return result;
+}
 
 absl::StatusOr<PruneResult> Prune(Vault& vault,
                                   const std::vector<VolumeName>& volumes,
-                                  const RetentionPolicy& policy, bool dry_run) {
-  if (policy.empty()) {
-    return absl::InvalidArgumentError(
-        "the retention policy keeps nothing; give at least one of "
-        "--keep-last, --hourly, --daily, --weekly, --monthly");
-  }
+                                  const RetentionPolicy& policy, bool dry_run,
+                                  VersionScope scope) {
+  if (auto s = RefuseEmpty(policy); !s.ok()) return s;
   PruneResult result;
   std::map<std::string, CommittedGroups> groups;  // per host
   for (const VolumeName& vol : volumes) {
@@ -185,7 +292,7 @@ absl::StatusOr<PruneResult> Prune(Vault& vault,
       groups.emplace(vol.host, *std::move(loaded));
     }
     if (auto s = PruneVolume(vault, vol, groups.at(vol.host), policy, dry_run,
-                             result);
+                             scope, result);
         !s.ok()) {
       return s;
     }

@@ -7,9 +7,10 @@
 // keep the newest version of each of the N most recent periods (UTC) that
 // hold a version; always keep protected versions. A policy that keeps
 // nothing is refused, so a typo cannot empty a volume.
-// Group versions (receiver/groups.h): the members of a committed group
-// version carry its instant, so one rule keeps or drops a point on every
-// member alike; removing a member removes the group record first. A
+// Group versions (receiver/groups.h) are pruned as units by PruneGroup,
+// which cbtd calls for a group; a volume's own rule (VersionScope::kAlone)
+// then leaves them alone. The operator's prune of a volume (kAll) counts
+// every version; removing a member removes its group record first. A
 // member of a group version that was never committed is not a point: it
 // is removed unless it is the volume's newest version (the next
 // incremental's base) or protected.
@@ -55,10 +56,41 @@ struct PruneResult {
   std::vector<std::pair<VolumeName, std::string>> in_use;
 };
 
+// Which of a volume's versions Prune counts and may remove.
+enum class VersionScope {
+  kAll,    // every version (the operator's `cbt-receiver prune`)
+  kAlone,  // only those backed up on their own; group members are left to
+           // PruneGroup
+};
+
 // Applies `policy` to `volume` (or every volume). dry_run lists only.
 absl::StatusOr<PruneResult> Prune(Vault& vault,
                                   const std::vector<VolumeName>& volumes,
-                                  const RetentionPolicy& policy, bool dry_run);
+                                  const RetentionPolicy& policy, bool dry_run,
+                                  VersionScope scope = VersionScope::kAll);
+
+// What PruneGroup kept and removed, by group version id.
+struct GroupPruneResult {
+  std::vector<std::string> kept;
+  std::vector<std::string> removed;
+  // Member versions removed: of removed group versions, and pending
+  // members of the group superseded by a newer version of their volume.
+  std::vector<std::pair<VolumeName, std::string>> removed_members;
+  // Would have been removed, kept: a running receive builds on them.
+  std::vector<std::pair<VolumeName, std::string>> in_use;
+};
+
+// Applies `policy` to the committed group versions of `group` of `host`,
+// dated at their points' instants: a group version it does not keep loses
+// its record first, then each member's version. A group version with a
+// protected member is kept. Then the group's pending members (of points
+// never committed) are removed unless one is its volume's newest version.
+// NOT_FOUND when the group has no group version.
+absl::StatusOr<GroupPruneResult> PruneGroup(Vault& vault,
+                                            const std::string& host,
+                                            const std::string& group,
+                                            const RetentionPolicy& policy,
+                                            bool dry_run);
 
 }  // namespace cbtd::receiver
 

@@ -197,14 +197,29 @@ VaultServiceBackend::OpenChunks(const std::string& source_host,
 
 absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(
     const std::string& source_host, const std::string& volume_id,
-    const transport::PruneRule& rule, bool dry_run) {
+    const transport::PruneRule& rule, bool dry_run,
+    const transport::PruneScope& scope) {
   if (auto s = ValidateName("host", source_host); !s.ok()) return s;
-  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
   if (rule.keep_last < 0 || rule.keep_hourly < 0 || rule.keep_daily < 0 ||
       rule.keep_weekly < 0 || rule.keep_monthly < 0) {
     return absl::InvalidArgumentError(
         "prune: keep counts must not be negative");
   }
+  RetentionPolicy policy;
+  policy.keep_last = rule.keep_last;
+  policy.hourly = rule.keep_hourly;
+  policy.daily = rule.keep_daily;
+  policy.weekly = rule.keep_weekly;
+  policy.monthly = rule.keep_monthly;
+  transport::PruneOutcome out;
+  if (!scope.group.empty()) {
+    auto result = PruneGroup(vault_, source_host, scope.group, policy, dry_run);
+    if (!result.ok()) return result.status();
+    out.kept = std::move(result->kept);
+    out.removed = std::move(result->removed);
+    return out;
+  }
+  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
   const VolumeName vol{source_host, volume_id};
   auto ids = vault_.ListVersions(vol);
   if (!ids.ok()) return ids.status();
@@ -213,17 +228,12 @@ absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(
                                             volume_id, "' of host '",
                                             source_host, "' to prune"));
   }
-  RetentionPolicy policy;
-  policy.keep_last = rule.keep_last;
-  policy.hourly = rule.keep_hourly;
-  policy.daily = rule.keep_daily;
-  policy.weekly = rule.keep_weekly;
-  policy.monthly = rule.keep_monthly;
   // receiver::Prune refuses an empty policy itself, before touching the
   // vault.
-  auto result = receiver::Prune(vault_, {vol}, policy, dry_run);
+  auto result =
+      receiver::Prune(vault_, {vol}, policy, dry_run,
+                      scope.alone ? VersionScope::kAlone : VersionScope::kAll);
   if (!result.ok()) return result.status();
-  transport::PruneOutcome out;
   for (auto& [v, id] : result->kept) out.kept.push_back(std::move(id));
   for (auto& [v, id] : result->removed) out.removed.push_back(std::move(id));
   return out;

@@ -35,10 +35,12 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   absl::StatusOr<std::unique_ptr<transport::ChunkSource>> OpenChunks(
       const std::string& source_host, const std::string& volume_id,
       const std::string& version_id) override;
-  // receiver::Prune on one volume; indexes only, chunks wait for GC.
+  // receiver::Prune on one volume, or PruneGroup on a group (scope);
+  // indexes only, chunks wait for GC.
   absl::StatusOr<transport::PruneOutcome> Prune(
       const std::string& source_host, const std::string& volume_id,
-      const transport::PruneRule& rule, bool dry_run) override;
+      const transport::PruneRule& rule, bool dry_run,
+      const transport::PruneScope& scope) override;
   // receiver/groups.h CommitGroup.
   absl::Status CommitGroup(const std::string& source_host,
                            const transport::GroupCommit& commit) override;

@@ -122,6 +122,8 @@ class SinkImpl final : public RemoteSink {
 };
 
 class ClientImpl final : public RemoteClient {
+  using RemoteClient::Prune;
+
  public:
   explicit ClientImpl(const ClientOptions& options) : options_(options) {
     if (options_.insecure) {
@@ -312,10 +314,12 @@ class ClientImpl final : public RemoteClient {
   }
 
   absl::StatusOr<PruneOutcome> Prune(const std::string& volume_id,
-                                     const PruneRule& rule,
-                                     bool dry_run) override {
+                                     const PruneRule& rule, bool dry_run,
+                                     const PruneScope& scope) override {
     svc::PruneRequest req;
     req.set_volume_id(volume_id);
+    req.set_group(scope.group);
+    req.set_alone(scope.alone);
     req.set_keep_last(rule.keep_last);
     req.set_keep_hourly(rule.keep_hourly);
     req.set_keep_daily(rule.keep_daily);

@@ -118,9 +118,16 @@ class RemoteClient {
   // unknown volume. Chunks are freed later by `cbt-receiver gc`. A real
   // prune is sent once (no retry): a retry after a lost answer would
   // report an incomplete `removed`.
+  // `scope` limits it to a group's versions (volume_id empty) or to the
+  // volume's versions backed up on their own (receive_backend.h).
   virtual absl::StatusOr<PruneOutcome> Prune(const std::string& volume_id,
                                              const PruneRule& rule,
-                                             bool dry_run) = 0;
+                                             bool dry_run,
+                                             const PruneScope& scope) = 0;
+  absl::StatusOr<PruneOutcome> Prune(const std::string& volume_id,
+                                     const PruneRule& rule, bool dry_run) {
+    return Prune(volume_id, rule, dry_run, PruneScope{});
+  }
 
   // Commits a group version of the caller's own host once its members'
   // versions are (receiver/groups.h). Retried on UNAVAILABLE: a commit

@@ -311,9 +311,13 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
                      svc::PruneResponse* resp) override {
     auto who = Identify(ctx);
     if (!who.ok()) return ToGrpc(who.status());
-    if (!IsPlainName(req->volume_id())) {
+    PruneScope scope{req->group(), req->alone()};
+    const std::string& name =
+        scope.group.empty() ? req->volume_id() : scope.group;
+    if (!IsPlainName(name) ||
+        (!scope.group.empty() && !req->volume_id().empty())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "prune: volume_id must be a plain name "
+                          "prune: give volume_id or group, a plain name "
                           "([A-Za-z0-9._-], at most 128, not starting with "
                           "'.')");
     }
@@ -334,7 +338,8 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
           "prune: the rule keeps nothing; set at least one of keep_last, "
           "keep_hourly, keep_daily, keep_weekly, keep_monthly");
     }
-    auto out = backend_->Prune(*who, req->volume_id(), rule, req->dry_run());
+    auto out =
+        backend_->Prune(*who, req->volume_id(), rule, req->dry_run(), scope);
     if (!out.ok()) return ToGrpc(out.status());
     for (const auto& id : out->kept) resp->add_kept(id);
     for (const auto& id : out->removed) resp->add_removed(id);

@@ -64,6 +64,17 @@ struct PruneRule {
   }
 };
 
+// Which versions a prune counts and may remove.
+struct PruneScope {
+  // Non-empty: the group versions of this group (no volume): the rule
+  // keeps or removes whole group versions (receiver/retention.h
+  // PruneGroup); kept/removed are group version ids.
+  std::string group;
+  // With a volume: only its versions backed up on their own, never a
+  // member of a group version; false: every version (the operator's).
+  bool alone = false;
+};
+
 // Version ids of one volume, each list in the vault's listing order.
 struct PruneOutcome {
   std::vector<std::string> kept;
@@ -158,7 +169,8 @@ class ReceiveBackend {
   virtual absl::StatusOr<PruneOutcome> Prune(const std::string& source_host,
                                              const std::string& volume_id,
                                              const PruneRule& rule,
-                                             bool dry_run) = 0;
+                                             bool dry_run,
+                                             const PruneScope& scope) = 0;
   // Publishes a group version of source_host (the authenticated caller)
   // once its members' versions are committed; until then they are not
   // listed. Errors: receiver/groups.h CommitGroup.

@@ -318,8 +318,10 @@ TEST_F(BackupRunTest, AGroupRunCommitsOneGroupVersionOfEveryMember) {
   EXPECT_EQ(point.members[1].version_id, runs[1].version_id);
   EXPECT_EQ(point.members[1].root_hash.size(), 64u);
   EXPECT_EQ(runs[0].step, kStepDone);
-  // b has no retention rule, so the group keeps every point.
-  EXPECT_TRUE(retention_.applied.empty());
+  // b has no retention rule, so the group keeps every point; a's own rule
+  // prunes a's versions backed up on their own.
+  EXPECT_TRUE(retention_.groups_applied.empty());
+  EXPECT_THAT(retention_.applied, ElementsAre("a"));
 
   // A volume on its own is no group's member.
   Backup("a");
@@ -340,6 +342,7 @@ TEST_F(BackupRunTest, AFailedMemberLeavesNoGroupVersionAndTheRetryCommitsOne) {
   EXPECT_THAT(runs[0].error, HasSubstr("receiver went away"));
   EXPECT_EQ(Tracking("a")->base_version, runs[0].version_id);
   EXPECT_TRUE(retention_.applied.empty());
+  EXPECT_TRUE(retention_.groups_applied.empty());
 
   const std::string a_pending = runs[0].version_id;
   sender_.volume_errors.clear();
@@ -391,10 +394,22 @@ freeze = no
   ASSERT_TRUE(config.ok()) << config.status();
   config_ = *config;
   Backup("g");
-  ASSERT_EQ(retention_.applied.size(), 2u);
-  for (const RetentionPolicy& p : retention_.policies) {
-    EXPECT_EQ(p.keep_last, 5);
-    EXPECT_EQ(p.keep_daily, 1);
+  // The group's versions by one rule, the largest of each count...
+  ASSERT_THAT(retention_.groups_applied, ElementsAre("g"));
+  EXPECT_EQ(retention_.group_policies[0].keep_last, 5);
+  EXPECT_EQ(retention_.group_policies[0].keep_daily, 1);
+  // ...and each member's own versions by its own.
+  ASSERT_THAT(retention_.applied, UnorderedElementsAre("a", "b"));
+  for (size_t i = 0; i < retention_.applied.size(); ++i) {
+    EXPECT_EQ(retention_.policies[i].keep_last,
+              retention_.applied[i] == "a" ? 3 : 5);
+  }
+  // A failed group retention is a note on every member's run.
+  retention_.error = absl::UnavailableError("receiver busy");
+  for (const RunRecord& r : Backup("g")) {
+    EXPECT_EQ(r.result, RunResult::kSucceeded);
+    EXPECT_EQ(r.step, kStepRetention);
+    EXPECT_THAT(r.error, HasSubstr("group retention not applied"));
   }
 }
 

@@ -171,6 +171,14 @@ class FakeRetention : public RetentionApplier {
   absl::Status error;
   std::vector<std::string> applied;
   std::vector<RetentionPolicy> policies;
+  std::vector<std::string> groups_applied;
+  std::vector<RetentionPolicy> group_policies;
+  absl::Status ApplyGroup(const std::string& group,
+                          const RetentionPolicy& policy) override {
+    groups_applied.push_back(group);
+    group_policies.push_back(policy);
+    return error;
+  }
   absl::Status Apply(const std::string& volume,
                      const RetentionPolicy& policy) override {
     applied.push_back(volume);

@@ -156,53 +156,69 @@ TEST_F(GroupsTest, ADamagedGroupRecordIsDataLossNamingIt) {
               ::testing::HasSubstr(key));
 }
 
-TEST_F(GroupsTest, RetentionTreatsAGroupVersionAsOne) {
+TEST_F(GroupsTest, RetentionPrunesAGroupVersionAsOne) {
   // Three committed points an hour apart, then a fourth whose wal member
   // failed: data's member of it is pending.
-  for (int i = 1; i <= 3; ++i) {
+  const auto point = [&](int i) {
     const std::string gv = absl::StrCat("g", i), id = absl::StrCat("v", i);
     const ChunkHash a = Member("data", id, gv, i * kHour, 10 * i);
     const ChunkHash b = Member("wal", id, gv, i * kHour, 10 * i + 1);
     ASSERT_TRUE(CommitGroup(*vault_, "host1",
                             Commit(gv, {{"data", id, a}, {"wal", id, b}}))
                     .ok());
-  }
+  };
+  for (int i = 1; i <= 3; ++i) point(i);
   Member("data", "v4", "g4", 4 * kHour, 40);
+  // data also has a version backed up on its own.
+  Member("data", "s1", "", 90 * 60 * 1000, 99);
 
   RetentionPolicy keep2;
   keep2.keep_last = 2;
-  auto pruned = Prune(*vault_, {{"host1", "data"}}, keep2, false);
+  auto pruned = PruneGroup(*vault_, "host1", "db", keep2, false);
   ASSERT_TRUE(pruned.ok()) << pruned.status();
-  // The pending member is not a point, but it is data's newest version
-  // (the next run's base): kept. g1's data member goes, and with it g1.
-  EXPECT_EQ(pruned->removed.size(), 1u);
-  EXPECT_EQ(Listed(),
-            (std::vector<std::string>{"data@v2 db@g2", "data@v3 db@g3",
-                                      "wal@v2 db@g2", "wal@v3 db@g3"}));
-  pruned = Prune(*vault_, {{"host1", "wal"}}, keep2, false);
-  ASSERT_TRUE(pruned.ok()) << pruned.status();
-  EXPECT_EQ(pruned->removed, (std::vector<std::pair<VolumeName, std::string>>{
-                                 {{"host1", "wal"}, "v1"}}));
-  auto groups = ListGroups(*vault_, "host1");
-  ASSERT_TRUE(groups.ok());
-  ASSERT_EQ(groups->size(), 2u);
-  EXPECT_EQ((*groups)[0].commit.group_version_id, "g2");
+  EXPECT_EQ(pruned->kept, (std::vector<std::string>{"g2", "g3"}));
+  EXPECT_EQ(pruned->removed, (std::vector<std::string>{"g1"}));
+  // g1 went whole; the pending member is data's newest version (the next
+  // run's base): kept; the version on its own is not the group's.
+  EXPECT_EQ(Listed(), (std::vector<std::string>{"data@s1", "data@v2 db@g2",
+                                                "data@v3 db@g3", "wal@v2 db@g2",
+                                                "wal@v3 db@g3"}));
+  EXPECT_EQ(*vault_->ListVersions({"host1", "data"}),
+            (std::vector<std::string>{"s1", "v2", "v3", "v4"}));
 
-  // Once a newer version exists, the stale pending member goes.
-  const ChunkHash a5 = Member("data", "v5", "g5", 5 * kHour, 50);
-  const ChunkHash b5 = Member("wal", "v5", "g5", 5 * kHour, 51);
-  ASSERT_TRUE(CommitGroup(*vault_, "host1",
-                          Commit("g5", {{"data", "v5", a5}, {"wal", "v5", b5}}))
-                  .ok());
-  pruned = Prune(*vault_, {{"host1", "data"}}, keep2, false);
+  // The volume's own rule counts only its versions on their own.
+  RetentionPolicy keep1;
+  keep1.keep_last = 1;
+  auto alone =
+      Prune(*vault_, {{"host1", "data"}}, keep1, false, VersionScope::kAlone);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_TRUE(alone->removed.empty());
+
+  // Once a newer point exists, the stale pending member goes too.
+  point(5);
+  pruned = PruneGroup(*vault_, "host1", "db", keep2, false);
   ASSERT_TRUE(pruned.ok()) << pruned.status();
-  std::vector<std::string> removed;
-  for (const auto& [v, id] : pruned->removed) removed.push_back(id);
-  EXPECT_EQ(removed, (std::vector<std::string>{"v2", "v4"}));
-  EXPECT_EQ(Versions().size(), 0u);  // kVol is another volume
-  auto data = vault_->ListVersions({"host1", "data"});
-  ASSERT_TRUE(data.ok());
-  EXPECT_EQ(*data, (std::vector<std::string>{"v3", "v5"}));
+  EXPECT_EQ(pruned->removed, (std::vector<std::string>{"g2"}));
+  std::vector<std::string> members;
+  for (const auto& [v, id] : pruned->removed_members) {
+    members.push_back(v.volume + "@" + id);
+  }
+  EXPECT_EQ(members,
+            (std::vector<std::string>{"data@v2", "wal@v2", "data@v4"}));
+  EXPECT_EQ(*vault_->ListVersions({"host1", "data"}),
+            (std::vector<std::string>{"s1", "v3", "v5"}));
+
+  // The operator's prune of one volume counts every version; a member it
+  // removes takes its group version with it, so the group is never
+  // listed with a member missing.
+  auto all = Prune(*vault_, {{"host1", "wal"}}, keep1, false);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(Listed(), (std::vector<std::string>{"data@s1", "data@v5 db@g5",
+                                                "wal@v5 db@g5"}));
+  EXPECT_TRUE(absl::IsNotFound(
+      PruneGroup(*vault_, "host1", "nosuch", keep2, false).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      PruneGroup(*vault_, "host1", "db", RetentionPolicy{}, false).status()));
 }
 
 }  // namespace

@@ -57,9 +57,9 @@ class TestVault : public ReceiveBackend {
     return backend_->OpenChunks(h, v, id);
   }
   absl::StatusOr<PruneOutcome> Prune(const std::string& h, const std::string& v,
-                                     const PruneRule& rule,
-                                     bool dry_run) override {
-    return backend_->Prune(h, v, rule, dry_run);
+                                     const PruneRule& rule, bool dry_run,
+                                     const PruneScope& scope) override {
+    return backend_->Prune(h, v, rule, dry_run, scope);
   }
   absl::Status CommitGroup(const std::string& h,
                            const GroupCommit& commit) override {

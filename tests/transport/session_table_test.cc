@@ -71,7 +71,8 @@ class FakeBackend : public ReceiveBackend {
     return absl::NotFoundError("none");
   }
   absl::StatusOr<PruneOutcome> Prune(const std::string&, const std::string&,
-                                     const PruneRule&, bool) override {
+                                     const PruneRule&, bool,
+                                     const PruneScope&) override {
     return absl::NotFoundError("none");
   }
   absl::Status CommitGroup(const std::string&, const GroupCommit&) override {

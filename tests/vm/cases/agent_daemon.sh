@@ -6,7 +6,8 @@
 #  - full, then incrementals by thin-delta, cow-table and era that read a
 #    small fraction of the volumes; a rebuilt era stack (new generation)
 #    falls back to hash saying why, and the next run trusts it again;
-#  - retention (keep_last = 2) leaves exactly the newest two versions, and
+#  - retention (keep_last = 2) leaves exactly the newest two group
+#    versions of the group, whole, and
 #    every retained version restores to the bytes of its snapshot;
 #  - cbtd SIGKILLed in the middle of a run (fault_cbtd_crash kills it at
 #    chosen points): nothing stays frozen or suspended, no snapshot leaks
@@ -90,10 +91,12 @@ keep_last = 2
 [volume.raw]
 path = /dev/ag/raw
 cow_size = 8M
+keep_last = 2
 
 [volume.era]
 path = /dev/mapper/era-e
 method = era
+keep_last = 2
 
 [volume.img]
 path = /mnt/img/vm.img
@@ -310,13 +313,18 @@ record_versions
 cbtctl runs --json | grep -q '"result": *"interrupted"' ||
   log "note: the kill landed before a run row existed"
 
-# --- retention: keep_last = 2 for data; raw keeps everything.
+# --- retention: keep_last = 2 for every member of g: the group keeps its
+# two newest group versions, whole.
 versions() { cbtctl versions "$1" --json |
   py "import json,sys; print(' '.join(v['version_id'] for v in json.load(sys.stdin)['versions']))"; }
+group_versions() { cbtctl versions "$1" --json |
+  py "import json,sys; print(' '.join(v.get('group_version_id', '-') for v in json.load(sys.stdin)['versions']))"; }
 data_versions=$(versions data)
 assert_eq 2 "$(echo $data_versions | wc -w)" "data keeps exactly two versions ($data_versions)"
-raw_count=$(echo $(versions raw) | wc -w)
-[ "$raw_count" -ge 3 ] || fail "raw keeps every version, expected at least 3, got $raw_count"
+assert_eq 2 "$(echo $(versions raw) | wc -w)" "raw keeps exactly two versions"
+assert_eq "$(group_versions data)" "$(group_versions raw)" "data and raw keep the same two group versions"
+assert_eq 6 "$(cbtctl versions g --json | py "import json,sys; print(len(json.load(sys.stdin)['versions']))")" \
+  "cbtctl versions g: two group versions of three members"
 
 # Encrypted by default: cbtd created its key at the first backup, and
 # every version in the vault names that key, none is stored plaintext.

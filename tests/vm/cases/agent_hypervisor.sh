@@ -22,8 +22,8 @@
 #    each restored ext4 is clean (frozen: no journal to replay); rollback
 #    of the WAL is refused while it is mounted, done once unmounted;
 #  - a thick volume's COW snapshot filling during its backup is extended
-#    and the backup succeeds; one that may not grow overflows, and the run
-#    says so, naming the settings to change;
+#    and the backup succeeds; one that cannot grow (a full VG) overflows,
+#    and the run says so, naming the settings to change;
 #  - the database group's points are group versions: one per point with
 #    every member, restored together with `cbtctl restore --group`; a
 #    member that fails leaves none (its partners' versions unlisted), the
@@ -375,9 +375,8 @@ umount /mnt/db-wal /mnt/db-data /mnt/db-idx
 
 # --- thick volumes whose COW snapshot fills while their backup reads it
 # (the backups held to 1 MiB/s): busy's 8 MiB snapshot takes 8 MiB of new
-# writes, so cbtd extends it and the backup succeeds; tight's may not grow
-# (cow_max_size = cow_size), overflows, and the run says so, naming the
-# settings.
+# writes, so cbtd extends it and the backup succeeds; tight's cannot grow
+# (its VG is full), overflows, and the run says so, naming the settings.
 lvcreate -q -L 16M -n busy hv >/dev/null
 lvcreate -q -L 16M -n tight hv >/dev/null
 rand_bytes busy $((16 << 20)) | dd of=/dev/hv/busy bs=1M oflag=direct status=none
@@ -391,7 +390,6 @@ cow_size = 8M
 [volume.tight]
 path = /dev/hv/tight
 cow_size = 8M
-cow_max_size = 8M
 EOF
 sed -i 's|^metrics_file = /tmp/cbtd.prom$|metrics_file = /tmp/cbtd.prom\nbandwidth_limit = 1M|' "$CONF"
 kill -HUP "$CBTD"; sleep 1
@@ -413,8 +411,12 @@ base=$(cbtctl volumes --json | python3 -c "import json,sys; print([v for v in js
 cbtctl restore busy --version "$(py_runs "print(rs[0]['version_id'])")" --target /dev/hv/restored > /dev/null
 assert_eq "$(hash_of "/dev/$base")" "$(hash_of /dev/hv/restored $((16 << 20)))" "the extended snapshot's backup restores to its bytes"
 cbtctl backup tight --point > /dev/null
+lvcreate -q -l 100%FREE -n filler hv >/dev/null  # no room left to extend into
 overwrite tight 12 0
 wait_idle
+grep -q "cannot extend COW snapshot hv/tight.*: VG hv has 0.0 MiB free" /tmp/cbtd.log ||
+  fail "no note of the extension the full VG refused: $(grep -i 'cow' /tmp/cbtd.log | tail -3)"
+lvremove -qy hv/filler >/dev/null
 cbtctl runs tight --json > /tmp/runs.json
 assert_eq failed "$(py_runs "print(rs[0]['result'])")" "tight's backup, its snapshot overflowed"
 error=$(py_runs "print(rs[0]['error'])")
