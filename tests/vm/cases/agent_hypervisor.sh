@@ -275,6 +275,7 @@ PY
 WRITER=$!
 sleep 1
 declare -A SEQ  # member/round -> the n its restored filesystem holds
+declare -A HASH  # member/round -> its version's bytes, restored on its own
 for round in 1 2; do
   cbtctl backup db --wait --json > /tmp/runs.json ||
     { cat /tmp/runs.json; tail -20 /tmp/cbtd.log; fail "backup of group db failed"; }
@@ -292,6 +293,7 @@ for round in 1 2; do
     fi
     mkdir -p /mnt/check && mount -o ro /dev/hv/restored /mnt/check
     SEQ[$vol/$round]=$(head -n1 /mnt/check/seq)
+    HASH[$vol/$round]=$(hash_of /dev/hv/restored $((16 << 20)))  # every db volume is 16 MiB
     umount /mnt/check
   done < /tmp/db-versions
   a=${SEQ[db-data/$round]} b=${SEQ[db-wal/$round]} c=${SEQ[db-idx/$round]}
@@ -323,10 +325,8 @@ cbtctl restore --group db --version "$gv2" --target-dir /tmp/grp > /tmp/grp.log 
 assert_eq 3 "$(grep -c '^restored db-' /tmp/grp.log)" "the group restore wrote every member"
 for member in $(tail -n1 /tmp/db-groups | cut -d' ' -f2-); do
   vol=${member%@*}
-  # Byte-equal to the member's version restored on its own...
-  cbtctl restore "$vol" --version "${member#*@}" --target /dev/hv/restored > /dev/null
-  assert_eq "$(hash_of /dev/hv/restored "$(stat -c %s "/tmp/grp/$vol")")" "$(hash_of "/tmp/grp/$vol")" \
-    "group restore: $vol equals its version"
+  # Byte-equal to the member's version restored on its own (round 2)...
+  assert_eq "${HASH[$vol/2]}" "$(hash_of "/tmp/grp/$vol")" "group restore: $vol equals its version"
   # ...which is the point's: a clean ext4 holding the round's n.
   if dumpe2fs -h "/tmp/grp/$vol" 2>/dev/null | grep -q needs_recovery; then
     fail "group restore: $vol needs journal recovery"
@@ -440,8 +440,8 @@ restores=$(py_runs "print(sum(1 for r in rs if r['trigger'] in ('restore', 'roll
 [ "$restores" -ge 4 ] || fail "expected at least 4 restores of logs in its runs, got $restores"
 kill "$CBTD"; wait "$CBTD" 2>/dev/null || true
 assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"logs\"} $restores" "restores of logs counted"
-assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 5" \
-  "three restores, a group restore and a rollback of db-wal"
+assert_contains "$(cat /tmp/cbtd.prom)" "cbtd_restores_total{volume=\"db-wal\"} 4" \
+  "two restores, a group restore and a rollback of db-wal"
 grep -q '^cbtd_last_restore_written_bytes{volume="db-wal"} [1-9]' /tmp/cbtd.prom ||
   fail "the rollback's written bytes are not in the metrics: $(grep db-wal /tmp/cbtd.prom)"
 
