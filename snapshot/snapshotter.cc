@@ -151,28 +151,23 @@ absl::Status Snapshotter::LearnCowSizes(
   return absl::OkStatus();
 }
 
+namespace {
+
+// map[to] = map[from] if `from` has an entry; `to` loses its own first.
+template <typename Map>
+void CopyEntry(Map& map, const std::string& from, const std::string& to) {
+  map.erase(to);
+  if (auto it = map.find(from); it != map.end()) map[to] = it->second;
+}
+
+}  // namespace
+
 void Snapshotter::InheritCowSize(const std::string& from,
                                  const std::string& to) {
-  policy_.cow_size_bytes_for.erase(to);
-  policy_.cow_percent_for.erase(to);
-  policy_.cow_limit_bytes_for.erase(to);
-  policy_.cow_limit_percent_for.erase(to);
-  if (auto it = policy_.cow_limit_bytes_for.find(from);
-      it != policy_.cow_limit_bytes_for.end()) {
-    policy_.cow_limit_bytes_for[to] = it->second;
-  }
-  if (auto it = policy_.cow_limit_percent_for.find(from);
-      it != policy_.cow_limit_percent_for.end()) {
-    policy_.cow_limit_percent_for[to] = it->second;
-  }
-  if (auto it = policy_.cow_size_bytes_for.find(from);
-      it != policy_.cow_size_bytes_for.end()) {
-    policy_.cow_size_bytes_for[to] = it->second;
-  }
-  if (auto it = policy_.cow_percent_for.find(from);
-      it != policy_.cow_percent_for.end()) {
-    policy_.cow_percent_for[to] = it->second;
-  }
+  CopyEntry(policy_.cow_size_bytes_for, from, to);
+  CopyEntry(policy_.cow_percent_for, from, to);
+  CopyEntry(policy_.cow_limit_bytes_for, from, to);
+  CopyEntry(policy_.cow_limit_percent_for, from, to);
 }
 
 absl::Status Snapshotter::CheckCanSnapshot(
