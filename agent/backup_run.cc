@@ -60,6 +60,12 @@ GroupPoint NewGroupPoint(const BackupPlan& plan, absl::Time instant) {
   return g;
 }
 
+// How many of the plan's members are sent at once.
+size_t MembersAtOnce(const BackupPlan& plan) {
+  return std::clamp<size_t>(static_cast<size_t>(plan.parallel_members), 1,
+                            plan.request.volumes.size());
+}
+
 // The rule a group's versions are pruned by, as units: a point is kept
 // while any member's rule keeps it (the largest count of each kind), and a
 // member without a rule keeps every point.
@@ -274,8 +280,7 @@ BackupOrchestrator::RunMembers(const BackupPlan& plan,
     results[i] = RunMember(*m, point);
     if (results[i].ok()) done[i] = std::move(m);
   };
-  const size_t width =
-      std::clamp<size_t>(static_cast<size_t>(plan.parallel_members), 1, n);
+  const size_t width = MembersAtOnce(plan);
   std::atomic<size_t> next{0};
   const auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < n;) run(i);
@@ -412,11 +417,8 @@ absl::StatusOr<SendResult> BackupOrchestrator::SendAndCommit(
   request.base_version = m.outcome.base_version;
   // Members sent at once share the host's limit.
   const uint64_t limit = m.plan.bandwidth_limit_bytes_per_sec;
-  const uint64_t width =
-      std::clamp<uint64_t>(static_cast<uint64_t>(m.plan.parallel_members), 1,
-                           m.plan.request.volumes.size());
   request.bandwidth_limit_bytes_per_sec =
-      limit == 0 ? 0 : std::max<uint64_t>(1, limit / width);
+      limit == 0 ? 0 : std::max<uint64_t>(1, limit / MembersAtOnce(m.plan));
   if (m.group != nullptr) {
     request.group = m.group->group;
     request.group_version_id = m.group->group_version_id;
