@@ -41,6 +41,23 @@ std::vector<std::string> InheritedEnvironment() {
   return env;
 }
 
+// Pointers into `strings`, null-terminated, as exec wants them.
+std::vector<char*> CArray(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// The child starts with no signal blocked and every handler at default.
+void DefaultSignals(posix_spawnattr_t& attr) {
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+}
+
 std::vector<std::string> CleanEnvironment() {
   const passwd* pw = ::getpwuid(::geteuid());
   return {kCleanPath, "LANG=C.UTF-8",
@@ -51,6 +68,40 @@ std::vector<std::string> CleanEnvironment() {
 
 std::string CommandLine(const std::vector<std::string>& argv) {
   return absl::StrJoin(argv, " ");
+}
+
+absl::StatusOr<int> SpawnDetached(const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env,
+                                  const std::string& log_path) {
+  if (argv.empty()) return absl::InvalidArgumentError("empty command line");
+  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null_fd.valid()) return ErrnoStatus(errno, "open /dev/null");
+  UniqueFd log(::open(log_path.c_str(),
+                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log.valid()) return ErrnoStatus(errno, absl::StrCat("open ", log_path));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, null_fd.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, log.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, log.get(), 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  DefaultSignals(attr);
+  // Its own session: no terminal's hangup or Ctrl-C reaches it.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  std::vector<std::string> env_strings = InheritedEnvironment();
+  for (const std::string& e : env) env_strings.push_back(e);
+  std::vector<char*> envp = CArray(env_strings);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv = CArray(args);
+  pid_t pid;
+  const int rc = ::posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(),
+                                envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return ErrnoStatus(rc, absl::StrCat("run ", argv[0]));
+  return static_cast<int>(pid);
 }
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
@@ -69,11 +120,7 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   posix_spawnattr_init(&attr);
   // Own process group, so a timeout kills the whole tree; default signals.
   posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
+  DefaultSignals(attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
                                       POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
@@ -82,13 +129,9 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
       options.clean_env ? CleanEnvironment() : InheritedEnvironment();
   for (const std::string& e : options.env) env_strings.push_back(e);
   if (options.clean_env) posix_spawn_file_actions_addchdir_np(&actions, "/");
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> envp = CArray(env_strings);
   std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (std::string& a : args) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  std::vector<char*> cargv = CArray(args);
 
   pid_t pid;
   const int rc = ::posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(),

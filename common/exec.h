@@ -47,6 +47,15 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
 absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
                                          const CommandOptions& options = {});
 
+// Starts argv[0] (looked up in PATH) as a long-running service in its own
+// session, with stdin on /dev/null, stdout and stderr appended to
+// `log_path` (created 0600), and `env` ("NAME=value") added to the current
+// environment; returns at once with its pid. The caller reaps it if it
+// stays the parent (waitpid), or leaves it to init by exiting.
+absl::StatusOr<int> SpawnDetached(const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env,
+                                  const std::string& log_path);
+
 // "lvs --reportformat json ..." for messages.
 std::string CommandLine(const std::vector<std::string>& argv);
 
