@@ -111,6 +111,12 @@ bool IsDamage(const absl::Status& s) {
 
 }  // namespace
 
+std::unique_ptr<VersionSource> NewRemoteVersionSource(
+    transport::RemoteClient& client, const std::string& host,
+    const std::string& volume_id) {
+  return std::make_unique<RemoteVersionSource>(client, host, volume_id);
+}
+
 absl::StatusOr<RestoreStats> RestoreRemoteVersion(
     transport::RemoteClient& client, const std::string& host,
     const std::string& volume_id, const std::string& version,

@@ -18,6 +18,7 @@
 #define CBTD_RESTORE_REMOTE_RESTORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,13 @@
 namespace cbtd::restore {
 
 inline constexpr size_t kMaxRemoteBatchChunks = 4096;
+
+// The receiver as a VersionSource for one volume of `host` (what
+// RestoreRemoteVersion reads through): indexes and chunks re-checked as
+// above. `client` must outlive the source.
+std::unique_ptr<VersionSource> NewRemoteVersionSource(
+    transport::RemoteClient& client, const std::string& host,
+    const std::string& volume_id);
 
 // RestoreFromSource over the receiver: full, or incremental with
 // options.from_version and options.state_path exactly as locally (the
