@@ -9,6 +9,8 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "receiver/groups.h"
 
 namespace cbtd::receiver {
@@ -79,6 +81,17 @@ struct Candidate {
   bool pending = false;  // a member of a group version not committed
 };
 
+// Protected, or held by an NBD export whose lease has not run out: kept
+// whatever the policy says.
+absl::StatusOr<bool> Pinned(Vault& vault, const VolumeName& vol,
+                            const std::string& id) {
+  auto prot = vault.IsProtected(vol, id);
+  if (!prot.ok() || *prot) return prot;
+  auto held = vault.HeldUntil(vol, id);
+  if (!held.ok()) return held.status();
+  return *held > absl::ToUnixSeconds(absl::Now());
+}
+
 absl::StatusOr<std::vector<Candidate>> ReadCandidates(
     Vault& vault, const VolumeName& vol, const CommittedGroups& groups) {
   auto ids = vault.ListVersions(vol);
@@ -93,7 +106,7 @@ absl::StatusOr<std::vector<Candidate>> ReadCandidates(
                        vol.volume, ": ", idx.status().message(),
                        "; run `cbt-receiver verify`"));
     }
-    auto prot = vault.IsProtected(vol, id);
+    auto prot = Pinned(vault, vol, id);
     if (!prot.ok()) return prot.status();
     Candidate c{{id, idx->created_unix_ms, *prot},
                 idx->group,
@@ -244,7 +257,7 @@ absl::StatusOr<GroupPruneResult> PruneGroup(Vault& vault,
                        false};
     for (const transport::GroupMemberVersion& m : r.commit.members) {
       volumes.insert(m.volume_id);
-      auto prot = vault.IsProtected({host, m.volume_id}, m.version_id);
+      auto prot = Pinned(vault, {host, m.volume_id}, m.version_id);
       if (!prot.ok()) return prot.status();
       stamp.is_protected = stamp.is_protected || *prot;
     }

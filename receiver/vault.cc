@@ -8,6 +8,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/byte_order.h"
@@ -109,6 +110,10 @@ std::string Vault::IndexKey(const VolumeName& v, std::string_view version) {
 
 std::string Vault::ProtectedKey(const VolumeName& v, std::string_view version) {
   return absl::StrCat(VolumePrefix(v), "/protected/", std::string(version));
+}
+
+std::string Vault::HeldKey(const VolumeName& v, std::string_view version) {
+  return absl::StrCat(VolumePrefix(v), "/held/", std::string(version));
 }
 
 std::string Vault::TenantKeyKey(std::string_view tenant) {
@@ -584,6 +589,7 @@ absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
   }
   if (!lock.ok()) return lock.status();
   if (auto s = store_.Delete(ProtectedKey(v, version)); !s.ok()) return s;
+  if (auto s = store_.Delete(HeldKey(v, version)); !s.ok()) return s;
   if (auto s = store_.Delete(IndexKey(v, version)); !s.ok()) return s;
   // Still held: a receive that opens the lock file now finds the version
   // gone once it has the lock.
@@ -669,6 +675,34 @@ absl::Status Vault::SetProtected(const VolumeName& v, std::string_view version,
                                             " does not exist in the vault"));
   }
   return store_.Put(ProtectedKey(v, version), "protected\n");
+}
+
+absl::Status Vault::SetHeldUntil(const VolumeName& v, std::string_view version,
+                                 int64_t until_unix) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  if (until_unix <= 0) return store_.Delete(HeldKey(v, version));
+  auto exists = store_.Exists(IndexKey(v, version));
+  if (!exists.ok()) return exists.status();
+  if (!*exists) {
+    return absl::NotFoundError(absl::StrCat("version ", Describe(v, version),
+                                            " does not exist in the vault"));
+  }
+  return store_.Put(HeldKey(v, version), absl::StrCat(until_unix, "\n"));
+}
+
+absl::StatusOr<int64_t> Vault::HeldUntil(const VolumeName& v,
+                                         std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  auto text = store_.Get(HeldKey(v, version));
+  if (absl::IsNotFound(text.status())) return 0;
+  if (!text.ok()) return text.status();
+  int64_t until = 0;
+  std::string_view t = *text;
+  if (!t.empty() && t.back() == '\n') t.remove_suffix(1);
+  if (!absl::SimpleAtoi(std::string(t), &until)) return 0;
+  return until;
 }
 
 absl::StatusOr<bool> Vault::IsProtected(const VolumeName& v,

@@ -5,6 +5,7 @@
 //   tenants/<tenant>/packs/<hh>/<name>.pack  chunk records, sealed packs
 //   hosts/<host>/<volume>/versions/<id>.idx   one index per version
 //   hosts/<host>/<volume>/protected/<id>      retention: never prune
+//   hosts/<host>/<volume>/held/<id>           retention: not before a time
 //   tenants/<tenant>/key-fingerprint          the tenant's key, once bound
 //   host-tenants/<host>                       the host's tenant, if assigned
 // plus a ChunkIndex (chunk id -> pack range, per tenant) kept by the
@@ -132,6 +133,7 @@ class Vault {
   static std::string IndexKey(const VolumeName& v, std::string_view version);
   static std::string ProtectedKey(const VolumeName& v,
                                   std::string_view version);
+  static std::string HeldKey(const VolumeName& v, std::string_view version);
   static std::string TenantKeyKey(std::string_view tenant);
   static std::string HostTenantKey(std::string_view host);
 
@@ -231,6 +233,15 @@ class Vault {
                             bool on);
   absl::StatusOr<bool> IsProtected(const VolumeName& v,
                                    std::string_view version);
+  // A hold: retention keeps `version` until `until_unix` (an NBD export's
+  // lease, renewed while it serves; 0 releases it). NOT_FOUND for an
+  // unknown version (unless releasing).
+  absl::Status SetHeldUntil(const VolumeName& v, std::string_view version,
+                            int64_t until_unix);
+  // Until when `version` is held, 0 if it is not (or its record is not a
+  // time: a hold only ever delays a prune).
+  absl::StatusOr<int64_t> HeldUntil(const VolumeName& v,
+                                    std::string_view version);
 
  private:
   // Where the chunk index puts `hash` of `tenant`; NOT_FOUND if nowhere.

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "receiver/groups.h"
 #include "receiver/receive_session.h"
 #include "receiver/retention.h"
@@ -242,6 +244,18 @@ absl::StatusOr<transport::PruneOutcome> VaultServiceBackend::Prune(
 absl::Status VaultServiceBackend::CommitGroup(
     const std::string& source_host, const transport::GroupCommit& commit) {
   return receiver::CommitGroup(vault_, source_host, commit);
+}
+
+absl::StatusOr<int64_t> VaultServiceBackend::HoldVersion(
+    const std::string& source_host, const std::string& volume_id,
+    const std::string& version_id, uint32_t hold_seconds) {
+  const int64_t until =
+      hold_seconds == 0 ? 0 : absl::ToUnixSeconds(absl::Now()) + hold_seconds;
+  if (auto s = vault_.SetHeldUntil({source_host, volume_id}, version_id, until);
+      !s.ok()) {
+    return s;
+  }
+  return until;
 }
 
 }  // namespace cbtd::receiver

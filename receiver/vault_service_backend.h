@@ -44,6 +44,11 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   // receiver/groups.h CommitGroup.
   absl::Status CommitGroup(const std::string& source_host,
                            const transport::GroupCommit& commit) override;
+  // Vault::SetHeldUntil(now + hold_seconds).
+  absl::StatusOr<int64_t> HoldVersion(const std::string& source_host,
+                                      const std::string& volume_id,
+                                      const std::string& version_id,
+                                      uint32_t hold_seconds) override;
 
  private:
   Vault& vault_;

@@ -361,6 +361,23 @@ class ClientImpl final : public RemoteClient {
     });
   }
 
+  absl::StatusOr<int64_t> HoldVersion(const std::string& volume_id,
+                                      const std::string& version_id,
+                                      uint32_t hold_seconds) override {
+    svc::HoldVersionRequest req;
+    req.set_volume_id(volume_id);
+    req.set_version_id(version_id);
+    req.set_hold_seconds(hold_seconds);
+    svc::HoldVersionResponse resp;
+    absl::Status st = Retrying([&] {
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      return FromGrpc(stub_->HoldVersion(&ctx, req, &resp));
+    });
+    if (!st.ok()) return st;
+    return resp.held_until_unix();
+  }
+
   std::unique_ptr<RemoteSink> NewSink() override {
     return std::make_unique<SinkImpl>(this);
   }

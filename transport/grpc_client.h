@@ -134,6 +134,13 @@ class RemoteClient {
   // is idempotent.
   virtual absl::Status CommitGroup(const GroupCommit& commit) = 0;
 
+  // Holds one of the caller's own versions against pruning for
+  // `hold_seconds` (0 releases it); returns the time held until. Retried
+  // on UNAVAILABLE: a hold is idempotent.
+  virtual absl::StatusOr<int64_t> HoldVersion(const std::string& volume_id,
+                                              const std::string& version_id,
+                                              uint32_t hold_seconds) = 0;
+
   virtual std::unique_ptr<RemoteSink> NewSink() = 0;
 };
 

@@ -364,6 +364,23 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     return ToGrpc(backend_->CommitGroup(*who, commit));
   }
 
+  // Only the caller's own host, as Prune.
+  grpc::Status HoldVersion(grpc::ServerContext* ctx,
+                           const svc::HoldVersionRequest* req,
+                           svc::HoldVersionResponse* resp) override {
+    auto who = Identify(ctx);
+    if (!who.ok()) return ToGrpc(who.status());
+    if (req->hold_seconds() > kMaxHoldSeconds) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
+          "a hold lasts at most ", kMaxHoldSeconds, " s; renew it instead")));
+    }
+    auto until = backend_->HoldVersion(*who, req->volume_id(),
+                                       req->version_id(), req->hold_seconds());
+    if (!until.ok()) return ToGrpc(until.status());
+    resp->set_held_until_unix(*until);
+    return grpc::Status::OK;
+  }
+
  private:
   absl::StatusOr<std::string> Identify(grpc::ServerContext* ctx) {
     std::string id;

@@ -176,7 +176,18 @@ class ReceiveBackend {
   // listed. Errors: receiver/groups.h CommitGroup.
   virtual absl::Status CommitGroup(const std::string& source_host,
                                    const GroupCommit& commit) = 0;
+  // Keeps version_id of source_host (the authenticated caller) from being
+  // pruned until now + hold_seconds (kMaxHoldSeconds at most; 0 releases
+  // it). Returns the time it is held until (0: released). NOT_FOUND for
+  // an unknown version.
+  virtual absl::StatusOr<int64_t> HoldVersion(const std::string& source_host,
+                                              const std::string& volume_id,
+                                              const std::string& version_id,
+                                              uint32_t hold_seconds) = 0;
 };
+
+// The longest hold one HoldVersion call may ask for.
+inline constexpr uint32_t kMaxHoldSeconds = 24 * 3600;
 
 }  // namespace cbtd::transport
 

@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "receiver/gc.h"
 #include "receiver/vault_restore.h"
 #include "receiver/verify.h"
@@ -132,6 +134,27 @@ TEST_F(RetentionVaultTest, PruneAndGcKeepRetainedVersionsRestorable) {
   auto report = VerifyVault(*vault_, {});
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok());
+}
+
+// An NBD export's hold keeps a version while its lease runs; a lapsed
+// lease (the export died without releasing it) no longer does.
+TEST_F(RetentionVaultTest, HeldVersionIsKeptUntilItsHoldLapses) {
+  MakeVersions(4);
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  ASSERT_TRUE(vault_->SetHeldUntil(kVol, "v1", now + 600).ok());
+  ASSERT_TRUE(vault_->SetHeldUntil(kVol, "v2", now - 1).ok());
+  EXPECT_TRUE(absl::IsNotFound(vault_->SetHeldUntil(kVol, "v9", now + 600)));
+  auto pruned = Prune(*vault_, {kVol}, {.keep_last = 1}, false);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"v1", "v4"}));
+  EXPECT_TRUE(Restores(1));
+  // Released: the next prune removes it, and its hold record with it.
+  ASSERT_TRUE(vault_->SetHeldUntil(kVol, "v1", 0).ok());
+  ASSERT_TRUE(vault_->SetHeldUntil(kVol, "v4", now + 600).ok());
+  ASSERT_TRUE(Prune(*vault_, {kVol}, {.keep_last = 1}, false).ok());
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"v4"}));
+  EXPECT_TRUE(Keys("hosts/host1/vol1/held/v1").empty());
+  EXPECT_TRUE(Keys("hosts/host1/vol1/held/v2").empty());
 }
 
 TEST_F(RetentionVaultTest, PruneRefusesPolicyThatKeepsNothing) {

@@ -65,6 +65,12 @@ class TestVault : public ReceiveBackend {
                            const GroupCommit& commit) override {
     return backend_->CommitGroup(h, commit);
   }
+  absl::StatusOr<int64_t> HoldVersion(const std::string& h,
+                                      const std::string& volume,
+                                      const std::string& version,
+                                      uint32_t seconds) override {
+    return backend_->HoldVersion(h, volume, version, seconds);
+  }
 
   receiver::Vault& vault() { return *local_.vault; }
   // Every object key in the store, sorted (to show "vault unchanged").

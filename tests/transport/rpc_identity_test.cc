@@ -38,14 +38,15 @@ enum class Rpc {
   kGetIndex,
   kGetChunks,
   kPrune,
-  kCommitGroup
+  kCommitGroup,
+  kHoldVersion
 };
 enum class Caller { kOwner, kOtherHost, kAdmin, kNoCert, kForeignCa, kExpired };
 
 const char* Name(Rpc r) {
   static const char* const kNames[] = {
-      "OpenSession", "HaveChunks", "Upload", "ListVersions",
-      "GetIndex",    "GetChunks",  "Prune",  "CommitGroup"};
+      "OpenSession", "HaveChunks", "Upload",      "ListVersions", "GetIndex",
+      "GetChunks",   "Prune",      "CommitGroup", "HoldVersion"};
   return kNames[static_cast<int>(r)];
 }
 const char* Name(Caller c) {
@@ -57,7 +58,7 @@ const char* Name(Caller c) {
 
 // What each caller gets from each RPC aimed at hostb's data. NOT_FOUND for
 // another host's session (it must not learn that the session exists) and
-// for Prune and CommitGroup (which only ever name the caller's own
+// for Prune, CommitGroup and HoldVersion (which only ever name the caller's own
 // namespace, where "db" does not exist). Without an accepted certificate
 // nothing gets past TLS.
 StatusCode Expected(Rpc rpc, Caller caller) {
@@ -80,6 +81,7 @@ StatusCode Expected(Rpc rpc, Caller caller) {
     case Rpc::kUpload:
     case Rpc::kPrune:
     case Rpc::kCommitGroup:
+    case Rpc::kHoldVersion:
       return StatusCode::NOT_FOUND;
     case Rpc::kListVersions:
     case Rpc::kGetIndex:
@@ -223,6 +225,17 @@ class RpcIdentityTest : public ::testing::Test {
         service::CommitGroupResponse resp;
         return stub->CommitGroup(&ctx, req, &resp);
       }
+      case Rpc::kHoldVersion: {
+        // Names the caller's own db@v1: only hostb has one.
+        service::HoldVersionRequest req;
+        req.set_volume_id("db");
+        req.set_version_id("v1");
+        req.set_hold_seconds(60);
+        service::HoldVersionResponse resp;
+        grpc::Status st = stub->HoldVersion(&ctx, req, &resp);
+        leaked = resp.held_until_unix() != 0;
+        return st;
+      }
     }
     return grpc::Status(StatusCode::UNKNOWN, "no such rpc");
   }
@@ -307,9 +320,9 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
   const Caller callers[] = {Caller::kOtherHost, Caller::kAdmin,
                             Caller::kNoCert,    Caller::kForeignCa,
                             Caller::kExpired,   Caller::kOwner};
-  const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks, Rpc::kUpload,
-                      Rpc::kListVersions, Rpc::kGetIndex,   Rpc::kGetChunks,
-                      Rpc::kPrune,        Rpc::kCommitGroup};
+  const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks,  Rpc::kUpload,
+                      Rpc::kListVersions, Rpc::kGetIndex,    Rpc::kGetChunks,
+                      Rpc::kPrune,        Rpc::kCommitGroup, Rpc::kHoldVersion};
   int rows = 0;
   for (Caller caller : callers) {
     for (Rpc rpc : rpcs) {
@@ -325,7 +338,7 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
       ++rows;
     }
   }
-  EXPECT_EQ(rows, 48);
+  EXPECT_EQ(rows, 54);
   // The owner's Upload committed v2; nothing else was committed, removed
   // or written by any call, and nothing at all outside hostb's namespace.
   auto versions = vault_.vault().ListVersions({"hostb", "db"});
@@ -341,7 +354,9 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
   }
   for (const auto& key : after) {
     if (std::binary_search(before.begin(), before.end(), key)) continue;
+    // The owner's HoldVersion holds its own v1.
     EXPECT_TRUE(key.starts_with("hosts/hostb/db/versions/v2") ||
+                key == "hosts/hostb/db/held/v1" ||
                 key.starts_with("tenants/hostb/") ||
                 key == "groups/hostb/grp/g1.grp")
         << key << " was written";

@@ -78,6 +78,10 @@ class FakeBackend : public ReceiveBackend {
   absl::Status CommitGroup(const std::string&, const GroupCommit&) override {
     return absl::NotFoundError("none");
   }
+  absl::StatusOr<int64_t> HoldVersion(const std::string&, const std::string&,
+                                      const std::string&, uint32_t) override {
+    return absl::NotFoundError("none");
+  }
 
   std::vector<std::unique_ptr<Seen>> seen;  // one per opened session
 };
