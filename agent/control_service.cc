@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "control/proto/control.grpc.pb.h"
+#include "nbd/exports.h"
 #include "nlohmann/json.hpp"
 #include "transport/grpc_status.h"
 
@@ -47,6 +50,37 @@ void FillRun(const RunRecord& r, const std::optional<RunProgress>& progress,
     out->set_progress_done_bytes(progress->done_bytes);
     out->set_progress_total_bytes(progress->total_bytes);
   }
+}
+
+void FillExport(const nbd::ExportRecord& r, pb::ExportInfo* out) {
+  out->set_name(r.name);
+  out->set_volume(r.volume);
+  out->set_version(r.version);
+  out->set_host(r.host);
+  out->set_uri(r.uri);
+  out->set_writable(r.writable);
+  out->set_pid(r.pid);
+  out->set_owner_uid(r.owner_uid);
+  out->set_created_unix(r.created_unix);
+  out->set_expires_unix(r.expires_unix);
+}
+
+nbd::ExportSpec SpecOf(const pb::ExportRequest& in,
+                       const std::string& config_path) {
+  nbd::ExportSpec spec;
+  spec.name = in.name();
+  spec.config_path = config_path;
+  spec.volume = in.volume();
+  spec.version = in.version();
+  spec.host = in.host();
+  spec.unix_socket = in.unix_socket();
+  spec.tcp_address = in.tcp_address();
+  spec.writable = in.writable();
+  spec.lifetime =
+      std::chrono::seconds(std::max<int64_t>(0, in.lifetime_seconds()));
+  if (in.cache_mib() != 0) spec.cache_mib = in.cache_mib();
+  spec.owner_uid = in.owner_uid();
+  return spec;
 }
 
 // The request's change lists as the JSON a changes_file holds, by volume
@@ -206,6 +240,32 @@ class ControlService final : public pb::Control::Service {
     out->set_chunks_checked(done->chunks_checked);
     for (const std::string& p : done->problems) out->add_problems(p);
     return grpc::Status::OK;
+  }
+
+  // Exports read cbtd's own config, so they see the receiver and key it
+  // uses; their records are in /run/cbtd/exports (nbd/exports.h), where
+  // `cbtctl exports` finds them without cbtd too.
+  grpc::Status Export(grpc::ServerContext*, const pb::ExportRequest* in,
+                      pb::ExportInfo* out) override {
+    nbd::ExportPaths paths;
+    paths.plugin = nbd::DefaultPluginPath();
+    auto r = nbd::StartExport(paths, SpecOf(*in, agent_.Status().config_path));
+    if (!r.ok()) return ToGrpc(r.status());
+    FillExport(*r, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListExports(grpc::ServerContext*, const pb::ListExportsRequest*,
+                           pb::ListExportsResponse* out) override {
+    auto list = nbd::ListExports(nbd::kDefaultRunDir);
+    if (!list.ok()) return ToGrpc(list.status());
+    for (const nbd::ExportRecord& r : *list) FillExport(r, out->add_exports());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StopExport(grpc::ServerContext*, const pb::StopExportRequest* in,
+                          pb::StopExportResponse*) override {
+    return ToGrpc(nbd::StopExport(nbd::kDefaultRunDir, in->name()));
   }
 
  private:

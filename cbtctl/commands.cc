@@ -29,6 +29,9 @@ constexpr common::Subcommand kCommands[] = {
      RunRestoreCommand},
     {"verify", "read a version back from the receiver and check it",
      RunVerifyCommand},
+    {"export", "serve a version as an NBD block device, read on demand",
+     RunExportCommand},
+    {"exports", "list the NBD exports serving now", RunExportsCommand},
 };
 
 }  // namespace

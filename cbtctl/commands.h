@@ -18,6 +18,8 @@ int RunSnapshotCommand(std::span<char*> args);
 int RunChangesCommand(std::span<char*> args);   // changes.cc
 int RunEraStackCommand(std::span<char*> args);  // era_stack.cc
 int RunKeyCommand(std::span<char*> args);       // key.cc
+int RunExportCommand(std::span<char*> args);    // export.cc
+int RunExportsCommand(std::span<char*> args);   // export.cc
 
 // Daemon-facing commands (agent/cbtctl_<name>.cc), over the control socket.
 int RunStatusCommand(std::span<char*> args);

@@ -15,8 +15,10 @@ set(CBTD_LAYERS
   "receiver:restore,transport,cbt,common"
   "receiver/cli:receiver,restore,transport,cbt,common"
   "control:transport,cbt,common"
-  "agent:control,restore,transport,snapshot,cbt,common"
-  "cbtctl:control,transport,snapshot,cbt,common"
+  "agent:control,nbd,restore,transport,snapshot,cbt,common"
+  "nbd:restore,transport,cbt,common"
+  "nbd/plugin:nbd,agent,control,restore,transport,snapshot,cbt,common"
+  "cbtctl:control,nbd,restore,transport,snapshot,cbt,common"
   "bench:common")
 
 # The library target of each folder (bench has none of its own).
@@ -30,6 +32,8 @@ set(CBTD_LAYER_TARGETS
   "receiver/cli:cbtd_receiver_cli"
   "control:cbtd_control,cbtd_control_proto"
   "agent:cbtd_agent"
+  "nbd:cbtd_nbd"
+  "nbd/plugin:cbtd_nbdkit_plugin"
   "cbtctl:cbtd_cbtctl")
 
 # Folder of a cbtd library target, in `out` ("" for shared settings such as

@@ -161,4 +161,36 @@ absl::StatusOr<control::VerifyResponse> ControlClient::Verify(
   return out;
 }
 
+absl::StatusOr<control::ExportInfo> ControlClient::Export(
+    const control::ExportRequest& request) {
+  grpc::ClientContext ctx;
+  // nbdkit may take up to a minute to reach the receiver and start.
+  SetDeadline(ctx, std::chrono::seconds(90));
+  control::ExportInfo out;
+  absl::Status s =
+      FromGrpc(stub_->stub->Export(&ctx, request, &out), socket_path_);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<control::ListExportsResponse> ControlClient::ListExports() {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, kCallTimeout);
+  control::ListExportsResponse out;
+  absl::Status s = FromGrpc(
+      stub_->stub->ListExports(&ctx, control::ListExportsRequest(), &out),
+      socket_path_);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status ControlClient::StopExport(const std::string& name) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, kCallTimeout);
+  control::StopExportRequest request;
+  request.set_name(name);
+  control::StopExportResponse out;
+  return FromGrpc(stub_->stub->StopExport(&ctx, request, &out), socket_path_);
+}
+
 }  // namespace cbtd::control

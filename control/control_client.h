@@ -44,6 +44,11 @@ class ControlClient {
       const control::RestoreRequest& request);
   absl::StatusOr<control::VerifyResponse> Verify(
       const control::VerifyRequest& request);
+  // Returns once the export serves (nbdkit fetched the version's index).
+  absl::StatusOr<control::ExportInfo> Export(
+      const control::ExportRequest& request);
+  absl::StatusOr<control::ListExportsResponse> ListExports();
+  absl::Status StopExport(const std::string& name);
 
  private:
   class Stub;

@@ -27,6 +27,7 @@ packages=(
   libdevmapper-dev libaio-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libzstd-dev libxxhash-dev libssl-dev
   libsqlite3-dev libsystemd-dev nlohmann-json3-dev libexpat1-dev
+  nbdkit nbdkit-plugin-dev   # instant access: nbd/ (cbtctl export)
   clang   # libFuzzer targets (scripts/fuzz.sh)
   # runtime: LVM, device-mapper tools, filesystems, certificates
   lvm2 dmsetup thin-provisioning-tools e2fsprogs xfsprogs util-linux
@@ -35,6 +36,7 @@ packages=(
   qemu-system-x86 busybox-static kmod cpio
   # tools the tests and the demo use
   python3 xxd
+  libnbd-bin qemu-utils nbd-client   # NBD clients: nbdcopy, qemu-img/io
 )
 
 . "$here/apt-install.sh"
