@@ -7,6 +7,9 @@
 #   bench/run.sh --vm                 in the VM rig (real dm-thin, dm-snapshot,
 #                                     dm-era): thin-delta vs hash time, and the
 #                                     write cost of COW snapshots / era stacks
+#   bench/run.sh --nbd [--size 2G]    instant access: an NBD export read
+#                                     sequentially and at random against a
+#                                     full restore (bench/nbd_bench.py)
 # Other options: bench/bench.py --help. Run as root (it installs packages,
 # drops the page cache between steps and attaches a loop device).
 # Writes bench/results/<UTC stamp>[-quick].{json,md} and -*.png.
@@ -34,6 +37,14 @@ if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
   fi
   # cbtctl / cbt-receiver may lack the paths measured here; the run says so.
   cmake --build "$cbtd_build" --target cbtctl cbt-receiver
+  if [ "${1:-}" = "--nbd" ]; then
+    cmake --build "$cbtd_build" --target cbtd cbtd_nbdkit_plugin
+  fi
+fi
+if [ "${1:-}" = "--nbd" ]; then
+  shift
+  exec /usr/bin/python3 "$here/nbd_bench.py" \
+    --image-tool "$build/bin/bench-image" --bin-dir "$cbtd_build/bin" "$@"
 fi
 if [ "${1:-}" = "--vm" ]; then
   shift  # the rest: BENCH_VM_*=VALUE knobs of bench/vm/cbt_costs.sh

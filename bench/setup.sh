@@ -14,6 +14,7 @@ packages=(
   time                      # /usr/bin/time -v: wall, CPU, peak RSS
   python3 python3-matplotlib  # bench/bench.py and its plots
   jq openssl util-linux iproute2 coreutils
+  python3-libnbd            # bench/nbd_bench.py: timed NBD reads
 )
 
 . "$(cd "$(dirname "$0")/.." && pwd)/scripts/apt-install.sh"
