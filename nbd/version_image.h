@@ -22,13 +22,14 @@
 // damaged one), each naming the chunk position; the image stays usable and
 // the next Read tries again.
 //
-// Thread-safety: all methods may be called concurrently; reads are
-// serialised (one fetch at a time keeps read-ahead simple and the cache
-// bounded).
+// Thread-safety: all methods may be called concurrently. Concurrent reads
+// fetch their missing chunks at the same time, outside the lock; a chunk
+// another read is already fetching is waited for, not fetched twice.
 #ifndef CBTD_NBD_VERSION_IMAGE_H_
 #define CBTD_NBD_VERSION_IMAGE_H_
 
 #include <cstdint>
+#include <future>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -97,17 +98,24 @@ class VersionImage {
  private:
   using Chunk = std::shared_ptr<const std::string>;
   VersionImage(restore::VersionSource& source, transport::VersionIndex index,
-               ImageOptions options,
-               std::optional<transport::ChunkCipher> cipher);
+               ImageOptions options);
 
   uint32_t ChunkLength(uint64_t chunk) const;
+  // One attempt at Read; ABORTED when a chunk another read was fetching
+  // for it failed (Read then tries again itself).
+  absl::Status ReadOnce(uint64_t offset_bytes, std::span<uint8_t> out);
   // The cached plaintext of `chunk`'s entry, or null. Needs mu_.
   Chunk Cached(uint64_t chunk);
   void Remember(const transport::ChunkHash& hash, Chunk data);
-  // Fetches `chunks` (distinct non-zero entries, none cached) into `out`
-  // (by chunk position), checked and opened. Needs mu_.
+  // Fetches `chunks` (distinct non-zero entries) into `out` (by chunk
+  // position), checked and opened. Called without mu_.
   absl::Status Fetch(const std::vector<uint64_t>& chunks,
                      std::unordered_map<uint64_t, Chunk>& out);
+  // Fetches `chunks`, which this read registered in inflight_, then caches
+  // them and hands them to the reads waiting for them (null on failure).
+  absl::Status FetchAndPublish(const std::vector<uint64_t>& chunks,
+                               std::unordered_map<uint64_t, Chunk>& out,
+                               std::unique_lock<std::mutex>& lock);
   // Chunks after `last` worth fetching now, for a sequential reader.
   std::vector<uint64_t> ReadAhead(uint64_t last);
 
@@ -116,7 +124,13 @@ class VersionImage {
   const ImageOptions options_;
 
   mutable std::mutex mu_;
-  std::optional<transport::ChunkCipher> cipher_;  // guarded by mu_
+  // Chunks some read is fetching now, by content; guarded by mu_.
+  std::unordered_map<transport::ChunkHash, std::shared_future<Chunk>,
+                     transport::ChunkHashStdHash>
+      inflight_;
+  std::unordered_map<transport::ChunkHash, std::promise<Chunk>,
+                     transport::ChunkHashStdHash>
+      promises_;
   // LRU cache by content: most recent at the front.
   std::list<std::pair<transport::ChunkHash, Chunk>> lru_;
   std::unordered_map<transport::ChunkHash, decltype(lru_)::iterator,

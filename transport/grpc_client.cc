@@ -166,8 +166,13 @@ class ClientImpl final : public RemoteClient {
     if (options_.insecure) {
       ctx.AddMetadata("cbtd-identity", options_.insecure_identity);
     }
-    if (with_deadline)
-      ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+    if (!with_deadline) return;
+    std::chrono::milliseconds timeout = kCallTimeout;
+    if (options_.wait_for_ready) {
+      ctx.set_wait_for_ready(true);
+      timeout = std::min(timeout, options_.retry_budget);
+    }
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
   }
 
   // A failure to connect is UNAVAILABLE whether the network failed or a

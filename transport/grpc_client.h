@@ -71,6 +71,11 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_max{std::chrono::seconds(5)};
   // Give up after this long without progress between reconnect attempts.
   std::chrono::milliseconds retry_budget{std::chrono::minutes(2)};
+  // Unary and read calls wait for the channel to (re)connect, for at most
+  // retry_budget, instead of failing at once while it backs off: for a
+  // reader that must see the receiver again as soon as it returns (an NBD
+  // export), with errors only after retry_budget.
+  bool wait_for_ready = false;
   uint32_t max_message_bytes = 16u << 20;
   std::function<void(const SendProgress&)> on_progress;
 };

@@ -155,6 +155,7 @@ absl::Status OpenImage() {
   if (!endpoint.ok()) return endpoint.status();
   endpoint->options.retry_budget =
       std::chrono::seconds(settings.timeout_seconds);
+  endpoint->options.wait_for_ready = true;
   cbtd::agent::KeySource keys(config->encryption, [](const std::string&) {});
   auto key = keys.ForRestore();
   if (!key.ok()) return key.status();
@@ -208,9 +209,10 @@ absl::Status StartHold() {
       client->HoldVersion(settings.volume, settings.version, kHoldSeconds);
   if (absl::IsUnimplemented(until.status())) {
     // A receiver older than holds: served, but not protected from pruning.
-    nbdkit_error("cbtd: the receiver cannot hold %s@%s (it predates "
-                 "HoldVersion): a prune may remove it while exported",
-                 settings.volume.c_str(), settings.version.c_str());
+    nbdkit_error(
+        "cbtd: the receiver cannot hold %s@%s (it predates "
+        "HoldVersion): a prune may remove it while exported",
+        settings.volume.c_str(), settings.version.c_str());
     return absl::OkStatus();
   }
   if (!until.ok()) {
