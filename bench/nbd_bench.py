@@ -2,7 +2,8 @@
 """Instant access over NBD against a full restore, on one machine, in one run.
 
     sudo bench/run.sh --nbd [--size 2G]        (builds, then runs this)
-    python3 bench/nbd_bench.py --bin-dir build/bin --size 1G
+    cmake --build build --target bench-image   # then, as root:
+    /usr/bin/python3 bench/nbd_bench.py --bin-dir build/bin --size 1G
 
 One encrypted version of a bench image (bench-image: mixed compressible and
 random data, some zero runs) is stored in a vault served by cbt-receiver on
