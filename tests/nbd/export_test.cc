@@ -5,8 +5,12 @@
 // its writes out of the vault; a receiver gone gives the reader an error,
 // not a hang, and the export recovers when it returns; the wrong key, an
 // unknown version and an ended lifetime are handled.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -122,6 +126,30 @@ TEST_F(ExportTest, EncryptedVersionReadsByteEqualThroughNbd) {
   EXPECT_TRUE(nbd::ListExports(paths_.run_dir)->empty());
   EXPECT_FALSE(std::filesystem::exists(r->dir));
   EXPECT_TRUE(absl::IsNotFound(nbd::StopExport(paths_.run_dir, r->name)));
+}
+
+TEST_F(ExportTest, TcpExportReadsByteEqual) {
+  // A port free now (bound and released: the kernel does not hand it out
+  // again at once).
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  spec_.tcp_address = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  auto r = nbd::StartExport(paths_, spec_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->uri, "nbd://" + spec_.tcp_address);
+  auto bytes = ReadExport(*r);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == vol_);
+  spec_.unix_socket = dir_ + "/also.sock";
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(nbd::StartExport(paths_, spec_).status()));
 }
 
 TEST_F(ExportTest, WritableExportKeepsItsWritesOutOfTheVault) {
