@@ -412,7 +412,15 @@ cbtctl restore busy --version "$(py_runs "print(rs[0]['version_id'])")" --target
 assert_eq "$(hash_of "/dev/$base")" "$(hash_of /dev/hv/restored $((16 << 20)))" "the extended snapshot's backup restores to its bytes"
 cbtctl backup tight --point > /dev/null
 lvcreate -q -l 100%FREE -n filler hv >/dev/null  # no room left to extend into
-overwrite tight 12 0
+# 5 MiB: past the 60 % mark of the 8 MiB COW, not full. The guard polls
+# every 2 s: the pause lets it try (and fail) to extend before the rest
+# overflows the snapshot (without it a fast machine filled the COW between
+# two polls, and no extension was ever tried).
+overwrite tight 5 0
+sleep 3
+for i in $(seq 5 11); do
+  rand_bytes "tight-new-$i" $((1 << 20)) | dd of=/dev/hv/tight bs=1M seek="$i" oflag=direct status=none
+done
 wait_idle
 grep -q "cannot extend COW snapshot hv/tight.*: VG hv has 0.0 MiB free" /tmp/cbtd.log ||
   fail "no note of the extension the full VG refused: $(grep -i 'cow' /tmp/cbtd.log | tail -3)"
