@@ -6,8 +6,6 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
-#include "transport/chunk_cipher.h"
-#include "transport/sealed_chunk.h"
 #include "transport/stream_index.h"
 
 namespace cbtd::restore {
@@ -137,24 +135,15 @@ absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
   if (encrypted && key) {
     if (auto s = CheckRestoreKey(*idx, key); !s.ok()) return s;
   }
-  std::optional<transport::ChunkCipher> cipher;
-  if (encrypted && key) {
-    auto c = transport::ChunkCipher::Create(*key);
-    if (!c.ok()) return c.status();
-    cipher.emplace(*std::move(c));
-  }
   // Fetches and, for an encrypted version with the key, opens and checks.
   auto fetch = [&](std::span<const ChunkHash> hashes)
       -> absl::StatusOr<std::vector<std::string>> {
     auto data =
         FetchChunks(client, host, volume_id, version, hashes, encrypted);
-    if (!data.ok() || !cipher) return data;
-    for (size_t k = 0; k < hashes.size(); ++k) {
-      auto plain = transport::OpenChunkPayload(
-          *cipher, hashes[k], (*data)[k], idx->chunk_size_bytes,
-          absl::StrCat("chunk ", hashes[k].ToHex()));
-      if (!plain.ok()) return plain.status();
-      (*data)[k] = *std::move(plain);
+    if (!data.ok() || !encrypted || !key) return data;
+    if (auto s = OpenSealedChunks(*key, hashes, idx->chunk_size_bytes, *data);
+        !s.ok()) {
+      return s;
     }
     return data;
   };

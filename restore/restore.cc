@@ -277,21 +277,11 @@ absl::Status BatchError(const RestoreJob& job, const Batch& batch,
                    std::string(job.version), ": ", error.message()));
 }
 
-// An encrypted version's sealed chunks, opened and checked in place
-// (transport/sealed_chunk.h). One cipher per call: ChunkCipher is not
-// thread-safe, and creating one costs microseconds, not a chunk's I/O.
+// An encrypted version's sealed chunks, opened and checked in place.
 absl::Status OpenSealed(const RestoreJob& job, const Batch& batch,
                         std::vector<std::string>& data) {
-  auto cipher = transport::ChunkCipher::Create(*job.options.key);
-  if (!cipher.ok()) return cipher.status();
-  for (size_t k = 0; k < batch.hashes.size(); ++k) {
-    auto plain = transport::OpenChunkPayload(
-        *cipher, batch.hashes[k], data[k], job.idx.chunk_size_bytes,
-        absl::StrCat("chunk ", batch.hashes[k].ToHex()));
-    if (!plain.ok()) return plain.status();
-    data[k] = *std::move(plain);
-  }
-  return absl::OkStatus();
+  return OpenSealedChunks(*job.options.key, batch.hashes,
+                          job.idx.chunk_size_bytes, data);
 }
 
 // A batch's fetch error, naming the one chunk that fails if reading the
@@ -469,6 +459,22 @@ absl::Status CheckRestoreKey(const transport::IndexMetadata& idx,
         ", but the key given is ", key->fingerprint(),
         ": give the key file of the key this host's backups were made with "
         "(cbtctl key import to recreate it from its recovery text)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OpenSealedChunks(const transport::TenantKey& key,
+                              std::span<const ChunkHash> hashes,
+                              uint32_t max_raw_bytes,
+                              std::vector<std::string>& data) {
+  auto cipher = transport::ChunkCipher::Create(key);
+  if (!cipher.ok()) return cipher.status();
+  for (size_t k = 0; k < hashes.size(); ++k) {
+    auto plain =
+        transport::OpenChunkPayload(*cipher, hashes[k], data[k], max_raw_bytes,
+                                    absl::StrCat("chunk ", hashes[k].ToHex()));
+    if (!plain.ok()) return plain.status();
+    data[k] = *std::move(plain);
   }
   return absl::OkStatus();
 }

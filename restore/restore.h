@@ -143,6 +143,16 @@ struct RestoreOptions {
 absl::Status CheckRestoreKey(const transport::IndexMetadata& idx,
                              const std::optional<transport::TenantKey>& key);
 
+// Opens the sealed payloads `data` of chunks `hashes` (parallel) in place
+// with `key`, each checked against its keyed id and at most
+// `max_raw_bytes` (transport/sealed_chunk.h); errors name the chunk by its
+// id. One cipher per call: ChunkCipher is not thread-safe, and creating one
+// costs microseconds, not a chunk's I/O.
+absl::Status OpenSealedChunks(const transport::TenantKey& key,
+                              std::span<const ChunkHash> hashes,
+                              uint32_t max_raw_bytes,
+                              std::vector<std::string>& data);
+
 struct RestoreStats {
   uint64_t chunks = 0;          // chunks in the version
   uint64_t chunks_written = 0;  // data chunks written
