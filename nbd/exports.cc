@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -35,11 +34,10 @@ constexpr char kStatusFile[] = "status";
 // The plugin's startup errors: "cbtd export failed: CODE: message".
 constexpr char kPluginErrorTag[] = "cbtd export failed: ";
 
+// A small file's contents, "" if it cannot be read (not there yet, or
+// gone with its process).
 std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return common::ReadFile(path).value_or("");
 }
 
 bool ValidName(const std::string& name) {
