@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "transport/sealed_chunk.h"
 #include "transport/stream_index.h"
 
 namespace cbtd::nbd {
@@ -69,15 +68,8 @@ std::vector<uint64_t> VersionImage::ReadAhead(uint64_t last) {
 }
 
 absl::Status VersionImage::Fetch(const std::vector<uint64_t>& chunks,
-                                 std::unordered_map<uint64_t, Chunk>& out) {
-  // A cipher of this call's own: ChunkCipher is not thread-safe, and
-  // creating one costs far less than the round trip.
-  std::optional<transport::ChunkCipher> cipher;
-  if (index_.encrypted()) {
-    auto c = transport::ChunkCipher::Create(*options_.key);
-    if (!c.ok()) return c.status();
-    cipher.emplace(*std::move(c));
-  }
+                                 std::unordered_map<uint64_t, Chunk>& out,
+                                 uint64_t& round_trips) {
   const size_t batch = std::max<size_t>(1, source_.max_batch_chunks());
   for (size_t start = 0; start < chunks.size(); start += batch) {
     const size_t end = std::min(chunks.size(), start + batch);
@@ -85,40 +77,43 @@ absl::Status VersionImage::Fetch(const std::vector<uint64_t>& chunks,
     for (size_t k = start; k < end; ++k) {
       hashes.push_back(index_.entries[chunks[k]]);
     }
+    ++round_trips;
     auto data = source_.ReadChunks(index_.version_id, hashes);
-    const std::string where =
-        absl::StrCat("chunk ", chunks[start], end - start > 1 ? "-" : "",
-                     end - start > 1 ? absl::StrCat(chunks[end - 1]) : "",
-                     " of ", index_.volume, "@", index_.version_id);
-    if (!data.ok()) {
-      return absl::Status(data.status().code(),
-                          absl::StrCat(where, ": ", data.status().message()));
+    if (data.ok() && data->size() != hashes.size()) {
+      data = absl::DataLossError(absl::StrCat(
+          "the source returned ", data->size(), " chunks for ", hashes.size()));
     }
-    if (data->size() != hashes.size()) {
-      return absl::DataLossError(absl::StrCat(where, ": the source returned ",
-                                              data->size(), " chunks for ",
-                                              hashes.size()));
+    if (data.ok() && index_.encrypted()) {
+      if (absl::Status s = restore::OpenSealedChunks(
+              *options_.key, hashes, index_.chunk_size_bytes, *data);
+          !s.ok()) {
+        data = s;
+      }
+    }
+    if (!data.ok()) {
+      return absl::Status(
+          data.status().code(),
+          absl::StrCat(
+              "chunk ", chunks[start],
+              end - start > 1 ? absl::StrCat("-", chunks[end - 1]) : "", " of ",
+              index_.volume, "@", index_.version_id, ": ",
+              data.status().message()));
     }
     for (size_t k = 0; k < hashes.size(); ++k) {
       const uint64_t c = chunks[start + k];
-      std::string plain = std::move((*data)[k]);
-      if (cipher) {
-        auto opened = transport::OpenChunkPayload(
-            *cipher, hashes[k], plain, index_.chunk_size_bytes,
-            absl::StrCat("chunk ", c, " of ", index_.volume, "@",
-                         index_.version_id));
-        if (!opened.ok()) return opened.status();
-        plain = *std::move(opened);
-      }
-      if (plain.size() != ChunkLength(c)) {
+      if ((*data)[k].size() != ChunkLength(c)) {
         return absl::DataLossError(absl::StrCat(
             "chunk ", c, " of ", index_.volume, "@", index_.version_id, " is ",
-            plain.size(), " bytes, its position holds ", ChunkLength(c)));
+            (*data)[k].size(), " bytes, its position holds ", ChunkLength(c)));
       }
-      out[c] = std::make_shared<const std::string>(std::move(plain));
+      out[c] = std::make_shared<const std::string>(std::move((*data)[k]));
     }
   }
   return absl::OkStatus();
+}
+
+void VersionImage::Claim(const std::vector<uint64_t>& chunks) {
+  for (uint64_t c : chunks) inflight_.try_emplace(index_.entries[c]);
 }
 
 absl::Status VersionImage::FetchAndPublish(
@@ -127,10 +122,10 @@ absl::Status VersionImage::FetchAndPublish(
     std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   std::unordered_map<uint64_t, Chunk> fetched;
-  absl::Status s = Fetch(chunks, fetched);
+  uint64_t round_trips = 0;
+  absl::Status s = Fetch(chunks, fetched, round_trips);
   lock.lock();
-  stats_.fetch_calls += (chunks.size() + source_.max_batch_chunks() - 1) /
-                        std::max<size_t>(1, source_.max_batch_chunks());
+  stats_.fetch_calls += round_trips;
   for (uint64_t c : chunks) {
     const transport::ChunkHash& h = index_.entries[c];
     auto it = fetched.find(c);
@@ -140,8 +135,7 @@ absl::Status VersionImage::FetchAndPublish(
       out[c] = data;
       ++stats_.chunks_fetched;
     }
-    promises_[h].set_value(data);
-    promises_.erase(h);
+    inflight_[h].promise.set_value(data);
     inflight_.erase(h);
   }
   return s;
@@ -162,92 +156,91 @@ absl::Status VersionImage::Read(uint64_t offset_bytes, std::span<uint8_t> out) {
   return absl::UnavailableError(s.message());
 }
 
-absl::Status VersionImage::ReadOnce(uint64_t offset_bytes,
-                                    std::span<uint8_t> out) {
-  const uint64_t cs = index_.chunk_size_bytes;
-  const uint64_t first = offset_bytes / cs;
-  const uint64_t last = (offset_bytes + out.size() - 1) / cs;
-  std::unique_lock l(mu_);
-  // Sequential: starts within 4 chunks of where the last read ended
-  // (parallel readers of one stream, e.g. nbdcopy, arrive slightly out of
-  // order). Wider, random readers near each other would trigger read-ahead
-  // (measured: p99 of cold random 4 KiB reads 27 ms at 32 chunks, 5 at 4).
+bool VersionImage::Sequential(uint64_t first, uint64_t last) {
+  // Within 4 chunks of where the last read ended (parallel readers of one
+  // stream, e.g. nbdcopy, arrive slightly out of order). Wider, random
+  // readers near each other would trigger read-ahead (measured: p99 of
+  // cold random 4 KiB reads 27 ms at 32 chunks, 5 at 4).
   const uint64_t window = std::min<uint64_t>(options_.readahead_chunks, 4);
   const bool sequential = next_sequential_chunk_ != UINT64_MAX &&
                           first + 1 + window >= next_sequential_chunk_ &&
                           first <= next_sequential_chunk_ + window;
   next_sequential_chunk_ =
       sequential ? std::max(next_sequential_chunk_, last + 1) : last + 1;
-  ++stats_.reads;
+  return sequential;
+}
 
-  // What is cached is held here, so fetching cannot evict it before use.
-  std::unordered_map<uint64_t, Chunk> have;
-  std::vector<uint64_t> fetch;  // by this read
-  std::vector<std::pair<uint64_t, std::shared_future<Chunk>>> awaited;
-  std::unordered_map<transport::ChunkHash, uint64_t,
-                     transport::ChunkHashStdHash>
-      asked;  // one fetch per distinct chunk
+VersionImage::ReadPlan VersionImage::Plan(uint64_t first, uint64_t last,
+                                          bool sequential) {
+  ReadPlan plan;
   for (uint64_t c = first; c <= last; ++c) {
     const transport::ChunkHash& h = index_.entries[c];
     if (transport::IsZeroEntry(h)) continue;
     if (Chunk hit = Cached(c)) {
-      have[c] = std::move(hit);
+      plan.have[c] = std::move(hit);
       ++stats_.cache_hits;
-    } else if (!asked.emplace(h, c).second) {
-      continue;
+    } else if (!plan.first_position.emplace(h, c).second) {
+      continue;  // fetched once, at its first position
     } else if (auto it = inflight_.find(h); it != inflight_.end()) {
-      awaited.emplace_back(c, it->second);  // another read fetches it
+      plan.awaited.emplace_back(c, it->second.done);
     } else {
-      fetch.push_back(c);
+      plan.fetch.push_back(c);
     }
   }
-  const size_t needed = fetch.size();
-  if (sequential && (!fetch.empty() || !awaited.empty())) {
+  plan.needed = plan.fetch.size();
+  if (sequential && (!plan.fetch.empty() || !plan.awaited.empty())) {
     for (uint64_t c : ReadAhead(last)) {
       const transport::ChunkHash& h = index_.entries[c];
-      if (!inflight_.contains(h) && asked.emplace(h, c).second) {
-        fetch.push_back(c);
+      if (!inflight_.contains(h) && plan.first_position.emplace(h, c).second) {
+        plan.fetch.push_back(c);
       }
     }
-    stats_.chunks_read_ahead += fetch.size() - needed;
+    stats_.chunks_read_ahead += plan.fetch.size() - plan.needed;
   }
-  auto claim = [&](const std::vector<uint64_t>& chunks) {
-    for (uint64_t c : chunks) {
-      const transport::ChunkHash& h = index_.entries[c];
-      inflight_[h] = promises_[h].get_future().share();
-    }
-  };
-  claim(fetch);
-  if (!fetch.empty()) {
-    absl::Status s = FetchAndPublish(fetch, have, l);
-    if (!s.ok() && fetch.size() > needed) {
-      // A chunk read ahead may be the bad one: what this read needs alone.
-      std::vector<uint64_t> retry;
-      for (size_t k = 0; k < needed; ++k) {
-        if (!have.contains(fetch[k])) retry.push_back(fetch[k]);
-      }
-      claim(retry);
-      s = FetchAndPublish(retry, have, l);
-    }
-    if (!s.ok()) return s;
+  Claim(plan.fetch);
+  return plan;
+}
+
+absl::Status VersionImage::FetchPlanned(ReadPlan& plan,
+                                        std::unique_lock<std::mutex>& lock) {
+  if (plan.fetch.empty()) return absl::OkStatus();
+  absl::Status s = FetchAndPublish(plan.fetch, plan.have, lock);
+  if (s.ok() || plan.fetch.size() == plan.needed) return s;
+  // A chunk read ahead may be the bad one: what this read needs alone.
+  std::vector<uint64_t> retry;
+  for (size_t k = 0; k < plan.needed; ++k) {
+    if (!plan.have.contains(plan.fetch[k])) retry.push_back(plan.fetch[k]);
   }
-  if (!awaited.empty()) {
-    l.unlock();
-    for (auto& [c, future] : awaited) {
-      Chunk data = future.get();
-      if (!data) {
-        // Another read's fetch failed (e.g. while the receiver was down):
-        // the caller tries again with a fetch of its own.
-        return absl::AbortedError(absl::StrCat(
-            "chunk ", c, " of ", index_.volume, "@", index_.version_id,
-            ": the concurrent read fetching it failed"));
-      }
-      have[c] = std::move(data);
+  Claim(retry);
+  return FetchAndPublish(retry, plan.have, lock);
+}
+
+absl::Status VersionImage::Await(ReadPlan& plan) {
+  for (auto& [c, done] : plan.awaited) {
+    Chunk data = done.get();
+    if (!data) {
+      // Another read's fetch failed (e.g. while the receiver was down):
+      // the caller tries again with a fetch of its own.
+      return absl::AbortedError(absl::StrCat(
+          "chunk ", c, " of ", index_.volume, "@", index_.version_id,
+          ": the concurrent read fetching it failed"));
     }
-    l.lock();
+    plan.have[c] = std::move(data);
   }
-  stats_.bytes_served += out.size();
+  return absl::OkStatus();
+}
+
+absl::Status VersionImage::ReadOnce(uint64_t offset_bytes,
+                                    std::span<uint8_t> out) {
+  const uint64_t cs = index_.chunk_size_bytes;
+  const uint64_t first = offset_bytes / cs;
+  const uint64_t last = (offset_bytes + out.size() - 1) / cs;
+  std::unique_lock l(mu_);
+  ++stats_.reads;
+  ReadPlan plan = Plan(first, last, Sequential(first, last));
+  if (absl::Status s = FetchPlanned(plan, l); !s.ok()) return s;
   l.unlock();
+  if (absl::Status s = Await(plan); !s.ok()) return s;
 
   uint8_t* dst = out.data();
   for (uint64_t c = first; c <= last; ++c) {
@@ -258,12 +251,16 @@ absl::Status VersionImage::ReadOnce(uint64_t offset_bytes,
     if (transport::IsZeroEntry(h)) {
       std::memset(dst, 0, to - from);
     } else {
-      auto it = have.find(c);
-      if (it == have.end()) it = have.find(asked.at(h));
+      auto it = plan.have.find(c);
+      if (it == plan.have.end()) {
+        it = plan.have.find(plan.first_position.at(h));
+      }
       std::memcpy(dst, it->second->data() + (from - start), to - from);
     }
     dst += to - from;
   }
+  l.lock();
+  stats_.bytes_served += out.size();
   return absl::OkStatus();
 }
 

@@ -41,7 +41,6 @@
 
 #include "absl/status/statusor.h"
 #include "restore/restore.h"
-#include "transport/chunk_cipher.h"
 #include "transport/tenant_key.h"
 
 namespace cbtd::nbd {
@@ -100,17 +99,45 @@ class VersionImage {
   VersionImage(restore::VersionSource& source, transport::VersionIndex index,
                ImageOptions options);
 
+  // What one read of chunks [first, last] does; built under mu_.
+  struct ReadPlan {
+    std::unordered_map<uint64_t, Chunk> have;  // by position, held
+    std::vector<uint64_t> fetch;  // by this read: needed, then read ahead
+    size_t needed = 0;            // fetch[0, needed) are in the range
+    std::vector<std::pair<uint64_t, std::shared_future<Chunk>>> awaited;
+    // The first position of each distinct chunk of the range.
+    std::unordered_map<transport::ChunkHash, uint64_t,
+                       transport::ChunkHashStdHash>
+        first_position;
+  };
+
   uint32_t ChunkLength(uint64_t chunk) const;
   // One attempt at Read; ABORTED when a chunk another read was fetching
   // for it failed (Read then tries again itself).
   absl::Status ReadOnce(uint64_t offset_bytes, std::span<uint8_t> out);
+  // Whether a read of chunks from `first` continues the last one; notes
+  // where it ends. Needs mu_.
+  bool Sequential(uint64_t first, uint64_t last);
+  // Sorts the range's chunks into cached, in flight and to fetch, adds
+  // read-ahead, and registers what this read fetches as in flight. Needs
+  // mu_.
+  ReadPlan Plan(uint64_t first, uint64_t last, bool sequential);
+  // The plan's fetches; if they fail with read-ahead among them, once
+  // more with only what the range needs. Called with `lock` held.
+  absl::Status FetchPlanned(ReadPlan& plan, std::unique_lock<std::mutex>& lock);
+  // Waits for the chunks other reads fetch. Called without mu_.
+  absl::Status Await(ReadPlan& plan);
   // The cached plaintext of `chunk`'s entry, or null. Needs mu_.
   Chunk Cached(uint64_t chunk);
   void Remember(const transport::ChunkHash& hash, Chunk data);
   // Fetches `chunks` (distinct non-zero entries) into `out` (by chunk
-  // position), checked and opened. Called without mu_.
+  // position), checked and opened; counts its `round_trips`. Called
+  // without mu_.
   absl::Status Fetch(const std::vector<uint64_t>& chunks,
-                     std::unordered_map<uint64_t, Chunk>& out);
+                     std::unordered_map<uint64_t, Chunk>& out,
+                     uint64_t& round_trips);
+  // Registers `chunks` as fetched by the caller. Needs mu_.
+  void Claim(const std::vector<uint64_t>& chunks);
   // Fetches `chunks`, which this read registered in inflight_, then caches
   // them and hands them to the reads waiting for them (null on failure).
   absl::Status FetchAndPublish(const std::vector<uint64_t>& chunks,
@@ -124,13 +151,16 @@ class VersionImage {
   const ImageOptions options_;
 
   mutable std::mutex mu_;
-  // Chunks some read is fetching now, by content; guarded by mu_.
-  std::unordered_map<transport::ChunkHash, std::shared_future<Chunk>,
+  // Chunks some read is fetching now, by content; guarded by mu_. The
+  // fetching read fulfils `promise` (null on failure); others wait on
+  // `done`.
+  struct InFlight {
+    std::promise<Chunk> promise;
+    std::shared_future<Chunk> done = promise.get_future().share();
+  };
+  std::unordered_map<transport::ChunkHash, InFlight,
                      transport::ChunkHashStdHash>
       inflight_;
-  std::unordered_map<transport::ChunkHash, std::promise<Chunk>,
-                     transport::ChunkHashStdHash>
-      promises_;
   // LRU cache by content: most recent at the front.
   std::list<std::pair<transport::ChunkHash, Chunk>> lru_;
   std::unordered_map<transport::ChunkHash, decltype(lru_)::iterator,
