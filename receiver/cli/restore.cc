@@ -27,7 +27,9 @@ int RunRestore(std::span<char*> args) {
       "state", po::value<std::string>(),
       "target state file (default TARGET.cbtd-state for a regular file)")(
       "verify", "re-read and check what was written")(
-      "threads", po::value<int>()->default_value(2), "parallel chunk writers")(
+      "threads", po::value<int>()->default_value(4),
+      "chunk batches read, checked and written at once (packs are read "
+      "with direct I/O: more than the cores keeps the disk busy)")(
       "key-file", po::value<std::string>(),
       "tenant key file: needed for an encrypted version (cbtctl key export "
       "on the host, or cbtctl key import from its recovery text)");
