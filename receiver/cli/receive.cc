@@ -1,5 +1,6 @@
 // cbt-receiver receive: applies one stream (stdin or --input) to the vault.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "common/unique_fd.h"
 #include "receiver/cli/util.h"
 #include "receiver/receive_session.h"
+#include "transport/file_byte_source.h"
 
 namespace cbtd::receiver::cli {
 namespace {
@@ -20,6 +22,28 @@ namespace {
 absl::Status NoVersion(const absl::Status& s) {
   return absl::Status(s.code(),
                       absl::StrCat(s.message(), " [no version was created]"));
+}
+
+// The stream's bytes: a stream file or block device with direct,
+// overlapped reads (transport/file_byte_source.h); stdin, a pipe or a
+// socket as they come, through `fd`, which must outlive the source.
+// nullptr when stdin is a terminal.
+absl::StatusOr<std::unique_ptr<transport::ByteSource>> OpenInput(
+    const std::string& input, common::UniqueFd& fd) {
+  if (input == "-") {
+    if (::isatty(0)) return nullptr;
+    return transport::FdByteSource(0, "stdin");
+  }
+  struct stat st {};
+  if (::stat(input.c_str(), &st) != 0) {
+    return common::ErrnoStatus(errno, "open " + input);
+  }
+  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+    return transport::FileByteSource(input);
+  }
+  fd.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return common::ErrnoStatus(errno, "open " + input);
+  return transport::FdByteSource(fd.get(), input);
 }
 
 }  // namespace
@@ -37,24 +61,16 @@ int RunReceive(std::span<char*> args) {
   auto opened = OpenVault(vm, vm.count("create") > 0);
   if (!opened.ok()) return Fail(vm, "receive", NoVersion(opened.status()));
   const std::string input = vm["input"].as<std::string>();
-  common::UniqueFd file;  // empty: stdin
-  if (input != "-") {
-    file.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file) {
-      return Fail(vm, "receive",
-                  NoVersion(common::ErrnoStatus(errno, "open " + input)));
-    }
-    // Read once, front to back: a larger readahead, a hint only.
-    ::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  } else if (::isatty(0)) {
+  common::UniqueFd pipe;  // a named pipe's descriptor, while it is read
+  auto source = OpenInput(input, pipe);
+  if (!source.ok()) return Fail(vm, "receive", NoVersion(source.status()));
+  if (*source == nullptr) {
     std::cerr << "cbt-receiver receive: stdin is a terminal; pipe a stream "
                  "in (cbtctl send ... | cbt-receiver receive ...)\n";
     return common::kExitUsage;
   }
-  transport::StreamReader reader(
-      transport::FdByteSource(file ? file.get() : 0, file ? input : "stdin"));
+  transport::StreamReader reader(*std::move(source));
   auto result = ReceiveStream(*opened->vault, reader);
-  file.reset();
   // The error already says what became of the version (ReceiveStream).
   if (!result.ok()) return Fail(vm, "receive", result.status());
   const transport::IndexMetadata& idx = result->index;
