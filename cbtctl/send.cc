@@ -84,7 +84,8 @@ int RunSendCommand(std::span<char*> args) {
       "compression", po::value<std::string>()->default_value("zstd"),
       "zstd (chunks that shrink by 1/32 or more) or none")(
       "zstd-level", po::value<int>()->default_value(3), "zstd level, 1-19")(
-      "window", po::value<size_t>()->default_value(16), "chunks in flight")(
+      "window", po::value<size_t>()->default_value(0),
+      "chunks in flight (0: 4 MiB of chunks, at least 16, at most 256)")(
       "output,o", po::value<std::string>(), "write here instead of stdout")(
       "key-file", po::value<std::string>(),
       "encrypt the chunks under this tenant key (cbtctl key create); "

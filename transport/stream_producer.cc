@@ -411,7 +411,7 @@ class ReadPipeline {
       : source_(source),
         plan_(plan),
         options_(options),
-        window_(std::max<size_t>(1, options.window_chunks)),
+        window_(WindowChunks(options.window_chunks, plan.chunk)),
         align_(std::max<size_t>(1, source.Alignment())),
         buf_bytes_((plan.chunk + align_ - 1) / align_ * align_),
         win_(plan.jobs.size(), window_),
@@ -689,6 +689,13 @@ absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
 }
 
 }  // namespace
+
+size_t WindowChunks(size_t requested, uint64_t chunk_size_bytes) {
+  if (requested > 0) return requested;
+  const uint64_t by_bytes =
+      kWindowBytes / std::max<uint64_t>(1, chunk_size_bytes);
+  return static_cast<size_t>(std::clamp<uint64_t>(by_bytes, 16, 256));
+}
 
 absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,

@@ -417,6 +417,14 @@ class LifoAsyncDevice : public common::MemoryBlockReader {
   std::optional<uint64_t> fail_at;
 };
 
+TEST(StreamProducerTest, DefaultWindowIsAboutFourMiBOfChunks) {
+  EXPECT_EQ(WindowChunks(0, 64u << 10), 64u);
+  EXPECT_EQ(WindowChunks(0, 256u << 10), 16u);  // at least 16
+  EXPECT_EQ(WindowChunks(0, 16u << 20), 16u);
+  EXPECT_EQ(WindowChunks(0, 4096), 256u);     // at most 256
+  EXPECT_EQ(WindowChunks(5, 64u << 10), 5u);  // asked for: as asked
+}
+
 TEST(StreamProducerTest, OverlappedReadsGiveTheSameStreamInBoundedWindow) {
   std::string vol = Volume(80, 6);
   std::fill(vol.begin() + 10 * kChunk, vol.begin() + 13 * kChunk, '\0');
