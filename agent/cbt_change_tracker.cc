@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "cbt/cow_store.h"
@@ -275,13 +276,61 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   absl::StatusOr<snapshot::VolumeInfo> info =
       snapshot::DiscoverVolume(volume.path, lvm_, dm_, host_);
   if (!info.ok()) return info.status();
+  absl::StatusOr<ChangedSet> out = Track(volume, *info, base, snapshot, full);
+  if (!out.ok()) return out;
+  const bool reads_all =
+      out->full ||
+      (out->method == "hash" && out->extents.Contains({0, info->size_bytes}));
+  if (reads_all) SkipUnallocated(*info, snapshot, *out);
+  return out;
+}
+
+absl::StatusOr<cbt::ExtentSet> CbtChangeTracker::Unallocated(
+    const snapshot::VolumeInfo& info, const SnapshotRef& snapshot) {
+  cbt::ExtentSet unallocated;
+  unallocated.Add(0, info.size_bytes);
+  if (info.kind == snapshot::VolumeKind::kThinLv) {
+    absl::StatusOr<cbt::ExtentSet> mapped = cbt::ThinMappedOfLv(
+        runner_, cbt_dm_, snapshot.snapshot_name, lock_dir_);
+    if (!mapped.ok()) return mapped.status();
+    unallocated.Remove(*mapped);
+  } else if (info.kind == snapshot::VolumeKind::kImageFile) {
+    auto data = common::FileDataRanges(snapshot.device_path);
+    if (!data.ok()) return data.status();
+    for (const common::ByteRange& r : *data) {
+      unallocated.Remove({r.offset, r.length});
+    }
+  } else {
+    return cbt::ExtentSet();  // a block device: no map to read
+  }
+  return unallocated;
+}
+
+void CbtChangeTracker::SkipUnallocated(const snapshot::VolumeInfo& info,
+                                       const SnapshotRef& snapshot,
+                                       ChangedSet& out) {
+  absl::StatusOr<cbt::ExtentSet> unallocated = Unallocated(info, snapshot);
+  if (!unallocated.ok()) {
+    std::cerr << "cbtd: " << info.path << ": reading all of it: cannot tell "
+              << "which blocks are allocated ("
+              << unallocated.status().message() << ")\n";
+    return;
+  }
+  out.extents.Remove(*unallocated);
+  out.zeroed.Add(*unallocated);
+}
+
+absl::StatusOr<ChangedSet> CbtChangeTracker::Track(
+    const VolumeConfig& volume, const snapshot::VolumeInfo& info,
+    const std::optional<TrackingRecord>& base, const SnapshotRef& snapshot,
+    bool full) {
   ChangedSet out;
-  out.volume_bytes = info->size_bytes;
-  out.method = ResolveMethod(volume, *info, &out.fallback_reason);
+  out.volume_bytes = info.size_bytes;
+  out.method = ResolveMethod(volume, info, &out.fallback_reason);
   ExternalList list;
   if (out.method == "external") list = FindExternalList(volume);
   absl::StatusOr<std::optional<cbt::EraResult>> era =
-      out.method == "era" ? Era(*info, base)
+      out.method == "era" ? Era(info, base)
                           : std::optional<cbt::EraResult>(std::nullopt);
   if (!era.ok()) return era.status();
   std::optional<EraAnchor> anchor;
@@ -289,18 +338,18 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
     anchor = EraAnchor{(*era)->next_since_era, (*era)->generation};
   }
   out.next_state_blob =
-      StateBlob(*info, out.method, list.next_generation, anchor);
+      StateBlob(info, out.method, list.next_generation, anchor);
   // Neither hash, an external list nor era needs a base snapshot.
   out.keep_snapshot =
       out.method != "hash" && out.method != "external" && out.method != "era";
-  out.extents.Add(0, info->size_bytes);
+  out.extents.Add(0, info.size_bytes);
   if (full || !base.has_value() || base->base_version.empty()) {
     out.full = true;  // nothing to compare with: every chunk is new
     return out;
   }
   // From here an incremental against base->base_version; the whole volume
   // (as set above) whenever the method cannot answer.
-  const std::string problem = ChainProblem(*base, out.method, *info);
+  const std::string problem = ChainProblem(*base, out.method, info);
   if (!problem.empty()) {
     if (out.fallback_reason.empty()) out.fallback_reason = problem;
     out.method = "hash";
@@ -308,7 +357,7 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   }
   if (out.method == "external") {
     cbt::ChangedSet set;
-    const std::string why = UseExternalList(list, *base, info->size_bytes, set);
+    const std::string why = UseExternalList(list, *base, info.size_bytes, set);
     if (!why.empty()) {
       out.fallback_reason = absl::StrCat("external list not used: ", why);
       out.method = "hash";
@@ -319,15 +368,15 @@ absl::StatusOr<ChangedSet> CbtChangeTracker::ComputeChanges(
   }
   absl::StatusOr<cbt::ChangedSet> set;
   if (out.method == "era") set = std::move((*era)->set);
-  const std::string lv = absl::StrCat(info->vg, "/", info->lv);
+  const std::string lv = absl::StrCat(info.vg, "/", info.lv);
   if (out.method == "era") {
     // computed above, right after the snapshot
   } else if (out.method == "thin-delta") {
     set = cbt::ThinDeltaBetweenLvs(runner_, cbt_dm_, lv, base->base_snapshot,
                                    snapshot.snapshot_name, lock_dir_);
   } else if (out.method == "cow-table" &&
-             info->kind == snapshot::VolumeKind::kOtherDm) {
-    set = DmCowTable(*info, base->base_snapshot);
+             info.kind == snapshot::VolumeKind::kOtherDm) {
+    set = DmCowTable(info, base->base_snapshot);
   } else if (out.method == "cow-table") {
     set = cbt::CowTableOfLv(runner_, lv, base->base_snapshot);
   } else {

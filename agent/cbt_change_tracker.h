@@ -56,6 +56,23 @@ class CbtChangeTracker : public ChangeTracker {
       const SnapshotRef& snapshot, bool full) override;
 
  private:
+  // The changed set (ComputeChanges without SkipUnallocated).
+  absl::StatusOr<ChangedSet> Track(const VolumeConfig& volume,
+                                   const snapshot::VolumeInfo& info,
+                                   const std::optional<TrackingRecord>& base,
+                                   const SnapshotRef& snapshot, bool full);
+  // The bytes of the new snapshot that read as zeros without being
+  // written: a thin LV's unmapped blocks (from the pool's metadata), an
+  // image file's holes. Empty for other volumes.
+  absl::StatusOr<cbt::ExtentSet> Unallocated(const snapshot::VolumeInfo& info,
+                                             const SnapshotRef& snapshot);
+  // For a run that reads the whole volume (a full, or the hash method):
+  // moves the unallocated bytes from `extents` to `zeroed`, so they are
+  // sent as zeros without being read. Reads everything (and says so on
+  // stderr) when the map cannot be had.
+  void SkipUnallocated(const snapshot::VolumeInfo& info,
+                       const SnapshotRef& snapshot, ChangedSet& out);
+
   // era: checkpoints the stack and reads what was written since the era
   // the last run stored (the whole set is marked lost when it stored
   // none). Run on every era run, full or not: its checkpoint anchors the

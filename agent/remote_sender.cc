@@ -99,8 +99,9 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
   const ChangedSet& changes = *request.changes;
   transport::ClientOptions co = endpoint_->options;
   co.bwlimit_bytes_per_sec = request.bandwidth_limit_bytes_per_sec;
-  const uint64_t total =
-      changes.full ? changes.volume_bytes : changes.extents.TotalBytes();
+  // Every byte the run will read: for a full the whole volume less what
+  // is known unallocated (ChangeTracker), which is sent without a read.
+  const uint64_t total = changes.extents.TotalBytes();
   co.on_progress = [&control, total](const transport::SendProgress& p) {
     control.SetBytes(p.bytes_read, total);
   };

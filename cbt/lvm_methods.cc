@@ -6,6 +6,21 @@
 #include "cbt/thin_delta_method.h"
 
 namespace cbtd::cbt {
+namespace {
+
+// The thin pool's device-mapper names and its lock, for thin LV `lv`.
+std::string PoolDmName(const LvInfo& lv) {
+  return LvmDmName(lv.vg, lv.pool_lv, "tpool");
+}
+std::string TmetaPath(const LvInfo& lv) {
+  return absl::StrCat("/dev/mapper/", LvmDmName(lv.vg, lv.pool_lv + "_tmeta"));
+}
+std::string PoolLockPath(const std::string& lock_dir,
+                         const std::string& pool_dm_name) {
+  return absl::StrCat(lock_dir, "/thin-", pool_dm_name, ".lock");
+}
+
+}  // namespace
 
 absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
                                                DeviceMapper& dm,
@@ -32,14 +47,32 @@ absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
                      " are not equally sized thin volumes of one pool"));
   }
   ThinDeltaRequest req;
-  req.pool_dm_name = LvmDmName(n->vg, n->pool_lv, "tpool");
-  req.tmeta_path =
-      absl::StrCat("/dev/mapper/", LvmDmName(n->vg, n->pool_lv + "_tmeta"));
+  req.pool_dm_name = PoolDmName(*n);
+  req.tmeta_path = TmetaPath(*n);
   req.base_thin_id = b->thin_id;
   req.new_thin_id = n->thin_id;
   req.volume_size_bytes = n->size_bytes;
-  req.lock_path = absl::StrCat(lock_dir, "/thin-", req.pool_dm_name, ".lock");
+  req.lock_path = PoolLockPath(lock_dir, req.pool_dm_name);
   return ComputeThinDelta(runner, dm, req);
+}
+
+absl::StatusOr<ExtentSet> ThinMappedOfLv(CommandRunner& runner,
+                                         DeviceMapper& dm,
+                                         const std::string& lv,
+                                         const std::string& lock_dir) {
+  absl::StatusOr<LvInfo> info = QueryLv(runner, lv);
+  if (!info.ok()) return info.status();
+  if (!info->has_thin_id || info->pool_lv.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(lv, " is not a thin volume"));
+  }
+  ThinMapRequest req;
+  req.pool_dm_name = PoolDmName(*info);
+  req.tmeta_path = TmetaPath(*info);
+  req.thin_id = info->thin_id;
+  req.volume_size_bytes = info->size_bytes;
+  req.lock_path = PoolLockPath(lock_dir, req.pool_dm_name);
+  return ComputeThinMapped(runner, dm, req);
 }
 
 absl::StatusOr<ChangedSet> CowTableOfLv(CommandRunner& runner,

@@ -25,6 +25,13 @@ absl::StatusOr<ChangedSet> ThinDeltaBetweenLvs(CommandRunner& runner,
                                                const std::string& next,
                                                const std::string& lock_dir);
 
+// The bytes thin LV `lv` ("VG/LV", e.g. a new thin snapshot) has mapped in
+// its pool (ComputeThinMapped). FAILED_PRECONDITION if it is not thin.
+absl::StatusOr<ExtentSet> ThinMappedOfLv(CommandRunner& runner,
+                                         DeviceMapper& dm,
+                                         const std::string& lv,
+                                         const std::string& lock_dir);
+
 // `volume` is the thick origin, `base` the previous run's COW snapshot of
 // it. Lost when the base is missing, not a snapshot of `volume`, or its
 // COW store is invalid or corrupt.

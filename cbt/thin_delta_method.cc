@@ -66,26 +66,40 @@ absl::StatusOr<bool> ReleaseStaleMetadataSnap(DeviceMapper& dm,
   return true;
 }
 
+namespace {
+
+// Runs `argv` (a tool reading the pool's metadata snapshot) under the
+// pool's lock with a metadata snapshot reserved, releasing it on every
+// path; its standard output.
+absl::StatusOr<std::string> RunOnMetadataSnap(
+    CommandRunner& runner, DeviceMapper& dm, const std::string& pool_dm_name,
+    const std::string& lock_path, const std::vector<std::string>& argv) {
+  absl::StatusOr<std::unique_ptr<ScopedLock>> lock = LockFile(lock_path);
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<bool> stale =
+      ReleaseStaleMetadataSnap(dm, pool_dm_name, /*era=*/false);
+  if (!stale.ok()) return stale.status();
+  absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> snap =
+      ScopedMetadataSnap::Reserve(dm, pool_dm_name, /*era=*/false);
+  if (!snap.ok()) return snap.status();
+  absl::StatusOr<std::string> out = runner.Run(argv);
+  absl::Status released = (*snap)->Release();
+  if (!out.ok()) return out.status();
+  if (!released.ok()) return released;
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
                                             DeviceMapper& dm,
                                             const ThinDeltaRequest& req) {
-  absl::StatusOr<std::unique_ptr<ScopedLock>> lock = LockFile(req.lock_path);
-  if (!lock.ok()) return lock.status();
-  absl::StatusOr<bool> stale =
-      ReleaseStaleMetadataSnap(dm, req.pool_dm_name, /*era=*/false);
-  if (!stale.ok()) return stale.status();
-
-  absl::StatusOr<std::unique_ptr<ScopedMetadataSnap>> snap =
-      ScopedMetadataSnap::Reserve(dm, req.pool_dm_name, /*era=*/false);
-  if (!snap.ok()) return snap.status();
   absl::StatusOr<std::string> xml =
-      runner.Run({"thin_delta", "--metadata-snap", "--snap1",
-                  absl::StrCat(req.base_thin_id), "--snap2",
-                  absl::StrCat(req.new_thin_id), req.tmeta_path});
-  absl::Status released = (*snap)->Release();
+      RunOnMetadataSnap(runner, dm, req.pool_dm_name, req.lock_path,
+                        {"thin_delta", "--metadata-snap", "--snap1",
+                         absl::StrCat(req.base_thin_id), "--snap2",
+                         absl::StrCat(req.new_thin_id), req.tmeta_path});
   if (!xml.ok()) return xml.status();
-  if (!released.ok()) return released;
-
   absl::StatusOr<ThinDelta> delta = ParseThinDeltaXml(*xml);
   if (!delta.ok()) return delta.status();
   if (delta->left_thin_id != req.base_thin_id ||
@@ -105,6 +119,20 @@ absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
   set.changed = delta->changed_bytes.Intersection(volume);
   set.zeroed = delta->zeroed_bytes.Intersection(volume);
   return set;
+}
+
+absl::StatusOr<ExtentSet> ComputeThinMapped(CommandRunner& runner,
+                                            DeviceMapper& dm,
+                                            const ThinMapRequest& req) {
+  absl::StatusOr<std::string> xml =
+      RunOnMetadataSnap(runner, dm, req.pool_dm_name, req.lock_path,
+                        {"thin_dump", "--metadata-snap", "--dev-id",
+                         absl::StrCat(req.thin_id), req.tmeta_path});
+  if (!xml.ok()) return xml.status();
+  absl::StatusOr<ThinMapping> map = ParseThinDumpXml(*xml, req.thin_id);
+  if (!map.ok()) return map.status();
+  const ExtentSet volume{{0, req.volume_size_bytes}};
+  return map->mapped_bytes.Intersection(volume);
 }
 
 }  // namespace cbtd::cbt

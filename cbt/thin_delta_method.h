@@ -75,6 +75,21 @@ absl::StatusOr<ChangedSet> ComputeThinDelta(CommandRunner& runner,
                                             DeviceMapper& dm,
                                             const ThinDeltaRequest& req);
 
+// The bytes of thin device `thin_id` the pool has mapped, from its
+// metadata snapshot (thin_dump --metadata-snap --dev-id, under the same
+// lock and reservation as thin_delta): the rest reads as zeros, so a full
+// backup need not read it. NOT_FOUND if the pool has no such device.
+struct ThinMapRequest {
+  std::string pool_dm_name;
+  std::string tmeta_path;
+  uint64_t thin_id = 0;
+  uint64_t volume_size_bytes = 0;
+  std::string lock_path;
+};
+absl::StatusOr<ExtentSet> ComputeThinMapped(CommandRunner& runner,
+                                            DeviceMapper& dm,
+                                            const ThinMapRequest& req);
+
 }  // namespace cbtd::cbt
 
 #endif  // CBTD_CBT_THIN_DELTA_METHOD_H_

@@ -8,10 +8,40 @@ namespace cbtd::cbt {
 namespace {
 
 constexpr std::string_view kWhat = "thin_delta output";
+constexpr std::string_view kDumpWhat = "thin_dump output";
 
-absl::Status Bad(const std::string& msg) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(std::string(kWhat), ": ", msg));
+absl::Status Bad(const std::string& msg, std::string_view what = kWhat) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", msg));
+}
+
+// The root <superblock>'s data_block_size, in sectors.
+absl::StatusOr<uint64_t> DataBlockSectors(const std::vector<XmlElement>& els,
+                                          std::string_view what) {
+  if (els.empty() || els[0].name != "superblock") {
+    return Bad("root element is not <superblock>", what);
+  }
+  absl::StatusOr<uint64_t> dbs =
+      XmlUintAttribute(els[0], "data_block_size", what);
+  if (!dbs.ok()) return dbs.status();
+  // dm-thin allows 64 KiB .. 1 GiB blocks; anything else is not the tool's.
+  if (*dbs < 128 || *dbs > (2u << 20) || *dbs % 128 != 0) {
+    return Bad(absl::StrCat("data_block_size ", *dbs,
+                            " sectors is not a valid thin-pool block size"),
+               what);
+  }
+  return *dbs;
+}
+
+// `count` blocks from `begin` as bytes; INVALID_ARGUMENT if that overflows.
+absl::StatusOr<Extent> BlockBytes(uint64_t begin, uint64_t count,
+                                  uint64_t block_bytes, const XmlElement& e,
+                                  std::string_view what) {
+  const uint64_t limit = UINT64_MAX / block_bytes;
+  if (begin > limit || count > limit - begin) {
+    return Bad(absl::StrCat("<", e.name, " ", begin, "+", count, "> overflows"),
+               what);
+  }
+  return Extent{begin * block_bytes, count * block_bytes};
 }
 
 }  // namespace
@@ -21,18 +51,9 @@ absl::StatusOr<ThinDelta> ParseThinDeltaXml(std::string_view xml) {
       ParseXmlElements(xml, kWhat);
   if (!elements.ok()) return elements.status();
   const std::vector<XmlElement>& els = *elements;
-  if (els.empty() || els[0].name != "superblock") {
-    return Bad("root element is not <superblock>");
-  }
-  ThinDelta out;
-  absl::StatusOr<uint64_t> dbs =
-      XmlUintAttribute(els[0], "data_block_size", kWhat);
+  absl::StatusOr<uint64_t> dbs = DataBlockSectors(els, kWhat);
   if (!dbs.ok()) return dbs.status();
-  // dm-thin allows 64 KiB .. 1 GiB blocks; anything else is not thin_delta.
-  if (*dbs < 128 || *dbs > (2u << 20) || *dbs % 128 != 0) {
-    return Bad(absl::StrCat("data_block_size ", *dbs,
-                            " sectors is not a valid thin-pool block size"));
-  }
+  ThinDelta out;
   out.data_block_sectors = *dbs;
   const uint64_t block_bytes = *dbs * 512;
 
@@ -61,22 +82,64 @@ absl::StatusOr<ThinDelta> ParseThinDeltaXml(std::string_view xml) {
     if (!begin.ok()) return begin.status();
     absl::StatusOr<uint64_t> length = XmlUintAttribute(e, "length", kWhat);
     if (!length.ok()) return length.status();
-    const uint64_t limit = UINT64_MAX / block_bytes;
-    if (*begin > limit || *length > limit - *begin) {
-      return Bad(absl::StrCat("<", e.name, " begin=", *begin,
-                              " length=", *length, "> overflows"));
-    }
-    const Extent bytes{*begin * block_bytes, *length * block_bytes};
+    absl::StatusOr<Extent> bytes =
+        BlockBytes(*begin, *length, block_bytes, e, kWhat);
+    if (!bytes.ok()) return bytes.status();
     if (e.name == "different" || e.name == "right_only") {
-      out.changed_bytes.Add(bytes);
+      out.changed_bytes.Add(*bytes);
     } else if (e.name == "left_only") {
-      out.zeroed_bytes.Add(bytes);
+      out.zeroed_bytes.Add(*bytes);
     }
   }
   if (!saw_diff) return Bad("no <diff> element");
   // A block both discarded and rewritten cannot happen in one diff; if the
   // tool ever said so, reading it is the safe answer.
   out.zeroed_bytes.Remove(out.changed_bytes);
+  return out;
+}
+
+absl::StatusOr<ThinMapping> ParseThinDumpXml(std::string_view xml,
+                                             uint64_t dev_id) {
+  absl::StatusOr<std::vector<XmlElement>> elements =
+      ParseXmlElements(xml, kDumpWhat);
+  if (!elements.ok()) return elements.status();
+  const std::vector<XmlElement>& els = *elements;
+  absl::StatusOr<uint64_t> dbs = DataBlockSectors(els, kDumpWhat);
+  if (!dbs.ok()) return dbs.status();
+  ThinMapping out;
+  out.data_block_sectors = *dbs;
+  const uint64_t block_bytes = *dbs * 512;
+  bool in_device = false, saw_device = false;
+  for (size_t i = 1; i < els.size(); ++i) {
+    const XmlElement& e = els[i];
+    if (e.name == "device" && e.depth == 1) {
+      absl::StatusOr<uint64_t> id = XmlUintAttribute(e, "dev_id", kDumpWhat);
+      if (!id.ok()) return id.status();
+      in_device = *id == dev_id;
+      saw_device = saw_device || in_device;
+      continue;
+    }
+    const bool range = e.name == "range_mapping";
+    if ((!range && e.name != "single_mapping") || e.depth != 2) {
+      return Bad(absl::StrCat("unexpected element <", e.name, ">"), kDumpWhat);
+    }
+    if (!in_device) continue;  // another device (without --dev-id)
+    absl::StatusOr<uint64_t> begin =
+        XmlUintAttribute(e, range ? "origin_begin" : "origin_block", kDumpWhat);
+    if (!begin.ok()) return begin.status();
+    absl::StatusOr<uint64_t> length =
+        range ? XmlUintAttribute(e, "length", kDumpWhat)
+              : absl::StatusOr<uint64_t>(1);
+    if (!length.ok()) return length.status();
+    absl::StatusOr<Extent> bytes =
+        BlockBytes(*begin, *length, block_bytes, e, kDumpWhat);
+    if (!bytes.ok()) return bytes.status();
+    out.mapped_bytes.Add(*bytes);
+  }
+  if (!saw_device) {
+    return absl::NotFoundError(absl::StrCat(
+        std::string(kDumpWhat), ": no thin device ", dev_id, " in the pool"));
+  }
   return out;
 }
 

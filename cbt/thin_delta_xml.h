@@ -37,6 +37,27 @@ struct ThinDelta {
 
 absl::StatusOr<ThinDelta> ParseThinDeltaXml(std::string_view xml);
 
+// Parser for `thin_dump --dev-id N` (thin-provisioning-tools 0.9) XML:
+//
+//   <superblock uuid="" time="1" transaction="2" flags="0" version="2"
+//               data_block_size="128" nr_data_blocks="1600">
+//     <device dev_id="3" mapped_blocks="5" transaction="1"
+//             creation_time="0" snap_time="1">
+//       <range_mapping origin_begin="0" data_begin="7" length="4" time="0"/>
+//       <single_mapping origin_block="9" data_block="2" time="1"/>
+//     </device>
+//   </superblock>
+//
+// The blocks of device `dev_id` that are mapped: everything else reads as
+// zeros. Other devices are skipped; NOT_FOUND if `dev_id` is not there;
+// INVALID_ARGUMENT as ParseThinDeltaXml.
+struct ThinMapping {
+  uint64_t data_block_sectors = 0;
+  ExtentSet mapped_bytes;
+};
+absl::StatusOr<ThinMapping> ParseThinDumpXml(std::string_view xml,
+                                             uint64_t dev_id);
+
 }  // namespace cbtd::cbt
 
 #endif  // CBTD_CBT_THIN_DELTA_XML_H_

@@ -45,6 +45,19 @@ absl::StatusOr<cbt::ExtentSet> LoadExtents(const po::variables_map& vm,
   return transport::ParseExtentList(*text, path);
 }
 
+// The holes of a sparse image file, which read as zeros: a full sends them
+// as zero runs without reading them. Nothing for a block device.
+absl::StatusOr<cbt::ExtentSet> HolesOf(const std::string& path,
+                                       uint64_t size_bytes) {
+  auto data = common::FileDataRanges(path);
+  if (absl::IsInvalidArgument(data.status())) return cbt::ExtentSet();
+  if (!data.ok()) return data.status();
+  cbt::ExtentSet holes;
+  holes.Add(0, size_bytes);
+  for (const common::ByteRange& r : *data) holes.Remove({r.offset, r.length});
+  return holes;
+}
+
 int Fail(const absl::Status& s) {
   std::cerr << "cbtctl send: " << s.message() << "\n";
   switch (s.code()) {
@@ -64,7 +77,8 @@ int RunSendCommand(std::span<char*> args) {
                      "snapshot device or image file to read")(
       "full",
       "send every chunk (with --base-index: read all, send what "
-      "differs from the base)")(
+      "differs from the base); a sparse image file's holes are sent as "
+      "zeros without being read")(
       "changes", po::value<std::string>(),
       "changed-extent file: lines 'OFFSET LENGTH' in bytes")(
       "discards", po::value<std::string>(),
@@ -132,6 +146,11 @@ int RunSendCommand(std::span<char*> args) {
     auto idx = transport::DecodeIndex(*data, path);
     if (!idx.ok()) return Fail(idx.status());
     base = *std::move(idx);
+  }
+  if (vm.count("full") || !base) {
+    auto holes = HolesOf(source_path, (*source)->SizeBytes());
+    if (!holes.ok()) return Fail(holes.status());
+    zeroed->Add(*holes);
   }
   transport::ProducerOptions opts;
   opts.host = vm.count("host") ? vm["host"].as<std::string>()

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -115,6 +116,34 @@ bool SameFileOrDevice(const std::string& a, const std::string& b) {
            sa.st_rdev == sb.st_rdev;
   }
   return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+absl::StatusOr<std::vector<ByteRange>> FileDataRanges(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a regular file: it has no holes to skip"));
+  }
+  const auto size = static_cast<off_t>(st.st_size);
+  std::vector<ByteRange> out;
+  for (off_t at = 0; at < size;) {
+    const off_t data = ::lseek(fd.get(), at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only a hole from here on
+    if (data < 0) return ErrnoStatus(errno, absl::StrCat("SEEK_DATA ", path));
+    const off_t hole = ::lseek(fd.get(), data, SEEK_HOLE);
+    if (hole < 0) return ErrnoStatus(errno, absl::StrCat("SEEK_HOLE ", path));
+    const off_t end = std::min(hole, size);
+    if (end <= data) break;  // the file shrank meanwhile
+    out.push_back(
+        {static_cast<uint64_t>(data), static_cast<uint64_t>(end - data)});
+    at = end;
+  }
+  return out;
 }
 
 }  // namespace cbtd::common

@@ -3,8 +3,10 @@
 #ifndef CBTD_COMMON_FS_H_
 #define CBTD_COMMON_FS_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +33,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // device (major:minor, so /dev/VG/LV, /dev/mapper/VG-LV and /dev/dm-N
 // match) or the same file (device and inode). False if either is missing.
 bool SameFileOrDevice(const std::string& a, const std::string& b);
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
+// The ranges of a regular file that hold data, ascending (SEEK_DATA /
+// SEEK_HOLE); the rest are holes, which read as zeros. A file system that
+// cannot tell reports the whole file as data, which is safe. Block devices
+// and other non-regular files are INVALID_ARGUMENT: read all of them.
+absl::StatusOr<std::vector<ByteRange>> FileDataRanges(const std::string& path);
 
 }  // namespace cbtd::common
 

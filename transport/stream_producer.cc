@@ -315,6 +315,18 @@ absl::Status CheckBaseKey(const VersionIndex* base,
       "host/tenant"));
 }
 
+// A full's chunks: every one, those wholly inside `zeroed` (unallocated:
+// they read as zeros) zero_only.
+std::vector<Job> FullJobs(const Plan& p, const cbt::ExtentSet& zeroed) {
+  std::vector<Job> jobs;
+  jobs.reserve(p.chunks);
+  for (uint64_t i = 0; i < p.chunks; ++i) {
+    const cbt::Extent e{i * p.chunk, ChunkLength(p.size, p.chunk, i)};
+    jobs.push_back({i, !zeroed.empty() && zeroed.Contains(e)});
+  }
+  return jobs;
+}
+
 // An incremental's chunks: those `changed` or `zeroed` touch and those past
 // must_cover_from, ascending; a chunk wholly zeroed and not changed is
 // zero_only.
@@ -347,8 +359,7 @@ absl::StatusOr<Plan> PlanStream(common::BlockReader& source,
   if (auto s = CheckGeometry(base, options, p); !s.ok()) return s;
   if (auto s = CheckBaseKey(base, options); !s.ok()) return s;
   if (!base || options.full) {
-    p.jobs.reserve(p.chunks);
-    for (uint64_t i = 0; i < p.chunks; ++i) p.jobs.push_back({i, false});
+    p.jobs = FullJobs(p, zeroed);
   } else {
     p.jobs = IncrementalJobs(p, changed, zeroed);
   }

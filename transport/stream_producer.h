@@ -4,7 +4,10 @@
 //
 // What is sent, on the chunk grid of the base (or options.chunk_size_bytes
 // for a full):
-//  * a full (no base, or options.full): every chunk;
+//  * a full (no base, or options.full): every chunk, `changed` ignored;
+//    a chunk wholly inside `zeroed` (bytes that read as zeros: a thin
+//    volume's unmapped blocks, a sparse file's holes) is a zero run
+//    without being read, so a full reads only what is allocated;
 //  * an incremental: every chunk `changed` touches, plus every chunk
 //    `zeroed` touches (discarded ranges; a chunk wholly inside `zeroed` and
 //    untouched by `changed` becomes zeros without being read), plus, if the

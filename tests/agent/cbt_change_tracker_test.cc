@@ -101,11 +101,47 @@ TEST_F(TrackerTest, FirstRunIsAFullReadThatAnchorsTheKindsMethod) {
   EXPECT_TRUE(c->full);
   EXPECT_EQ(c->method, "thin-delta");
   EXPECT_EQ(c->fallback_reason, "");
+  // The pool's map of the new snapshot is not scripted: read everything.
   ExpectWholeVolume(*c);
+  EXPECT_TRUE(c->zeroed.empty());
   EXPECT_THAT(c->next_state_blob, HasSubstr(R"("tracks":"thin-delta")"));
   EXPECT_THAT(c->next_state_blob, HasSubstr(R"("uuid":"uuid-data")"));
   EXPECT_TRUE(c->keep_snapshot) << "thin-delta's next run needs this base";
-  EXPECT_TRUE(run_.calls.empty());
+}
+
+// A thin full reads only the blocks the pool has mapped for the new
+// snapshot; the rest is sent as zeros. The same for the hash method's
+// whole-volume compare.
+TEST_F(TrackerTest, AThinFullReadsOnlyTheMappedBlocks) {
+  run_.On(std::string(kLvs) + "vg/data.cbtd-2",
+          R"({"report":[{"lv":[{"vg_name":"vg","lv_name":"data.cbtd-2",)"
+          R"("segtype":"thin","lv_size":"67108864","pool_lv":"pool",)"
+          R"("thin_id":"6"}]}]})");
+  cbt_dm_.On("dmsetup status",
+             std::string("0 409600 thin-pool 3 20/1024 30/3200 - rw "
+                         "discard_passdown queue_if_no_space - 1024\n"));
+  cbt_dm_.On("dmsetup message", std::string());
+  run_.On("thin_dump",
+          std::string("<superblock data_block_size=\"128\"><device "
+                      "dev_id=\"6\"><range_mapping origin_begin=\"16\" "
+                      "data_begin=\"0\" length=\"32\" time=\"0\"/>"
+                      "</device></superblock>"));
+  const cbt::ExtentSet mapped{{1 << 20, 2 << 20}};
+  cbt::ExtentSet unmapped{{0, kSize}};
+  unmapped.Remove(mapped);
+  for (bool full : {true, false}) {
+    absl::StatusOr<ChangedSet> c =
+        full ? Compute(std::nullopt) : Compute(Base("hash"));
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->method, full ? "thin-delta" : "hash");
+    EXPECT_EQ(c->extents, mapped);
+    EXPECT_EQ(c->zeroed, unmapped);
+    EXPECT_THAT(run_.calls,
+                ::testing::Contains("thin_dump --metadata-snap --dev-id 6 "
+                                    "/dev/mapper/vg-pool_tmeta"));
+    EXPECT_EQ(run_.calls.back(),
+              "dmsetup message vg-pool-tpool 0 release_metadata_snap");
+  }
 }
 
 TEST_F(TrackerTest, FullIsAFullReadEvenWithABase) {
@@ -161,7 +197,9 @@ TEST_F(TrackerTest, RecreatedVolumeLosesItsChain) {
   EXPECT_EQ(c->method, "hash");
   EXPECT_THAT(c->fallback_reason, HasSubstr("re-created"));
   ExpectWholeVolume(*c);
-  EXPECT_TRUE(run_.calls.empty());
+  for (const std::string& call : run_.calls) {
+    EXPECT_THAT(call, ::testing::Not(HasSubstr("thin_delta")));
+  }
 }
 
 TEST_F(TrackerTest, RolledBackVolumeComparesEveryChunkOnce) {

@@ -17,6 +17,7 @@
 #include "cbt/lvm_methods.h"
 #include "cbt/lvm_query.h"
 #include "cbt/thin_delta_method.h"
+#include "cbt/thin_delta_xml.h"
 #include "tests/cbt/fake_device_mapper.h"
 #include "tests/cbt/fake_runner.h"
 
@@ -148,6 +149,103 @@ TEST(ThinDeltaMethodTest, ScopedSnapReleasesOnDestruction) {
             (std::vector<std::string>{
                 "dmsetup message vg-pool-tpool 0 reserve_metadata_snap",
                 "dmsetup message vg-pool-tpool 0 release_metadata_snap"}));
+}
+
+// --- thin mapped (what a full reads) ---------------------------------------
+
+constexpr char kDump[] =
+    "<superblock uuid=\"\" time=\"1\" transaction=\"2\" flags=\"0\" "
+    "version=\"2\" data_block_size=\"128\" nr_data_blocks=\"3200\">\n"
+    "  <device dev_id=\"2\" mapped_blocks=\"5\" transaction=\"1\" "
+    "creation_time=\"0\" snap_time=\"1\">\n"
+    "    <range_mapping origin_begin=\"0\" data_begin=\"7\" length=\"2\" "
+    "time=\"0\"/>\n"
+    "    <single_mapping origin_block=\"5\" data_block=\"2\" time=\"1\"/>\n"
+    "    <range_mapping origin_begin=\"15\" data_begin=\"30\" length=\"4\" "
+    "time=\"1\"/>\n"
+    "  </device>\n</superblock>\n";
+
+ThinMapRequest MapRequest() {
+  ThinMapRequest r;
+  r.pool_dm_name = kPool;
+  r.tmeta_path = "/dev/mapper/vg-pool_tmeta";
+  r.thin_id = 2;
+  r.volume_size_bytes = 16 * 65536 + 4096;  // last block partial
+  r.lock_path = TempLockPath();
+  return r;
+}
+
+TEST(ThinMappedTest, ReserveDumpReleaseInOrderAndClipToTheVolume) {
+  FakeRunner run;
+  FakeDeviceMapper dm(run.calls);
+  dm.On("dmsetup status", std::string(kPoolStatusFree));
+  dm.On("dmsetup message", std::string());
+  run.On("thin_dump", std::string(kDump));
+  absl::StatusOr<ExtentSet> mapped = ComputeThinMapped(run, dm, MapRequest());
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  EXPECT_EQ(run.calls,
+            (std::vector<std::string>{
+                "dmsetup status vg-pool-tpool",
+                "dmsetup message vg-pool-tpool 0 reserve_metadata_snap",
+                "thin_dump --metadata-snap --dev-id 2 "
+                "/dev/mapper/vg-pool_tmeta",
+                "dmsetup message vg-pool-tpool 0 release_metadata_snap"}));
+  EXPECT_EQ(*mapped, (ExtentSet{{0, 2 * 65536},
+                                {5 * 65536, 65536},
+                                {15 * 65536, 65536 + 4096}}));
+}
+
+TEST(ThinMappedTest, ReleasedWhenThinDumpFailsOrTheDeviceIsMissing) {
+  for (bool tool_fails : {true, false}) {
+    FakeRunner run;
+    FakeDeviceMapper dm(run.calls);
+    dm.On("dmsetup status", std::string(kPoolStatusFree));
+    dm.On("dmsetup message", std::string());
+    if (tool_fails) {
+      run.On("thin_dump", absl::InternalError("thin_dump: bad metadata"));
+    } else {
+      run.On("thin_dump", std::string(kDump));
+    }
+    ThinMapRequest req = MapRequest();
+    if (!tool_fails) req.thin_id = 9;  // not in the dump
+    absl::StatusOr<ExtentSet> mapped = ComputeThinMapped(run, dm, req);
+    ASSERT_FALSE(mapped.ok());
+    if (!tool_fails) {
+      EXPECT_TRUE(absl::IsNotFound(mapped.status())) << mapped.status();
+      EXPECT_NE(mapped.status().message().find("device 9"), std::string::npos);
+    }
+    EXPECT_EQ(run.calls.back(),
+              "dmsetup message vg-pool-tpool 0 release_metadata_snap");
+  }
+}
+
+TEST(ThinMappedTest, DumpParserRejectsWhatItDoesNotKnow) {
+  for (const char* bad : {
+           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+           "<def name=\"1\"/></device></superblock>",
+           "<superblock data_block_size=\"100\"><device dev_id=\"2\">"
+           "</device></superblock>",
+           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+           "<range_mapping origin_begin=\"18446744073709551615\" "
+           "data_begin=\"0\" length=\"2\" time=\"0\"/></device>"
+           "</superblock>",
+           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+           "<single_mapping data_block=\"0\" time=\"0\"/></device>"
+           "</superblock>"}) {
+    absl::StatusOr<ThinMapping> m = ParseThinDumpXml(bad, 2);
+    EXPECT_TRUE(absl::IsInvalidArgument(m.status())) << bad << m.status();
+  }
+  // Other devices (a dump without --dev-id) are skipped.
+  const std::string two =
+      "<superblock data_block_size=\"256\">"
+      "<device dev_id=\"1\"><single_mapping origin_block=\"3\" "
+      "data_block=\"0\" time=\"0\"/></device>"
+      "<device dev_id=\"2\"><single_mapping origin_block=\"1\" "
+      "data_block=\"1\" time=\"0\"/></device></superblock>";
+  absl::StatusOr<ThinMapping> m = ParseThinDumpXml(two, 2);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->mapped_bytes, (ExtentSet{{131072, 131072}}));
+  EXPECT_EQ(m->data_block_sectors, 256u);
 }
 
 // --- era -------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "tests/common/temp_dir.h"
 
 namespace cbtd::common {
@@ -46,6 +48,43 @@ TEST_F(FsTest, SameFileOrDeviceSeesThroughNamesNotContents) {
   EXPECT_FALSE(SameFileOrDevice(a, dir_ + "/missing"));
   // /dev/null is a character device: never the same as a file.
   EXPECT_FALSE(SameFileOrDevice(a, "/dev/null"));
+}
+
+// A sparse file's data ranges cover what was written and leave its holes
+// out (ext4 and tmpfs both report holes at page or block granularity).
+TEST_F(FsTest, FileDataRangesSkipTheHolesOfASparseFile) {
+  const std::string path = dir_ + "/sparse.img";
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT, 0600));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(::ftruncate(fd.get(), 64 << 20), 0);
+    const std::string data(8192, 'x');
+    for (off_t at : {off_t{1} << 20, off_t{40} << 20}) {
+      ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), at),
+                static_cast<ssize_t>(data.size()));
+    }
+  }
+  auto ranges = FileDataRanges(path);
+  ASSERT_TRUE(ranges.ok()) << ranges.status();
+  uint64_t total = 0;
+  for (const ByteRange& r : *ranges) total += r.length;
+  // Covers both writes, and far less than the 64 MiB file.
+  auto covers = [&](uint64_t at) {
+    for (const ByteRange& r : *ranges) {
+      if (r.offset <= at && at + 8192 <= r.offset + r.length) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(covers(1u << 20));
+  EXPECT_TRUE(covers(40u << 20));
+  EXPECT_LE(total, 2u << 20) << "holes reported as data";
+  // An all-hole file has no data; a directory is refused.
+  const std::string empty = dir_ + "/hole.img";
+  UniqueFd e(::open(empty.c_str(), O_RDWR | O_CREAT, 0600));
+  ASSERT_EQ(::ftruncate(e.get(), 1 << 20), 0);
+  EXPECT_TRUE(FileDataRanges(empty)->empty());
+  EXPECT_TRUE(absl::IsInvalidArgument(FileDataRanges(dir_).status()));
+  EXPECT_TRUE(absl::IsNotFound(FileDataRanges(dir_ + "/none").status()));
 }
 
 TEST_F(FsTest, ErrorsNameThePath) {

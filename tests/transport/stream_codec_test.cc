@@ -288,6 +288,33 @@ TEST(StreamProducerTest, FullStreamRootHashAndZeroRuns) {
   EXPECT_EQ(sink.records.back().trailer().zero_chunks(), 3u);
 }
 
+// A full of a thin volume or sparse file: the chunks wholly inside
+// `zeroed` (unallocated) become zeros without a read; one only partly
+// inside is read. Garbage stands in the unallocated bytes to show that
+// nothing was read there (the stream says zero).
+TEST(StreamProducerTest, AFullReadsOnlyWhatIsAllocated) {
+  std::string vol = Volume(20, 8);
+  CountingDevice dev(vol);
+  const cbt::ExtentSet zeroed{{4 * kChunk, 6 * kChunk},
+                              {12 * kChunk + 10, kChunk}};
+  VectorRecordSink sink;
+  auto r = ProduceStream(dev, {}, zeroed, nullptr, Opts(), sink);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->chunks_read, 14u);
+  EXPECT_EQ(r->bytes_read, 14u * kChunk);
+  EXPECT_EQ(dev.reads.load(), 14u);
+  std::vector<ChunkHash> entries;
+  for (size_t i = 0; i < 20; ++i) {
+    entries.push_back(i >= 4 && i < 10
+                          ? kZeroEntry
+                          : EntryOf({reinterpret_cast<const uint8_t*>(
+                                         vol.data()) + i * kChunk,
+                                     kChunk}));
+  }
+  EXPECT_EQ(r->root_hash, ComputeRootHash(vol.size(), kChunk, entries));
+  EXPECT_EQ(sink.records.back().trailer().zero_chunks(), 6u);
+}
+
 TEST(StreamProducerTest, IncrementalSendsChangedSkipsUnchangedRefsKnown) {
   std::string vol = Volume(10, 2);
   common::MemoryBlockReader dev0(vol);
