@@ -747,6 +747,8 @@ class Bench:
                 self.restore_and_check(t, img, size)
                 self.halves(t, img, size)
                 self.free(t)
+        if cbtd_ok:
+            self.sender_alone(tools, img, size)
         if cbtd_ok and self.args.profile:
             self.profile_full(img, size)
         self.fraction_rows = []
@@ -814,6 +816,21 @@ class Bench:
                                          step.sender, vault),
                            t.name, "restore-null", **kw))
         shutil.rmtree(d, ignore_errors=True)
+
+    def sender_alone(self, tools, img, size):
+        """The sender alone: a full into a null sink (cbtctl send --output
+        /dev/null), encryption on, compression off and zstd: the read side
+        against fio's read limit (issue 17)."""
+        cold, self.r.cold = self.r.cold, [img]
+        for t in tools:
+            if not isinstance(t, CbtdTool) or t.method == "hash":
+                continue
+            step = t.a.full_to_file(img, t.volume, "null", os.devnull)
+            self.add(summarize(self.r.single(f"{t.name}-send-null",
+                                             step.sender, self.work),
+                               t.name, "send-to-null", size_bytes=size,
+                               source="file"))
+        self.r.cold = cold
 
     @staticmethod
     def free(t):

@@ -83,6 +83,7 @@ def throughput_table(res):
     lines = ["| step | tool | wall s | MiB/s | limit (fio) MiB/s | "
              "% of limit | peak RSS MiB |", "|---|---|---:|---:|---:|---:|---:|"]
     for phase, limit_key in (("full", "read_bytes_per_s"),
+                             ("send-to-null", "read_bytes_per_s"),
                              ("send-to-file", "read_bytes_per_s"),
                              ("ingest", "write_bytes_per_s"),
                              ("restore", "write_bytes_per_s"),
@@ -170,6 +171,9 @@ def goals(res):
           vs_dd("restore"), "≥1.0×", "{:.2f}×")
     check("full end to end, compression off: dd time / cbtd time",
           vs_dd("full"), "≥1.0×", "{:.2f}×")
+    check("sender alone, full to a null sink, zstd, % of fio read (issue "
+          "17)", pct_of("send-to-null", "read_bytes_per_s", "cbtd-external"),
+          "≥85%", "{:.0f}%")
     v = vs_dd("full", "cbtd-external")
     out.append("| full end to end, zstd (reported): dd time / cbtd time | – | "
                + ("–" if v is None else f"{v:.2f}×") + " | – |")
