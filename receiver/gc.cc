@@ -170,10 +170,6 @@ class TenantGc {
     Classify(*usage, {pinned->begin(), pinned->end()}, dead, sparse);
     if (auto s = DeletePacks(dead); !s.ok()) return s;
     if (auto s = Repack(sparse); !s.ok()) return s;
-    // A receive's packs are unknown to the index until it indexes them.
-    auto receiving = AnySessionOpen(vault_, tenant_);
-    if (!receiving.ok()) return receiving.status();
-    if (*receiving) return absl::OkStatus();
     return RemoveOrphans();
   }
 
@@ -355,15 +351,26 @@ class TenantGc {
     return s;
   }
 
-  // Pack objects the index does not know, and temporary files.
+  // Pack objects the index does not know, and temporary files. The order
+  // matters: a receive registers before it writes its first pack and
+  // indexes its packs before it ends (receive_registration.h). So with no
+  // session open after the objects are listed, each listed pack is either
+  // indexed by then or left by a receive that failed; the index is read
+  // last. (Reading it first, a receive opening after a "none open" check
+  // could write a pack that looked orphaned: its file time is coarse and
+  // can precede a cutoff of "now", so a grace of 0 removed it while the
+  // receive went on to index it.)
   absl::Status RemoveOrphans() {
+    const std::string prefix = absl::StrCat("tenants/", tenant_, "/packs");
+    auto keys = vault_.store().List(prefix);
+    if (!keys.ok()) return keys.status();
+    auto receiving = AnySessionOpen(vault_, tenant_);
+    if (!receiving.ok()) return receiving.status();
+    if (*receiving) return absl::OkStatus();
     auto known = index_.ListPacks(tenant_);
     if (!known.ok()) return known.status();
     std::set<std::string> names;
     for (const PackInfo& p : *known) names.insert(p.pack);
-    const std::string prefix = absl::StrCat("tenants/", tenant_, "/packs");
-    auto keys = vault_.store().List(prefix);
-    if (!keys.ok()) return keys.status();
     for (const std::string& key : *keys) {
       const size_t slash = key.rfind('/') + 1;
       if (key.size() < slash + 5 || key.substr(key.size() - 5) != ".pack") {
