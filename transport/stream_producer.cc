@@ -12,10 +12,11 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "transport/base_entries.h"
+#include "transport/chunk_jobs.h"
 #include "transport/names.h"
 #include "transport/sealed_chunk.h"
 #include "transport/stream_codec.h"
@@ -24,11 +25,6 @@ namespace cbtd::transport {
 namespace {
 
 using common::AsyncReader;
-
-struct Job {
-  uint64_t index = 0;
-  bool zero_only = false;  // wholly discarded: zeros without a read
-};
 
 struct Result {
   absl::Status status;
@@ -139,16 +135,15 @@ class ReadQueue {
 };
 
 // Hashes one chunk's bytes into `r` and, if the receiver may need them,
-// compresses (and with a cipher, seals) them into its payload. Chunks whose
-// hash the base holds (at this index or anywhere) travel as nothing or as a
-// ChunkRef, so they are not compressed: on an incremental or a hash-method
-// run that is most of the chunks read.
+// compresses (and with a cipher, seals) them into its payload. A chunk
+// equal to the base's at its index (`base_here`, when known) travels as
+// nothing, so it is not compressed: on a hash-method run that is most of
+// the chunks read.
 // With a cipher the entry is the keyed chunk id and the payload
 // SealChunkPayload(id, inner compression, body) (transport/sealed_chunk.h).
 void HashAndCompress(
     std::span<const uint8_t> data, ZSTD_CCtx* cctx, std::string& zbuf,
-    int level, ChunkCipher* cipher,
-    const std::unordered_set<ChunkHash, ChunkHashStdHash>& base_hashes,
+    int level, ChunkCipher* cipher, const std::optional<ChunkHash>& base_here,
     Result& r) {
   if (cipher == nullptr || IsAllZero(data)) {
     r.entry = EntryOf(data);
@@ -160,7 +155,7 @@ void HashAndCompress(
     }
     r.entry = *id;
   }
-  if (IsZeroEntry(r.entry) || base_hashes.contains(r.entry)) return;
+  if (IsZeroEntry(r.entry) || (base_here && *base_here == r.entry)) return;
   stream::Compression compression = stream::COMPRESSION_NONE;
   std::span<const uint8_t> body = data;
   if (level > 0) {  // else compression off
@@ -187,8 +182,6 @@ void HashAndCompress(
   r.payload = *std::move(sealed);
 }
 
-using HashSet = std::unordered_set<ChunkHash, ChunkHashStdHash>;
-
 // Owns one thread's zstd context, output buffer and, for an encrypted
 // stream, cipher (a ChunkCipher is not thread-safe).
 class ChunkHasher {
@@ -209,13 +202,13 @@ class ChunkHasher {
   ChunkHasher& operator=(const ChunkHasher&) = delete;
 
   void Hash(std::span<const uint8_t> data, int level,
-            const HashSet& base_hashes, Result& r) {
+            const std::optional<ChunkHash>& base_here, Result& r) {
     if (!cipher_status_.ok()) {
       r.status = cipher_status_;
       return;
     }
     HashAndCompress(data, cctx_, zbuf_, level, cipher_ ? &*cipher_ : nullptr,
-                    base_hashes, r);
+                    base_here, r);
   }
 
  private:
@@ -268,13 +261,11 @@ struct Plan {
   bool has_base = false;
   // Chunks from here on are sent even when equal to the base's (resize).
   uint64_t must_cover_from = 0;
-  std::vector<Job> jobs;           // ascending chunk index
-  std::vector<ChunkHash> entries;  // the new index; starts as the base's
-  HashSet base_hashes;             // every non-zero hash the base holds
+  ChunkJobs jobs;  // ascending chunk index
 };
 
 // Validates size and chunk size against the base; sets must_cover_from.
-absl::Status CheckGeometry(const VersionIndex* base,
+absl::Status CheckGeometry(const IndexMetadata* base,
                            const ProducerOptions& options, Plan& p) {
   if (p.size == 0) return absl::InvalidArgumentError("source volume is empty");
   if (p.chunk < 4096 || p.chunk % 4096 != 0 || p.chunk > kMaxChunkBytes) {
@@ -298,7 +289,7 @@ absl::Status CheckGeometry(const VersionIndex* base,
 
 // The base's entries are ids under the base's key (or SHA-256): only a
 // stream under the same key can compare with them and reference them.
-absl::Status CheckBaseKey(const VersionIndex* base,
+absl::Status CheckBaseKey(const IndexMetadata* base,
                           const ProducerOptions& options) {
   if (base == nullptr) return absl::OkStatus();
   const std::string mine = options.key ? options.key->fingerprint() : "";
@@ -315,42 +306,10 @@ absl::Status CheckBaseKey(const VersionIndex* base,
       "host/tenant"));
 }
 
-// A full's chunks: every one, those wholly inside `zeroed` (unallocated:
-// they read as zeros) zero_only.
-std::vector<Job> FullJobs(const Plan& p, const cbt::ExtentSet& zeroed) {
-  std::vector<Job> jobs;
-  jobs.reserve(p.chunks);
-  for (uint64_t i = 0; i < p.chunks; ++i) {
-    const cbt::Extent e{i * p.chunk, ChunkLength(p.size, p.chunk, i)};
-    jobs.push_back({i, !zeroed.empty() && zeroed.Contains(e)});
-  }
-  return jobs;
-}
-
-// An incremental's chunks: those `changed` or `zeroed` touch and those past
-// must_cover_from, ascending; a chunk wholly zeroed and not changed is
-// zero_only.
-std::vector<Job> IncrementalJobs(const Plan& p, const cbt::ExtentSet& changed,
-                                 const cbt::ExtentSet& zeroed) {
-  std::vector<uint64_t> idx = changed.ChunkIndices(p.chunk);
-  std::vector<uint64_t> z = zeroed.ChunkIndices(p.chunk);
-  idx.insert(idx.end(), z.begin(), z.end());
-  for (uint64_t i = p.must_cover_from; i < p.chunks; ++i) idx.push_back(i);
-  std::sort(idx.begin(), idx.end());
-  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
-  std::vector<Job> jobs;
-  for (uint64_t i : idx) {
-    if (i >= p.chunks) break;
-    const cbt::Extent e{i * p.chunk, ChunkLength(p.size, p.chunk, i)};
-    jobs.push_back({i, zeroed.Contains(e) && !changed.Intersects(e)});
-  }
-  return jobs;
-}
-
 absl::StatusOr<Plan> PlanStream(common::BlockReader& source,
                                 const cbt::ExtentSet& changed,
                                 const cbt::ExtentSet& zeroed,
-                                const VersionIndex* base,
+                                const IndexMetadata* base,
                                 const ProducerOptions& options) {
   Plan p;
   p.size = source.SizeBytes();
@@ -359,23 +318,15 @@ absl::StatusOr<Plan> PlanStream(common::BlockReader& source,
   if (auto s = CheckGeometry(base, options, p); !s.ok()) return s;
   if (auto s = CheckBaseKey(base, options); !s.ok()) return s;
   if (!base || options.full) {
-    p.jobs = FullJobs(p, zeroed);
+    p.jobs = ChunkJobs::Full(p.size, p.chunk, zeroed);
   } else {
-    p.jobs = IncrementalJobs(p, changed, zeroed);
-  }
-  if (base) {
-    p.entries = base->entries;
-    p.entries.resize(p.chunks, kZeroEntry);
-    for (const ChunkHash& h : base->entries) {
-      if (!IsZeroEntry(h)) p.base_hashes.insert(h);
-    }
-  } else {
-    p.entries.assign(p.chunks, kZeroEntry);
+    p.jobs = ChunkJobs::Incremental(p.size, p.chunk, changed, zeroed,
+                                    p.must_cover_from);
   }
   return p;
 }
 
-stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
+stream::Record HeaderRecord(const Plan& p, const IndexMetadata* base,
                             const ProducerOptions& options) {
   stream::Record rec;
   stream::Header* h = rec.mutable_header();
@@ -418,9 +369,10 @@ stream::Record HeaderRecord(const Plan& p, const VersionIndex* base,
 class ReadPipeline {
  public:
   ReadPipeline(common::BlockReader& source, const Plan& plan,
-               const ProducerOptions& options)
+               const BaseEntries& base, const ProducerOptions& options)
       : source_(source),
         plan_(plan),
+        base_(base),
         options_(options),
         window_(WindowChunks(options.window_chunks, plan.chunk)),
         align_(std::max<size_t>(1, source.Alignment())),
@@ -440,7 +392,7 @@ class ReadPipeline {
   size_t ReadLength(uint32_t raw) const {
     return std::min(buf_bytes_, (raw + align_ - 1) / align_ * align_);
   }
-  uint32_t RawLength(const Job& job) const {
+  uint32_t RawLength(const ChunkJob& job) const {
     return ChunkLength(plan_.size, plan_.chunk, job.index);
   }
   void ReadAndHashLoop();
@@ -453,6 +405,7 @@ class ReadPipeline {
 
   common::BlockReader& source_;
   const Plan& plan_;
+  const BaseEntries& base_;
   const ProducerOptions& options_;
   const size_t window_;
   const size_t align_;
@@ -498,7 +451,7 @@ void ReadPipeline::ReadAndHashLoop() {
   ChunkHasher hasher(plan_.chunk, options_.key);
   size_t pos;
   while (win_.Take(pos)) {
-    const Job& job = plan_.jobs[pos];
+    const ChunkJob job = plan_.jobs[pos];
     Result r;
     r.raw_size = RawLength(job);
     if (!job.zero_only) {
@@ -507,7 +460,7 @@ void ReadPipeline::ReadAndHashLoop() {
                                 {buf.get(), ReadLength(r.raw_size)});
       if (r.status.ok()) {
         hasher.Hash({buf.get(), r.raw_size}, options_.zstd_level,
-                    plan_.base_hashes, r);
+                    base_.Peek(job.index), r);
       }
     }
     win_.Done(pos, std::move(r));
@@ -518,14 +471,14 @@ void ReadPipeline::HashLoop() {
   ChunkHasher hasher(plan_.chunk, options_.key);
   ReadDone d;
   while (read_queue_.Pop(d)) {
-    const Job& job = plan_.jobs[d.pos];
+    const ChunkJob job = plan_.jobs[d.pos];
     Result r;
     r.raw_size = RawLength(job);
     r.read = !job.zero_only;
     r.status = d.status;
     if (d.buf != nullptr) {
-      hasher.Hash({d.buf, r.raw_size}, options_.zstd_level, plan_.base_hashes,
-                  r);
+      hasher.Hash({d.buf, r.raw_size}, options_.zstd_level,
+                  base_.Peek(job.index), r);
       pool_->Put(d.buf);
     }
     win_.Done(d.pos, std::move(r));
@@ -546,7 +499,7 @@ void ReadPipeline::AioReadLoop() {
       }
       if (!win_.Take(pos)) break;
     }
-    const Job& job = plan_.jobs[pos];
+    const ChunkJob job = plan_.jobs[pos];
     if (job.zero_only) {
       read_queue_.Push({pos, nullptr, absl::OkStatus()});
       continue;
@@ -600,25 +553,35 @@ uint8_t* ReadPipeline::TakeBuffer() {
   return nullptr;
 }
 
-// Turns results, in chunk order, into records: runs of zeros, references
-// to chunks the base holds, new chunks; counts them in the trailer and
-// records every entry of the new index in plan.entries.
+// Turns results, in chunk order, into records: runs of zeros and changed
+// chunks; counts them in the trailer. Walks the base alongside: the new
+// index is the base's entries with the results in place, hashed in order
+// into the new root hash without being held.
 class RecordEmitter {
  public:
-  RecordEmitter(RecordSink& sink, Plan& plan, ProduceResult& result)
-      : sink_(sink), plan_(plan), result_(result) {}
+  RecordEmitter(RecordSink& sink, const Plan& plan, BaseEntries& base,
+                ProduceResult& result)
+      : sink_(sink),
+        plan_(plan),
+        base_(base),
+        result_(result),
+        root_(plan.size, plan.chunk) {}
 
   absl::Status Emit(uint64_t index, Result r);
-  // Emits the pending run of zero chunks, if any.
-  absl::Status FlushZeros();
+  // After the last chunk: emits the pending zero run, hashes the rest of
+  // the base, checks the base (BaseEntries::Finish) and sets the root.
+  absl::Status Finish();
 
  private:
   absl::Status AddZero(uint64_t index);
+  absl::Status FlushZeros();
   stream::Record ChunkRecord(uint64_t index, Result r);
 
   RecordSink& sink_;
-  Plan& plan_;
+  const Plan& plan_;
+  BaseEntries& base_;
   ProduceResult& result_;
+  RootHasher root_;  // of the new version
   uint64_t zero_first_ = 0;
   uint64_t zero_count_ = 0;
 };
@@ -628,11 +591,15 @@ absl::Status RecordEmitter::Emit(uint64_t i, Result r) {
     ++result_.chunks_read;
     result_.bytes_read += ChunkLength(plan_.size, plan_.chunk, i);
   }
+  // The chunks between the last job and this one keep the base's entries.
+  if (absl::Status s = base_.TakeUpTo(i, root_); !s.ok()) return s;
+  absl::StatusOr<ChunkHash> was = base_.Take();
+  if (!was.ok()) return was.status();
+  root_.Add({&r.entry, 1});
   const bool must = i >= plan_.must_cover_from;
-  if (plan_.has_base && !must && r.entry == plan_.entries[i]) {
+  if (plan_.has_base && !must && r.entry == *was) {
     return absl::OkStatus();  // unchanged
   }
-  plan_.entries[i] = r.entry;
   if (IsZeroEntry(r.entry)) return AddZero(i);
   if (absl::Status s = FlushZeros(); !s.ok()) return s;
   return sink_.Put(ChunkRecord(i, std::move(r)));
@@ -661,16 +628,23 @@ absl::Status RecordEmitter::FlushZeros() {
   return sink_.Put(z);
 }
 
+absl::Status RecordEmitter::Finish() {
+  if (absl::Status s = FlushZeros(); !s.ok()) return s;
+  if (absl::Status s = base_.TakeUpTo(plan_.chunks, root_); !s.ok()) return s;
+  if (absl::Status s = base_.Finish(); !s.ok()) return s;
+  result_.root_hash = root_.Finish();
+  result_.trailer.set_root_hash(result_.root_hash.ToBytes());
+  return absl::OkStatus();
+}
+
+// A chunk that differs from the base's at its index travels whole, even
+// when the base holds its content elsewhere: the receiver stores it once,
+// and over gRPC the dedup handshake (grpc_client.h) sends such a chunk as a
+// reference to whatever the tenant stores.
 stream::Record RecordEmitter::ChunkRecord(uint64_t i, Result r) {
   stream::Trailer& tr = result_.trailer;
   stream::Record out;
   out.set_required(true);
-  if (plan_.base_hashes.contains(r.entry)) {
-    out.mutable_chunk_ref()->set_chunk_index(i);
-    out.mutable_chunk_ref()->set_hash(r.entry.ToBytes());
-    tr.set_chunk_ref_records(tr.chunk_ref_records() + 1);
-    return out;
-  }
   stream::Chunk* c = out.mutable_chunk();
   c->set_chunk_index(i);
   c->set_hash(r.entry.ToBytes());
@@ -684,11 +658,13 @@ stream::Record RecordEmitter::ChunkRecord(uint64_t i, Result r) {
   return out;
 }
 
-// Emits every planned chunk's records, in order; stops at the first read
-// or sink error.
+// Emits every planned chunk's records, in order; stops at the first read,
+// base or sink error.
 absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
-                         const Plan& plan) {
-  for (size_t pos = 0; pos < plan.jobs.size(); ++pos) {
+                         BaseEntries& base, const Plan& plan) {
+  for (uint64_t pos = 0; pos < plan.jobs.size(); ++pos) {
+    // Ahead of the workers, so they can skip compressing unchanged chunks.
+    if (absl::Status s = base.Fill(); !s.ok()) return s;
     Result r = reads.Wait(pos);
     if (!r.status.ok()) return r.status;
     if (absl::Status s = emitter.Emit(plan.jobs[pos].index, std::move(r));
@@ -696,7 +672,7 @@ absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
       return s;
     }
   }
-  return emitter.FlushZeros();
+  return emitter.Finish();
 }
 
 }  // namespace
@@ -711,7 +687,7 @@ size_t WindowChunks(size_t requested, uint64_t chunk_size_bytes) {
 absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
-                                            const VersionIndex* base,
+                                            IndexEntrySource* base,
                                             const ProducerOptions& options,
                                             RecordSink& sink) {
   // Refused here, before a byte is read, not only by the receiver.
@@ -720,30 +696,41 @@ absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                             {"version id", &options.version_id}}) {
     if (auto s = ValidateName(what, *name); !s.ok()) return s;
   }
+  const IndexMetadata* meta = base ? &base->metadata() : nullptr;
   absl::StatusOr<Plan> plan =
-      PlanStream(source, changed, zeroed, base, options);
+      PlanStream(source, changed, zeroed, meta, options);
   if (!plan.ok()) return plan.status();
-  if (auto s = sink.Put(HeaderRecord(*plan, base, options)); !s.ok()) return s;
+  if (auto s = sink.Put(HeaderRecord(*plan, meta, options)); !s.ok()) return s;
 
   ProduceResult result;
   {
-    ReadPipeline reads(source, *plan, options);
-    RecordEmitter emitter(sink, *plan, result);
+    BaseEntries base_entries(base, plan->must_cover_from);
+    ReadPipeline reads(source, *plan, base_entries, options);
+    RecordEmitter emitter(sink, *plan, base_entries, result);
     reads.Start();
-    absl::Status status = EmitInOrder(reads, emitter, *plan);
+    absl::Status status = EmitInOrder(reads, emitter, base_entries, *plan);
     reads.Stop();
     if (!status.ok()) return status;
   }
 
-  stream::Trailer& tr = result.trailer;
-  result.root_hash = ComputeRootHash(plan->size, plan->chunk, plan->entries);
-  tr.set_root_hash(result.root_hash.ToBytes());
   stream::Record end;
-  *end.mutable_trailer() = tr;
+  *end.mutable_trailer() = result.trailer;
   end.set_required(true);
   if (auto s = sink.Put(end); !s.ok()) return s;
   if (auto s = sink.Finish(); !s.ok()) return s;
   return result;
+}
+
+
+absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
+                                            const cbt::ExtentSet& changed,
+                                            const cbt::ExtentSet& zeroed,
+                                            const VersionIndex* base,
+                                            const ProducerOptions& options,
+                                            RecordSink& sink) {
+  std::unique_ptr<IndexEntrySource> entries =
+      base ? SourceOf(*base) : nullptr;
+  return ProduceStream(source, changed, zeroed, entries.get(), options, sink);
 }
 
 }  // namespace cbtd::transport

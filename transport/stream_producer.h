@@ -14,8 +14,9 @@
 //    volume was resized (options.allow_resize), every chunk past the
 //    shorter size's last whole chunk.
 // For each chunk read: all zero -> ZeroRun; same hash as the base at that
-// index -> nothing; a hash the base holds elsewhere -> ChunkRef; otherwise
-// a Chunk, zstd-compressed when that saves at least 1/32.
+// index -> nothing; otherwise a Chunk, zstd-compressed when that saves at
+// least 1/32 (a chunk the base holds elsewhere too: the receiver stores it
+// once, and the gRPC sink's dedup handshake sends it as a ChunkRef).
 // With options.key the stream is encrypted (format 3,
 // ENCRYPTION_AES256GCM_V1): every entry is the chunk's keyed id and every
 // Chunk payload is sealed (transport/sealed_chunk.h, COMPRESSION_SEALED),
@@ -27,13 +28,15 @@
 //
 // Pipeline: `threads` workers read, hash and compress chunks; at most
 // `window_chunks` chunks are in flight, so memory stays bounded at about
-// 2 * window_chunks * chunk_size_bytes whatever the volume size. Records
+// 2 * window_chunks * chunk_size_bytes plus kBaseWindowEntries of the base
+// (4 MiB) whatever the volume size. Records
 // are emitted by the calling thread in ascending chunk order.
 //
 // Thread-safety: one call per sink; `source` must allow concurrent ReadAt.
 #ifndef CBTD_TRANSPORT_STREAM_PRODUCER_H_
 #define CBTD_TRANSPORT_STREAM_PRODUCER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -41,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "cbt/extent_set.h"
 #include "common/block_reader.h"
+#include "transport/index_source.h"
 #include "transport/record_sink.h"
 #include "transport/stream_index.h"
 #include "transport/tenant_key.h"
@@ -84,15 +88,34 @@ struct ProduceResult {
 };
 
 // `base` is the index of the version the receiver holds (nullptr: a full
-// stream). Errors: INVALID_ARGUMENT for options that contradict the base
-// (size change without allow_resize, names), read errors naming the
-// device, and whatever the sink returns. Calls sink.Finish() on success.
+// stream), read once in order alongside the chunks: memory stays bounded
+// (chunk_jobs.h, base_entries.h) whatever the volume size. Errors:
+// INVALID_ARGUMENT for options that contradict the base (size change
+// without allow_resize, names), read errors naming the device, DATA_LOSS
+// for a base whose entries do not hash to its root (checked before the
+// trailer, so nothing is committed), and whatever the sink or the base's
+// source returns. Calls sink.Finish() on success.
+absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
+                                            const cbt::ExtentSet& changed,
+                                            const cbt::ExtentSet& zeroed,
+                                            IndexEntrySource* base,
+                                            const ProducerOptions& options,
+                                            RecordSink& sink);
+// The same with a base in memory (small volumes, tools, tests).
 absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
                                             const VersionIndex* base,
                                             const ProducerOptions& options,
                                             RecordSink& sink);
+// A full stream (no base).
+inline absl::StatusOr<ProduceResult> ProduceStream(
+    common::BlockReader& source, const cbt::ExtentSet& changed,
+    const cbt::ExtentSet& zeroed, std::nullptr_t, const ProducerOptions& options,
+    RecordSink& sink) {
+  return ProduceStream(source, changed, zeroed,
+                       static_cast<IndexEntrySource*>(nullptr), options, sink);
+}
 
 }  // namespace cbtd::transport
 

@@ -1,0 +1,288 @@
+// The producer's bounded memory: the chunks to read kept as runs
+// (ChunkJobs) and the base index read once, in order, alongside the chunks
+// (BaseEntries), checked against its root before anything is committed.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/block_reader.h"
+#include "transport/base_entries.h"
+#include "transport/chunk_jobs.h"
+#include "transport/index_source.h"
+#include "transport/stream_producer.h"
+
+namespace cbtd::transport {
+namespace {
+
+using ::testing::HasSubstr;
+
+// ---- ChunkJobs ------------------------------------------------------------
+
+// The chunk-by-chunk rule ChunkJobs must agree with (stream_producer.h).
+std::vector<ChunkJob> Reference(uint64_t size, uint32_t chunk, bool full,
+                                const cbt::ExtentSet& changed,
+                                const cbt::ExtentSet& zeroed,
+                                uint64_t must_cover_from) {
+  std::vector<ChunkJob> out;
+  for (uint64_t i = 0; i < ChunkCount(size, chunk); ++i) {
+    const cbt::Extent e{i * chunk, ChunkLength(size, chunk, i)};
+    const bool in_zero = zeroed.Contains(e);
+    if (full) {
+      out.push_back({i, in_zero});
+    } else if (changed.Intersects(e) || zeroed.Intersects(e) ||
+               i >= must_cover_from) {
+      out.push_back({i, in_zero && !changed.Intersects(e)});
+    }
+  }
+  return out;
+}
+
+cbt::ExtentSet RandomExtents(std::mt19937& rng, uint64_t size, int n) {
+  cbt::ExtentSet s;
+  for (int k = 0; k < n; ++k) {
+    const uint64_t off = rng() % (size + 5000);  // some past the end
+    s.Add(off, 1 + rng() % 20000);
+  }
+  return s;
+}
+
+TEST(ChunkJobsTest, AgreesWithTheChunkByChunkRule) {
+  constexpr uint32_t kChunk = 4096;
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    const uint64_t size = kChunk * (1 + rng() % 60) + rng() % kChunk;
+    const cbt::ExtentSet changed = RandomExtents(rng, size, rng() % 6);
+    const cbt::ExtentSet zeroed = RandomExtents(rng, size, rng() % 6);
+    const uint64_t must = rng() % 2 ? ChunkCount(size, kChunk)
+                                    : rng() % (ChunkCount(size, kChunk) + 1);
+    const bool full = round % 3 == 0;
+    const ChunkJobs jobs =
+        full ? ChunkJobs::Full(size, kChunk, zeroed)
+             : ChunkJobs::Incremental(size, kChunk, changed, zeroed, must);
+    const auto want = Reference(size, kChunk, full, changed, zeroed, must);
+    ASSERT_EQ(jobs.size(), want.size()) << "round " << round;
+    for (uint64_t p = 0; p < jobs.size(); ++p) {
+      ASSERT_EQ(jobs[p].index, want[p].index) << "round " << round;
+      ASSERT_EQ(jobs[p].zero_only, want[p].zero_only)
+          << "round " << round << " chunk " << want[p].index;
+    }
+  }
+}
+
+TEST(ChunkJobsTest, AFullOfSixteenTebibytesIsOneRun) {
+  constexpr uint64_t kSize = 16ull << 40;
+  const ChunkJobs jobs = ChunkJobs::Full(kSize, 64 << 10, {});
+  EXPECT_EQ(jobs.size(), 256ull << 20);
+  EXPECT_EQ(jobs.runs(), 1u);
+  EXPECT_EQ(jobs[jobs.size() - 1].index, (256ull << 20) - 1);
+}
+
+// ---- the base, streamed ---------------------------------------------------
+
+constexpr uint32_t kChunk = 4096;
+
+// An entry that is not the hash of anything the device holds: every chunk
+// the producer reads differs from the base's.
+ChunkHash BaseEntry(uint64_t i) {
+  std::array<uint8_t, ChunkHash::kSize> b{};
+  std::memcpy(b.data(), &i, sizeof i);
+  b[31] = 0xb5;
+  return ChunkHash(b);
+}
+
+// A base of `count` generated entries, handed out in batches; counts what
+// it delivered. `bad_root`, `stop_after`, `extra`, `fail_after` damage it.
+class GeneratedBase : public IndexEntrySource {
+ public:
+  explicit GeneratedBase(uint64_t count) : count_(count) {
+    meta_.version_id = "base";
+    meta_.volume_size_bytes = count * kChunk;
+    meta_.chunk_size_bytes = kChunk;
+    RootHasher root(meta_.volume_size_bytes, kChunk);
+    for (uint64_t i = 0; i < count; ++i) {
+      const ChunkHash h = BaseEntry(i);
+      root.Add({&h, 1});
+    }
+    meta_.root_hash = root.Finish();
+  }
+  const IndexMetadata& metadata() const override { return meta_; }
+  absl::StatusOr<std::span<const ChunkHash>> Next(size_t max) override {
+    if (fail_after && delivered >= *fail_after) {
+      return absl::UnavailableError("receiver went away");
+    }
+    const uint64_t end = std::min(stop_after.value_or(count_ + extra),
+                                  count_ + extra);
+    batch_.clear();
+    while (batch_.size() < max && delivered < end) {
+      batch_.push_back(BaseEntry(delivered++));
+    }
+    return std::span<const ChunkHash>(batch_);
+  }
+
+  IndexMetadata meta_;
+  uint64_t delivered = 0;
+  std::optional<uint64_t> stop_after;
+  std::optional<uint64_t> fail_after;
+  uint64_t extra = 0;
+
+ private:
+  const uint64_t count_;
+  std::vector<ChunkHash> batch_;
+};
+
+// A device of any size whose chunk i holds i's bytes repeated.
+class GeneratedDevice : public common::BlockReader {
+ public:
+  explicit GeneratedDevice(uint64_t size) : size_(size) {}
+  const std::string& name() const override { return name_; }
+  uint64_t SizeBytes() const override { return size_; }
+  absl::Status ReadAt(uint64_t off, std::span<uint8_t> buf) override {
+    for (size_t k = 0; k < buf.size(); ++k) {
+      const uint64_t chunk = (off + k) / kChunk;
+      buf[k] = static_cast<uint8_t>(chunk * 7 + 1 + k % 3);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const uint64_t size_;
+  const std::string name_ = "generated";
+};
+
+// Checks, at every chunk record, how far ahead of it the base was read.
+class AheadSink : public RecordSink {
+ public:
+  explicit AheadSink(const GeneratedBase& base) : base_(base) {}
+  absl::Status Put(const stream::Record& r) override {
+    if (r.has_chunk()) {
+      indices.push_back(r.chunk().chunk_index());
+      max_ahead = std::max<int64_t>(
+          max_ahead, static_cast<int64_t>(base_.delivered) -
+                         static_cast<int64_t>(r.chunk().chunk_index()));
+    }
+    trailer |= r.has_trailer();
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override {
+    finished = true;
+    return absl::OkStatus();
+  }
+  std::vector<uint64_t> indices;
+  int64_t max_ahead = 0;
+  bool trailer = false;
+  bool finished = false;
+
+ private:
+  const GeneratedBase& base_;
+};
+
+ProducerOptions Opts() {
+  ProducerOptions o;
+  o.host = "h";
+  o.volume = "v";
+  o.version_id = "new";
+  o.created_unix_ms = 1;
+  return o;
+}
+
+// 2 M chunks (8 GiB at 4 KiB chunks, 64 MiB of entries): the base is read
+// alongside the chunks, never more than the window ahead, and the new root
+// is the base's entries with the changed chunks in place.
+TEST(BaseStreamingTest, TheBaseIsReadAlongsideNotHeld) {
+  constexpr uint64_t kCount = 2u << 20;
+  GeneratedBase base(kCount);
+  GeneratedDevice dev(kCount * kChunk);
+  const std::vector<uint64_t> changed_chunks{0, 1000, kCount / 2,
+                                             kCount - 1};
+  cbt::ExtentSet changed;
+  for (uint64_t c : changed_chunks) changed.Add(c * kChunk + 100, 1);
+  AheadSink sink(base);
+  auto r = ProduceStream(dev, changed, {}, &base, Opts(), sink);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(sink.indices, changed_chunks);
+  EXPECT_TRUE(sink.finished);
+  EXPECT_LE(sink.max_ahead, static_cast<int64_t>(kBaseWindowEntries +
+                                                 kIndexBatchEntries));
+  RootHasher want(kCount * kChunk, kChunk);
+  std::vector<uint8_t> buf(kChunk);
+  for (uint64_t i = 0; i < kCount; ++i) {
+    ChunkHash h = BaseEntry(i);
+    if (std::binary_search(changed_chunks.begin(), changed_chunks.end(), i)) {
+      ASSERT_TRUE(dev.ReadAt(i * kChunk, buf).ok());
+      h = EntryOf(buf);
+    }
+    want.Add({&h, 1});
+  }
+  EXPECT_EQ(r->root_hash, want.Finish());
+}
+
+struct Damage {
+  const char* name;
+  void (*apply)(GeneratedBase&);
+  absl::StatusCode code;
+  const char* message;
+};
+
+class DamagedBaseTest : public ::testing::TestWithParam<Damage> {};
+
+// Whatever is wrong with the base, the stream stops before its trailer:
+// the receiver commits nothing.
+TEST_P(DamagedBaseTest, CommitsNothing) {
+  constexpr uint64_t kCount = 100000;
+  GeneratedBase base(kCount);
+  GetParam().apply(base);
+  GeneratedDevice dev(kCount * kChunk);
+  AheadSink sink(base);
+  auto r = ProduceStream(dev, {{5 * kChunk, 1}}, {}, &base, Opts(), sink);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), GetParam().code) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr(GetParam().message));
+  EXPECT_FALSE(sink.trailer);
+  EXPECT_FALSE(sink.finished);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bases, DamagedBaseTest,
+    ::testing::Values(
+        Damage{"WrongRoot",
+               [](GeneratedBase& b) { b.meta_.root_hash = BaseEntry(9); },
+               absl::StatusCode::kDataLoss,
+               "base index of version base does not hash to its root hash"},
+        Damage{"EndsEarly", [](GeneratedBase& b) { b.stop_after = 60000; },
+               absl::StatusCode::kDataLoss, "ended after 60000 of its 100000"},
+        Damage{"TooManyEntries", [](GeneratedBase& b) { b.extra = 5; },
+               absl::StatusCode::kDataLoss, "holds more than its 100000"},
+        Damage{"CutMidway", [](GeneratedBase& b) { b.fail_after = 70000; },
+               absl::StatusCode::kUnavailable, "receiver went away"}),
+    [](const auto& p) { return std::string(p.param.name); });
+
+// Peek answers only what is loaded and below the limit; Take hands every
+// entry out once, in order, zeros past the base's end.
+TEST(BaseEntriesTest, PeekTakeAndFinish) {
+  GeneratedBase base(100000);
+  BaseEntries e(&base, 50000, kIndexBatchEntries);
+  EXPECT_EQ(e.Peek(0), std::nullopt) << "nothing loaded yet";
+  ASSERT_TRUE(e.Fill().ok());
+  EXPECT_EQ(e.Peek(10), BaseEntry(10));
+  EXPECT_EQ(e.Peek(kIndexBatchEntries), std::nullopt) << "not loaded";
+  RootHasher h(100000 * kChunk, kChunk);
+  ASSERT_TRUE(e.TakeUpTo(40000, h).ok());
+  EXPECT_EQ(e.Peek(39999), std::nullopt) << "already taken";
+  EXPECT_EQ(*e.Take(), BaseEntry(40000));
+  ASSERT_TRUE(e.Fill().ok());
+  EXPECT_EQ(e.Peek(49999), BaseEntry(49999));
+  EXPECT_EQ(e.Peek(50000), std::nullopt) << "past the peek limit";
+  ASSERT_TRUE(e.TakeUpTo(100000, h).ok());
+  EXPECT_EQ(*e.Take(), kZeroEntry) << "past the base's end";
+  EXPECT_TRUE(e.Finish().ok());
+}
+
+}  // namespace
+}  // namespace cbtd::transport
