@@ -50,7 +50,7 @@ absl::StatusOr<std::optional<transport::TenantKey>> KeySource::ForRestore() {
 }
 
 absl::Status CheckChainKey(const std::string& volume,
-                           const transport::VersionIndex& base,
+                           const transport::IndexMetadata& base,
                            const std::optional<transport::TenantKey>& key,
                            const EncryptionConfig& config) {
   const std::string mine = key ? key->fingerprint() : "";

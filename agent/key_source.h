@@ -56,7 +56,7 @@ class KeySource {
 // chain of `base`. Otherwise FAILED_PRECONDITION naming the volume, the
 // base version, both keys (or "unencrypted") and what to do.
 absl::Status CheckChainKey(const std::string& volume,
-                           const transport::VersionIndex& base,
+                           const transport::IndexMetadata& base,
                            const std::optional<transport::TenantKey>& key,
                            const EncryptionConfig& config);
 

@@ -109,23 +109,30 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
       transport::RemoteClient::Create(co);
   if (!client.ok()) return client.status();
 
-  std::optional<transport::VersionIndex> base;
-  if (!changes.full && !request.base_version.empty()) {
-    absl::StatusOr<transport::VersionIndex> idx = (*client)->GetIndex(
-        endpoint_->identity, volume.name, request.base_version);
+  // The base is streamed alongside the chunks, once per attempt, so the
+  // sender's memory does not grow with the volume (stream_producer.h).
+  const bool incremental = !changes.full && !request.base_version.empty();
+  auto open_base = [&]() -> absl::StatusOr<
+                             std::unique_ptr<transport::IndexEntrySource>> {
+    if (!incremental) return nullptr;
+    auto idx = (*client)->OpenIndex(endpoint_->identity, volume.name,
+                                    request.base_version);
     if (absl::IsNotFound(idx.status())) {
       return absl::NotFoundError(absl::StrCat(
           "the receiver no longer holds base version ", request.base_version,
           " of ", volume.name, " (", std::string(idx.status().message()), ")"));
     }
     if (!idx.ok()) return idx.status();
-    if (absl::Status st =
-            CheckChainKey(volume.name, *idx, *key, keys_.config());
+    if (absl::Status st = CheckChainKey(volume.name, (*idx)->metadata(), *key,
+                                        keys_.config());
         !st.ok()) {
       return st;
     }
-    base = *std::move(idx);
-  }
+    return idx;
+  };
+  absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> base =
+      open_base();
+  if (!base.ok()) return base.status();
   absl::StatusOr<std::unique_ptr<common::BlockReader>> device =
       common::OpenBlockReader(request.snapshot.device_path);
   if (!device.ok()) return device.status();
@@ -146,12 +153,16 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
 
   auto delay = std::chrono::seconds(1);
   for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      base = open_base();
+      if (!base.ok()) return base.status();
+    }
     opts.version_id = NewVersionId();
     std::unique_ptr<transport::RemoteSink> sink = (*client)->NewSink();
     CancellableSink guarded(*sink, control);
     absl::StatusOr<transport::ProduceResult> produced =
         transport::ProduceStream(**device, changed, changes.zeroed,
-                                 base ? &*base : nullptr, opts, guarded);
+                                 base->get(), opts, guarded);
     if (produced.ok() && sink->committed().has_value()) {
       // Read: every chunk taken off the snapshot (for the hash method the
       // whole volume), not only the chunks that differed and were sent.

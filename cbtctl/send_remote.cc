@@ -134,7 +134,9 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
   auto client = transport::RemoteClient::Create(co);
   if (!client.ok()) return Fail(client.status());
 
-  std::optional<transport::VersionIndex> remote_base;
+  // The base, read once per run: --base-index from memory, --base-version
+  // streamed from the receiver (bounded memory at any volume size).
+  std::string base_id = base ? base->version_id : "";
   if (vm.count("base-version")) {
     if (!vm.count("full") && !vm.count("changes") && !vm.count("discards")) {
       std::cerr << "cbtctl send: with --base-version, give --changes (and/or "
@@ -146,24 +148,28 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
                    "both\n";
       return common::kExitUsage;
     }
-    auto idx = (*client)->GetIndex("", opts.volume,
-                                   vm["base-version"].as<std::string>());
-    if (!idx.ok()) return Fail(idx.status());
-    remote_base = std::move(*idx);
-    base = &*remote_base;
+    base_id = vm["base-version"].as<std::string>();
   }
+  auto open_base = [&]()
+      -> absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> {
+    if (base) return transport::SourceOf(*base);
+    if (base_id.empty()) return nullptr;
+    return (*client)->OpenIndex("", opts.volume, base_id);
+  };
 
   auto delay = std::chrono::seconds(1);
   for (int attempt = 0;; ++attempt) {
+    auto base_entries = open_base();
+    if (!base_entries.ok()) return Fail(base_entries.status());
     auto sink = (*client)->NewSink();
-    auto result =
-        transport::ProduceStream(source, changed, zeroed, base, opts, *sink);
+    auto result = transport::ProduceStream(source, changed, zeroed,
+                                           base_entries->get(), opts, *sink);
     if (bar) std::cerr << "\n";
     if (result.ok()) {
       const auto p = sink->progress();
       std::cerr << "committed " << opts.host << "/" << opts.volume << "@"
                 << opts.version_id
-                << (base ? " based on " + base->version_id : "") << " at "
+                << (base_id.empty() ? "" : " based on " + base_id) << " at "
                 << co.target << ": read " << Mib(p.bytes_read) << ", sent "
                 << Mib(p.bytes_sent) << " (" << Mib(p.payload_bytes_sent)
                 << " on the wire), skipped " << Mib(p.bytes_skipped) << "; "

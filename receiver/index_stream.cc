@@ -235,4 +235,31 @@ absl::Status IndexWriter::Publish(const transport::IndexStats& stats) {
   return (*out)->Publish();
 }
 
+namespace {
+
+class ReaderSource final : public transport::IndexEntrySource {
+ public:
+  explicit ReaderSource(std::unique_ptr<IndexReader> reader)
+      : reader_(std::move(reader)) {}
+  const IndexMetadata& metadata() const override {
+    return reader_->metadata();
+  }
+  absl::StatusOr<std::span<const ChunkHash>> Next(size_t max) override {
+    absl::StatusOr<std::span<const ChunkHash>> got = reader_->Next(max);
+    if (!got.ok() || !got->empty()) return got;
+    if (absl::Status s = reader_->Finish(); !s.ok()) return s;
+    return got;
+  }
+
+ private:
+  std::unique_ptr<IndexReader> reader_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport::IndexEntrySource> AsEntrySource(
+    std::unique_ptr<IndexReader> reader) {
+  return std::make_unique<ReaderSource>(std::move(reader));
+}
+
 }  // namespace cbtd::receiver

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "receiver/object_store.h"
+#include "transport/index_source.h"
 #include "transport/stream_index.h"
 
 namespace cbtd::receiver {
@@ -92,6 +93,12 @@ class IndexReader {
   std::unique_ptr<transport::RootHasher> root_;
   absl::Status failed_;
 };
+
+// `reader` as a transport::IndexEntrySource (what ReadIndex serves): its
+// Next calls Finish at the end, so a damaged object ends in DATA_LOSS
+// instead of an end.
+std::unique_ptr<transport::IndexEntrySource> AsEntrySource(
+    std::unique_ptr<IndexReader> reader);
 
 // Writes a new index object from entries given in order, and publishes it
 // atomically at the end: a version exists exactly when its index object

@@ -96,13 +96,42 @@ VaultServiceBackend::ListVersions(const std::string& source_host,
   return out;
 }
 
+namespace {
+
+absl::Status ValidateVersionNames(const std::string& host,
+                                  const std::string& volume,
+                                  const std::string& version) {
+  for (auto [what, name] : {std::pair{"host", &host},
+                            {"volume", &volume},
+                            {"version id", &version}}) {
+    if (auto s = ValidateName(what, *name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<VersionIndex> VaultServiceBackend::GetIndex(
     const std::string& source_host, const std::string& volume_id,
     const std::string& version_id) {
-  if (auto s = ValidateName("host", source_host); !s.ok()) return s;
-  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
-  if (auto s = ValidateName("version id", version_id); !s.ok()) return s;
+  if (auto s = ValidateVersionNames(source_host, volume_id, version_id);
+      !s.ok()) {
+    return s;
+  }
   return vault_.ReadIndex({source_host, volume_id}, version_id);
+}
+
+absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>>
+VaultServiceBackend::OpenIndex(const std::string& source_host,
+                               const std::string& volume_id,
+                               const std::string& version_id) {
+  if (auto s = ValidateVersionNames(source_host, volume_id, version_id);
+      !s.ok()) {
+    return s;
+  }
+  auto reader = vault_.OpenIndex({source_host, volume_id}, version_id);
+  if (!reader.ok()) return reader.status();
+  return AsEntrySource(*std::move(reader));
 }
 
 namespace {
@@ -171,9 +200,10 @@ absl::StatusOr<std::unique_ptr<transport::ChunkSource>>
 VaultServiceBackend::OpenChunks(const std::string& source_host,
                                 const std::string& volume_id,
                                 const std::string& version_id) {
-  if (auto s = ValidateName("host", source_host); !s.ok()) return s;
-  if (auto s = ValidateName("volume", volume_id); !s.ok()) return s;
-  if (auto s = ValidateName("version id", version_id); !s.ok()) return s;
+  if (auto s = ValidateVersionNames(source_host, volume_id, version_id);
+      !s.ok()) {
+    return s;
+  }
   const VolumeName vol{source_host, volume_id};
   auto tenant = vault_.TenantOf(source_host);
   if (!tenant.ok()) return tenant.status();

@@ -28,6 +28,10 @@ class VaultServiceBackend : public transport::ReceiveBackend {
   absl::StatusOr<VersionIndex> GetIndex(const std::string& source_host,
                                         const std::string& volume_id,
                                         const std::string& version_id) override;
+  // Streams the index from the vault (IndexReader): bounded memory.
+  absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> OpenIndex(
+      const std::string& source_host, const std::string& volume_id,
+      const std::string& version_id) override;
   // Format 2: any chunk of the host's tenant (the unit of sharing: a
   // tenant's hosts dedup against each other), the version's index unread.
   // Format 1 (one chunk space for all hosts): only the version's chunks,

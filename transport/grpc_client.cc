@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <random>
@@ -119,6 +120,95 @@ class SinkImpl final : public RemoteSink {
   Clock::time_point last_report_;
   std::mt19937 rng_{std::random_device{}()};
   std::string open_token_ = absl::StrCat(rng_(), "-", rng_(), "-", rng_());
+};
+
+// What any index from a receiver must satisfy before its entries are read.
+absl::Status CheckIndexHead(const IndexMetadata& index,
+                            const std::string& host,
+                            const std::string& volume_id,
+                            const std::string& version_id) {
+  const auto name = [&] {
+    return absl::StrCat("index of ", host, "/", volume_id, "@", version_id);
+  };
+  if (index.encrypted() && !IsKeyFingerprint(index.key_fingerprint)) {
+    return absl::DataLossError(
+        absl::StrCat(name(), " names a malformed key fingerprint"));
+  }
+  if (index.chunk_size_bytes == 0) {
+    return absl::DataLossError(absl::StrCat(name(), " has a chunk size of 0"));
+  }
+  return absl::OkStatus();
+}
+
+// A ReadIndex stream: its head was read and checked (CheckIndexHead); the
+// entries come one message at a time. Cancelled if dropped unfinished.
+class StreamedIndex final : public IndexEntrySource {
+ public:
+  StreamedIndex(std::unique_ptr<grpc::ClientContext> ctx,
+                std::unique_ptr<grpc::ClientReader<svc::ReadIndexResponse>> r,
+                VersionIndex meta, std::string what)
+      : ctx_(std::move(ctx)),
+        reader_(std::move(r)),
+        meta_(std::move(meta)),
+        what_(std::move(what)) {}
+  ~StreamedIndex() override {
+    if (ended_) return;
+    ctx_->TryCancel();
+    reader_->Finish();
+  }
+  StreamedIndex(const StreamedIndex&) = delete;
+  StreamedIndex& operator=(const StreamedIndex&) = delete;
+
+  const IndexMetadata& metadata() const override { return meta_; }
+
+  absl::StatusOr<std::span<const ChunkHash>> Next(size_t max) override {
+    if (!status_.ok()) return status_;
+    while (next_ == block_.size()) {
+      if (ended_) return std::span<const ChunkHash>();
+      if (absl::Status s = ReadBlock(); !s.ok()) {
+        status_ = s;
+        return s;
+      }
+    }
+    const size_t n = std::min(max, block_.size() - next_);
+    std::span<const ChunkHash> out(block_.data() + next_, n);
+    next_ += n;
+    return out;
+  }
+
+ private:
+  absl::Status ReadBlock() {
+    svc::ReadIndexResponse msg;
+    if (!reader_->Read(&msg)) {
+      ended_ = true;
+      absl::Status st = FromGrpc(reader_->Finish());
+      if (st.ok()) return st;
+      return absl::Status(st.code(), absl::StrCat("reading the ", what_, ": ",
+                                                  std::string(st.message())));
+    }
+    const std::string& raw = msg.entries();
+    if (raw.size() % ChunkHash::kSize != 0) {
+      return absl::DataLossError(
+          absl::StrCat(what_, " arrived with a partial entry"));
+    }
+    block_.resize(raw.size() / ChunkHash::kSize);
+    for (size_t i = 0; i < block_.size(); ++i) {
+      std::array<uint8_t, ChunkHash::kSize> b;
+      std::memcpy(b.data(), raw.data() + i * ChunkHash::kSize, b.size());
+      block_[i] = ChunkHash(b);
+    }
+    next_ = 0;
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientReader<svc::ReadIndexResponse>> reader_;
+  const VersionIndex meta_;
+  const std::string what_;
+  std::vector<ChunkHash> block_;
+  size_t next_ = 0;
+  bool ended_ = false;
+  absl::Status status_;
 };
 
 class ClientImpl final : public RemoteClient {
@@ -249,13 +339,11 @@ class ClientImpl final : public RemoteClient {
     }
     // Only an index whose entries hash to its root is usable as a base or
     // for a restore.
-    if (index.encrypted() && !IsKeyFingerprint(index.key_fingerprint)) {
-      return absl::DataLossError(
-          absl::StrCat("index of ", host, "/", volume_id, "@", version_id,
-                       " names a malformed key fingerprint"));
+    if (absl::Status s = CheckIndexHead(index, host, volume_id, version_id);
+        !s.ok()) {
+      return s;
     }
-    if (index.chunk_size_bytes == 0 ||
-        index.entries.size() !=
+    if (index.entries.size() !=
             ChunkCount(index.volume_size_bytes, index.chunk_size_bytes) ||
         ComputeRootHash(index.volume_size_bytes, index.chunk_size_bytes,
                         index.entries) != index.root_hash) {
@@ -264,6 +352,48 @@ class ClientImpl final : public RemoteClient {
                                               " does not match its root hash"));
     }
     return index;
+  }
+
+  absl::StatusOr<std::unique_ptr<IndexEntrySource>> OpenIndex(
+      const std::string& host, const std::string& volume_id,
+      const std::string& version_id) override {
+    svc::GetIndexRequest req;
+    req.set_source_host(host);
+    req.set_volume_id(volume_id);
+    req.set_version_id(version_id);
+    const std::string what =
+        absl::StrCat("index of ", host.empty() ? "" : host + "/", volume_id,
+                     "@", version_id);
+    std::unique_ptr<IndexEntrySource> out;
+    absl::Status st = Retrying([&]() -> absl::Status {
+      auto ctx = std::make_unique<grpc::ClientContext>();
+      Prepare(*ctx, /*with_deadline=*/false);
+      auto reader = stub_->ReadIndex(ctx.get(), req);
+      svc::ReadIndexResponse head;
+      if (!reader->Read(&head)) {
+        absl::Status fst = FromGrpc(reader->Finish());
+        return fst.ok() ? absl::DataLossError(what + " arrived empty") : fst;
+      }
+      VersionIndex meta = IndexWithoutEntries(FromProto(head.version()));
+      if (absl::Status s = CheckIndexHead(meta, host, volume_id, version_id);
+          !s.ok()) {
+        ctx->TryCancel();
+        reader->Finish();
+        return s;
+      }
+      out = std::make_unique<StreamedIndex>(std::move(ctx), std::move(reader),
+                                            std::move(meta), what);
+      return absl::OkStatus();
+    });
+    // A receiver from before ReadIndex: the index whole.
+    if (absl::IsUnimplemented(st)) {
+      absl::StatusOr<VersionIndex> index =
+          GetIndex(host, volume_id, version_id);
+      if (!index.ok()) return index.status();
+      return SourceOf(*std::move(index));
+    }
+    if (!st.ok()) return st;
+    return out;
   }
 
   absl::StatusOr<std::vector<std::string>> GetChunks(

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "transport/chunk_hash.h"
+#include "transport/index_source.h"
 #include "transport/receive_backend.h"
 #include "transport/record_sink.h"
 
@@ -105,6 +106,13 @@ class RemoteClient {
   virtual absl::StatusOr<std::vector<VersionSummary>> ListVersions(
       const std::string& host, const std::string& volume_id) = 0;
   virtual absl::StatusOr<VersionIndex> GetIndex(
+      const std::string& host, const std::string& volume_id,
+      const std::string& version_id) = 0;
+  // The same index streamed in bounded memory (ReadIndex); from a receiver
+  // without ReadIndex, GetIndex's whole index. UNVERIFIED: the reader
+  // checks the entries' count and root hash (stream_producer.h does).
+  // Read it promptly: the receiver holds a stream open for it.
+  virtual absl::StatusOr<std::unique_ptr<IndexEntrySource>> OpenIndex(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) = 0;
   // Uncompressed bytes of each hash, in order, checked against their

@@ -273,6 +273,32 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
     return grpc::Status::OK;
   }
 
+  // The index in bounded memory at both ends: the vault's reader hands
+  // out blocks, each one message (service.proto ReadIndexResponse).
+  grpc::Status ReadIndex(
+      grpc::ServerContext* ctx, const svc::GetIndexRequest* req,
+      grpc::ServerWriter<svc::ReadIndexResponse>* writer) override {
+    auto host = AuthorizeRead(ctx, req->source_host());
+    if (!host.ok()) return ToGrpc(host.status());
+    auto index = backend_->OpenIndex(*host, req->volume_id(), req->version_id());
+    if (!index.ok()) return ToGrpc(index.status());
+    svc::ReadIndexResponse head;
+    *head.mutable_version() = ToProto(SummaryOf((*index)->metadata()));
+    if (!writer->Write(head)) return grpc::Status::CANCELLED;
+    for (;;) {
+      auto block = (*index)->Next(kIndexBatchEntries);
+      if (!block.ok()) return ToGrpc(block.status());
+      if (block->empty()) return grpc::Status::OK;
+      svc::ReadIndexResponse msg;
+      msg.mutable_entries()->reserve(block->size() * ChunkHash::kSize);
+      for (const ChunkHash& h : *block) {
+        msg.mutable_entries()->append(
+            reinterpret_cast<const char*>(h.bytes().data()), ChunkHash::kSize);
+      }
+      if (!writer->Write(msg)) return grpc::Status::CANCELLED;
+    }
+  }
+
   grpc::Status GetChunks(
       grpc::ServerContext* ctx, const svc::GetChunksRequest* req,
       grpc::ServerWriter<svc::GetChunksResponse>* writer) override {

@@ -34,4 +34,13 @@ VersionIndex IndexWithoutEntries(const VersionSummary& summary) {
   return index;
 }
 
+absl::StatusOr<std::unique_ptr<IndexEntrySource>> ReceiveBackend::OpenIndex(
+    const std::string& source_host, const std::string& volume_id,
+    const std::string& version_id) {
+  absl::StatusOr<VersionIndex> index =
+      GetIndex(source_host, volume_id, version_id);
+  if (!index.ok()) return index.status();
+  return SourceOf(*std::move(index));
+}
+
 }  // namespace cbtd::transport

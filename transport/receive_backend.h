@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "transport/chunk_hash.h"
+#include "transport/index_source.h"
 #include "transport/proto/stream.pb.h"
 #include "transport/stream_index.h"
 
@@ -156,6 +157,11 @@ class ReceiveBackend {
   virtual absl::StatusOr<VersionIndex> GetIndex(
       const std::string& source_host, const std::string& volume_id,
       const std::string& version_id) = 0;
+  // The same index, streamed (ReadIndex). The default reads it whole
+  // through GetIndex; a vault streams it in bounded memory.
+  virtual absl::StatusOr<std::unique_ptr<IndexEntrySource>> OpenIndex(
+      const std::string& source_host, const std::string& volume_id,
+      const std::string& version_id);
   // The chunks readable through one version of source_host (the caller
   // may read source_host's versions). NOT_FOUND if there is no such
   // version. Opening costs no more than a listing: no whole index is read.

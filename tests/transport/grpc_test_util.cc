@@ -127,10 +127,10 @@ std::string VolumeBytes(size_t size, uint32_t seed) {
   return data;
 }
 
-absl::StatusOr<ProduceResult> Backup(
+absl::StatusOr<ProduceResult> BackupOnStream(
     RemoteClient& client, const std::string& data, const std::string& host,
     const std::string& volume, const std::string& version,
-    const VersionIndex* base, const cbt::ExtentSet& changed,
+    IndexEntrySource* base, const cbt::ExtentSet& changed,
     SendProgress* progress, bool force_full) {
   common::MemoryBlockReader dev(data);
   ProducerOptions o;
@@ -143,6 +143,16 @@ absl::StatusOr<ProduceResult> Backup(
   auto r = ProduceStream(dev, changed, cbt::ExtentSet(), base, o, *sink);
   if (progress) *progress = sink->progress();
   return r;
+}
+
+absl::StatusOr<ProduceResult> Backup(
+    RemoteClient& client, const std::string& data, const std::string& host,
+    const std::string& volume, const std::string& version,
+    const VersionIndex* base, const cbt::ExtentSet& changed,
+    SendProgress* progress, bool force_full) {
+  std::unique_ptr<IndexEntrySource> entries = base ? SourceOf(*base) : nullptr;
+  return BackupOnStream(client, data, host, volume, version, entries.get(),
+                        changed, progress, force_full);
 }
 
 absl::StatusOr<std::string> RemoteRestore(RemoteClient& client,

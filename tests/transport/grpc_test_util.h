@@ -51,6 +51,11 @@ class TestVault : public ReceiveBackend {
                                         const std::string& id) override {
     return backend_->GetIndex(h, v, id);
   }
+  absl::StatusOr<std::unique_ptr<IndexEntrySource>> OpenIndex(
+      const std::string& h, const std::string& v,
+      const std::string& id) override {
+    return backend_->OpenIndex(h, v, id);
+  }
   absl::StatusOr<std::unique_ptr<ChunkSource>> OpenChunks(
       const std::string& h, const std::string& v,
       const std::string& id) override {
@@ -73,6 +78,10 @@ class TestVault : public ReceiveBackend {
   }
 
   receiver::Vault& vault() { return *local_.vault; }
+  // The file behind an object key.
+  std::string ObjectPath(const std::string& key) const {
+    return local_.store->root() + "/" + key;
+  }
   // Every object key in the store, sorted (to show "vault unchanged").
   std::vector<std::string> Objects();
   int commits() const { return commits_.load(); }
@@ -96,6 +105,12 @@ absl::StatusOr<ProduceResult> Backup(
     RemoteClient& client, const std::string& data, const std::string& host,
     const std::string& volume, const std::string& version,
     const VersionIndex* base, const cbt::ExtentSet& changed,
+    SendProgress* progress = nullptr, bool force_full = false);
+// The same over a streamed base (RemoteClient::OpenIndex).
+absl::StatusOr<ProduceResult> BackupOnStream(
+    RemoteClient& client, const std::string& data, const std::string& host,
+    const std::string& volume, const std::string& version,
+    IndexEntrySource* base, const cbt::ExtentSet& changed,
     SendProgress* progress = nullptr, bool force_full = false);
 
 // Collects a produced stream's records (to replay or forge them).

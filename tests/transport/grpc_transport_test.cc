@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/fs.h"
 #include "gtest/gtest.h"
 #include "tests/common/temp_dir.h"
 #include "tests/transport/grpc_test_util.h"
@@ -19,6 +20,7 @@ namespace cbtd::transport {
 namespace {
 
 using testing::Backup;
+using testing::BackupOnStream;
 using testing::CuttingProxy;
 using testing::RemoteRestore;
 using testing::TestVault;
@@ -96,12 +98,13 @@ TEST_F(GrpcTransportTest, FullAndIncrementalsRestoreRemotelyBytesEqual) {
       for (size_t i = 0; i < len; ++i) data[off + i] = char(round * 31 + i);
       changed.Add(off, len);
     }
-    auto base = client->GetIndex("", "root", prev);
+    // The base streamed (ReadIndex), as cbtd reads it.
+    auto base = client->OpenIndex("", "root", prev);
     ASSERT_TRUE(base.ok()) << base.status();
     const std::string id = absl::StrCat("v", round);
     SendProgress progress;
-    auto inc =
-        Backup(*client, data, "hosta", "root", id, &*base, changed, &progress);
+    auto inc = BackupOnStream(*client, data, "hosta", "root", id, base->get(),
+                              changed, &progress);
     ASSERT_TRUE(inc.ok()) << inc.status();
     // Only the touched chunks travelled.
     EXPECT_LE(progress.bytes_sent, 4 * testing::kTestChunkBytes);
@@ -120,6 +123,57 @@ TEST_F(GrpcTransportTest, FullAndIncrementalsRestoreRemotelyBytesEqual) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->size(), 4u);
   EXPECT_EQ(vault_.commits(), 4);
+}
+
+// ReadIndex hands out the same entries as GetIndex, and ends.
+TEST_F(GrpcTransportTest, ReadIndexStreamsTheWholeIndex) {
+  auto client = Client("hosta");
+  const std::string data = VolumeBytes(200 * testing::kTestChunkBytes + 7, 3);
+  ASSERT_TRUE(
+      Backup(*client, data, "hosta", "root", "v1", nullptr, Whole(data)).ok());
+  auto whole = client->GetIndex("", "root", "v1");
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  auto stream = client->OpenIndex("", "root", "v1");
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  EXPECT_EQ((*stream)->metadata().root_hash, whole->root_hash);
+  std::vector<ChunkHash> got;
+  for (;;) {
+    auto block = (*stream)->Next(7);  // smaller than the server's blocks
+    ASSERT_TRUE(block.ok()) << block.status();
+    if (block->empty()) break;
+    got.insert(got.end(), block->begin(), block->end());
+  }
+  EXPECT_EQ(got, whole->entries);
+  auto missing = client->OpenIndex("", "root", "v9");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound)
+      << missing.status();
+}
+
+// An index damaged at the receiver after the sender opened it: the
+// incremental fails with DATA_LOSS naming the base, and commits nothing.
+TEST_F(GrpcTransportTest, ADamagedBaseIndexCommitsNothing) {
+  auto client = Client("hosta");
+  std::string data = VolumeBytes(kVolumeBytes, 4);
+  ASSERT_TRUE(
+      Backup(*client, data, "hosta", "root", "v1", nullptr, Whole(data)).ok());
+  const std::string path =
+      vault_.ObjectPath(receiver::Vault::IndexKey({"hosta", "root"}, "v1"));
+  std::string bytes = testing::ReadOrDie(path);
+  bytes[bytes.size() - 40] ^= 0x20;  // the last entry
+  ASSERT_TRUE(common::AtomicWriteFile(path, bytes).ok());
+  data[10] ^= 1;
+  auto base = client->OpenIndex("", "root", "v1");
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto inc = BackupOnStream(*client, data, "hosta", "root", "v2", base->get(),
+                            {{10, 1}});
+  ASSERT_FALSE(inc.ok());
+  EXPECT_EQ(inc.status().code(), absl::StatusCode::kDataLoss) << inc.status();
+  EXPECT_NE(std::string(inc.status().message()).find("v1"), std::string::npos)
+      << inc.status();
+  auto ids = vault_.vault().ListVersions({"hosta", "root"});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, std::vector<std::string>{"v1"});
+  EXPECT_EQ(vault_.commits(), 1);
 }
 
 TEST_F(GrpcTransportTest, HostCannotListReadOrWriteAnotherHostsVolumes) {

@@ -36,6 +36,7 @@ enum class Rpc {
   kUpload,
   kListVersions,
   kGetIndex,
+  kReadIndex,
   kGetChunks,
   kPrune,
   kCommitGroup,
@@ -46,7 +47,7 @@ enum class Caller { kOwner, kOtherHost, kAdmin, kNoCert, kForeignCa, kExpired };
 const char* Name(Rpc r) {
   static const char* const kNames[] = {
       "OpenSession", "HaveChunks", "Upload",      "ListVersions", "GetIndex",
-      "GetChunks",   "Prune",      "CommitGroup", "HoldVersion"};
+      "ReadIndex",   "GetChunks",  "Prune",       "CommitGroup",  "HoldVersion"};
   return kNames[static_cast<int>(r)];
 }
 const char* Name(Caller c) {
@@ -85,6 +86,7 @@ StatusCode Expected(Rpc rpc, Caller caller) {
       return StatusCode::NOT_FOUND;
     case Rpc::kListVersions:
     case Rpc::kGetIndex:
+    case Rpc::kReadIndex:
     case Rpc::kGetChunks:
       return admin ? StatusCode::OK : StatusCode::PERMISSION_DENIED;
   }
@@ -190,6 +192,16 @@ class RpcIdentityTest : public ::testing::Test {
         grpc::Status st = stub->GetIndex(&ctx, req, &resp);
         leaked = resp.chunk_hashes_size() > 0 || resp.has_version();
         return st;
+      }
+      case Rpc::kReadIndex: {
+        service::GetIndexRequest req;
+        req.set_source_host("hostb");
+        req.set_volume_id("db");
+        req.set_version_id("v1");
+        auto reader = stub->ReadIndex(&ctx, req);
+        service::ReadIndexResponse resp;
+        while (reader->Read(&resp)) leaked = true;
+        return reader->Finish();
       }
       case Rpc::kGetChunks: {
         service::GetChunksRequest req;
@@ -321,8 +333,9 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
                             Caller::kNoCert,    Caller::kForeignCa,
                             Caller::kExpired,   Caller::kOwner};
   const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks,  Rpc::kUpload,
-                      Rpc::kListVersions, Rpc::kGetIndex,    Rpc::kGetChunks,
-                      Rpc::kPrune,        Rpc::kCommitGroup, Rpc::kHoldVersion};
+                      Rpc::kListVersions, Rpc::kGetIndex,    Rpc::kReadIndex,
+                      Rpc::kGetChunks,    Rpc::kPrune,       Rpc::kCommitGroup,
+                      Rpc::kHoldVersion};
   int rows = 0;
   for (Caller caller : callers) {
     for (Rpc rpc : rpcs) {
@@ -338,7 +351,7 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
       ++rows;
     }
   }
-  EXPECT_EQ(rows, 54);
+  EXPECT_EQ(rows, 60);
   // The owner's Upload committed v2; nothing else was committed, removed
   // or written by any call, and nothing at all outside hostb's namespace.
   auto versions = vault_.vault().ListVersions({"hostb", "db"});
