@@ -12,14 +12,6 @@ namespace {
 constexpr size_t kZeroBlock = 1024;
 const std::array<ChunkHash, kZeroBlock> kZeros{};
 
-void AddZeros(RootHasher& hasher, uint64_t count) {
-  while (count > 0) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(count, kZeroBlock));
-    hasher.Add({kZeros.data(), n});
-    count -= n;
-  }
-}
-
 }  // namespace
 
 BaseEntries::BaseEntries(IndexEntrySource* source, uint64_t peek_limit,
@@ -102,36 +94,39 @@ absl::StatusOr<bool> BaseEntries::Need() {
   return true;
 }
 
+absl::StatusOr<std::span<const ChunkHash>> BaseEntries::TakeSome(
+    uint64_t end) {
+  absl::StatusOr<bool> have = Need();
+  if (!have.ok()) return have.status();
+  if (!*have) {  // past the base's end
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(end - next_, kZeroBlock));
+    next_ += n;
+    return std::span<const ChunkHash>(kZeros.data(), n);
+  }
+  const size_t n = static_cast<size_t>(std::min(end, loaded_) - next_);
+  // Peek never reads below next_, so the entries stay put until the next
+  // call changes buf_.
+  std::span<const ChunkHash> out(buf_.data() + head_, n);
+  std::lock_guard l(mu_);
+  head_ += n;
+  next_ += n;
+  return out;
+}
+
 absl::Status BaseEntries::TakeUpTo(uint64_t end, RootHasher& hasher) {
   while (next_ < end) {
-    absl::StatusOr<bool> have = Need();
-    if (!have.ok()) return have.status();
-    if (!*have) {  // past the base's end
-      AddZeros(hasher, end - next_);
-      next_ = end;
-      return absl::OkStatus();
-    }
-    const size_t n = static_cast<size_t>(std::min(end, loaded_) - next_);
-    hasher.Add({buf_.data() + head_, n});
-    std::lock_guard l(mu_);
-    head_ += n;
-    next_ += n;
+    absl::StatusOr<std::span<const ChunkHash>> some = TakeSome(end);
+    if (!some.ok()) return some.status();
+    hasher.Add(*some);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<ChunkHash> BaseEntries::Take() {
-  absl::StatusOr<bool> have = Need();
-  if (!have.ok()) return have.status();
-  if (!*have) {
-    ++next_;
-    return kZeroEntry;
-  }
-  const ChunkHash h = buf_[head_];
-  std::lock_guard l(mu_);
-  ++head_;
-  ++next_;
-  return h;
+  absl::StatusOr<std::span<const ChunkHash>> one = TakeSome(next_ + 1);
+  if (!one.ok()) return one.status();
+  return (*one)[0];
 }
 
 absl::Status BaseEntries::Finish() {

@@ -48,10 +48,13 @@ class BaseEntries {
 
   // Loads entries until `capacity` are held or the base ends.
   absl::Status Fill();
-  // Adds the entries of chunks [next, end) to `hasher` and drops them;
-  // chunks past the base's end are kZeroEntry.
+  // The entries of the next chunks, at least one and none at or past
+  // `end` (> next()), in order; chunks past the base's end are kZeroEntry.
+  // They are dropped: the span is valid until the next call.
+  absl::StatusOr<std::span<const ChunkHash>> TakeSome(uint64_t end);
+  // Adds the entries of chunks [next, end) to `hasher` and drops them.
   absl::Status TakeUpTo(uint64_t end, RootHasher& hasher);
-  // The entry of the next chunk (kZeroEntry past the base's end); drops it.
+  // The entry of the next chunk; drops it.
   absl::StatusOr<ChunkHash> Take();
   uint64_t next() const { return next_; }
 

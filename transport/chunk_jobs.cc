@@ -77,17 +77,20 @@ ChunkJobs ChunkJobs::FromRanges(const cbt::ExtentSet& touched,
 
 void ChunkJobs::Append(uint64_t first_index, uint64_t count, bool zero_only) {
   if (count == 0) return;
-  runs_.push_back({size_, first_index, count, zero_only});
-  size_ += count;
+  runs_.push_back({first_index, count, zero_only});
+  if (zero_only) return;
+  read_runs_.push_back({reads_, first_index});
+  reads_ += count;
 }
 
-ChunkJob ChunkJobs::operator[](uint64_t pos) const {
-  // The last run starting at or before pos.
+uint64_t ChunkJobs::ReadIndex(uint64_t pos) const {
+  // The last read run starting at or before pos; runs are disjoint and
+  // ascending, so the chunks of one are consecutive.
   auto it = std::upper_bound(
-      runs_.begin(), runs_.end(), pos,
-      [](uint64_t p, const Run& r) { return p < r.first_pos; });
-  const Run& r = *std::prev(it);
-  return {r.first_index + (pos - r.first_pos), r.zero_only};
+      read_runs_.begin(), read_runs_.end(), pos,
+      [](uint64_t p, const ReadRun& r) { return p < r.first_pos; });
+  const ReadRun& r = *std::prev(it);
+  return r.first_index + (pos - r.first_pos);
 }
 
 }  // namespace cbtd::transport

@@ -124,6 +124,8 @@ class RootHasher {
  public:
   RootHasher(uint64_t volume_size_bytes, uint32_t chunk_size_bytes);
   void Add(std::span<const ChunkHash> entries);
+  // Adds `count` zero entries (kZeroEntry).
+  void AddZeros(uint64_t count);
   // Call once, after every entry was added.
   ChunkHash Finish();
 

@@ -32,7 +32,6 @@ struct Result {
   stream::Compression compression = stream::COMPRESSION_NONE;
   std::string payload;  // empty for a zero chunk
   uint32_t raw_size = 0;
-  bool read = false;
 };
 
 struct AlignedFree {
@@ -377,7 +376,7 @@ class ReadPipeline {
         window_(WindowChunks(options.window_chunks, plan.chunk)),
         align_(std::max<size_t>(1, source.Alignment())),
         buf_bytes_((plan.chunk + align_ - 1) / align_ * align_),
-        win_(plan.jobs.size(), window_),
+        win_(plan.jobs.reads(), window_),
         aio_(source.NewAsyncReader(window_)) {}
   ~ReadPipeline() { Stop(); }
   ReadPipeline(const ReadPipeline&) = delete;
@@ -392,8 +391,8 @@ class ReadPipeline {
   size_t ReadLength(uint32_t raw) const {
     return std::min(buf_bytes_, (raw + align_ - 1) / align_ * align_);
   }
-  uint32_t RawLength(const ChunkJob& job) const {
-    return ChunkLength(plan_.size, plan_.chunk, job.index);
+  uint32_t RawLength(uint64_t index) const {
+    return ChunkLength(plan_.size, plan_.chunk, index);
   }
   void ReadAndHashLoop();
   void HashLoop();
@@ -451,17 +450,14 @@ void ReadPipeline::ReadAndHashLoop() {
   ChunkHasher hasher(plan_.chunk, options_.key);
   size_t pos;
   while (win_.Take(pos)) {
-    const ChunkJob job = plan_.jobs[pos];
+    const uint64_t index = plan_.jobs.ReadIndex(pos);
     Result r;
-    r.raw_size = RawLength(job);
-    if (!job.zero_only) {
-      r.read = true;
-      r.status = source_.ReadAt(job.index * plan_.chunk,
-                                {buf.get(), ReadLength(r.raw_size)});
-      if (r.status.ok()) {
-        hasher.Hash({buf.get(), r.raw_size}, options_.zstd_level,
-                    base_.Peek(job.index), r);
-      }
+    r.raw_size = RawLength(index);
+    r.status = source_.ReadAt(index * plan_.chunk,
+                              {buf.get(), ReadLength(r.raw_size)});
+    if (r.status.ok()) {
+      hasher.Hash({buf.get(), r.raw_size}, options_.zstd_level,
+                  base_.Peek(index), r);
     }
     win_.Done(pos, std::move(r));
   }
@@ -471,14 +467,13 @@ void ReadPipeline::HashLoop() {
   ChunkHasher hasher(plan_.chunk, options_.key);
   ReadDone d;
   while (read_queue_.Pop(d)) {
-    const ChunkJob job = plan_.jobs[d.pos];
+    const uint64_t index = plan_.jobs.ReadIndex(d.pos);
     Result r;
-    r.raw_size = RawLength(job);
-    r.read = !job.zero_only;
+    r.raw_size = RawLength(index);
     r.status = d.status;
     if (d.buf != nullptr) {
-      hasher.Hash({d.buf, r.raw_size}, options_.zstd_level,
-                  base_.Peek(job.index), r);
+      hasher.Hash({d.buf, r.raw_size}, options_.zstd_level, base_.Peek(index),
+                  r);
       pool_->Put(d.buf);
     }
     win_.Done(d.pos, std::move(r));
@@ -499,15 +494,11 @@ void ReadPipeline::AioReadLoop() {
       }
       if (!win_.Take(pos)) break;
     }
-    const ChunkJob job = plan_.jobs[pos];
-    if (job.zero_only) {
-      read_queue_.Push({pos, nullptr, absl::OkStatus()});
-      continue;
-    }
+    const uint64_t index = plan_.jobs.ReadIndex(pos);
     uint8_t* b = TakeBuffer();
     if (b == nullptr) break;
-    absl::Status s = aio_->Submit(pos, job.index * plan_.chunk,
-                                  {b, ReadLength(RawLength(job))});
+    absl::Status s = aio_->Submit(pos, index * plan_.chunk,
+                                  {b, ReadLength(RawLength(index))});
     if (!s.ok()) {
       pool_->Put(b);
       read_queue_.Push({pos, nullptr, s});
@@ -568,6 +559,8 @@ class RecordEmitter {
         root_(plan.size, plan.chunk) {}
 
   absl::Status Emit(uint64_t index, Result r);
+  // `count` chunks from `first` known to be zeros without a read.
+  absl::Status EmitZeros(uint64_t first, uint64_t count);
   // After the last chunk: emits the pending zero run, hashes the rest of
   // the base, checks the base (BaseEntries::Finish) and sets the root.
   absl::Status Finish();
@@ -587,10 +580,8 @@ class RecordEmitter {
 };
 
 absl::Status RecordEmitter::Emit(uint64_t i, Result r) {
-  if (r.read) {
-    ++result_.chunks_read;
-    result_.bytes_read += ChunkLength(plan_.size, plan_.chunk, i);
-  }
+  ++result_.chunks_read;
+  result_.bytes_read += ChunkLength(plan_.size, plan_.chunk, i);
   // The chunks between the last job and this one keep the base's entries.
   if (absl::Status s = base_.TakeUpTo(i, root_); !s.ok()) return s;
   absl::StatusOr<ChunkHash> was = base_.Take();
@@ -603,6 +594,26 @@ absl::Status RecordEmitter::Emit(uint64_t i, Result r) {
   if (IsZeroEntry(r.entry)) return AddZero(i);
   if (absl::Status s = FlushZeros(); !s.ok()) return s;
   return sink_.Put(ChunkRecord(i, std::move(r)));
+}
+
+absl::Status RecordEmitter::EmitZeros(uint64_t first, uint64_t count) {
+  if (absl::Status s = base_.TakeUpTo(first, root_); !s.ok()) return s;
+  root_.AddZeros(count);
+  const uint64_t end = first + count;
+  for (uint64_t i = first; i < end;) {
+    absl::StatusOr<std::span<const ChunkHash>> was = base_.TakeSome(end);
+    if (!was.ok()) return was.status();
+    for (const ChunkHash& h : *was) {
+      // Unchanged if the base has zeros here too.
+      const bool unchanged = plan_.has_base && i < plan_.must_cover_from &&
+                             IsZeroEntry(h);
+      if (!unchanged) {
+        if (absl::Status s = AddZero(i); !s.ok()) return s;
+      }
+      ++i;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RecordEmitter::AddZero(uint64_t i) {
@@ -662,14 +673,24 @@ stream::Record RecordEmitter::ChunkRecord(uint64_t i, Result r) {
 // base or sink error.
 absl::Status EmitInOrder(ReadPipeline& reads, RecordEmitter& emitter,
                          BaseEntries& base, const Plan& plan) {
-  for (uint64_t pos = 0; pos < plan.jobs.size(); ++pos) {
-    // Ahead of the workers, so they can skip compressing unchanged chunks.
-    if (absl::Status s = base.Fill(); !s.ok()) return s;
-    Result r = reads.Wait(pos);
-    if (!r.status.ok()) return r.status;
-    if (absl::Status s = emitter.Emit(plan.jobs[pos].index, std::move(r));
-        !s.ok()) {
-      return s;
+  uint64_t pos = 0;  // of the chunks read
+  for (const ChunkJobs::Run& run : plan.jobs.runs()) {
+    if (run.zero_only) {
+      if (absl::Status s = emitter.EmitZeros(run.first_index, run.count);
+          !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    for (uint64_t k = 0; k < run.count; ++k, ++pos) {
+      // Ahead of the workers, so they can skip compressing unchanged chunks.
+      if (absl::Status s = base.Fill(); !s.ok()) return s;
+      Result r = reads.Wait(pos);
+      if (!r.status.ok()) return r.status;
+      if (absl::Status s = emitter.Emit(run.first_index + k, std::move(r));
+          !s.ok()) {
+        return s;
+      }
     }
   }
   return emitter.Finish();

@@ -24,12 +24,18 @@ using ::testing::HasSubstr;
 
 // ---- ChunkJobs ------------------------------------------------------------
 
+struct Job {
+  uint64_t index = 0;
+  bool zero_only = false;
+  friend bool operator==(const Job&, const Job&) = default;
+};
+
 // The chunk-by-chunk rule ChunkJobs must agree with (stream_producer.h).
-std::vector<ChunkJob> Reference(uint64_t size, uint32_t chunk, bool full,
+std::vector<Job> Reference(uint64_t size, uint32_t chunk, bool full,
                                 const cbt::ExtentSet& changed,
                                 const cbt::ExtentSet& zeroed,
                                 uint64_t must_cover_from) {
-  std::vector<ChunkJob> out;
+  std::vector<Job> out;
   for (uint64_t i = 0; i < ChunkCount(size, chunk); ++i) {
     const cbt::Extent e{i * chunk, ChunkLength(size, chunk, i)};
     const bool in_zero = zeroed.Contains(e);
@@ -66,11 +72,22 @@ TEST(ChunkJobsTest, AgreesWithTheChunkByChunkRule) {
         full ? ChunkJobs::Full(size, kChunk, zeroed)
              : ChunkJobs::Incremental(size, kChunk, changed, zeroed, must);
     const auto want = Reference(size, kChunk, full, changed, zeroed, must);
-    ASSERT_EQ(jobs.size(), want.size()) << "round " << round;
-    for (uint64_t p = 0; p < jobs.size(); ++p) {
-      ASSERT_EQ(jobs[p].index, want[p].index) << "round " << round;
-      ASSERT_EQ(jobs[p].zero_only, want[p].zero_only)
-          << "round " << round << " chunk " << want[p].index;
+    std::vector<Job> got;
+    std::vector<uint64_t> reads;
+    uint64_t last_end = 0;
+    for (const ChunkJobs::Run& run : jobs.runs()) {
+      ASSERT_GT(run.count, 0u);
+      ASSERT_GE(run.first_index, last_end) << "ascending and disjoint";
+      last_end = run.first_index + run.count;
+      for (uint64_t k = 0; k < run.count; ++k) {
+        got.push_back({run.first_index + k, run.zero_only});
+        if (!run.zero_only) reads.push_back(run.first_index + k);
+      }
+    }
+    ASSERT_EQ(got, want) << "round " << round;
+    ASSERT_EQ(jobs.reads(), reads.size()) << "round " << round;
+    for (uint64_t p = 0; p < reads.size(); ++p) {
+      ASSERT_EQ(jobs.ReadIndex(p), reads[p]) << "round " << round;
     }
   }
 }
@@ -78,9 +95,16 @@ TEST(ChunkJobsTest, AgreesWithTheChunkByChunkRule) {
 TEST(ChunkJobsTest, AFullOfSixteenTebibytesIsOneRun) {
   constexpr uint64_t kSize = 16ull << 40;
   const ChunkJobs jobs = ChunkJobs::Full(kSize, 64 << 10, {});
-  EXPECT_EQ(jobs.size(), 256ull << 20);
-  EXPECT_EQ(jobs.runs(), 1u);
-  EXPECT_EQ(jobs[jobs.size() - 1].index, (256ull << 20) - 1);
+  EXPECT_EQ(jobs.reads(), 256ull << 20);
+  EXPECT_EQ(jobs.runs().size(), 1u);
+  EXPECT_EQ(jobs.ReadIndex(jobs.reads() - 1), (256ull << 20) - 1);
+  // With 1 GiB allocated in its middle: three runs, 16 Ki chunks to read.
+  cbt::ExtentSet holes{{0, kSize}};
+  holes.Remove({8ull << 40, 1ull << 30});
+  const ChunkJobs sparse = ChunkJobs::Full(kSize, 64 << 10, holes);
+  EXPECT_EQ(sparse.runs().size(), 3u);
+  EXPECT_EQ(sparse.reads(), 16384u);
+  EXPECT_EQ(sparse.ReadIndex(0), (8ull << 40) / (64 << 10));
 }
 
 // ---- the base, streamed ---------------------------------------------------
@@ -220,6 +244,77 @@ TEST(BaseStreamingTest, TheBaseIsReadAlongsideNotHeld) {
     want.Add({&h, 1});
   }
   EXPECT_EQ(r->root_hash, want.Finish());
+}
+
+class CollectSink : public RecordSink {
+ public:
+  absl::Status Put(const stream::Record& r) override {
+    records.push_back(r);
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  std::vector<stream::Record> records;
+};
+
+// A full of 1 TiB with 1 MiB allocated: 16 M chunks, 16 read; the holes
+// go out as two zero runs without passing through the read pipeline.
+TEST(BaseStreamingTest, HolesBecomeZeroRunsInBulk) {
+  constexpr uint64_t kSize = 1ull << 40;
+  constexpr uint32_t kBig = 64 << 10;
+  GeneratedDevice dev(kSize);
+  cbt::ExtentSet holes{{0, kSize}};
+  holes.Remove({kSize / 2, 1 << 20});
+  ProducerOptions o = Opts();
+  o.chunk_size_bytes = kBig;
+  CollectSink sink;
+  auto r = ProduceStream(dev, {}, holes, nullptr, o, sink);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->chunks_read, 16u);
+  ASSERT_EQ(sink.records.size(), 1 + 1 + 16 + 1 + 1u);
+  const uint64_t half = kSize / 2 / kBig;
+  EXPECT_EQ(sink.records[1].zero_run().first_chunk_index(), 0u);
+  EXPECT_EQ(sink.records[1].zero_run().chunk_count(), half);
+  EXPECT_EQ(sink.records[2].chunk().chunk_index(), half);
+  EXPECT_EQ(sink.records[18].zero_run().first_chunk_index(), half + 16);
+  EXPECT_EQ(sink.records[18].zero_run().chunk_count(), half - 16);
+  RootHasher want(kSize, kBig);
+  want.AddZeros(half);
+  std::vector<uint8_t> buf(kBig);
+  for (uint64_t i = half; i < half + 16; ++i) {
+    ASSERT_TRUE(dev.ReadAt(i * kBig, buf).ok());
+    const ChunkHash h = EntryOf(buf);
+    want.Add({&h, 1});
+  }
+  want.AddZeros(half - 16);
+  EXPECT_EQ(r->root_hash, want.Finish());
+}
+
+// Discarded chunks of an incremental: a zero run only where the base did
+// not already hold zeros.
+TEST(BaseStreamingTest, DiscardsAreSentOnlyWhereTheBaseHadData) {
+  constexpr uint64_t kCount = 40;
+  VersionIndex base;
+  base.version_id = "base";
+  base.volume_size_bytes = kCount * kChunk;
+  base.chunk_size_bytes = kChunk;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    base.entries.push_back(i < 20 ? BaseEntry(i) : kZeroEntry);
+  }
+  base.root_hash = ComputeRootHash(base.volume_size_bytes, kChunk,
+                                   base.entries);
+  GeneratedDevice dev(kCount * kChunk);
+  CollectSink sink;
+  // Chunks 15..25 discarded: 15..19 held data, 20..24 were zeros already.
+  auto r = ProduceStream(dev, {}, {{15 * kChunk, 10 * kChunk}}, &base,
+                         Opts(), sink);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->chunks_read, 0u);
+  ASSERT_EQ(sink.records.size(), 3u);
+  EXPECT_EQ(sink.records[1].zero_run().first_chunk_index(), 15u);
+  EXPECT_EQ(sink.records[1].zero_run().chunk_count(), 5u);
+  std::vector<ChunkHash> want = base.entries;
+  std::fill(want.begin() + 15, want.begin() + 20, kZeroEntry);
+  EXPECT_EQ(r->root_hash, ComputeRootHash(kCount * kChunk, kChunk, want));
 }
 
 struct Damage {
