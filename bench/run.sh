@@ -10,6 +10,9 @@
 #   bench/run.sh --nbd [--size 2G]    instant access: an NBD export read
 #                                     sequentially and at random against a
 #                                     full restore (bench/nbd_bench.py)
+#   bench/run.sh --memory [--size 16T] peak RSS of sender and receiver for a
+#                                     16 TiB sparse volume, full and 1000
+#                                     changed chunks (bench/memory_bench.py)
 # Other options: bench/bench.py --help. Run as root (it installs packages,
 # drops the page cache between steps and attaches a loop device).
 # Writes bench/results/<UTC stamp>[-quick].{json,md} and -*.png.
@@ -40,6 +43,14 @@ if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
   if [ "${1:-}" = "--nbd" ]; then
     cmake --build "$cbtd_build" --target cbtd cbtd_nbdkit_plugin
   fi
+  if [ "${1:-}" = "--memory" ]; then
+    cmake --build "$cbtd_build" --target cbtd
+  fi
+fi
+if [ "${1:-}" = "--memory" ]; then
+  shift
+  exec /usr/bin/python3 "$here/memory_bench.py" --bin-dir "$cbtd_build/bin" \
+    --make-certs "$src/scripts/make-certs.sh" "$@"
 fi
 if [ "${1:-}" = "--nbd" ]; then
   shift
