@@ -62,7 +62,7 @@ if [ "${1:-}" = "--vm" ]; then
   stamp=$(date -u +%Y-%m-%dT%H%MZ)
   log=$(mktemp /tmp/cbtd-bench-vm.XXXXXX)
   start=$(date +%s)
-  "$root/tests/vm/run-vm.sh" --build "$cbtd_build" --disk 3G --timeout 3600 \
+  "$root/tests/vm/run-vm.sh" --build "$cbtd_build" --disk 6G --timeout 3600 \
     -- "$root/bench/vm/cbt_costs.sh" "$@" 2>&1 | tee "$log"
   exec /usr/bin/python3 "$here/vm_report.py" "$log" \
     "$here/results/$stamp-vm" "$(( $(date +%s) - start ))"

@@ -8,6 +8,9 @@
 #     thin snapshot (thin-delta). fio, direct I/O: 4 KiB random writes and
 #     1 MiB sequential writes, each to blocks not yet written since the
 #     snapshot / checkpoint (the expensive first write).
+#  3. A thin full reads only what the pool maps: cbtd's first backup of a
+#     16 GiB thin LV with 2 GiB written (64 MiB pieces spread over it), to
+#     a cbt-receiver; bytes read against the pool's mapped bytes.
 # The guest is qemu TCG: absolute numbers are slow, ratios are the result.
 # Prints one line "BENCH_JSON {...}" with every figure.
 # Arguments KEY=VALUE set the BENCH_VM_* knobs below (run-vm.sh passes no
@@ -24,12 +27,18 @@ SIZES=${BENCH_VM_SIZES:-128 512}   # MiB, thin volumes for part 1
 RAND_MB=${BENCH_VM_RAND_MB:-16}    # 4 KiB random writes per fio run
 SEQ_MB=${BENCH_VM_SEQ_MB:-128}     # 1 MiB sequential writes per fio run
 REPEAT=${BENCH_VM_REPEAT:-2}
+PARTS=${BENCH_VM_PARTS:-1 2 3}     # which parts to run
+THIN_FULL_GIB=${BENCH_VM_THIN_FULL_GIB:-16}      # part 3: virtual size
+THIN_MAPPED_MIB=${BENCH_VM_THIN_MAPPED_MIB:-2048}  # part 3: written
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 out=/tmp/bench.jsonl
 : > "$out"
 emit() { echo "$1" >> "$out"; }
 
 make_vg bv /dev/vda
-lvcreate -q -L 1200M -T bv/pool --chunksize 64k >/dev/null
+if want 1 || want 2; then
+  lvcreate -q -L 1200M -T bv/pool --chunksize 64k >/dev/null
+fi
 
 # fill PATH MIB: non-zero data everywhere (every thin block mapped).
 fill() {
@@ -69,8 +78,8 @@ timed() {
 
 snap() { lvcreate -q -s -n "$2" "bv/$1" >/dev/null; lvchange -q -ay -K "bv/$2" >/dev/null; }
 
-log "part 1: changed set of a thin volume with 1% changed"
-for mib in $SIZES; do
+want 1 && log "part 1: changed set of a thin volume with 1% changed"
+want 1 && for mib in $SIZES; do
   log " ${mib} MiB thin volume: fill, snapshot, hash, change 1%, snapshot"
   lvcreate -q -V "${mib}M" -T bv/pool -n "t$mib" >/dev/null
   fill "/dev/bv/t$mib" "$mib"
@@ -116,6 +125,7 @@ PY
   done
 }
 
+part2() {
 log "part 2: write cost of tracking"
 lvcreate -q -L 256M -n plain bv >/dev/null
 lvcreate -q -L 16M -n erameta bv >/dev/null
@@ -139,6 +149,65 @@ for rep in $(seq 1 "$REPEAT"); do
   fio_write thin-snapshot /dev/bv/thin
   lvremove -q -y bv/thins >/dev/null
 done
+}
+want 2 && part2
+
+# part 3: cbtd's first backup of a sparse thin LV, to a receiver.
+part3() {
+  local gib=$THIN_FULL_GIB mib=$THIN_MAPPED_MIB pieces stride k
+  log "part 3: thin full of a $gib GiB thin LV with $mib MiB written"
+  # Under cbtd's 80 % limit for snapshots once the data is written.
+  lvcreate -q -L "$((mib * 5 / 4 + 512))M" -T bv/pool3 --chunksize 64k >/dev/null
+  lvcreate -q -V "${gib}G" -T bv/pool3 -n big >/dev/null
+  pieces=$((mib / 64))
+  stride=$((gib * 1024 / pieces))  # MiB between the pieces
+  for k in $(seq 0 $((pieces - 1))); do
+    { yes "cbtd vm bench piece $k" || true; } | head -c $((64 << 20)) |
+      dd of=/dev/bv/big bs=1M seek=$((k * stride)) iflag=fullblock \
+        oflag=direct status=none
+  done
+  sync
+  "$CBTD_SRC/scripts/make-certs.sh" /tmp/certs --host vmhost >/dev/null
+  cbt-receiver serve --vault /tmp/vault --create --listen 127.0.0.1:7443 \
+    --tls-cert /tmp/certs/server.crt --tls-key /tmp/certs/server.key \
+    --client-ca /tmp/certs/ca.crt > /tmp/receiver.log 2>&1 &
+  local receiver=$!
+  mkdir -p /run/cbtd /tmp/cbtd-state && chmod 700 /run/cbtd
+  cat > /tmp/cbtd.conf <<CONF
+[agent]
+state_dir = /tmp/cbtd-state
+socket = /run/cbtd/cbtd.sock
+key_file = /tmp/cbtd.key
+
+[receiver]
+address = 127.0.0.1:7443
+ca_file = /tmp/certs/ca.crt
+cert_file = /tmp/certs/vmhost.crt
+key_file = /tmp/certs/vmhost.key
+
+[volume.big]
+path = /dev/bv/big
+method = thin-delta
+CONF
+  cbtd --config /tmp/cbtd.conf > /tmp/cbtd.log 2>&1 &
+  local cbtd=$!
+  for _ in $(seq 1 100); do cbtctl status >/dev/null 2>&1 && break; sleep 0.2; done
+  /usr/bin/time -f '%e' -o /tmp/time.txt cbtctl backup big --wait --json \
+    > /tmp/runs.json || { cat /tmp/runs.json; tail -20 /tmp/cbtd.log; fail "thin full failed"; }
+  local wall got snap mapped
+  wall=$(cat /tmp/time.txt)
+  got=$(python3 -c 'import json;print(json.load(open("/tmp/runs.json"))["runs"][0]["bytes_read"])')
+  snap=$(cbtctl volumes --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["volumes"][0]["base_snapshot"])')
+  mapped=$(lvs --noheadings --units b --nosuffix -o lv_size,data_percent "$snap" |
+    awk '{ printf "%d", $1 * $2 / 100 }')
+  log "  thin full: read $got bytes in ${wall}s; the pool maps $mapped of $((gib << 30))"
+  emit "{\"part\":\"thin_full\",\"size_bytes\":$((gib << 30)),\"written_bytes\":$((pieces << 26)),\"mapped_bytes\":$mapped,\"bytes_read\":$got,\"wall_s\":$wall}"
+  [ "$got" -le $((mapped * 11 / 10)) ] || fail "thin full read $got bytes, $mapped mapped"
+  [ "$got" -ge $((mapped * 9 / 10)) ] || fail "thin full read $got bytes, less than the $mapped mapped"
+  kill "$cbtd" "$receiver"
+  wait "$cbtd" "$receiver" 2>/dev/null || true
+}
+want 3 && part3
 
 python3 - "$out" <<'PY'
 import json, sys
