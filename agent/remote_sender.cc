@@ -112,8 +112,8 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
   // The base is streamed alongside the chunks, once per attempt, so the
   // sender's memory does not grow with the volume (stream_producer.h).
   const bool incremental = !changes.full && !request.base_version.empty();
-  auto open_base = [&]() -> absl::StatusOr<
-                             std::unique_ptr<transport::IndexEntrySource>> {
+  auto open_base =
+      [&]() -> absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> {
     if (!incremental) return nullptr;
     auto idx = (*client)->OpenIndex(endpoint_->identity, volume.name,
                                     request.base_version);
@@ -161,8 +161,8 @@ absl::StatusOr<SendResult> RemoteSender::SendAndCommit(
     std::unique_ptr<transport::RemoteSink> sink = (*client)->NewSink();
     CancellableSink guarded(*sink, control);
     absl::StatusOr<transport::ProduceResult> produced =
-        transport::ProduceStream(**device, changed, changes.zeroed,
-                                 base->get(), opts, guarded);
+        transport::ProduceStream(**device, changed, changes.zeroed, base->get(),
+                                 opts, guarded);
     if (produced.ok() && sink->committed().has_value()) {
       // Read: every chunk taken off the snapshot (for the hash method the
       // whole volume), not only the chunks that differed and were sent.

@@ -150,8 +150,8 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
     }
     base_id = vm["base-version"].as<std::string>();
   }
-  auto open_base = [&]()
-      -> absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> {
+  auto open_base =
+      [&]() -> absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> {
     if (base) return transport::SourceOf(*base);
     if (base_id.empty()) return nullptr;
     return (*client)->OpenIndex("", opts.volume, base_id);

@@ -241,9 +241,7 @@ class ReaderSource final : public transport::IndexEntrySource {
  public:
   explicit ReaderSource(std::unique_ptr<IndexReader> reader)
       : reader_(std::move(reader)) {}
-  const IndexMetadata& metadata() const override {
-    return reader_->metadata();
-  }
+  const IndexMetadata& metadata() const override { return reader_->metadata(); }
   absl::StatusOr<std::span<const ChunkHash>> Next(size_t max) override {
     absl::StatusOr<std::span<const ChunkHash>> got = reader_->Next(max);
     if (!got.ok() || !got->empty()) return got;

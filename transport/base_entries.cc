@@ -94,8 +94,7 @@ absl::StatusOr<bool> BaseEntries::Need() {
   return true;
 }
 
-absl::StatusOr<std::span<const ChunkHash>> BaseEntries::TakeSome(
-    uint64_t end) {
+absl::StatusOr<std::span<const ChunkHash>> BaseEntries::TakeSome(uint64_t end) {
   absl::StatusOr<bool> have = Need();
   if (!have.ok()) return have.status();
   if (!*have) {  // past the base's end

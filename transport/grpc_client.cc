@@ -122,9 +122,18 @@ class SinkImpl final : public RemoteSink {
   std::string open_token_ = absl::StrCat(rng_(), "-", rng_(), "-", rng_());
 };
 
+svc::GetIndexRequest IndexRequest(const std::string& host,
+                                  const std::string& volume_id,
+                                  const std::string& version_id) {
+  svc::GetIndexRequest req;
+  req.set_source_host(host);
+  req.set_volume_id(volume_id);
+  req.set_version_id(version_id);
+  return req;
+}
+
 // What any index from a receiver must satisfy before its entries are read.
-absl::Status CheckIndexHead(const IndexMetadata& index,
-                            const std::string& host,
+absl::Status CheckIndexHead(const IndexMetadata& index, const std::string& host,
                             const std::string& volume_id,
                             const std::string& version_id) {
   const auto name = [&] {
@@ -320,10 +329,7 @@ class ClientImpl final : public RemoteClient {
   absl::StatusOr<VersionIndex> GetIndex(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) override {
-    svc::GetIndexRequest req;
-    req.set_source_host(host);
-    req.set_volume_id(volume_id);
-    req.set_version_id(version_id);
+    const svc::GetIndexRequest req = IndexRequest(host, volume_id, version_id);
     svc::GetIndexResponse resp;
     absl::Status st = Retrying([&] {
       grpc::ClientContext ctx;
@@ -357,10 +363,7 @@ class ClientImpl final : public RemoteClient {
   absl::StatusOr<std::unique_ptr<IndexEntrySource>> OpenIndex(
       const std::string& host, const std::string& volume_id,
       const std::string& version_id) override {
-    svc::GetIndexRequest req;
-    req.set_source_host(host);
-    req.set_volume_id(volume_id);
-    req.set_version_id(version_id);
+    const svc::GetIndexRequest req = IndexRequest(host, volume_id, version_id);
     const std::string what =
         absl::StrCat("index of ", host.empty() ? "" : host + "/", volume_id,
                      "@", version_id);

@@ -280,7 +280,8 @@ class ReceiverServer::Impl final : public svc::Receiver::Service {
       grpc::ServerWriter<svc::ReadIndexResponse>* writer) override {
     auto host = AuthorizeRead(ctx, req->source_host());
     if (!host.ok()) return ToGrpc(host.status());
-    auto index = backend_->OpenIndex(*host, req->volume_id(), req->version_id());
+    auto index =
+        backend_->OpenIndex(*host, req->volume_id(), req->version_id());
     if (!index.ok()) return ToGrpc(index.status());
     svc::ReadIndexResponse head;
     *head.mutable_version() = ToProto(SummaryOf((*index)->metadata()));

@@ -95,7 +95,8 @@ void RootHasher::Add(std::span<const ChunkHash> entries) {
 void RootHasher::AddZeros(uint64_t count) {
   static const std::array<ChunkHash, 1024> kZeros{};
   while (count > 0) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(count, kZeros.size()));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(count, kZeros.size()));
     Add({kZeros.data(), n});
     count -= n;
   }

@@ -140,10 +140,9 @@ class ReadQueue {
 // the chunks read.
 // With a cipher the entry is the keyed chunk id and the payload
 // SealChunkPayload(id, inner compression, body) (transport/sealed_chunk.h).
-void HashAndCompress(
-    std::span<const uint8_t> data, ZSTD_CCtx* cctx, std::string& zbuf,
-    int level, ChunkCipher* cipher, const std::optional<ChunkHash>& base_here,
-    Result& r) {
+void HashAndCompress(std::span<const uint8_t> data, ZSTD_CCtx* cctx,
+                     std::string& zbuf, int level, ChunkCipher* cipher,
+                     const std::optional<ChunkHash>& base_here, Result& r) {
   if (cipher == nullptr || IsAllZero(data)) {
     r.entry = EntryOf(data);
   } else {
@@ -605,8 +604,8 @@ absl::Status RecordEmitter::EmitZeros(uint64_t first, uint64_t count) {
     if (!was.ok()) return was.status();
     for (const ChunkHash& h : *was) {
       // Unchanged if the base has zeros here too.
-      const bool unchanged = plan_.has_base && i < plan_.must_cover_from &&
-                             IsZeroEntry(h);
+      const bool unchanged =
+          plan_.has_base && i < plan_.must_cover_from && IsZeroEntry(h);
       if (!unchanged) {
         if (absl::Status s = AddZero(i); !s.ok()) return s;
       }
@@ -742,15 +741,13 @@ absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
   return result;
 }
 
-
 absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
                                             const cbt::ExtentSet& changed,
                                             const cbt::ExtentSet& zeroed,
                                             const VersionIndex* base,
                                             const ProducerOptions& options,
                                             RecordSink& sink) {
-  std::unique_ptr<IndexEntrySource> entries =
-      base ? SourceOf(*base) : nullptr;
+  std::unique_ptr<IndexEntrySource> entries = base ? SourceOf(*base) : nullptr;
   return ProduceStream(source, changed, zeroed, entries.get(), options, sink);
 }
 

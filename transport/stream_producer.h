@@ -111,8 +111,8 @@ absl::StatusOr<ProduceResult> ProduceStream(common::BlockReader& source,
 // A full stream (no base).
 inline absl::StatusOr<ProduceResult> ProduceStream(
     common::BlockReader& source, const cbt::ExtentSet& changed,
-    const cbt::ExtentSet& zeroed, std::nullptr_t, const ProducerOptions& options,
-    RecordSink& sink) {
+    const cbt::ExtentSet& zeroed, std::nullptr_t,
+    const ProducerOptions& options, RecordSink& sink) {
   return ProduceStream(source, changed, zeroed,
                        static_cast<IndexEntrySource*>(nullptr), options, sink);
 }

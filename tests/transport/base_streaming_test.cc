@@ -15,6 +15,7 @@
 #include "transport/base_entries.h"
 #include "transport/chunk_jobs.h"
 #include "transport/index_source.h"
+#include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
 
 namespace cbtd::transport {
@@ -32,9 +33,9 @@ struct Job {
 
 // The chunk-by-chunk rule ChunkJobs must agree with (stream_producer.h).
 std::vector<Job> Reference(uint64_t size, uint32_t chunk, bool full,
-                                const cbt::ExtentSet& changed,
-                                const cbt::ExtentSet& zeroed,
-                                uint64_t must_cover_from) {
+                           const cbt::ExtentSet& changed,
+                           const cbt::ExtentSet& zeroed,
+                           uint64_t must_cover_from) {
   std::vector<Job> out;
   for (uint64_t i = 0; i < ChunkCount(size, chunk); ++i) {
     const cbt::Extent e{i * chunk, ChunkLength(size, chunk, i)};
@@ -140,8 +141,8 @@ class GeneratedBase : public IndexEntrySource {
     if (fail_after && delivered >= *fail_after) {
       return absl::UnavailableError("receiver went away");
     }
-    const uint64_t end = std::min(stop_after.value_or(count_ + extra),
-                                  count_ + extra);
+    const uint64_t end =
+        std::min(stop_after.value_or(count_ + extra), count_ + extra);
     batch_.clear();
     while (batch_.size() < max && delivered < end) {
       batch_.push_back(BaseEntry(delivered++));
@@ -222,8 +223,7 @@ TEST(BaseStreamingTest, TheBaseIsReadAlongsideNotHeld) {
   constexpr uint64_t kCount = 2u << 20;
   GeneratedBase base(kCount);
   GeneratedDevice dev(kCount * kChunk);
-  const std::vector<uint64_t> changed_chunks{0, 1000, kCount / 2,
-                                             kCount - 1};
+  const std::vector<uint64_t> changed_chunks{0, 1000, kCount / 2, kCount - 1};
   cbt::ExtentSet changed;
   for (uint64_t c : changed_chunks) changed.Add(c * kChunk + 100, 1);
   AheadSink sink(base);
@@ -231,8 +231,8 @@ TEST(BaseStreamingTest, TheBaseIsReadAlongsideNotHeld) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(sink.indices, changed_chunks);
   EXPECT_TRUE(sink.finished);
-  EXPECT_LE(sink.max_ahead, static_cast<int64_t>(kBaseWindowEntries +
-                                                 kIndexBatchEntries));
+  EXPECT_LE(sink.max_ahead,
+            static_cast<int64_t>(kBaseWindowEntries + kIndexBatchEntries));
   RootHasher want(kCount * kChunk, kChunk);
   std::vector<uint8_t> buf(kChunk);
   for (uint64_t i = 0; i < kCount; ++i) {
@@ -246,16 +246,6 @@ TEST(BaseStreamingTest, TheBaseIsReadAlongsideNotHeld) {
   EXPECT_EQ(r->root_hash, want.Finish());
 }
 
-class CollectSink : public RecordSink {
- public:
-  absl::Status Put(const stream::Record& r) override {
-    records.push_back(r);
-    return absl::OkStatus();
-  }
-  absl::Status Finish() override { return absl::OkStatus(); }
-  std::vector<stream::Record> records;
-};
-
 // A full of 1 TiB with 1 MiB allocated: 16 M chunks, 16 read; the holes
 // go out as two zero runs without passing through the read pipeline.
 TEST(BaseStreamingTest, HolesBecomeZeroRunsInBulk) {
@@ -266,7 +256,7 @@ TEST(BaseStreamingTest, HolesBecomeZeroRunsInBulk) {
   holes.Remove({kSize / 2, 1 << 20});
   ProducerOptions o = Opts();
   o.chunk_size_bytes = kBig;
-  CollectSink sink;
+  VectorRecordSink sink;
   auto r = ProduceStream(dev, {}, holes, nullptr, o, sink);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->chunks_read, 16u);
@@ -300,13 +290,13 @@ TEST(BaseStreamingTest, DiscardsAreSentOnlyWhereTheBaseHadData) {
   for (uint64_t i = 0; i < kCount; ++i) {
     base.entries.push_back(i < 20 ? BaseEntry(i) : kZeroEntry);
   }
-  base.root_hash = ComputeRootHash(base.volume_size_bytes, kChunk,
-                                   base.entries);
+  base.root_hash =
+      ComputeRootHash(base.volume_size_bytes, kChunk, base.entries);
   GeneratedDevice dev(kCount * kChunk);
-  CollectSink sink;
+  VectorRecordSink sink;
   // Chunks 15..25 discarded: 15..19 held data, 20..24 were zeros already.
-  auto r = ProduceStream(dev, {}, {{15 * kChunk, 10 * kChunk}}, &base,
-                         Opts(), sink);
+  auto r =
+      ProduceStream(dev, {}, {{15 * kChunk, 10 * kChunk}}, &base, Opts(), sink);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->chunks_read, 0u);
   ASSERT_EQ(sink.records.size(), 3u);
@@ -337,8 +327,7 @@ TEST_P(DamagedBaseTest, CommitsNothing) {
   auto r = ProduceStream(dev, {{5 * kChunk, 1}}, {}, &base, Opts(), sink);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), GetParam().code) << r.status();
-  EXPECT_THAT(std::string(r.status().message()),
-              HasSubstr(GetParam().message));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(GetParam().message));
   EXPECT_FALSE(sink.trailer);
   EXPECT_FALSE(sink.finished);
 }

@@ -46,8 +46,8 @@ enum class Caller { kOwner, kOtherHost, kAdmin, kNoCert, kForeignCa, kExpired };
 
 const char* Name(Rpc r) {
   static const char* const kNames[] = {
-      "OpenSession", "HaveChunks", "Upload",      "ListVersions", "GetIndex",
-      "ReadIndex",   "GetChunks",  "Prune",       "CommitGroup",  "HoldVersion"};
+      "OpenSession", "HaveChunks", "Upload", "ListVersions", "GetIndex",
+      "ReadIndex",   "GetChunks",  "Prune",  "CommitGroup",  "HoldVersion"};
   return kNames[static_cast<int>(r)];
 }
 const char* Name(Caller c) {
@@ -332,9 +332,9 @@ TEST_F(RpcIdentityTest, EveryRpcAgainstEveryCaller) {
   const Caller callers[] = {Caller::kOtherHost, Caller::kAdmin,
                             Caller::kNoCert,    Caller::kForeignCa,
                             Caller::kExpired,   Caller::kOwner};
-  const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks,  Rpc::kUpload,
-                      Rpc::kListVersions, Rpc::kGetIndex,    Rpc::kReadIndex,
-                      Rpc::kGetChunks,    Rpc::kPrune,       Rpc::kCommitGroup,
+  const Rpc rpcs[] = {Rpc::kOpenSession,  Rpc::kHaveChunks, Rpc::kUpload,
+                      Rpc::kListVersions, Rpc::kGetIndex,   Rpc::kReadIndex,
+                      Rpc::kGetChunks,    Rpc::kPrune,      Rpc::kCommitGroup,
                       Rpc::kHoldVersion};
   int rows = 0;
   for (Caller caller : callers) {

@@ -305,11 +305,12 @@ TEST(StreamProducerTest, AFullReadsOnlyWhatIsAllocated) {
   EXPECT_EQ(dev.reads.load(), 14u);
   std::vector<ChunkHash> entries;
   for (size_t i = 0; i < 20; ++i) {
-    entries.push_back(i >= 4 && i < 10
-                          ? kZeroEntry
-                          : EntryOf({reinterpret_cast<const uint8_t*>(
-                                         vol.data()) + i * kChunk,
-                                     kChunk}));
+    entries.push_back(
+        i >= 4 && i < 10
+            ? kZeroEntry
+            : EntryOf(
+                  {reinterpret_cast<const uint8_t*>(vol.data()) + i * kChunk,
+                   kChunk}));
   }
   EXPECT_EQ(r->root_hash, ComputeRootHash(vol.size(), kChunk, entries));
   EXPECT_EQ(sink.records.back().trailer().zero_chunks(), 6u);
