@@ -18,8 +18,13 @@ Then the same two backups through the daemon: cbtd with the image as a
 volume (method external, snapshot none), `cbtctl backup --wait`, its
 first run a full and its second an incremental over another --changes
 chunks handed in with `--changes`.
+Then the incremental is restored to /dev/null, every chunk read and
+checked: by `cbt-receiver restore` from the vault directory, and by cbtd
+(`cbtctl restore`) over gRPC, each streaming the 8 GiB index twice (a
+check pass, then the restore).
 Reports the peak RSS of the sender (cbtctl send's maximum, cbtd's VmHWM
-over each run) and the receiver's VmHWM over each backup, with the times,
+over each run) and the receiver's VmHWM over each backup, the restoring
+process's for each restore, with the times,
 and writes bench/results/<UTC stamp>-memory.{json,md}. Needs about 45 GiB
 free in --work (four 8 GiB indexes plus staging).
 """
@@ -233,6 +238,40 @@ chunk_size = {self.a.chunk_bytes}
                 "receiver_peak_rss_mib":
                 round(status_kb(self.receiver.pid, "VmHWM") / 1024, 1)}
 
+    def receiver_restore(self, version, name):
+        argv = [os.path.join(self.bin, "cbt-receiver"), "restore",
+                "--vault", self.vault, "--host", HOST, "--volume", "big",
+                "--version", version, "--target", "/dev/null",
+                "--key-file", self.key, "--json"]
+        wall, rss = time_v(argv, os.path.join(self.work, f"{name}.log"))
+        return {"wall_s": round(wall, 1),
+                "restorer_peak_rss_mib": round(rss / 1024, 1)}
+
+    def cbtd_restore(self, name):
+        ctl = os.path.join(self.bin, "cbtctl")
+        listed = subprocess.run([ctl, "versions", "bigd", "--json",
+                                 "--socket", self.sock], check=True,
+                                capture_output=True, text=True).stdout
+        data = json.loads(listed)
+        versions = (data[0] if isinstance(data, list) else data)["versions"]
+        version = versions[-1].get("versionId") or versions[-1]["version_id"]
+        for pid in (self.cbtd.pid, self.receiver.pid):
+            reset_peak(pid)
+        t0 = time.monotonic()
+        with open(os.path.join(self.work, f"{name}.log"), "w") as out:
+            r = subprocess.run([ctl, "restore", "bigd", "--version", version,
+                                "--target", "/dev/null", "--socket",
+                                self.sock], stdout=out,
+                               stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise SystemExit("cbtctl restore failed: see " +
+                             os.path.join(self.work, f"{name}.log"))
+        return {"wall_s": round(time.monotonic() - t0, 1),
+                "restorer_peak_rss_mib":
+                round(status_kb(self.cbtd.pid, "VmHWM") / 1024, 1),
+                "receiver_peak_rss_mib":
+                round(status_kb(self.receiver.pid, "VmHWM") / 1024, 1)}
+
     def stop(self):
         for p in (getattr(self, "cbtd", None), self.receiver):
             if p and p.poll() is None:
@@ -258,6 +297,18 @@ def report(res, out_base):
         lines.append(f"| {who} | {k.replace('cbtd_', '')} | {r['wall_s']} s "
                      f"| {r['sender_max_rss_mib']} MiB | "
                      f"{r['receiver_peak_rss_mib']} MiB |")
+    restores = [k for k in ("receiver_restore", "cbtd_restore") if k in res]
+    if restores:
+        lines += ["", "| restore of the incremental to /dev/null | wall | "
+                  "restorer peak RSS | receiver peak RSS |", "|---|---:|---:|---:|"]
+    for k in restores:
+        r = res[k]
+        who = ("cbt-receiver restore (vault directory)"
+               if k == "receiver_restore" else "cbtd (cbtctl restore, gRPC)")
+        lines.append(f"| {who} | {r['wall_s']} s | "
+                     f"{r['restorer_peak_rss_mib']} MiB | "
+                     f"{r.get('receiver_peak_rss_mib', '—')} "
+                     f"{'MiB ' if 'receiver_peak_rss_mib' in r else ''}|")
     lines += ["", f"Incremental: {res['changes']} chunks changed, spread "
               "evenly across the volume.", "",
               f"Command: `{res['command']}`", ""]
@@ -299,6 +350,10 @@ def main():
             "v2", ["--base-version", "v1", "--changes", changes],
             "incremental")
         log(f"incremental: {res['incremental']}")
+        log("restore of the incremental from the vault directory")
+        res["receiver_restore"] = rig.receiver_restore("v2",
+                                                       "receiver-restore")
+        log(f"receiver restore: {res['receiver_restore']}")
         rig.start_cbtd()
         log("cbtd: full")
         res["cbtd_full"] = rig.backup([], "cbtd-full")
@@ -313,6 +368,9 @@ def main():
         res["cbtd_incremental"] = rig.backup(
             ["--changes", f"bigd={changes}"], "cbtd-incremental")
         log(f"cbtd incremental: {res['cbtd_incremental']}")
+        log("cbtd: restore of the incremental over gRPC")
+        res["cbtd_restore"] = rig.cbtd_restore("cbtd-restore")
+        log(f"cbtd restore: {res['cbtd_restore']}")
     finally:
         rig.stop()
     report(res, out)

@@ -1,17 +1,31 @@
 #include "receiver/vault_restore.h"
 
 #include "absl/strings/str_cat.h"
+#include "receiver/index_stream.h"
 
 namespace cbtd::receiver {
+
+void VaultVersionSource::NoteEncrypted(std::string_view version,
+                                       bool encrypted) {
+  std::lock_guard l(mu_);
+  encrypted_[std::string(version)] = encrypted;
+}
 
 absl::StatusOr<VersionIndex> VaultVersionSource::ReadIndex(
     std::string_view version) {
   auto idx = vault_.ReadIndex(volume_, version);
-  if (idx.ok()) {
-    std::lock_guard l(mu_);
-    encrypted_[std::string(version)] = idx->encrypted();
-  }
+  if (idx.ok()) NoteEncrypted(version, idx->encrypted());
   return idx;
+}
+
+absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>>
+VaultVersionSource::OpenIndex(std::string_view version) {
+  auto reader = vault_.OpenIndex(volume_, version);
+  if (!reader.ok()) return reader.status();
+  std::unique_ptr<transport::IndexEntrySource> source =
+      AsEntrySource(*std::move(reader));
+  NoteEncrypted(version, source->metadata().encrypted());
+  return source;
 }
 
 absl::StatusOr<bool> VaultVersionSource::Encrypted(std::string_view version) {
@@ -21,9 +35,11 @@ absl::StatusOr<bool> VaultVersionSource::Encrypted(std::string_view version) {
       return it->second;
     }
   }
-  auto idx = ReadIndex(version);
-  if (!idx.ok()) return idx.status();
-  return idx->encrypted();
+  // The metadata alone, checked with the whole object.
+  auto meta = vault_.ReadIndexMetadata(volume_, version);
+  if (!meta.ok()) return meta.status();
+  NoteEncrypted(version, meta->encrypted());
+  return meta->encrypted();
 }
 
 absl::StatusOr<std::string> VaultVersionSource::Tenant() {

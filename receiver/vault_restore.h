@@ -28,6 +28,10 @@ class VaultVersionSource : public restore::VersionSource {
   VaultVersionSource(Vault& vault, VolumeName volume)
       : vault_(vault), volume_(std::move(volume)) {}
   absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) override;
+  // Vault::OpenIndex, whose reader checks the object's checksum at its end
+  // (RestoreFromSource checks the count and root hash as well).
+  absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> OpenIndex(
+      std::string_view version) override;
   absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view version, std::span<const ChunkHash> hashes) override;
   // Enough for a pack's neighbouring records to be read together
@@ -35,8 +39,9 @@ class VaultVersionSource : public restore::VersionSource {
   size_t max_batch_chunks() const override { return 64; }
 
  private:
-  // Whether `version` is encrypted (from its index, read once).
+  // Whether `version` is encrypted (from its index's metadata, read once).
   absl::StatusOr<bool> Encrypted(std::string_view version);
+  void NoteEncrypted(std::string_view version, bool encrypted);
   // The volume's host's tenant (Vault::TenantOf), looked up once: a host
   // with versions never changes tenant (receiver/tenants.h).
   absl::StatusOr<std::string> Tenant();

@@ -76,6 +76,15 @@ class RemoteVersionSource : public VersionSource {
     }
     return idx;
   }
+  absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> OpenIndex(
+      std::string_view version) override {
+    auto source = client_.OpenIndex(host_, volume_, std::string(version));
+    if (source.ok()) {
+      std::lock_guard l(mu_);
+      encrypted_[std::string(version)] = (*source)->metadata().encrypted();
+    }
+    return source;
+  }
   absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view version, std::span<const ChunkHash> hashes) override {
     bool encrypted = false;
@@ -107,6 +116,121 @@ bool IsDamage(const absl::Status& s) {
   return absl::IsDataLoss(s) || absl::IsNotFound(s);
 }
 
+// Chunks whose entries a remote verify holds at a time (2 MiB of them).
+constexpr uint64_t kVerifyWindowEntries = 2 * transport::kIndexBatchEntries;
+
+// VerifyRemoteVersion's fetching and bookkeeping, a window of the index at
+// a time: each distinct chunk of a window is fetched once, however many of
+// its positions use it.
+class RemoteVerifier {
+ public:
+  RemoteVerifier(transport::RemoteClient& client, const std::string& host,
+                 const std::string& volume, const std::string& version,
+                 const transport::IndexMetadata& meta,
+                 const std::optional<transport::TenantKey>& key)
+      : client_(client),
+        host_(host),
+        volume_(volume),
+        version_(version),
+        chunk_size_(meta.chunk_size_bytes),
+        encrypted_(meta.encrypted()),
+        key_(key) {
+    report_.content_checked = !encrypted_ || key_.has_value();
+    report_.host = meta.host;
+    report_.volume = meta.volume;
+    report_.version = meta.version_id;
+    report_.root_hash = meta.root_hash;
+  }
+
+  // Checks the chunks of positions [first, first + entries.size()).
+  absl::Status CheckWindow(uint64_t first, std::span<const ChunkHash> entries) {
+    std::vector<ChunkHash> distinct;
+    positions_.clear();
+    for (uint64_t k = 0; k < entries.size(); ++k) {
+      const ChunkHash& h = entries[k];
+      if (transport::IsZeroEntry(h)) continue;
+      auto& p = positions_[h];
+      if (p.empty()) distinct.push_back(h);
+      p.push_back(first + k);
+    }
+    const size_t batch = std::max<size_t>(
+        1, std::min<uint64_t>(
+               kMaxRemoteBatchChunks,
+               kRestoreBatchBytes / std::max<uint32_t>(1, chunk_size_)));
+    std::map<uint64_t, DamagedChunk> damaged;  // by chunk index
+    for (size_t start = 0; start < distinct.size(); start += batch) {
+      const std::span<const ChunkHash> hashes(
+          distinct.data() + start, std::min(batch, distinct.size() - start));
+      if (auto s = CheckBatch(hashes, damaged); !s.ok()) return s;
+    }
+    for (auto& [i, d] : damaged) report_.damaged.push_back(std::move(d));
+    return absl::OkStatus();
+  }
+
+  RemoteVerifyReport TakeReport(uint64_t chunks) {
+    report_.chunks = chunks;
+    return std::move(report_);
+  }
+
+ private:
+  // Fetches and, for an encrypted version with the key, opens and checks.
+  absl::StatusOr<std::vector<std::string>> Fetch(
+      std::span<const ChunkHash> hashes) {
+    auto data =
+        FetchChunks(client_, host_, volume_, version_, hashes, encrypted_);
+    if (!data.ok() || !encrypted_ || !key_) return data;
+    if (auto s = OpenSealedChunks(*key_, hashes, chunk_size_, *data); !s.ok()) {
+      return s;
+    }
+    return data;
+  }
+
+  void Count(const std::vector<std::string>& data) {
+    report_.chunks_checked += data.size();
+    for (const std::string& d : data) report_.bytes_checked += d.size();
+  }
+
+  absl::Status CheckBatch(std::span<const ChunkHash> hashes,
+                          std::map<uint64_t, DamagedChunk>& damaged) {
+    auto data = Fetch(hashes);
+    if (data.ok()) {
+      Count(*data);
+      return absl::OkStatus();
+    }
+    if (!IsDamage(data.status())) return data.status();
+    // A GetChunks stream stops at the first bad chunk: ask for this batch's
+    // chunks one by one to name every bad one.
+    for (const ChunkHash& h : hashes) {
+      auto one = Fetch({&h, 1});
+      if (one.ok()) {
+        Count(*one);
+      } else if (IsDamage(one.status())) {
+        ++report_.chunks_checked;
+        for (uint64_t i : positions_[h]) {
+          damaged[i] = {i, h, absl::IsNotFound(one.status()),
+                        std::string(one.status().message())};
+        }
+      } else {
+        return one.status();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  transport::RemoteClient& client_;
+  const std::string& host_;
+  const std::string& volume_;
+  const std::string& version_;
+  const uint32_t chunk_size_;
+  const bool encrypted_;
+  const std::optional<transport::TenantKey>& key_;
+  RemoteVerifyReport report_;
+  // The positions in the current window of each distinct chunk.
+  std::unordered_map<ChunkHash, std::vector<uint64_t>,
+                     transport::ChunkHashStdHash>
+      positions_;
+};
+
 }  // namespace
 
 std::unique_ptr<VersionSource> NewRemoteVersionSource(
@@ -127,85 +251,27 @@ absl::StatusOr<RemoteVerifyReport> VerifyRemoteVersion(
     transport::RemoteClient& client, const std::string& host,
     const std::string& volume_id, const std::string& version,
     const std::optional<transport::TenantKey>& key) {
-  auto idx = FetchIndex(client, host, volume_id, version);
-  if (!idx.ok()) return idx.status();
-  const bool encrypted = idx->encrypted();
+  auto source = client.OpenIndex(host, volume_id, version);
+  if (!source.ok()) return source.status();
+  const transport::IndexMetadata& meta = (*source)->metadata();
   // Without the key an encrypted version's chunks can only be fetched (the
   // receiver checked its stored checksums); with the wrong key, nothing.
-  if (encrypted && key) {
-    if (auto s = CheckRestoreKey(*idx, key); !s.ok()) return s;
+  if (meta.encrypted() && key) {
+    if (auto s = CheckRestoreKey(meta, key); !s.ok()) return s;
   }
-  // Fetches and, for an encrypted version with the key, opens and checks.
-  auto fetch = [&](std::span<const ChunkHash> hashes)
-      -> absl::StatusOr<std::vector<std::string>> {
-    auto data =
-        FetchChunks(client, host, volume_id, version, hashes, encrypted);
-    if (!data.ok() || !encrypted || !key) return data;
-    if (auto s = OpenSealedChunks(*key, hashes, idx->chunk_size_bytes, *data);
-        !s.ok()) {
-      return s;
-    }
-    return data;
-  };
-  RemoteVerifyReport report;
-  report.content_checked = !encrypted || key.has_value();
-  report.host = idx->host;
-  report.volume = idx->volume;
-  report.version = idx->version_id;
-  report.root_hash = idx->root_hash;
-  report.chunks = idx->entries.size();
-
-  // Each distinct chunk is fetched once, however many positions use it.
-  std::vector<ChunkHash> distinct;
-  std::unordered_map<ChunkHash, std::vector<uint64_t>,
-                     transport::ChunkHashStdHash>
-      positions;
-  for (uint64_t i = 0; i < idx->entries.size(); ++i) {
-    const ChunkHash& h = idx->entries[i];
-    if (transport::IsZeroEntry(h)) continue;
-    auto& p = positions[h];
-    if (p.empty()) distinct.push_back(h);
-    p.push_back(i);
+  RemoteVerifier verifier(client, host, volume_id, version, meta, key);
+  transport::CheckedEntries entries(
+      **source,
+      absl::StrCat("the index of ", Describe(host, volume_id, version),
+                   " from the receiver"));
+  std::vector<ChunkHash> window;
+  for (uint64_t first = 0; first < entries.count(); first += window.size()) {
+    const uint64_t n = std::min(kVerifyWindowEntries, entries.count() - first);
+    if (auto s = entries.Read(n, window); !s.ok()) return s;
+    if (auto s = verifier.CheckWindow(first, window); !s.ok()) return s;
   }
-  const size_t batch = std::max<size_t>(
-      1, std::min<uint64_t>(kMaxRemoteBatchChunks,
-                            kRestoreBatchBytes /
-                                std::max<uint32_t>(1, idx->chunk_size_bytes)));
-  std::map<uint64_t, DamagedChunk> damaged;  // by chunk index
-  auto note = [&](const ChunkHash& h, const absl::Status& why) {
-    for (uint64_t i : positions[h]) {
-      damaged[i] = {i, h, absl::IsNotFound(why), std::string(why.message())};
-    }
-  };
-  auto count = [&](const std::vector<std::string>& data) {
-    report.chunks_checked += data.size();
-    for (const std::string& d : data) report.bytes_checked += d.size();
-  };
-  for (size_t start = 0; start < distinct.size(); start += batch) {
-    const std::span<const ChunkHash> hashes(
-        distinct.data() + start, std::min(batch, distinct.size() - start));
-    auto data = fetch(hashes);
-    if (data.ok()) {
-      count(*data);
-      continue;
-    }
-    if (!IsDamage(data.status())) return data.status();
-    // A GetChunks stream stops at the first bad chunk: ask for this batch's
-    // chunks one by one to name every bad one.
-    for (const ChunkHash& h : hashes) {
-      auto one = fetch({&h, 1});
-      if (one.ok()) {
-        count(*one);
-      } else if (IsDamage(one.status())) {
-        ++report.chunks_checked;
-        note(h, one.status());
-      } else {
-        return one.status();
-      }
-    }
-  }
-  for (auto& [i, d] : damaged) report.damaged.push_back(std::move(d));
-  return report;
+  if (auto s = entries.Finish(); !s.ok()) return s;
+  return verifier.TakeReport(entries.count());
 }
 
 }  // namespace cbtd::restore

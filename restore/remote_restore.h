@@ -51,11 +51,13 @@ struct RemoteVerifyReport {
   std::string host;  // as the index names it
   std::string volume;
   std::string version;
-  ChunkHash root_hash;          // checked against the entries
-  uint64_t chunks = 0;          // entries in the index
-  uint64_t chunks_checked = 0;  // distinct non-zero chunks checked
-  uint64_t bytes_checked = 0;   // uncompressed bytes of the intact ones
-                                // (sealed bytes if !content_checked)
+  ChunkHash root_hash;  // checked against the entries
+  uint64_t chunks = 0;  // entries in the index
+  // Distinct non-zero chunks checked, per window of the index (a chunk
+  // used in several windows of 65,536 chunks is checked in each).
+  uint64_t chunks_checked = 0;
+  uint64_t bytes_checked = 0;  // uncompressed bytes of the intact ones
+                               // (sealed bytes if !content_checked)
   // False for an encrypted version verified without its key: only what
   // the receiver's stored checksums prove was checked ("checksums only:
   // give --key-file for full verification").
@@ -67,7 +69,8 @@ struct RemoteVerifyReport {
 };
 
 // Fetches every distinct non-zero chunk of the version and checks it
-// against its hash, after checking the index against its root hash. An
+// against its hash, streaming the index (ReadIndex) in bounded memory and
+// checking it against its root hash at its end. An
 // encrypted version's chunks are opened with `key` and checked against
 // their keyed ids; without a key only fetched (report.content_checked is
 // false). Damage goes in the report; errors are for what prevents the

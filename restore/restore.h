@@ -46,6 +46,7 @@
 
 #include "absl/status/statusor.h"
 #include "transport/chunk_hash.h"
+#include "transport/index_source.h"
 #include "transport/stream_index.h"
 #include "transport/tenant_key.h"
 
@@ -61,8 +62,14 @@ class VersionSource {
  public:
   virtual ~VersionSource() = default;
   // The version's index, its entries matching its root hash. NOT_FOUND
-  // naming the version if it does not exist.
+  // naming the version if it does not exist. Holds every entry (32 bytes
+  // per chunk): for random access (an NBD export); a restore streams.
   virtual absl::StatusOr<VersionIndex> ReadIndex(std::string_view version) = 0;
+  // The version's index streamed in chunk order (transport/index_source.h),
+  // in bounded memory. UNVERIFIED: RestoreFromSource checks the count and
+  // the root hash (transport::CheckedEntries). NOT_FOUND as ReadIndex.
+  virtual absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>>
+  OpenIndex(std::string_view version) = 0;
   // The uncompressed bytes of each of `hashes` (non-zero entries of
   // `version`), in order, each checked against its hash: DATA_LOSS naming
   // the chunk if damaged, NOT_FOUND if missing. For an encrypted version

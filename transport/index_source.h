@@ -16,6 +16,9 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "transport/stream_index.h"
@@ -35,6 +38,41 @@ class IndexEntrySource {
 // Entries handed out per Next by the sources here and asked for by the
 // producer: 1 MiB of entries.
 inline constexpr size_t kIndexBatchEntries = 32768;
+
+// A source read once, in order, and checked as it goes: never more than
+// ChunkCount(volume size, chunk size) entries, and at Finish exactly that
+// many, hashing to metadata().root_hash. Errors are DATA_LOSS naming
+// `what` ("the index of h/v@x") and what is wrong with it. A reader that
+// acts on entries before Finish (a restore writes as it reads) relies on
+// Finish to learn that the index was intact.
+//
+// Thread-safety: one thread at a time.
+class CheckedEntries {
+ public:
+  // `source` must outlive this.
+  CheckedEntries(IndexEntrySource& source, std::string what);
+  const IndexMetadata& metadata() const { return source_.metadata(); }
+  // Entries the index must hold (0 for a chunk size of 0: Read and Finish
+  // then fail).
+  uint64_t count() const { return count_; }
+  // Entries read so far.
+  uint64_t read() const { return read_; }
+  // Replaces `out` with the next `n` entries (n <= count() - read()).
+  absl::Status Read(uint64_t n, std::vector<ChunkHash>& out);
+  // Reads what is left and checks the count and the root hash.
+  absl::Status Finish();
+
+ private:
+  absl::Status Damaged(std::string_view what) const;
+  // Appends the next up to `max` entries to `out`; false at the end.
+  absl::StatusOr<bool> Load(uint64_t max, std::vector<ChunkHash>* out);
+
+  IndexEntrySource& source_;
+  const std::string what_;
+  uint64_t count_ = 0;
+  uint64_t read_ = 0;
+  RootHasher root_;
+};
 
 // A source over `index`, which must outlive it.
 std::unique_ptr<IndexEntrySource> SourceOf(const VersionIndex& index);

@@ -123,6 +123,10 @@ class SlowSource : public restore::VersionSource {
   absl::StatusOr<VersionIndex> ReadIndex(std::string_view v) override {
     return inner_.ReadIndex(v);
   }
+  absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> OpenIndex(
+      std::string_view v) override {
+    return inner_.OpenIndex(v);
+  }
   absl::StatusOr<std::vector<std::string>> ReadChunks(
       std::string_view v, std::span<const ChunkHash> hashes) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
