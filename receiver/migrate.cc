@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/index_stream.h"
 #include "receiver/receive_session.h"
 
 namespace cbtd::receiver {
@@ -70,9 +71,9 @@ class ChunkCopier {
 };
 
 // True if the target already holds the version (with the same root hash).
-absl::StatusOr<bool> AlreadyThere(Vault& to, const VersionIndex& idx) {
+absl::StatusOr<bool> AlreadyThere(Vault& to, const IndexMetadata& idx) {
   const VolumeName v{idx.host, idx.volume};
-  auto there = to.ReadIndex(v, idx.version_id);
+  auto there = to.ReadIndexMetadata(v, idx.version_id);
   if (absl::IsNotFound(there.status())) return false;
   if (!there.ok()) return there.status();
   if (there->root_hash != idx.root_hash) {
@@ -84,30 +85,58 @@ absl::StatusOr<bool> AlreadyThere(Vault& to, const VersionIndex& idx) {
   return true;
 }
 
+// Copies the chunks of the version `reader` streams and writes its index
+// into `to` as it goes (in bounded memory); publishes it once the source
+// index checked whole and the copy has the same root hash. Chunks copied
+// before a damaged source index is found are unreferenced: GC takes them.
+absl::Status CopyVersion(IndexReader& reader, Vault& to, ChunkCopier& copier) {
+  const IndexMetadata& meta = reader.metadata();
+  auto writer = to.CreateIndex(meta);
+  if (!writer.ok()) return writer.status();
+  for (;;) {
+    auto entries = reader.Next();
+    if (!entries.ok()) return entries.status();
+    if (entries->empty()) break;
+    for (const ChunkHash& h : *entries) {
+      if (auto s = copier.Copy(h); !s.ok()) return s;
+    }
+    if (auto s = (*writer)->Append(*entries); !s.ok()) return s;
+  }
+  if (auto s = reader.Finish(); !s.ok()) return s;  // checksum, root hash
+  if (auto s = copier.Flush(); !s.ok()) return s;
+  auto root = (*writer)->Finish();
+  if (!root.ok()) return root.status();
+  if (*root != meta.root_hash) {
+    return absl::DataLossError(absl::StrCat(
+        "the copy of ", Describe({meta.host, meta.volume}, meta.version_id),
+        " has root hash ", root->ToHex(), ", not ", meta.root_hash.ToHex()));
+  }
+  return (*writer)->Publish(meta.stats);
+}
+
 absl::Status MigrateVersion(Vault& from, Vault& to, const VolumeName& v,
                             const std::string& id, MigrateResult& result) {
-  auto idx = from.ReadIndex(v, id);  // checks its checksum and root hash
-  if (!idx.ok()) return idx.status();
-  auto there = AlreadyThere(to, *idx);
+  auto reader = from.OpenIndex(v, id);  // checked as it is read
+  if (!reader.ok()) return reader.status();
+  const IndexMetadata meta = (*reader)->metadata();
+  auto there = AlreadyThere(to, meta);
   if (!there.ok()) return there.status();
   if (*there) {
+    if (auto s = (*reader)->Finish(); !s.ok()) return s;
     ++result.versions_already_there;
     return absl::OkStatus();
   }
   auto tenant = to.TenantOf(v.host);
   if (!tenant.ok()) return tenant.status();
   ChunkCopier copier(from, to, *tenant, result);
-  for (const ChunkHash& h : idx->entries) {
-    if (auto s = copier.Copy(h); !s.ok()) return s;
-  }
-  if (auto s = copier.Flush(); !s.ok()) return s;
-  if (auto s = to.PublishIndex(*idx); !s.ok()) return s;
-  auto copied = to.ReadIndex(v, id);
+  if (auto s = CopyVersion(**reader, to, copier); !s.ok()) return s;
+  // Read back whole, checksum and root hash.
+  auto copied = to.ReadIndexMetadata(v, id);
   if (!copied.ok()) return copied.status();
-  if (copied->root_hash != idx->root_hash) {
+  if (copied->root_hash != meta.root_hash) {
     return absl::DataLossError(absl::StrCat(
         "the copy of ", Describe(v, id), " has root hash ",
-        copied->root_hash.ToHex(), ", not ", idx->root_hash.ToHex()));
+        copied->root_hash.ToHex(), ", not ", meta.root_hash.ToHex()));
   }
   auto prot = from.IsProtected(v, id);
   if (!prot.ok()) return prot.status();

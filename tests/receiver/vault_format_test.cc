@@ -170,5 +170,28 @@ TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceChunk) {
   EXPECT_TRUE(copied->empty()) << "a version with a damaged chunk was copied";
 }
 
+// The source index is read as it is copied (in bounded memory): damage
+// found only at its end (its trailing checksum) publishes nothing, though
+// every chunk it names was copied by then.
+TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceIndex) {
+  MakeVersions();
+  const std::string old_dir = dir_ + "/old";
+  WriteFormat1Copy(old_dir);
+  const std::string path = old_dir + "/" + Vault::IndexKey(kVol, "v1");
+  std::string obj = ReadWholeFile(path);
+  obj[obj.size() - 1] ^= 0x01;  // the trailing checksum
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << obj;
+  auto old = OpenLocalVault(old_dir, false);
+  auto fresh = OpenLocalVault(dir_ + "/new", true);
+  ASSERT_TRUE(old.ok() && fresh.ok());
+  auto r = MigrateVault(*old->vault, *fresh->vault);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("v1"));
+  auto copied = fresh->vault->ListVersions(kVol);
+  ASSERT_TRUE(copied.ok());
+  EXPECT_TRUE(copied->empty()) << "a version with a damaged index was copied";
+}
+
 }  // namespace
 }  // namespace cbtd::receiver
