@@ -17,6 +17,7 @@
 #include "common/host_name.h"
 #include "common/unique_fd.h"
 #include "transport/extent_list.h"
+#include "transport/index_file.h"
 #include "transport/key_file.h"
 #include "transport/names.h"
 #include "transport/stream_codec.h"
@@ -138,14 +139,15 @@ int RunSendCommand(std::span<char*> args) {
   if (!changed.ok()) return Fail(changed.status());
   auto zeroed = LoadExtents(vm, "discards");
   if (!zeroed.ok()) return Fail(zeroed.status());
-  std::optional<transport::VersionIndex> base;
+  // The base index file, streamed (its metadata here; its entries as the
+  // stream goes, checked at their end).
+  std::unique_ptr<transport::IndexEntrySource> base_index;
+  const transport::IndexMetadata* base = nullptr;
   if (vm.count("base-index")) {
-    const std::string path = vm["base-index"].as<std::string>();
-    auto data = common::ReadFile(path);
-    if (!data.ok()) return Fail(data.status());
-    auto idx = transport::DecodeIndex(*data, path);
-    if (!idx.ok()) return Fail(idx.status());
-    base = *std::move(idx);
+    auto opened = transport::OpenIndexFile(vm["base-index"].as<std::string>());
+    if (!opened.ok()) return Fail(opened.status());
+    base_index = *std::move(opened);
+    base = &base_index->metadata();
   }
   if (vm.count("full") || !base) {
     auto holes = HolesOf(source_path, (*source)->SizeBytes());
@@ -190,8 +192,7 @@ int RunSendCommand(std::span<char*> args) {
   }
 
   if (vm.count("to")) {
-    return RunRemoteSend(vm, **source, *changed, *zeroed,
-                         base ? &*base : nullptr, opts);
+    return RunRemoteSend(vm, **source, *changed, *zeroed, base, opts);
   }
   common::UniqueFd output;  // empty: stdout
   std::string out_name = "stdout";
@@ -207,7 +208,7 @@ int RunSendCommand(std::span<char*> args) {
   }
   auto sink = transport::FdRecordSink(output ? output.get() : 1, out_name);
   auto result = transport::ProduceStream(**source, *changed, *zeroed,
-                                         base ? &*base : nullptr, opts, *sink);
+                                         base_index.get(), opts, *sink);
   if (!result.ok()) return Fail(result.status());
   // The stream's last bytes may fail only here (NFS, a full FUSE target).
   if (absl::Status st = output.Close(out_name); !st.ok()) return Fail(st);

@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/units.h"
 #include "transport/grpc_client.h"
+#include "transport/index_file.h"
 #include "transport/tls_identity.h"
 
 namespace cbtd::cbtctl {
@@ -71,7 +72,7 @@ void AddRemoteSendOptions(po::options_description& desc) {
 
 int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
                   const cbt::ExtentSet& changed, const cbt::ExtentSet& zeroed,
-                  const transport::VersionIndex* base,
+                  const transport::IndexMetadata* base,
                   transport::ProducerOptions opts) {
   transport::ClientOptions co;
   co.target = vm["to"].as<std::string>();
@@ -134,8 +135,9 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
   auto client = transport::RemoteClient::Create(co);
   if (!client.ok()) return Fail(client.status());
 
-  // The base, read once per run: --base-index from memory, --base-version
-  // streamed from the receiver (bounded memory at any volume size).
+  // The base, read once per attempt and streamed (bounded memory at any
+  // volume size): --base-index from its file, --base-version from the
+  // receiver.
   std::string base_id = base ? base->version_id : "";
   if (vm.count("base-version")) {
     if (!vm.count("full") && !vm.count("changes") && !vm.count("discards")) {
@@ -152,7 +154,8 @@ int RunRemoteSend(const po::variables_map& vm, common::BlockReader& source,
   }
   auto open_base =
       [&]() -> absl::StatusOr<std::unique_ptr<transport::IndexEntrySource>> {
-    if (base) return transport::SourceOf(*base);
+    if (base)
+      return transport::OpenIndexFile(vm["base-index"].as<std::string>());
     if (base_id.empty()) return nullptr;
     return (*client)->OpenIndex("", opts.volume, base_id);
   };

@@ -18,16 +18,17 @@ namespace cbtd::cbtctl {
 // --base-version, --bwlimit, --retries, --no-progress.
 void AddRemoteSendOptions(boost::program_options::options_description& desc);
 
-// Sends to the receiver named by --to. `base` is a --base-index given
-// locally (or null); --base-version fetches the base index from the
-// receiver instead. When --host is not given, the host is the CN of
+// Sends to the receiver named by --to. `base` is the metadata of the
+// --base-index file given locally (or null), whose entries are streamed
+// from the file on each attempt; --base-version streams the base index
+// from the receiver instead. When --host is not given, the host is the CN of
 // --tls-cert. Restarts the whole run (with backoff, up to --retries) when
 // the receiver lost the session; already stored chunks are not re-sent.
 // Returns the exit code.
 int RunRemoteSend(const boost::program_options::variables_map& vm,
                   common::BlockReader& source, const cbt::ExtentSet& changed,
                   const cbt::ExtentSet& zeroed,
-                  const transport::VersionIndex* base,
+                  const transport::IndexMetadata* base,
                   transport::ProducerOptions opts);
 
 }  // namespace cbtd::cbtctl

@@ -12,8 +12,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/block_reader.h"
+#include "common/fs.h"
+#include "tests/common/temp_dir.h"
 #include "transport/base_entries.h"
 #include "transport/chunk_jobs.h"
+#include "transport/index_file.h"
 #include "transport/index_source.h"
 #include "transport/stream_codec.h"
 #include "transport/stream_producer.h"
@@ -366,6 +369,65 @@ TEST(BaseEntriesTest, PeekTakeAndFinish) {
   ASSERT_TRUE(e.TakeUpTo(100000, h).ok());
   EXPECT_EQ(*e.Take(), kZeroEntry) << "past the base's end";
   EXPECT_TRUE(e.Finish().ok());
+}
+
+// cbtctl send --base-index streams its file: the entries as written, the
+// trailing checksum checked at their end, a size that disagrees with the
+// metadata refused at open.
+TEST(IndexFileTest, StreamsTheEntriesAndChecksTheFileAtItsEnd) {
+  const test::TempDir dir("cbtd-index-file-test-");
+  VersionIndex idx;
+  idx.host = "h";
+  idx.volume = "v";
+  idx.version_id = "v1";
+  idx.chunk_size_bytes = 4096;
+  idx.volume_size_bytes = 100'000ull * 4096 - 100;
+  idx.entries.resize(100'000);
+  for (uint64_t i = 0; i < idx.entries.size(); i += 3) {
+    const std::string d = absl::StrCat("chunk ", i);
+    idx.entries[i] = ChunkHash::Sha256(
+        {reinterpret_cast<const uint8_t*>(d.data()), d.size()});
+  }
+  idx.root_hash = ComputeRootHash(idx.volume_size_bytes, 4096, idx.entries);
+  const std::string encoded = EncodeIndex(idx);
+  const std::string path = dir.path() + "/v1.idx";
+  auto write = [&](const std::string& bytes) {
+    ASSERT_TRUE(common::AtomicWriteFile(path, bytes).ok());
+  };
+  // All entries, in batches of at most 1000, then the end.
+  auto read_all = [&]() -> absl::StatusOr<std::vector<ChunkHash>> {
+    auto source = OpenIndexFile(path);
+    if (!source.ok()) return source.status();
+    EXPECT_EQ((*source)->metadata().root_hash, idx.root_hash);
+    std::vector<ChunkHash> out;
+    for (;;) {
+      auto got = (*source)->Next(1000);
+      if (!got.ok()) return got.status();
+      if (got->empty()) return out;
+      EXPECT_LE(got->size(), 1000u);
+      out.insert(out.end(), got->begin(), got->end());
+    }
+  };
+  write(encoded);
+  auto entries = read_all();
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  EXPECT_EQ(*entries, idx.entries);
+
+  std::string flipped = encoded;
+  flipped[flipped.size() - 1] ^= 1;
+  write(flipped);
+  auto bad = read_all();
+  EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
+  EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("checksum"));
+
+  write(encoded.substr(0, encoded.size() - 1));
+  auto short_file = OpenIndexFile(path);
+  EXPECT_TRUE(absl::IsDataLoss(short_file.status())) << short_file.status();
+  EXPECT_THAT(short_file.status().message(), ::testing::HasSubstr(path));
+
+  write("not an index at all, just some text");
+  EXPECT_TRUE(absl::IsDataLoss(OpenIndexFile(path).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenIndexFile(path + ".nope").status()));
 }
 
 }  // namespace
