@@ -231,6 +231,7 @@ chunk_size = {self.a.chunk_bytes}
         if r.returncode != 0 or '"failed"' in text:
             raise SystemExit(f"cbtctl backup failed:\n{text[-2000:]}")
         run = json.loads(text)["runs"][0]
+        self.last_version = run["version_id"]
         if run["fallback_reason"]:
             raise SystemExit(f"cbtd fell back: {run['fallback_reason']}")
         return {"wall_s": round(wall, 1), "sender_max_rss_mib":
@@ -249,12 +250,9 @@ chunk_size = {self.a.chunk_bytes}
 
     def cbtd_restore(self, name):
         ctl = os.path.join(self.bin, "cbtctl")
-        listed = subprocess.run([ctl, "versions", "bigd", "--json",
-                                 "--socket", self.sock], check=True,
-                                capture_output=True, text=True).stdout
-        data = json.loads(listed)
-        versions = (data[0] if isinstance(data, list) else data)["versions"]
-        version = versions[-1].get("versionId") or versions[-1]["version_id"]
+        # The last backup's version, from its run record (`cbtctl versions`
+        # would read every 8 GiB index through to list them).
+        version = self.last_version
         for pid in (self.cbtd.pid, self.receiver.pid):
             reset_peak(pid)
         t0 = time.monotonic()

@@ -53,7 +53,7 @@ absl::Status CheckMember(Vault& vault, const std::string& host,
                          const GroupCommit& c,
                          const transport::GroupMemberVersion& m) {
   const VolumeName vol{std::string(host), m.volume_id};
-  auto meta = vault.ReadIndexMetadata(vol, m.version_id);
+  auto meta = vault.ListedIndexMetadata(vol, m.version_id);
   if (!meta.ok()) return meta.status();
   const std::string name =
       absl::StrCat(host, "/", m.volume_id, "@", m.version_id);

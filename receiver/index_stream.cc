@@ -232,7 +232,109 @@ absl::Status IndexWriter::Publish(const transport::IndexStats& stats) {
     return s;
   }
   staging_.reset();  // discarded: the staged copy is no longer needed
-  return (*out)->Publish();
+  const uint64_t index_bytes = (*out)->size_bytes();
+  if (absl::Status s = (*out)->Publish(); !s.ok()) return s;
+  if (!summary_key_.empty()) {
+    // Best effort: a listing without it reads the index through instead.
+    (void)WriteIndexSummary(store_, summary_key_,
+                            transport::EncodeIndexHead(meta_, count_),
+                            index_bytes);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+constexpr std::string_view kSummaryMagic = "CBTDSUM1";
+
+void PutLe64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetLe64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+std::string Sha256Of(std::string_view data) {
+  transport::Sha256Stream sum;
+  sum.Update(data.data(), data.size());
+  const auto d = sum.Finish();
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+absl::Status WriteIndexSummary(ObjectStore& store,
+                               const std::string& summary_key,
+                               std::string_view head, uint64_t index_bytes) {
+  std::string out(kSummaryMagic);
+  PutLe64(out, index_bytes);
+  out.append(head);
+  out += Sha256Of(out);
+  return store.Put(summary_key, out);
+}
+
+std::optional<IndexMetadata> ReadIndexSummary(ObjectStore& store,
+                                              const std::string& summary_key,
+                                              const std::string& index_key) {
+  auto data = store.Get(summary_key);
+  constexpr size_t kFixed = kSummaryMagic.size() + 8;
+  if (!data.ok() ||
+      data->size() < kFixed + transport::kIndexPrefixBytes + ChunkHash::kSize ||
+      !data->starts_with(kSummaryMagic)) {
+    return std::nullopt;
+  }
+  const std::string_view body(data->data(), data->size() - ChunkHash::kSize);
+  if (Sha256Of(body) != std::string_view(*data).substr(body.size())) {
+    return std::nullopt;
+  }
+  const uint64_t index_bytes = GetLe64(data->data() + kSummaryMagic.size());
+  const std::string_view head = body.substr(kFixed);
+  auto json_len = transport::ParseIndexPrefix(head, summary_key);
+  if (!json_len.ok() ||
+      head.size() != transport::kIndexPrefixBytes + *json_len) {
+    return std::nullopt;
+  }
+  auto meta = transport::ParseIndexMetadata(
+      head.substr(transport::kIndexPrefixBytes), summary_key);
+  if (!meta.ok() || index_bytes != head.size() + (transport::ChunkCount(
+                                                      meta->volume_size_bytes,
+                                                      meta->chunk_size_bytes) +
+                                                  1) *
+                                                     ChunkHash::kSize) {
+    return std::nullopt;
+  }
+  // The index object as it is now: the same size, the same head.
+  auto object = store.OpenReader(index_key);
+  if (!object.ok() || (*object)->size_bytes() != index_bytes) {
+    return std::nullopt;
+  }
+  auto stored_head = (*object)->ReadAt(0, static_cast<uint32_t>(head.size()));
+  if (!stored_head.ok() || *stored_head != head) return std::nullopt;
+  return *std::move(meta);
+}
+
+void SummarizeCheckedIndex(ObjectStore& store, const std::string& summary_key,
+                           const std::string& index_key,
+                           const IndexMetadata& checked) {
+  auto object = store.OpenReader(index_key);
+  if (!object.ok()) return;
+  auto prefix = (*object)->ReadAt(0, transport::kIndexPrefixBytes);
+  if (!prefix.ok()) return;
+  auto json_len = transport::ParseIndexPrefix(*prefix, index_key);
+  if (!json_len.ok()) return;
+  auto head = (*object)->ReadAt(
+      0, static_cast<uint32_t>(transport::kIndexPrefixBytes + *json_len));
+  if (!head.ok()) return;
+  auto meta = transport::ParseIndexMetadata(
+      std::string_view(*head).substr(transport::kIndexPrefixBytes), index_key);
+  // The root hash names the entries: the same root, the same index.
+  if (!meta.ok() || meta->root_hash != checked.root_hash ||
+      meta->version_id != checked.version_id ||
+      meta->created_unix_ms != checked.created_unix_ms) {
+    return;
+  }
+  (void)WriteIndexSummary(store, summary_key, *head, (*object)->size_bytes());
 }
 
 namespace {

@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -94,6 +96,30 @@ class IndexReader {
   absl::Status failed_;
 };
 
+// An index's summary: its head (magic, metadata) and its size, recorded
+// once the whole object was written (IndexWriter::Publish) or read through
+// and checked. Listings (versions, ListVersions, prune, groups) take a
+// version's metadata from it with two small reads instead of reading the
+// whole index through (8 GiB at 16 TiB). It counts only while the index
+// object has exactly that size and begins with exactly that head, which
+// holds the root hash of its entries; it is a cache, never the truth: a
+// missing, damaged or stale one is ignored. Layout: "CBTDSUM1", u64le
+// index size, the head, SHA-256 of everything before it.
+absl::Status WriteIndexSummary(ObjectStore& store,
+                               const std::string& summary_key,
+                               std::string_view head, uint64_t index_bytes);
+// The summarised metadata, or nullopt when the summary is absent, damaged
+// or does not match the index object at `index_key` (or that is absent).
+std::optional<IndexMetadata> ReadIndexSummary(ObjectStore& store,
+                                              const std::string& summary_key,
+                                              const std::string& index_key);
+// Writes the summary of the index at `index_key` whose metadata `checked`
+// was just verified by reading it through; nothing if the object's head
+// no longer describes the same version (replaced meanwhile). Best effort.
+void SummarizeCheckedIndex(ObjectStore& store, const std::string& summary_key,
+                           const std::string& index_key,
+                           const IndexMetadata& checked);
+
 // `reader` as a transport::IndexEntrySource (what ReadIndex serves): its
 // Next calls Finish at the end, so a damaged object ends in DATA_LOSS
 // instead of an end.
@@ -138,6 +164,10 @@ class IndexWriter {
   // (nothing published) if the key exists; other errors leave nothing
   // published unless the store's Publish says otherwise.
   absl::Status Publish(const transport::IndexStats& stats);
+  // Publish also writes the index's summary under `key` (see
+  // WriteIndexSummary), best effort: without it a listing reads the index
+  // through once and writes it then.
+  void set_summary_key(std::string key) { summary_key_ = std::move(key); }
 
  private:
   IndexWriter(ObjectStore& store, std::string key, IndexMetadata meta,
@@ -153,6 +183,7 @@ class IndexWriter {
   uint64_t position_ = 0;
   transport::RootHasher root_;
   bool finished_ = false;
+  std::string summary_key_;
 };
 
 }  // namespace cbtd::receiver

@@ -98,7 +98,7 @@ absl::StatusOr<std::vector<Candidate>> ReadCandidates(
   if (!ids.ok()) return ids.status();
   std::vector<Candidate> out;
   for (const std::string& id : *ids) {
-    auto idx = vault.ReadIndexMetadata(vol, id);
+    auto idx = vault.ListedIndexMetadata(vol, id);
     if (!idx.ok()) {
       return absl::Status(
           idx.status().code(),

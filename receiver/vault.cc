@@ -108,6 +108,10 @@ std::string Vault::IndexKey(const VolumeName& v, std::string_view version) {
                       std::string(kIndexSuffix));
 }
 
+std::string Vault::SummaryKey(const VolumeName& v, std::string_view version) {
+  return absl::StrCat(VolumePrefix(v), "/summaries/", std::string(version));
+}
+
 std::string Vault::ProtectedKey(const VolumeName& v, std::string_view version) {
   return absl::StrCat(VolumePrefix(v), "/protected/", std::string(version));
 }
@@ -550,21 +554,45 @@ absl::StatusOr<IndexMetadata> Vault::ReadIndexMetadata(
   return (*reader)->metadata();
 }
 
+absl::StatusOr<IndexMetadata> Vault::ListedIndexMetadata(
+    const VolumeName& v, std::string_view version) {
+  if (auto s = ValidateVolume(v); !s.ok()) return s;
+  if (auto s = ValidateName("version id", version); !s.ok()) return s;
+  const std::string key = IndexKey(v, version);
+  const std::string summary = SummaryKey(v, version);
+  if (auto meta = ReadIndexSummary(store_, summary, key)) return *meta;
+  auto meta = ReadIndexMetadata(v, version);
+  // A first-format vault is read-only.
+  if (meta.ok() && format() != 1) {
+    SummarizeCheckedIndex(store_, summary, key, *meta);
+  }
+  return meta;
+}
+
 absl::StatusOr<std::unique_ptr<IndexWriter>> Vault::CreateIndex(
     const IndexMetadata& meta) {
   const VolumeName v{meta.host, meta.volume};
   if (auto s = ValidateVolume(v); !s.ok()) return s;
   if (auto s = ValidateName("version id", meta.version_id); !s.ok()) return s;
-  return IndexWriter::Create(store_, IndexKey(v, meta.version_id), meta);
+  auto writer = IndexWriter::Create(store_, IndexKey(v, meta.version_id), meta);
+  if (writer.ok()) (*writer)->set_summary_key(SummaryKey(v, meta.version_id));
+  return writer;
 }
 
 absl::Status Vault::PublishIndex(const VersionIndex& index) {
   const VolumeName v{index.host, index.volume};
-  absl::Status s =
-      store_.Publish(IndexKey(v, index.version_id), EncodeIndex(index));
+  const std::string encoded = EncodeIndex(index);
+  absl::Status s = store_.Publish(IndexKey(v, index.version_id), encoded);
   if (absl::IsAlreadyExists(s)) {
     return absl::AlreadyExistsError(absl::StrCat(
         "version ", Describe(v, index.version_id), " already exists"));
+  }
+  if (s.ok()) {
+    // Best effort, as IndexWriter::Publish.
+    (void)WriteIndexSummary(
+        store_, SummaryKey(v, index.version_id),
+        transport::EncodeIndexHead(index, index.entries.size()),
+        encoded.size());
   }
   return s;
 }
@@ -591,6 +619,8 @@ absl::Status Vault::DeleteIndex(const VolumeName& v, std::string_view version) {
   if (auto s = store_.Delete(ProtectedKey(v, version)); !s.ok()) return s;
   if (auto s = store_.Delete(HeldKey(v, version)); !s.ok()) return s;
   if (auto s = store_.Delete(IndexKey(v, version)); !s.ok()) return s;
+  // After the index: a summary without its index describes nothing.
+  if (auto s = store_.Delete(SummaryKey(v, version)); !s.ok()) return s;
   // Still held: a receive that opens the lock file now finds the version
   // gone once it has the lock.
   return store_.DeleteLock(lock_name);

@@ -131,6 +131,8 @@ class Vault {
   // Format 2 packs.
   static std::string PackKey(std::string_view tenant, std::string_view pack);
   static std::string IndexKey(const VolumeName& v, std::string_view version);
+  // The index's summary (ListedIndexMetadata): a cache, never the truth.
+  static std::string SummaryKey(const VolumeName& v, std::string_view version);
   static std::string ProtectedKey(const VolumeName& v,
                                   std::string_view version);
   static std::string HeldKey(const VolumeName& v, std::string_view version);
@@ -210,6 +212,13 @@ class Vault {
   // through in bounded memory). Errors as OpenIndex, and DATA_LOSS.
   absl::StatusOr<IndexMetadata> ReadIndexMetadata(const VolumeName& v,
                                                   std::string_view version);
+  // A version's metadata for a listing: from its summary
+  // (index_stream.h, WriteIndexSummary) while that matches the index
+  // object, else as ReadIndexMetadata, which then writes the summary. Two
+  // small reads instead of the whole index (8 GiB at 16 TiB); the entries
+  // are checked by whoever reads them (restore, verify, a receive).
+  absl::StatusOr<IndexMetadata> ListedIndexMetadata(const VolumeName& v,
+                                                    std::string_view version);
   // A writer of the new version `meta` describes; the version exists once
   // the writer's Publish succeeds (ALREADY_EXISTS if it already did).
   absl::StatusOr<std::unique_ptr<IndexWriter>> CreateIndex(

@@ -35,8 +35,8 @@ absl::StatusOr<bool> VaultVersionSource::Encrypted(std::string_view version) {
       return it->second;
     }
   }
-  // The metadata alone, checked with the whole object.
-  auto meta = vault_.ReadIndexMetadata(volume_, version);
+  // The metadata alone (its entries are checked by whoever reads them).
+  auto meta = vault_.ListedIndexMetadata(volume_, version);
   if (!meta.ok()) return meta.status();
   NoteEncrypted(version, meta->encrypted());
   return meta->encrypted();

@@ -85,7 +85,7 @@ VaultServiceBackend::ListVersions(const std::string& source_host,
     auto ids = vault_.ListVersions(v);
     if (!ids.ok()) return ids.status();
     for (const std::string& id : *ids) {
-      auto index = vault_.ReadIndexMetadata(v, id);
+      auto index = vault_.ListedIndexMetadata(v, id);
       // Pruned between the listing and the read: not a version any more.
       if (absl::IsNotFound(index.status())) continue;
       if (!index.ok()) return index.status();

@@ -102,7 +102,7 @@ int RunVersions(std::span<char*> args) {
     auto ids = vault.ListVersions(v);
     if (!ids.ok()) return Fail(vm, "versions", ids.status());
     for (const std::string& id : *ids) {
-      auto idx = vault.ReadIndexMetadata(v, id);
+      auto idx = vault.ListedIndexMetadata(v, id);
       auto prot = vault.IsProtected(v, id);
       nlohmann::json j = {
           {"host", v.host}, {"volume", v.volume}, {"version", id}};

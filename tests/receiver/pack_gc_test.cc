@@ -229,11 +229,20 @@ TEST_F(PackGcTest, ReceiveFailingAtEveryStepLeavesNoVersionAndLosesNothing) {
     Vault faulty(store, &index);
     faulty.set_pack_target_bytes(2 * kChunk);  // 16 packs
     faulty.set_sync_batch_bytes(5 * kChunk);   // indexed 3 packs at a time
+    std::string failed_at;
+    plan.on_call = [&](std::string_view what) {
+      if (plan.calls == plan.fail_at) failed_at = what;
+    };
     transport::StreamReader reader(
         transport::StringByteSource(Produce(v3, nullptr, {}, "v3")));
     auto received = ReceiveStream(faulty, reader);
-    EXPECT_EQ(received.ok(), !plan.fired) << received.status();
-    if (plan.fired) {
+    // The index's summary is written after the publish, best effort: a
+    // fault there costs the summary only (a listing reads the index).
+    const bool summary_only =
+        failed_at.find("/summaries/") != std::string::npos;
+    EXPECT_EQ(received.ok(), !plan.fired || summary_only)
+        << received.status() << " (fault at " << failed_at << ")";
+    if (plan.fired && !summary_only) {
       EXPECT_THAT(std::string(received.status().message()),
                   ::testing::HasSubstr("injected fault"));
       EXPECT_THAT(*vault_->ListVersions(kVol), ::testing::ElementsAre("v2"));
