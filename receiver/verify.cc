@@ -2,12 +2,15 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/chunk_id_set.h"
 #include "transport/chunk_cipher.h"
 #include "transport/sealed_chunk.h"
 #include "transport/stream_codec.h"
@@ -19,8 +22,11 @@ namespace {
 using VersionList = std::vector<std::pair<VolumeName, std::string>>;
 
 // Verifies `versions`, all of one tenant, into `report`: reads their
-// indexes (Collect), checks each distinct chunk once (CheckChunks), then
-// names every damaged position (Report).
+// indexes into a set of chunk ids on disk (Collect), checks each distinct
+// chunk once (CheckChunks), then names every damaged position (Report).
+// Memory does not grow with the versions: the set is a temporary SQLite
+// database (ChunkIdSet), and damage is attributed to versions by reading
+// their indexes again, which only happens when there is damage.
 class TenantVerifier {
  public:
   TenantVerifier(Vault& vault, const std::string& tenant,
@@ -33,16 +39,18 @@ class TenantVerifier {
         report_(report) {}
 
   absl::Status Run() {
+    auto ids = ChunkIdSet::Create();
+    if (!ids.ok()) return ids.status();
+    ids_ = *std::move(ids);
     if (auto s = Collect(); !s.ok()) return s;
-    CheckChunks();
+    if (auto s = CheckChunks(); !s.ok()) return s;
     Report();
     return absl::OkStatus();
   }
 
  private:
-  // Which versions reference which chunk: each chunk is read once however
-  // many versions share it. Indexes are streamed (bounded memory per
-  // index); what grows is users_, one entry per distinct chunk.
+  // Every chunk the versions reference, into ids_: each is read once
+  // however many versions share it.
   absl::Status Collect() {
     for (size_t slot = 0; slot < versions_.size(); ++slot) {
       auto reader =
@@ -54,14 +62,16 @@ class TenantVerifier {
       }
       // Pruned between the listing and the read: not a version any more.
       if (absl::IsNotFound(reader.status())) continue;
-      absl::Status s = reader.ok() ? AddUsers(**reader, slot) : reader.status();
+      absl::Status s = reader.ok() ? AddIds(**reader, slot) : reader.status();
+      if (!fatal_.ok()) return fatal_;  // the set of ids failed
       if (!s.ok()) {
-        // Entries read before the damage showed are not to be trusted.
-        DropUsers(slot);
+        // Ids read before the damage showed stay in the set: checking a
+        // chunk no version names costs a read, and is reported nowhere.
         if (absl::IsNotFound(s)) continue;  // pruned while being read
         bad_index_[slot] = std::string(s.message());
         continue;
       }
+      good_.insert(slot);
       const IndexMetadata& meta = (*reader)->metadata();  // verified now
       ++report_.versions_checked;
       if (meta.encrypted()) tenant_key_ = meta.key_fingerprint;
@@ -74,46 +84,86 @@ class TenantVerifier {
     return absl::OkStatus();
   }
 
-  // Records `slot` as a user of every chunk of the index, then checks the
-  // whole index (IndexReader::Finish).
-  absl::Status AddUsers(IndexReader& reader, size_t slot) {
+  // The index of the version before `slot` if it is of the same volume
+  // and geometry and was read whole: the entries the two share at the same
+  // positions are in the set already (versions of a volume are listed in
+  // order, so this is the previous backup, and the cost of Collect
+  // follows what changed between backups).
+  std::unique_ptr<IndexReader> Previous(size_t slot,
+                                        const IndexMetadata& meta) {
+    if (slot == 0 || !good_.contains(slot - 1) ||
+        !(versions_[slot - 1].first == versions_[slot].first)) {
+      return nullptr;
+    }
+    auto prev =
+        vault_.OpenIndex(versions_[slot - 1].first, versions_[slot - 1].second);
+    if (!prev.ok() ||
+        (*prev)->metadata().chunk_size_bytes != meta.chunk_size_bytes ||
+        (*prev)->metadata().volume_size_bytes != meta.volume_size_bytes) {
+      return nullptr;
+    }
+    return *std::move(prev);
+  }
+
+  // The next `n` entries of `prev` into `out`; false if it cannot give
+  // them (then it is not used any further).
+  static bool ReadSame(IndexReader& prev, size_t n,
+                       std::vector<ChunkHash>& out) {
+    out.clear();
+    while (out.size() < n) {
+      auto got = prev.Next(n - out.size());
+      if (!got.ok() || got->empty()) return false;
+      out.insert(out.end(), got->begin(), got->end());
+    }
+    return true;
+  }
+
+  // Adds the chunks of the index to ids_, then checks the whole index
+  // (IndexReader::Finish).
+  absl::Status AddIds(IndexReader& reader, size_t slot) {
+    std::unique_ptr<IndexReader> prev = Previous(slot, reader.metadata());
+    std::vector<ChunkHash> before, fresh;
     for (;;) {
       auto block = reader.Next();
       if (!block.ok()) return block.status();
       if (block->empty()) break;
-      for (const ChunkHash& h : *block) {
-        if (transport::IsZeroEntry(h)) continue;
-        auto& u = users_[h];
-        if (u.empty() || u.back() != slot) u.push_back(slot);
+      if (prev && !ReadSame(*prev, block->size(), before)) prev.reset();
+      fresh.clear();
+      for (size_t k = 0; k < block->size(); ++k) {
+        const ChunkHash& h = (*block)[k];
+        if (transport::IsZeroEntry(h) || (prev && before[k] == h)) continue;
+        fresh.push_back(h);
       }
+      if (auto s = ids_->Add(fresh); !s.ok()) return fatal_ = s;
     }
     return reader.Finish();
   }
 
-  // Undoes AddUsers of `slot`, the newest slot (damage is rare: a pass
-  // over the map then costs less than holding every index).
-  void DropUsers(size_t slot) {
-    for (auto it = users_.begin(); it != users_.end();) {
-      std::vector<size_t>& u = it->second;
-      if (!u.empty() && u.back() == slot) u.pop_back();
-      it = u.empty() ? users_.erase(it) : std::next(it);
-    }
-  }
-
-  // With scope_.threads workers.
-  void CheckChunks() {
-    for (const auto& kv : users_) work_.push_back(&kv);
+  // Checks every chunk of ids_, a round of kCheckRound at a time, each
+  // round with scope_.threads workers.
+  absl::Status CheckChunks() {
     open_sealed_ = scope_.key && !tenant_key_.empty() &&
                    scope_.key->fingerprint() == tenant_key_;
-    std::vector<std::thread> ts;
-    for (int t = 1; t < std::max(1, scope_.threads); ++t) {
-      ts.emplace_back([this] { Worker(); });
+    std::optional<ChunkHash> after;
+    for (;;) {
+      auto round = ids_->Next(after, kCheckRound);
+      if (!round.ok()) return round.status();
+      if (round->empty()) break;
+      after = round->back();
+      work_ = *std::move(round);
+      next_ = 0;
+      std::vector<std::thread> ts;
+      for (int t = 1; t < std::max(1, scope_.threads); ++t) {
+        ts.emplace_back([this] { Worker(); });
+      }
+      Worker();
+      for (auto& t : ts) t.join();
+      report_.chunks_checked += work_.size();
     }
-    Worker();
-    for (auto& t : ts) t.join();
-    report_.chunks_checked += work_.size();
     report_.chunks_checksum_only += checksum_only_;
+    return absl::OkStatus();
   }
+  static constexpr size_t kCheckRound = 4096;
 
   void Worker() {
     // One cipher per thread: ChunkCipher is not thread-safe.
@@ -128,13 +178,12 @@ class TenantVerifier {
       }
     }
     for (size_t k; (k = next_++) < work_.size();) {
-      const ChunkHash& id = work_[k]->first;
+      const ChunkHash& id = work_[k];
       absl::Status bad =
           CheckOne(id, cipher ? &*cipher : nullptr, cipher_status);
       if (bad.ok()) continue;
       std::lock_guard l(mu_);
       bad_chunks_.emplace(id, bad);
-      hurt_.insert(work_[k]->second.begin(), work_[k]->second.end());
     }
   }
 
@@ -163,19 +212,22 @@ class TenantVerifier {
         .status();
   }
 
-  // Every position of every hurt version: damage is rare, so reading those
-  // indexes again is cheaper than keeping every index in memory.
+  // Every position of every version a damaged chunk hurts: damage is
+  // rare, so reading the indexes again is cheaper than keeping them.
   void Report() {
     std::map<size_t, DamagedVersion> out;
     for (const auto& [slot, reason] : bad_index_) {
       out[slot] = {versions_[slot].first, versions_[slot].second, reason, {}};
     }
-    for (size_t slot : hurt_) {
+    for (size_t slot : good_) {
+      if (bad_chunks_.empty()) break;
       DamagedVersion d{versions_[slot].first, versions_[slot].second, "", {}};
       if (absl::Status s = FindDamaged(d); !s.ok()) {
         d.chunks.clear();
         d.reason = std::string(s.message());
-      } else if (!d.chunks.empty()) {
+      } else if (d.chunks.empty()) {
+        continue;  // not hurt
+      } else {
         d.reason = d.chunks.front().reason;
       }
       out[slot] = std::move(d);
@@ -209,22 +261,21 @@ class TenantVerifier {
   const VerifyScope& scope_;
   VerifyReport& report_;
 
-  std::unordered_map<ChunkHash, std::vector<size_t>,
-                     transport::ChunkHashStdHash>
-      users_;
+  std::unique_ptr<ChunkIdSet> ids_;
+  std::set<size_t> good_;  // version slots whose index was read whole
+  absl::Status fatal_;     // the set failed: verify stops
   std::map<size_t, std::string> bad_index_;  // version slot -> reason
   // The tenant's key (one per tenant, receive_session.h), and whether the
   // key given is it: then sealed chunks are opened and fully checked.
   std::string tenant_key_;
   bool open_sealed_ = false;
-  std::vector<const std::pair<const ChunkHash, std::vector<size_t>>*> work_;
+  std::vector<ChunkHash> work_;  // the round of chunks being checked
   std::atomic<size_t> next_{0};
   std::atomic<uint64_t> checksum_only_{0};
   std::mutex mu_;
-  // Damaged chunk -> why; and the versions that use at least one.
+  // Damaged chunk -> why.
   std::unordered_map<ChunkHash, absl::Status, transport::ChunkHashStdHash>
       bad_chunks_;
-  std::set<size_t> hurt_;  // version slots
 };
 
 }  // namespace
