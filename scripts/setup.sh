@@ -37,6 +37,9 @@ packages=(
   # tools the tests and the demo use
   python3 xxd
   libnbd-bin qemu-utils nbd-client   # NBD clients: nbdcopy, qemu-img/io
+  # the vault on Ceph (receiver/rados_object_store.h) and its test cluster
+  # (tests/ceph/ceph-cluster.sh); librados.hpp is in libradospp-dev
+  ceph-mon ceph-osd librados-dev libradospp-dev
 )
 
 . "$here/apt-install.sh"

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# A throwaway single-node Ceph cluster for tests: one mon and one OSD on
+# 127.0.0.1, no mgr, no systemd, pool `vault` of size 1.
+#   tests/ceph/ceph-cluster.sh start DIR [memstore|bluestore]
+#   tests/ceph/ceph-cluster.sh stop DIR
+# start leaves DIR/ceph.conf (clients: CEPH_CONF=DIR/ceph.conf), DIR/keyring
+# (client.admin, and client.cbtd limited to the pool `vault`), the daemons'
+# PIDs in DIR/pids and their logs in DIR/log. A failed start stops what it
+# started. memstore (the default) keeps the data in the OSD's memory, lost
+# when it stops; bluestore writes a sparse file in DIR.
+#
+# Ports: each cluster claims a slot N (0-39) under $CBTD_CEPH_SLOTS (default
+# /tmp/cbtd-ceph-slots), serialised by a flock, and skips slots whose ports
+# something already listens on: mon on 41000+100N, every daemon's other
+# ports in 41000+100N+10 .. +99. So parallel ctest runs (and other users of
+# the machine) do not collide. stop frees the slot; a slot whose cluster is
+# gone (no live PID) is taken over.
+#
+# Every `ceph` CLI call is bounded by `timeout`: without a mgr some of them
+# hang forever, and each costs ~0.4 s of Python, so there are only two.
+set -Eeuo pipefail
+
+slots=${CBTD_CEPH_SLOTS:-/tmp/cbtd-ceph-slots}
+
+usage() {
+  echo "usage: $0 start DIR [memstore|bluestore] | stop DIR" >&2
+  exit 2
+}
+
+# True while PID $1 is one of our daemons and has not exited (an exited
+# daemon stays a zombie until PID 1 reaps it; a reused PID is not ours).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  case "$stat" in
+    *"(ceph-"*") Z "*) return 1 ;;
+    *"(ceph-"*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Stops the recorded daemons newest first (the OSD before the mon: an OSD
+# whose mon is gone waits for it), each SIGTERM then, after 10 s, SIGKILL;
+# then frees the slot. A memstore cluster's data dies with its OSD anyway,
+# so it is SIGKILLed at once (a clean stop costs ~1.5 s per daemon).
+stop_cluster() {
+  local d=$1 p i sig=TERM
+  [ "$(cat "$d/store" 2>/dev/null)" = memstore ] && sig=KILL
+  if [ -f "$d/pids" ]; then
+    for p in $(tac "$d/pids"); do
+      alive "$p" || continue
+      kill -"$sig" "$p" 2>/dev/null || continue
+      for i in $(seq 200); do
+        alive "$p" || break
+        sleep 0.05
+      done
+      if alive "$p"; then
+        kill -KILL "$p" 2>/dev/null && echo "ceph-cluster: SIGKILLed $p" >&2
+      fi
+    done
+    rm -f "$d/pids"
+  fi
+  if [ -f "$d/slot" ]; then
+    rm -rf "${slots:?}/$(cat "$d/slot")"
+    rm -f "$d/slot"
+  fi
+}
+
+# True if something listens on a TCP port in [lo, hi].
+ports_busy() {
+  ss -Htln "( sport >= :$1 and sport <= :$2 )" 2>/dev/null | grep -q .
+}
+
+# True if the cluster that claimed slot directory $1 still runs.
+slot_alive() {
+  local owner p
+  owner=$(cat "$1/dir" 2>/dev/null) || return 1
+  [ -f "$owner/pids" ] || return 1
+  for p in $(cat "$owner/pids"); do
+    alive "$p" && return 0
+  done
+  return 1
+}
+
+# Claims a free slot for cluster dir $1; prints its number.
+claim_slot() {
+  local d=$1 n base
+  mkdir -p "$slots"
+  exec 9>"$slots/.lock"
+  flock -w 30 9
+  for n in $(seq 0 39); do
+    base=$((41000 + 100 * n))
+    if [ -d "$slots/$n" ]; then
+      slot_alive "$slots/$n" && continue
+      rm -rf "${slots:?}/$n"
+    fi
+    ports_busy "$base" "$((base + 99))" && continue
+    mkdir "$slots/$n"
+    echo "$d" >"$slots/$n/dir"
+    exec 9>&-
+    echo "$n"
+    return 0
+  done
+  exec 9>&-
+  echo "ceph-cluster: no free slot (ports 41000-44999) under $slots" >&2
+  return 1
+}
+
+write_conf() {
+  local d=$1 store=$2 fsid=$3 mon_port=$4 port_min=$5 port_max=$6
+  cat >"$d/ceph.conf" <<EOF
+[global]
+fsid = $fsid
+mon host = v2:127.0.0.1:$mon_port
+public addr = 127.0.0.1
+cluster addr = 127.0.0.1
+ms bind port min = $port_min
+ms bind port max = $port_max
+run dir = $d/run
+admin socket = $d/run/\$name.asok
+log file = $d/log/\$name.log
+keyring = $d/keyring
+auth allow insecure global id reclaim = false
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg autoscale mode = off
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+mon warn on insecure global id reclaim allowed = false
+mon data avail warn = 2
+mon data avail crit = 1
+mgr initial modules =
+[client]
+# A dead OSD or mon is an error after this long, not a hang (the default
+# is to wait forever); clients may set their own.
+rados osd op timeout = 10
+rados mon op timeout = 10
+client mount timeout = 10
+[mon]
+mon data = $d/\$name
+[osd]
+osd data = $d/\$name
+keyring = \$osd_data/keyring
+osd objectstore = $store
+memstore device bytes = 1G
+# Not \$osd_data/block: bluestore makes that a symlink (ELOOP).
+bluestore block path = \$osd_data/block.file
+bluestore block create = true
+bluestore block size = 10G
+osd memory target = 939524096
+osd op num shards = 2
+osd op num threads per shard = 1
+EOF
+}
+
+start_cluster() {
+  local d=$1 store=$2 slot base fsid uuid key id p
+  case "$store" in memstore | bluestore) ;; *) usage ;; esac
+  if [ -f "$d/pids" ]; then stop_cluster "$d"; fi
+  rm -rf "$d"
+  mkdir -p "$d"/{mon.a,osd.0,run,log}
+  echo "$store" >"$d/store"
+  slot=$(claim_slot "$d")
+  echo "$slot" >"$d/slot"
+  trap 'stop_cluster "$d"' ERR # a failed start leaves no daemons behind
+  base=$((41000 + 100 * slot))
+  export CEPH_CONF=$d/ceph.conf
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+  write_conf "$d" "$store" "$fsid" "$base" $((base + 10)) $((base + 99))
+
+  # Every key goes into the keyring before the mon's mkfs, which imports
+  # them with their caps: no `ceph auth` calls afterwards.
+  ceph-authtool "$d/keyring" --create-keyring --gen-key -n mon. \
+    --cap mon 'allow *' >/dev/null
+  ceph-authtool "$d/keyring" --gen-key -n client.admin --cap mon 'allow *' \
+    --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
+  ceph-authtool "$d/keyring" --gen-key -n client.cbtd --cap mon 'allow r' \
+    --cap osd 'allow rwx pool=vault' >/dev/null
+  monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$base]" \
+    "$d/monmap" >/dev/null
+  ceph-mon -i a --mkfs --monmap "$d/monmap" --keyring "$d/keyring"
+  ceph-mon -i a -f >"$d/log/mon.a.out" 2>&1 &
+  echo $! >>"$d/pids"
+
+  uuid=$(cat /proc/sys/kernel/random/uuid)
+  key=$(ceph-authtool --gen-print-key)
+  echo "{\"cephx_secret\": \"$key\"}" >"$d/osd.0/new.json"
+  id=$(timeout 60 ceph osd new "$uuid" -i "$d/osd.0/new.json")
+  ceph-osd -i "$id" --mkfs --key "$key" --osd-uuid "$uuid" \
+    >"$d/log/osd.mkfs.out" 2>&1
+  # --mkfs does not write the OSD's keyring; without it the OSD exits with
+  # "failed to fetch mon config".
+  printf '[osd.%s]\n\tkey = %s\n' "$id" "$key" >"$d/osd.$id/keyring"
+  ceph-osd -i "$id" -f >"$d/log/osd.$id.out" 2>&1 &
+  echo $! >>"$d/pids"
+
+  timeout 60 ceph osd pool create vault 8 8 replicated >/dev/null 2>&1
+  # Ready = a real write and read through the OSD (HEALTH_OK never comes
+  # without a mgr).
+  echo ready >"$d/ready.in"
+  for p in $(cat "$d/pids"); do
+    alive "$p" || {
+      echo "ceph-cluster: daemon $p died; see $d/log" >&2
+      false
+    }
+  done
+  timeout 120 rados -p vault put _ready "$d/ready.in"
+  timeout 30 rados -p vault get _ready "$d/ready.out"
+  cmp -s "$d/ready.in" "$d/ready.out"
+  timeout 30 rados -p vault rm _ready
+  trap - ERR
+  echo "ceph-cluster: up in slot $slot (mon 127.0.0.1:$base):" \
+    "CEPH_CONF=$d/ceph.conf"
+}
+
+[ $# -ge 2 ] || usage
+dir=$(realpath -m "$2")
+case "$1" in
+  start) start_cluster "$dir" "${3:-memstore}" ;;
+  stop) stop_cluster "$dir" ;;
+  *) usage ;;
+esac
