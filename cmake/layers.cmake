@@ -28,7 +28,7 @@ set(CBTD_LAYER_TARGETS
   "snapshot:cbtd_snapshot"
   "transport:cbtd_transport,cbtd_proto"
   "restore:cbtd_restore"
-  "receiver:cbtd_receiver"
+  "receiver:cbtd_receiver,cbtd_receiver_rados"
   "receiver/cli:cbtd_receiver_cli"
   "control:cbtd_control,cbtd_control_proto"
   "agent:cbtd_agent"

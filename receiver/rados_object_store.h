@@ -1,0 +1,133 @@
+// RadosObjectStore: an ObjectStore in a Ceph RADOS pool (librados), with
+// an optional namespace. Key "a/b/c" is the object "a/b/c".
+//
+// The mapping (docs/architecture.md, "Object stores"):
+//  * Put and PutUnsynced are one write_full each: RADOS applies an op
+//    whole, so readers see the old or the new object. An OSD acknowledges
+//    a write once every replica has it durably, so PutUnsynced is Put and
+//    SyncAll has nothing left to do.
+//  * Publish is one op of an exclusive create and write_full: -EEXIST is
+//    ALREADY_EXISTS and nothing is written.
+//  * OpenWriter appends to a temporary object ".tmp/<key>.<random>" (keys
+//    never start with '.', so no key names one and List never shows one).
+//    Its Publish reads the temporary back and publishes it as above, then
+//    removes it; RemoveTempFiles removes those an interrupted writer left.
+//  * Objects are written in one op, so an object is at most
+//    max_object_bytes(): osd_max_write_size (90 MiB by default), below
+//    osd_max_object_size (128 MiB). Larger ones are INVALID_ARGUMENT (packs
+//    are 16 MiB).
+//  * A reader (OpenReader) reads the object on every ReadAt: once the
+//    object is deleted its reads fail with NOT_FOUND.
+//  * Touch sets the xattr "cbtd.mtime" (ms since the epoch, the client's
+//    clock); ModifiedUnixMs is the later of it and the object's mtime.
+//  * List walks every object of the namespace (one listing of the pool's
+//    PGs, cost in proportion to the namespace's objects, not the prefix's)
+//    and sorts the keys.
+//  * Lock is a RADOS advisory lock (cls_lock) on the object
+//    ".locks/<name>", each StoreLock with a cookie of its own. It lasts
+//    lock_duration_seconds and the StoreLock renews it every third of that
+//    from a thread: a holder that dies without unlocking (SIGKILL, a lost
+//    host) frees it after at most that long. A holder cut off from the
+//    cluster for longer loses the lock without being told.
+//  * Every op that waits on an OSD or a monitor fails after
+//    op_timeout_seconds (UNAVAILABLE) instead of waiting for it forever.
+//
+// Thread-safety: as ObjectStore; one librados client per store.
+#ifndef CBTD_RECEIVER_RADOS_OBJECT_STORE_H_
+#define CBTD_RECEIVER_RADOS_OBJECT_STORE_H_
+
+#include <rados/librados.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "receiver/object_store.h"
+
+namespace cbtd::receiver {
+
+struct RadosStoreOptions {
+  // ceph.conf with the monitors' addresses (and keyring); "" for librados'
+  // default search ($CEPH_CONF, /etc/ceph/ceph.conf, ...).
+  std::string conf_path;
+  // The Ceph user without "client.": "admin" is client.admin.
+  std::string client_id = "admin";
+  std::string pool;
+  // RADOS namespace inside the pool; "" for the default one.
+  std::string ns;
+  // Connecting, and every op, fails after this long instead of waiting for
+  // an unreachable monitor or a dead OSD forever.
+  int op_timeout_seconds = 30;
+  // How long a lock outlives a holder that stopped renewing it.
+  int lock_duration_seconds = 30;
+};
+
+class RadosObjectStore : public ObjectStore {
+ public:
+  // Connects to the cluster and opens the pool. Errors name what failed and
+  // what to do: NOT_FOUND for a missing ceph.conf or pool, UNAVAILABLE for
+  // monitors that do not answer, PERMISSION_DENIED for a user the cluster
+  // does not accept.
+  static absl::StatusOr<std::unique_ptr<RadosObjectStore>> Open(
+      const RadosStoreOptions& options);
+  ~RadosObjectStore() override;
+
+  absl::Status Put(const std::string& key, std::string_view data) override;
+  // Put: an acknowledged RADOS write is already durable.
+  absl::Status PutUnsynced(const std::string& key,
+                           std::span<const std::string_view> parts) override;
+  // Nothing to do (see PutUnsynced).
+  absl::Status SyncAll() override;
+  absl::Status Publish(const std::string& key, std::string_view data) override;
+  absl::StatusOr<std::unique_ptr<ObjectWriter>> OpenWriter(
+      const std::string& key) override;
+  absl::StatusOr<std::string> Get(const std::string& key) override;
+  // Reads fail with NOT_FOUND once the object is deleted.
+  absl::StatusOr<std::unique_ptr<ObjectReader>> OpenReader(
+      const std::string& key) override;
+  absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
+                                       uint32_t length) override;
+  absl::StatusOr<bool> Exists(const std::string& key) override;
+  absl::Status Touch(const std::string& key) override;
+  absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;
+  absl::StatusOr<std::vector<std::string>> List(
+      const std::string& prefix) override;
+  absl::StatusOr<uint64_t> RemoveTempFiles(const std::string& prefix,
+                                           int64_t older_than_unix_ms) override;
+  absl::Status Delete(const std::string& key) override;
+  absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& name,
+                                                  LockMode mode,
+                                                  bool wait) override;
+  absl::Status DeleteLock(const std::string& name) override;
+
+  // The largest object this store writes (see above).
+  uint64_t max_object_bytes() const { return max_object_bytes_; }
+  // "pool" or "pool/namespace", for messages.
+  const std::string& where() const { return where_; }
+
+ private:
+  RadosObjectStore(const RadosStoreOptions& options,
+                   std::unique_ptr<librados::Rados> cluster,
+                   librados::IoCtx ioctx, uint64_t max_object_bytes);
+  // The name of `key`'s object in messages: "object 'k' in pool p".
+  std::string Name(const std::string& oid) const;
+  absl::Status CheckSize(const std::string& key, uint64_t size) const;
+  // Exclusive create + write_full of `bl` as `key`.
+  absl::Status PublishBuffer(const std::string& key,
+                             const librados::bufferlist& bl);
+
+  friend class RadosObjectWriter;
+  friend class RadosObjectReader;
+
+  const RadosStoreOptions options_;
+  const std::string where_;
+  std::unique_ptr<librados::Rados> cluster_;
+  // librados' IoCtx is safe for concurrent ops from several threads.
+  librados::IoCtx ioctx_;
+  const uint64_t max_object_bytes_;
+};
+
+}  // namespace cbtd::receiver
+
+#endif  // CBTD_RECEIVER_RADOS_OBJECT_STORE_H_
