@@ -9,9 +9,25 @@
 #include <fstream>
 
 #include "tests/common/temp_dir.h"
+#include "tests/receiver/object_store_contract.h"
 
 namespace cbtd::receiver {
 namespace {
+
+// The backend-independent contract (object_store_contract.cc), on a local
+// directory in the test's scratch directory.
+using testing::ObjectStoreContractTest;
+INSTANTIATE_TEST_SUITE_P(
+    Local, ObjectStoreContractTest,
+    ::testing::Values(testing::StoreFactory{
+        "Local",
+        [](const std::string& scratch,
+           const std::string& id) -> std::unique_ptr<ObjectStore> {
+          auto store = LocalObjectStore::Open(scratch + "/v" + id, true);
+          if (!store.ok()) return nullptr;
+          return *std::move(store);
+        }}),
+    testing::FactoryName);
 
 class LocalObjectStoreTest : public ::testing::Test {
  protected:
@@ -28,48 +44,12 @@ class LocalObjectStoreTest : public ::testing::Test {
   std::unique_ptr<LocalObjectStore> store_;
 };
 
-TEST_F(LocalObjectStoreTest, PutGetExistsListDelete) {
+// A crashed writer's temporary file ("<name>.tmp.XXXXXX") is never listed.
+TEST_F(LocalObjectStoreTest, TempFilesOnDiskAreNeverListed) {
   ASSERT_TRUE(store_->Put("a/b/c", "one").ok());
   ASSERT_TRUE(store_->Put("a/d", "two").ok());
-  EXPECT_EQ(*store_->Get("a/b/c"), "one");
-  EXPECT_TRUE(*store_->Exists("a/d"));
-  EXPECT_FALSE(*store_->Exists("a/x"));
-  EXPECT_TRUE(absl::IsNotFound(store_->Get("a/x").status()));
-  // A crashed writer's temporary file is never listed.
   std::ofstream(dir_ + "/v/a/d.tmp.ABCDEF") << "partial";
   EXPECT_EQ(*store_->List("a"), (std::vector<std::string>{"a/b/c", "a/d"}));
-  ASSERT_TRUE(store_->Delete("a/d").ok());
-  ASSERT_TRUE(store_->Delete("a/d").ok());  // absent is fine
-  EXPECT_EQ(*store_->List(""), (std::vector<std::string>{"a/b/c"}));
-}
-
-TEST_F(LocalObjectStoreTest, PutUnsyncedStoresWholeObjectsAndLeavesNoTempFile) {
-  ASSERT_TRUE(store_->Put("c/bb/2", "old").ok());
-  std::vector<std::pair<std::string, std::string>> batch;
-  for (int i = 0; i < 20; ++i) {
-    batch.emplace_back(
-        "c/" + std::string(i % 2 ? "aa/" : "bb/") + std::to_string(i),
-        std::string(1000 + i, static_cast<char>('a' + i)));
-  }
-  for (const auto& [key, data] : batch) {
-    // In two parts, to exercise the gather write.
-    const std::string_view parts[] = {std::string_view(data).substr(0, 7),
-                                      std::string_view(data).substr(7)};
-    ASSERT_TRUE(store_->PutUnsynced(key, parts).ok()) << key;
-  }
-  ASSERT_TRUE(store_->SyncAll().ok());
-  for (const auto& [key, data] : batch) {
-    EXPECT_EQ(*store_->Get(key), data) << key;
-  }
-  EXPECT_EQ(store_->List("c")->size(), 20u);  // "c/bb/2" replaced, not added
-  auto temps = store_->RemoveTempFiles("c", INT64_MAX);
-  ASSERT_TRUE(temps.ok());
-  EXPECT_EQ(*temps, 0u);
-  // A bad key is refused and writes nothing.
-  const std::string_view x = "x";
-  EXPECT_TRUE(
-      absl::IsInvalidArgument(store_->PutUnsynced("../escape", {&x, 1})));
-  EXPECT_EQ(*store_->RemoveTempFiles("c", INT64_MAX), 0u);
 }
 
 // Large unsynced objects (packs) are written with direct I/O where the
@@ -175,32 +155,6 @@ TEST_F(LocalObjectStoreTest, RemoveTempFilesSparesRecentOnesAndObjects) {
   EXPECT_FALSE(std::filesystem::exists(old_path));
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/v/c/aa/y.tmp.NEW222"));
   EXPECT_EQ(*store_->Get("c/aa/obj"), "keep");
-}
-
-TEST_F(LocalObjectStoreTest, PublishNeverReplaces) {
-  ASSERT_TRUE(store_->Publish("idx/x", "first").ok());
-  auto s = store_->Publish("idx/x", "second");
-  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
-  EXPECT_EQ(*store_->Get("idx/x"), "first");
-}
-
-TEST_F(LocalObjectStoreTest, RejectsKeysThatEscapeTheVault) {
-  for (const char* key : {"../x", "a/../../x", "/abs", "a//b", ".hidden", ""}) {
-    EXPECT_FALSE(store_->Put(key, "x").ok()) << key;
-  }
-}
-
-TEST_F(LocalObjectStoreTest, ExclusiveLockExcludesShared) {
-  auto shared = store_->Lock("gc", LockMode::kShared, false);
-  ASSERT_TRUE(shared.ok());
-  auto shared2 = store_->Lock("gc", LockMode::kShared, false);
-  ASSERT_TRUE(shared2.ok()) << "shared locks must coexist";
-  auto excl = store_->Lock("gc", LockMode::kExclusive, false);
-  EXPECT_TRUE(absl::IsUnavailable(excl.status())) << excl.status();
-  shared->reset();
-  shared2->reset();
-  excl = store_->Lock("gc", LockMode::kExclusive, false);
-  EXPECT_TRUE(excl.ok()) << excl.status();
 }
 
 TEST(LocalObjectStoreOpenTest, MissingVaultNamesItAndHowToCreate) {
