@@ -44,13 +44,13 @@ alive() {
 # then frees the slot. A memstore cluster's data dies with its OSD anyway,
 # so it is SIGKILLed at once (a clean stop costs ~1.5 s per daemon).
 stop_cluster() {
-  local d=$1 p i sig=TERM
+  local d=$1 p _ sig=TERM
   [ "$(cat "$d/store" 2>/dev/null)" = memstore ] && sig=KILL
   if [ -f "$d/pids" ]; then
     for p in $(tac "$d/pids"); do
       alive "$p" || continue
       kill -"$sig" "$p" 2>/dev/null || continue
-      for i in $(seq 200); do
+      for _ in $(seq 200); do
         alive "$p" || break
         sleep 0.05
       done
@@ -76,9 +76,9 @@ slot_alive() {
   local owner p
   owner=$(cat "$1/dir" 2>/dev/null) || return 1
   [ -f "$owner/pids" ] || return 1
-  for p in $(cat "$owner/pids"); do
+  while read -r p; do
     alive "$p" && return 0
-  done
+  done <"$owner/pids"
   return 1
 }
 
@@ -202,12 +202,12 @@ start_cluster() {
   # Ready = a real write and read through the OSD (HEALTH_OK never comes
   # without a mgr).
   echo ready >"$d/ready.in"
-  for p in $(cat "$d/pids"); do
+  while read -r p; do
     alive "$p" || {
       echo "ceph-cluster: daemon $p died; see $d/log" >&2
       false
     }
-  done
+  done <"$d/pids"
   timeout 120 rados -p vault put _ready "$d/ready.in"
   timeout 30 rados -p vault get _ready "$d/ready.out"
   cmp -s "$d/ready.in" "$d/ready.out"
