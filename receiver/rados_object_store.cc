@@ -247,7 +247,7 @@ class RadosStoreLock : public StoreLock {
   RadosStoreLock(const RadosStoreLock&) = delete;
   RadosStoreLock& operator=(const RadosStoreLock&) = delete;
 
-  // Takes (flags 0) or renews (LIBRADOS_LOCK_FLAG_RENEW) the lock; a
+  // Takes (flags 0) or renews (LIBRADOS_LOCK_FLAG_MUST_RENEW) the lock; a
   // negative code on failure, -EBUSY when someone else holds it.
   static int Acquire(librados::IoCtx& ioctx, const std::string& oid,
                      const std::string& cookie, LockMode mode,
@@ -267,9 +267,11 @@ class RadosStoreLock : public StoreLock {
     std::unique_lock l(mu_);
     while (!cv_.wait_for(l, period, [this] { return stop_; })) {
       // A failed renewal is retried next period; the lock lasts a whole
-      // duration from the last one that worked.
+      // duration from the last one that worked. MUST_RENEW, not RENEW:
+      // a lock that lapsed, or whose object DeleteLock removed, is not
+      // taken again behind the back of whoever holds or deleted it.
       Acquire(ioctx_, oid_, cookie_, mode_, duration_seconds_,
-              LIBRADOS_LOCK_FLAG_RENEW);
+              LIBRADOS_LOCK_FLAG_MUST_RENEW);
     }
   }
 

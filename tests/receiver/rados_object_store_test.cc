@@ -186,6 +186,21 @@ TEST_F(RadosObjectStoreTest, HeldLockIsRenewed) {
       store_->Lock("gc", LockMode::kExclusive, false).status()));
 }
 
+// DeleteLock by the holder ends the lock: its renewals do not take it
+// again, so another user can lock the name while the StoreLock lives on.
+TEST_F(RadosObjectStoreTest, DeletedLockIsNotTakenAgainByRenewal) {
+  RadosStoreOptions options = Options(ns_);
+  options.lock_duration_seconds = 1;
+  auto store = RadosObjectStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  auto held = (*store)->Lock("host-h", LockMode::kExclusive, false);
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE((*store)->DeleteLock("host-h").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto other = store_->Lock("host-h", LockMode::kExclusive, false);
+  EXPECT_TRUE(other.ok()) << other.status();
+}
+
 // Objects in one namespace are invisible in another: two vaults share a
 // pool.
 TEST_F(RadosObjectStoreTest, NamespacesAreSeparateVaults) {
