@@ -16,8 +16,14 @@
 # the machine) do not collide. stop frees the slot; a slot whose cluster is
 # gone (no live PID) is taken over.
 #
-# Every `ceph` CLI call is bounded by `timeout`: without a mgr some of them
-# hang forever, and each costs ~0.4 s of Python, so there are only two.
+# Every call that talks to the cluster is bounded by `timeout`: without a
+# mgr some `ceph` commands hang forever (and each costs ~0.4 s of Python,
+# so there are only two).
+#
+# With CBTD_CEPH_OWNER_PID set (tests/common/ceph_cluster.h sets it to the
+# test's PID), a watchdog stops the cluster and removes DIR once that
+# process is gone, so a test killed by a timeout or SIGKILL leaves no
+# daemons behind.
 set -Eeuo pipefail
 
 slots=${CBTD_CEPH_SLOTS:-/tmp/cbtd-ceph-slots}
@@ -157,6 +163,21 @@ osd op num threads per shard = 1
 EOF
 }
 
+# Stops the cluster in $1 and removes $1 once process $2 has exited; ends
+# by itself when the cluster is stopped first. Detached, with no descriptor
+# of the caller's open (CTest waits for its test's output pipes to close).
+start_watchdog() {
+  local d=$1 owner=$2
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid bash -c '
+    while kill -0 "$2" 2>/dev/null; do
+      [ -f "$1/pids" ] || exit 0
+      sleep 1
+    done
+    "$0" stop "$1" && rm -rf "$1"' "$(realpath "$0")" "$d" "$owner" \
+    </dev/null >/dev/null 2>&1 &
+}
+
 start_cluster() {
   local d=$1 store=$2 slot base fsid uuid key id p
   case "$store" in memstore | bluestore) ;; *) usage ;; esac
@@ -190,7 +211,7 @@ start_cluster() {
   key=$(ceph-authtool --gen-print-key)
   echo "{\"cephx_secret\": \"$key\"}" >"$d/osd.0/new.json"
   id=$(timeout 60 ceph osd new "$uuid" -i "$d/osd.0/new.json")
-  ceph-osd -i "$id" --mkfs --key "$key" --osd-uuid "$uuid" \
+  timeout 60 ceph-osd -i "$id" --mkfs --key "$key" --osd-uuid "$uuid" \
     >"$d/log/osd.mkfs.out" 2>&1
   # --mkfs does not write the OSD's keyring; without it the OSD exits with
   # "failed to fetch mon config".
@@ -213,6 +234,9 @@ start_cluster() {
   cmp -s "$d/ready.in" "$d/ready.out"
   timeout 30 rados -p vault rm _ready
   trap - ERR
+  if [ -n "${CBTD_CEPH_OWNER_PID:-}" ]; then
+    start_watchdog "$d" "$CBTD_CEPH_OWNER_PID"
+  fi
   echo "ceph-cluster: up in slot $slot (mon 127.0.0.1:$base):" \
     "CEPH_CONF=$d/ceph.conf"
 }

@@ -46,9 +46,12 @@ class CephCluster {
     auto cluster = std::unique_ptr<CephCluster>(new CephCluster);
     const auto start = std::chrono::steady_clock::now();
     const std::string log = cluster->dir_.path() + "/start.log";
-    const int rc = std::system((Script() + " start " + cluster->path() + " " +
-                                store + " >" + log + " 2>&1")
-                                   .c_str());
+    // The script's watchdog stops the cluster if this process dies
+    // without running the destructor (a CTest timeout, SIGKILL).
+    const int rc = std::system(
+        ("CBTD_CEPH_OWNER_PID=" + std::to_string(::getpid()) + " " + Script() +
+         " start " + cluster->path() + " " + store + " >" + log + " 2>&1")
+            .c_str());
     cluster->start_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();
