@@ -3,12 +3,18 @@
 // (object_store_contract.cc), then what only RADOS has.
 #include "receiver/rados_object_store.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -287,14 +293,22 @@ TEST(RadosObjectStoreOpenTest, PoolOutsideTheUsersCapsIsPermissionDenied) {
 }
 
 TEST(RadosObjectStoreOpenTest, UnreachableMonitorsAreUnavailableInTime) {
-  // A config naming a monitor nobody runs (the port of slot 39, unused
-  // while fewer than 40 clusters run here).
-  const std::string conf = ::testing::TempDir() + "cbtd-dead-mon.conf";
-  std::FILE* f = std::fopen(conf.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  std::fprintf(f, "[global]\nmon host = v2:127.0.0.1:44900\nkeyring = %s\n",
-               CephEnvironment::cluster().keyring_path().c_str());
-  std::fclose(f);
+  // A config naming a monitor nobody runs: a port the kernel just handed
+  // out and that nothing listens on any more.
+  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(sock);
+  const test::TempDir tmp("cbtd-dead-mon-");
+  const std::string conf = tmp.path() + "/ceph.conf";
+  std::ofstream(conf) << "[global]\nmon host = v2:127.0.0.1:"
+                      << ntohs(addr.sin_port) << "\nkeyring = "
+                      << CephEnvironment::cluster().keyring_path() << "\n";
   RadosStoreOptions options = Options("");
   options.conf_path = conf;
   options.op_timeout_seconds = 2;
@@ -304,7 +318,6 @@ TEST(RadosObjectStoreOpenTest, UnreachableMonitorsAreUnavailableInTime) {
   EXPECT_TRUE(absl::IsUnavailable(store.status())) << store.status();
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(conf));
   EXPECT_LT(took, std::chrono::seconds(10));
-  std::remove(conf.c_str());
 }
 
 // An OSD that does not answer (paused, as a dead one) makes ops fail
