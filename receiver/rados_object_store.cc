@@ -129,16 +129,21 @@ class RadosObjectReader : public ObjectReader {
   const uint64_t size_;
 };
 
-// Appends to a temporary object; Publish reads it back and publishes it
-// under the key, then removes it. Removed if never published.
+// Appends to a temporary object; Publish copies it under the key on the
+// OSD (copy_from: the client never holds the object) in one op with an
+// exclusive create, then removes it. Removed if never published.
 class RadosObjectWriter : public ObjectWriter {
  public:
   RadosObjectWriter(RadosObjectStore& store, std::string key)
       : store_(store),
         key_(std::move(key)),
-        tmp_(absl::StrCat(kTempPrefix, key_, ".", RandomSuffix())) {}
+        tmp_(absl::StrCat(kTempPrefix, key_, ".", RandomSuffix())) {
+    // An IoCtx of its own: its last version is this writer's last append
+    // (the store's is shared by every thread).
+    ioctx_.dup(store_.ioctx_);
+  }
   ~RadosObjectWriter() override {
-    if (!tmp_.empty()) store_.ioctx_.remove(tmp_);  // best effort
+    if (!tmp_.empty()) ioctx_.remove(tmp_);  // best effort
   }
   RadosObjectWriter(const RadosObjectWriter&) = delete;
   RadosObjectWriter& operator=(const RadosObjectWriter&) = delete;
@@ -151,10 +156,11 @@ class RadosObjectWriter : public ObjectWriter {
     }
     if (data.empty()) return absl::OkStatus();
     bufferlist bl = Gather({&data, 1});
-    if (int rc = store_.ioctx_.append(tmp_, bl, data.size()); rc < 0) {
+    if (int rc = ioctx_.append(tmp_, bl, data.size()); rc < 0) {
       failed_ = true;
       return RadosStatus(rc, absl::StrCat("append to ", store_.Name(tmp_)));
     }
+    tmp_version_ = ioctx_.get_last_version();
     size_ += data.size();
     return absl::OkStatus();
   }
@@ -170,7 +176,7 @@ class RadosObjectWriter : public ObjectWriter {
                        store_.Name(tmp_), ", which holds ", size_));
     }
     bufferlist bl;
-    const int rc = store_.ioctx_.read(tmp_, bl, length, offset);
+    const int rc = ioctx_.read(tmp_, bl, length, offset);
     if (rc < 0) {
       return RadosStatus(rc, absl::StrCat("read back ", store_.Name(tmp_)));
     }
@@ -184,21 +190,24 @@ class RadosObjectWriter : public ObjectWriter {
 
   absl::Status Publish() override {
     if (failed_ || tmp_.empty()) return Spent();
-    bufferlist bl;
-    // Nothing appended: no temporary object was made.
-    if (size_ > 0) {
-      const int rc = store_.ioctx_.read(tmp_, bl, size_, 0);
-      if (rc < 0) {
-        return RadosStatus(rc, absl::StrCat("read ", store_.Name(tmp_)));
-      }
-      if (bl.length() != size_) {
-        return absl::DataLossError(absl::StrCat(store_.Name(tmp_), " holds ",
-                                                bl.length(), " bytes, not the ",
-                                                size_, " appended"));
+    absl::Status published;
+    if (size_ == 0) {
+      // Nothing appended: no temporary object was made.
+      published = store_.PublishBuffer(key_, bufferlist());
+    } else {
+      // One op: exclusive create (-EEXIST: nothing written) and a copy
+      // that lands whole or not at all. The version pins the copy to what
+      // this writer appended: a temporary removed or changed meanwhile
+      // fails it.
+      librados::ObjectWriteOperation op;
+      op.create(/*exclusive=*/true);
+      op.copy_from(tmp_, ioctx_, tmp_version_, 0);
+      if (int rc = ioctx_.operate(key_, &op); rc < 0) {
+        published = RadosStatus(
+            rc, absl::StrCat("publish ", store_.Name(key_), " from ", tmp_));
       }
     }
-    absl::Status published = store_.PublishBuffer(key_, bl);
-    store_.ioctx_.remove(tmp_);  // RemoveTempFiles retries a failure
+    ioctx_.remove(tmp_);  // RemoveTempFiles retries a failure
     tmp_.clear();
     return published;
   }
@@ -210,8 +219,10 @@ class RadosObjectWriter : public ObjectWriter {
   }
 
   RadosObjectStore& store_;
+  librados::IoCtx ioctx_;
   const std::string key_;
   std::string tmp_;  // empty once published
+  uint64_t tmp_version_ = 0;
   uint64_t size_ = 0;
   bool failed_ = false;
 };

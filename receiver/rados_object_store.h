@@ -10,8 +10,10 @@
 //    ALREADY_EXISTS and nothing is written.
 //  * OpenWriter appends to a temporary object ".tmp/<key>.<random>" (keys
 //    never start with '.', so no key names one and List never shows one).
-//    Its Publish reads the temporary back and publishes it as above, then
-//    removes it; RemoveTempFiles removes those an interrupted writer left.
+//    Its Publish is one op of an exclusive create and a copy_from of the
+//    temporary (done by the OSD: the client never holds the object; the
+//    copy lands whole or not at all), then removes the temporary;
+//    RemoveTempFiles removes those an interrupted writer left.
 //  * Objects are written in one op, so an object is at most
 //    max_object_bytes(): osd_max_write_size (90 MiB by default), below
 //    osd_max_object_size (128 MiB). Larger ones are INVALID_ARGUMENT (packs

@@ -234,6 +234,28 @@ TEST_F(RadosObjectStoreTest, ObjectsOverTheLimitAreRefusedByName) {
   EXPECT_FALSE(*store_->Exists("p/big"));
 }
 
+// A writer's Publish copies its temporary on the OSD, in rounds of
+// osd_copyfrom_max_chunk (8 MiB): a 24 MiB + 1 object arrives byte for
+// byte, and its temporary is gone.
+TEST_F(RadosObjectStoreTest, LargeWriterPublishesByteForByte) {
+  const size_t size = (24u << 20) + 1;
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) {
+    data[i] = static_cast<char>((i * 131 + 7) >> 5);
+  }
+  auto writer = store_->OpenWriter("idx/large");
+  ASSERT_TRUE(writer.ok());
+  for (size_t at = 0; at < size; at += 1u << 20) {
+    ASSERT_TRUE(
+        (*writer)->Append(std::string_view(data).substr(at, 1u << 20)).ok());
+  }
+  ASSERT_TRUE((*writer)->Publish().ok());
+  auto back = store_->Get("idx/large");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(*back == data) << "sizes " << back->size() << " " << size;
+  EXPECT_EQ(*store_->RemoveTempFiles("idx", INT64_MAX), 0u);
+}
+
 TEST_F(RadosObjectStoreTest, ReaderOfADeletedObjectFailsNotFound) {
   ASSERT_TRUE(store_->Put("p/x", "bytes").ok());
   auto reader = store_->OpenReader("p/x");
