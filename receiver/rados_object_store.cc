@@ -51,7 +51,8 @@ absl::Status RadosStatus(int rc, const std::string& what) {
     case ENOENT:
       return absl::NotFoundError(absl::StrCat(what, ": no such object"));
     case EEXIST:
-      return absl::AlreadyExistsError(absl::StrCat(what, " already exists"));
+      return absl::AlreadyExistsError(
+          absl::StrCat(what, ": the object already exists"));
     case ETIMEDOUT:
       return absl::UnavailableError(absl::StrCat(
           what, ": timed out (is the Ceph cluster up and its OSDs in?)"));
