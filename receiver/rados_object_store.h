@@ -35,6 +35,8 @@
 //    op_timeout_seconds (UNAVAILABLE) instead of waiting for it forever.
 //
 // Thread-safety: as ObjectStore; one librados client per store.
+// Lifetimes: readers, writers and StoreLocks use their store's client and
+// must be destroyed before the store.
 #ifndef CBTD_RECEIVER_RADOS_OBJECT_STORE_H_
 #define CBTD_RECEIVER_RADOS_OBJECT_STORE_H_
 
