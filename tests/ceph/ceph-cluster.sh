@@ -178,6 +178,17 @@ start_watchdog() {
     </dev/null >/dev/null 2>&1 &
 }
 
+start_failed() {
+  local d=$1 line=$2 f
+  echo "ceph-cluster: start failed at line $line of $0; logs in $d/log" >&2
+  for f in "$d"/log/*; do
+    [ -s "$f" ] || continue
+    echo "--- $f (last lines)" >&2
+    tail -n 5 "$f" >&2
+  done
+  stop_cluster "$d"
+}
+
 start_cluster() {
   local d=$1 store=$2 slot base fsid uuid key id p
   case "$store" in memstore | bluestore) ;; *) usage ;; esac
@@ -187,7 +198,9 @@ start_cluster() {
   echo "$store" >"$d/store"
   slot=$(claim_slot "$d")
   echo "$slot" >"$d/slot"
-  trap 'stop_cluster "$d"' ERR # a failed start leaves no daemons behind
+  # A failed start says where, shows the daemons' last words and leaves
+  # no daemons behind.
+  trap 'start_failed "$d" "$LINENO"' ERR
   base=$((41000 + 100 * slot))
   export CEPH_CONF=$d/ceph.conf
   fsid=$(cat /proc/sys/kernel/random/uuid)
