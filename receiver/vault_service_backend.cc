@@ -40,8 +40,9 @@ class VaultUpload : public transport::UploadSession {
     stream::Record r;
     *r.mutable_trailer() = trailer;
     if (absl::Status s = session_->Apply(r); !s.ok()) return s;
-    return transport::CommitResult{session_->metadata().version_id,
-                                   session_->metadata().root_hash};
+    const IndexMetadata& meta = session_->metadata();
+    return transport::CommitResult{meta.version_id, meta.root_hash, meta.stats,
+                                   meta.chunk_size_bytes};
   }
 
   // Destroying an uncommitted ReceiveSession is its abort: chunks stay

@@ -103,6 +103,10 @@ struct GroupCommit {
 struct CommitResult {
   std::string version_id;
   ChunkHash root_hash;
+  // What the receive stored and what arrived (for metrics and audit; the
+  // wire reply carries only the two above).
+  IndexStats stats{};
+  uint32_t chunk_size_bytes = 0;
 };
 
 // One uncommitted version being received.
