@@ -1,13 +1,29 @@
 // cbt-receiver serve: the network receiver. Serves the vault over gRPC with
-// mutual TLS (docs/transport.md) until SIGTERM or SIGINT.
+// mutual TLS (docs/transport.md) until SIGTERM or SIGINT. As a systemd
+// service (docs/operations.md, "Running the receiver as a service"): READY=1
+// once the vault is open and the port listens, WATCHDOG=1 at a third of
+// WatchdogSec, STATUS= lines, STOPPING=1; Prometheus metrics in a textfile;
+// an audit line per session, commit, prune, GC and verify; scheduled GC and
+// verify.
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <mutex>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/fs.h"
+#include "common/prometheus.h"
+#include "common/units.h"
 #include "receiver/cli/util.h"
+#include "receiver/maintenance.h"
+#include "receiver/observed_backend.h"
+#include "receiver/service_metrics.h"
 #include "receiver/vault_service_backend.h"
 #include "transport/grpc_server.h"
 
@@ -18,6 +34,42 @@ absl::StatusOr<std::string> ReadPem(const po::variables_map& vm,
                                     const char* flag) {
   if (!vm.count(flag)) return std::string();
   return common::ReadFile(vm[flag].as<std::string>());
+}
+
+// Audit lines to stderr, whole lines under a lock (sessions end on gRPC
+// threads); the <N> prefix is the syslog priority journald reads from a
+// service's stderr (sd-daemon.h): notice for what went as asked, warning
+// for what did not.
+void WriteAudit(const std::string& line, bool ok) {
+  static std::mutex mu;
+  const std::string out =
+      absl::StrCat(ok ? SD_NOTICE : SD_WARNING, "cbt-receiver: ", line, "\n");
+  std::lock_guard lock(mu);
+  std::cerr << out << std::flush;
+}
+
+absl::StatusOr<absl::Duration> DurationOption(const po::variables_map& vm,
+                                              const char* flag) {
+  if (!vm.count(flag)) return absl::ZeroDuration();
+  auto d = common::ParseDurationSpec(vm[flag].as<std::string>());
+  if (!d.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " '", vm[flag].as<std::string>(),
+                     "': ", d.status().message(), " (e.g. 30m, 6h, 1d)"));
+  }
+  return *d;
+}
+
+// The main loop's tick: a third of the watchdog interval when systemd set
+// one, else the metrics period.
+absl::Duration LoopPeriod(absl::Duration metrics_every) {
+  uint64_t watchdog_usec = 0;
+  absl::Duration period = metrics_every;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    period = std::min(
+        period, absl::Microseconds(static_cast<int64_t>(watchdog_usec)) / 3);
+  }
+  return period;
 }
 
 }  // namespace
@@ -46,7 +98,22 @@ int RunServe(std::span<char*> args) {
       "idle-timeout", po::value<int>()->default_value(60),
       "seconds before a silent stream is cut (its session stays resumable)")(
       "resume-ttl", po::value<int>()->default_value(600),
-      "seconds an interrupted session waits for its sender to resume");
+      "seconds an interrupted session waits for its sender to resume")(
+      "metrics-textfile", po::value<std::string>(),
+      "write Prometheus metrics to this file (atomically, every "
+      "--metrics-every and at exit), e.g. for node_exporter's textfile "
+      "collector: /var/lib/prometheus/node-exporter/cbt-receiver.prom")(
+      "metrics-every", po::value<std::string>()->default_value("15s"),
+      "how often the metrics file is rewritten")(
+      "gc-every", po::value<std::string>(),
+      "run GC every DURATION (e.g. 1d), in the background, alongside "
+      "receives; the first run one interval after start")(
+      "gc-grace", po::value<std::string>()->default_value("1h"),
+      "scheduled GC spares what is younger than this")(
+      "verify-every", po::value<std::string>(),
+      "verify the whole vault every DURATION (e.g. 7d), in the background; "
+      "never at the same time as the scheduled GC; sealed chunks are checked "
+      "by checksum (the receiver has no keys)");
   po::variables_map vm;
   if (auto rc = ParseCommand(args,
                              "serve --vault DIR --listen ADDR --tls-cert FILE "
@@ -85,9 +152,28 @@ int RunServe(std::span<char*> args) {
   o.idle_timeout = std::chrono::seconds(vm["idle-timeout"].as<int>());
   o.resume_ttl = std::chrono::seconds(vm["resume-ttl"].as<int>());
 
+  MaintenanceOptions maintenance;
+  absl::Duration metrics_every;
+  for (auto [flag, field] :
+       {std::pair{"gc-every", &maintenance.gc_every},
+        std::pair{"verify-every", &maintenance.verify_every},
+        std::pair{"metrics-every", &metrics_every}}) {
+    auto d = DurationOption(vm, flag);
+    if (!d.ok()) return Fail(vm, "serve", d.status());
+    *field = *d;
+  }
+  auto grace = DurationOption(vm, "gc-grace");
+  if (!grace.ok()) return Fail(vm, "serve", grace.status());
+  maintenance.gc.grace_ms = absl::ToInt64Milliseconds(*grace);
+  const std::string metrics_file =
+      vm.count("metrics-textfile") ? vm["metrics-textfile"].as<std::string>()
+                                   : "";
+
   auto opened = OpenVault(vm, vm.count("create") > 0);
   if (!opened.ok()) return Fail(vm, "serve", opened.status());
-  VaultServiceBackend backend(*opened->vault);
+  VaultServiceBackend vault_backend(*opened->vault);
+  ServiceMetrics metrics;
+  ObservedBackend backend(vault_backend, metrics, WriteAudit);
 
   // Block the stop signals before gRPC starts its threads, so only the
   // sigwait below receives them.
@@ -99,6 +185,29 @@ int RunServe(std::span<char*> args) {
 
   auto server = transport::ReceiverServer::Start(&backend, o);
   if (!server.ok()) return Fail(vm, "serve", server.status());
+  MaintenanceScheduler scheduler(*opened->vault, maintenance, metrics,
+                                 WriteAudit);
+  scheduler.Start();
+  const auto write_metrics = [&] {
+    if (metrics_file.empty()) return;
+    absl::Status s = common::WritePrometheusTextfile(
+        metrics_file, metrics.Render((*server)->open_sessions(), absl::Now()));
+    if (!s.ok()) {
+      std::cerr << SD_WARNING << "cbt-receiver: metrics: " << s.message()
+                << " (check --metrics-textfile's directory and its "
+                   "permissions)"
+                << std::endl;
+    }
+  };
+  const auto status_line = [&] {
+    std::string line =
+        absl::StrCat((*server)->open_sessions(), " session(s) open");
+    if (std::string m = scheduler.last_status(); !m.empty()) {
+      absl::StrAppend(&line, "; last ", m);
+    }
+    return line;
+  };
+  write_metrics();
   std::cout << "cbt-receiver serving " << vm["vault"].as<std::string>()
             << " on " << o.listen_address << " (port " << (*server)->port()
             << (o.insecure ? ", INSECURE plaintext" : ", mutual TLS") << ")"
@@ -107,11 +216,37 @@ int RunServe(std::span<char*> args) {
                       "are refused (see `cbt-receiver migrate`)"
                     : "")
             << std::endl;
+  // Ready only now: the vault is open and the port accepts connections.
+  sd_notify(0, absl::StrCat("READY=1\nSTATUS=", status_line()).c_str());
+
+  const timespec tick = absl::ToTimespec(LoopPeriod(metrics_every));
+  absl::Time last_metrics = absl::Now();
   int sig = 0;
-  sigwait(&stop, &sig);
+  for (;;) {
+    sig = sigtimedwait(&stop, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    sd_notify(0, absl::StrCat("WATCHDOG=1\nSTATUS=", status_line()).c_str());
+    if (absl::Now() - last_metrics >= metrics_every) {
+      last_metrics = absl::Now();
+      write_metrics();
+    }
+  }
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping: aborting open sessions");
   std::cout << "cbt-receiver: signal " << sig
             << ", stopping (open sessions are aborted)" << std::endl;
+  scheduler.RequestStop();
   (*server)->Shutdown();
+  write_metrics();
+  if (scheduler.busy()) {
+    // A verify can take hours: not worth holding the stop for. GC and
+    // verify end safely anywhere (receiver/gc.h); the next start's
+    // schedule runs them again.
+    std::cout << "cbt-receiver: a scheduled GC or verify was running; it "
+                 "ends with the process and runs again on schedule"
+              << std::endl;
+    std::_Exit(common::kExitOk);
+  }
+  scheduler.Stop();
   return common::kExitOk;
 }
 
