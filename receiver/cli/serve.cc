@@ -20,6 +20,7 @@
 #include "common/fs.h"
 #include "common/prometheus.h"
 #include "common/units.h"
+#include "receiver/cli/metrics_http.h"
 #include "receiver/cli/util.h"
 #include "receiver/maintenance.h"
 #include "receiver/observed_backend.h"
@@ -61,10 +62,10 @@ absl::StatusOr<absl::Duration> DurationOption(const po::variables_map& vm,
 }
 
 // The main loop's tick: a third of the watchdog interval when systemd set
-// one, else the metrics period.
+// one, at most 5 s (STATUS= stays current) and at most the metrics period.
 absl::Duration LoopPeriod(absl::Duration metrics_every) {
   uint64_t watchdog_usec = 0;
-  absl::Duration period = metrics_every;
+  absl::Duration period = std::min(metrics_every, absl::Seconds(5));
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
     period = std::min(
         period, absl::Microseconds(static_cast<int64_t>(watchdog_usec)) / 3);
@@ -105,6 +106,10 @@ int RunServe(std::span<char*> args) {
       "collector: /var/lib/prometheus/node-exporter/cbt-receiver.prom")(
       "metrics-every", po::value<std::string>()->default_value("15s"),
       "how often the metrics file is rewritten")(
+      "metrics-listen", po::value<std::string>(),
+      "serve the same metrics on HTTP GET /metrics at ADDR: PORT "
+      "(127.0.0.1), HOST:PORT or [V6]:PORT; plain HTTP without "
+      "authentication, keep it on loopback or behind a firewall")(
       "gc-every", po::value<std::string>(),
       "run GC every DURATION (e.g. 1d), in the background, alongside "
       "receives; the first run one interval after start")(
@@ -175,8 +180,9 @@ int RunServe(std::span<char*> args) {
   ServiceMetrics metrics;
   ObservedBackend backend(vault_backend, metrics, WriteAudit);
 
-  // Block the stop signals before gRPC starts its threads, so only the
-  // sigwait below receives them.
+  // Block the stop signals before gRPC, the scheduler and the metrics
+  // server start their threads, so only the loop's sigtimedwait receives
+  // them.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -207,6 +213,18 @@ int RunServe(std::span<char*> args) {
     }
     return line;
   };
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  if (vm.count("metrics-listen")) {
+    auto started =
+        MetricsHttpServer::Start(vm["metrics-listen"].as<std::string>(), [&] {
+          return metrics.Render((*server)->open_sessions(), absl::Now());
+        });
+    if (!started.ok()) return Fail(vm, "serve", started.status());
+    metrics_http = *std::move(started);
+    std::cout << "cbt-receiver: metrics on HTTP port " << metrics_http->port()
+              << " (" << vm["metrics-listen"].as<std::string>()
+              << ", GET /metrics)" << std::endl;
+  }
   write_metrics();
   std::cout << "cbt-receiver serving " << vm["vault"].as<std::string>()
             << " on " << o.listen_address << " (port " << (*server)->port()

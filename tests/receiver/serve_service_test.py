@@ -8,6 +8,7 @@
  * metrics (--metrics-textfile): received, stored and deduped bytes and the
    session counts equal what was sent and what the vault says it stored.
  * audit lines: session start and end, commit, a refused session.
+ * the same metrics on HTTP (--metrics-listen): GET /metrics only.
  * scheduled GC and verify (--gc-every, --verify-every): they run, report
    ok, then a damaged pack is reported as damaged and serve keeps serving.
 
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 BIN = sys.argv[1]
 CHUNK = 65536
@@ -92,8 +95,12 @@ def serve(tmp, notify, *extra):
 
 
 def metrics(path):
+    return parse_metrics(open(path).read())
+
+
+def parse_metrics(text):
     values = {}
-    for line in open(path):
+    for line in text.splitlines():
         if line.startswith("#") or not line.strip():
             continue
         name, value = line.rsplit(" ", 1)
@@ -149,7 +156,7 @@ def main():
     os.mkdir(f"{tmp}/metrics")
     p = serve(tmp, notify, "--create", "--metrics-textfile", prom,
               "--metrics-every", "1s", "--gc-every", "3s", "--gc-grace",
-              "1s", "--verify-every", "4s")
+              "1s", "--verify-every", "4s", "--metrics-listen", "0")
     try:
         run(tmp, p, notify, prom, err_log)
     finally:
@@ -219,6 +226,31 @@ def run(tmp, p, notify, prom, err_log):
         if got.get(name) != value:
             fail(f"{name} = {got.get(name)}, expected {value}\n"
                  f"{open(prom).read()}", err_log)
+    # The same numbers over HTTP (--metrics-listen), nothing but GET /metrics.
+    m = re.search(r"metrics on HTTP port (\d+)",
+                  open(f"{tmp}/serve.out").read())
+    if not m:
+        fail("serve did not say its metrics port", err_log)
+    url = f"http://127.0.0.1:{m.group(1)}"
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+        if "version=0.0.4" not in r.headers.get("Content-Type", ""):
+            fail(f"/metrics Content-Type {r.headers.get('Content-Type')}")
+        scraped = parse_metrics(r.read().decode())
+    for name in ["cbt_receiver_received_bytes_total",
+                 "cbt_receiver_stored_bytes_total",
+                 "cbt_receiver_deduped_bytes_total"]:
+        if scraped.get(name) != want[name]:
+            fail(f"GET /metrics: {name} = {scraped.get(name)}, expected "
+                 f"{want[name]}")
+    for path, method, code in [("/", "GET", 404), ("/metrics", "POST", 405)]:
+        try:
+            urllib.request.urlopen(urllib.request.Request(
+                url + path, method=method, data=b"x" if method == "POST"
+                else None), timeout=5)
+            fail(f"{method} {path} answered 200")
+        except urllib.error.HTTPError as e:
+            if e.code != code:
+                fail(f"{method} {path}: {e.code}, expected {code}")
     if os.stat(prom).st_mode & 0o777 != 0o644:
         fail(f"metrics file mode {oct(os.stat(prom).st_mode)}, want 0644")
 
