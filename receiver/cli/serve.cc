@@ -101,9 +101,9 @@ int RunServe(std::span<char*> args) {
       "resume-ttl", po::value<int>()->default_value(600),
       "seconds an interrupted session waits for its sender to resume")(
       "metrics-textfile", po::value<std::string>(),
-      "write Prometheus metrics to this file (atomically, every "
-      "--metrics-every and at exit), e.g. for node_exporter's textfile "
-      "collector: /var/lib/prometheus/node-exporter/cbt-receiver.prom")(
+      "write Prometheus metrics to this file (atomically, mode 0644, every "
+      "--metrics-every and at exit) for node_exporter's textfile collector; "
+      "the unit uses /run/cbt-receiver/cbt-receiver.prom")(
       "metrics-every", po::value<std::string>()->default_value("15s"),
       "how often the metrics file is rewritten")(
       "metrics-listen", po::value<std::string>(),
@@ -112,7 +112,8 @@ int RunServe(std::span<char*> args) {
       "authentication, keep it on loopback or behind a firewall")(
       "gc-every", po::value<std::string>(),
       "run GC every DURATION (e.g. 1d), in the background, alongside "
-      "receives; the first run one interval after start")(
+      "receives (a format-1 vault: skipped while one runs); the first run "
+      "one interval after start")(
       "gc-grace", po::value<std::string>()->default_value("1h"),
       "scheduled GC spares what is younger than this")(
       "verify-every", po::value<std::string>(),
