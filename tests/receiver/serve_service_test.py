@@ -13,6 +13,7 @@
    ok, then a damaged pack is reported as damaged and serve keeps serving.
 
 usage: serve_service_test.py BIN_DIR"""
+import atexit
 import json
 import os
 import re
@@ -137,6 +138,8 @@ def find_audit(log, pattern, seconds=0):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="cbtd-serve-service-")
+    # fail() prints serve's log first; the directory goes either way.
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     err_log = f"{tmp}/serve.err"
 
     # 1. The vault cannot be opened: no READY=1, a non-zero exit.
@@ -162,7 +165,6 @@ def main():
     finally:
         if p.poll() is None:
             p.kill()
-    shutil.rmtree(tmp)
     print("serve_service_test: OK")
 
 
