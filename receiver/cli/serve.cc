@@ -73,9 +73,117 @@ absl::Duration LoopPeriod(absl::Duration metrics_every) {
   return period;
 }
 
-}  // namespace
+// Everything after the vault is open: serves until SIGTERM or SIGINT.
+class Service {
+ public:
+  Service(const po::variables_map& vm, OpenedVault& opened,
+          transport::ReceiverServer& server, ServiceMetrics& metrics,
+          MaintenanceScheduler& scheduler, std::string metrics_file)
+      : vm_(vm),
+        opened_(opened),
+        server_(server),
+        metrics_(metrics),
+        scheduler_(scheduler),
+        metrics_file_(std::move(metrics_file)) {}
 
-int RunServe(std::span<char*> args) {
+  void WriteMetrics() {
+    if (metrics_file_.empty()) return;
+    absl::Status s = common::WritePrometheusTextfile(
+        metrics_file_, metrics_.Render(server_.open_sessions(), absl::Now()));
+    if (!s.ok()) {
+      std::cerr << SD_WARNING << "cbt-receiver: metrics: " << s.message()
+                << " (check --metrics-textfile's directory and its "
+                   "permissions)"
+                << std::endl;
+    }
+  }
+
+  std::string StatusLine() {
+    std::string line =
+        absl::StrCat(server_.open_sessions(), " session(s) open");
+    if (std::string m = scheduler_.last_status(); !m.empty()) {
+      absl::StrAppend(&line, "; last ", m);
+    }
+    return line;
+  }
+
+  // --metrics-listen, if given.
+  absl::Status StartMetricsHttp() {
+    if (!vm_.count("metrics-listen")) return absl::OkStatus();
+    const std::string address = vm_["metrics-listen"].as<std::string>();
+    auto started = MetricsHttpServer::Start(address, [this] {
+      return metrics_.Render(server_.open_sessions(), absl::Now());
+    });
+    if (!started.ok()) return started.status();
+    metrics_http_ = *std::move(started);
+    std::cout << "cbt-receiver: metrics on HTTP port " << metrics_http_->port()
+              << " (" << address << ", GET /metrics)" << std::endl;
+    return absl::OkStatus();
+  }
+
+  // Announces readiness, pings the watchdog and rewrites the metrics until
+  // a signal of `stop` arrives, then stops. Returns the exit code.
+  int Run(const sigset_t& stop, absl::Duration metrics_every,
+          const std::string& listen) {
+    WriteMetrics();
+    std::cout << "cbt-receiver serving " << vm_["vault"].as<std::string>()
+              << " on " << listen << " (port " << server_.port()
+              << (vm_.count("insecure") ? ", INSECURE plaintext"
+                                        : ", mutual TLS")
+              << ")"
+              << (opened_.vault->format() == 1
+                      ? "; the vault has the first format: read-only, "
+                        "receives are refused (see `cbt-receiver migrate`)"
+                      : "")
+              << std::endl;
+    // Ready only now: the vault is open and the port accepts connections.
+    sd_notify(0, absl::StrCat("READY=1\nSTATUS=", StatusLine()).c_str());
+    const timespec tick = absl::ToTimespec(LoopPeriod(metrics_every));
+    absl::Time last_metrics = absl::Now();
+    int sig = 0;
+    for (;;) {
+      sig = sigtimedwait(&stop, nullptr, &tick);
+      if (sig == SIGTERM || sig == SIGINT) break;
+      sd_notify(0, absl::StrCat("WATCHDOG=1\nSTATUS=", StatusLine()).c_str());
+      if (absl::Now() - last_metrics >= metrics_every) {
+        last_metrics = absl::Now();
+        WriteMetrics();
+      }
+    }
+    return Stop(sig);
+  }
+
+ private:
+  int Stop(int sig) {
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: aborting open sessions");
+    std::cout << "cbt-receiver: signal " << sig
+              << ", stopping (open sessions are aborted)" << std::endl;
+    scheduler_.RequestStop();
+    server_.Shutdown();
+    WriteMetrics();
+    if (scheduler_.busy()) {
+      // A verify can take hours: not worth holding the stop for. GC and
+      // verify end safely anywhere (receiver/gc.h); the next start's
+      // schedule runs them again.
+      std::cout << "cbt-receiver: a scheduled GC or verify was running; it "
+                   "ends with the process and runs again on schedule"
+                << std::endl;
+      std::_Exit(common::kExitOk);
+    }
+    scheduler_.Stop();
+    return common::kExitOk;
+  }
+
+  const po::variables_map& vm_;
+  OpenedVault& opened_;
+  transport::ReceiverServer& server_;
+  ServiceMetrics& metrics_;
+  MaintenanceScheduler& scheduler_;
+  const std::string metrics_file_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
+};
+
+po::options_description ServeOptions() {
   po::options_description desc("Options");
   desc.add_options()("listen", po::value<std::string>(),
                      "address to serve on, e.g. 0.0.0.0:7443 or [::]:7443")(
@@ -120,32 +228,20 @@ int RunServe(std::span<char*> args) {
       "verify the whole vault every DURATION (e.g. 7d), in the background; "
       "never at the same time as the scheduled GC; sealed chunks are checked "
       "by checksum (the receiver has no keys)");
-  po::variables_map vm;
-  if (auto rc = ParseCommand(args,
-                             "serve --vault DIR --listen ADDR --tls-cert FILE "
-                             "--tls-key FILE --client-ca FILE | --insecure",
-                             desc, vm)) {
-    return *rc;
-  }
-  if (!vm.count("listen")) {
-    std::cerr << "cbt-receiver serve: --listen ADDR is required\n";
-    return common::kExitUsage;
-  }
+  return desc;
+}
+
+// The gRPC server's settings from the command line (TLS material read).
+absl::StatusOr<transport::ServerOptions> ServerOptionsFrom(
+    const po::variables_map& vm) {
   transport::ServerOptions o;
   o.listen_address = vm["listen"].as<std::string>();
   o.insecure = vm.count("insecure") > 0;
-  if (!o.insecure && (!vm.count("tls-cert") || !vm.count("tls-key") ||
-                      !vm.count("client-ca"))) {
-    std::cerr << "cbt-receiver serve: give --tls-cert, --tls-key and "
-                 "--client-ca (scripts/make-certs.sh creates them), or "
-                 "--insecure on a loopback address\n";
-    return common::kExitUsage;
-  }
   for (auto [flag, field] : {std::pair{"tls-cert", &o.tls_cert_pem},
                              std::pair{"tls-key", &o.tls_key_pem},
                              std::pair{"client-ca", &o.client_ca_pem}}) {
     auto pem = ReadPem(vm, flag);
-    if (!pem.ok()) return Fail(vm, "serve", pem.status());
+    if (!pem.ok()) return pem.status();
     *field = std::move(*pem);
   }
   if (vm.count("admin")) {
@@ -157,23 +253,54 @@ int RunServe(std::span<char*> args) {
   o.max_message_bytes = vm["max-message-bytes"].as<uint32_t>();
   o.idle_timeout = std::chrono::seconds(vm["idle-timeout"].as<int>());
   o.resume_ttl = std::chrono::seconds(vm["resume-ttl"].as<int>());
+  return o;
+}
 
+// --gc-every, --gc-grace, --verify-every.
+absl::StatusOr<MaintenanceOptions> MaintenanceFrom(
+    const po::variables_map& vm) {
   MaintenanceOptions maintenance;
-  absl::Duration metrics_every;
   for (auto [flag, field] :
        {std::pair{"gc-every", &maintenance.gc_every},
-        std::pair{"verify-every", &maintenance.verify_every},
-        std::pair{"metrics-every", &metrics_every}}) {
+        std::pair{"verify-every", &maintenance.verify_every}}) {
     auto d = DurationOption(vm, flag);
-    if (!d.ok()) return Fail(vm, "serve", d.status());
+    if (!d.ok()) return d.status();
     *field = *d;
   }
   auto grace = DurationOption(vm, "gc-grace");
-  if (!grace.ok()) return Fail(vm, "serve", grace.status());
+  if (!grace.ok()) return grace.status();
   maintenance.gc.grace_ms = absl::ToInt64Milliseconds(*grace);
-  const std::string metrics_file =
-      vm.count("metrics-textfile") ? vm["metrics-textfile"].as<std::string>()
-                                   : "";
+  return maintenance;
+}
+
+}  // namespace
+
+int RunServe(std::span<char*> args) {
+  po::options_description desc = ServeOptions();
+  po::variables_map vm;
+  if (auto rc = ParseCommand(args,
+                             "serve --vault DIR --listen ADDR --tls-cert FILE "
+                             "--tls-key FILE --client-ca FILE | --insecure",
+                             desc, vm)) {
+    return *rc;
+  }
+  if (!vm.count("listen")) {
+    std::cerr << "cbt-receiver serve: --listen ADDR is required\n";
+    return common::kExitUsage;
+  }
+  if (!vm.count("insecure") && (!vm.count("tls-cert") || !vm.count("tls-key") ||
+                                !vm.count("client-ca"))) {
+    std::cerr << "cbt-receiver serve: give --tls-cert, --tls-key and "
+                 "--client-ca (scripts/make-certs.sh creates them), or "
+                 "--insecure on a loopback address\n";
+    return common::kExitUsage;
+  }
+  auto o = ServerOptionsFrom(vm);
+  if (!o.ok()) return Fail(vm, "serve", o.status());
+  auto maintenance = MaintenanceFrom(vm);
+  if (!maintenance.ok()) return Fail(vm, "serve", maintenance.status());
+  auto metrics_every = DurationOption(vm, "metrics-every");
+  if (!metrics_every.ok()) return Fail(vm, "serve", metrics_every.status());
 
   auto opened = OpenVault(vm, vm.count("create") > 0);
   if (!opened.ok()) return Fail(vm, "serve", opened.status());
@@ -190,83 +317,19 @@ int RunServe(std::span<char*> args) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  auto server = transport::ReceiverServer::Start(&backend, o);
+  auto server = transport::ReceiverServer::Start(&backend, *o);
   if (!server.ok()) return Fail(vm, "serve", server.status());
-  MaintenanceScheduler scheduler(*opened->vault, maintenance, metrics,
+  MaintenanceScheduler scheduler(*opened->vault, *maintenance, metrics,
                                  WriteAudit);
   scheduler.Start();
-  const auto write_metrics = [&] {
-    if (metrics_file.empty()) return;
-    absl::Status s = common::WritePrometheusTextfile(
-        metrics_file, metrics.Render((*server)->open_sessions(), absl::Now()));
-    if (!s.ok()) {
-      std::cerr << SD_WARNING << "cbt-receiver: metrics: " << s.message()
-                << " (check --metrics-textfile's directory and its "
-                   "permissions)"
-                << std::endl;
-    }
-  };
-  const auto status_line = [&] {
-    std::string line =
-        absl::StrCat((*server)->open_sessions(), " session(s) open");
-    if (std::string m = scheduler.last_status(); !m.empty()) {
-      absl::StrAppend(&line, "; last ", m);
-    }
-    return line;
-  };
-  std::unique_ptr<MetricsHttpServer> metrics_http;
-  if (vm.count("metrics-listen")) {
-    auto started =
-        MetricsHttpServer::Start(vm["metrics-listen"].as<std::string>(), [&] {
-          return metrics.Render((*server)->open_sessions(), absl::Now());
-        });
-    if (!started.ok()) return Fail(vm, "serve", started.status());
-    metrics_http = *std::move(started);
-    std::cout << "cbt-receiver: metrics on HTTP port " << metrics_http->port()
-              << " (" << vm["metrics-listen"].as<std::string>()
-              << ", GET /metrics)" << std::endl;
+  Service service(vm, *opened, **server, metrics, scheduler,
+                  vm.count("metrics-textfile")
+                      ? vm["metrics-textfile"].as<std::string>()
+                      : "");
+  if (auto s = service.StartMetricsHttp(); !s.ok()) {
+    return Fail(vm, "serve", s);
   }
-  write_metrics();
-  std::cout << "cbt-receiver serving " << vm["vault"].as<std::string>()
-            << " on " << o.listen_address << " (port " << (*server)->port()
-            << (o.insecure ? ", INSECURE plaintext" : ", mutual TLS") << ")"
-            << (opened->vault->format() == 1
-                    ? "; the vault has the first format: read-only, receives "
-                      "are refused (see `cbt-receiver migrate`)"
-                    : "")
-            << std::endl;
-  // Ready only now: the vault is open and the port accepts connections.
-  sd_notify(0, absl::StrCat("READY=1\nSTATUS=", status_line()).c_str());
-
-  const timespec tick = absl::ToTimespec(LoopPeriod(metrics_every));
-  absl::Time last_metrics = absl::Now();
-  int sig = 0;
-  for (;;) {
-    sig = sigtimedwait(&stop, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGINT) break;
-    sd_notify(0, absl::StrCat("WATCHDOG=1\nSTATUS=", status_line()).c_str());
-    if (absl::Now() - last_metrics >= metrics_every) {
-      last_metrics = absl::Now();
-      write_metrics();
-    }
-  }
-  sd_notify(0, "STOPPING=1\nSTATUS=stopping: aborting open sessions");
-  std::cout << "cbt-receiver: signal " << sig
-            << ", stopping (open sessions are aborted)" << std::endl;
-  scheduler.RequestStop();
-  (*server)->Shutdown();
-  write_metrics();
-  if (scheduler.busy()) {
-    // A verify can take hours: not worth holding the stop for. GC and
-    // verify end safely anywhere (receiver/gc.h); the next start's
-    // schedule runs them again.
-    std::cout << "cbt-receiver: a scheduled GC or verify was running; it "
-                 "ends with the process and runs again on schedule"
-              << std::endl;
-    std::_Exit(common::kExitOk);
-  }
-  scheduler.Stop();
-  return common::kExitOk;
+  return service.Run(stop, *metrics_every, o->listen_address);
 }
 
 }  // namespace cbtd::receiver::cli
