@@ -44,8 +44,8 @@ TEST(ChunkIdSetTest, HoldsEachIdOnceAndGivesThemBackInOrder) {
     after = round->back();
     got.insert(got.end(), round->begin(), round->end());
   }
-  EXPECT_TRUE(std::equal(got.begin(), got.end(), expected.begin(),
-                         expected.end()))
+  EXPECT_TRUE(
+      std::equal(got.begin(), got.end(), expected.begin(), expected.end()))
       << got.size() << " ids back of " << expected.size();
 }
 

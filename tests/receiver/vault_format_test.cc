@@ -32,6 +32,29 @@ class VaultFormatTest : public VaultFixture {
     ASSERT_TRUE(vault_->SetProtected(kVol, "v1", true).ok());
   }
 
+  // Migrates a first-format copy of the versions whose object `key` has one
+  // bit flipped at `offset` (from the start, or from the end if negative):
+  // the migrate fails with DATA_LOSS naming `named`, and copies no version.
+  void ExpectMigrateRefusesDamage(const std::string& key, long offset,
+                                  const std::string& named) {
+    const std::string old_dir = dir_ + "/old";
+    const std::string path = old_dir + "/" + key;
+    std::string obj = ReadWholeFile(path);
+    obj[offset >= 0 ? offset : static_cast<long>(obj.size()) + offset] ^= 0x01;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << obj;
+    auto old = OpenLocalVault(old_dir, false);
+    auto fresh = OpenLocalVault(dir_ + "/new", true);
+    ASSERT_TRUE(old.ok() && fresh.ok());
+    auto r = MigrateVault(*old->vault, *fresh->vault);
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(named));
+    auto copied = fresh->vault->ListVersions(kVol);
+    ASSERT_TRUE(copied.ok());
+    EXPECT_TRUE(copied->empty())
+        << "a version with damage in " << key << " was copied";
+  }
+
   // A first-format vault at `dir` holding the same versions: one object
   // per chunk under chunks/, the same index objects.
   void WriteFormat1Copy(const std::string& dir) {
@@ -151,23 +174,12 @@ TEST_F(VaultFormatTest, MigrateCopiesEveryVersionAndIsRerunnable) {
 
 TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceChunk) {
   MakeVersions();
-  const std::string old_dir = dir_ + "/old";
-  WriteFormat1Copy(old_dir);
+  WriteFormat1Copy(dir_ + "/old");
   const ChunkHash victim = Index("v1").entries[0];
-  const std::string path = old_dir + "/" + Vault::ChunkKey(victim);
-  std::string obj = ReadWholeFile(path);
-  obj[obj.size() / 2] ^= 0x01;
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << obj;
-  auto old = OpenLocalVault(old_dir, false);
-  auto fresh = OpenLocalVault(dir_ + "/new", true);
-  ASSERT_TRUE(old.ok() && fresh.ok());
-  auto r = MigrateVault(*old->vault, *fresh->vault);
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr(victim.ToHex()));
-  auto copied = fresh->vault->ListVersions(kVol);
-  ASSERT_TRUE(copied.ok());
-  EXPECT_TRUE(copied->empty()) << "a version with a damaged chunk was copied";
+  const std::string key = Vault::ChunkKey(victim);
+  const long middle =
+      static_cast<long>(ReadWholeFile(dir_ + "/old/" + key).size() / 2);
+  ExpectMigrateRefusesDamage(key, middle, victim.ToHex());
 }
 
 // The source index is read as it is copied (in bounded memory): damage
@@ -175,22 +187,8 @@ TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceChunk) {
 // every chunk it names was copied by then.
 TEST_F(VaultFormatTest, MigrateRefusesADamagedSourceIndex) {
   MakeVersions();
-  const std::string old_dir = dir_ + "/old";
-  WriteFormat1Copy(old_dir);
-  const std::string path = old_dir + "/" + Vault::IndexKey(kVol, "v1");
-  std::string obj = ReadWholeFile(path);
-  obj[obj.size() - 1] ^= 0x01;  // the trailing checksum
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << obj;
-  auto old = OpenLocalVault(old_dir, false);
-  auto fresh = OpenLocalVault(dir_ + "/new", true);
-  ASSERT_TRUE(old.ok() && fresh.ok());
-  auto r = MigrateVault(*old->vault, *fresh->vault);
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("v1"));
-  auto copied = fresh->vault->ListVersions(kVol);
-  ASSERT_TRUE(copied.ok());
-  EXPECT_TRUE(copied->empty()) << "a version with a damaged index was copied";
+  WriteFormat1Copy(dir_ + "/old");
+  ExpectMigrateRefusesDamage(Vault::IndexKey(kVol, "v1"), -1, "v1");
 }
 
 }  // namespace
