@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/local_object_store.h"
 #include "receiver/sqlite_chunk_index.h"
 
 namespace cbtd::receiver {
@@ -42,7 +43,7 @@ std::string LocalChunkIndexPath(const std::string& dir) {
 // Creates a format-2 vault in the empty store: the index first, then the
 // format line (published, so two receivers creating one vault at once
 // agree), so a vault that says format 2 always has its index.
-static absl::Status CreateFormat2(LocalVault& out, const std::string& dir) {
+static absl::Status CreateFormat2(OpenedVault& out, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir + "/index", ec);
   if (ec) {
@@ -58,7 +59,7 @@ static absl::Status CreateFormat2(LocalVault& out, const std::string& dir) {
 }
 
 // Opens the index of an existing format-2 vault.
-static absl::Status OpenIndex(LocalVault& out, const std::string& dir) {
+static absl::Status OpenIndex(OpenedVault& out, const std::string& dir) {
   auto index = SqliteChunkIndex::Open(LocalChunkIndexPath(dir), false);
   if (absl::IsNotFound(index.status())) {
     return absl::DataLossError(absl::StrCat(
@@ -71,8 +72,9 @@ static absl::Status OpenIndex(LocalVault& out, const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<LocalVault> OpenLocalVault(const std::string& dir, bool create) {
-  LocalVault out;
+absl::StatusOr<OpenedVault> OpenLocalVault(const std::string& dir,
+                                           bool create) {
+  OpenedVault out;
   auto store = LocalObjectStore::Open(dir, create);
   if (!store.ok()) return store.status();
   out.store = *std::move(store);

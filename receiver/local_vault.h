@@ -18,29 +18,18 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "receiver/chunk_index.h"
-#include "receiver/local_object_store.h"
-#include "receiver/vault.h"
+#include "receiver/opened_vault.h"
 
 namespace cbtd::receiver {
-
-struct LocalVault {
-  std::unique_ptr<LocalObjectStore> store;
-  std::unique_ptr<ChunkIndex> index;  // null for format 1
-  std::unique_ptr<Vault> vault;
-};
 
 // Opens the vault in `dir`. With `create`, a missing or empty directory
 // becomes a new format-2 vault. NOT_FOUND naming the directory if it does
 // not exist, or is empty, and `create` is false; FAILED_PRECONDITION for a
 // format this build does not read.
-absl::StatusOr<LocalVault> OpenLocalVault(const std::string& dir, bool create);
+absl::StatusOr<OpenedVault> OpenLocalVault(const std::string& dir, bool create);
 
 // The path of a local vault's chunk index.
 std::string LocalChunkIndexPath(const std::string& dir);
-
-inline constexpr char kFormatKey[] = "format";
-inline constexpr char kFormat2Line[] = "cbtd-vault 2\n";
 
 }  // namespace cbtd::receiver
 

@@ -10,8 +10,10 @@ namespace cbtd::receiver::cli {
 
 int RunMigrate(std::span<char*> args) {
   po::options_description desc("Options");
-  desc.add_options()("to", po::value<std::string>(),
-                     "the format-2 vault to copy into (created if missing)");
+  desc.add_options()(
+      "to", po::value<std::string>(),
+      "the format-2 vault to copy into (created if missing): a directory "
+      "or rados:POOL[/NAMESPACE]");
   po::variables_map vm;
   if (auto rc = ParseCommand(args, "migrate --vault OLD --to NEW [--json]",
                              desc, vm)) {
@@ -21,9 +23,10 @@ int RunMigrate(std::span<char*> args) {
     std::cerr << "cbt-receiver migrate: --to NEW is required\n";
     return common::kExitUsage;
   }
-  auto from = OpenVault(vm, false);
+  auto from = OpenVault(vm, false, /*writable=*/false);
   if (!from.ok()) return Fail(vm, "migrate", from.status());
-  auto to = OpenLocalVault(vm["to"].as<std::string>(), true);
+  auto to = OpenVaultAt(vm, vm["to"].as<std::string>(), /*create=*/true,
+                        /*writable=*/true);
   if (!to.ok()) return Fail(vm, "migrate", to.status());
   auto r = MigrateVault(*from->vault, *to->vault);
   if (!r.ok()) return Fail(vm, "migrate", r.status());

@@ -28,7 +28,7 @@ int RunPrune(std::span<char*> args) {
     return *rc;
   }
   if (auto rc = CheckNameArgs(vm, "prune", {"host", "volume"})) return *rc;
-  auto opened = OpenVault(vm, false);
+  auto opened = OpenVault(vm, false, /*writable=*/vm.count("dry-run") == 0);
   if (!opened.ok()) return Fail(vm, "prune", opened.status());
   std::vector<VolumeName> volumes;
   if (vm.count("host") && vm.count("volume")) {
@@ -132,7 +132,7 @@ int RunGc(std::span<char*> args) {
           vm)) {
     return *rc;
   }
-  auto opened = OpenVault(vm, false);
+  auto opened = OpenVault(vm, false, /*writable=*/true);
   if (!opened.ok()) return Fail(vm, "gc", opened.status());
   GcOptions options;
   options.grace_ms = vm["grace-seconds"].as<int64_t>() * 1000;

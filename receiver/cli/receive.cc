@@ -52,13 +52,15 @@ int RunReceive(std::span<char*> args) {
   po::options_description desc("Options");
   desc.add_options()("input,i", po::value<std::string>()->default_value("-"),
                      "stream file, or - for stdin")(
-      "create", "create the vault directory if it does not exist");
+      "create",
+      "create the vault (a directory, or one in the RADOS namespace) if there "
+      "is none");
   po::variables_map vm;
   if (auto rc = ParseCommand(
           args, "receive --vault DIR [--input FILE] < stream", desc, vm)) {
     return *rc;
   }
-  auto opened = OpenVault(vm, vm.count("create") > 0);
+  auto opened = OpenVault(vm, vm.count("create") > 0, /*writable=*/true);
   if (!opened.ok()) return Fail(vm, "receive", NoVersion(opened.status()));
   const std::string input = vm["input"].as<std::string>();
   common::UniqueFd pipe;  // a named pipe's descriptor, while it is read

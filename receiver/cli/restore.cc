@@ -61,7 +61,7 @@ int RunRestore(std::span<char*> args) {
   }
   auto key = LoadKeyOption(vm);
   if (!key.ok()) return Fail(vm, "restore", key.status());
-  auto opened = OpenVault(vm, false);
+  auto opened = OpenVault(vm, false, /*writable=*/false);
   if (!opened.ok()) return Fail(vm, "restore", opened.status());
   auto target = OpenRestoreTarget(path);  // creates a missing file
   if (!target.ok()) return Fail(vm, "restore", target.status());

@@ -195,7 +195,9 @@ po::options_description ServeOptions() {
       "insecure", "plaintext, no authentication; loopback addresses only")(
       "admin", po::value<std::vector<std::string>>(),
       "identity that may read every host's versions (repeatable; default "
-      "'admin')")("create", "create the vault directory if it does not exist")(
+      "'admin')")("create",
+                  "create the vault (a directory, or one in the RADOS "
+                  "namespace) if there is none")(
       "max-sessions", po::value<int>()->default_value(64),
       "open sessions (streaming or awaiting resume) across all hosts")(
       "max-rpcs", po::value<int>()->default_value(128),
@@ -302,7 +304,7 @@ int RunServe(std::span<char*> args) {
   auto metrics_every = DurationOption(vm, "metrics-every");
   if (!metrics_every.ok()) return Fail(vm, "serve", metrics_every.status());
 
-  auto opened = OpenVault(vm, vm.count("create") > 0);
+  auto opened = OpenVault(vm, vm.count("create") > 0, /*writable=*/true);
   if (!opened.ok()) return Fail(vm, "serve", opened.status());
   VaultServiceBackend vault_backend(*opened->vault);
   ServiceMetrics metrics;

@@ -49,7 +49,9 @@ int Assign(std::span<char*> args) {
       "join-existing",
       "allow a tenant that already holds chunks or versions: H then shares "
       "them")("wait", "wait for running receives instead of refusing")(
-      "create", "create the vault directory if it does not exist");
+      "create",
+      "create the vault (a directory, or one in the RADOS namespace) if there "
+      "is none");
   po::variables_map vm;
   std::string name;
   if (auto rc = ParseAction(args,
@@ -65,7 +67,7 @@ int Assign(std::span<char*> args) {
     }
   }
   if (auto rc = CheckNameArgs(vm, name, {"host", "tenant"})) return *rc;
-  auto opened = OpenVault(vm, vm.count("create") > 0);
+  auto opened = OpenVault(vm, vm.count("create") > 0, /*writable=*/true);
   if (!opened.ok()) return Fail(vm, name, opened.status());
   const std::string host = vm["host"].as<std::string>();
   const std::string tenant = vm["tenant"].as<std::string>();
@@ -107,7 +109,7 @@ int List(std::span<char*> args) {
                             name)) {
     return *rc;
   }
-  auto opened = OpenVault(vm, false);
+  auto opened = OpenVault(vm, false, /*writable=*/false);
   if (!opened.ok()) return Fail(vm, name, opened.status());
   auto tenants = ListTenants(*opened->vault);
   if (!tenants.ok()) return Fail(vm, name, tenants.status());

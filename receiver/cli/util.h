@@ -21,16 +21,26 @@ namespace cbtd::receiver::cli {
 namespace po = boost::program_options;
 
 // Parses args (args[0] = command name) against `desc` (+ --help, --vault,
-// --json). Returns an exit code if the command should stop now (help
-// printed or bad usage), std::nullopt to continue.
+// --ceph-conf, --ceph-user, --ceph-op-timeout, --json). Returns an exit code if
+// the command should stop now (help printed or bad usage), std::nullopt to
+// continue.
 std::optional<int> ParseCommand(
     std::span<char*> args, std::string_view usage,
     po::options_description& desc, po::variables_map& vm,
     const po::positional_options_description* pos = nullptr);
 
-using OpenedVault = LocalVault;
-// The vault of --vault (receiver/local_vault.h decides its format).
-absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm, bool create);
+// The vault of --vault: a directory (receiver/local_vault.h decides its
+// format), or "rados:POOL[/NAMESPACE]" (receiver/rados_vault.h, with
+// --ceph-conf, --ceph-user and --ceph-op-timeout). `writable`: the command
+// will write, so a RADOS vault checks at open that its Ceph user may
+// (PERMISSION_DENIED naming the missing capability); a directory needs no
+// check. FAILED_PRECONDITION for rados: in a build without RADOS support.
+absl::StatusOr<OpenedVault> OpenVault(const po::variables_map& vm, bool create,
+                                      bool writable);
+// OpenVault of `where` instead of --vault (migrate's --to).
+absl::StatusOr<OpenedVault> OpenVaultAt(const po::variables_map& vm,
+                                        const std::string& where, bool create,
+                                        bool writable);
 
 // Usage error (prints "cbt-receiver CMD: invalid --FLAG '...': ..." and
 // returns kExitUsage) unless each of `flags` that was given is a valid

@@ -44,7 +44,7 @@ int RunVerify(std::span<char*> args) {
   auto key = LoadKeyOption(vm);
   if (!key.ok()) return Fail(vm, "verify", key.status());
   scope.key = *std::move(key);
-  auto opened = OpenVault(vm, false);
+  auto opened = OpenVault(vm, false, /*writable=*/false);
   if (!opened.ok()) return Fail(vm, "verify", opened.status());
   auto report = VerifyVault(*opened->vault, scope);
   if (!report.ok()) return Fail(vm, "verify", report.status());

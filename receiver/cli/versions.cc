@@ -60,7 +60,9 @@ int RunVersions(std::span<char*> args) {
           {"host", "volume", "protect", "unprotect", "export-index"})) {
     return *rc;
   }
-  auto opened = OpenVault(vm, false);
+  auto opened =
+      OpenVault(vm, false,
+                /*writable=*/vm.count("protect") + vm.count("unprotect") > 0);
   if (!opened.ok()) return Fail(vm, "versions", opened.status());
   Vault& vault = *opened->vault;
   std::vector<VolumeName> volumes;

@@ -15,7 +15,7 @@
 namespace {
 
 cbtd::receiver::Vault& FuzzVault() {
-  static cbtd::receiver::LocalVault* vault = [] {
+  static cbtd::receiver::OpenedVault* vault = [] {
     std::string tmpl = "/dev/shm/cbtd_receive_fuzz.XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) {
       tmpl = "/tmp/cbtd_receive_fuzz.XXXXXX";
@@ -23,7 +23,7 @@ cbtd::receiver::Vault& FuzzVault() {
     }
     auto v = cbtd::receiver::OpenLocalVault(tmpl + "/vault", true);
     if (!v.ok()) std::abort();
-    return new cbtd::receiver::LocalVault(*std::move(v));
+    return new cbtd::receiver::OpenedVault(*std::move(v));
   }();
   return *vault->vault;
 }

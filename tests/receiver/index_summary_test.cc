@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "receiver/index_stream.h"
+#include "receiver/local_object_store.h"
 #include "tests/receiver/vault_fixture.h"
 
 namespace cbtd::receiver {

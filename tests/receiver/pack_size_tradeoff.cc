@@ -13,6 +13,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "receiver/local_object_store.h"
 #include "receiver/local_vault.h"
 
 using namespace cbtd;

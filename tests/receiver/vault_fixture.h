@@ -41,7 +41,7 @@ class VaultFixture : public ::testing::Test {
 
   // Closes the vault, removes it, and creates an empty one.
   void ResetVault() {
-    local_ = LocalVault{};
+    local_ = OpenedVault{};
     std::filesystem::remove_all(dir_ + "/vault");
     SetUp();
   }
@@ -238,8 +238,8 @@ class VaultFixture : public ::testing::Test {
   inline static const VolumeName kVol{"host1", "vol1"};
   const test::TempDir tmp_{"cbtd-vault-test-"};
   const std::string dir_ = tmp_.path();
-  LocalVault local_;
-  LocalObjectStore* store_ = nullptr;
+  OpenedVault local_;
+  ObjectStore* store_ = nullptr;
   Vault* vault_ = nullptr;
   std::vector<stream::Record> records_;  // of the last Produce
 };

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "receiver/local_object_store.h"
 #include "receiver/local_vault.h"
 #include "receiver/migrate.h"
 #include "receiver/verify.h"
@@ -110,7 +111,7 @@ TEST_F(VaultFormatTest, UnknownFormatIsRefusedNotGuessed) {
 
 TEST_F(VaultFormatTest, LostChunkIndexIsDamageNotAnEmptyVault) {
   MakeVersions();
-  local_ = LocalVault{};
+  local_ = OpenedVault{};
   std::filesystem::remove(LocalChunkIndexPath(dir_ + "/vault"));
   auto v = OpenLocalVault(dir_ + "/vault", true);
   ASSERT_FALSE(v.ok());

@@ -80,7 +80,7 @@ class TestVault : public ReceiveBackend {
   receiver::Vault& vault() { return *local_.vault; }
   // The file behind an object key.
   std::string ObjectPath(const std::string& key) const {
-    return local_.store->root() + "/" + key;
+    return dir_ + "/vault/" + key;
   }
   // Every object key in the store, sorted (to show "vault unchanged").
   std::vector<std::string> Objects();
@@ -89,7 +89,7 @@ class TestVault : public ReceiveBackend {
  private:
   const test::TempDir tmp_{"cbtd_grpc_", ::testing::TempDir()};
   const std::string dir_ = tmp_.path();
-  receiver::LocalVault local_;
+  receiver::OpenedVault local_;
   std::unique_ptr<receiver::VaultServiceBackend> backend_;
   std::atomic<int> commits_{0};
 };
