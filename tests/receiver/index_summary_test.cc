@@ -25,11 +25,12 @@ class IndexSummaryTest : public VaultFixture {
     vol_ = RandomVolume(16 * kChunk, 5);
     ASSERT_TRUE(Receive(Produce(vol_, nullptr, {}, "v1")).ok());
   }
-  std::string PathOf(const std::string& key) { return dir_ + "/vault/" + key; }
+  // Through the store, so that it works on every backend.
   void Flip(const std::string& key, size_t from_end) {
-    std::string obj = ReadWholeFile(PathOf(key));
-    obj[obj.size() - from_end] ^= 0x01;
-    std::ofstream(PathOf(key), std::ios::binary | std::ios::trunc) << obj;
+    auto obj = store_->Get(key);
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    (*obj)[obj->size() - from_end] ^= 0x01;
+    ASSERT_TRUE(store_->Put(key, *obj).ok()) << key;
   }
   const std::string index_key_ = Vault::IndexKey(kVol, "v1");
   const std::string summary_key_ = Vault::SummaryKey(kVol, "v1");

@@ -1,5 +1,12 @@
 // Shared helpers for the receiver tests: a vault in a temporary directory,
 // volumes as strings, streams produced by the real producer.
+//
+// Compiled with CBTD_VAULT_ON_RADOS, the vault is on the RADOS pool of a
+// Ceph cluster the test binary starts once (rados_test_env.h), in a fresh
+// namespace per test (and per ResetVault), so the same test sources run
+// on both backends. The helpers that look under the store (Listing,
+// DamageChunk, LoseChunk) do so on either; tests that inspect a vault
+// directory itself use CBTD_SKIP_ON_RADOS.
 #ifndef CBTD_TESTS_RECEIVER_VAULT_FIXTURE_H_
 #define CBTD_TESTS_RECEIVER_VAULT_FIXTURE_H_
 
@@ -18,6 +25,10 @@
 
 #include "receiver/local_vault.h"
 #include "receiver/pack.h"
+#ifdef CBTD_VAULT_ON_RADOS
+#include "receiver/rados_vault.h"
+#include "tests/receiver/rados_test_env.h"
+#endif
 #include "receiver/receive_session.h"
 #include "receiver/vault.h"
 #include "receiver/vault_restore.h"
@@ -31,20 +42,42 @@ class VaultFixture : public ::testing::Test {
  protected:
   static constexpr uint32_t kChunk = 16 * 1024;
 
+  static constexpr bool kOnRados =
+#ifdef CBTD_VAULT_ON_RADOS
+      true;
+#else
+      false;
+#endif
+
   void SetUp() override {
+#ifdef CBTD_VAULT_ON_RADOS
+    ns_ = FreshTestNamespace();
+    auto opened = OpenRadosVault(TestRadosOptions(ns_), /*create=*/true,
+                                 /*writable=*/true);
+#else
     auto opened = OpenLocalVault(dir_ + "/vault", true);
+#endif
     ASSERT_TRUE(opened.ok()) << opened.status();
     local_ = *std::move(opened);
     store_ = local_.store.get();
     vault_ = local_.vault.get();
   }
 
-  // Closes the vault, removes it, and creates an empty one.
+  // Closes the vault, removes it, and creates an empty one (on RADOS: in
+  // a new namespace).
   void ResetVault() {
     local_ = OpenedVault{};
-    std::filesystem::remove_all(dir_ + "/vault");
+    if (!kOnRados) std::filesystem::remove_all(dir_ + "/vault");
     SetUp();
   }
+
+  // In a test that looks at the vault's directory or its SQLite index
+  // itself: GTEST_SKIP()s the test on RADOS (a macro, so the skip returns
+  // from the test body), saying why.
+#define CBTD_SKIP_ON_RADOS(why)                              \
+  do {                                                       \
+    if (kOnRados) GTEST_SKIP() << "not on RADOS: " << (why); \
+  } while (0)
 
   // The restore of `version` of kVol (verified) equals `bytes`.
   bool RestoresTo(const std::string& version, const std::string& bytes) {
@@ -121,9 +154,41 @@ class VaultFixture : public ::testing::Test {
     return idx.ok() ? *idx : VersionIndex{};
   }
 
-  // Every file of the vault (but lock files) with its contents.
+  // Every file of the vault (but lock files) with its contents. On RADOS,
+  // every object of the namespace but locks, temporaries and probes, as
+  // DIR/vault/<key>, the chunk index's objects as DIR/vault/index/<name>
+  // with their omap (the SQLite file's place).
   std::map<std::string, std::string> Listing() {
     std::map<std::string, std::string> out;
+#ifdef CBTD_VAULT_ON_RADOS
+    librados::IoCtx& io = static_cast<RadosObjectStore*>(store_)->ioctx();
+    for (auto it = io.nobjects_begin(); it != io.nobjects_end(); ++it) {
+      const std::string oid = it->get_oid();
+      if (oid.starts_with(".locks/") || oid.starts_with(".tmp/") ||
+          oid.starts_with(".probe/")) {
+        continue;
+      }
+      std::string path = dir_ + "/vault/" + oid;
+      if (oid.starts_with(".")) path = dir_ + "/vault/index/" + oid;
+      librados::bufferlist data;
+      EXPECT_GE(io.read(oid, data, 0, 0), 0) << oid;
+      std::string contents = data.to_str();
+      std::map<std::string, librados::bufferlist> omap;
+      std::string after;
+      while (true) {
+        std::map<std::string, librados::bufferlist> page;
+        EXPECT_EQ(io.omap_get_vals(oid, after, 1000, &page), 0) << oid;
+        if (page.empty()) break;
+        after = page.rbegin()->first;
+        omap.insert(page.begin(), page.end());
+      }
+      for (const auto& [k, v] : omap) {
+        contents += "\n" + k + "=" + v.to_str();
+      }
+      out[path] = contents;
+    }
+    return out;
+#endif
     for (auto& e :
          std::filesystem::recursive_directory_iterator(dir_ + "/vault")) {
       if (!e.is_regular_file()) continue;
@@ -188,6 +253,15 @@ class VaultFixture : public ::testing::Test {
   void DamageChunk(const ChunkHash& h, const std::string& tenant = "host1") {
     auto loc = vault_->chunk_index()->Find(tenant, h);
     ASSERT_TRUE(loc.ok() && loc->has_value()) << h.ToHex();
+    if (kOnRados) {
+      // Rewritten whole: an object store has no update in place.
+      const std::string key = Vault::PackKey(tenant, (*loc)->pack);
+      auto pack = store_->Get(key);
+      ASSERT_TRUE(pack.ok()) << pack.status();
+      (*pack)[(*loc)->offset_bytes + (*loc)->length_bytes / 2] ^= 0x5a;
+      ASSERT_TRUE(store_->Put(key, *pack).ok()) << key;
+      return;
+    }
     const std::string path =
         dir_ + "/vault/" + Vault::PackKey(tenant, (*loc)->pack);
     const uint64_t at = (*loc)->offset_bytes + (*loc)->length_bytes / 2;
@@ -202,7 +276,23 @@ class VaultFixture : public ::testing::Test {
 
   // Makes chunk `h` missing: the chunk index forgets it (as if its row
   // were lost), its pack stays.
-  void LoseChunk(const ChunkHash& h) {
+  void LoseChunk(const ChunkHash& h, const std::string& tenant = "host1") {
+#ifdef CBTD_VAULT_ON_RADOS
+    // The id's entry in its shard's omap (receiver/rados_chunk_index.h).
+    static constexpr char kHex[] = "0123456789abcdef";
+    const uint8_t first = h.bytes()[0];
+    const std::string shard = ".chunk-index/t/" + tenant + "/chunks/" +
+                              kHex[first >> 4] + kHex[first & 15];
+    const std::string id(reinterpret_cast<const char*>(h.bytes().data()),
+                         ChunkHash::kSize);
+    librados::IoCtx& io = static_cast<RadosObjectStore*>(store_)->ioctx();
+    std::map<std::string, librados::bufferlist> found;
+    ASSERT_EQ(io.omap_get_vals_by_keys(shard, {id}, &found), 0) << shard;
+    EXPECT_EQ(found.size(), 1u) << "chunk " << h.ToHex() << " not indexed";
+    ASSERT_EQ(io.omap_rm_keys(shard, {id}), 0) << shard;
+    return;
+#endif
+    (void)tenant;
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(LocalChunkIndexPath(dir_ + "/vault").c_str(), &db),
               SQLITE_OK);
@@ -240,6 +330,7 @@ class VaultFixture : public ::testing::Test {
   const std::string dir_ = tmp_.path();
   OpenedVault local_;
   ObjectStore* store_ = nullptr;
+  std::string ns_;  // the vault's RADOS namespace
   Vault* vault_ = nullptr;
   std::vector<stream::Record> records_;  // of the last Produce
 };
