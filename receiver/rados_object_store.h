@@ -109,6 +109,9 @@ class RadosObjectStore : public ObjectStore {
   uint64_t max_object_bytes() const { return max_object_bytes_; }
   // "pool" or "pool/namespace", for messages.
   const std::string& where() const { return where_; }
+  // The pool and namespace, for what keeps its own objects beside the
+  // store's (the chunk index, receiver/rados_chunk_index.h).
+  librados::IoCtx& ioctx() { return ioctx_; }
 
  private:
   RadosObjectStore(const RadosStoreOptions& options,
