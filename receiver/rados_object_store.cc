@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "receiver/rados_status.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -40,37 +41,6 @@ int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// A negative librados return code -> Status naming `what`. Codes chosen by
-// what the caller should do: a timeout is UNAVAILABLE (retry once the
-// cluster is back), a too-large object INVALID_ARGUMENT.
-absl::Status RadosStatus(int rc, const std::string& what) {
-  const int err = -rc;
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(absl::StrCat(what, ": no such object"));
-    case EEXIST:
-      return absl::AlreadyExistsError(
-          absl::StrCat(what, ": the object already exists"));
-    case ETIMEDOUT:
-      return absl::UnavailableError(absl::StrCat(
-          what, ": timed out (is the Ceph cluster up and its OSDs in?)"));
-    case EFBIG:
-    case E2BIG:
-      return absl::InvalidArgumentError(absl::StrCat(
-          what,
-          ": too large for one RADOS object (osd_max_object_size / "
-          "osd_max_write_size)"));
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(
-          absl::StrCat(what,
-                       ": permission denied (check the Ceph user's osd caps on "
-                       "this pool)"));
-    default:
-      return common::ErrnoStatus(err, what);
-  }
 }
 
 std::string RandomSuffix() {

@@ -109,8 +109,9 @@ class RadosObjectStore : public ObjectStore {
   uint64_t max_object_bytes() const { return max_object_bytes_; }
   // "pool" or "pool/namespace", for messages.
   const std::string& where() const { return where_; }
-  // The pool and namespace, for what shares the store's client (the
-  // chunk index, receiver/rados_vault.h); valid while the store lives.
+  // The pool and namespace, for what keeps its own objects beside the
+  // store's (the chunk index, receiver/rados_chunk_index.h, opened on it
+  // by receiver/rados_vault.h).
   librados::IoCtx& ioctx() { return ioctx_; }
 
  private:

@@ -3,6 +3,10 @@
 # 127.0.0.1, no mgr, no systemd, pool `vault` of size 1.
 #   tests/ceph/ceph-cluster.sh start DIR [memstore|bluestore]
 #   tests/ceph/ceph-cluster.sh stop DIR
+#   tests/ceph/ceph-cluster.sh kill-osd DIR    SIGKILL the OSD (a crash)
+#   tests/ceph/ceph-cluster.sh start-osd DIR   start it again on its data
+#                                              (bluestore only: memstore's
+#                                              data died with it)
 # start leaves DIR/ceph.conf (clients: CEPH_CONF=DIR/ceph.conf), DIR/keyring
 # (client.admin, and client.cbtd limited to the pool `vault`), the daemons'
 # PIDs in DIR/pids and their logs in DIR/log. A failed start stops what it
@@ -29,7 +33,8 @@ set -Eeuo pipefail
 slots=${CBTD_CEPH_SLOTS:-/tmp/cbtd-ceph-slots}
 
 usage() {
-  echo "usage: $0 start DIR [memstore|bluestore] | stop DIR" >&2
+  echo "usage: $0 start DIR [memstore|bluestore] | stop DIR |" \
+    "kill-osd DIR | start-osd DIR" >&2
   exit 2
 }
 
@@ -254,10 +259,44 @@ start_cluster() {
     "CEPH_CONF=$d/ceph.conf"
 }
 
+# The OSD's PID is line 2 of DIR/pids (mon, OSD: stop's order).
+osd_pid() { sed -n 2p "$1/pids"; }
+
+# A lone OSD has no peer to report its death: the mon is told, as the
+# peers of a real cluster would tell it (else it waits
+# mon_osd_report_timeout, 15 min, and a new OSD process never comes up).
+kill_osd() {
+  local d=$1 p
+  p=$(osd_pid "$d")
+  kill -KILL "$p"
+  while alive "$p"; do sleep 0.05; done
+  CEPH_CONF=$d/ceph.conf timeout 30 ceph osd down 0 >/dev/null 2>&1
+}
+
+# Starts the OSD again and returns once it serves a write and a read.
+start_osd() {
+  local d=$1 p
+  [ "$(cat "$d/store")" = bluestore ] || {
+    echo "ceph-cluster: start-osd needs bluestore (memstore lost its data)" >&2
+    exit 2
+  }
+  export CEPH_CONF=$d/ceph.conf
+  ceph-osd -i 0 -f >>"$d/log/osd.0.out" 2>&1 &
+  p=$!
+  sed -i "2s/.*/$p/" "$d/pids"
+  echo ready >"$d/ready.in"
+  for _ in $(seq 12); do
+    timeout 15 rados -p vault put _ready "$d/ready.in" 2>/dev/null && break
+  done
+  timeout 30 rados -p vault rm _ready
+}
+
 [ $# -ge 2 ] || usage
 dir=$(realpath -m "$2")
 case "$1" in
   start) start_cluster "$dir" "${3:-memstore}" ;;
   stop) stop_cluster "$dir" ;;
+  kill-osd) kill_osd "$dir" ;;
+  start-osd) start_osd "$dir" ;;
   *) usage ;;
 esac

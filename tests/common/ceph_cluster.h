@@ -101,8 +101,22 @@ class CephCluster {
     if (pause) throw std::runtime_error("the OSD did not stop");
   }
 
+  // SIGKILLs the OSD (a crash: what it acknowledged is on disk), and
+  // starts it again on the same data (bluestore only), returning once it
+  // serves I/O. Throw std::runtime_error if the script fails.
+  void KillOsd() const { Run("kill-osd"); }
+  void StartOsd() const { Run("start-osd"); }
+
  private:
   CephCluster() : dir_("cbtd-ceph-") {}
+  void Run(const std::string& command) const {
+    if (std::system((Script() + " " + command + " " + path() + " >>" +
+                     dir_.path() + "/osd.log 2>&1")
+                        .c_str()) != 0) {
+      throw std::runtime_error("ceph-cluster.sh " + command + " failed; see " +
+                               dir_.path() + "/osd.log");
+    }
+  }
   static std::string Script() { return CBTD_CEPH_CLUSTER_SCRIPT; }
   std::string path() const { return dir_.path() + "/cluster"; }
   // The daemons' PIDs in start order: mon, OSD.

@@ -2,6 +2,10 @@
 // interface so every implementation runs the same tests: each is one
 // IndexFactory in the INSTANTIATE_TEST_SUITE_P below. Then what only the
 // SQLite implementation promises (receiver/sqlite_chunk_index.h).
+//
+// Built twice: receiver_chunk_index_test (SQLite) and, with
+// CBTD_TEST_RADOS, receiver_rados_chunk_index_test (receiver/
+// rados_chunk_index.h on a real Ceph cluster the binary starts).
 #include <sqlite3.h>
 
 #include <array>
@@ -19,6 +23,11 @@
 #include "receiver/chunk_index.h"
 #include "receiver/sqlite_chunk_index.h"
 #include "tests/common/temp_dir.h"
+#ifdef CBTD_TEST_RADOS
+#include "receiver/rados_chunk_index.h"
+#include "receiver/rados_object_store.h"
+#include "tests/common/ceph_environment.h"
+#endif
 
 namespace cbtd::receiver {
 namespace {
@@ -61,7 +70,7 @@ std::string SqlitePath(const std::string& dir) {
   return dir + "/chunks.sqlite";
 }
 
-IndexFactory SqliteFactory() {
+[[maybe_unused]] IndexFactory SqliteFactory() {
   return {"Sqlite",
           [](const std::string& dir)
               -> absl::StatusOr<std::unique_ptr<ChunkIndex>> {
@@ -70,6 +79,43 @@ IndexFactory SqliteFactory() {
             return std::unique_ptr<ChunkIndex>(std::move(*index));
           }};
 }
+
+#ifdef CBTD_TEST_RADOS
+::testing::Environment* const kCeph =
+    ::testing::AddGlobalTestEnvironment(new test::CephEnvironment);
+
+// A handle: a client of its own (as another receiver would have) and the
+// index over it. The store is a base so that it is built first and goes
+// last.
+struct StoreHolder {
+  std::unique_ptr<RadosObjectStore> store;
+};
+class OwningIndex : private StoreHolder, public RadosChunkIndex {
+ public:
+  explicit OwningIndex(std::unique_ptr<RadosObjectStore> s)
+      : StoreHolder{std::move(s)},
+        RadosChunkIndex(store->ioctx(), store->where()) {}
+  librados::IoCtx& ioctx_for_test() { return store->ioctx(); }
+};
+
+// Each test's `dir` names a namespace of its own: an empty index.
+IndexFactory RadosFactory() {
+  return {
+      "Rados",
+      [](const std::string& dir)
+          -> absl::StatusOr<std::unique_ptr<ChunkIndex>> {
+        RadosStoreOptions options;
+        options.conf_path = test::CephEnvironment::cluster().conf_path();
+        options.client_id = "cbtd";
+        options.pool = test::CephCluster::kPool;
+        options.ns = std::filesystem::path(dir).filename().string();
+        options.op_timeout_seconds = 10;
+        auto store = RadosObjectStore::Open(options);
+        if (!store.ok()) return store.status();
+        return std::unique_ptr<ChunkIndex>(new OwningIndex(*std::move(store)));
+      }};
+}
+#endif
 
 class ChunkIndexTest : public ::testing::TestWithParam<IndexFactory> {
  protected:
@@ -437,12 +483,143 @@ TEST_P(ChunkIndexTest, FindAndPinOfAChunkTheTenantLacksPinsNothing) {
   EXPECT_THAT(*index_->PinnedPacks("u", 0), IsEmpty());
 }
 
+#ifdef CBTD_TEST_RADOS
+INSTANTIATE_TEST_SUITE_P(
+    Implementations, ChunkIndexTest, ::testing::Values(RadosFactory()),
+    [](const ::testing::TestParamInfo<IndexFactory>& param_info) {
+      return param_info.param.name;
+    });
+#else
 INSTANTIATE_TEST_SUITE_P(
     Implementations, ChunkIndexTest, ::testing::Values(SqliteFactory()),
     [](const ::testing::TestParamInfo<IndexFactory>& param_info) {
       return param_info.param.name;
     });
+#endif
 
+#ifdef CBTD_TEST_RADOS
+// --- What the RADOS implementation rests on (rados_chunk_index.h): the
+// OSD's compare of an absent key, and the "doomed" mark a GC sets first.
+
+class RadosChunkIndexTest : public ChunkIndexTest {
+ protected:
+  librados::IoCtx& io() {
+    return static_cast<OwningIndex&>(*index_).ioctx_for_test();
+  }
+  // What ReplacePacks writes first: `pack` of `tenant` is being forgotten.
+  void Doom(const std::string& tenant, const std::string& pack) {
+    librados::ObjectWriteOperation op;
+    op.omap_set({{pack, librados::bufferlist()}});
+    ASSERT_EQ(io().operate(".chunk-index/t/" + tenant + "/doomed", &op), 0);
+  }
+};
+
+// Every "keep the first location" write rests on this: an omap_cmp of an
+// absent key against an empty value passes, of a present key fails.
+TEST_P(RadosChunkIndexTest, TheOsdComparesAnAbsentKeyAsEmpty) {
+  auto cmp_set = [&](const std::string& key) {
+    librados::ObjectWriteOperation op;
+    op.create(false);
+    op.omap_cmp({{key, {librados::bufferlist(), LIBRADOS_CMPXATTR_OP_EQ}}},
+                nullptr);
+    librados::bufferlist v;
+    v.append("x");
+    op.omap_set({{key, v}});
+    return io().operate("cmp-probe", &op);
+  };
+  EXPECT_EQ(cmp_set("k"), 0);           // absent: written
+  EXPECT_EQ(cmp_set("k"), -ECANCELED);  // present now: refused
+}
+
+TEST_P(RadosChunkIndexTest, APackAGcIsForgettingIsNotFoundAndNotPinned) {
+  Add("t", "p1", {{Id(1), 0, 10}});
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok());
+  Doom("t", "p1");
+
+  auto found = index_->FindAndPin(*session, "t", Id(1));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, std::nullopt);  // the receive stores the chunk again
+  // ... and its new pack takes the id over, so the GC cannot take it away.
+  const std::vector<PackEntry> e = {{Id(1), 0, 10}};
+  ASSERT_TRUE(index_->AddPack("t", Pack("p2", 1), e, *session).ok());
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p2", 0, 10)));
+  // The pin was written before the doom was seen: a GC reading the pins
+  // now gives up; one after the session's end forgets p1, and its removal
+  // spares the re-pointed entry.
+  const std::vector<std::string> old = {"p1"};
+  EXPECT_EQ(index_->ReplacePacks("t", old, std::nullopt, {}, 0).code(),
+            absl::StatusCode::kAborted);
+  ASSERT_TRUE(index_->EndSession(*session).ok());
+  auto later = index_->SessionClock();
+  ASSERT_TRUE(later.ok());
+  ASSERT_TRUE(index_->ReplacePacks("t", old, std::nullopt, {}, *later).ok());
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p2", 0, 10)));
+  EXPECT_THAT(PackNames("t"), ElementsAre("p2"));
+}
+
+TEST_P(RadosChunkIndexTest, AKeptLocationIsPinnedToTheSession) {
+  Add("t", "p1", {{Id(1), 0, 10}});
+  auto clock = index_->SessionClock();
+  ASSERT_TRUE(clock.ok());
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok());
+  const std::vector<PackEntry> e = {{Id(1), 0, 10}, {Id(2), 10, 10}};
+  ASSERT_TRUE(index_->AddPack("t", Pack("p2", 2), e, *session).ok());
+
+  EXPECT_THAT(Find("t", Id(1)), Optional(At("p1", 0, 10)));
+  EXPECT_THAT(*index_->PinnedPacks("t", *clock), ElementsAre("p1", "p2"));
+  const std::vector<std::string> old = {"p1"};
+  EXPECT_EQ(index_->ReplacePacks("t", old, std::nullopt, {}, *clock).code(),
+            absl::StatusCode::kAborted);
+}
+
+TEST_P(RadosChunkIndexTest, ADoomedMarkAGcLeftIsClearedByTheNextMark) {
+  Add("t", "p1", {{Id(1), 0, 10}});
+  Doom("t", "p1");  // a GC died after its first step
+  auto session = index_->BeginSession(Session("t", "v1"));
+  ASSERT_TRUE(session.ok());
+  EXPECT_EQ(*index_->FindAndPin(*session, "t", Id(1)), std::nullopt);
+
+  ASSERT_TRUE(index_->BeginMark("t").ok());
+  EXPECT_THAT(*index_->FindAndPin(*session, "t", Id(1)),
+              Optional(At("p1", 0, 10)));
+}
+
+TEST_P(RadosChunkIndexTest, RacingAddsOfOneIdLeaveItAtOneOfThem) {
+  std::unique_ptr<ChunkIndex> other = Open();
+  ASSERT_NE(other, nullptr);
+  constexpr uint32_t kIds = 300;
+  std::vector<PackEntry> a, b;
+  for (uint32_t i = 0; i < kIds; ++i) {
+    a.push_back({Id(i), i * 10, 10});
+    b.push_back({Id(i), i * 10 + 5, 5});
+  }
+  PackInfo pa = Pack("pa", kIds), pb = Pack("pb", kIds);
+  pa.size_bytes = pb.size_bytes = kIds * 10 + 10;
+  absl::Status sa, sb;
+  std::thread t1([&] { sa = index_->AddPack("t", pa, a, kNoSession); });
+  std::thread t2([&] { sb = other->AddPack("t", pb, b, kNoSession); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(sa.ok()) << sa;
+  ASSERT_TRUE(sb.ok()) << sb;
+  for (uint32_t i = 0; i < kIds; ++i) {
+    auto loc = Find("t", Id(i));
+    ASSERT_TRUE(loc.has_value()) << i;
+    EXPECT_TRUE(*loc == At("pa", i * 10, 10) || *loc == At("pb", i * 10 + 5, 5))
+        << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rados, RadosChunkIndexTest, ::testing::Values(RadosFactory()),
+    [](const ::testing::TestParamInfo<IndexFactory>& param_info) {
+      return param_info.param.name;
+    });
+#endif
+
+#ifndef CBTD_TEST_RADOS
 // --- What only the SQLite implementation promises.
 
 class SqliteChunkIndexTest : public ::testing::Test {
@@ -611,6 +788,8 @@ TEST_F(SqliteChunkIndexTest, AnEntryPastTheEndOfItsPackIsInvalid) {
   ASSERT_TRUE(packs.ok());
   EXPECT_THAT(*packs, IsEmpty());
 }
+
+#endif  // !CBTD_TEST_RADOS
 
 }  // namespace
 }  // namespace cbtd::receiver
