@@ -3,39 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <memory>
+
+#include "tests/common/ceph_environment.h"
 
 namespace cbtd::receiver::testing {
 namespace {
 
-// One cluster for the whole binary (it takes ~5-7 s to start).
-class CephEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    cluster_ = test::CephCluster::Start();
-    std::printf("ceph cluster started in %.1f s\n", cluster_->start_seconds());
-  }
-  void TearDown() override { cluster_.reset(); }
-  static test::CephCluster* cluster() { return cluster_.get(); }
-
- private:
-  static inline std::unique_ptr<test::CephCluster> cluster_;
-};
-
 ::testing::Environment* const kCephEnvironment =
-    ::testing::AddGlobalTestEnvironment(new CephEnvironment);
+    ::testing::AddGlobalTestEnvironment(new test::CephEnvironment);
 
 }  // namespace
 
-test::CephCluster& TestCluster() {
-  if (CephEnvironment::cluster() == nullptr) {
-    std::fprintf(stderr, "the Ceph cluster did not start\n");
-    std::abort();
-  }
-  return *CephEnvironment::cluster();
-}
+test::CephCluster& TestCluster() { return test::CephEnvironment::cluster(); }
 
 RadosStoreOptions TestRadosOptions(const std::string& ns,
                                    const std::string& client_id) {

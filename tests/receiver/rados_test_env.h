@@ -1,8 +1,8 @@
 // The Ceph cluster of a test binary that runs the vault suite on RADOS
 // (tests/receiver/CMakeLists.txt, the *_rados_test binaries): started once
-// before the first test by a ::testing::Environment (rados_test_env.cc),
-// stopped after the last. Each vault lives in a namespace of its own of the
-// pool "vault", so every test starts from an empty vault.
+// before the first test by test::CephEnvironment, which rados_test_env.cc
+// registers, and stopped after the last. Each vault lives in a namespace of its
+// own of the pool "vault", so every test starts from an empty vault.
 #ifndef CBTD_TESTS_RECEIVER_RADOS_TEST_ENV_H_
 #define CBTD_TESTS_RECEIVER_RADOS_TEST_ENV_H_
 
@@ -13,7 +13,7 @@
 
 namespace cbtd::receiver::testing {
 
-// The running cluster (aborts the test if it did not start).
+// The running cluster.
 test::CephCluster& TestCluster();
 
 // Options for user `client_id` ("cbtd": read/write on the pool) on the

@@ -11,9 +11,12 @@
 #include <array>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 
+#include "receiver/verify.h"
 #include "tests/receiver/rados_test_env.h"
+#include "tests/receiver/vault_fixture.h"
 
 namespace cbtd::receiver {
 namespace {
@@ -45,6 +48,8 @@ CommandRun Shell(const std::string& command) {
 // Adds Ceph user client.<name> with `caps` to the cluster and to its
 // keyring (which the cluster's ceph.conf names), once per process.
 void AddUser(const std::string& name, const std::string& caps) {
+  static std::set<std::string> added;
+  if (!added.insert(name).second) return;
   const CommandRun run =
       Shell("timeout 60 ceph -c " + TestCluster().conf_path() +
             " auth get-or-create client." + name + " " + caps + " >> " +
@@ -52,10 +57,14 @@ void AddUser(const std::string& name, const std::string& caps) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
 }
 
+void AddReader() {
+  AddUser("reader", "mon 'allow r' osd 'allow r pool=vault'");
+}
+
 class RadosVaultTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    AddUser("reader", "mon 'allow r' osd 'allow r pool=vault'");
+    AddReader();
     AddUser("nolock", "mon 'allow r' osd 'allow rw pool=vault'");
     AddUser("scoped",
             "mon 'allow r' osd 'allow rwx pool=vault namespace=scoped'");
@@ -141,6 +150,36 @@ TEST_F(RadosVaultTest, UserWithoutClassCallsCannotOpenToWrite) {
   EXPECT_THAT(std::string(write.status().message()),
               HasSubstr("client.nolock cannot take RADOS locks"));
   EXPECT_THAT(std::string(write.status().message()), HasSubstr("allow rwx"));
+}
+
+// What a restore-only host does, with read caps only: a version received
+// through the vault's own user restores byte-equal and verifies (the
+// chunk index's omap is read, nothing written).
+class ReadOnlyRestoreTest : public testing::VaultFixture {
+ protected:
+  static void SetUpTestSuite() { AddReader(); }
+};
+
+TEST_F(ReadOnlyRestoreTest, ReadCapsRestoreAndVerify) {
+  const std::string vol = RandomVolume(24 * kChunk, 3);
+  ASSERT_TRUE(Receive(Produce(vol, nullptr, {}, "v1")).ok());
+  const auto before = Listing();
+  auto reader = OpenRadosVault(TestRadosOptions(ns_, "reader"), false, false);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const std::string path = dir_ + "/restored";
+  auto target = restore::OpenRestoreTarget(path);
+  ASSERT_TRUE(target.ok());
+  restore::RestoreOptions opts;
+  opts.verify = true;
+  auto restored = RestoreVersion(*reader->vault, kVol, "v1", **target, opts);
+  target->reset();
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(ReadWholeFile(path) == vol);
+  auto report = VerifyVault(*reader->vault, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->versions_checked, 1u);
+  EXPECT_EQ(Listing(), before);
 }
 
 // The command line: serve and receive with the read-only user stop at

@@ -151,9 +151,14 @@ TEST_F(TenantTest, GroupedHostsDedupAgainstEachOther) {
   // No pack byte was written, under acme or anywhere else.
   EXPECT_EQ(Keys("tenants/acme/packs"), packs);
   EXPECT_TRUE(Keys("tenants/web2").empty());
+  const auto after = Listing();
   for (const auto& [path, contents] : before) {
     if (path.find("/packs/") == std::string::npos) continue;
-    EXPECT_EQ(ReadWholeFile(path), contents) << path;
+    // (Not the chunk index's own objects on RADOS: pins change there.)
+    if (path.find("/vault/index/") != std::string::npos) continue;
+    auto it = after.find(path);
+    ASSERT_TRUE(it != after.end()) << path;
+    EXPECT_EQ(it->second, contents) << path;
   }
   EXPECT_EQ(Restored({"web2", "disk"}, "v1"), image_);
   EXPECT_EQ(Restored({"web1", "disk"}, "v1"), image_);

@@ -5,8 +5,7 @@
 // Ceph cluster the test binary starts once (rados_test_env.h), in a fresh
 // namespace per test (and per ResetVault), so the same test sources run
 // on both backends. The helpers that look under the store (Listing,
-// DamageChunk, LoseChunk) do so on either; tests that inspect a vault
-// directory itself use CBTD_SKIP_ON_RADOS.
+// DamageChunk, LoseChunk) do so on either.
 #ifndef CBTD_TESTS_RECEIVER_VAULT_FIXTURE_H_
 #define CBTD_TESTS_RECEIVER_VAULT_FIXTURE_H_
 
@@ -26,6 +25,7 @@
 #include "receiver/local_vault.h"
 #include "receiver/pack.h"
 #ifdef CBTD_VAULT_ON_RADOS
+#include "receiver/rados_chunk_index_internal.h"
 #include "receiver/rados_vault.h"
 #include "tests/receiver/rados_test_env.h"
 #endif
@@ -70,14 +70,6 @@ class VaultFixture : public ::testing::Test {
     if (!kOnRados) std::filesystem::remove_all(dir_ + "/vault");
     SetUp();
   }
-
-  // In a test that looks at the vault's directory or its SQLite index
-  // itself: GTEST_SKIP()s the test on RADOS (a macro, so the skip returns
-  // from the test body), saying why.
-#define CBTD_SKIP_ON_RADOS(why)                              \
-  do {                                                       \
-    if (kOnRados) GTEST_SKIP() << "not on RADOS: " << (why); \
-  } while (0)
 
   // The restore of `version` of kVol (verified) equals `bytes`.
   bool RestoresTo(const std::string& version, const std::string& bytes) {
@@ -279,12 +271,9 @@ class VaultFixture : public ::testing::Test {
   void LoseChunk(const ChunkHash& h, const std::string& tenant = "host1") {
 #ifdef CBTD_VAULT_ON_RADOS
     // The id's entry in its shard's omap (receiver/rados_chunk_index.h).
-    static constexpr char kHex[] = "0123456789abcdef";
-    const uint8_t first = h.bytes()[0];
-    const std::string shard = ".chunk-index/t/" + tenant + "/chunks/" +
-                              kHex[first >> 4] + kHex[first & 15];
-    const std::string id(reinterpret_cast<const char*>(h.bytes().data()),
-                         ChunkHash::kSize);
+    namespace ci = rados_chunk_index;
+    const std::string shard = ci::ShardOid(tenant, ci::ShardOf(h));
+    const std::string id = ci::IdKey(h);
     librados::IoCtx& io = static_cast<RadosObjectStore*>(store_)->ioctx();
     std::map<std::string, librados::bufferlist> found;
     ASSERT_EQ(io.omap_get_vals_by_keys(shard, {id}, &found), 0) << shard;
