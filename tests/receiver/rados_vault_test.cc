@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "receiver/local_object_store.h"
 #include "receiver/verify.h"
 #include "tests/receiver/rados_test_env.h"
 #include "tests/receiver/vault_fixture.h"
@@ -155,12 +156,12 @@ TEST_F(RadosVaultTest, UserWithoutClassCallsCannotOpenToWrite) {
 // What a restore-only host does, with read caps only: a version received
 // through the vault's own user restores byte-equal and verifies (the
 // chunk index's omap is read, nothing written).
-class ReadOnlyRestoreTest : public testing::VaultFixture {
+class RadosVaultDataTest : public testing::VaultFixture {
  protected:
   static void SetUpTestSuite() { AddReader(); }
 };
 
-TEST_F(ReadOnlyRestoreTest, ReadCapsRestoreAndVerify) {
+TEST_F(RadosVaultDataTest, ReadCapsRestoreAndVerify) {
   const std::string vol = RandomVolume(24 * kChunk, 3);
   ASSERT_TRUE(Receive(Produce(vol, nullptr, {}, "v1")).ok());
   const auto before = Listing();
@@ -180,6 +181,49 @@ TEST_F(ReadOnlyRestoreTest, ReadCapsRestoreAndVerify) {
   EXPECT_TRUE(report->ok());
   EXPECT_EQ(report->versions_checked, 1u);
   EXPECT_EQ(Listing(), before);
+}
+
+// `cbt-receiver migrate --to rados:vault/NS`: a first-format directory
+// copied into a new RADOS vault, whose versions then restore byte-equal.
+TEST_F(RadosVaultDataTest, MigrateIntoARadosVault) {
+  const std::string vol = RandomVolume(24 * kChunk, 4);
+  ASSERT_TRUE(Receive(Produce(vol, nullptr, {}, "v1")).ok());
+  // A first-format copy of v1: one object per chunk, the same index.
+  const std::string old_dir = dir_ + "/old";
+  {
+    auto store = LocalObjectStore::Open(old_dir, true);
+    ASSERT_TRUE(store.ok()) << store.status();
+    Vault old(**store, nullptr);
+    const VersionIndex idx = Index("v1");
+    std::vector<std::pair<ChunkHash, std::string>> records;
+    for (const ChunkHash& h : idx.entries) {
+      if (transport::IsZeroEntry(h)) continue;
+      auto raw = vault_->ReadChunk("host1", h);
+      ASSERT_TRUE(raw.ok()) << raw.status();
+      records.emplace_back(
+          h, Vault::EncodeChunk(stream::COMPRESSION_NONE, raw->size(), *raw));
+    }
+    ASSERT_TRUE(old.StoreChunks("", records).ok());
+    ASSERT_TRUE(old.PublishIndex(idx).ok());
+  }
+  const std::string to = FreshTestNamespace();
+  const CommandRun run =
+      Shell(std::string(CBTD_RECEIVER_BIN) + " migrate --vault " + old_dir +
+            " --to rados:vault/" + to + " --ceph-conf " +
+            TestCluster().conf_path() + " --ceph-user cbtd");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("1 versions copied and checked"));
+  auto migrated = OpenRadosVault(TestRadosOptions(to), false, false);
+  ASSERT_TRUE(migrated.ok()) << migrated.status();
+  const std::string path = dir_ + "/migrated";
+  auto target = restore::OpenRestoreTarget(path);
+  ASSERT_TRUE(target.ok());
+  restore::RestoreOptions opts;
+  opts.verify = true;
+  auto restored = RestoreVersion(*migrated->vault, kVol, "v1", **target, opts);
+  target->reset();
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE(ReadWholeFile(path) == vol);
 }
 
 // The command line: serve and receive with the read-only user stop at
