@@ -44,7 +44,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "receiver/object_store.h"
@@ -65,6 +68,26 @@ struct RadosStoreOptions {
   int op_timeout_seconds = 30;
   // How long a lock outlives a holder that stopped renewing it.
   int lock_duration_seconds = 30;
+  // If not 0, a bound on part_bytes() below what the cluster allows (tests
+  // stripe small objects with it).
+  uint64_t max_part_bytes = 0;
+};
+
+// How a striped object lies in its parts (the head's xattr "cbtd.stripe",
+// "1 <size_bytes> <part_bytes> <part_count> <gen>"): part i holds bytes
+// [i * part_bytes, min((i + 1) * part_bytes, size_bytes)).
+struct StripeLayout {
+  uint64_t size_bytes = 0;
+  uint64_t part_bytes = 0;
+  uint64_t part_count = 0;
+  // Random hex, new for every write: names this object's parts apart
+  // from those of the object it replaced.
+  std::string gen;
+
+  std::string Encode() const;
+  // nullopt unless `text` is an Encode() of a consistent layout.
+  static std::optional<StripeLayout> Parse(std::string_view text);
+  uint64_t PartSize(uint64_t index) const;
 };
 
 class RadosObjectStore : public ObjectStore {
@@ -92,6 +115,8 @@ class RadosObjectStore : public ObjectStore {
       const std::string& key) override;
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint32_t length) override;
+  absl::Status GetRangeInto(const std::string& key, uint64_t offset,
+                            uint32_t length, std::string& out) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;
   absl::Status Touch(const std::string& key) override;
   absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;
@@ -105,8 +130,9 @@ class RadosObjectStore : public ObjectStore {
                                                   bool wait) override;
   absl::Status DeleteLock(const std::string& name) override;
 
-  // The largest object this store writes (see above).
-  uint64_t max_object_bytes() const { return max_object_bytes_; }
+  // The largest object stored whole, and the size of a striped object's
+  // parts (see above).
+  uint64_t part_bytes() const { return part_bytes_; }
   // "pool" or "pool/namespace", for messages.
   const std::string& where() const { return where_; }
   // The pool and namespace, for what keeps its own objects beside the
@@ -116,10 +142,41 @@ class RadosObjectStore : public ObjectStore {
  private:
   RadosObjectStore(const RadosStoreOptions& options,
                    std::unique_ptr<librados::Rados> cluster,
-                   librados::IoCtx ioctx, uint64_t max_object_bytes);
+                   librados::IoCtx ioctx, uint64_t part_bytes);
+  // What an object's head says: whether it exists, and its layout if it
+  // is a striped object's head.
+  struct Head {
+    bool exists = false;
+    std::optional<StripeLayout> stripe;
+  };
   // The name of `key`'s object in messages: "object 'k' in pool p".
   std::string Name(const std::string& oid) const;
-  absl::Status CheckSize(const std::string& key, uint64_t size) const;
+  // One op: the head's xattrs and, if `read_data`, `length` bytes at
+  // `offset` of its own bytes into `data` (length 0: to the end). A
+  // missing object is a Head that does not exist; an unreadable stripe
+  // header DATA_LOSS.
+  absl::StatusOr<Head> ReadHead(const std::string& key, uint64_t offset,
+                                uint64_t length, bool read_data,
+                                librados::bufferlist* data);
+  // `length` bytes at `offset` of the striped object `key` into `out`.
+  absl::Status ReadStriped(const std::string& key, const StripeLayout& layout,
+                           uint64_t offset, uint64_t length, std::string& out);
+  // Part `index` was missing or short: NOT_FOUND if the head is gone or
+  // names other parts now (deleted or replaced meanwhile), else DATA_LOSS
+  // naming the object and the part.
+  absl::Status PartMissing(const std::string& key, const StripeLayout& layout,
+                           uint64_t index, bool missing);
+  StripeLayout NewLayout(uint64_t size_bytes) const;
+  // Writes every part of `layout` from the bytes `data`; on failure
+  // removes what it wrote.
+  absl::Status WriteParts(const std::string& key, const StripeLayout& layout,
+                          std::span<const std::string_view> data);
+  // Best effort; RemoveTempFiles removes what is left.
+  void RemoveParts(const std::string& key, const StripeLayout& layout);
+  // The head of `layout` as `key`, in one op: exclusive create, or
+  // replacing whatever is there.
+  absl::Status WriteHead(const std::string& key, const StripeLayout& layout,
+                         bool exclusive);
   // Exclusive create + write_full of `bl` as `key`.
   absl::Status PublishBuffer(const std::string& key,
                              const librados::bufferlist& bl);
@@ -132,7 +189,7 @@ class RadosObjectStore : public ObjectStore {
   std::unique_ptr<librados::Rados> cluster_;
   // librados' IoCtx is safe for concurrent ops from several threads.
   librados::IoCtx ioctx_;
-  const uint64_t max_object_bytes_;
+  const uint64_t part_bytes_;
 };
 
 }  // namespace cbtd::receiver
