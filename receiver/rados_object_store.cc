@@ -225,6 +225,9 @@ class RadosObjectWriter : public ObjectWriter {
       const std::string_view piece = data.substr(0, n);
       bufferlist bl = Gather({&piece, 1});
       const std::string oid = Part(index);
+      // Counted before the op: one that failed (timed out) may still have
+      // made the part.
+      parts_ = std::max(parts_, index + 1);
       if (int rc = ioctx_.append(oid, bl, n); rc < 0) {
         failed_ = true;
         return RadosStatus(rc, absl::StrCat("append to ", store_.Name(oid)));
@@ -323,8 +326,7 @@ class RadosObjectWriter : public ObjectWriter {
   }
   std::string Part(uint64_t index) const { return PartOid(key_, gen_, index); }
   void RemoveParts() {
-    const uint64_t parts = (size_ + part_bytes_ - 1) / part_bytes_;
-    for (uint64_t i = 0; i < parts; ++i) ioctx_.remove(Part(i));
+    for (uint64_t i = 0; i < parts_; ++i) ioctx_.remove(Part(i));
   }
 
   RadosObjectStore& store_;
@@ -334,6 +336,7 @@ class RadosObjectWriter : public ObjectWriter {
   const uint64_t part_bytes_;
   uint64_t last_version_ = 0;  // of the last append
   uint64_t size_ = 0;
+  uint64_t parts_ = 0;  // parts an append may have made
   bool failed_ = false;
   bool spent_ = false;  // Publish was called
 };
