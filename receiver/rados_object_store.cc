@@ -47,6 +47,10 @@ constexpr uint64_t kDefaultMaxWriteBytes = 90ull << 20;
 constexpr uint64_t kDefaultMaxObjectBytes = 128ull << 20;
 // The largest part of a striped object (a plain object is at most this).
 constexpr uint64_t kMaxPartBytes = 64ull << 20;
+// Parts are read and written in ops of at most this (a part needs no
+// atomic write: no head names it yet). Ops of a whole 64 MiB part ran at a
+// fifth of the speed on a test cluster, and copy a whole part at once.
+constexpr uint64_t kPartIoBytes = 8ull << 20;
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -220,8 +224,8 @@ class RadosObjectWriter : public ObjectWriter {
     if (failed_ || spent_) return Spent();
     while (!data.empty()) {
       const uint64_t index = size_ / part_bytes_;
-      const uint64_t n =
-          std::min<uint64_t>(part_bytes_ - size_ % part_bytes_, data.size());
+      const uint64_t n = std::min<uint64_t>(
+          {part_bytes_ - size_ % part_bytes_, data.size(), kPartIoBytes});
       const std::string_view piece = data.substr(0, n);
       bufferlist bl = Gather({&piece, 1});
       const std::string oid = Part(index);
@@ -255,8 +259,8 @@ class RadosObjectWriter : public ObjectWriter {
       const uint64_t at = offset + done;
       const std::string oid = Part(at / part_bytes_);
       const uint64_t in_part = at % part_bytes_;
-      const uint64_t n =
-          std::min<uint64_t>(part_bytes_ - in_part, length - done);
+      const uint64_t n = std::min<uint64_t>(
+          {part_bytes_ - in_part, length - done, kPartIoBytes});
       bufferlist bl;
       const int rc = ioctx_.read(oid, bl, n, in_part);
       if (rc < 0 && rc != -ENOENT) {
@@ -547,8 +551,8 @@ absl::Status RadosObjectStore::ReadStriped(const std::string& key,
     const uint64_t at = offset + done;
     const uint64_t index = at / layout.part_bytes;
     const uint64_t in_part = at % layout.part_bytes;
-    const uint64_t n =
-        std::min<uint64_t>(layout.PartSize(index) - in_part, length - done);
+    const uint64_t n = std::min<uint64_t>(
+        {layout.PartSize(index) - in_part, length - done, kPartIoBytes});
     const std::string oid = PartOid(key, layout.gen, index);
     bufferlist bl;
     const int rc = ioctx_.read(oid, bl, n, in_part);
@@ -587,14 +591,19 @@ absl::Status RadosObjectStore::WriteParts(
     const std::string& key, const StripeLayout& layout,
     std::span<const std::string_view> data) {
   for (uint64_t i = 0; i < layout.part_count; ++i) {
-    // One part's copy at a time: bounded memory over the caller's bytes.
-    bufferlist bl =
-        GatherRange(data, i * layout.part_bytes, layout.PartSize(i));
     const std::string oid = PartOid(key, layout.gen, i);
-    if (int rc = ioctx_.write_full(oid, bl); rc < 0) {
-      RemoveParts(key, layout);
-      return RadosStatus(rc, absl::StrCat("write ", Name(oid), ", part ", i,
-                                          " of ", Name(key)));
+    for (uint64_t at = 0; at < layout.PartSize(i); at += kPartIoBytes) {
+      // One op's copy of the caller's bytes at a time: bounded memory.
+      const uint64_t n = std::min(kPartIoBytes, layout.PartSize(i) - at);
+      bufferlist bl = GatherRange(data, i * layout.part_bytes + at, n);
+      // write_full first: a part left by an earlier try is replaced.
+      const int rc =
+          at == 0 ? ioctx_.write_full(oid, bl) : ioctx_.write(oid, bl, n, at);
+      if (rc < 0) {
+        RemoveParts(key, layout);
+        return RadosStatus(rc, absl::StrCat("write ", Name(oid), ", part ", i,
+                                            " of ", Name(key)));
+      }
     }
   }
   return absl::OkStatus();
