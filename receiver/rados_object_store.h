@@ -2,26 +2,59 @@
 // an optional namespace. Key "a/b/c" is the object "a/b/c".
 //
 // The mapping (docs/architecture.md, "Object stores"):
-//  * Put and PutUnsynced are one write_full each: RADOS applies an op
-//    whole, so readers see the old or the new object. An OSD acknowledges
-//    a write once every replica has it durably, so PutUnsynced is Put and
-//    SyncAll has nothing left to do.
-//  * Publish is one op of an exclusive create and write_full: -EEXIST is
-//    ALREADY_EXISTS and nothing is written.
-//  * OpenWriter appends to a temporary object ".tmp/<key>.<random>" (keys
-//    never start with '.', so no key names one and List never shows one).
-//    Its Publish is one op of an exclusive create and a copy_from of the
-//    temporary (done by the OSD: the client never holds the object; the
-//    copy lands whole or not at all), then removes the temporary;
-//    RemoveTempFiles removes those an interrupted writer left.
-//  * Objects are written in one op, so an object is at most
-//    max_object_bytes(): osd_max_write_size (90 MiB by default), below
-//    osd_max_object_size (128 MiB). Larger ones are INVALID_ARGUMENT (packs
-//    are 16 MiB).
-//  * A reader (OpenReader) reads the object on every ReadAt: once the
-//    object is deleted its reads fail with NOT_FOUND.
+//  * Objects of at most part_bytes() are plain: one RADOS object under the
+//    key holding the bytes, as before striping. part_bytes() is
+//    min(64 MiB, osd_max_write_size, osd_max_object_size) (64 MiB by
+//    default), or less with RadosStoreOptions::max_part_bytes.
+//  * Larger objects are striped: parts ".parts/<key>@<gen>.<i>" of
+//    part_bytes() each (the last shorter), <gen> random hex new for every
+//    write, and a head under the key with no bytes of its own whose xattr
+//    "cbtd.stripe" is the StripeLayout (size, part size, part count, gen).
+//    No key starts with '.' or holds '@', so parts never collide with a
+//    key and List never shows one. The head is written last, in one op,
+//    so the object appears whole or not at all.
+//  * Put and PutUnsynced of a plain object are one write_full (with the
+//    removal of any stripe header in the same op): RADOS applies an op
+//    whole, so readers see the old or the new object. Of a striped one:
+//    parts under a new generation, then the head replaced in one op, then
+//    the replaced object's parts removed. Readers get the old or the new
+//    bytes, never a mix: but one that read the old head just before the
+//    replace and a part just after the removal (a Get, GetRange or
+//    reader racing the Put) fails with NOT_FOUND although the key exists
+//    (retrying reads the new object). Two Puts, or a Put and a Delete, of
+//    one key racing may leave parts headless (for RemoveTempFiles). An OSD
+//    acknowledges a write once every replica has it durably, so
+//    PutUnsynced is Put and SyncAll has nothing left to do.
+//  * Publish of a plain object is one op of an exclusive create and
+//    write_full: -EEXIST is ALREADY_EXISTS and nothing is written. Of a
+//    striped one: ALREADY_EXISTS at once if the key exists, else parts,
+//    then the head under the exclusive create; losing that race removes
+//    the parts again (ALREADY_EXISTS, nothing written stays).
+//  * OpenWriter appends to the parts of a new generation, one op per part
+//    an Append touches: memory is bounded by the Append, never the object.
+//    ReadBack reads the parts. Its Publish of at most one part is one op of
+//    an exclusive create and a copy_from of the part (done by the OSD: the
+//    client never holds the object; the copy lands whole or not at all),
+//    then removes the part: a plain object. Of more parts it checks that
+//    each is whole and creates the head exclusively; the parts stay where
+//    they are (no copy). A writer destroyed unpublished removes its parts.
+//  * Delete removes the head, then the parts: the object is gone at once,
+//    and a crash in between leaves headless parts.
+//  * RemoveTempFiles removes, when older than the cut-off, temporaries
+//    ".tmp/..." (left by earlier versions' writers) and every part whose
+//    key's head does not name its generation (unpublished writers,
+//    interrupted Put / Publish / Delete, replaced objects' leftovers).
+//  * Reads: Get and GetRange are one op for a plain object (the range and
+//    the xattrs together); a striped head costs one more op per part the
+//    range touches (a range may span parts). A head whose part is missing
+//    or short is DATA_LOSS naming the object and the part, unless the head
+//    changed meanwhile (then NOT_FOUND: deleted or replaced while read).
+//  * A reader (OpenReader) of a plain object reads it on every ReadAt;
+//    of a striped one, the parts of the head it opened. Once the object is
+//    deleted (or replaced) its reads fail with NOT_FOUND.
 //  * Touch sets the xattr "cbtd.mtime" (ms since the epoch, the client's
-//    clock); ModifiedUnixMs is the later of it and the object's mtime.
+//    clock) on the object or head; ModifiedUnixMs is the later of it and
+//    the object's (head's) mtime. Exists is the head's.
 //  * List walks every object of the namespace (one listing of the pool's
 //    PGs, cost in proportion to the namespace's objects, not the prefix's)
 //    and sorts the keys.
