@@ -517,14 +517,17 @@ absl::StatusOr<RadosObjectStore::Head> RadosObjectStore::ReadHead(
     bufferlist* data) {
   librados::ObjectReadOperation op;
   std::map<std::string, bufferlist> attrs;
-  int read_rc = 0, attrs_rc = 0;
+  uint64_t size = 0;
+  timespec mtime{};
+  int read_rc = 0, attrs_rc = 0, stat_rc = 0;
   // A read of length 0 reads to the end of the object.
   if (read_data) op.read(offset, length, data, &read_rc);
   op.getxattrs(&attrs, &attrs_rc);
+  op.stat2(&size, &mtime, &stat_rc);
   const int rc = ioctx_.operate(key, &op, nullptr);
-  if (rc == -ENOENT) return Head{false, std::nullopt};
+  if (rc == -ENOENT) return Head{};
   if (rc < 0) return RadosStatus(rc, absl::StrCat("read ", Name(key)));
-  Head head{true, std::nullopt};
+  Head head{true, size, std::nullopt};
   if (auto it = attrs.find(kStripeXattr); it != attrs.end()) {
     head.stripe = StripeLayout::Parse(it->second.to_str());
     if (!head.stripe) {
@@ -575,6 +578,7 @@ absl::Status RadosObjectStore::PartMissing(const std::string& key,
   // The head gone or naming other parts: the object was deleted or
   // replaced while being read (a reader's NOT_FOUND, see the header).
   absl::StatusOr<Head> now = ReadHead(key, 0, 0, false, nullptr);
+  if (!now.ok() && !absl::IsDataLoss(now.status())) return now.status();
   if (now.ok() &&
       (!now->exists || !now->stripe || now->stripe->gen != layout.gen)) {
     return absl::NotFoundError(
@@ -742,28 +746,16 @@ absl::StatusOr<std::string> RadosObjectStore::Get(const std::string& key) {
 absl::StatusOr<std::unique_ptr<ObjectReader>> RadosObjectStore::OpenReader(
     const std::string& key) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
-  librados::ObjectReadOperation op;
-  uint64_t size = 0;
-  timespec mtime{};
-  std::map<std::string, bufferlist> attrs;
-  int stat_rc = 0, attrs_rc = 0;
-  op.stat2(&size, &mtime, &stat_rc);
-  op.getxattrs(&attrs, &attrs_rc);
-  if (int rc = ioctx_.operate(key, &op, nullptr); rc < 0) {
-    return RadosStatus(rc, absl::StrCat("stat ", Name(key)));
+  absl::StatusOr<Head> head = ReadHead(key, 0, 0, false, nullptr);
+  if (!head.ok()) return head.status();
+  if (!head->exists) {
+    return absl::NotFoundError(
+        absl::StrCat("stat ", Name(key), ": no such object"));
   }
-  std::optional<StripeLayout> stripe;
-  if (auto it = attrs.find(kStripeXattr); it != attrs.end()) {
-    stripe = StripeLayout::Parse(it->second.to_str());
-    if (!stripe) {
-      return absl::DataLossError(
-          absl::StrCat(Name(key), ": unreadable stripe header '",
-                       it->second.to_str(), "' (xattr ", kStripeXattr, ")"));
-    }
-    size = stripe->size_bytes;
-  }
+  const uint64_t size =
+      head->stripe ? head->stripe->size_bytes : head->own_bytes;
   return std::make_unique<RadosObjectReader>(*this, key, size,
-                                             std::move(stripe));
+                                             std::move(head->stripe));
 }
 
 absl::StatusOr<std::string> RadosObjectStore::GetRange(const std::string& key,

@@ -180,11 +180,12 @@ class RadosObjectStore : public ObjectStore {
   // is a striped object's head.
   struct Head {
     bool exists = false;
+    uint64_t own_bytes = 0;  // the object's own (0 for a striped head)
     std::optional<StripeLayout> stripe;
   };
   // The name of `key`'s object in messages: "object 'k' in pool p".
   std::string Name(const std::string& oid) const;
-  // One op: the head's xattrs and, if `read_data`, `length` bytes at
+  // One op: the head's size and xattrs and, if `read_data`, `length` bytes at
   // `offset` of its own bytes into `data` (length 0: to the end). A
   // missing object is a Head that does not exist; an unreadable stripe
   // header DATA_LOSS.
