@@ -656,6 +656,29 @@ absl::Status RadosObjectStore::PutUnsynced(
   if (auto s = ValidateKey(key); !s.ok()) return s;
   uint64_t total = 0;
   for (std::string_view p : parts) total += p.size();
+  if (total <= part_bytes_) {
+    // write_full replaces an object whole, never a mix of old and new. One
+    // op for a new object (the common case: packs, chunks, summaries) and
+    // two for one that is there but not a striped head; a striped head is
+    // replaced below.
+    bufferlist bl = Gather(parts);
+    librados::ObjectWriteOperation create;
+    create.create(/*exclusive=*/true);
+    create.write_full(bl);
+    int rc = ioctx_.operate(key, &create);
+    if (rc == -EEXIST) {
+      // An absent xattr compares equal to "" (-ECANCELED: a striped head;
+      // -ENOENT: deleted meanwhile).
+      librados::ObjectWriteOperation replace;
+      replace.cmpxattr(kStripeXattr, LIBRADOS_CMPXATTR_OP_EQ, bufferlist());
+      replace.write_full(bl);
+      rc = ioctx_.operate(key, &replace);
+    }
+    if (rc == 0) return absl::OkStatus();
+    if (rc != -ECANCELED && rc != -ENOENT) {
+      return RadosStatus(rc, absl::StrCat("write ", Name(key)));
+    }
+  }
   // The parts of the object replaced, removed once the head no longer
   // names them.
   absl::StatusOr<Head> old = ReadHead(key, 0, 0, false, nullptr);
@@ -668,10 +691,10 @@ absl::Status RadosObjectStore::PutUnsynced(
       return s;
     }
   } else {
+    // The bytes and the stripe header's removal in one op (FAILOK: the
+    // header may be gone meanwhile), so the bytes are never read as a
+    // head.
     bufferlist bl = Gather(parts);
-    // write_full replaces the object in one op: never a mix of old and
-    // new. The stripe header goes in the same op (if any: FAILOK), so the
-    // bytes are never read as a head.
     librados::ObjectWriteOperation op;
     op.write_full(bl);
     op.rmxattr(kStripeXattr);

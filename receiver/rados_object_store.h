@@ -13,18 +13,22 @@
 //    No key starts with '.' or holds '@', so parts never collide with a
 //    key and List never shows one. The head is written last, in one op,
 //    so the object appears whole or not at all.
-//  * Put and PutUnsynced of a plain object are one write_full (with the
-//    removal of any stripe header in the same op): RADOS applies an op
-//    whole, so readers see the old or the new object. Of a striped one:
-//    parts under a new generation, then the head replaced in one op, then
-//    the replaced object's parts removed. Readers get the old or the new
-//    bytes, never a mix: but one that read the old head just before the
-//    replace and a part just after the removal (a Get, GetRange or
-//    reader racing the Put) fails with NOT_FOUND although the key exists
-//    (retrying reads the new object). Two Puts, or a Put and a Delete, of
-//    one key racing may leave parts headless (for RemoveTempFiles). An OSD
-//    acknowledges a write once every replica has it durably, so
-//    PutUnsynced is Put and SyncAll has nothing left to do.
+//  * Put and PutUnsynced of a plain object are a write_full, which RADOS
+//    applies whole, so readers see the old or the new object: one op of
+//    an exclusive create for a new object; for one that exists (-EEXIST),
+//    a second op guarded by cmpxattr (the stripe header absent); over a
+//    striped head, the head's stripe header is read and the write_full
+//    removes it in the same op, then the old parts are removed. Of a
+//    striped object: the old head read, parts under a new generation, the
+//    head replaced in one op, then the replaced object's parts removed.
+//    Readers get the old or the new bytes, never a mix: but one that read
+//    the old head just before the replace and a part just after the
+//    removal (a Get, GetRange or reader racing the Put) fails with
+//    NOT_FOUND although the key exists (retrying reads the new object).
+//    Two Puts, or a Put and a Delete, of one key racing may leave parts
+//    headless (for RemoveTempFiles). An OSD acknowledges a write once
+//    every replica has it durably, so PutUnsynced is Put and SyncAll has
+//    nothing left to do.
 //  * Publish of a plain object is one op of an exclusive create and
 //    write_full: -EEXIST is ALREADY_EXISTS and nothing is written. Of a
 //    striped one: ALREADY_EXISTS at once if the key exists, else parts,
