@@ -571,6 +571,39 @@ TEST_F(RadosStripeTest, MissingOrShortPartIsDataLoss) {
   EXPECT_THAT(std::string(tail.status().message()), HasSubstr("shorter"));
 }
 
+// RemoveTempFiles run while a striped writer was still writing (which its
+// caller promised not to do) took its parts: Publish fails and publishes
+// nothing, rather than a head over missing parts.
+TEST_F(RadosStripeTest, WriterWhosePartsWereRemovedPublishesNothing) {
+  auto writer = striped_->OpenWriter("idx/w");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(Pattern(3 * kPart, 15)).ok());
+  EXPECT_EQ(*striped_->RemoveTempFiles("idx", INT64_MAX), 3u);
+  EXPECT_TRUE(absl::IsDataLoss((*writer)->ReadBack(0, 10).status()));
+  const absl::Status published = (*writer)->Publish();
+  EXPECT_TRUE(absl::IsDataLoss(published)) << published;
+  EXPECT_FALSE(*striped_->Exists("idx/w"));
+  EXPECT_TRUE(RawOids().empty());
+}
+
+// A head whose stripe header cannot be read is DATA_LOSS naming the
+// object; Delete still removes it.
+TEST_F(RadosStripeTest, UnreadableStripeHeaderIsDataLoss) {
+  ASSERT_TRUE(striped_->Put("h/x", "").ok());
+  bufferlist garbage;
+  garbage.append("1 100 0 3 abc");
+  ASSERT_EQ(raw_.setxattr("h/x", "cbtd.stripe", garbage), 0);
+  for (const absl::Status& s :
+       {striped_->Get("h/x").status(), striped_->GetRange("h/x", 0, 1).status(),
+        striped_->OpenReader("h/x").status()}) {
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("'h/x'"));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("stripe header"));
+  }
+  ASSERT_TRUE(striped_->Delete("h/x").ok());
+  EXPECT_TRUE(RawOids().empty());
+}
+
 // A writer's Publish copies its temporary on the OSD, in rounds of
 // osd_copyfrom_max_chunk (8 MiB): a 24 MiB + 1 object arrives byte for
 // byte, and its temporary is gone.
