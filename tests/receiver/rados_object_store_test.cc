@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/common/ceph_cluster.h"
+#include "tests/common/ceph_environment.h"
 #include "tests/receiver/object_store_contract.h"
 
 namespace cbtd::receiver {
@@ -34,20 +35,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-// One cluster for the whole binary: started before the first test, stopped
-// after the last (a cluster per suite would cost ~10 s each).
-class CephEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    cluster_ = test::CephCluster::Start();
-    std::printf("ceph cluster started in %.1f s\n", cluster_->start_seconds());
-  }
-  void TearDown() override { cluster_.reset(); }
-  static test::CephCluster& cluster() { return *cluster_; }
-
- private:
-  static inline std::unique_ptr<test::CephCluster> cluster_;
-};
+using test::CephEnvironment;
 ::testing::Environment* const kCephEnvironment =
     ::testing::AddGlobalTestEnvironment(new CephEnvironment);
 
