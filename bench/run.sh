@@ -10,6 +10,9 @@
 #   bench/run.sh --nbd [--size 2G]    instant access: an NBD export read
 #                                     sequentially and at random against a
 #                                     full restore (bench/nbd_bench.py)
+#   bench/run.sh --ceph [--size 2G]   the vault on a Ceph pool against
+#                                     `rados bench` on it, and the local
+#                                     vault beside it (bench/ceph_bench.py)
 #   bench/run.sh --memory [--size 16T] peak RSS of sender and receiver for a
 #                                     16 TiB sparse volume, full and 1000
 #                                     changed chunks (bench/memory_bench.py)
@@ -46,6 +49,11 @@ if [ -z "${CBTD_BENCH_NO_BUILD:-}" ]; then
   if [ "${1:-}" = "--memory" ]; then
     cmake --build "$cbtd_build" --target cbtd
   fi
+fi
+if [ "${1:-}" = "--ceph" ]; then
+  shift
+  exec /usr/bin/python3 "$here/ceph_bench.py" --bin-dir "$cbtd_build/bin" \
+    --cluster-script "$src/tests/ceph/ceph-cluster.sh" "$@"
 fi
 if [ "${1:-}" = "--memory" ]; then
   shift

@@ -2,26 +2,63 @@
 // an optional namespace. Key "a/b/c" is the object "a/b/c".
 //
 // The mapping (docs/architecture.md, "Object stores"):
-//  * Put and PutUnsynced are one write_full each: RADOS applies an op
-//    whole, so readers see the old or the new object. An OSD acknowledges
-//    a write once every replica has it durably, so PutUnsynced is Put and
-//    SyncAll has nothing left to do.
-//  * Publish is one op of an exclusive create and write_full: -EEXIST is
-//    ALREADY_EXISTS and nothing is written.
-//  * OpenWriter appends to a temporary object ".tmp/<key>.<random>" (keys
-//    never start with '.', so no key names one and List never shows one).
-//    Its Publish is one op of an exclusive create and a copy_from of the
-//    temporary (done by the OSD: the client never holds the object; the
-//    copy lands whole or not at all), then removes the temporary;
-//    RemoveTempFiles removes those an interrupted writer left.
-//  * Objects are written in one op, so an object is at most
-//    max_object_bytes(): osd_max_write_size (90 MiB by default), below
-//    osd_max_object_size (128 MiB). Larger ones are INVALID_ARGUMENT (packs
-//    are 16 MiB).
-//  * A reader (OpenReader) reads the object on every ReadAt: once the
-//    object is deleted its reads fail with NOT_FOUND.
+//  * Objects of at most part_bytes() are plain: one RADOS object under the
+//    key holding the bytes, as before striping. part_bytes() is
+//    min(64 MiB, osd_max_write_size, osd_max_object_size) (64 MiB by
+//    default), or less with RadosStoreOptions::max_part_bytes.
+//  * Larger objects are striped: parts ".parts/<key>@<gen>.<i>" of
+//    part_bytes() each (the last shorter), <gen> random hex new for every
+//    write, and a head under the key with no bytes of its own whose xattr
+//    "cbtd.stripe" is the StripeLayout (size, part size, part count, gen).
+//    No key starts with '.' or holds '@', so parts never collide with a
+//    key and List never shows one. The head is written last, in one op,
+//    so the object appears whole or not at all.
+//  * Put and PutUnsynced of a plain object are a write_full, which RADOS
+//    applies whole, so readers see the old or the new object: one op of
+//    an exclusive create for a new object; for one that exists (-EEXIST),
+//    a second op guarded by cmpxattr (the stripe header absent); over a
+//    striped head, the head's stripe header is read and the write_full
+//    removes it in the same op, then the old parts are removed. Of a
+//    striped object: the old head read, parts under a new generation, the
+//    head replaced in one op, then the replaced object's parts removed.
+//    Readers get the old or the new bytes, never a mix: but one that read
+//    the old head just before the replace and a part just after the
+//    removal (a Get, GetRange or reader racing the Put) fails with
+//    NOT_FOUND although the key exists (retrying reads the new object).
+//    Two Puts, or a Put and a Delete, of one key racing may leave parts
+//    headless (for RemoveTempFiles). An OSD acknowledges a write once
+//    every replica has it durably, so PutUnsynced is Put and SyncAll has
+//    nothing left to do.
+//  * Publish of a plain object is one op of an exclusive create and
+//    write_full: -EEXIST is ALREADY_EXISTS and nothing is written. Of a
+//    striped one: ALREADY_EXISTS at once if the key exists, else parts,
+//    then the head under the exclusive create; losing that race removes
+//    the parts again (ALREADY_EXISTS, nothing written stays).
+//  * OpenWriter appends to the parts of a new generation, one op per part
+//    an Append touches: memory is bounded by the Append, never the object.
+//    ReadBack reads the parts. Its Publish of at most one part is one op of
+//    an exclusive create and a copy_from of the part (done by the OSD: the
+//    client never holds the object; the copy lands whole or not at all),
+//    then removes the part: a plain object. Of more parts it checks that
+//    each is whole and creates the head exclusively; the parts stay where
+//    they are (no copy). A writer destroyed unpublished removes its parts.
+//  * Delete removes the head, then the parts: the object is gone at once,
+//    and a crash in between leaves headless parts.
+//  * RemoveTempFiles removes, when older than the cut-off, temporaries
+//    ".tmp/..." (left by earlier versions' writers) and every part whose
+//    key's head does not name its generation (unpublished writers,
+//    interrupted Put / Publish / Delete, replaced objects' leftovers).
+//  * Reads: Get and GetRange are one op for a plain object (the range and
+//    the xattrs together); a striped head costs one more op per part the
+//    range touches (a range may span parts). A head whose part is missing
+//    or short is DATA_LOSS naming the object and the part, unless the head
+//    changed meanwhile (then NOT_FOUND: deleted or replaced while read).
+//  * A reader (OpenReader) of a plain object reads it on every ReadAt;
+//    of a striped one, the parts of the head it opened. Once the object is
+//    deleted (or replaced) its reads fail with NOT_FOUND.
 //  * Touch sets the xattr "cbtd.mtime" (ms since the epoch, the client's
-//    clock); ModifiedUnixMs is the later of it and the object's mtime.
+//    clock) on the object or head; ModifiedUnixMs is the later of it and
+//    the object's (head's) mtime. Exists is the head's.
 //  * List walks every object of the namespace (one listing of the pool's
 //    PGs, cost in proportion to the namespace's objects, not the prefix's)
 //    and sorts the keys.
@@ -44,7 +81,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "receiver/object_store.h"
@@ -65,6 +105,26 @@ struct RadosStoreOptions {
   int op_timeout_seconds = 30;
   // How long a lock outlives a holder that stopped renewing it.
   int lock_duration_seconds = 30;
+  // If not 0, a bound on part_bytes() below what the cluster allows (tests
+  // stripe small objects with it).
+  uint64_t max_part_bytes = 0;
+};
+
+// How a striped object lies in its parts (the head's xattr "cbtd.stripe",
+// "1 <size_bytes> <part_bytes> <part_count> <gen>"): part i holds bytes
+// [i * part_bytes, min((i + 1) * part_bytes, size_bytes)).
+struct StripeLayout {
+  uint64_t size_bytes = 0;
+  uint64_t part_bytes = 0;
+  uint64_t part_count = 0;
+  // Random hex, new for every write: names this object's parts apart
+  // from those of the object it replaced.
+  std::string gen;
+
+  std::string Encode() const;
+  // nullopt unless `text` is an Encode() of a consistent layout.
+  static std::optional<StripeLayout> Parse(std::string_view text);
+  uint64_t PartSize(uint64_t index) const;
 };
 
 class RadosObjectStore : public ObjectStore {
@@ -92,6 +152,8 @@ class RadosObjectStore : public ObjectStore {
       const std::string& key) override;
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint32_t length) override;
+  absl::Status GetRangeInto(const std::string& key, uint64_t offset,
+                            uint32_t length, std::string& out) override;
   absl::StatusOr<bool> Exists(const std::string& key) override;
   absl::Status Touch(const std::string& key) override;
   absl::StatusOr<int64_t> ModifiedUnixMs(const std::string& key) override;
@@ -105,8 +167,9 @@ class RadosObjectStore : public ObjectStore {
                                                   bool wait) override;
   absl::Status DeleteLock(const std::string& name) override;
 
-  // The largest object this store writes (see above).
-  uint64_t max_object_bytes() const { return max_object_bytes_; }
+  // The largest object stored whole, and the size of a striped object's
+  // parts (see above).
+  uint64_t part_bytes() const { return part_bytes_; }
   // "pool" or "pool/namespace", for messages.
   const std::string& where() const { return where_; }
   // The pool and namespace, for what keeps its own objects beside the
@@ -117,10 +180,42 @@ class RadosObjectStore : public ObjectStore {
  private:
   RadosObjectStore(const RadosStoreOptions& options,
                    std::unique_ptr<librados::Rados> cluster,
-                   librados::IoCtx ioctx, uint64_t max_object_bytes);
+                   librados::IoCtx ioctx, uint64_t part_bytes);
+  // What an object's head says: whether it exists, and its layout if it
+  // is a striped object's head.
+  struct Head {
+    bool exists = false;
+    uint64_t own_bytes = 0;  // the object's own (0 for a striped head)
+    std::optional<StripeLayout> stripe;
+  };
   // The name of `key`'s object in messages: "object 'k' in pool p".
   std::string Name(const std::string& oid) const;
-  absl::Status CheckSize(const std::string& key, uint64_t size) const;
+  // One op: the head's size and xattrs and, if `read_data`, `length` bytes at
+  // `offset` of its own bytes into `data` (length 0: to the end). A
+  // missing object is a Head that does not exist; an unreadable stripe
+  // header DATA_LOSS.
+  absl::StatusOr<Head> ReadHead(const std::string& key, uint64_t offset,
+                                uint64_t length, bool read_data,
+                                librados::bufferlist* data);
+  // `length` bytes at `offset` of the striped object `key` into `out`.
+  absl::Status ReadStriped(const std::string& key, const StripeLayout& layout,
+                           uint64_t offset, uint64_t length, std::string& out);
+  // Part `index` was missing or short: NOT_FOUND if the head is gone or
+  // names other parts now (deleted or replaced meanwhile), else DATA_LOSS
+  // naming the object and the part.
+  absl::Status PartMissing(const std::string& key, const StripeLayout& layout,
+                           uint64_t index, bool missing);
+  StripeLayout NewLayout(uint64_t size_bytes) const;
+  // Writes every part of `layout` from the bytes `data`; on failure
+  // removes what it wrote.
+  absl::Status WriteParts(const std::string& key, const StripeLayout& layout,
+                          std::span<const std::string_view> data);
+  // Best effort; RemoveTempFiles removes what is left.
+  void RemoveParts(const std::string& key, const StripeLayout& layout);
+  // The head of `layout` as `key`, in one op: exclusive create, or
+  // replacing whatever is there.
+  absl::Status WriteHead(const std::string& key, const StripeLayout& layout,
+                         bool exclusive);
   // Exclusive create + write_full of `bl` as `key`.
   absl::Status PublishBuffer(const std::string& key,
                              const librados::bufferlist& bl);
@@ -133,7 +228,7 @@ class RadosObjectStore : public ObjectStore {
   std::unique_ptr<librados::Rados> cluster_;
   // librados' IoCtx is safe for concurrent ops from several threads.
   librados::IoCtx ioctx_;
-  const uint64_t max_object_bytes_;
+  const uint64_t part_bytes_;
 };
 
 }  // namespace cbtd::receiver

@@ -11,37 +11,31 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/common/ceph_cluster.h"
+#include "tests/common/ceph_environment.h"
 #include "tests/receiver/object_store_contract.h"
 
 namespace cbtd::receiver {
 namespace {
 
+using ::librados::bufferlist;
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
-// One cluster for the whole binary: started before the first test, stopped
-// after the last (a cluster per suite would cost ~10 s each).
-class CephEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    cluster_ = test::CephCluster::Start();
-    std::printf("ceph cluster started in %.1f s\n", cluster_->start_seconds());
-  }
-  void TearDown() override { cluster_.reset(); }
-  static test::CephCluster& cluster() { return *cluster_; }
-
- private:
-  static inline std::unique_ptr<test::CephCluster> cluster_;
-};
+using test::CephEnvironment;
 ::testing::Environment* const kCephEnvironment =
     ::testing::AddGlobalTestEnvironment(new CephEnvironment);
 
@@ -70,6 +64,31 @@ INSTANTIATE_TEST_SUITE_P(Rados, ObjectStoreContractTest,
                              }}),
                          testing::FactoryName);
 
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// `size` bytes that differ from offset to offset and from seed to seed.
+std::string Pattern(size_t size, uint64_t seed) {
+  std::string data(size, '\0');
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t i = 0; i < size; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    data[i] = static_cast<char>(x);
+  }
+  return data;
+}
+
+// The bytes read, or the error as text (a failed read fails the test that
+// compares it, not the whole binary).
+std::string Got(const absl::StatusOr<std::string>& read) {
+  return read.ok() ? *read : "error: " + read.status().ToString();
+}
+
 class RadosObjectStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -77,6 +96,38 @@ class RadosObjectStoreTest : public ::testing::Test {
     ns_ = std::string("rados-") + info->name();
     store_ = Open();
     ASSERT_NE(store_, nullptr);
+    // The namespace as RADOS has it, parts and all, beside the store.
+    ASSERT_EQ(raw_client_.init("cbtd"), 0);
+    ASSERT_EQ(raw_client_.conf_read_file(
+                  CephEnvironment::cluster().conf_path().c_str()),
+              0);
+    ASSERT_EQ(raw_client_.connect(), 0);
+    ASSERT_EQ(raw_client_.ioctx_create(test::CephCluster::kPool, raw_), 0);
+    raw_.set_namespace(ns_);
+  }
+  void TearDown() override {
+    raw_.close();
+    raw_client_.shutdown();
+  }
+  // Every object of the namespace, sorted.
+  std::vector<std::string> RawOids() {
+    std::vector<std::string> oids;
+    for (auto it = raw_.nobjects_begin(); it != raw_.nobjects_end(); ++it) {
+      oids.push_back(it->get_oid());
+    }
+    std::sort(oids.begin(), oids.end());
+    return oids;
+  }
+  uint64_t RawSize(const std::string& oid) {
+    uint64_t size = 0;
+    time_t mtime = 0;
+    EXPECT_EQ(raw_.stat(oid, &size, &mtime), 0) << oid;
+    return size;
+  }
+  bool RawHasStripeXattr(const std::string& oid) {
+    std::map<std::string, bufferlist> attrs;
+    EXPECT_EQ(raw_.getxattrs(oid, attrs), 0) << oid;
+    return attrs.contains("cbtd.stripe");
   }
   // Another client (another process) of the same namespace.
   std::unique_ptr<RadosObjectStore> Open() {
@@ -86,6 +137,28 @@ class RadosObjectStoreTest : public ::testing::Test {
   }
   std::string ns_;
   std::unique_ptr<RadosObjectStore> store_;
+  librados::Rados raw_client_;
+  librados::IoCtx raw_;
+};
+
+// A store striping at 1 MiB (striped_), beside one with the cluster's
+// part size (store_), in the same namespace.
+class RadosStripeTest : public RadosObjectStoreTest {
+ protected:
+  static constexpr uint64_t kPart = 1u << 20;
+  void SetUp() override {
+    RadosObjectStoreTest::SetUp();
+    auto striped = RadosObjectStore::Open(StripedOptions());
+    ASSERT_TRUE(striped.ok()) << striped.status();
+    striped_ = *std::move(striped);
+    ASSERT_EQ(striped_->part_bytes(), kPart);
+  }
+  RadosStoreOptions StripedOptions() const {
+    RadosStoreOptions options = Options(ns_);
+    options.max_part_bytes = kPart;
+    return options;
+  }
+  std::unique_ptr<RadosObjectStore> striped_;
 };
 
 // Two clients publish the same key at once, many times over: exactly one
@@ -218,20 +291,305 @@ TEST_F(RadosObjectStoreTest, NamespacesAreSeparateVaults) {
   EXPECT_EQ(store_->where(), "vault/" + ns_);
 }
 
-TEST_F(RadosObjectStoreTest, ObjectsOverTheLimitAreRefusedByName) {
-  EXPECT_EQ(store_->max_object_bytes(), 90u << 20);
-  const std::string big(store_->max_object_bytes() + 1, 'x');
-  const absl::Status put = store_->Put("p/big", big);
-  EXPECT_TRUE(absl::IsInvalidArgument(put)) << put;
-  EXPECT_THAT(std::string(put.message()), HasSubstr("p/big"));
-  EXPECT_THAT(std::string(put.message()), HasSubstr("osd_max_write_size"));
-  EXPECT_TRUE(absl::IsInvalidArgument(store_->Publish("p/big", big)));
+// Objects larger than osd_max_write_size (90 MiB here, as by default) are
+// striped into parts of at most 64 MiB and read back whole.
+TEST_F(RadosObjectStoreTest, ObjectsOverMaxWriteSizeAreStriped) {
+  EXPECT_EQ(store_->part_bytes(), 64u << 20);
+  const std::string big = Pattern((90u << 20) + 1, 1);
+  ASSERT_TRUE(store_->Put("p/big", big).ok());
+  EXPECT_TRUE(Got(store_->Get("p/big")) == big);
+  EXPECT_EQ(RawOids().size(), 3u);  // the head and two parts
+  ASSERT_TRUE(store_->Delete("p/big").ok());
   auto writer = store_->OpenWriter("p/big");
   ASSERT_TRUE(writer.ok());
-  ASSERT_TRUE((*writer)->Append(std::string_view(big).substr(0, 1 << 20)).ok());
-  EXPECT_TRUE(absl::IsInvalidArgument(
-      (*writer)->Append(std::string_view(big).substr(1 << 20))));
-  EXPECT_FALSE(*store_->Exists("p/big"));
+  for (size_t at = 0; at < big.size(); at += 16u << 20) {
+    ASSERT_TRUE(
+        (*writer)->Append(std::string_view(big).substr(at, 16u << 20)).ok());
+  }
+  ASSERT_TRUE((*writer)->Publish().ok());
+  auto back = store_->GetRange("p/big", (64u << 20) - 3, 6);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, big.substr((64u << 20) - 3, 6));
+  EXPECT_TRUE(Got(store_->Get("p/big")) == big);
+  ASSERT_TRUE(store_->Delete("p/big").ok());
+  EXPECT_TRUE(RawOids().empty());
+}
+
+// With 1 MiB parts: an object of at most one part is one object, byte for
+// byte as before striping; a larger one is a head and parts, read back
+// whole, by ranges across parts and through a reader.
+TEST_F(RadosStripeTest, StripedObjectsReadBackByRangesAcrossParts) {
+  const std::string one = Pattern(kPart, 2);
+  ASSERT_TRUE(striped_->Publish("s/one", one).ok());
+  EXPECT_EQ(RawOids(), (std::vector<std::string>{"s/one"}));
+  EXPECT_EQ(RawSize("s/one"), kPart);
+  EXPECT_FALSE(RawHasStripeXattr("s/one"));
+
+  const std::string data = Pattern(3 * kPart + kPart / 2, 3);
+  ASSERT_TRUE(striped_->Publish("s/x", data).ok());
+  const std::vector<std::string> oids = RawOids();
+  ASSERT_EQ(oids.size(), 6u) << ::testing::PrintToString(oids);
+  EXPECT_EQ(RawSize("s/x"), 0u);  // the head holds no bytes of its own
+  EXPECT_TRUE(RawHasStripeXattr("s/x"));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_THAT(oids, Contains(MatchesRegex("\\.parts/s/x@[0-9a-f]+\\." +
+                                            std::to_string(i))));
+  }
+  EXPECT_EQ(*striped_->List("s"), (std::vector<std::string>{"s/one", "s/x"}));
+  EXPECT_EQ(*striped_->List(""), (std::vector<std::string>{"s/one", "s/x"}));
+  EXPECT_TRUE(Got(striped_->Get("s/x")) == data);
+  EXPECT_TRUE(*striped_->Exists("s/x"));
+  // Inside a part, across one boundary, across three parts, to the end.
+  for (auto [offset, length] :
+       std::vector<std::pair<uint64_t, uint32_t>>{{10, 100},
+                                                  {kPart - 10, 20},
+                                                  {kPart / 2, 2 * kPart + 7},
+                                                  {data.size() - 5, 5},
+                                                  {data.size(), 0}}) {
+    auto range = striped_->GetRange("s/x", offset, length);
+    ASSERT_TRUE(range.ok()) << offset << ": " << range.status();
+    EXPECT_TRUE(*range == data.substr(offset, length)) << offset;
+    std::string into = "reused";
+    ASSERT_TRUE(striped_->GetRangeInto("s/x", offset, length, into).ok());
+    EXPECT_TRUE(into == data.substr(offset, length)) << offset;
+  }
+  EXPECT_TRUE(
+      absl::IsDataLoss(striped_->GetRange("s/x", data.size() - 5, 6).status()));
+  auto reader = striped_->OpenReader("s/x");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->size_bytes(), data.size());
+  EXPECT_TRUE(Got((*reader)->ReadAt(2 * kPart - 1, 3)) ==
+              data.substr(2 * kPart - 1, 3));
+  EXPECT_TRUE(absl::IsDataLoss((*reader)->ReadAt(data.size(), 1).status()));
+  // Touch and the modified time are the head's.
+  const int64_t before = *striped_->ModifiedUnixMs("s/x");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(striped_->Touch("s/x").ok());
+  EXPECT_GT(*striped_->ModifiedUnixMs("s/x"), before);
+  // Another client with the cluster's own part size reads it too.
+  EXPECT_TRUE(Got(store_->Get("s/x")) == data);
+}
+
+// A writer streams into parts, reads back across them, shows nothing
+// before Publish and publishes the parts under a head.
+TEST_F(RadosStripeTest, WriterStreamsPartsReadsBackAndPublishes) {
+  const std::string data = Pattern(4 * kPart + 12345, 4);
+  auto writer = striped_->OpenWriter("idx/w");
+  ASSERT_TRUE(writer.ok());
+  // Pieces of 300 KiB, then one append over three part boundaries.
+  size_t at = 0;
+  for (; at < kPart + 7; at += 300 << 10) {
+    ASSERT_TRUE((*writer)->Append(data.substr(at, 300 << 10)).ok());
+  }
+  ASSERT_TRUE((*writer)->Append(std::string_view(data).substr(at)).ok());
+  EXPECT_EQ((*writer)->size_bytes(), data.size());
+  EXPECT_TRUE(Got((*writer)->ReadBack(kPart - 100, 2 * kPart + 200)) ==
+              data.substr(kPart - 100, 2 * kPart + 200));
+  EXPECT_FALSE(*striped_->Exists("idx/w"));
+  EXPECT_TRUE(striped_->List("")->empty());
+  ASSERT_TRUE((*writer)->Publish().ok());
+  EXPECT_TRUE(Got(striped_->Get("idx/w")) == data);
+  EXPECT_EQ(RawOids().size(), 6u);  // the head and five parts
+  // The parts are live: RemoveTempFiles leaves them.
+  EXPECT_EQ(*striped_->RemoveTempFiles("idx", INT64_MAX), 0u);
+  EXPECT_TRUE(Got(striped_->Get("idx/w")) == data);
+  writer->reset();
+  EXPECT_EQ(RawOids().size(), 6u);
+  // A writer never published leaves no part behind.
+  auto dropped = striped_->OpenWriter("idx/dropped");
+  ASSERT_TRUE(dropped.ok());
+  ASSERT_TRUE((*dropped)->Append(data).ok());
+  EXPECT_EQ(RawOids().size(), 11u);
+  dropped->reset();
+  EXPECT_EQ(RawOids().size(), 6u);
+}
+
+// Publish of a striped object on a taken key, plain or striped, directly
+// or through a writer: ALREADY_EXISTS, and nothing written stays.
+TEST_F(RadosStripeTest, PublishOnATakenKeyWritesNothing) {
+  const std::string first = Pattern(3 * kPart, 5);
+  const std::string second = Pattern(2 * kPart + 1, 6);
+  ASSERT_TRUE(striped_->Publish("k/striped", first).ok());
+  ASSERT_TRUE(striped_->Publish("k/plain", "small").ok());
+  const std::vector<std::string> oids = RawOids();
+  for (const char* key : {"k/striped", "k/plain"}) {
+    const absl::Status s = striped_->Publish(key, second);
+    EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(key));
+    auto writer = striped_->OpenWriter(key);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Append(second).ok());
+    const absl::Status w = (*writer)->Publish();
+    EXPECT_TRUE(absl::IsAlreadyExists(w)) << w;
+  }
+  EXPECT_EQ(RawOids(), oids);
+  EXPECT_TRUE(Got(striped_->Get("k/striped")) == first);
+  EXPECT_EQ(Got(striped_->Get("k/plain")), "small");
+}
+
+// Two clients publish the same striped key at once: one wins, the other
+// gets ALREADY_EXISTS and its parts go.
+TEST_F(RadosStripeTest, StripedPublishRaceHasExactlyOneWinner) {
+  auto other = RadosObjectStore::Open(StripedOptions());
+  ASSERT_TRUE(other.ok());
+  for (int race = 0; race < 5; ++race) {
+    const std::string key = "r/" + std::to_string(race);
+    const std::string mine = Pattern(2 * kPart + 10, 7);
+    const std::string theirs = Pattern(3 * kPart + 20, 8);
+    absl::Status a, b;
+    std::atomic<bool> go{false};
+    std::thread t1([&] {
+      while (!go) {
+      }
+      a = striped_->Publish(key, mine);
+    });
+    std::thread t2([&] {
+      while (!go) {
+      }
+      auto writer = (*other)->OpenWriter(key);
+      b = writer.ok() ? (*writer)->Append(theirs) : writer.status();
+      if (b.ok()) b = (*writer)->Publish();
+    });
+    go = true;
+    t1.join();
+    t2.join();
+    ASSERT_NE(a.ok(), b.ok()) << key << ": " << a << " / " << b;
+    EXPECT_TRUE(absl::IsAlreadyExists(a.ok() ? b : a));
+    EXPECT_TRUE(Got(striped_->Get(key)) == (a.ok() ? mine : theirs)) << key;
+  }
+  // Each key's head and the winner's parts, nothing else.
+  size_t parts = 0;
+  for (int race = 0; race < 5; ++race) {
+    const std::string key = "r/" + std::to_string(race);
+    parts +=
+        (striped_->OpenReader(key).value()->size_bytes() + kPart - 1) / kPart;
+  }
+  EXPECT_EQ(RawOids().size(), 5 + parts);
+}
+
+// Put replaces a striped object by a striped or a plain one (and back)
+// whole, and removes the parts of the object it replaced. A reader of the
+// replaced object fails NOT_FOUND rather than read the new one's parts.
+TEST_F(RadosStripeTest, PutReplacesStripedObjectsAndRemovesOldParts) {
+  const std::string a = Pattern(3 * kPart, 9);
+  const std::string b = Pattern(4 * kPart + kPart / 2, 10);
+  ASSERT_TRUE(striped_->Put("v/x", a).ok());
+  auto reader = striped_->OpenReader("v/x");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(striped_->Put("v/x", b).ok());
+  EXPECT_TRUE(Got(striped_->Get("v/x")) == b);
+  EXPECT_EQ(RawOids().size(), 6u);  // b's head and five parts
+  const absl::StatusOr<std::string> stale = (*reader)->ReadAt(kPart, 10);
+  EXPECT_TRUE(absl::IsNotFound(stale.status())) << stale.status();
+  ASSERT_TRUE(striped_->Put("v/x", "tiny").ok());
+  EXPECT_EQ(Got(striped_->Get("v/x")), "tiny");
+  EXPECT_EQ(Got(striped_->GetRange("v/x", 1, 2)), "in");
+  EXPECT_EQ((*striped_->OpenReader("v/x"))->size_bytes(), 4u);
+  EXPECT_EQ(RawOids(), (std::vector<std::string>{"v/x"}));
+  EXPECT_FALSE(RawHasStripeXattr("v/x"));
+  ASSERT_TRUE(striped_->Put("v/x", a).ok());
+  EXPECT_TRUE(Got(striped_->Get("v/x")) == a);
+  // A gather write striped across its pieces.
+  const std::string_view pieces[] = {std::string_view(b).substr(0, 5),
+                                     std::string_view(b).substr(5, kPart),
+                                     std::string_view(b).substr(kPart + 5)};
+  ASSERT_TRUE(striped_->PutUnsynced("v/y", pieces).ok());
+  EXPECT_TRUE(Got(striped_->Get("v/y")) == b);
+  EXPECT_EQ(RawOids().size(), 4u + 6u);
+}
+
+TEST_F(RadosStripeTest, DeleteLeavesNoParts) {
+  ASSERT_TRUE(striped_->Publish("d/x", Pattern(5 * kPart, 11)).ok());
+  ASSERT_EQ(RawOids().size(), 6u);
+  ASSERT_TRUE(striped_->Delete("d/x").ok());
+  EXPECT_FALSE(*striped_->Exists("d/x"));
+  EXPECT_TRUE(absl::IsNotFound(striped_->Get("d/x").status()));
+  EXPECT_TRUE(RawOids().empty());
+  EXPECT_TRUE(striped_->Delete("d/x").ok());
+}
+
+// Parts no head names (a Delete or Put cut short after the head, a writer
+// that died) are removed by RemoveTempFiles once older than the cut-off;
+// a live object's parts never.
+TEST_F(RadosStripeTest, RemoveTempFilesRemovesOrphanedPartsOnly) {
+  const std::string live = Pattern(2 * kPart + 3, 12);
+  ASSERT_TRUE(striped_->Publish("o/live", live).ok());
+  ASSERT_TRUE(striped_->Publish("o/headless", Pattern(3 * kPart, 13)).ok());
+  ASSERT_EQ(raw_.remove("o/headless"), 0);  // a Delete that crashed
+  bufferlist stale;
+  stale.append("a replaced object's part");
+  ASSERT_EQ(raw_.write_full(".parts/o/live@0123456789abcdef.0", stale), 0);
+  ASSERT_EQ(RawOids().size(), 1u + 3 + 3 + 1);
+  EXPECT_EQ(*striped_->RemoveTempFiles("o", NowUnixMs() - 3600 * 1000), 0u);
+  EXPECT_EQ(*striped_->RemoveTempFiles("other", INT64_MAX), 0u);
+  EXPECT_EQ(*striped_->RemoveTempFiles("o", INT64_MAX), 4u);
+  EXPECT_EQ(RawOids().size(), 4u);
+  EXPECT_TRUE(Got(striped_->Get("o/live")) == live);
+  EXPECT_EQ(*striped_->List(""), (std::vector<std::string>{"o/live"}));
+}
+
+// A head whose part is missing or short is DATA_LOSS naming the object and
+// the part; ranges in the other parts still read.
+TEST_F(RadosStripeTest, MissingOrShortPartIsDataLoss) {
+  const std::string data = Pattern(3 * kPart, 14);
+  ASSERT_TRUE(striped_->Publish("m/x", data).ok());
+  std::string part1, part2;
+  for (const std::string& oid : RawOids()) {
+    if (oid.ends_with(".1")) part1 = oid;
+    if (oid.ends_with(".2")) part2 = oid;
+  }
+  ASSERT_FALSE(part1.empty());
+  auto reader = striped_->OpenReader("m/x");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ(raw_.remove(part1), 0);
+  const absl::StatusOr<std::string> get = striped_->Get("m/x");
+  EXPECT_TRUE(absl::IsDataLoss(get.status())) << get.status();
+  EXPECT_THAT(std::string(get.status().message()), HasSubstr("'m/x'"));
+  EXPECT_THAT(std::string(get.status().message()), HasSubstr(part1));
+  EXPECT_THAT(std::string(get.status().message()), HasSubstr("missing"));
+  EXPECT_TRUE(Got(striped_->GetRange("m/x", 5, 10)) == data.substr(5, 10));
+  EXPECT_TRUE(
+      absl::IsDataLoss(striped_->GetRange("m/x", kPart - 1, 2).status()));
+  EXPECT_TRUE(absl::IsDataLoss((*reader)->ReadAt(kPart + 1, 2).status()));
+  ASSERT_EQ(raw_.trunc(part2, kPart - 1), 0);
+  const absl::StatusOr<std::string> tail =
+      striped_->GetRange("m/x", 3 * kPart - 1, 1);
+  EXPECT_TRUE(absl::IsDataLoss(tail.status())) << tail.status();
+  EXPECT_THAT(std::string(tail.status().message()), HasSubstr(part2));
+  EXPECT_THAT(std::string(tail.status().message()), HasSubstr("shorter"));
+}
+
+// RemoveTempFiles run while a striped writer was still writing (which its
+// caller promised not to do) took its parts: Publish fails and publishes
+// nothing, rather than a head over missing parts.
+TEST_F(RadosStripeTest, WriterWhosePartsWereRemovedPublishesNothing) {
+  auto writer = striped_->OpenWriter("idx/w");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(Pattern(3 * kPart, 15)).ok());
+  EXPECT_EQ(*striped_->RemoveTempFiles("idx", INT64_MAX), 3u);
+  EXPECT_TRUE(absl::IsDataLoss((*writer)->ReadBack(0, 10).status()));
+  const absl::Status published = (*writer)->Publish();
+  EXPECT_TRUE(absl::IsDataLoss(published)) << published;
+  EXPECT_FALSE(*striped_->Exists("idx/w"));
+  EXPECT_TRUE(RawOids().empty());
+}
+
+// A head whose stripe header cannot be read is DATA_LOSS naming the
+// object; Delete still removes it.
+TEST_F(RadosStripeTest, UnreadableStripeHeaderIsDataLoss) {
+  ASSERT_TRUE(striped_->Put("h/x", "").ok());
+  bufferlist garbage;
+  garbage.append("1 100 0 3 abc");
+  ASSERT_EQ(raw_.setxattr("h/x", "cbtd.stripe", garbage), 0);
+  for (const absl::Status& s :
+       {striped_->Get("h/x").status(), striped_->GetRange("h/x", 0, 1).status(),
+        striped_->OpenReader("h/x").status()}) {
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("'h/x'"));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("stripe header"));
+  }
+  ASSERT_TRUE(striped_->Delete("h/x").ok());
+  EXPECT_TRUE(RawOids().empty());
 }
 
 // A writer's Publish copies its temporary on the OSD, in rounds of
