@@ -141,6 +141,11 @@ absl::StatusOr<OpenedVault> OpenRadosVault(const RadosStoreOptions& options,
   }
   out.index = std::make_unique<RadosChunkIndex>(rados.ioctx(), rados.where());
   out.vault = std::make_unique<Vault>(*out.store, out.index.get());
+  // A RADOS write is durable when acknowledged: batching packs for one
+  // sync saves nothing, so each pack is indexed once written, and a
+  // receive cut short (a receiver killed) leaves every pack it wrote
+  // findable by the retry, through any receiver.
+  out.vault->set_sync_batch_bytes(out.vault->pack_target_bytes());
   return out;
 }
 
