@@ -15,6 +15,9 @@ stopped after it. Measured, each after dropping the page cache:
     (64 KiB chunks, no compression; the stream file is in /dev/shm so
     only the vault's writes cost) into `--vault rados:vault/bench`, and
     into a vault directory in --work (the local backend, same disk);
+  * a backup over gRPC: `cbtctl send --full` of the same bytes (an image
+    in /dev/shm) to `cbt-receiver serve --insecure` on loopback, as
+    another volume (the dedup handshake, then every chunk);
   * restore: `cbt-receiver restore --target /dev/null` of that version
     from each (every chunk read and checked).
 Reports MiB/s and the RADOS figures as a fraction of `rados bench` (goal:
@@ -83,6 +86,7 @@ class Run:
         self.cluster = f"{self.work}/cluster"
         self.conf = f"{self.cluster}/ceph.conf"
         self.stream = "/dev/shm/cbtd-ceph-bench.stream"
+        self.image = "/dev/shm/cbtd-ceph-bench.img"
         self.results = {"size_bytes": args.size, "chunk_bytes": 65536}
 
     def receiver(self, *argv):
@@ -94,7 +98,7 @@ class Run:
 
     def prepare(self):
         os.makedirs(self.work, exist_ok=True)
-        image = f"{self.work}/image"
+        image = self.image
         log(f"writing a {self.args.size // MIB} MiB random image")
         with open("/dev/urandom", "rb") as src, open(image, "wb") as dst:
             left = self.args.size
@@ -107,7 +111,6 @@ class Run:
                         "--host", "bench", "--volume", "d", "--version-id",
                         "v1", "--chunk-size", "65536", "--compression",
                         "none", "-o", self.stream], check=True)
-        os.remove(image)
         log("starting a bluestore cluster")
         subprocess.run([self.args.cluster_script, "start", self.cluster,
                         "bluestore"], check=True, stdout=subprocess.DEVNULL)
@@ -123,9 +126,40 @@ class Run:
             "restore", *vault_args, "--host", "bench", "--volume", "d",
             "--version", "v1", "--target", "/dev/null"))
         restore = self.args.size / MIB / secs_r
+        backup = self.args.size / MIB / self.backup(name, vault_args)
         self.results[name] = {"ingest_mib_s": ingest, "ingest_s": secs,
-                              "restore_mib_s": restore, "restore_s": secs_r}
-        log(f"{name}: ingest {ingest:.0f} MiB/s, restore {restore:.0f} MiB/s")
+                              "restore_mib_s": restore, "restore_s": secs_r,
+                              "backup_mib_s": backup}
+        log(f"{name}: ingest {ingest:.0f} MiB/s, restore {restore:.0f} "
+            f"MiB/s, backup over gRPC {backup:.0f} MiB/s")
+
+    def backup(self, name, vault_args):
+        log(f"{name}: backup over gRPC")
+        out = f"{self.work}/serve-{name}.out"
+        serve = subprocess.Popen(
+            self.receiver("serve", *vault_args, "--listen", "127.0.0.1:0",
+                          "--insecure"),
+            stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+        try:
+            port = None
+            for _ in range(600):
+                m = re.search(r"\(port (\d+)", open(out).read())
+                if m:
+                    port = m.group(1)
+                    break
+                time.sleep(0.1)
+            if port is None:
+                sys.exit("ceph-bench: serve did not start")
+            secs, _ = timed([f"{self.bin}/cbtctl", "send", self.image,
+                             "--full", "--to", f"127.0.0.1:{port}",
+                             "--insecure", "--host", "bench", "--volume",
+                             "e", "--version-id", "v1", "--chunk-size",
+                             "65536", "--compression", "none",
+                             "--no-progress"])
+            return secs
+        finally:
+            serve.terminate()
+            serve.wait()
 
     def measure(self):
         secs = self.args.seconds
@@ -144,7 +178,7 @@ class Run:
     def stop(self):
         subprocess.run([self.args.cluster_script, "stop", self.cluster],
                        capture_output=True)
-        for path in (self.stream, f"{self.work}/vault"):
+        for path in (self.stream, self.image, f"{self.work}/vault"):
             if os.path.isdir(path):
                 shutil.rmtree(path, True)
             elif os.path.exists(path):
@@ -155,6 +189,7 @@ class Run:
         w, s = r["rados_bench_write_mib_s"], r["rados_bench_seq_mib_s"]
         r["rados_ingest_of_rados_bench_write"] = r["rados"]["ingest_mib_s"] / w
         r["rados_restore_of_rados_bench_seq"] = r["rados"]["restore_mib_s"] / s
+        r["rados_backup_of_rados_bench_write"] = r["rados"]["backup_mib_s"] / w
         base = f"{HERE}/results/{stamp}-ceph"
         with open(base + ".json", "w") as f:
             json.dump(r, f, indent=2)
@@ -166,17 +201,23 @@ class Run:
             "of random bytes, 64 KiB chunks, no compression; one bluestore "
             "OSD on a sparse file, pool size 1.",
             "",
-            "| | ingest MiB/s | restore to /dev/null MiB/s |",
-            "|---|---|---|",
+            "| | ingest (receive) MiB/s | backup over gRPC MiB/s | "
+            "restore to /dev/null MiB/s |",
+            "|---|---|---|---|",
             f"| `rados bench` (16 MiB objects, 16 in flight) | {w:.0f} "
-            f"(write) | {s:.0f} (seq) |",
+            f"(write) | {w:.0f} (write) | {s:.0f} (seq) |",
             f"| vault on RADOS | {r['rados']['ingest_mib_s']:.0f} "
-            f"({r['rados_ingest_of_rados_bench_write']:.0%} of rados bench) "
+            f"({r['rados_ingest_of_rados_bench_write']:.0%}) "
+            f"| {r['rados']['backup_mib_s']:.0f} "
+            f"({r['rados_backup_of_rados_bench_write']:.0%}) "
             f"| {r['rados']['restore_mib_s']:.0f} "
-            f"({r['rados_restore_of_rados_bench_seq']:.0%} of rados bench) |",
+            f"({r['rados_restore_of_rados_bench_seq']:.0%}) |",
             f"| vault directory (same disk) | "
             f"{r['local']['ingest_mib_s']:.0f} | "
+            f"{r['local']['backup_mib_s']:.0f} | "
             f"{r['local']['restore_mib_s']:.0f} |",
+            "",
+            "Percentages: of `rados bench` on the same pool (goal: 80%).",
             "",
         ]
         with open(base + ".md", "w") as f:

@@ -95,6 +95,21 @@ class ChunkIndex {
   virtual absl::StatusOr<std::optional<ChunkLocation>> Find(
       std::string_view tenant, const ChunkHash& id) = 0;
 
+  // Find of each of `ids`, in order (nullopt where the tenant lacks it).
+  // One call for many ids: an index behind a network round trip (RADOS)
+  // answers them together; the default asks one at a time.
+  virtual absl::StatusOr<std::vector<std::optional<ChunkLocation>>> FindMany(
+      std::string_view tenant, std::span<const ChunkHash> ids) {
+    std::vector<std::optional<ChunkLocation>> out;
+    out.reserve(ids.size());
+    for (const ChunkHash& id : ids) {
+      auto one = Find(tenant, id);
+      if (!one.ok()) return one.status();
+      out.push_back(*std::move(one));
+    }
+    return out;
+  }
+
   // Records a sealed, durable pack of `tenant` and its entries, in one
   // transaction, pinned to `session` unless that is kNoSession. An id the
   // tenant already holds keeps its location (the second copy is dead

@@ -90,6 +90,34 @@ absl::StatusOr<std::optional<ChunkLocation>> RadosChunkIndex::Find(
   return loc;
 }
 
+absl::StatusOr<std::vector<std::optional<ChunkLocation>>>
+RadosChunkIndex::FindMany(std::string_view tenant,
+                          std::span<const ChunkHash> ids) {
+  ByShardKeys keys;
+  for (const ChunkHash& id : ids) keys[ci::ShardOf(id)][ci::IdKey(id)];
+  auto values = ReadShards(tenant, keys);
+  if (!values.ok()) return values.status();
+  std::vector<std::optional<ChunkLocation>> out;
+  out.reserve(ids.size());
+  for (const ChunkHash& id : ids) {
+    const Values& shard = (*values)[ci::ShardOf(id)];
+    auto it = shard.find(ci::IdKey(id));
+    if (it == shard.end()) {
+      out.emplace_back();
+      continue;
+    }
+    auto loc = ci::DecodeLocation(FromBl(it->second));
+    if (!loc.has_value()) {
+      return absl::DataLossError(absl::StrCat(
+          Where("read", ci::ShardOid(tenant, ci::ShardOf(id))),
+          ": the entry of chunk ", id.ToHex(),
+          " is damaged; run `cbt-receiver verify`"));
+    }
+    out.push_back(*std::move(loc));
+  }
+  return out;
+}
+
 absl::Status RadosChunkIndex::AddPack(std::string_view tenant,
                                       const PackInfo& pack,
                                       std::span<const PackEntry> entries,

@@ -40,7 +40,8 @@
 //    the pack clears or completes.
 //  * The session clock is one omap key, advanced by compare-and-set.
 //
-// Cost: Find and FindAndPin are one RADOS read (FindAndPin adds a pin and
+// Cost: Find and FindAndPin are one RADOS read, FindMany one round trip
+// for many ids (FindAndPin adds a pin and
 // a check the first time a session meets a pack); AddPack reads and
 // writes the shards its entries fall in, in parallel (aio). Usage reads
 // every shard of the tenant through. Only the pins a session wrote itself
@@ -81,6 +82,9 @@ class RadosChunkIndex : public ChunkIndex {
 
   absl::StatusOr<std::optional<ChunkLocation>> Find(
       std::string_view tenant, const ChunkHash& id) override;
+  // The ids' shards read in parallel: one round trip for all.
+  absl::StatusOr<std::vector<std::optional<ChunkLocation>>> FindMany(
+      std::string_view tenant, std::span<const ChunkHash> ids) override;
   absl::Status AddPack(std::string_view tenant, const PackInfo& pack,
                        std::span<const PackEntry> entries,
                        SessionId session) override;

@@ -321,38 +321,56 @@ ReceiveSession::~ReceiveSession() {
   if (FlushStaged().ok()) IndexWritten().IgnoreError();
 }
 
+// One lookup for the whole batch (FindMany). The ids the tenant lacks are
+// remembered (up to kMaxAnsweredMissing): their bytes come next, and
+// ApplyChunk stores them without asking the index again. If another
+// receiver stored one meanwhile, the second copy is dead weight GC takes.
 absl::StatusOr<std::vector<bool>> ReceiveSession::HaveChunks(
     std::span<const ChunkHash> hashes) {
-  std::vector<bool> out;
-  out.reserve(hashes.size());
-  for (const ChunkHash& h : hashes) {
-    if (transport::IsZeroEntry(h)) {
-      out.push_back(true);
+  std::vector<bool> out(hashes.size(), true);
+  std::vector<ChunkHash> ask;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (transport::IsZeroEntry(hashes[i]) || pending_.contains(hashes[i])) {
       continue;
     }
-    auto has = Holds(h);
+    ask.push_back(hashes[i]);
+    at.push_back(i);
+  }
+  if (ask.empty()) return out;
+  auto found = vault_.chunk_index()->FindMany(tenant_, ask);
+  if (!found.ok()) return found.status();
+  for (size_t j = 0; j < ask.size(); ++j) {
+    auto has = HoldsFound(ask[j], (*found)[j]);
     if (!has.ok()) return has.status();
-    out.push_back(*has);
+    out[at[j]] = *has;
+    if (!*has && answered_missing_.size() < kMaxAnsweredMissing) {
+      answered_missing_.insert(ask[j]);
+    }
   }
   return out;
+}
+
+absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
+  if (pending_.contains(hash)) return true;  // stored before the commit
+  auto found = vault_.chunk_index()->Find(tenant_, hash);
+  if (!found.ok()) return found.status();
+  return HoldsFound(hash, *found);
 }
 
 // A chunk found in a pack this session pinned stays there (GC neither
 // forgets nor repacks a pinned pack), so only the first chunk found in
 // each pack costs a write: the pin.
-absl::StatusOr<bool> ReceiveSession::Holds(const ChunkHash& hash) {
-  if (pending_.contains(hash)) return true;  // stored before the commit
-  ChunkIndex& index = *vault_.chunk_index();
-  auto found = index.Find(tenant_, hash);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) return false;
-  if (pinned_packs_.contains((*found)->pack)) return true;
+absl::StatusOr<bool> ReceiveSession::HoldsFound(
+    const ChunkHash& hash, const std::optional<ChunkLocation>& found) {
+  if (!found.has_value()) return false;
+  if (pinned_packs_.contains(found->pack)) return true;
   auto session = registration_->Id();
   if (!session.ok()) return session.status();
-  found = index.FindAndPin(*session, tenant_, hash);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) return false;  // a GC removed it meanwhile
-  pinned_packs_.insert((*found)->pack);
+  auto pinned = vault_.chunk_index()->FindAndPin(*session, tenant_, hash);
+  if (!pinned.ok()) return pinned.status();
+  if (!pinned->has_value()) return false;  // a GC removed it meanwhile
+  pinned_packs_.insert((*pinned)->pack);
   return true;
 }
 
@@ -584,7 +602,9 @@ absl::Status ReceiveSession::ApplyChunk(const stream::Chunk& c) {
   if (auto s = CheckIndex(i, 1, "chunk"); !s.ok()) return s;
 
   if (!transport::IsZeroEntry(*entry)) {
-    auto has = Holds(*entry);
+    // Asked about in the handshake and not held then: no second lookup.
+    absl::StatusOr<bool> has = false;
+    if (answered_missing_.erase(*entry) == 0) has = Holds(*entry);
     if (!has.ok()) return has.status();
     if (!*has) {
       if (staged_.size() >= kPackMaxChunks ||

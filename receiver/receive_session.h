@@ -161,6 +161,9 @@ class ReceiveSession {
   absl::Status EnsureKeyBound();
   // Whether the tenant holds `hash`, stored or staged in this session.
   absl::StatusOr<bool> Holds(const ChunkHash& hash);
+  // Holds, given where the index said the tenant holds it.
+  absl::StatusOr<bool> HoldsFound(const ChunkHash& hash,
+                                  const std::optional<ChunkLocation>& found);
 
   Vault& vault_;
   stream::Header header_;
@@ -215,6 +218,10 @@ class ReceiveSession {
   std::optional<Indexing> indexing_;
   // Every chunk staged or written and not yet indexed.
   std::unordered_set<ChunkHash, transport::ChunkHashStdHash> pending_;
+  // Chunks HaveChunks answered "not held" whose bytes have not come yet
+  // (bounded: a sender that asks and never sends cannot grow it).
+  static constexpr size_t kMaxAnsweredMissing = 1 << 16;
+  std::unordered_set<ChunkHash, transport::ChunkHashStdHash> answered_missing_;
   bool bind_key_ = false;
 };
 

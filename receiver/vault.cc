@@ -410,12 +410,14 @@ absl::StatusOr<ChunkLocation> Vault::Locate(std::string_view tenant,
                                             const ChunkHash& hash) {
   auto loc = index_->Find(tenant, hash);
   if (!loc.ok()) return loc.status();
-  if (!loc->has_value()) {
-    return absl::NotFoundError(absl::StrCat(
-        "chunk ", hash.ToHex(), " is missing from the vault (tenant '",
-        std::string(tenant), "')"));
-  }
+  if (!loc->has_value()) return Missing(tenant, hash);
   return **std::move(loc);
+}
+
+absl::Status Vault::Missing(std::string_view tenant, const ChunkHash& hash) {
+  return absl::NotFoundError(
+      absl::StrCat("chunk ", hash.ToHex(), " is missing from the vault (tenant '",
+                   std::string(tenant), "')"));
 }
 
 // A GC repack moves live chunks to a new pack and then deletes the old
@@ -454,12 +456,13 @@ absl::StatusOr<std::vector<StoredChunk>> Vault::ReadStoredChunks(
     }
     return out;
   }
+  auto found = index_->FindMany(tenant, hashes);
+  if (!found.ok()) return found.status();
   std::vector<ChunkLocation> locs;
   locs.reserve(hashes.size());
-  for (const ChunkHash& h : hashes) {
-    auto loc = Locate(tenant, h);
-    if (!loc.ok()) return loc.status();
-    locs.push_back(*std::move(loc));
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (!(*found)[i].has_value()) return Missing(tenant, hashes[i]);
+    locs.push_back(*std::move((*found)[i]));
   }
   // Runs of records that follow each other in one pack.
   for (size_t first = 0; first < locs.size();) {

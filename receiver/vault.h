@@ -254,6 +254,8 @@ class Vault {
 
  private:
   // Where the chunk index puts `hash` of `tenant`; NOT_FOUND if nowhere.
+  // NOT_FOUND: the tenant does not hold the chunk.
+  static absl::Status Missing(std::string_view tenant, const ChunkHash& hash);
   absl::StatusOr<ChunkLocation> Locate(std::string_view tenant,
                                        const ChunkHash& hash);
   absl::StatusOr<StoredChunk> ReadPackedChunk(std::string_view tenant,

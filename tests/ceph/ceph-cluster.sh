@@ -289,6 +289,11 @@ start_osd() {
     timeout 15 rados -p vault put _ready "$d/ready.in" 2>/dev/null && break
   done
   timeout 30 rados -p vault rm _ready
+  # Every placement group peered, not only the one _ready fell in: a
+  # listing visits them all.
+  for _ in $(seq 12); do
+    timeout 15 rados -p vault ls >/dev/null 2>&1 && break
+  done
 }
 
 [ $# -ge 2 ] || usage
