@@ -108,10 +108,10 @@ RadosChunkIndex::FindMany(std::string_view tenant,
     }
     auto loc = ci::DecodeLocation(FromBl(it->second));
     if (!loc.has_value()) {
-      return absl::DataLossError(absl::StrCat(
-          Where("read", ci::ShardOid(tenant, ci::ShardOf(id))),
-          ": the entry of chunk ", id.ToHex(),
-          " is damaged; run `cbt-receiver verify`"));
+      return absl::DataLossError(
+          absl::StrCat(Where("read", ci::ShardOid(tenant, ci::ShardOf(id))),
+                       ": the entry of chunk ", id.ToHex(),
+                       " is damaged; run `cbt-receiver verify`"));
     }
     out.push_back(*std::move(loc));
   }

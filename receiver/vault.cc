@@ -415,9 +415,9 @@ absl::StatusOr<ChunkLocation> Vault::Locate(std::string_view tenant,
 }
 
 absl::Status Vault::Missing(std::string_view tenant, const ChunkHash& hash) {
-  return absl::NotFoundError(
-      absl::StrCat("chunk ", hash.ToHex(), " is missing from the vault (tenant '",
-                   std::string(tenant), "')"));
+  return absl::NotFoundError(absl::StrCat(
+      "chunk ", hash.ToHex(), " is missing from the vault (tenant '",
+      std::string(tenant), "')"));
 }
 
 // A GC repack moves live chunks to a new pack and then deletes the old

@@ -176,6 +176,22 @@ TEST_P(ChunkIndexTest, FindsEveryEntryOfAnAddedPack) {
   EXPECT_EQ(Find("t", Id(4)), std::nullopt);
 }
 
+TEST_P(ChunkIndexTest, FindManyAnswersEveryIdInOrder) {
+  Add("t", "p1", {{Id(1), 0, 100}, {Id(2), 100, 50}});
+  Add("u", "q1", {{Id(3), 0, 10}});
+  const std::vector<ChunkHash> ids = {Id(2), Id(3), Id(1), Id(9), Id(2)};
+
+  auto found = index_->FindMany("t", ids);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_THAT(*found, ElementsAre(Optional(At("p1", 100, 50)),
+                                  std::nullopt,  // u's, not t's
+                                  Optional(At("p1", 0, 100)), std::nullopt,
+                                  Optional(At("p1", 100, 50))));
+  auto none = index_->FindMany("t", std::vector<ChunkHash>{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_THAT(*none, IsEmpty());
+}
+
 TEST_P(ChunkIndexTest, TenantsNeverSeeEachOthersChunksOrPacks) {
   Add("b", "pb", {{Id(2), 0, 10}});
   Add("a", "pa", {{Id(1), 0, 10}});
