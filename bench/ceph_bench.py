@@ -64,7 +64,10 @@ def timed(argv, **kw):
 
 
 def rados_bench(conf, mode, seconds):
-    env = dict(os.environ, CEPH_CONF=conf)
+    # The test cluster's config fails ops after 10 s; 16 ops of 16 MiB in
+    # flight on one OSD can wait longer than that without anything wrong.
+    env = dict(os.environ, CEPH_CONF=conf,
+               CEPH_ARGS="--rados-osd-op-timeout 120")
     extra = ["-b", str(16 * MIB), "--no-cleanup"] if mode == "write" else []
     drop_caches()
     r = subprocess.run(["rados", "-p", "vault", "bench", str(seconds), mode,

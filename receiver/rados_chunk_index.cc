@@ -160,7 +160,8 @@ absl::Status RadosChunkIndex::RecordPack(std::string_view tenant,
 
 // One round: reads the shards' current values for the keys, decides what
 // to write, writes with a compare of what it read. Shards whose compare
-// failed (another writer came between) go round again.
+// failed (a key was present, or another writer came between) go round
+// again.
 absl::Status RadosChunkIndex::AddEntries(std::string_view tenant,
                                          const std::string& pack,
                                          std::span<const PackEntry> entries,
@@ -172,7 +173,12 @@ absl::Status RadosChunkIndex::AddEntries(std::string_view tenant,
           "adding the entries of pack ", pack, " to the chunk index of RADOS ",
           "pool ", where_, " kept conflicting with other writers; retry"));
     }
-    auto current = ReadShards(tenant, pending);
+    // The first round assumes every key absent (a new pack's chunks mostly
+    // are): one write per shard, no read; a shard where one is present
+    // fails its compare and goes round again with a read. A replacement
+    // writes without a compare, so never reads.
+    absl::StatusOr<std::map<int, Values>> current = std::map<int, Values>();
+    if (attempt > 0 && !replace) current = ReadShards(tenant, pending);
     if (!current.ok()) return current.status();
     // Locations kept in other packs: pinned, then checked not doomed.
     std::set<std::string> kept;
