@@ -69,10 +69,17 @@ def rados_bench(conf, mode, seconds):
     env = dict(os.environ, CEPH_CONF=conf,
                CEPH_ARGS="--rados-osd-op-timeout 120")
     extra = ["-b", str(16 * MIB), "--no-cleanup"] if mode == "write" else []
-    drop_caches()
-    r = subprocess.run(["rados", "-p", "vault", "bench", str(seconds), mode,
-                        "-t", "16", *extra], env=env, capture_output=True,
-                       text=True, timeout=seconds * 4 + 120)
+    # A bluestore OSD just started sometimes times an op out on its first
+    # burst: tried three times.
+    for attempt in range(3):
+        drop_caches()
+        r = subprocess.run(["rados", "-p", "vault", "bench", str(seconds),
+                            mode, "-t", "16", *extra], env=env,
+                           capture_output=True, text=True,
+                           timeout=seconds * 4 + 120)
+        if r.returncode == 0:
+            break
+        log(f"rados bench {mode} failed ({r.stderr.strip()[-200:]}); again")
     if r.returncode != 0:
         sys.exit(f"ceph-bench: rados bench {mode}: {r.stderr[-2000:]}")
     m = re.search(r"Bandwidth \(MB/sec\):\s+([\d.]+)", r.stdout)
