@@ -264,40 +264,35 @@ RadosChunkIndex::ReadShards(std::string_view tenant, const ByShardKeys& keys) {
 }
 
 absl::StatusOr<std::vector<std::string>> RadosChunkIndex::ListTenants() {
-  rados::OmapPager pager(ioctx_, ci::TenantsOid(), "",
-                         Where("read", ci::TenantsOid()));
   std::vector<std::string> out;
-  std::string key;
-  bufferlist value;
-  while (true) {
-    auto more = pager.Next(key, value);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    auto packs = ListPacks(key);  // a tenant whose packs are all gone is none
-    if (!packs.ok()) return packs.status();
-    if (!packs->empty()) out.push_back(key);
-  }
+  absl::Status s = rados::ForEach(
+      ioctx_, ci::TenantsOid(), "", Where("read", ci::TenantsOid()),
+      [&](const std::string& tenant, const bufferlist&) {
+        auto packs = ListPacks(tenant);  // one whose packs all went is none
+        if (!packs.ok()) return packs.status();
+        if (!packs->empty()) out.push_back(tenant);
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
   return out;
 }
 
 absl::StatusOr<std::vector<PackInfo>> RadosChunkIndex::ListPacks(
     std::string_view tenant) {
   const std::string oid = ci::PacksOid(tenant);
-  rados::OmapPager pager(ioctx_, oid, "", Where("read", oid));
   std::vector<PackInfo> out;
-  std::string key;
-  bufferlist value;
-  while (true) {
-    auto more = pager.Next(key, value);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    auto info = ci::DecodePackInfo(key, FromBl(value));
-    if (!info.has_value()) {
-      return absl::DataLossError(absl::StrCat(
-          Where("read", oid), ": the entry of pack ", key, " is damaged"));
-    }
-    out.push_back(*std::move(info));
-  }
+  absl::Status s = rados::ForEach(
+      ioctx_, oid, "", Where("read", oid),
+      [&](const std::string& pack, const bufferlist& value) {
+        auto info = ci::DecodePackInfo(pack, FromBl(value));
+        if (!info.has_value()) {
+          return absl::DataLossError(absl::StrCat(
+              Where("read", oid), ": the entry of pack ", pack, " is damaged"));
+        }
+        out.push_back(*std::move(info));
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
   return out;
 }
 

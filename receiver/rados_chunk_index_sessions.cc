@@ -124,26 +124,24 @@ absl::StatusOr<uint64_t> RadosChunkIndex::SessionClock() {
 
 absl::StatusOr<std::vector<RadosChunkIndex::Stored>>
 RadosChunkIndex::ReadSessions() {
-  rados::OmapPager pager(ioctx_, ci::SessionsOid(), ci::kSessionPrefix,
-                         Where("read", ci::SessionsOid()));
+  const std::string where = Where("read", ci::SessionsOid());
   std::vector<Stored> out;
-  std::string key;
-  bufferlist value;
-  while (true) {
-    auto more = pager.Next(key, value);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    auto id = ci::ParseU64(std::string_view(key).substr(2));
-    auto s = id.has_value()
-                 ? ci::DecodeSession(static_cast<SessionId>(*id), FromBl(value))
-                 : std::nullopt;
-    if (!s.has_value()) {
-      return absl::DataLossError(absl::StrCat(Where("read", ci::SessionsOid()),
-                                              ": session entry '", key,
-                                              "' is damaged"));
-    }
-    out.push_back(Stored{s->info, s->ended});
-  }
+  absl::Status s = rados::ForEach(
+      ioctx_, ci::SessionsOid(), ci::kSessionPrefix, where,
+      [&](const std::string& key, const bufferlist& value) {
+        auto id = ci::ParseU64(std::string_view(key).substr(2));
+        auto stored =
+            id.has_value()
+                ? ci::DecodeSession(static_cast<SessionId>(*id), FromBl(value))
+                : std::nullopt;
+        if (!stored.has_value()) {
+          return absl::DataLossError(
+              absl::StrCat(where, ": session entry '", key, "' is damaged"));
+        }
+        out.push_back(Stored{stored->info, stored->ended});
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -175,15 +173,13 @@ absl::StatusOr<std::vector<std::string>> RadosChunkIndex::PinnedPacks(
   std::set<std::string> pinned;
   for (const SessionInfo& s : *sessions) {
     const std::string oid = ci::PinsOid(s.id);
-    rados::OmapPager pager(ioctx_, oid, "", Where("read", oid));
-    std::string pack;
-    bufferlist pack_tenant;
-    while (true) {
-      auto more = pager.Next(pack, pack_tenant);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-      if (FromBl(pack_tenant) == tenant) pinned.insert(pack);
-    }
+    absl::Status read = rados::ForEach(
+        ioctx_, oid, "", Where("read", oid),
+        [&](const std::string& pack, const bufferlist& pack_tenant) {
+          if (FromBl(pack_tenant) == tenant) pinned.insert(pack);
+          return absl::OkStatus();
+        });
+    if (!read.ok()) return read;
   }
   // Only packs the tenant still has (a forgotten pack's pins linger until
   // their session is forgotten).

@@ -94,4 +94,20 @@ absl::StatusOr<bool> OmapPager::Next(std::string& key, bufferlist& value) {
   return true;
 }
 
+absl::Status ForEach(
+    librados::IoCtx& io, const std::string& oid, const std::string& prefix,
+    const std::string& what,
+    const std::function<absl::Status(const std::string& key,
+                                     const bufferlist& value)>& fn) {
+  OmapPager pager(io, oid, prefix, what);
+  std::string key;
+  bufferlist value;
+  while (true) {
+    auto more = pager.Next(key, value);
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::OkStatus();
+    if (absl::Status s = fn(key, value); !s.ok()) return s;
+  }
+}
+
 }  // namespace cbtd::receiver::rados

@@ -6,6 +6,7 @@
 #include <rados/librados.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -71,6 +72,13 @@ class OmapPager {
   std::string after_;
   bool more_ = true;
 };
+
+// Calls fn(key, value) for each pair of `oid`'s omap whose key starts with
+// `prefix`, in key order, a page at a time; stops at fn's first error.
+absl::Status ForEach(librados::IoCtx& io, const std::string& oid,
+                     const std::string& prefix, const std::string& what,
+                     const std::function<absl::Status(
+                         const std::string& key, const bufferlist& value)>& fn);
 
 }  // namespace cbtd::receiver::rados
 
