@@ -43,6 +43,48 @@ std::map<int, std::set<std::string>> KeysByShard(
   return out;
 }
 
+using Values = std::map<std::string, bufferlist>;
+
+// The packs other than `pack` that `current`'s entries name.
+std::set<std::string> OtherPacks(const std::map<int, Values>& current,
+                                 const std::string& pack) {
+  std::set<std::string> out;
+  for (const auto& [shard, values] : current) {
+    for (const auto& [key, value] : values) {
+      auto loc = ci::DecodeLocation(FromBl(value));
+      if (loc.has_value() && loc->pack != pack) out.insert(loc->pack);
+    }
+  }
+  return out;
+}
+
+// The write of one shard: `keys` point at `pack` unless the tenant holds
+// them (`values`, as read) in a pack not doomed; each asserts the value it
+// replaces (absent: empty), unless `replace`, which writes them all.
+void ShardWrite(librados::ObjectWriteOperation& op, const std::string& pack,
+                const std::map<std::string, const PackEntry*>& keys,
+                const Values& values, const std::set<std::string>& doomed,
+                bool replace) {
+  std::map<std::string, bufferlist> set;
+  std::map<std::string, std::pair<bufferlist, int>> cmp;
+  for (const auto& [key, entry] : keys) {
+    auto it = values.find(key);
+    const bool held = it != values.end();
+    if (held && !replace) {
+      auto loc = ci::DecodeLocation(FromBl(it->second));
+      if (loc.has_value() && !doomed.contains(loc->pack)) continue;
+    }
+    set[key] = ToBl(
+        ci::EncodeLocation({pack, entry->offset_bytes, entry->length_bytes}));
+    if (!replace) {
+      cmp[key] = {held ? it->second : bufferlist(), LIBRADOS_CMPXATTR_OP_EQ};
+    }
+  }
+  op.create(/*exclusive=*/false);
+  if (!cmp.empty()) op.omap_cmp(cmp, nullptr);
+  op.omap_set(set);
+}
+
 absl::Status CheckEntries(const PackInfo& pack,
                           std::span<const PackEntry> entries) {
   if (pack.pack.empty() || pack.pack.find('/') != std::string::npos) {
@@ -181,13 +223,7 @@ absl::Status RadosChunkIndex::AddEntries(std::string_view tenant,
     if (attempt > 0 && !replace) current = ReadShards(tenant, pending);
     if (!current.ok()) return current.status();
     // Locations kept in other packs: pinned, then checked not doomed.
-    std::set<std::string> kept;
-    for (const auto& [shard, values] : *current) {
-      for (const auto& [key, value] : values) {
-        auto loc = ci::DecodeLocation(FromBl(value));
-        if (loc.has_value() && loc->pack != pack) kept.insert(loc->pack);
-      }
-    }
+    const std::set<std::string> kept = OtherPacks(*current, pack);
     std::set<std::string> doomed;
     if (!replace && !kept.empty()) {
       auto d = PinKept(session, tenant, kept);
@@ -195,28 +231,9 @@ absl::Status RadosChunkIndex::AddEntries(std::string_view tenant,
       doomed = *std::move(d);
     }
     rados::WriteBatch writes;
-    for (auto& [shard, keys] : pending) {
-      const auto& values = (*current)[shard];
-      std::map<std::string, bufferlist> set;
-      std::map<std::string, std::pair<bufferlist, int>> cmp;
-      for (const auto& [key, entry] : keys) {
-        auto it = values.find(key);
-        const bool held = it != values.end();
-        if (held && !replace) {
-          auto loc = ci::DecodeLocation(FromBl(it->second));
-          if (loc.has_value() && !doomed.contains(loc->pack)) continue;
-        }
-        set[key] = ToBl(ci::EncodeLocation(
-            {pack, entry->offset_bytes, entry->length_bytes}));
-        if (!replace) {
-          cmp[key] = {held ? it->second : bufferlist(),
-                      LIBRADOS_CMPXATTR_OP_EQ};
-        }
-      }
-      auto& op = writes.Add(ci::ShardOid(tenant, shard));
-      op.create(/*exclusive=*/false);
-      if (!cmp.empty()) op.omap_cmp(cmp, nullptr);
-      op.omap_set(set);
+    for (const auto& [shard, keys] : pending) {
+      ShardWrite(writes.Add(ci::ShardOid(tenant, shard)), pack, keys,
+                 (*current)[shard], doomed, replace);
     }
     const std::vector<int> rcs = rados::Run(ioctx_, writes);
     ByShard retry;
