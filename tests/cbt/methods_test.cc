@@ -220,18 +220,18 @@ TEST(ThinMappedTest, ReleasedWhenThinDumpFailsOrTheDeviceIsMissing) {
 }
 
 TEST(ThinMappedTest, DumpParserRejectsWhatItDoesNotKnow) {
-  for (const char* bad : {
-           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
-           "<def name=\"1\"/></device></superblock>",
-           "<superblock data_block_size=\"100\"><device dev_id=\"2\">"
-           "</device></superblock>",
-           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
-           "<range_mapping origin_begin=\"18446744073709551615\" "
-           "data_begin=\"0\" length=\"2\" time=\"0\"/></device>"
-           "</superblock>",
-           "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
-           "<single_mapping data_block=\"0\" time=\"0\"/></device>"
-           "</superblock>"}) {
+  for (const char* bad :
+       {"<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+        "<def name=\"1\"/></device></superblock>",
+        "<superblock data_block_size=\"100\"><device dev_id=\"2\">"
+        "</device></superblock>",
+        "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+        "<range_mapping origin_begin=\"18446744073709551615\" "
+        "data_begin=\"0\" length=\"2\" time=\"0\"/></device>"
+        "</superblock>",
+        "<superblock data_block_size=\"128\"><device dev_id=\"2\">"
+        "<single_mapping data_block=\"0\" time=\"0\"/></device>"
+        "</superblock>"}) {
     absl::StatusOr<ThinMapping> m = ParseThinDumpXml(bad, 2);
     EXPECT_TRUE(absl::IsInvalidArgument(m.status())) << bad << m.status();
   }

@@ -1,8 +1,8 @@
 #include "common/fs.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
