@@ -25,7 +25,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,12 @@ import threading
 import time
 
 BIN, SCRIPT = sys.argv[1], sys.argv[2]
+# The TCP relay of the network-fault test, used healthy (fault None): the
+# one name hosts send to, as a load balancer or a DNS name in front of N
+# receivers would be; its `upstream` is the receiver it leads to.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "transport"))
+from network_faults import Proxy  # noqa: E402
 CHUNK = 65536
 MIB = 1 << 20
 
@@ -87,48 +92,6 @@ class Receiver:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
-
-
-class Front:
-    """The one name hosts send to: a TCP relay to the current backend, as a
-    load balancer or DNS name in front of N receivers would be."""
-
-    def __init__(self, port):
-        self.backend = port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            client, _ = self.sock.accept()
-            try:
-                server = socket.create_connection(("127.0.0.1", self.backend))
-            except OSError:
-                client.close()
-                continue
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b),
-                                 daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def write_image(path, size, seed):
@@ -267,7 +230,7 @@ def main():
     # lands on b.
     big = f"{tmp}/h4.img"
     write_image(big, 96 * MIB, seed=4)
-    front = Front(receivers[0].port)
+    front = Proxy(receivers[0].port, random.Random(0))
     result = {}
 
     def long_send():
@@ -278,7 +241,7 @@ def main():
     time.sleep(3)
     if not t.is_alive():
         fail("the 96 MiB send ended before receiver a could be killed")
-    front.backend = receivers[1].port
+    front.upstream = receivers[1].port
     receivers[0].kill()
     t.join()
     if result["r"].returncode != 0:
