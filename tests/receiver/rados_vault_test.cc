@@ -190,22 +190,7 @@ TEST_F(RadosVaultDataTest, MigrateIntoARadosVault) {
   ASSERT_TRUE(Receive(Produce(vol, nullptr, {}, "v1")).ok());
   // A first-format copy of v1: one object per chunk, the same index.
   const std::string old_dir = dir_ + "/old";
-  {
-    auto store = LocalObjectStore::Open(old_dir, true);
-    ASSERT_TRUE(store.ok()) << store.status();
-    Vault old(**store, nullptr);
-    const VersionIndex idx = Index("v1");
-    std::vector<std::pair<ChunkHash, std::string>> records;
-    for (const ChunkHash& h : idx.entries) {
-      if (transport::IsZeroEntry(h)) continue;
-      auto raw = vault_->ReadChunk("host1", h);
-      ASSERT_TRUE(raw.ok()) << raw.status();
-      records.emplace_back(
-          h, Vault::EncodeChunk(stream::COMPRESSION_NONE, raw->size(), *raw));
-    }
-    ASSERT_TRUE(old.StoreChunks("", records).ok());
-    ASSERT_TRUE(old.PublishIndex(idx).ok());
-  }
+  WriteFormat1Copy(old_dir, {"v1"});
   const std::string to = FreshTestNamespace();
   const CommandRun run =
       Shell(std::string(CBTD_RECEIVER_BIN) + " migrate --vault " + old_dir +

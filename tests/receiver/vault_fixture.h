@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@
 #include <sstream>
 #include <string>
 
+#include "receiver/local_object_store.h"
 #include "receiver/local_vault.h"
 #include "receiver/pack.h"
 #ifdef CBTD_VAULT_ON_RADOS
@@ -69,6 +71,28 @@ class VaultFixture : public ::testing::Test {
     local_ = OpenedVault{};
     if (!kOnRados) std::filesystem::remove_all(dir_ + "/vault");
     SetUp();
+  }
+
+  // A first-format vault in `dir` holding `versions` of kVol as this
+  // vault has them: one object per chunk under chunks/, the same indexes.
+  void WriteFormat1Copy(const std::string& dir,
+                        std::initializer_list<const char*> versions) {
+    auto store = LocalObjectStore::Open(dir, true);
+    ASSERT_TRUE(store.ok()) << store.status();
+    Vault old(**store, nullptr);
+    for (const char* id : versions) {
+      const VersionIndex idx = Index(id);
+      std::vector<std::pair<ChunkHash, std::string>> records;
+      for (const ChunkHash& h : idx.entries) {
+        if (transport::IsZeroEntry(h)) continue;
+        auto raw = vault_->ReadChunk("host1", h);
+        ASSERT_TRUE(raw.ok()) << raw.status();
+        records.emplace_back(
+            h, Vault::EncodeChunk(stream::COMPRESSION_NONE, raw->size(), *raw));
+      }
+      ASSERT_TRUE(old.StoreChunks("", records).ok());
+      ASSERT_TRUE(old.PublishIndex(idx).ok());
+    }
   }
 
   // The restore of `version` of kVol (verified) equals `bytes`.

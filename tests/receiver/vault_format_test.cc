@@ -56,25 +56,13 @@ class VaultFormatTest : public VaultFixture {
         << "a version with damage in " << key << " was copied";
   }
 
-  // A first-format vault at `dir` holding the same versions: one object
-  // per chunk under chunks/, the same index objects.
+  // A first-format copy (VaultFixture::WriteFormat1Copy) of v1 and v2,
+  // with v1 protected.
   void WriteFormat1Copy(const std::string& dir) {
-    auto store = LocalObjectStore::Open(dir, true);
+    VaultFixture::WriteFormat1Copy(dir, {"v1", "v2"});
+    auto store = LocalObjectStore::Open(dir, false);
     ASSERT_TRUE(store.ok()) << store.status();
     Vault old(**store, nullptr);
-    for (const char* id : {"v1", "v2"}) {
-      const VersionIndex idx = Index(id);
-      std::vector<std::pair<ChunkHash, std::string>> records;
-      for (const ChunkHash& h : idx.entries) {
-        if (transport::IsZeroEntry(h)) continue;
-        auto raw = vault_->ReadChunk("host1", h);
-        ASSERT_TRUE(raw.ok()) << raw.status();
-        records.emplace_back(
-            h, Vault::EncodeChunk(stream::COMPRESSION_NONE, raw->size(), *raw));
-      }
-      ASSERT_TRUE(old.StoreChunks("", records).ok());
-      ASSERT_TRUE(old.PublishIndex(idx).ok());
-    }
     ASSERT_TRUE(old.SetProtected(kVol, "v1", true).ok());
   }
 
